@@ -1,0 +1,345 @@
+"""Running an agent process that speaks stream-json: the runner protocol and its one implementation.
+
+The process gets the prompt on stdin, runs in its own process group, and is watched by two
+clocks: a hard limit on wall time and an idle watchdog (no stdout for N seconds). Stopping it
+escalates (SIGTERM to the whole group, then SIGKILL after a grace period) so nothing it spawned
+outlives it. Every stdout byte goes to the transcript file as it arrives, and lines of any size
+(stream-json lines reach megabytes) are split by hand instead of with ``readline``'s limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
+
+#: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
+#: it runs inside another one and refuse or change behaviour.
+DROPPED_ENV = ("CLAUDECODE",)
+STDERR_TAIL_BYTES = 16_384
+READ_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything needed to launch one agent run."""
+
+    argv: Sequence[str]
+    cwd: Path
+    env: Mapping[str, str]
+    prompt: str
+    transcript_path: Path
+    max_time_sec: float = 3600.0
+    idle_timeout_sec: float = 600.0
+    kill_grace_sec: float = 5.0
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended. ``ok`` only when a result line said no error and the exit code was 0."""
+
+    exit_code: int | None
+    summary: TranscriptSummary
+    ok: bool
+    reason: str
+    """Empty when ok; otherwise why not (killed by a clock, crashed, an error result…)."""
+    killed: str | None = None
+    """``timeout``, ``idle`` or ``cancelled`` when shoemaker stopped the process."""
+    stderr_tail: str = ""
+    wall_s: float = 0.0
+    pid: int | None = None
+    lines: int = 0
+
+
+#: Called with each batch of lines read from stdout: (raw line, parsed event or None).
+LineSink = Callable[[list[tuple[bytes, StreamEvent | None]]], Awaitable[None] | None]
+#: Called once the process is running, with its pid (to record it before anything else).
+PidSink = Callable[[int], Awaitable[None] | None]
+
+
+class AgentRunner(Protocol):
+    """Runs one agent invocation to its end."""
+
+    async def run(
+        self, spec: RunSpec, on_lines: LineSink | None = None, on_pid: PidSink | None = None
+    ) -> RunResult: ...
+
+
+def agent_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: ``base`` plus ``extra``, without the variables in DROPPED_ENV."""
+    env = {k: v for k, v in base.items() if k not in DROPPED_ENV}
+    env.update(extra)
+    for name in DROPPED_ENV:
+        env.pop(name, None)
+    return env
+
+
+# Process groups still running, so that an interpreter exit never leaves agents behind.
+_LIVE_GROUPS: set[int] = set()
+
+
+def _reap_at_exit() -> None:
+    for pgid in list(_LIVE_GROUPS):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+atexit.register(_reap_at_exit)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def _call(sink: Callable[..., Awaitable[None] | None] | None, *args: object) -> None:
+    if sink is None:
+        return
+    maybe = sink(*args)
+    if maybe is not None:
+        await maybe
+
+
+@dataclass
+class _Watch:
+    """Mutable bookkeeping of one run, shared by its reader tasks."""
+
+    started: float
+    last_output: float
+    lines: int = 0
+    stderr: deque[bytes] = field(default_factory=lambda: deque())
+    stderr_size: int = 0
+    eof: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ProcessRunner:
+    """An :class:`AgentRunner` for any executable that behaves like ``claude -p`` stream-json."""
+
+    async def run(
+        self, spec: RunSpec, on_lines: LineSink | None = None, on_pid: PidSink | None = None
+    ) -> RunResult:
+        started = time.monotonic()
+        builder = SummaryBuilder()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                cwd=spec.cwd,
+                env=dict(spec.env),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            reason = f"cannot start agent {spec.argv[0]!r}: {exc.strerror or exc}"
+            if isinstance(exc, FileNotFoundError):
+                reason += " (is it installed? set agent.command in configuration.yaml)"
+            return RunResult(None, builder.summary(None), False, reason, wall_s=0.0)
+
+        pgid = proc.pid  # start_new_session makes the child the leader of a new group
+        _LIVE_GROUPS.add(pgid)
+        watch = _Watch(started=started, last_output=started)
+        killed: str | None = None
+        try:
+            await _call(on_pid, proc.pid)
+            spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
+            with spec.transcript_path.open("wb") as transcript:
+                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt))
+                errs = asyncio.create_task(self._drain_stderr(proc, watch))
+                orphans = asyncio.create_task(self._kill_orphans(proc, pgid, watch, spec))
+                try:
+                    killed = await self._pump_stdout(proc, spec, watch, builder, transcript, on_lines)
+                except asyncio.CancelledError:
+                    killed = "cancelled"
+                    await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
+                    raise
+                finally:
+                    if killed:
+                        await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
+                    for helper in (feeder, orphans):
+                        helper.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await helper
+                    # The main process may be gone while children it spawned linger, holding
+                    # stderr open: they die with their group.
+                    await asyncio.shield(self._reap_group(proc, pgid, spec.kill_grace_sec))
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await asyncio.wait_for(errs, spec.kill_grace_sec)
+        finally:
+            _LIVE_GROUPS.discard(pgid)
+
+        exit_code = proc.returncode
+        summary = builder.summary(exit_code)
+        wall = time.monotonic() - started
+        reason = _explain(summary, exit_code, killed, spec)
+        return RunResult(
+            exit_code=exit_code,
+            summary=summary,
+            ok=summary.ok and killed is None,
+            reason=reason,
+            killed=killed,
+            stderr_tail=b"".join(watch.stderr).decode("utf-8", "replace")[-STDERR_TAIL_BYTES:],
+            wall_s=wall,
+            pid=proc.pid,
+            lines=watch.lines,
+        )
+
+    @staticmethod
+    async def _feed_stdin(proc: asyncio.subprocess.Process, prompt: str) -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(prompt.encode("utf-8"))
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the agent exited before reading its prompt; its exit says why
+        finally:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+
+    @staticmethod
+    async def _drain_stderr(proc: asyncio.subprocess.Process, watch: _Watch) -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(READ_CHUNK):
+            watch.stderr.append(chunk)
+            watch.stderr_size += len(chunk)
+            while watch.stderr_size - len(watch.stderr[0]) >= STDERR_TAIL_BYTES:
+                watch.stderr_size -= len(watch.stderr.popleft())
+
+    @staticmethod
+    async def _pump_stdout(
+        proc: asyncio.subprocess.Process,
+        spec: RunSpec,
+        watch: _Watch,
+        builder: SummaryBuilder,
+        transcript: BinaryIO,
+        on_lines: LineSink | None,
+    ) -> str | None:
+        """Read stdout to EOF; returns ``timeout``/``idle`` if a clock ran out first."""
+        assert proc.stdout is not None
+        deadline = watch.started + spec.max_time_sec
+        pending = bytearray()
+        while True:
+            now = time.monotonic()
+            idle_left = watch.last_output + spec.idle_timeout_sec - now
+            hard_left = deadline - now
+            if hard_left <= 0:
+                return "timeout"
+            if idle_left <= 0:
+                return "idle"
+            try:
+                chunk = await asyncio.wait_for(
+                    proc.stdout.read(READ_CHUNK), timeout=min(idle_left, hard_left)
+                )
+            except TimeoutError:
+                continue  # the loop decides which clock ran out
+            if not chunk:
+                watch.eof.set()
+                break
+            watch.last_output = time.monotonic()
+            transcript.write(chunk)
+            pending += chunk
+            if b"\n" not in chunk:
+                continue  # a long line still arriving; avoid rescanning the buffer
+            *complete, rest = pending.split(b"\n")
+            pending = bytearray(rest)
+            batch = ProcessRunner._parse(complete, builder, watch)
+            if batch:
+                await _call(on_lines, batch)
+        if pending.strip():
+            batch = ProcessRunner._parse([bytes(pending)], builder, watch)
+            if batch:
+                await _call(on_lines, batch)
+        transcript.flush()
+        return None
+
+    @staticmethod
+    def _parse(
+        raw_lines: list[bytes] | list[bytearray], builder: SummaryBuilder, watch: _Watch
+    ) -> list[tuple[bytes, StreamEvent | None]]:
+        batch: list[tuple[bytes, StreamEvent | None]] = []
+        for raw in raw_lines:
+            line = bytes(raw).rstrip(b"\r")
+            if not line.strip():
+                continue
+            watch.lines += 1
+            batch.append((line, builder.feed(line)))
+        return batch
+
+    @staticmethod
+    async def _kill_orphans(
+        proc: asyncio.subprocess.Process, pgid: int, watch: _Watch, spec: RunSpec
+    ) -> None:
+        """A child the agent left behind can hold stdout open after the agent exited: kill it."""
+        await proc.wait()
+        try:
+            await asyncio.wait_for(watch.eof.wait(), spec.kill_grace_sec)
+        except TimeoutError:
+            _signal_group(pgid, signal.SIGKILL)
+
+    @staticmethod
+    async def _stop(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
+        """SIGTERM the whole group, then SIGKILL it if it has not exited within ``grace``."""
+        if proc.returncode is None:
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), grace)
+            except TimeoutError:
+                _signal_group(pgid, signal.SIGKILL)
+                await proc.wait()
+        _signal_group(pgid, signal.SIGKILL)
+
+    @staticmethod
+    async def _reap_group(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
+        """Wait for the main process, then make sure nothing of its group is left."""
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            _signal_group(pgid, signal.SIGKILL)
+            await proc.wait()
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGTERM)
+            _signal_group(pgid, signal.SIGKILL)
+
+
+def _explain(
+    summary: TranscriptSummary, exit_code: int | None, killed: str | None, spec: RunSpec
+) -> str:
+    if killed == "timeout":
+        return f"timeout: killed after the hard limit of {spec.max_time_sec:g}s (agent.max_time_sec)"
+    if killed == "idle":
+        return (
+            f"idle: no output for {spec.idle_timeout_sec:g}s, killed "
+            "(agent.idle_timeout_sec)"
+        )
+    if killed == "cancelled":
+        return "cancelled: stopped by shoemaker"
+    if summary.ok:
+        return ""
+    if exit_code is not None and exit_code < 0:
+        return f"killed by signal {signal.Signals(-exit_code).name}" + (
+            "" if summary.ended == "result" else " (no result line)"
+        )
+    text = summary.error_text
+    if exit_code not in (0, None) and summary.ended != "result":
+        return f"exit code {exit_code}, no result line (crashed or killed)"
+    if exit_code not in (0, None) and not text:
+        return f"exit code {exit_code}"
+    return text or f"exit code {exit_code}"

@@ -1,0 +1,415 @@
+"""The ``shoemaker`` command line.
+
+Imports are deferred into each command so that ``shoemaker --help`` stays fast and never loads
+Textual. Exit codes: 0 success, 1 the work failed (an agent, a merge, measure), 2 bad input
+(configuration, arguments, a refused lifecycle verb), 130/143 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shoemaker.engine.project import Project
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """Ends the command with a message and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _open_project(args: argparse.Namespace) -> Project:
+    from shoemaker.config import ConfigError
+    from shoemaker.engine.project import Project, ProjectError
+
+    try:
+        return Project.open(Path(args.directory))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    except ProjectError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run ``coro``; SIGINT/SIGTERM cancel it so agents are stopped and the store stays sane."""
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        got: list[int] = []
+
+        def stop(signum: int) -> None:
+            got.append(signum)
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop, sig)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if got:
+                print(f"shoemaker: interrupted by {signal.Signals(got[0]).name}; agents stopped",
+                      file=sys.stderr)  # fmt: skip
+                return 128 + got[0]
+            raise
+
+    return asyncio.run(main())
+
+
+def _attach_output(project: Project, events: str, show_agent: bool) -> Console:
+    """Wire the event stream to the terminal; returns the console for human messages."""
+    from shoemaker.headless import NdjsonPrinter, StoryPrinter
+
+    if events == "ndjson":
+        project.bus.add_listener(NdjsonPrinter(sys.stdout))
+        return _console(stderr=True)
+    console = _console()
+    if events == "story":
+        project.bus.add_listener(StoryPrinter(console, show_agent=show_agent))
+    return console
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from shoemaker.config import ConfigError, default_config_text, write_default_config
+
+    if args.print:
+        sys.stdout.write(default_config_text())
+        return 0
+    try:
+        path = write_default_config(Path(args.directory), force=args.force)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_transcript(args: argparse.Namespace) -> int:
+    from shoemaker.agents.streamjson import format_summary, summarize_file
+
+    path = Path(args.file)
+    try:
+        summary = summarize_file(path)
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{path}: is a directory; give a stream-json transcript file") from None
+    if args.json:
+        print(json.dumps(summary.as_json(), indent=2))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def cmd_generation_start(args: argparse.Namespace) -> int:
+    from shoemaker.engine.generation import GenerationError, start_generation
+
+    project = _open_project(args)
+    try:
+        gen = start_generation(project, args.name)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    print(f"generation {gen.name} started on branch {gen.branch} (base {gen.base_branch})")
+    return 0
+
+
+def cmd_generation_stop(args: argparse.Namespace) -> int:
+    from shoemaker.engine.generation import GenerationError, stop_generation
+
+    project = _open_project(args)
+    try:
+        report = stop_generation(project)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    gen = report.generation
+    print(f"generation {gen.name} merged into {gen.base_branch} at {report.merge_commit[:12]}; "
+          f"tags {gen.name}-finished and {gen.name}-merged")  # fmt: skip
+    for branch in report.kept_branches:
+        print(f"  kept unmerged work on branch {branch}")
+    return 0
+
+
+def cmd_generation_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from shoemaker.model import TaskState
+
+    project = _open_project(args)
+    rows = []
+    for gen in project.store.list_generations():
+        tasks = project.store.list_tasks(gen.name)
+        totals = project.store.generation_totals(gen.name)
+        done = sum(1 for t in tasks if t.state == TaskState.DONE)
+        rows.append({
+            "name": gen.name, "state": gen.state.value, "branch": gen.branch,
+            "base_branch": gen.base_branch, "cycle": gen.cycle, "tasks_done": done,
+            "tasks_total": len(tasks), "cost_usd": round(totals["cost_usd"], 6),
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no generations yet; start one with `shoemaker generation start`")
+        return 0
+    table = Table("name", "state", "base", "cycle", "tasks", "cost")
+    for r in rows:
+        table.add_row(r["name"], r["state"], r["base_branch"], str(r["cycle"]),
+                      f"{r['tasks_done']}/{r['tasks_total']}", f"${r['cost_usd']:.4f}")  # fmt: skip
+    _console().print(table)
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from shoemaker.engine.generation import GenerationError, current_generation
+    from shoemaker.headless import STATE_STYLE
+
+    project = _open_project(args)
+    try:
+        gen = current_generation(project)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    tasks = project.store.list_tasks(gen.name)
+    if args.json:
+        print(json.dumps([
+            {"id": t.id, "title": t.title, "state": t.state.value, "depends_on": t.depends_on,
+             "attempts": t.attempts, "reason": t.reason}
+            for t in tasks
+        ], indent=2))  # fmt: skip
+        return 0
+    table = Table("id", "state", "title", "after", "attempts", "reason", title=f"generation {gen.name}")
+    for t in tasks:
+        style = STATE_STYLE.get(t.state.value, "")
+        table.add_row(str(t.id), f"[{style}]{t.state.value}[/]", t.title,
+                      " ".join(f"#{d}" for d in t.depends_on), str(t.attempts), t.reason)  # fmt: skip
+    _console().print(table)
+    return 0
+
+
+async def _engine_call(
+    project: Project, action: Callable[[Any], Coroutine[Any, Any, Any]], parallel: int | None
+) -> Any:
+    from shoemaker.engine.engine import Engine
+
+    return await action(Engine(project, max_parallel=parallel))
+
+
+def _engine_errors() -> tuple[type[Exception], ...]:
+    from shoemaker.engine.generation import GenerationError
+    from shoemaker.engine.measure import MeasureError
+    from shoemaker.engine.stitch import EngineError
+    from shoemaker.resources import ResourceError
+
+    return (GenerationError, MeasureError, EngineError, ResourceError)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
+
+    async def go() -> int:
+        try:
+            report = await _engine_call(project, lambda e: e.run(args.cycles), args.parallel)
+        except _engine_errors() as exc:
+            console.print(f"[bold red]run stopped:[/] {exc}")
+            return EXIT_FAILED
+        console.print(
+            f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
+            f"{report.failed} failed ({report.stopped_because})"
+        )
+        return EXIT_FAILED if report.failed else 0
+
+    return _run_async(go())
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
+
+    async def go() -> int:
+        try:
+            tasks = await _engine_call(project, lambda e: e.measure_once(), None)
+        except _engine_errors() as exc:
+            console.print(f"[bold red]measure failed:[/] {exc}")
+            return EXIT_FAILED
+        console.print(f"measure added {len(tasks)} task(s)")
+        return 0
+
+    return _run_async(go())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from shoemaker.demo import DemoError, prepare_demo
+
+    if args.prepare:
+        try:
+            path = prepare_demo(Path(args.prepare))
+        except DemoError as exc:
+            raise CliError(str(exc)) from None
+        print(f"demo repository ready in {path}")
+        print(f"next: shoemaker -C {path} generation start && shoemaker -C {path} run")
+        return 0
+    import tempfile
+
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="shoemaker-demo-"))
+    try:
+        path = prepare_demo(directory)
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
+    args.directory = str(path)
+    return _run_async(_headless_demo(args, path))
+
+
+async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
+    import time
+
+    from shoemaker.engine.engine import Engine
+    from shoemaker.engine.generation import start_generation, stop_generation
+    from shoemaker.headless import summary_table
+    from shoemaker.model import TaskState
+
+    project = _open_project(args)
+    console = _attach_output(project, "story", show_agent=True)
+    console.rule(f"shoemaker demo in {path}")
+    started = time.monotonic()
+    gen = await asyncio.to_thread(start_generation, project, "demo")
+    try:
+        report = await Engine(project, max_parallel=args.parallel).run()
+    except _engine_errors() as exc:
+        console.print(f"[bold red]demo run stopped:[/] {exc}")
+        return EXIT_FAILED
+    stop = await asyncio.to_thread(stop_generation, project, None)
+    tasks = project.store.list_tasks(gen.name)
+    totals = project.store.generation_totals(gen.name)
+    done = sum(1 for t in tasks if t.state == TaskState.DONE)
+    failed = sum(1 for t in tasks if t.state in (TaskState.FAILED, TaskState.CONFLICT))
+    console.print(summary_table("demo summary", [
+        ("tasks done", f"{done}/{len(tasks)}"),
+        ("tasks failed", str(failed)),
+        ("cycles", str(report.cycles)),
+        ("tokens in / out", f"{int(totals['input_tokens']):,} / {int(totals['output_tokens']):,}"),
+        ("cache read / created", f"{int(totals['cache_read_input_tokens']):,} / "
+                                 f"{int(totals['cache_creation_input_tokens']):,}"),
+        ("cost", f"${totals['cost_usd']:.4f}"),
+        ("LOC added / removed", f"+{int(totals['insertions'])} / −{int(totals['deletions'])}"),
+        ("wall time", f"{time.monotonic() - started:.1f}s"),
+        ("merged into", f"{stop.generation.base_branch} at {stop.merge_commit[:12]}"),
+        ("repository", str(path)),
+    ]))  # fmt: skip
+    return 0 if failed == 0 else EXIT_FAILED
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from shoemaker import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="shoemaker",
+        description="Turn a spec-driven repository into a software factory run by coding agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"shoemaker {__version__}")
+    parser.add_argument("-C", dest="directory", default=".", metavar="DIR",
+                        help="run as if started in DIR (like git -C)")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="write a commented default configuration.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--print", action="store_true", help="print the default instead of writing it")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("transcript", help="summarise a stream-json transcript file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=cmd_transcript)
+
+    gen = sub.add_parser("generation", help="start, stop or list generations")
+    gsub = gen.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = gsub.add_parser("start", help="tag the base, create the generation branch, check it out")
+    p.add_argument("name", nargs="?", help="generation name (default: a timestamp)")
+    p.set_defaults(func=cmd_generation_start)
+    p = gsub.add_parser("stop", help="tag, merge the generation into its base branch, tag again")
+    p.set_defaults(func=cmd_generation_stop)
+    p = gsub.add_parser("list", help="all generations with their state and progress")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_generation_list)
+
+    events_help = "story: a readable log (default); ndjson: one event per line on stdout; none"
+    p = sub.add_parser("run", help="run measure+stitch cycles on the current generation")
+    p.add_argument("--cycles", type=int, help="at most N cycles (default: configuration cycles)")
+    p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
+    p.add_argument("--events", choices=["story", "ndjson", "none"], default="story", help=events_help)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("measure", help="propose tasks once, without stitching")
+    p.add_argument("--events", choices=["story", "ndjson", "none"], default="story", help=events_help)
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("tasks", help="the tasks of the current generation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("demo", help="build a sample repository and run a whole generation on it")
+    p.add_argument("--headless", action="store_true", help="print the story instead of a dashboard")
+    p.add_argument("--dir", help="create the demo repository here (default: a new temp dir)")
+    p.add_argument("--prepare", metavar="DIR", help="only create and configure the repository")
+    p.add_argument("--parallel", type=int, help="agents at once")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    for name in ("cycles", "parallel"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be at least 1")
+    if not Path(args.directory).is_dir():
+        print(f"shoemaker: -C {args.directory}: no such directory", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        print(f"shoemaker: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `shoemaker run --events ndjson | head` closes the pipe; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code

@@ -1,0 +1,296 @@
+"""Configuration: ``configuration.yaml`` at the repository root, as typed pydantic models.
+
+Precedence (one rule, documented here and in the README): built-in defaults, then the file, then
+command-line flags for the few settings that have one (``--parallel``, ``--cycles``). Every field
+has a docstring; ``shoemaker init`` writes the file with those docstrings as comments, so the
+file explains itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_FILE = "configuration.yaml"
+
+DEFAULT_AGENT_ARGS = [
+    "--dangerously-skip-permissions",
+    "-p",
+    "--verbose",
+    "--output-format",
+    "stream-json",
+]
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used. The message names the file, field and fix."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are almost always typos; refusing them names the field to fix.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+class AgentConfig(_Strict):
+    """How the coding agent is launched."""
+
+    command: str = "claude"
+    """The agent executable: `claude`, `shoemaker-rehearsal`, or a path to either."""
+    args: list[str] = Field(default_factory=lambda: list(DEFAULT_AGENT_ARGS))
+    """Arguments passed before the model flag; the prompt goes on stdin."""
+    model: str = ""
+    """Model passed as `--model` (empty: the agent's own default)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the agent process (names are stored, values never)."""
+    max_time_sec: float = Field(default=3600, gt=0)
+    """Hard limit on one agent run's wall time; the process group is killed after it."""
+    idle_timeout_sec: float = Field(default=600, gt=0)
+    """Kill the run when the agent prints nothing on stdout for this many seconds."""
+    kill_grace_sec: float = Field(default=5, gt=0)
+    """Seconds between SIGTERM and SIGKILL when a run is stopped."""
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name the agent executable, e.g. claude")
+        return value
+
+
+class GateConfig(_Strict):
+    """A check shoemaker runs itself after the agent finishes; a failing gate means no merge."""
+
+    name: str
+    """Short name shown on screen and stored with the result."""
+    command: list[str] | str
+    """An argv list, or one shell line written here by you (never text from an agent)."""
+    expected_exit: int = 0
+    """The exit code that means the gate passed."""
+    timeout_sec: float = Field(default=600, gt=0)
+    """The gate fails when it runs longer than this."""
+    cwd: str = "."
+    """Working directory, relative to the worktree."""
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value: list[str] | str) -> list[str] | str:
+        if (isinstance(value, str) and not value.strip()) or (
+            isinstance(value, list) and (not value or not value[0].strip())
+        ):
+            raise ValueError("a gate must name something to run, e.g. [python, -m, pytest, -q]")
+        return value
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd_relative(cls, value: str) -> str:
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError("must be a directory inside the worktree, e.g. . or tests")
+        return value
+
+
+class Config(_Strict):
+    """Everything in ``configuration.yaml``."""
+
+    # -- sources and docs ---------------------------------------------------------------------
+    source_dirs: list[str] = Field(default_factory=lambda: ["src"])
+    """Directories holding the project's source code (used for LOC and source reset)."""
+    source_globs: list[str] = Field(
+        default_factory=lambda: [
+            "**/*.py", "**/*.go", "**/*.rs", "**/*.js", "**/*.ts", "**/*.tsx", "**/*.java",
+            "**/*.c", "**/*.h", "**/*.cpp", "**/*.rb", "**/*.sh",
+        ]
+    )  # fmt: skip
+    """Files that count as code in LOC statistics."""
+    test_globs: list[str] = Field(
+        default_factory=lambda: [
+            "tests/**", "test/**", "**/test_*.py", "**/*_test.py", "**/*_test.go",
+            "**/*.test.ts", "**/*.spec.ts",
+        ]
+    )  # fmt: skip
+    """Code files matching these count as test code; the rest as production code."""
+    doc_globs: list[str] = Field(
+        default_factory=lambda: ["README.md", "VISION.md", "ARCHITECTURE.md", "docs/**/*.md"]
+    )
+    """Documents that measure reads and includes in its prompt."""
+    spec_globs: dict[str, str] = Field(default_factory=dict)
+    """Label → glob of specification documents whose words are counted in statistics."""
+    max_doc_bytes: int = Field(default=200_000, gt=0)
+    """Upper bound on the documents included in one measure prompt (later files are listed only)."""
+    version_file: str = ""
+    """Path to the project's version file, shown in history records (optional)."""
+    seed_files: dict[str, str] = Field(default_factory=dict)
+    """Destination → template path: files rendered into the tree when sources are reset."""
+    reset_sources: bool = False
+    """Delete the source directories at generation start, so the generation rebuilds them."""
+    reset_keep: list[str] = Field(default_factory=list)
+    """Paths kept when the source directories are reset."""
+    cleanup_dirs: list[str] = Field(default_factory=list)
+    """Directories removed after a generation is stopped or reset."""
+
+    # -- generations --------------------------------------------------------------------------
+    generation_prefix: str = "generation-"
+    """Prefix of generation branch names."""
+    generation_branch: str = ""
+    """Work on this generation branch (empty: the one generation that is active)."""
+    cycles: int = Field(default=1, ge=1)
+    """Number of measure+stitch cycles one `shoemaker run` performs at most."""
+    max_issues: int = Field(default=10, ge=1)
+    """Most tasks one measure call may add."""
+    estimated_lines_min: int = Field(default=250, ge=0)
+    """Smallest task size, in lines of code, that the measure prompt asks for."""
+    estimated_lines_max: int = Field(default=350, ge=0)
+    """Largest task size, in lines of code, that the measure prompt asks for."""
+    user_prompt: str = ""
+    """Extra guidance added to the measure prompt."""
+    max_parallel: int = Field(default=1, ge=1)
+    """Most agents running at once."""
+    max_attempts: int = Field(default=2, ge=1)
+    """Agent runs per task before it is failed."""
+
+    # -- prompts ------------------------------------------------------------------------------
+    measure_prompt: str = ""
+    """Path to a custom measure prompt template (empty: the built-in one)."""
+    stitch_prompt: str = ""
+    """Path to a custom stitch prompt template (empty: the built-in one)."""
+
+    # -- agent and gates ----------------------------------------------------------------------
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    """How the coding agent is launched."""
+    gates: list[GateConfig] = Field(default_factory=list)
+    """Checks run in each task's worktree after the agent; any failure stops the merge."""
+    silence_agent: bool = True
+    """Headless runs print the condensed agent output only when this is false."""
+
+    # -- places -------------------------------------------------------------------------------
+    state_dir: str = ".shoemaker"
+    """shoemaker's own directory in the repository (store, history); kept out of git."""
+    worktree_dir: str = ""
+    """Where task worktrees go (empty: a directory in the user cache, outside the repo)."""
+    secrets_dir: str = ".secrets"
+    """Directory holding credential files."""
+    default_token_file: str = "claude.json"
+    """Credential file used when token_file is empty."""
+    token_file: str = ""
+    """Credential file name to use instead of default_token_file."""
+    podman_image: str = ""
+    """Container image with the agent CLI, for running agents under podman."""
+    podman_args: list[str] = Field(default_factory=list)
+    """Extra arguments for `podman run`."""
+
+    @field_validator("generation_prefix")
+    @classmethod
+    def _prefix_is_ref_safe(cls, value: str) -> str:
+        bad = set(" ~^:?*[\\") & set(value)
+        if bad or ".." in value:
+            raise ValueError("must be usable in a git branch name, e.g. generation-")
+        return value
+
+    @field_validator("estimated_lines_max")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: Any) -> int:
+        low = info.data.get("estimated_lines_min", 0)
+        if value < low:
+            raise ValueError(f"must be at least estimated_lines_min ({low})")
+        return value
+
+
+def load_config(repo: Path) -> Config:
+    """Read ``configuration.yaml`` from ``repo`` (defaults when the file does not exist)."""
+    path = repo / CONFIG_FILE
+    if not path.exists():
+        return Config()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); "
+            "fix the syntax or regenerate it with `shoemaker init --force`"
+        ) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, exc)) from None
+
+
+def _explain(path: Path, exc: ValidationError) -> str:
+    """One message naming the file, each bad field and what to do about it."""
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            fix = "unknown setting; check the spelling against `shoemaker init --print`"
+        elif err["type"] == "missing":
+            fix = "required; add it"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            fix = f"{msg} (got {err.get('input')!r})"
+        lines.append(f"  {field}: {fix}")
+    return "\n".join(lines)
+
+
+def default_config_text() -> str:
+    """The commented default ``configuration.yaml`` that ``shoemaker init`` writes."""
+    out = [
+        "# shoemaker configuration. Every setting is shown with its default;",
+        "# delete what you do not change. Precedence: defaults < this file < command-line flags.",
+        "",
+    ]
+    _emit_model(Config(), out, indent="")
+    return "\n".join(out) + "\n"
+
+
+def _emit_model(model: BaseModel, out: list[str], indent: str) -> None:
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if info.description:
+            out.append(f"{indent}# {info.description}")
+        if isinstance(value, BaseModel):
+            out.append(f"{indent}{name}:")
+            _emit_model(value, out, indent + "  ")
+        else:
+            dumped = yaml.safe_dump(
+                {name: value}, default_flow_style=True, sort_keys=False, width=200
+            ).strip()
+            # safe_dump wraps the single mapping in braces in flow style; drop them.
+            out.append(f"{indent}{dumped[1:-1] if dumped.startswith('{') else dumped}")
+        if not indent:
+            out.append("")
+
+
+GATES_EXAMPLE = """\
+# Example gates (argv lists are safest; a string is run by /bin/sh):
+# gates:
+#   - name: tests
+#     command: [python, -m, pytest, -q]
+#     timeout_sec: 600
+"""
+
+
+def write_default_config(repo: Path, force: bool = False) -> Path:
+    """Write the commented default file; refuses to overwrite unless ``force``."""
+    path = repo / CONFIG_FILE
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; use --force to overwrite it")
+    text = default_config_text() + GATES_EXAMPLE
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def save_config(repo: Path, data: dict[str, Any]) -> Path:
+    """Validate ``data`` and write it as the repository's configuration (used by the demo)."""
+    Config.model_validate(data)
+    path = repo / CONFIG_FILE
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,193 @@
+"""One agent invocation, end to end: record it, run it, publish its lines, store its outcome.
+
+measure and stitch both go through :func:`call_agent`, so every run has the same evidence: the
+prompt, argv, environment *names*, the raw transcript (compressed) and the summary of its last
+result line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.agents.claude import agent_argv
+from shoemaker.agents.runner import RunResult, RunSpec, agent_environment
+from shoemaker.agents.streamjson import StreamEvent, condense
+from shoemaker.engine.project import Project
+from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
+from shoemaker.model import Phase
+
+_INVALID_EXCERPT = 160
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCall:
+    """What to run: the phase, for which task, where, and with which prompt."""
+
+    phase: Phase
+    generation: str
+    task_id: int | None
+    attempt: int
+    prompt: str
+    cwd: Path
+
+
+async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]:
+    """Run the configured agent once; returns the run id and how it ended."""
+    cfg = project.config.agent
+    argv = agent_argv(cfg)
+    env = agent_environment(os.environ, cfg.env)
+    run_id = await asyncio.to_thread(
+        project.store.start_run,
+        generation=call.generation,
+        task_id=call.task_id,
+        phase=call.phase,
+        attempt=call.attempt,
+        prompt=call.prompt,
+        argv=argv,
+        env_names=env.keys(),
+        cwd=str(call.cwd),
+    )
+    transcript = project.runs_dir / f"{run_id}.jsonl"
+    spec = RunSpec(
+        argv=argv,
+        cwd=call.cwd,
+        env=env,
+        prompt=call.prompt,
+        transcript_path=transcript,
+        max_time_sec=cfg.max_time_sec,
+        idle_timeout_sec=cfg.idle_timeout_sec,
+        kill_grace_sec=cfg.kill_grace_sec,
+    )
+    bus = project.bus
+    bus.emit(
+        AgentStarted(
+            generation=call.generation,
+            run_id=run_id,
+            task_id=call.task_id,
+            phase=call.phase,
+            attempt=call.attempt,
+            argv=argv,
+            cwd=str(call.cwd),
+        )
+    )
+
+    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+        out = []
+        for raw, event in batch:
+            if event is None:
+                text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
+                out.append(_output(call, run_id, "invalid", f"[not JSON: {text}]"))
+                continue
+            condensed = condense(event)
+            if condensed is not None:
+                out.append(_output(call, run_id, event.label, condensed))
+        bus.emit_all(out)
+
+    def on_pid(pid: int) -> None:
+        project.store.set_run_pid(run_id, pid)
+
+    try:
+        result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+    except asyncio.CancelledError:
+        await asyncio.shield(_record_cancelled(project, call, run_id, transcript))
+        raise
+    await asyncio.to_thread(_store_result, project, run_id, result, transcript)
+    bus.emit(_finished(call, run_id, result))
+    return run_id, result
+
+
+def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:
+    return AgentOutput(
+        generation=call.generation, run_id=run_id, task_id=call.task_id, line_type=label, text=text
+    )
+
+
+def _read_transcript(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _store_result(project: Project, run_id: int, result: RunResult, transcript: Path) -> None:
+    s = result.summary
+    project.store.finish_run(
+        run_id,
+        transcript=_read_transcript(transcript),
+        exit_code=result.exit_code,
+        ended=s.ended,
+        subtype=s.subtype,
+        is_error=s.is_error,
+        ok=result.ok,
+        reason=result.reason,
+        input_tokens=s.input_tokens or 0,
+        output_tokens=s.output_tokens or 0,
+        cache_creation_input_tokens=s.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=s.cache_read_input_tokens or 0,
+        cost_usd=s.cost_usd or 0.0,
+        num_turns=s.num_turns,
+        session_id=s.session_id,
+        duration_ms=s.duration_ms,
+        duration_api_ms=s.duration_api_ms,
+        wall_s=result.wall_s,
+        model_usage=s.model_usage,
+        result_text=s.result_text,
+        stderr_tail=result.stderr_tail,
+        transcript_lines=result.lines,
+    )
+    # The compressed copy in the store is now the evidence; the plain file was only a buffer.
+    with contextlib.suppress(FileNotFoundError):
+        transcript.unlink()
+
+
+async def _record_cancelled(project: Project, call: AgentCall, run_id: int, path: Path) -> None:
+    def store() -> None:
+        project.store.finish_run(
+            run_id,
+            transcript=_read_transcript(path),
+            ended="no_result",
+            ok=False,
+            reason="cancelled: stopped by shoemaker",
+        )
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    await asyncio.to_thread(store)
+    project.bus.emit(
+        AgentFinished(
+            generation=call.generation,
+            run_id=run_id,
+            task_id=call.task_id,
+            phase=call.phase,
+            ok=False,
+            exit_code=None,
+            ended="no_result",
+            reason="cancelled: stopped by shoemaker",
+        )
+    )
+
+
+def _finished(call: AgentCall, run_id: int, result: RunResult) -> AgentFinished:
+    s = result.summary
+    return AgentFinished(
+        generation=call.generation,
+        run_id=run_id,
+        task_id=call.task_id,
+        phase=call.phase,
+        ok=result.ok,
+        exit_code=result.exit_code,
+        ended=s.ended,
+        subtype=s.subtype,
+        is_error=s.is_error,
+        reason=result.reason,
+        input_tokens=s.input_tokens or 0,
+        output_tokens=s.output_tokens or 0,
+        cache_creation_input_tokens=s.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=s.cache_read_input_tokens or 0,
+        cost_usd=s.cost_usd or 0.0,
+        wall_s=result.wall_s,
+    )

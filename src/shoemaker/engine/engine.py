@@ -1,0 +1,158 @@
+"""The engine: measure+stitch cycles for one generation, with a pool of async workers.
+
+A cycle measures once, then stitches until no task is ready and none is running; tasks that
+become ready when their dependencies merge run in the same cycle. ``run`` stops after the
+requested number of cycles or after a cycle that merged nothing. Pausing lets running tasks
+finish and starts no new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from shoemaker.engine.generation import current_generation
+from shoemaker.engine.measure import measure
+from shoemaker.engine.project import Project
+from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
+from shoemaker.events import CycleFinished, CycleStarted, Log
+from shoemaker.model import Generation, GenerationState, Task, TaskState
+
+
+@dataclass
+class RunReport:
+    """What one ``run`` did."""
+
+    generation: str
+    cycles: int = 0
+    merged: int = 0
+    failed: int = 0
+    stopped_because: str = ""
+    outcomes: list[StitchOutcome] = field(default_factory=list)
+
+
+def ready_order(tasks: list[Task]) -> list[Task]:
+    """Ready tasks in launch order: higher priority first, then oldest first."""
+    return sorted(tasks, key=lambda t: (-t.priority, t.id))
+
+
+class Engine:
+    """Drives one project's generation. The dashboard and the CLI both use this class."""
+
+    def __init__(self, project: Project, max_parallel: int | None = None) -> None:
+        self.project = project
+        self.max_parallel = max_parallel or project.config.max_parallel
+        self._pause = asyncio.Event()
+
+    def pause(self) -> None:
+        """Running tasks finish; no new task starts; ``run`` returns when they are done."""
+        self._pause.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set()
+
+    def _set_state(self, gen: Generation, state: GenerationState, reason: str) -> None:
+        event = self.project.store.set_generation_state(gen.name, state, reason)
+        self.project.bus.announce(event)
+
+    async def run(self, cycles: int | None = None) -> RunReport:
+        """Run up to ``cycles`` measure+stitch cycles (default: configuration.cycles)."""
+        project = self.project
+        gen = await asyncio.to_thread(current_generation, project)
+        limit = cycles or project.config.cycles
+        report = RunReport(gen.name)
+        self._pause.clear()
+        self._set_state(gen, GenerationState.RUNNING, f"run: up to {limit} cycles")
+        final, why = GenerationState.ACTIVE, ""
+        try:
+            for _ in range(limit):
+                if self.paused:
+                    final, why = GenerationState.PAUSED, "paused"
+                    break
+                merged, failed = await self._cycle(gen, report)
+                report.merged += merged
+                report.failed += failed
+                if self.paused:
+                    final, why = GenerationState.PAUSED, "paused"
+                    break
+                if merged == 0:
+                    why = f"cycle {report.cycles} merged nothing"
+                    break
+            else:
+                why = f"{limit} cycle(s) done"
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED,
+                                                   "interrupted"))  # fmt: skip
+            raise
+        except BaseException as exc:
+            self._set_state(gen, GenerationState.ACTIVE, f"run stopped: {exc}")
+            raise
+        report.stopped_because = why
+        self._set_state(gen, final, why)
+        return report
+
+    async def measure_once(self) -> list[Task]:
+        """One measure call on the current generation, outside of a run."""
+        gen = await asyncio.to_thread(current_generation, self.project)
+        cycle = await asyncio.to_thread(self.project.store.next_cycle, gen.name)
+        return await measure(self.project, gen, cycle)
+
+    async def _cycle(self, gen: Generation, report: RunReport) -> tuple[int, int]:
+        project = self.project
+        cycle = await asyncio.to_thread(project.store.next_cycle, gen.name)
+        report.cycles += 1
+        project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
+        before = await asyncio.to_thread(project.store.generation_totals, gen.name)
+        await measure(project, gen, cycle)
+        outcomes = await self.stitch_ready(gen)
+        report.outcomes.extend(outcomes)
+        merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
+        failed = sum(1 for o in outcomes if o.state in (TaskState.FAILED, TaskState.CONFLICT))
+        after = await asyncio.to_thread(project.store.generation_totals, gen.name)
+        loc = int(after["insertions"] - before["insertions"] + after["deletions"]
+                  - before["deletions"])  # fmt: skip
+        project.bus.emit(
+            CycleFinished(generation=gen.name, cycle=cycle, merged=merged, failed=failed,
+                          loc_delta=loc)
+        )  # fmt: skip
+        return merged, failed
+
+    async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
+        """Stitch ready tasks with up to ``max_parallel`` workers until none is left."""
+        stitcher = Stitcher(self.project, gen)
+        running: dict[asyncio.Task[StitchOutcome], int] = {}
+        outcomes: list[StitchOutcome] = []
+        try:
+            while True:
+                if not self.paused:
+                    busy = set(running.values())
+                    ready = await asyncio.to_thread(
+                        self.project.store.list_tasks, gen.name, [TaskState.READY]
+                    )
+                    for task in ready_order([t for t in ready if t.id not in busy]):
+                        if len(running) >= self.max_parallel:
+                            break
+                        worker = asyncio.create_task(
+                            stitcher.stitch(task), name=f"stitch-{task.id}"
+                        )
+                        running[worker] = task.id
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for worker in done:
+                    running.pop(worker)
+                    outcomes.append(worker.result())  # an EngineError propagates from here
+        except BaseException:
+            for worker in running:
+                worker.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        if not outcomes:
+            self.project.bus.emit(
+                Log(generation=gen.name, message="no task was ready to stitch")
+            )
+        return outcomes
+
+
+__all__ = ["Engine", "EngineError", "RunReport"]

@@ -1,0 +1,99 @@
+"""Gates: the checks shoemaker runs itself, because an agent's word that "tests pass" is not proof.
+
+A gate is an argv list, or a shell line that a person wrote in ``configuration.yaml`` (never text
+from an agent). It runs in its own process group with a timeout; its output tail is kept so that
+a retry can show the agent what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.agents.runner import DROPPED_ENV
+from shoemaker.config import GateConfig
+
+OUTPUT_TAIL = 8_000
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome:
+    """What one gate run showed."""
+
+    name: str
+    passed: bool
+    exit_code: int | None
+    duration_s: float
+    output_tail: str
+    reason: str
+    """Empty when passed; else why not (exit code, timeout, nothing runnable)."""
+
+
+def gate_argv(gate: GateConfig) -> list[str]:
+    if isinstance(gate.command, str):
+        # A line the user wrote in the configuration file, so a shell is what they asked for.
+        return ["/bin/sh", "-c", gate.command]
+    return list(gate.command)
+
+
+def describe_command(gate: GateConfig) -> str:
+    return gate.command if isinstance(gate.command, str) else " ".join(gate.command)
+
+
+async def run_gate(gate: GateConfig, worktree: Path) -> GateOutcome:
+    """Run one gate in ``worktree`` and judge it by its exit code."""
+    started = time.monotonic()
+    cwd = worktree / gate.cwd
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    # Bytecode caches would otherwise appear as untracked files in the worktree.
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *gate_argv(gate),
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return GateOutcome(
+            gate.name, False, None, time.monotonic() - started, "",
+            f"gate {gate.name!r} cannot run {gate_argv(gate)[0]!r}: {exc.strerror or exc}; "
+            "fix its command in configuration.yaml",
+        )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), gate.timeout_sec)
+        timed_out = False
+    except TimeoutError:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.shield(proc.wait())
+        raise
+    finally:
+        # Whatever the gate started in the background goes with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    duration = time.monotonic() - started
+    tail = out.decode("utf-8", "replace")[-OUTPUT_TAIL:]
+    if timed_out:
+        return GateOutcome(
+            gate.name, False, None, duration, tail, f"gate {gate.name!r} timed out after "
+            f"{gate.timeout_sec:g}s",
+        )  # fmt: skip
+    passed = proc.returncode == gate.expected_exit
+    reason = "" if passed else (
+        f"gate {gate.name!r} exited {proc.returncode} (expected {gate.expected_exit})"
+    )  # fmt: skip
+    return GateOutcome(gate.name, passed, proc.returncode, duration, tail, reason)

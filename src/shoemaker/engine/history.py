@@ -1,0 +1,93 @@
+"""History files: one YAML record per measure and per finished task, under ``.shoemaker/history/``.
+
+They repeat what the store knows in a form a person can read, grep or keep after the store is
+gone: what ran, what it cost, what it changed. Each file is written whole (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from shoemaker.engine.project import Project
+    from shoemaker.model import Generation, Task
+
+
+def _write(path: Path, record: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _run_record(project: Project, run_id: int) -> dict[str, Any]:
+    run = project.store.get_run(run_id)
+    return {
+        "run": run.id,
+        "attempt": run.attempt,
+        "ok": run.ok,
+        "exit_code": run.exit_code,
+        "subtype": run.subtype,
+        "reason": run.reason,
+        "session_id": run.session_id,
+        "tokens": {
+            "input": run.input_tokens,
+            "output": run.output_tokens,
+            "cache_creation": run.cache_creation_input_tokens,
+            "cache_read": run.cache_read_input_tokens,
+        },
+        "cost_usd": run.cost_usd,
+        "num_turns": run.num_turns,
+        "wall_s": round(run.wall_s or 0.0, 3),
+    }
+
+
+def write_measure_history(
+    project: Project, generation: Generation, cycle: int, run_id: int, tasks: list[Task]
+) -> Path:
+    record = {
+        "kind": "measure",
+        "generation": generation.name,
+        "cycle": cycle,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_run_record(project, run_id),
+        "proposed": [{"id": t.id, "title": t.title, "depends_on": t.depends_on} for t in tasks],
+    }
+    return _write(
+        project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml", record
+    )
+
+
+def write_task_history(project: Project, task: Task) -> Path:
+    metrics = project.store.metrics(task.id)
+    record = {
+        "kind": "task",
+        "generation": task.generation,
+        "task": task.id,
+        "title": task.title,
+        "state": task.state.value,
+        "reason": task.reason,
+        "attempts": task.attempts,
+        "depends_on": task.depends_on,
+        "merged_commit": task.merged_commit,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "runs": [_run_record(project, r.id) for r in project.store.runs(task_id=task.id)],
+        "gates": [
+            {
+                "name": g["name"],
+                "where": g["location"],
+                "passed": bool(g["passed"]),
+                "exit_code": g["exit_code"],
+                "duration_s": round(g["duration_s"], 3),
+            }
+            for g in project.store.gate_results(task.id)
+        ],
+        "metrics": {k: v for k, v in (metrics or {}).items() if k != "task_id"},
+    }
+    return _write(project.history_dir / task.generation / f"task-{task.id:04d}.yaml", record)

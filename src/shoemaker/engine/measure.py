@@ -1,0 +1,167 @@
+"""measure: ask the agent for the next tasks and add the valid ones to the task graph.
+
+The agent runs in a throw-away detached worktree of the generation head, so that a measure run
+that edits files anyway changes nothing that matters. Its proposals are read from the JSON file
+the prompt asked for, or else from a fenced ```yaml list in its final text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.engine.agent_call import AgentCall, call_agent
+from shoemaker.engine.history import write_measure_history
+from shoemaker.engine.project import Project
+from shoemaker.engine.proposals import (
+    Proposal,
+    ProposalError,
+    find_yaml_proposals,
+    limit_proposals,
+    parse_json_proposals,
+    validate_proposals,
+)
+from shoemaker.events import Log, MeasureFinished
+from shoemaker.model import Generation, Phase, Task
+from shoemaker.resources import render_prompt
+from shoemaker.store import NewTask
+
+#: Where, relative to the measure worktree, the agent writes its proposals.
+PROPOSALS_FILE = "shoemaker-proposals.json"
+
+
+class MeasureError(Exception):
+    """measure could not produce a valid set of tasks; nothing was added."""
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    path: str
+    text: str
+
+
+def collect_docs(root: Path, globs: list[str], max_bytes: int) -> tuple[list[Doc], list[str]]:
+    """Documents matching ``globs`` (sorted, de-duplicated), up to ``max_bytes`` in total."""
+    seen: set[Path] = set()
+    paths: list[Path] = []
+    for pattern in globs:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and path not in seen and ".git" not in path.parts:
+                seen.add(path)
+                paths.append(path)
+    docs: list[Doc] = []
+    omitted: list[str] = []
+    used = 0
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if used + len(text) > max_bytes:
+            omitted.append(rel)
+            continue
+        used += len(text)
+        docs.append(Doc(rel, text))
+    return docs, omitted
+
+
+def render_measure_prompt(project: Project, generation: Generation, cycle: int) -> str:
+    cfg = project.config
+    docs, omitted = collect_docs(project.root, cfg.doc_globs, cfg.max_doc_bytes)
+    tasks = project.store.list_tasks(generation.name)
+    return render_prompt(
+        "measure.md",
+        {
+            "project": project.root.name,
+            "generation": generation.name,
+            "cycle": cycle,
+            "docs": docs,
+            "omitted_docs": omitted,
+            "tasks": [{"id": t.id, "state": t.state.value, "title": t.title} for t in tasks],
+            "user_prompt": cfg.user_prompt,
+            "output_path": PROPOSALS_FILE,
+            "max_issues": cfg.max_issues,
+            "lines_min": cfg.estimated_lines_min,
+            "lines_max": cfg.estimated_lines_max,
+        },
+        repo=project.root,
+        configured=cfg.measure_prompt,
+    )
+
+
+async def measure(project: Project, generation: Generation, cycle: int) -> list[Task]:
+    """Run measure once; returns the tasks it added (possibly none)."""
+    prompt = await asyncio.to_thread(render_measure_prompt, project, generation, cycle)
+    worktree = project.worktree_root / f"{generation.name}-measure-{cycle}"
+    head = await asyncio.to_thread(project.git.rev_parse, generation.branch)
+    await asyncio.to_thread(_fresh_detached_worktree, project, worktree, head)
+    try:
+        run_id, result = await call_agent(
+            project,
+            AgentCall(Phase.MEASURE, generation.name, None, 0, prompt, worktree),
+        )
+        output = worktree / PROPOSALS_FILE
+        file_text = output.read_text(encoding="utf-8") if output.is_file() else None
+    finally:
+        await asyncio.to_thread(project.git.remove_worktree, worktree)
+
+    if not result.ok:
+        raise MeasureError(f"measure run {run_id} failed: {result.reason}")
+    try:
+        if file_text is not None:
+            source = f"{PROPOSALS_FILE} (run {run_id})"
+            raw = parse_json_proposals(file_text, source)
+        else:
+            source = f"the final text of run {run_id}"
+            found = find_yaml_proposals(result.summary.result_text or "")
+            raw = found if found is not None else []
+            if found is None:
+                source = "none"
+        proposals = validate_proposals(raw, source)
+    except ProposalError as exc:
+        project.bus.emit(Log(generation=generation.name, level="error", message=str(exc)))
+        raise MeasureError(str(exc)) from None
+
+    kept, dropped = limit_proposals(proposals, project.config.max_issues)
+    if dropped:
+        project.bus.emit(
+            Log(
+                generation=generation.name,
+                level="warning",
+                message=f"measure proposed {len(proposals)} tasks; kept {len(kept)} "
+                f"(max_issues {project.config.max_issues}), dropped: "
+                + ", ".join(repr(p.title) for p in dropped),
+            )
+        )
+    tasks = await asyncio.to_thread(_insert, project, generation, cycle, kept)
+    project.bus.emit(
+        MeasureFinished(
+            generation=generation.name, run_id=run_id, task_ids=[t.id for t in tasks],
+            source=source,
+        )
+    )  # fmt: skip
+    await asyncio.to_thread(write_measure_history, project, generation, cycle, run_id, tasks)
+    return tasks
+
+
+def _fresh_detached_worktree(project: Project, path: Path, head: str) -> None:
+    if path.exists():  # left over from an interrupted measure
+        with contextlib.suppress(Exception):
+            project.git.remove_worktree(path)
+    project.git.add_detached_worktree(path, head)
+
+
+def _insert(
+    project: Project, generation: Generation, cycle: int, kept: list[Proposal]
+) -> list[Task]:
+    """Insert the proposals in one transaction; they arrive in dependency order."""
+    if not kept:
+        return []
+    position = {p.index: n for n, p in enumerate(kept)}
+    news = [
+        NewTask(p.title, p.description, p.priority, after=tuple(position[d] for d in p.depends_on))
+        for p in kept
+    ]
+    tasks, events = project.store.add_tasks(generation.name, news, cycle, source="measure")
+    project.bus.announce(*events)
+    return tasks

@@ -1,0 +1,78 @@
+"""A repository opened for shoemaker: its configuration, store, git layer, paths and event bus."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoemaker.agents.runner import AgentRunner, ProcessRunner
+from shoemaker.config import Config, load_config
+from shoemaker.engine.bus import EventBus
+from shoemaker.git import Git, GitError
+from shoemaker.store import Store
+
+STORE_FILE = "shoemaker.db"
+
+
+class ProjectError(Exception):
+    """The directory cannot be used as a shoemaker project; the message says why and what to do."""
+
+
+@dataclass
+class Project:
+    """Everything the engine needs about one repository."""
+
+    root: Path
+    config: Config
+    git: Git
+    store: Store
+    bus: EventBus
+    runner: AgentRunner = field(default_factory=ProcessRunner)
+
+    @classmethod
+    def open(cls, directory: Path, config: Config | None = None) -> Project:
+        """Open the repository containing ``directory`` (its configuration is loaded from it)."""
+        try:
+            git = Git(directory.resolve())
+        except GitError as exc:
+            raise ProjectError(
+                f"{directory} is not inside a git repository ({exc}); run `git init` or use -C"
+            ) from None
+        root = git.root
+        cfg = config if config is not None else load_config(root)
+        state = root / cfg.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        # shoemaker's own files must never make the tree look dirty or end up in a commit.
+        git.ensure_excluded(f"/{cfg.state_dir.strip('/')}/")
+        store = Store(state / STORE_FILE)
+        return cls(root=root, config=cfg, git=git, store=store, bus=EventBus(store))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- paths --------------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / self.config.state_dir
+
+    @property
+    def runs_dir(self) -> Path:
+        """Raw transcripts of running agents (moved into the store when a run ends)."""
+        return self.state_dir / "runs"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.state_dir / "history"
+
+    @property
+    def worktree_root(self) -> Path:
+        """Where task worktrees go: configured, or a per-repository directory in the user cache."""
+        if self.config.worktree_dir:
+            path = Path(os.path.expanduser(self.config.worktree_dir))
+            return path if path.is_absolute() else (self.root / path).resolve()
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:10]
+        return cache / "shoemaker" / "worktrees" / f"{self.root.name}-{digest}"

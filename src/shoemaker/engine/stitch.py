@@ -1,0 +1,353 @@
+"""stitch: one task, from a fresh worktree to a commit on the generation branch.
+
+The pipeline: record intent (running, worktree W, branch B) → worktree from the generation head
+→ agent → commit what it left, with metrics as trailers → gates, run by shoemaker itself → one
+squash merge into the generation branch under the merge lock → metrics and history → worktree
+removed → task closed. Every way out ends in a named task state with its reason stored, and
+whatever the agent produced stays on a branch until it is merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.engine.agent_call import AgentCall, call_agent
+from shoemaker.engine.gates import describe_command, run_gate
+from shoemaker.engine.history import write_task_history
+from shoemaker.engine.project import Project
+from shoemaker.events import GateResult, Log, MergeResult, MetricsRecorded
+from shoemaker.git import Loc
+from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
+from shoemaker.resources import render_prompt
+
+
+class EngineError(Exception):
+    """A problem no retry can fix (an agent that cannot start, a repository in the wrong state);
+    the run stops and the message says what to do."""
+
+
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_FAILURE_CONTEXT = 6_000
+
+
+@dataclass(frozen=True, slots=True)
+class StitchOutcome:
+    task_id: int
+    state: TaskState
+    reason: str
+
+
+def attempt_branch(generation: str, task_id: int, attempt: int) -> str:
+    """Where an earlier attempt's unmerged work is kept when the task is tried again."""
+    return f"attempt/{generation}-{task_id}-{attempt}"
+
+
+def commit_message(task: Task) -> tuple[str, str]:
+    """Subject and body of a task's commit: the title and the description without comments."""
+    body = _HTML_COMMENT.sub("", task.description).strip()
+    return f"{task.title} (task #{task.id})", body[:4000]
+
+
+def _loc_trailer(loc: Loc) -> str:
+    return f"production={loc.production} test={loc.test}"
+
+
+def failure_context(project: Project, task: Task) -> str:
+    """What went wrong in the task's last attempt, for the next attempt's prompt."""
+    runs = project.store.runs(task_id=task.id)
+    if not runs:
+        return task.reason
+    last = runs[-1]
+    parts = [task.reason or last.reason]
+    if not last.ok:
+        if last.result_text:
+            parts.append(f"The agent's final message: {last.result_text}")
+        if last.stderr_tail.strip():
+            parts.append(f"stderr:\n{last.stderr_tail.strip()[-2000:]}")
+    for gate in project.store.gate_results(task.id):
+        if gate["run_id"] == last.id and not gate["passed"]:
+            parts.append(f"gate {gate['name']} output:\n{gate['output_tail'][-3000:]}")
+    return "\n\n".join(p for p in parts if p)[-_FAILURE_CONTEXT:]
+
+
+class Stitcher:
+    """Runs tasks of one generation; one instance is shared by all workers of a run."""
+
+    def __init__(self, project: Project, generation: Generation) -> None:
+        self.project = project
+        self.generation = generation
+        self.merge_lock = asyncio.Lock()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: object) -> None:
+        event = self.project.store.transition_task(task_id, state, reason, **kw)  # type: ignore[arg-type]
+        self.project.bus.announce(event)
+
+    def _log(self, task_id: int, message: str, level: str = "info") -> None:
+        self.project.bus.emit(
+            Log(generation=self.generation.name, task_id=task_id, level=level, message=message)  # type: ignore[arg-type]
+        )
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    async def stitch(self, task: Task) -> StitchOutcome:
+        """Take a ready task through the whole pipeline."""
+        project, gen = self.project, self.generation
+        branch = task_branch(gen.name, task.id)
+        worktree = project.worktree_root / f"{gen.name}-{task.id}"
+        attempt = task.attempts + 1
+        started = time.monotonic()
+        # Intent first: the store says where the work happens before anything relies on it.
+        self._transition(
+            task.id, TaskState.RUNNING, f"attempt {attempt}", count_attempt=True,
+            branch=branch, worktree=str(worktree),
+        )  # fmt: skip
+        try:
+            base = await asyncio.to_thread(self._prepare_worktree, task, branch, worktree, attempt)
+            return await self._run_attempt(task, branch, worktree, base, attempt, started)
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
+            )
+            raise
+        except EngineError as exc:
+            await asyncio.to_thread(self._interrupted, task.id, worktree, str(exc))
+            raise
+
+    def _prepare_worktree(self, task: Task, branch: str, worktree: Path, attempt: int) -> str:
+        git = self.project.git
+        base = git.rev_parse(self.generation.branch)
+        if worktree.exists() or any(w.path == worktree for w in git.worktrees()):
+            git.remove_worktree(worktree)
+        if git.ref_exists(f"refs/heads/{branch}"):
+            if git.is_ancestor(branch, self.generation.branch):
+                git.delete_branch(branch, force=True)  # nothing on it that is not merged
+            else:
+                kept = attempt_branch(self.generation.name, task.id, attempt - 1)
+                git.rename_branch(branch, kept)
+                self._log(task.id, f"earlier attempt's work kept on branch {kept}")
+        worktree.parent.mkdir(parents=True, exist_ok=True)
+        git.add_worktree(worktree, branch, base)
+        return base
+
+    async def _run_attempt(
+        self, task: Task, branch: str, worktree: Path, base: str, attempt: int, started: float
+    ) -> StitchOutcome:
+        project, gen = self.project, self.generation
+        prompt = await asyncio.to_thread(self._render_prompt, task, branch, attempt)
+        run_id, result = await call_agent(
+            project, AgentCall(Phase.STITCH, gen.name, task.id, attempt, prompt, worktree)
+        )
+        if result.exit_code is None and result.killed is None:
+            raise EngineError(result.reason)  # the agent could not even start
+        if not result.ok:
+            await asyncio.to_thread(self._preserve, task, worktree, "agent-failed")
+            return await self._give_back(task, f"agent run {run_id} failed: {result.reason}")
+
+        self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
+        commit = await asyncio.to_thread(
+            self._commit, task, worktree, base, attempt, run_id, time.monotonic() - started
+        )
+        if commit is None:
+            await asyncio.to_thread(project.git.remove_worktree, worktree)
+            await asyncio.to_thread(project.git.delete_branch, branch, True)
+            self._transition(task.id, TaskState.MERGING, "nothing to merge")
+            self._transition(task.id, TaskState.DONE, "the agent changed nothing")
+            await self._after_done(task.id)
+            return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
+
+        failed = await self._run_gates(task, worktree, run_id)
+        if failed:
+            await asyncio.to_thread(project.git.remove_worktree, worktree)
+            return await self._give_back(task, failed)
+
+        return await self._merge(task, branch, worktree, base, commit, started)
+
+    def _render_prompt(self, task: Task, branch: str, attempt: int) -> str:
+        cfg = self.project.config
+        return render_prompt(
+            "stitch.md",
+            {
+                "task": {
+                    "id": task.id,
+                    "title": task.title,
+                    "description": task.description,
+                    "attempt": attempt,
+                },
+                "generation": self.generation.name,
+                "branch": branch,
+                "gates": [{"name": g.name, "command": describe_command(g)} for g in cfg.gates],
+                "previous_failure": failure_context(self.project, task) if attempt > 1 else "",
+            },
+            repo=self.project.root,
+            configured=cfg.stitch_prompt,
+        )
+
+    def _commit(
+        self, task: Task, worktree: Path, base: str, attempt: int, run_id: int, elapsed: float
+    ) -> str | None:
+        """Commit what the agent left, with its metrics as trailers; the task's head commit."""
+        git, cfg = self.project.git, self.project.config
+        run = self.project.store.get_run(run_id)
+        before = git.loc(base, cfg.source_globs, cfg.test_globs)
+        after = git.loc_worktree(worktree, cfg.source_globs, cfg.test_globs)
+        subject, body = commit_message(task)
+        trailers = {
+            "Shoemaker-Task": str(task.id),
+            "Shoemaker-Generation": self.generation.name,
+            "Shoemaker-Attempt": str(attempt),
+            "Shoemaker-Run": str(run_id),
+            "Shoemaker-Tokens-Input": str(run.input_tokens),
+            "Shoemaker-Tokens-Output": str(run.output_tokens),
+            "Shoemaker-Tokens-Cache-Read": str(run.cache_read_input_tokens),
+            "Shoemaker-Tokens-Cache-Creation": str(run.cache_creation_input_tokens),
+            "Shoemaker-Cost-USD": f"{run.cost_usd:.6f}",
+            "Shoemaker-LOC-Before": _loc_trailer(before),
+            "Shoemaker-LOC-After": _loc_trailer(after),
+            "Shoemaker-Duration-S": f"{elapsed:.1f}",
+        }
+        git.commit_all(worktree, subject, body, trailers)
+        head = git.rev_parse(task_branch(self.generation.name, task.id))
+        return None if head == base else head
+
+    def _preserve(self, task: Task, worktree: Path, outcome: str) -> None:
+        """Commit whatever an unsuccessful attempt left, then drop the worktree (not the branch)."""
+        git = self.project.git
+        if worktree.exists():
+            with contextlib.suppress(Exception):
+                git.commit_all(
+                    worktree,
+                    f"Unfinished: {task.title} (task #{task.id})",
+                    "Work left by an attempt that was not merged.",
+                    {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": outcome},
+                )
+        git.remove_worktree(worktree)
+
+    def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
+        task = self.project.store.get_task(task_id)
+        with contextlib.suppress(Exception):
+            self._preserve(task, worktree, "interrupted")
+        if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+            self._transition(task_id, TaskState.READY, reason)
+
+    async def _run_gates(self, task: Task, worktree: Path, run_id: int) -> str:
+        """Run every gate in the worktree; returns the first failure's reason, or ''."""
+        for gate in self.project.config.gates:
+            outcome = await run_gate(gate, worktree)
+            await asyncio.to_thread(
+                self.project.store.record_gate,
+                task_id=task.id, run_id=run_id, name=gate.name, location="worktree",
+                passed=outcome.passed, exit_code=outcome.exit_code,
+                duration_s=outcome.duration_s, output_tail=outcome.output_tail,
+            )  # fmt: skip
+            self.project.bus.emit(
+                GateResult(
+                    generation=self.generation.name, task_id=task.id, name=gate.name,
+                    where="worktree", passed=outcome.passed, exit_code=outcome.exit_code,
+                    expected_exit=gate.expected_exit, duration_s=outcome.duration_s,
+                    output_tail=outcome.output_tail[-2000:], reason=outcome.reason,
+                )
+            )  # fmt: skip
+            if not outcome.passed:
+                return outcome.reason
+        return ""
+
+    async def _merge(
+        self, task: Task, branch: str, worktree: Path, base: str, commit: str, started: float
+    ) -> StitchOutcome:
+        project, gen = self.project, self.generation
+        self._transition(task.id, TaskState.MERGING, "gates passed")
+        await asyncio.to_thread(project.git.remove_worktree, worktree)
+        subject, body = commit_message(task)
+        async with self.merge_lock:
+            outcome = await asyncio.to_thread(self._squash, branch, commit)
+        if not outcome.merged:
+            self.project.bus.emit(
+                MergeResult(
+                    generation=gen.name, task_id=task.id, branch=branch, merged=False,
+                    conflict_files=list(outcome.conflict_files), reason=outcome.reason,
+                )
+            )  # fmt: skip
+            reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
+            self._transition(task.id, TaskState.CONFLICT, reason)
+            return StitchOutcome(task.id, TaskState.CONFLICT, reason)
+        project.bus.emit(
+            MergeResult(
+                generation=gen.name, task_id=task.id, branch=branch, merged=True,
+                commit=outcome.commit,
+            )
+        )  # fmt: skip
+        metrics = await asyncio.to_thread(
+            self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
+        )
+        project.bus.emit(metrics)
+        self._transition(task.id, TaskState.DONE, "merged", merged_commit=outcome.commit)
+        await asyncio.to_thread(project.git.delete_branch, branch, True)
+        await self._after_done(task.id)
+        return StitchOutcome(task.id, TaskState.DONE, "merged")
+
+    def _squash(self, branch: str, commit: str):  # type: ignore[no-untyped-def]
+        git = self.project.git
+        current = git.current_branch()
+        if current != self.generation.branch:
+            raise EngineError(
+                f"the repository at {git.root} has {current or 'a detached HEAD'} checked out; "
+                f"shoemaker merges into {self.generation.branch} there: "
+                f"`git checkout {self.generation.branch}` and run again"
+            )
+        return git.squash_merge(branch, git.commit_message(commit))
+
+    def _record_metrics(
+        self, task: Task, base: str, commit: str, merge: str, duration: float
+    ) -> MetricsRecorded:
+        git, cfg, store = self.project.git, self.project.config, self.project.store
+        stat = git.diff_stat(base, commit)
+        before = git.loc(base, cfg.source_globs, cfg.test_globs)
+        after = git.loc(commit, cfg.source_globs, cfg.test_globs)
+        store.record_metrics(
+            task.id, commit_sha=commit, merge_sha=merge, files_changed=stat.files_changed,
+            insertions=stat.insertions, deletions=stat.deletions,
+            prod_loc_before=before.production, prod_loc_after=after.production,
+            test_loc_before=before.test, test_loc_after=after.test, duration_s=duration,
+        )  # fmt: skip
+        runs = store.runs(task_id=task.id)
+        return MetricsRecorded(
+            generation=self.generation.name, task_id=task.id,
+            input_tokens=sum(r.input_tokens for r in runs),
+            output_tokens=sum(r.output_tokens for r in runs),
+            cache_creation_input_tokens=sum(r.cache_creation_input_tokens for r in runs),
+            cache_read_input_tokens=sum(r.cache_read_input_tokens for r in runs),
+            cost_usd=sum(r.cost_usd for r in runs), duration_s=duration,
+            files_changed=stat.files_changed, insertions=stat.insertions,
+            deletions=stat.deletions, prod_loc_before=before.production,
+            prod_loc_after=after.production, test_loc_before=before.test,
+            test_loc_after=after.test,
+        )  # fmt: skip
+
+    async def _after_done(self, task_id: int) -> None:
+        store = self.project.store
+        events = await asyncio.to_thread(store.promote_unblocked, self.generation.name)
+        self.project.bus.announce(*events)
+        task = await asyncio.to_thread(store.get_task, task_id)
+        await asyncio.to_thread(write_task_history, self.project, task)
+
+    async def _give_back(self, task: Task, reason: str) -> StitchOutcome:
+        """After a failed attempt: ready for another try, or failed with dependents blocked."""
+        store = self.project.store
+        current = await asyncio.to_thread(store.get_task, task.id)
+        if current.attempts < self.project.config.max_attempts:
+            self._transition(task.id, TaskState.READY, reason)
+            return StitchOutcome(task.id, TaskState.READY, reason)
+        final = f"{reason} (after {current.attempts} attempts)"
+        self._transition(task.id, TaskState.FAILED, final)
+        events = await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        self.project.bus.announce(*events)
+        failed = await asyncio.to_thread(store.get_task, task.id)
+        await asyncio.to_thread(write_task_history, self.project, failed)
+        return StitchOutcome(task.id, TaskState.FAILED, final)

@@ -1,0 +1,209 @@
+"""The one typed event stream: everything the engine does that a person may want to see.
+
+Each event is a pydantic model with a ``kind`` literal, so the whole stream is one discriminated
+union (:data:`Event`) that round-trips through JSON: the store appends every event to its log,
+``shoemaker run --events ndjson`` prints them, and a dashboard in another process reads them back
+with :func:`parse_event`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ts: float = Field(default_factory=time.time)
+    """Wall-clock time the event was emitted (seconds since the epoch)."""
+    generation: str | None = None
+    """The generation the event belongs to, when there is one."""
+
+
+class GenerationStateChanged(_Event):
+    """A generation was started, began running, went idle, was stopped or abandoned."""
+
+    kind: Literal["generation_state"] = "generation_state"
+    old: str | None
+    new: str
+    reason: str = ""
+    branch: str = ""
+    base_branch: str = ""
+
+
+class CycleStarted(_Event):
+    """A measure+stitch cycle began."""
+
+    kind: Literal["cycle_started"] = "cycle_started"
+    cycle: int
+
+
+class CycleFinished(_Event):
+    """A cycle ended; ``merged`` tasks landed on the generation branch during it."""
+
+    kind: Literal["cycle_finished"] = "cycle_finished"
+    cycle: int
+    merged: int
+    failed: int
+    loc_delta: int = 0
+
+
+class TaskStateChanged(_Event):
+    """A task moved from one state to another (``old`` is None when it was just created)."""
+
+    kind: Literal["task_state"] = "task_state"
+    task_id: int
+    title: str
+    old: str | None
+    new: str
+    reason: str = ""
+    attempt: int = 0
+    depends_on: list[int] = Field(default_factory=list)
+
+
+class AgentStarted(_Event):
+    """An agent process was launched."""
+
+    kind: Literal["agent_started"] = "agent_started"
+    run_id: int
+    task_id: int | None
+    phase: str
+    attempt: int = 0
+    argv: list[str]
+    cwd: str
+    pid: int | None = None
+
+
+class AgentOutput(_Event):
+    """One stream-json line of a running agent, condensed to one line of text."""
+
+    kind: Literal["agent_output"] = "agent_output"
+    run_id: int
+    task_id: int | None
+    line_type: str
+    """``type`` or ``type/subtype`` of the stream-json line, e.g. ``assistant`` or ``system/init``."""
+    text: str
+    """The condensed one-line rendering (``[Read: path]``, a text excerpt, ``[ERROR: …]``)."""
+
+
+class AgentFinished(_Event):
+    """An agent process ended, and what its transcript says about how."""
+
+    kind: Literal["agent_finished"] = "agent_finished"
+    run_id: int
+    task_id: int | None
+    phase: str
+    ok: bool
+    exit_code: int | None
+    ended: str
+    """``result`` when a result line arrived, else ``no_result``."""
+    subtype: str | None = None
+    is_error: bool | None = None
+    reason: str = ""
+    """Why the run is not ok, or why shoemaker killed it (``timeout``, ``idle``…)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+
+
+class GateResult(_Event):
+    """A configured gate ran in a task's worktree or on the generation branch."""
+
+    kind: Literal["gate_result"] = "gate_result"
+    task_id: int
+    name: str
+    where: str
+    passed: bool
+    exit_code: int | None
+    expected_exit: int = 0
+    duration_s: float = 0.0
+    output_tail: str = ""
+    reason: str = ""
+
+
+class MergeResult(_Event):
+    """A task branch was merged into the generation branch, or the merge was aborted."""
+
+    kind: Literal["merge_result"] = "merge_result"
+    task_id: int
+    branch: str
+    merged: bool
+    commit: str = ""
+    conflict_files: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+class MetricsRecorded(_Event):
+    """What a merged task cost and changed."""
+
+    kind: Literal["metrics"] = "metrics"
+    task_id: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    files_changed: int = 0
+    insertions: int = 0
+    deletions: int = 0
+    prod_loc_before: int = 0
+    prod_loc_after: int = 0
+    test_loc_before: int = 0
+    test_loc_after: int = 0
+
+
+class MeasureFinished(_Event):
+    """measure ended: the ids of the tasks it added (empty when it proposed none)."""
+
+    kind: Literal["measure_finished"] = "measure_finished"
+    run_id: int | None
+    task_ids: list[int]
+    source: str = ""
+    """Where the proposals were read from: the JSON file, the fenced YAML in the text, or none."""
+
+
+class Log(_Event):
+    """Free text for a person: what is happening that no other event describes."""
+
+    kind: Literal["log"] = "log"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    message: str
+    task_id: int | None = None
+
+
+Event = Annotated[
+    GenerationStateChanged
+    | CycleStarted
+    | CycleFinished
+    | TaskStateChanged
+    | AgentStarted
+    | AgentOutput
+    | AgentFinished
+    | GateResult
+    | MergeResult
+    | MetricsRecorded
+    | MeasureFinished
+    | Log,
+    Field(discriminator="kind"),
+]
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Turn a stored or printed event (JSON text or a dict) back into its typed model."""
+    if isinstance(data, dict):
+        return _ADAPTER.validate_python(data)
+    return _ADAPTER.validate_json(data)
+
+
+def event_task_id(event: Event) -> int | None:
+    """The task an event is about, if any."""
+    return getattr(event, "task_id", None)

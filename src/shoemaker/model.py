@@ -1,0 +1,164 @@
+"""The vocabulary every layer shares: task and generation states, their legal transitions, usage.
+
+Kept free of I/O so that the store, the engine, the CLI and the dashboard can all import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    """Where a task is in its life. The happy path runs from ``proposed`` to ``done``."""
+
+    PROPOSED = "proposed"
+    READY = "ready"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    MERGING = "merging"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CONFLICT = "conflict"
+    NEEDS_REVIEW = "needs_review"
+    CANCELLED = "cancelled"
+
+
+_T = TaskState
+
+#: Every legal move of a task. Anything else is a bug and raises :class:`IllegalTransition`.
+TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    _T.PROPOSED: frozenset({_T.READY, _T.BLOCKED, _T.CANCELLED}),
+    _T.READY: frozenset({_T.RUNNING, _T.BLOCKED, _T.CANCELLED}),
+    # running → ready: the attempt was interrupted (pause, crash) and counts, but the task
+    # itself did not fail.
+    _T.RUNNING: frozenset({_T.VERIFYING, _T.FAILED, _T.READY, _T.CANCELLED}),
+    _T.VERIFYING: frozenset({_T.MERGING, _T.FAILED, _T.READY, _T.NEEDS_REVIEW, _T.CANCELLED}),
+    _T.MERGING: frozenset({_T.DONE, _T.CONFLICT, _T.FAILED, _T.READY}),
+    _T.NEEDS_REVIEW: frozenset({_T.MERGING, _T.READY, _T.CANCELLED}),
+    _T.CONFLICT: frozenset({_T.READY, _T.MERGING, _T.CANCELLED}),
+    _T.FAILED: frozenset({_T.READY, _T.CANCELLED}),
+    _T.BLOCKED: frozenset({_T.READY, _T.CANCELLED}),
+    _T.DONE: frozenset(),
+    _T.CANCELLED: frozenset(),
+}
+
+#: States in which a task will not move again without a person or a retry deciding so.
+TERMINAL_TASK_STATES = frozenset({_T.DONE, _T.FAILED, _T.BLOCKED, _T.CONFLICT, _T.CANCELLED})
+#: States in which an agent or shoemaker is working on the task right now.
+ACTIVE_TASK_STATES = frozenset({_T.RUNNING, _T.VERIFYING, _T.MERGING})
+
+
+class IllegalTransition(ValueError):
+    """A state change that the state machine does not allow."""
+
+
+def check_task_transition(task_id: int, old: TaskState, new: TaskState) -> None:
+    """Raise :class:`IllegalTransition` unless ``old → new`` is a legal move for a task."""
+    if new not in TASK_TRANSITIONS[old]:
+        raise IllegalTransition(f"task {task_id}: illegal transition {old} → {new}")
+
+
+class GenerationState(StrEnum):
+    """Where a generation is. ``active`` means started and idle; ``running`` means cycles run."""
+
+    ACTIVE = "active"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    ABANDONED = "abandoned"
+
+
+_G = GenerationState
+
+GENERATION_TRANSITIONS: dict[GenerationState, frozenset[GenerationState]] = {
+    _G.ACTIVE: frozenset({_G.RUNNING, _G.STOPPED, _G.ABANDONED, _G.PAUSED}),
+    _G.RUNNING: frozenset({_G.ACTIVE, _G.PAUSED, _G.STOPPED, _G.ABANDONED}),
+    _G.PAUSED: frozenset({_G.RUNNING, _G.ACTIVE, _G.STOPPED, _G.ABANDONED}),
+    _G.STOPPED: frozenset(),
+    _G.ABANDONED: frozenset(),
+}
+
+
+def check_generation_transition(name: str, old: GenerationState, new: GenerationState) -> None:
+    """Raise :class:`IllegalTransition` unless ``old → new`` is legal for a generation."""
+    if new not in GENERATION_TRANSITIONS[old]:
+        raise IllegalTransition(f"generation {name}: illegal transition {old} → {new}")
+
+
+class Phase(StrEnum):
+    """Why an agent was run."""
+
+    MEASURE = "measure"
+    STITCH = "stitch"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one run, as the last ``result`` line of its transcript reports them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+
+@dataclass(slots=True)
+class Task:
+    """One unit of work: a row of the ``tasks`` table."""
+
+    id: int
+    generation: str
+    title: str
+    description: str
+    state: TaskState
+    priority: int = 0
+    attempts: int = 0
+    reason: str = ""
+    branch: str = ""
+    worktree: str = ""
+    cycle: int = 0
+    source: str = "measure"
+    merged_commit: str = ""
+    depends_on: list[int] = field(default_factory=list)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Generation:
+    """A run of many measure+stitch cycles on a branch of its own: a row of ``generations``."""
+
+    name: str
+    branch: str
+    base_branch: str
+    state: GenerationState
+    cycle: int = 0
+    start_commit: str = ""
+    reason: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    stopped_at: float | None = None
+
+
+def task_branch(generation: str, task_id: int) -> str:
+    """The branch a task's agent works on. Derived from ids only, never from titles."""
+    return f"task/{generation}-{task_id}"

@@ -1,0 +1,71 @@
+"""Finding the files that ship beside the code (``prompts/``, ``styles/``) and rendering prompts.
+
+In a built wheel they live inside the package (``shoemaker/_data/``); in an editable install or a
+source checkout they are the top-level directories of the repository. Prompt lookup order: the
+project's override (a configured path, or ``.shoemaker/prompts/NAME``), the user's config
+directory (``$XDG_CONFIG_HOME/shoemaker/prompts/NAME``), then the built-in template.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class ResourceError(FileNotFoundError):
+    """A template or style that should exist does not."""
+
+
+def data_dir(kind: str) -> Path:
+    """The directory of built-in ``prompts`` or ``styles``."""
+    for candidate in (_PACKAGE / "_data" / kind, _PACKAGE.parents[1] / kind):
+        if candidate.is_dir():
+            return candidate
+    raise ResourceError(
+        f"shoemaker's built-in {kind}/ directory is missing; reinstall shoemaker"
+    )
+
+
+def user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "shoemaker"
+
+
+def find_prompt(name: str, repo: Path | None = None, configured: str = "") -> Path:
+    """The template file for prompt ``name`` (e.g. ``measure.md``), following the lookup order."""
+    candidates: list[Path] = []
+    if repo is not None:
+        if configured:
+            path = Path(configured)
+            path = path if path.is_absolute() else repo / path
+            if not path.is_file():
+                raise ResourceError(f"configured prompt template {configured} not found at {path}")
+            return path
+        candidates.append(repo / ".shoemaker" / "prompts" / name)
+    candidates.append(user_config_dir() / "prompts" / name)
+    candidates.append(data_dir("prompts") / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ResourceError(f"no prompt template named {name}")
+
+
+def render_prompt(name: str, variables: dict[str, Any], repo: Path | None = None,
+                  configured: str = "") -> str:
+    """Render a prompt template with Jinja2; an undefined variable is an error, not blank text."""
+    import jinja2
+
+    path = find_prompt(name, repo, configured)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - prompts are markdown for an agent, not HTML
+    )
+    try:
+        template = env.from_string(path.read_text(encoding="utf-8"))
+        return template.render(**variables)
+    except jinja2.TemplateError as exc:
+        raise ResourceError(f"{path}: cannot render prompt: {exc}") from None

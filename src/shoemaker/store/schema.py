@@ -1,0 +1,133 @@
+"""The SQLite schema and its migrations, keyed on ``PRAGMA user_version``.
+
+A migration is a list of statements that takes the schema from version N-1 to N. Never edit a
+migration that has shipped; append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE generations (
+        name          TEXT PRIMARY KEY,
+        branch        TEXT NOT NULL,
+        base_branch   TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        cycle         INTEGER NOT NULL DEFAULT 0,
+        start_commit  TEXT NOT NULL DEFAULT '',
+        reason        TEXT NOT NULL DEFAULT '',
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        stopped_at    REAL
+    );
+
+    CREATE TABLE tasks (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        generation    TEXT NOT NULL REFERENCES generations(name),
+        title         TEXT NOT NULL,
+        description   TEXT NOT NULL DEFAULT '',
+        state         TEXT NOT NULL,
+        priority      INTEGER NOT NULL DEFAULT 0,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        reason        TEXT NOT NULL DEFAULT '',
+        branch        TEXT NOT NULL DEFAULT '',
+        worktree      TEXT NOT NULL DEFAULT '',
+        cycle         INTEGER NOT NULL DEFAULT 0,
+        source        TEXT NOT NULL DEFAULT 'measure',
+        merged_commit TEXT NOT NULL DEFAULT '',
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE INDEX tasks_by_generation ON tasks(generation, state);
+
+    CREATE TABLE task_deps (
+        task_id     INTEGER NOT NULL REFERENCES tasks(id),
+        depends_on  INTEGER NOT NULL REFERENCES tasks(id),
+        PRIMARY KEY (task_id, depends_on)
+    );
+
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        generation       TEXT,
+        task_id          INTEGER REFERENCES tasks(id),
+        phase            TEXT NOT NULL,
+        attempt          INTEGER NOT NULL DEFAULT 0,
+        prompt           TEXT NOT NULL,
+        argv             TEXT NOT NULL,          -- JSON list
+        env_names        TEXT NOT NULL,          -- JSON list: names only, never values
+        cwd              TEXT NOT NULL,
+        pid              INTEGER,
+        started_at       REAL NOT NULL,
+        ended_at         REAL,
+        exit_code        INTEGER,
+        ended            TEXT,                   -- 'result' | 'no_result'
+        subtype          TEXT,
+        is_error         INTEGER,
+        ok               INTEGER,
+        reason           TEXT NOT NULL DEFAULT '',
+        input_tokens     INTEGER NOT NULL DEFAULT 0,
+        output_tokens    INTEGER NOT NULL DEFAULT 0,
+        cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
+        cost_usd         REAL NOT NULL DEFAULT 0,
+        num_turns        INTEGER,
+        session_id       TEXT,
+        duration_ms      INTEGER,
+        duration_api_ms  INTEGER,
+        wall_s           REAL,
+        model_usage      TEXT,                   -- JSON of the last result's modelUsage
+        result_text      TEXT,
+        stderr_tail      TEXT NOT NULL DEFAULT '',
+        transcript       BLOB,                   -- zlib-compressed raw stdout
+        transcript_lines INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_task ON runs(task_id);
+
+    CREATE TABLE gate_results (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id     INTEGER NOT NULL REFERENCES tasks(id),
+        run_id      INTEGER REFERENCES runs(id),
+        name        TEXT NOT NULL,
+        location    TEXT NOT NULL,               -- 'worktree' | 'generation'
+        passed      INTEGER NOT NULL,
+        exit_code   INTEGER,
+        duration_s  REAL NOT NULL,
+        output_tail TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL
+    );
+
+    CREATE TABLE metrics (
+        task_id          INTEGER PRIMARY KEY REFERENCES tasks(id),
+        commit_sha       TEXT NOT NULL,
+        merge_sha        TEXT NOT NULL,
+        files_changed    INTEGER NOT NULL,
+        insertions       INTEGER NOT NULL,
+        deletions        INTEGER NOT NULL,
+        prod_loc_before  INTEGER NOT NULL,
+        prod_loc_after   INTEGER NOT NULL,
+        test_loc_before  INTEGER NOT NULL,
+        test_loc_after   INTEGER NOT NULL,
+        duration_s       REAL NOT NULL,
+        recorded_at      REAL NOT NULL
+    );
+
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts          REAL NOT NULL,
+        generation  TEXT,
+        kind        TEXT NOT NULL,
+        task_id     INTEGER,
+        data        TEXT NOT NULL
+    );
+    CREATE INDEX events_by_task ON events(task_id);
+
+    -- The event log is append-only: it is the evidence of what happened.
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

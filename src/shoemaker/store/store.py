@@ -1,0 +1,618 @@
+"""The store: one SQLite file (WAL) that is the source of truth for generations, tasks and runs.
+
+Every state change is one transaction that also appends the event announcing it, so the log and
+the tables never disagree. Calls are blocking and thread-safe (one connection behind a lock);
+async code calls them through ``asyncio.to_thread`` where they may take a while.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoemaker.events import Event, GenerationStateChanged, TaskStateChanged, parse_event
+from shoemaker.model import (
+    Generation,
+    GenerationState,
+    Task,
+    TaskState,
+    check_generation_transition,
+    check_task_transition,
+)
+from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked (unknown generation, newer schema, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task about to be inserted.
+
+    ``depends_on`` holds ids of tasks already in the store; ``after`` holds positions of
+    earlier tasks in the same batch (whose ids do not exist yet).
+    """
+
+    title: str
+    description: str = ""
+    priority: int = 0
+    depends_on: tuple[int, ...] = ()
+    after: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One agent invocation as stored (the transcript is fetched separately)."""
+
+    id: int
+    generation: str | None
+    task_id: int | None
+    phase: str
+    attempt: int
+    prompt: str
+    argv: list[str]
+    env_names: list[str]
+    cwd: str
+    pid: int | None
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    ended: str | None
+    subtype: str | None
+    is_error: bool | None
+    ok: bool | None
+    reason: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    cost_usd: float
+    num_turns: int | None
+    session_id: str | None
+    duration_ms: int | None
+    duration_api_ms: int | None
+    wall_s: float | None
+    model_usage: dict[str, Any] | None
+    result_text: str | None
+    stderr_tail: str
+    transcript_lines: int
+
+
+_RUN_COLUMNS = [f for f in RunRecord.__dataclass_fields__]
+
+
+class Store:
+    """All reads and writes of shoemaker's state."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # isolation_level=None: we issue BEGIN ourselves so each transaction is explicit.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this shoemaker "
+                    f"understands ({SCHEMA_VERSION}); upgrade shoemaker"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                # executescript commits implicitly, so the version bump goes in the same script.
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\n"
+                    "COMMIT;"
+                )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def integrity_check(self) -> str:
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+    # -- events -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_event(db: sqlite3.Connection, event: Event) -> int:
+        cur = db.execute(
+            "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",
+            (
+                event.ts,
+                event.generation,
+                event.kind,
+                getattr(event, "task_id", None),
+                event.model_dump_json(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def append_events(self, events: Iterable[Event]) -> int:
+        """Append events in one transaction; returns the sequence number of the last one."""
+        seq = 0
+        with self._tx() as db:
+            for event in events:
+                seq = self._insert_event(db, event)
+        return seq
+
+    def events_after(
+        self, seq: int, limit: int = 1000, generation: str | None = None
+    ) -> list[tuple[int, Event]]:
+        """Events with a sequence number above ``seq``, oldest first (for followers)."""
+        if generation is None:
+            rows = self._query(
+                "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            )
+        else:
+            rows = self._query(
+                "SELECT seq, data FROM events WHERE seq > ? AND generation = ? "
+                "ORDER BY seq LIMIT ?",
+                (seq, generation, limit),
+            )
+        return [(int(r["seq"]), parse_event(r["data"])) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
+
+    # -- generations --------------------------------------------------------------------------
+
+    @staticmethod
+    def _generation(row: sqlite3.Row) -> Generation:
+        return Generation(
+            name=row["name"],
+            branch=row["branch"],
+            base_branch=row["base_branch"],
+            state=GenerationState(row["state"]),
+            cycle=row["cycle"],
+            start_commit=row["start_commit"],
+            reason=row["reason"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            stopped_at=row["stopped_at"],
+        )
+
+    def create_generation(
+        self, name: str, branch: str, base_branch: str, start_commit: str
+    ) -> tuple[Generation, GenerationStateChanged]:
+        """Insert a new, active generation and the event announcing it."""
+        now = time.time()
+        event = GenerationStateChanged(
+            generation=name,
+            old=None,
+            new=GenerationState.ACTIVE,
+            reason="started",
+            branch=branch,
+            base_branch=base_branch,
+        )
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM generations WHERE name = ?", (name,)).fetchone():
+                raise StoreError(f"a generation named {name!r} already exists; choose another name")
+            db.execute(
+                "INSERT INTO generations (name, branch, base_branch, state, start_commit, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, branch, base_branch, GenerationState.ACTIVE, start_commit, now, now),
+            )
+            self._insert_event(db, event)
+        return self.get_generation(name), event
+
+    def get_generation(self, name: str) -> Generation:
+        rows = self._query("SELECT * FROM generations WHERE name = ?", (name,))
+        if not rows:
+            raise StoreError(f"no generation named {name!r}; see `shoemaker generation list`")
+        return self._generation(rows[0])
+
+    def list_generations(self) -> list[Generation]:
+        return [
+            self._generation(r)
+            for r in self._query("SELECT * FROM generations ORDER BY created_at")
+        ]
+
+    def open_generations(self) -> list[Generation]:
+        """Generations that are neither stopped nor abandoned."""
+        return [
+            g
+            for g in self.list_generations()
+            if g.state not in (GenerationState.STOPPED, GenerationState.ABANDONED)
+        ]
+
+    def set_generation_state(
+        self, name: str, new: GenerationState, reason: str = ""
+    ) -> GenerationStateChanged | None:
+        """Move a generation to ``new`` (checked); returns the event, or None if already there."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM generations WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise StoreError(f"no generation named {name!r}")
+            old = GenerationState(row["state"])
+            if old == new:
+                return None
+            check_generation_transition(name, old, new)
+            now = time.time()
+            stopped = now if new in (GenerationState.STOPPED, GenerationState.ABANDONED) else None
+            db.execute(
+                "UPDATE generations SET state = ?, reason = ?, updated_at = ?, "
+                "stopped_at = COALESCE(?, stopped_at) WHERE name = ?",
+                (new, reason, now, stopped, name),
+            )
+            event = GenerationStateChanged(
+                generation=name,
+                old=old,
+                new=new,
+                reason=reason,
+                branch=row["branch"],
+                base_branch=row["base_branch"],
+            )
+            self._insert_event(db, event)
+        return event
+
+    def next_cycle(self, name: str) -> int:
+        """Increment and return the generation's cycle counter."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE generations SET cycle = cycle + 1, updated_at = ? WHERE name = ?",
+                (time.time(), name),
+            )
+            row = db.execute("SELECT cycle FROM generations WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def _task(self, row: sqlite3.Row, deps: list[int]) -> Task:
+        return Task(
+            id=row["id"],
+            generation=row["generation"],
+            title=row["title"],
+            description=row["description"],
+            state=TaskState(row["state"]),
+            priority=row["priority"],
+            attempts=row["attempts"],
+            reason=row["reason"],
+            branch=row["branch"],
+            worktree=row["worktree"],
+            cycle=row["cycle"],
+            source=row["source"],
+            merged_commit=row["merged_commit"],
+            depends_on=deps,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def _deps_map(self, task_ids: Sequence[int] | None = None) -> dict[int, list[int]]:
+        deps: dict[int, list[int]] = {}
+        for r in self._query("SELECT task_id, depends_on FROM task_deps ORDER BY depends_on"):
+            if task_ids is None or r[0] in task_ids:
+                deps.setdefault(r[0], []).append(r[1])
+        return deps
+
+    def add_tasks(
+        self, generation: str, tasks: Sequence[NewTask], cycle: int, source: str
+    ) -> tuple[list[Task], list[TaskStateChanged]]:
+        """Insert tasks and their dependencies in one transaction.
+
+        A task whose dependencies are all done starts ``ready``; otherwise ``proposed``.
+        """
+        now = time.time()
+        events: list[TaskStateChanged] = []
+        ids: list[int] = []
+        with self._tx() as db:
+            done = {
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM tasks WHERE generation = ? AND state = ?",
+                    (generation, TaskState.DONE),
+                )
+            }
+            known = {r[0] for r in db.execute("SELECT id FROM tasks")}
+            for position, new in enumerate(tasks):
+                missing = [d for d in new.depends_on if d not in known]
+                if missing:
+                    raise StoreError(f"task {new.title!r} depends on unknown task ids {missing}")
+                if any(not 0 <= a < position for a in new.after):
+                    raise StoreError(f"task {new.title!r} must come after its dependencies")
+                deps = sorted({*new.depends_on, *(ids[a] for a in new.after)})
+                state = TaskState.READY if all(d in done for d in deps) else TaskState.PROPOSED
+                cur = db.execute(
+                    "INSERT INTO tasks (generation, title, description, state, priority, cycle, "
+                    "source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (generation, new.title, new.description, state, new.priority, cycle, source,
+                     now, now),
+                )  # fmt: skip
+                task_id = int(cur.lastrowid or 0)
+                known.add(task_id)
+                ids.append(task_id)
+                db.executemany(
+                    "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                    [(task_id, d) for d in deps],
+                )
+                event = TaskStateChanged(
+                    generation=generation,
+                    task_id=task_id,
+                    title=new.title,
+                    old=None,
+                    new=state,
+                    reason=f"added by {source}",
+                    depends_on=deps,
+                )
+                self._insert_event(db, event)
+                events.append(event)
+        return [self.get_task(i) for i in ids], events
+
+    def get_task(self, task_id: int) -> Task:
+        rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise StoreError(f"no task with id {task_id}")
+        deps = [r[0] for r in self._query(
+            "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on", (task_id,)
+        )]  # fmt: skip
+        return self._task(rows[0], deps)
+
+    def list_tasks(
+        self, generation: str | None = None, states: Iterable[TaskState] | None = None
+    ) -> list[Task]:
+        sql, params = "SELECT * FROM tasks", []
+        where = []
+        if generation is not None:
+            where.append("generation = ?")
+            params.append(generation)
+        if states is not None:
+            wanted = list(states)
+            where.append(f"state IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._query(sql + " ORDER BY id", params)
+        deps = self._deps_map()
+        return [self._task(r, deps.get(r["id"], [])) for r in rows]
+
+    def transition_task(
+        self,
+        task_id: int,
+        new: TaskState,
+        reason: str = "",
+        *,
+        count_attempt: bool = False,
+        **fields: str,
+    ) -> TaskStateChanged:
+        """Move a task to ``new`` (checked against the state machine) in one transaction.
+
+        ``fields`` may set ``branch``, ``worktree`` or ``merged_commit`` in the same
+        transaction (intent first: the worktree is recorded before the agent relies on it).
+        """
+        allowed = {"branch", "worktree", "merged_commit"}
+        if set(fields) - allowed:
+            raise ValueError(f"cannot set {sorted(set(fields) - allowed)} on a task")
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no task with id {task_id}")
+            old = TaskState(row["state"])
+            check_task_transition(task_id, old, new)
+            attempts = row["attempts"] + (1 if count_attempt else 0)
+            sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
+            params: list[Any] = [new, reason, attempts, time.time()]
+            for key, value in fields.items():
+                sets.append(f"{key} = ?")
+                params.append(value)
+            db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
+            event = TaskStateChanged(
+                generation=row["generation"],
+                task_id=task_id,
+                title=row["title"],
+                old=old,
+                new=new,
+                reason=reason,
+                attempt=attempts,
+            )
+            self._insert_event(db, event)
+        return event
+
+    def promote_unblocked(self, generation: str) -> list[TaskStateChanged]:
+        """Move ``proposed`` tasks whose dependencies are all done to ``ready``."""
+        events = []
+        for task in self.list_tasks(generation, [TaskState.PROPOSED]):
+            states = {self.get_task(d).state for d in task.depends_on}
+            if states <= {TaskState.DONE}:
+                events.append(
+                    self.transition_task(task.id, TaskState.READY, "dependencies done")
+                )
+        return events
+
+    def block_dependents(self, generation: str, failed_id: int) -> list[TaskStateChanged]:
+        """Block every open task that depends, directly or not, on a failed task."""
+        events = []
+        frontier, seen = [failed_id], set()
+        dependents: dict[int, list[int]] = {}
+        for task_id, deps in self._deps_map().items():
+            for d in deps:
+                dependents.setdefault(d, []).append(task_id)
+        while frontier:
+            current = frontier.pop()
+            for child in dependents.get(current, []):
+                if child in seen:
+                    continue
+                seen.add(child)
+                frontier.append(child)
+                task = self.get_task(child)
+                if task.state in (TaskState.PROPOSED, TaskState.READY):
+                    events.append(
+                        self.transition_task(
+                            child, TaskState.BLOCKED, f"depends on task {failed_id}, which failed"
+                        )
+                    )
+        return events
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        generation: str | None,
+        task_id: int | None,
+        phase: str,
+        attempt: int,
+        prompt: str,
+        argv: Sequence[str],
+        env_names: Iterable[str],
+        cwd: str,
+    ) -> int:
+        """Record a run before its process starts (intent first); returns its id."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO runs (generation, task_id, phase, attempt, prompt, argv, env_names, "
+                "cwd, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (generation, task_id, phase, attempt, prompt, json.dumps(list(argv)),
+                 json.dumps(sorted(env_names)), cwd, time.time()),
+            )  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def set_run_pid(self, run_id: int, pid: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+
+    def finish_run(self, run_id: int, *, transcript: bytes, **values: Any) -> None:
+        """Store a run's outcome and its raw transcript (compressed)."""
+        unknown = set(values) - set(_RUN_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown run fields {sorted(unknown)}")
+        if "model_usage" in values and values["model_usage"] is not None:
+            values["model_usage"] = json.dumps(values["model_usage"])
+        values.setdefault("ended_at", time.time())
+        cols = ", ".join(f"{k} = ?" for k in values)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE runs SET {cols}, transcript = ? WHERE id = ?",
+                [*values.values(), zlib.compress(transcript, 6), run_id],
+            )
+
+    def get_run(self, run_id: int) -> RunRecord:
+        rows = self._query(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"no run with id {run_id}")
+        return self._run(rows[0])
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> RunRecord:
+        data = dict(row)
+        data["argv"] = json.loads(data["argv"])
+        data["env_names"] = json.loads(data["env_names"])
+        data["model_usage"] = json.loads(data["model_usage"]) if data["model_usage"] else None
+        for key in ("is_error", "ok"):
+            data[key] = None if data[key] is None else bool(data[key])
+        return RunRecord(**data)
+
+    def runs(self, task_id: int | None = None, generation: str | None = None) -> list[RunRecord]:
+        sql = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
+        if task_id is not None:
+            rows = self._query(sql + " WHERE task_id = ? ORDER BY id", (task_id,))
+        elif generation is not None:
+            rows = self._query(sql + " WHERE generation = ? ORDER BY id", (generation,))
+        else:
+            rows = self._query(sql + " ORDER BY id")
+        return [self._run(r) for r in rows]
+
+    def transcript(self, run_id: int) -> bytes:
+        """The raw stdout of a run, decompressed (empty while it is still running)."""
+        rows = self._query("SELECT transcript FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"no run with id {run_id}")
+        blob = rows[0][0]
+        return zlib.decompress(blob) if blob else b""
+
+    # -- gates and metrics --------------------------------------------------------------------
+
+    def record_gate(
+        self,
+        *,
+        task_id: int,
+        run_id: int | None,
+        name: str,
+        location: str,
+        passed: bool,
+        exit_code: int | None,
+        duration_s: float,
+        output_tail: str,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO gate_results (task_id, run_id, name, location, passed, exit_code, "
+                "duration_s, output_tail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, run_id, name, location, int(passed), exit_code, duration_s,
+                 output_tail, time.time()),
+            )  # fmt: skip
+
+    def gate_results(self, task_id: int) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self._query("SELECT * FROM gate_results WHERE task_id = ? ORDER BY id", (task_id,))
+        ]
+
+    def record_metrics(self, task_id: int, **values: Any) -> None:
+        values["task_id"] = task_id
+        values.setdefault("recorded_at", time.time())
+        cols = ", ".join(values)
+        with self._tx() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO metrics ({cols}) VALUES ({', '.join('?' * len(values))})",
+                list(values.values()),
+            )
+
+    def metrics(self, task_id: int) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM metrics WHERE task_id = ?", (task_id,))
+        return dict(rows[0]) if rows else None
+
+    def generation_totals(self, generation: str) -> dict[str, float]:
+        """Tokens and dollars spent by every run of a generation, and LOC it merged."""
+        row = self._query(
+            "SELECT COUNT(*) AS runs, COALESCE(SUM(input_tokens), 0) AS input_tokens, "
+            "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
+            "COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens, "
+            "COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens, "
+            "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM runs WHERE generation = ?",
+            (generation,),
+        )[0]
+        loc = self._query(
+            "SELECT COALESCE(SUM(m.insertions), 0), COALESCE(SUM(m.deletions), 0) "
+            "FROM metrics m JOIN tasks t ON t.id = m.task_id WHERE t.generation = ?",
+            (generation,),
+        )[0]
+        totals = {k: float(row[k]) for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
+        totals["insertions"], totals["deletions"] = float(loc[0]), float(loc[1])
+        return totals

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test runs as on a fresh machine, in temp dirs on tmpfs when possible."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_SHM = Path("/dev/shm")
+
+
+@pytest.fixture
+def fast_tmp() -> Iterator[Path]:
+    """A temp dir on tmpfs (about ten times faster for git worktrees), else the default."""
+    base = _SHM if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="shoemaker-test-", dir=base) as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(autouse=True)
+def fresh_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No global git config, no user config or cache dirs, no nested-agent marker."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("CLAUDECODE", raising=False)
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,123 @@
+"""The store: schema version, WAL, transitions checked and logged in the same transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from shoemaker.events import Log, TaskStateChanged
+from shoemaker.model import GenerationState, IllegalTransition, TaskState
+from shoemaker.store import NewTask, Store, StoreError
+from shoemaker.store.schema import SCHEMA_VERSION
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "state" / "shoemaker.db")
+    s.create_generation("g1", "generation-g1", "main", "0" * 40)
+    return s
+
+
+def test_pragmas_and_version(store: Store) -> None:
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.integrity_check() == "ok"
+
+
+def test_reopening_does_not_migrate_twice(store: Store) -> None:
+    store.close()
+    again = Store(store.path)
+    assert again.get_generation("g1").base_branch == "main"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="upgrade shoemaker"):
+        Store(path)
+
+
+def test_tasks_with_dependencies_start_proposed(store: Store) -> None:
+    tasks, events = store.add_tasks(
+        "g1", [NewTask("a"), NewTask("b", after=(0,)), NewTask("c", after=(0, 1))], 1, "measure"
+    )
+    assert [t.state for t in tasks] == [TaskState.READY, TaskState.PROPOSED, TaskState.PROPOSED]
+    assert tasks[2].depends_on == [tasks[0].id, tasks[1].id]
+    assert [e.new for e in events] == ["ready", "proposed", "proposed"]
+
+
+def test_a_bad_batch_inserts_nothing(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.add_tasks("g1", [NewTask("a"), NewTask("b", depends_on=(999,))], 1, "measure")
+    assert store.list_tasks("g1") == []
+    assert [e.kind for _, e in store.events_after(0)] == ["generation_state"]
+
+
+def test_transitions_are_checked_and_logged_atomically(store: Store) -> None:
+    (task,), _ = store.add_tasks("g1", [NewTask("a")], 1, "measure")
+    with pytest.raises(IllegalTransition, match="ready → done"):
+        store.transition_task(task.id, TaskState.DONE)
+    before = store.last_event_seq()
+    event = store.transition_task(
+        task.id, TaskState.RUNNING, "go", count_attempt=True, worktree="/w", branch="task/g1-1"
+    )
+    assert isinstance(event, TaskStateChanged) and event.attempt == 1
+    got = store.get_task(task.id)
+    assert (got.state, got.attempts, got.worktree) == (TaskState.RUNNING, 1, "/w")
+    assert [e for _, e in store.events_after(before)] == [event]
+
+
+def test_done_promotes_and_failure_blocks_transitively(store: Store) -> None:
+    tasks, _ = store.add_tasks(
+        "g1",
+        [NewTask("a"), NewTask("b", after=(0,)), NewTask("c", after=(1,)), NewTask("d")],
+        1,
+        "measure",
+    )
+    a, b, c, d = (t.id for t in tasks)
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING, TaskState.DONE):
+        store.transition_task(a, state)
+    assert [e.task_id for e in store.promote_unblocked("g1")] == [b]
+    store.transition_task(b, TaskState.RUNNING)
+    store.transition_task(b, TaskState.FAILED, "boom")
+    blocked = store.block_dependents("g1", b)
+    assert [e.task_id for e in blocked] == [c]
+    assert store.get_task(c).state == TaskState.BLOCKED
+    assert store.get_task(d).state == TaskState.READY
+
+
+def test_event_log_is_append_only(store: Store) -> None:
+    store.append_events([Log(message="hello")])
+    db = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM events")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE events SET kind = 'x'")
+
+
+def test_runs_keep_env_names_and_a_compressed_transcript(store: Store) -> None:
+    run_id = store.start_run(
+        generation="g1", task_id=None, phase="measure", attempt=0, prompt="p",
+        argv=["claude", "-p"], env_names=["PATH", "ANTHROPIC_API_KEY"], cwd="/x",
+    )  # fmt: skip
+    raw = b'{"type":"result"}\n' * 1000
+    store.finish_run(run_id, transcript=raw, exit_code=0, ok=True, cost_usd=0.5,
+                     model_usage={"m": {"costUSD": 0.5}})  # fmt: skip
+    run = store.get_run(run_id)
+    assert run.env_names == ["ANTHROPIC_API_KEY", "PATH"]
+    assert run.ok is True and run.model_usage == {"m": {"costUSD": 0.5}}
+    assert store.transcript(run_id) == raw
+    stored = sqlite3.connect(store.path).execute("SELECT length(transcript) FROM runs").fetchone()
+    assert stored[0] < len(raw) / 10
+
+
+def test_generation_state_machine(store: Store) -> None:
+    event = store.set_generation_state("g1", GenerationState.RUNNING, "run")
+    assert event is not None and event.old == "active"
+    store.set_generation_state("g1", GenerationState.STOPPED, "merged")
+    with pytest.raises(IllegalTransition):
+        store.set_generation_state("g1", GenerationState.RUNNING)
+    assert store.open_generations() == []
