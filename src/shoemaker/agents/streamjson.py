@@ -1,0 +1,408 @@
+"""Claude Code's stream-json: parsing, a one-line rendering per event, and a run summary.
+
+The rules (see the architecture guide): parse every line as JSON and dispatch on
+``type``/``subtype`` — key order changes between CLI versions; keep and skip unknown types;
+several ``assistant`` lines share a ``message.id`` and their usage is not final, so never sum
+them; tokens and cost come from the **last** ``result`` line; a run succeeded only if that line
+says ``is_error: false`` (and, for a live run, the exit code is 0); no result line means the
+run crashed or was killed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_EXCERPT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One parsed stream-json line."""
+
+    type: str
+    subtype: str | None
+    data: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.type}/{self.subtype}" if self.subtype else self.type
+
+
+def parse_line(line: str | bytes) -> StreamEvent | None:
+    """The event on one line, or None for a blank line, non-JSON, or JSON that is no object."""
+    if not line or line.isspace():
+        return None
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("type")
+    subtype = data.get("subtype")
+    return StreamEvent(
+        kind if isinstance(kind, str) else "unknown",
+        subtype if isinstance(subtype, str) else None,
+        data,
+    )
+
+
+# -- condensed rendering ----------------------------------------------------------------------
+
+
+def _excerpt(text: Any, limit: int = _EXCERPT) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _content_text(content: Any) -> str:
+    """The text of a tool_result's content: a string, or a list of text blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b
+        )
+    return "" if content is None else str(content)
+
+
+def _relative(path: Any, cwd: str | None) -> str:
+    text = str(path)
+    if cwd and text.startswith(cwd.rstrip("/") + "/"):
+        return text[len(cwd.rstrip("/")) + 1 :]
+    return text
+
+
+def _tool_use(block: dict[str, Any], cwd: str | None) -> str:
+    name = str(block.get("name", "?"))
+    raw = block.get("input")
+    args: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    if name in ("Read", "Write", "Edit", "MultiEdit", "NotebookEdit", "NotebookRead"):
+        target = args.get("file_path") or args.get("notebook_path") or args.get("path") or "?"
+        return f"[{name}: {_relative(target, cwd)}]"
+    if name == "Bash":
+        command = str(args.get("command", "")).strip().splitlines()
+        return f"[Bash: {_excerpt(command[0] if command else '', 120)}]"
+    if name in ("Task", "Agent"):
+        return f"[Task: {_excerpt(args.get('description') or args.get('prompt') or '', 120)}]"
+    if name in ("Glob", "Grep"):
+        return f"[{name}: {_excerpt(args.get('pattern', ''), 120)}]"
+    if name in ("WebFetch", "WebSearch"):
+        return f"[{name}: {_excerpt(args.get('url') or args.get('query') or '', 120)}]"
+    if name == "TodoWrite":
+        todos = args.get("todos")
+        return f"[TodoWrite: {len(todos) if isinstance(todos, list) else 0} items]"
+    if name == "LS":
+        return f"[LS: {_relative(args.get('path', '.'), cwd)}]"
+    shown = json.dumps(raw, ensure_ascii=False, default=str) if raw is not None else ""
+    return f"[{name}: {_excerpt(shown, 100)}]" if shown else f"[{name}]"
+
+
+def _assistant(event: StreamEvent, cwd: str | None) -> str | None:
+    message = event.data.get("message")
+    message = message if isinstance(message, dict) else {}
+    parts: list[str] = []
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and str(block.get("text", "")).strip():
+            parts.append(_excerpt(block["text"]))
+        elif kind == "tool_use":
+            parts.append(_tool_use(block, cwd))
+        elif kind == "thinking" and str(block.get("thinking", "")).strip():
+            parts.append("[thinking]")
+        elif kind in ("server_tool_use",):
+            parts.append(_tool_use(block, cwd))
+    error = event.data.get("error")
+    if error:
+        return f"[ERROR: {error} {' '.join(parts)}]".replace(" ]", "]")
+    return " ".join(parts) or None
+
+
+def _user(event: StreamEvent) -> str | None:
+    message = event.data.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return _excerpt(content) if content.strip() else None
+    if not isinstance(content, list):
+        return None
+    parts: list[str] = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "tool_result":
+            text = _content_text(block.get("content"))
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            if block.get("is_error") is True:
+                parts.append(f"[ERROR: {_excerpt(text, 160)}]")
+            else:
+                parts.append(f"  ↳ {_excerpt(first, 100)}" if first else "  ↳ (no output)")
+        elif block.get("type") == "text" and str(block.get("text", "")).strip():
+            parts.append(_excerpt(block["text"]))
+    return " ".join(parts) or None
+
+
+def _system(event: StreamEvent) -> str | None:
+    d = event.data
+    sub = event.subtype
+    if sub == "init":
+        tools = d.get("tools")
+        count = len(tools) if isinstance(tools, list) else 0
+        return f"[init: {d.get('model', '?')}, {count} tools, {d.get('cwd', '?')}]"
+    if sub == "api_retry":
+        status = d.get("error_status")
+        return (
+            f"[retry {d.get('attempt', '?')}/{d.get('max_retries', '?')}: "
+            f"{d.get('error', 'error')}{f' {status}' if status else ''}]"
+        )
+    if sub in ("task_started", "task_progress", "task_notification", "task_updated"):
+        what = d.get("description") or d.get("summary") or ""
+        status = d.get("status") or (d.get("patch") or {}).get("status", "")
+        return f"[subagent {sub.removeprefix('task_')}{f' {status}' if status else ''}: " \
+               f"{_excerpt(what, 100)}]".replace(": ]", "]")  # fmt: skip
+    if sub == "compact_boundary":
+        return "[context compacted]"
+    if sub in ("thinking_tokens", "status", "hook_started", "hook_response"):
+        return None
+    return f"[{event.label}]"
+
+
+def _result(event: StreamEvent) -> str:
+    d = event.data
+    cost = d.get("total_cost_usd", d.get("cost_usd"))
+    cost_text = f", ${cost:.4f}" if isinstance(cost, (int, float)) else ""
+    if d.get("is_error") is True or str(event.subtype or "").startswith("error"):
+        errors = d.get("errors")
+        why = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else d.get("result")
+        status = d.get("api_error_status")
+        label = f"API error {status}" if status else f"result {event.subtype}"
+        return f"[ERROR: {label}: {_excerpt(why or '', 160)}]"
+    turns = d.get("num_turns")
+    return f"[result: {event.subtype or 'done'}, {turns} turns{cost_text}]"
+
+
+def condense(event: StreamEvent, cwd: str | None = None) -> str | None:
+    """One line for a person, or None for lines not worth showing. Never raises."""
+    try:
+        if event.type == "assistant":
+            return _assistant(event, cwd)
+        if event.type == "user":
+            return _user(event)
+        if event.type == "system":
+            return _system(event)
+        if event.type == "result":
+            return _result(event)
+        if event.type == "stream_event":
+            return None
+        if event.type == "rate_limit_event":
+            info = event.data.get("rate_limit_info")
+            status = info.get("status") if isinstance(info, dict) else None
+            return None if status in (None, "allowed") else f"[rate limit: {status}]"
+        return f"[{event.label}]"
+    except Exception:  # a shape no version of the CLI printed yet: show it, do not crash
+        return f"[{event.label}]"
+
+
+# -- summary ----------------------------------------------------------------------------------
+
+_JSON_KEYS = (
+    "ended", "results", "subtype", "is_error", "ok", "cost_usd", "input_tokens",
+    "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "num_turns",
+    "session_id", "tool_uses", "model_usage", "lines", "bad_lines",
+)  # fmt: skip
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class TranscriptSummary:
+    """What a transcript says about its run. Values come from the last result line."""
+
+    ended: str = "no_result"
+    results: int = 0
+    subtype: str | None = None
+    is_error: bool | None = None
+    ok: bool = False
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    num_turns: int | None = None
+    session_id: str | None = None
+    tool_uses: dict[str, int] = field(default_factory=dict)
+    model_usage: dict[str, Any] | None = None
+    lines: int = 0
+    bad_lines: int = 0
+    # Not part of the JSON summary, but what the engine and a person need.
+    result_text: str | None = None
+    errors: list[str] = field(default_factory=list)
+    api_error_status: int | None = None
+    terminal_reason: str | None = None
+    duration_ms: int | None = None
+    duration_api_ms: int | None = None
+    exit_code: int | None = None
+    model: str | None = None
+    cwd: str | None = None
+    init_session_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """Exactly the keys of ``shoemaker transcript --json``, in order."""
+        return {key: getattr(self, key) for key in _JSON_KEYS}
+
+    @property
+    def error_text(self) -> str:
+        """Why the run is not ok, briefly; empty when it is."""
+        if self.ok:
+            return ""
+        if self.ended != "result":
+            return "no result line (crashed or killed)"
+        if self.errors:
+            return f"{self.subtype}: " + "; ".join(self.errors)
+        if self.is_error:
+            status = f"API error {self.api_error_status}: " if self.api_error_status else ""
+            return f"{status}{_excerpt(self.result_text or self.subtype or 'error result', 300)}"
+        if self.exit_code not in (None, 0):
+            return f"exit code {self.exit_code}"
+        return "not ok"
+
+
+class SummaryBuilder:
+    """Builds a :class:`TranscriptSummary` line by line, cheaply, as a live run prints."""
+
+    def __init__(self) -> None:
+        self._summary = TranscriptSummary()
+        self._last_result: dict[str, Any] | None = None
+        self._tool_ids: set[str] = set()
+
+    @property
+    def cwd(self) -> str | None:
+        return self._summary.cwd
+
+    def feed(self, line: str | bytes) -> StreamEvent | None:
+        """Account for one line (blank lines are ignored); returns its event, if it is one."""
+        if not line or line.isspace():
+            return None
+        s = self._summary
+        s.lines += 1
+        event = parse_line(line)
+        if event is None:
+            s.bad_lines += 1
+            return None
+        if event.type == "result":
+            s.results += 1
+            self._last_result = event.data
+        elif event.type == "assistant":
+            self._count_tools(event.data)
+        elif event.type == "system" and event.subtype == "init":
+            s.model = _str(event.data.get("model"))
+            s.cwd = _str(event.data.get("cwd"))
+            s.init_session_id = _str(event.data.get("session_id"))
+        return event
+
+    def _count_tools(self, data: dict[str, Any]) -> None:
+        message = data.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            return
+        for block in content:
+            if not isinstance(block, dict) or block.get("type") != "tool_use":
+                continue
+            tool_id = block.get("id")
+            key = tool_id if isinstance(tool_id, str) else f"#{len(self._tool_ids)}"
+            if key in self._tool_ids:
+                continue
+            self._tool_ids.add(key)
+            name = str(block.get("name", "?"))
+            self._summary.tool_uses[name] = self._summary.tool_uses.get(name, 0) + 1
+
+    def summary(self, exit_code: int | None = None) -> TranscriptSummary:
+        """The summary so far; ``exit_code`` (for a live run) must be 0 for the run to be ok."""
+        s = TranscriptSummary(**{k: getattr(self._summary, k) for k in _FIELDS})
+        s.tool_uses = dict(self._summary.tool_uses)
+        s.exit_code = exit_code
+        r = self._last_result
+        if r is None:
+            return s
+        usage = r.get("usage") if isinstance(r.get("usage"), dict) else {}
+        cost = r.get("total_cost_usd", r.get("cost_usd"))
+        errors = r.get("errors")
+        s.ended = "result"
+        s.subtype = _str(r.get("subtype"))
+        s.is_error = r.get("is_error") if isinstance(r.get("is_error"), bool) else None
+        s.cost_usd = float(cost) if isinstance(cost, (int, float)) else None
+        s.input_tokens = _int(usage.get("input_tokens"))
+        s.output_tokens = _int(usage.get("output_tokens"))
+        s.cache_creation_input_tokens = _int(usage.get("cache_creation_input_tokens"))
+        s.cache_read_input_tokens = _int(usage.get("cache_read_input_tokens"))
+        s.num_turns = _int(r.get("num_turns"))
+        s.session_id = _str(r.get("session_id"))
+        model_usage = r.get("modelUsage")
+        s.model_usage = model_usage if isinstance(model_usage, dict) else None
+        s.result_text = _str(r.get("result"))
+        s.errors = [str(e) for e in errors] if isinstance(errors, list) else []
+        s.api_error_status = _int(r.get("api_error_status"))
+        s.terminal_reason = _str(r.get("terminal_reason"))
+        s.duration_ms = _int(r.get("duration_ms"))
+        s.duration_api_ms = _int(r.get("duration_api_ms"))
+        s.ok = s.is_error is False and exit_code in (None, 0)
+        return s
+
+
+_FIELDS = ("lines", "bad_lines", "results", "model", "cwd", "init_session_id")
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def summarize_lines(lines: Iterable[str | bytes], exit_code: int | None = None) -> TranscriptSummary:
+    builder = SummaryBuilder()
+    for line in lines:
+        builder.feed(line)
+    return builder.summary(exit_code)
+
+
+def summarize_file(path: Path) -> TranscriptSummary:
+    """Summarise a transcript file (read as UTF-8, undecodable bytes replaced)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return summarize_lines(handle)
+
+
+def format_summary(s: TranscriptSummary) -> str:
+    """A short plain-text account of a transcript for ``shoemaker transcript FILE``."""
+    status = "ok" if s.ok else f"NOT ok — {s.error_text}"
+    tokens = (
+        f"{s.input_tokens or 0:,} in, {s.output_tokens or 0:,} out, "
+        f"{s.cache_read_input_tokens or 0:,} cache read, "
+        f"{s.cache_creation_input_tokens or 0:,} cache created"
+    )
+    tools = ", ".join(f"{k}×{v}" for k, v in sorted(s.tool_uses.items())) or "none"
+    lines = [
+        f"ended:    {s.ended} ({s.results} result line{'s' if s.results != 1 else ''})",
+        f"status:   {status}",
+        f"subtype:  {s.subtype or '—'}   is_error: {s.is_error}",
+        f"cost:     {'—' if s.cost_usd is None else f'${s.cost_usd:.6f}'}",
+        f"tokens:   {tokens}" if s.ended == "result" else "tokens:   —",
+        f"turns:    {s.num_turns if s.num_turns is not None else '—'}",
+        f"session:  {s.session_id or s.init_session_id or '—'}",
+        f"tools:    {tools}",
+        f"lines:    {s.lines} ({s.bad_lines} not JSON)",
+    ]
+    if s.model_usage:
+        for model, usage in s.model_usage.items():
+            if isinstance(usage, dict):
+                lines.append(
+                    f"model:    {model}: {usage.get('inputTokens', 0):,} in, "
+                    f"{usage.get('outputTokens', 0):,} out, ${usage.get('costUSD', 0):.6f}"
+                )
+    return "\n".join(lines)

@@ -1,0 +1,531 @@
+"""The git layer: branches, tags, worktrees, commits with trailers, merges, diff stats, LOC.
+
+GitPython opens the repository and answers simple questions; everything else is plain ``git``
+with argv lists, because that is where GitPython is thin (worktrees, trailers, merge-tree).
+Calls are blocking and take an explicit working directory, so threads may work on different
+worktrees of one repository at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+IDENTITY_ENV = {
+    "GIT_AUTHOR_NAME": "shoemaker",
+    "GIT_AUTHOR_EMAIL": "shoemaker@localhost",
+    "GIT_COMMITTER_NAME": "shoemaker",
+    "GIT_COMMITTER_EMAIL": "shoemaker@localhost",
+}
+# Variables a parent (a git hook, another tool) may set that would redirect our commands.
+_INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
+# Options that make commits and merges independent of a user's signing or hooks setup.
+_QUIET_CONFIG = ["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message says which and why in one line."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = stderr.strip().splitlines()
+        super().__init__(
+            f"git {' '.join(self.argv[1:4])} failed: {detail[-1] if detail else f'exit {returncode}'}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    path: str
+    insertions: int
+    deletions: int
+    binary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DiffStat:
+    files: tuple[FileStat, ...]
+
+    @property
+    def files_changed(self) -> int:
+        return len(self.files)
+
+    @property
+    def insertions(self) -> int:
+        return sum(f.insertions for f in self.files)
+
+    @property
+    def deletions(self) -> int:
+        return sum(f.deletions for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """Non-blank lines of code, split into production and test code."""
+
+    production: int
+    test: int
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOutcome:
+    merged: bool
+    commit: str = ""
+    conflict_files: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Worktree:
+    path: Path
+    branch: str | None
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    sha: str
+    subject: str
+    trailers: dict[str, str]
+    parents: tuple[str, ...]
+
+
+@lru_cache(maxsize=512)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A gitignore-like glob: ``**`` spans directories, ``*`` stays within one."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def matches_any(path: str, globs: Sequence[str]) -> bool:
+    return any(_glob_regex(g).match(path) for g in globs)
+
+
+def _count_nonblank(data: bytes) -> int:
+    return sum(1 for line in data.splitlines() if line.strip())
+
+
+def _loc(files: Mapping[str, bytes], source_globs: Sequence[str], test_globs: Sequence[str]) -> Loc:
+    production = test = 0
+    for path, data in files.items():
+        if b"\0" in data[:8000]:
+            continue  # binary
+        lines = _count_nonblank(data)
+        if matches_any(path, test_globs):
+            test += lines
+        else:
+            production += lines
+    return Loc(production, test)
+
+
+class Git:
+    """One repository, addressed through its main worktree."""
+
+    def __init__(self, root: Path) -> None:
+        import git as gitpython  # GitPython: repository discovery and configuration
+
+        try:
+            repo = gitpython.Repo(root, search_parent_directories=True)
+        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
+            raise GitError(["git", "rev-parse"], 128, f"{root} is not inside a git repository") from None
+        if repo.working_tree_dir is None:
+            raise GitError(["git", "rev-parse"], 128, f"{root} is a bare repository; use a clone")
+        self.root = Path(repo.working_tree_dir)
+        self.common_dir = Path(repo.common_dir).resolve()
+        repo.close()
+        # Asked of git itself, which honours GIT_CONFIG_GLOBAL and friends as commits will.
+        email = self._run_in(self.root, ["config", "user.email"], check=False)
+        self._identity = email.returncode != 0 or not email.stdout.strip()
+
+    @staticmethod
+    def init_repo(path: Path, branch: str = "main") -> Git:
+        path.mkdir(parents=True, exist_ok=True)
+        Git._run_in(path, ["init", "-q", "-b", branch])
+        return Git(path)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
+        env["GIT_TERMINAL_PROMPT"] = "0"
+        env["LC_ALL"] = "C"  # messages we parse are in English
+        if extra:
+            env.update(extra)
+        return env
+
+    @staticmethod
+    def _run_in(
+        cwd: Path,
+        args: Sequence[str],
+        *,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = ["git", *args]
+        proc = subprocess.run(  # noqa: S603 - argv list, no shell
+            argv, cwd=cwd, env=Git._env(env), capture_output=True, text=text, input=input,
+            check=False,
+        )  # fmt: skip
+        if check and proc.returncode != 0:
+            err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode("utf-8", "replace")
+            raise GitError(argv, proc.returncode, err)
+        return proc
+
+    def _run(self, args: Sequence[str], cwd: Path | None = None, **kw: object) -> str:
+        return self._run_in(cwd or self.root, args, **kw).stdout  # type: ignore[arg-type]
+
+    def _commit_env(self) -> dict[str, str] | None:
+        return dict(IDENTITY_ENV) if self._identity else None
+
+    def _check_ref_name(self, name: str) -> None:
+        if self._run_in(self.root, ["check-ref-format", "--branch", name], check=False).returncode:
+            raise GitError(["git", "check-ref-format", name], 1, f"{name!r} is not a valid branch or tag name")
+
+    # -- questions ----------------------------------------------------------------------------
+
+    def current_branch(self, cwd: Path | None = None) -> str | None:
+        proc = self._run_in(cwd or self.root, ["symbolic-ref", "--quiet", "--short", "HEAD"], check=False)
+        return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+    def rev_parse(self, ref: str, cwd: Path | None = None) -> str:
+        return self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd).strip()
+
+    def ref_exists(self, ref: str) -> bool:
+        return self._run_in(self.root, ["rev-parse", "--verify", "--quiet", ref], check=False).returncode == 0
+
+    def dirty_paths(self, cwd: Path | None = None) -> list[str]:
+        """Changed, staged and untracked paths (ignored files do not count)."""
+        out = self._run(["status", "--porcelain", "-z", "--untracked-files=all"], cwd)
+        paths = []
+        entries = out.split("\0")
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            if len(entry) > 3:
+                paths.append(entry[3:])
+                if entry[0] in "RC":
+                    i += 1  # the rename's source path follows
+            i += 1
+        return paths
+
+    def is_clean(self, cwd: Path | None = None) -> bool:
+        return not self.dirty_paths(cwd)
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        return self._run_in(self.root, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str:
+        return self._run(["merge-base", a, b]).strip()
+
+    def branches(self, pattern: str | None = None) -> list[str]:
+        args = ["for-each-ref", "--format=%(refname:short)"]
+        args.append(f"refs/heads/{pattern}" if pattern else "refs/heads/")
+        return [b for b in self._run(args).splitlines() if b]
+
+    def tags(self, pattern: str | None = None) -> list[str]:
+        return [t for t in self._run(["tag", "--list", *([pattern] if pattern else [])]).splitlines() if t]
+
+    # -- branches and tags --------------------------------------------------------------------
+
+    def create_branch(self, name: str, start: str) -> None:
+        self._check_ref_name(name)
+        self._run(["branch", name, start])
+
+    def delete_branch(self, name: str, force: bool = False) -> None:
+        self._run(["branch", "-D" if force else "-d", name])
+
+    def rename_branch(self, old: str, new: str) -> None:
+        self._check_ref_name(new)
+        self._run(["branch", "-m", old, new])
+
+    def checkout(self, ref: str) -> None:
+        self._run(["checkout", "-q", ref])
+
+    def tag(self, name: str, ref: str = "HEAD", message: str | None = None) -> None:
+        self._check_ref_name(name)
+        args = ["tag", "-a", name, ref, "-m", message] if message else ["tag", name, ref]
+        self._run([*_QUIET_CONFIG, *args], env=self._commit_env())
+
+    # -- worktrees ----------------------------------------------------------------------------
+
+    def add_worktree(self, path: Path, branch: str, start: str) -> None:
+        """A new worktree at ``path`` on a new branch ``branch`` starting at ``start``."""
+        self._check_ref_name(branch)
+        self._run(["worktree", "add", "-q", "-b", branch, str(path), start])
+
+    def add_detached_worktree(self, path: Path, start: str) -> None:
+        self._run(["worktree", "add", "-q", "--detach", str(path), start])
+
+    def remove_worktree(self, path: Path, force: bool = True) -> None:
+        """Remove a worktree (uncommitted changes in it are lost: commit them first)."""
+        if path.exists():
+            args = ["worktree", "remove", *(["--force", "--force"] if force else []), str(path)]
+            proc = self._run_in(self.root, args, check=False)
+            if proc.returncode != 0 and path.exists():
+                raise GitError(["git", *args], proc.returncode, proc.stderr)
+        self.prune_worktrees()
+
+    def prune_worktrees(self) -> None:
+        self._run(["worktree", "prune"])
+
+    def worktrees(self) -> list[Worktree]:
+        out = self._run(["worktree", "list", "--porcelain"])
+        result: list[Worktree] = []
+        for block in out.strip().split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in block.splitlines():
+                key, _, value = line.partition(" ")
+                fields[key] = value
+            if "worktree" in fields:
+                branch = fields.get("branch", "").removeprefix("refs/heads/") or None
+                result.append(Worktree(Path(fields["worktree"]), branch, fields.get("HEAD", "")))
+        return result
+
+    # -- commits ------------------------------------------------------------------------------
+
+    @staticmethod
+    def format_message(subject: str, body: str = "", trailers: Mapping[str, str] | None = None) -> str:
+        parts = [subject.strip()]
+        if body.strip():
+            parts.append(body.strip())
+        if trailers:
+            parts.append("\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in trailers.items()))
+        return "\n\n".join(parts) + "\n"
+
+    def commit_all(
+        self, cwd: Path, subject: str, body: str = "", trailers: Mapping[str, str] | None = None
+    ) -> str | None:
+        """Stage everything in ``cwd`` and commit it; the new sha, or None if nothing changed."""
+        self._run(["add", "-A"], cwd)
+        if self._run_in(cwd, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
+            return None
+        message = self.format_message(subject, body, trailers)
+        self._run([*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"], cwd,
+                  env=self._commit_env(), input=message)  # fmt: skip
+        return self.rev_parse("HEAD", cwd)
+
+    def commit_message(self, ref: str) -> str:
+        return self._run(["log", "-1", "--format=%B", ref])
+
+    def log(self, rev_range: str, first_parent: bool = False) -> list[CommitInfo]:
+        """Commits of ``rev_range``, newest first, with their trailers parsed."""
+        sep, end = "\x1f", "\x1e"
+        fmt = f"%H{sep}%P{sep}%s{sep}%(trailers:only,unfold){end}"
+        args = ["log", f"--format={fmt}", *(["--first-parent"] if first_parent else []), rev_range]
+        commits = []
+        for record in self._run(args).split(end):
+            record = record.strip("\n")
+            if not record:
+                continue
+            sha, parents, subject, trailer_text = record.split(sep)
+            trailers = {}
+            for line in trailer_text.splitlines():
+                key, _, value = line.partition(":")
+                if value:
+                    trailers[key.strip()] = value.strip()
+            commits.append(CommitInfo(sha, subject, trailers, tuple(parents.split())))
+        return commits
+
+    def commits_with_trailer(self, ref: str, key: str, value: str | None = None) -> list[CommitInfo]:
+        return [c for c in self.log(ref) if key in c.trailers and (value is None or c.trailers[key] == value)]
+
+    # -- merges -------------------------------------------------------------------------------
+
+    def is_merging(self, cwd: Path | None = None) -> bool:
+        return self._run_in(cwd or self.root, ["rev-parse", "-q", "--verify", "MERGE_HEAD"], check=False).returncode == 0
+
+    def abort_merge(self, cwd: Path | None = None) -> None:
+        self._run_in(cwd or self.root, ["merge", "--abort"], check=False)
+        self._run_in(cwd or self.root, ["reset", "-q", "--merge"], check=False)
+
+    def _conflicted(self, cwd: Path) -> tuple[str, ...]:
+        out = self._run(["diff", "--name-only", "--diff-filter=U", "-z"], cwd)
+        return tuple(p for p in out.split("\0") if p)
+
+    def _undo(self, cwd: Path, head: str) -> None:
+        """Back to ``head`` with a clean index and tree, whatever the failed merge left."""
+        self.abort_merge(cwd)
+        if self.rev_parse("HEAD", cwd) != head or self.dirty_paths(cwd):
+            self._run(["reset", "-q", "--hard", head], cwd)
+
+    def merge(
+        self, branch: str, subject: str, trailers: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> MergeOutcome:
+        """``git merge --no-ff branch`` into what ``cwd`` has checked out; aborted on conflict."""
+        where = cwd or self.root
+        head = self.rev_parse("HEAD", where)
+        message = self.format_message(subject, "", trailers)
+        proc = self._run_in(
+            where, [*_QUIET_CONFIG, "merge", "--no-ff", "--no-edit", "-m", message, branch],
+            check=False, env=self._commit_env(),
+        )  # fmt: skip
+        if proc.returncode == 0:
+            return MergeOutcome(True, self.rev_parse("HEAD", where))
+        conflicts = self._conflicted(where)
+        self._undo(where, head)
+        return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
+
+    def squash_merge(self, branch: str, message: str, cwd: Path | None = None) -> MergeOutcome:
+        """Land ``branch`` as one commit with ``message``; on conflict, nothing changes."""
+        where = cwd or self.root
+        head = self.rev_parse("HEAD", where)
+        proc = self._run_in(where, [*_QUIET_CONFIG, "merge", "--squash", "--no-commit", branch],
+                            check=False, env=self._commit_env())  # fmt: skip
+        if proc.returncode != 0:
+            conflicts = self._conflicted(where)
+            self._undo(where, head)
+            return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
+        if self._run_in(where, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
+            self._undo(where, head)
+            return MergeOutcome(True, head, (), "already merged")
+        try:
+            self._run([*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"], where,
+                      env=self._commit_env(), input=message)  # fmt: skip
+        except GitError as exc:
+            self._undo(where, head)
+            return MergeOutcome(False, "", (), str(exc))
+        return MergeOutcome(True, self.rev_parse("HEAD", where))
+
+    def would_merge_cleanly(self, branch: str, into: str) -> tuple[bool, tuple[str, ...]]:
+        """Predict a merge without touching any worktree (``git merge-tree --write-tree``)."""
+        proc = self._run_in(
+            self.root, ["merge-tree", "--write-tree", "--name-only", "--no-messages", into, branch],
+            check=False,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            return True, ()
+        if proc.returncode == 1:
+            lines = proc.stdout.strip().splitlines()
+            return False, tuple(lines[1:])
+        raise GitError(["git", "merge-tree", into, branch], proc.returncode, proc.stderr)
+
+    # -- diffs and LOC ------------------------------------------------------------------------
+
+    @staticmethod
+    def _numstat(out: str) -> DiffStat:
+        files = []
+        for line in out.splitlines():
+            added, deleted, path = line.split("\t", 2)
+            binary = added == "-"
+            files.append(FileStat(path, 0 if binary else int(added), 0 if binary else int(deleted), binary))
+        return DiffStat(tuple(files))
+
+    def diff_stat(self, base: str, head: str) -> DiffStat:
+        return self._numstat(self._run(["diff", "--numstat", "--no-renames", base, head]))
+
+    def _with_untracked_index(self, cwd: Path) -> dict[str, str]:
+        """A temporary index holding the worktree's files, untracked ones included, so a diff
+        can show them without touching the worktree's own index."""
+        index = self._run(["rev-parse", "--git-path", "index"], cwd).strip()
+        tmp_index = (cwd / index).with_name(f"shoemaker-diff-{os.getpid()}-{id(cwd)}.index")
+        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        self._run(["read-tree", "HEAD"], cwd, env=env)
+        self._run(["add", "-A"], cwd, env=env)
+        return env
+
+    def diff_stat_worktree(self, cwd: Path, base: str) -> DiffStat:
+        env = self._with_untracked_index(cwd)
+        try:
+            return self._numstat(self._run(["diff", "--cached", "--numstat", "--no-renames", base], cwd, env=env))
+        finally:
+            Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
+
+    def diff_text(self, base: str, head: str | None = None, cwd: Path | None = None,
+                  paths: Sequence[str] = ()) -> str:  # fmt: skip
+        """A unified diff; ``head`` None means the working tree of ``cwd``, untracked included."""
+        tail = ["--", *paths] if paths else []
+        if head is not None:
+            return self._run(["diff", "--no-color", base, head, *tail], cwd)
+        where = cwd or self.root
+        env = self._with_untracked_index(where)
+        try:
+            return self._run(["diff", "--cached", "--no-color", base, *tail], where, env=env)
+        finally:
+            Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
+
+    def loc(self, ref: str, source_globs: Sequence[str], test_globs: Sequence[str]) -> Loc:
+        """Non-blank lines of the files at ``ref`` that match ``source_globs``."""
+        listing = self._run(["ls-tree", "-r", "-z", "--full-tree", ref])
+        wanted: dict[str, str] = {}
+        for entry in listing.split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            _mode, kind, sha = meta.split()
+            if kind == "blob" and matches_any(path, source_globs):
+                wanted[path] = sha
+        if not wanted:
+            return Loc(0, 0)
+        # One cat-file process for every blob, not one process per file.
+        request = "".join(f"{sha}\n" for sha in wanted.values()).encode()
+        out = self._run_in(self.root, ["cat-file", "--batch"], input=request, text=False).stdout
+        contents: dict[str, bytes] = {}
+        pos = 0
+        for path in wanted:
+            header_end = out.index(b"\n", pos)
+            size = int(out[pos:header_end].split()[2])
+            contents[path] = out[header_end + 1 : header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+        return _loc(contents, source_globs, test_globs)
+
+    def loc_worktree(self, cwd: Path, source_globs: Sequence[str], test_globs: Sequence[str]) -> Loc:
+        """The same count over a working directory: tracked and untracked, not ignored."""
+        listing = self._run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd)
+        contents = {}
+        for path in dict.fromkeys(p for p in listing.split("\0") if p):
+            if matches_any(path, source_globs):
+                file = cwd / path
+                if file.is_file():
+                    contents[path] = file.read_bytes()
+        return _loc(contents, source_globs, test_globs)
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def ensure_excluded(self, pattern: str) -> None:
+        """Add ``pattern`` to ``.git/info/exclude`` (shared by all worktrees) if it is absent."""
+        exclude = self.common_dir / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        lines = exclude.read_text().splitlines() if exclude.exists() else []
+        if pattern not in lines:
+            with exclude.open("a") as handle:
+                prefix = "" if not lines or exclude.read_text().endswith("\n") else "\n"
+                handle.write(f"{prefix}{pattern}\n")
+
+
+def _merge_reason(proc: subprocess.CompletedProcess[str], conflicts: tuple[str, ...]) -> str:
+    if conflicts:
+        return f"conflict in {', '.join(conflicts)}"
+    text = (proc.stderr or proc.stdout).strip().splitlines()
+    return text[-1] if text else f"git merge exited {proc.returncode}"
+
+
+__all__ = [
+    "CommitInfo", "DiffStat", "FileStat", "Git", "GitError", "Loc", "MergeOutcome", "Worktree",
+    "matches_any",
+]  # fmt: skip

@@ -1,0 +1,82 @@
+"""Packaging: prompts/ and styles/ are found from a built wheel, and --help stays Textual-free."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+ENGINE_MODULES = [
+    "shoemaker.cli",
+    "shoemaker.engine.engine",
+    "shoemaker.engine.stitch",
+    "shoemaker.engine.measure",
+    "shoemaker.engine.generation",
+    "shoemaker.headless",
+    "shoemaker.agents.runner",
+    "shoemaker.agents.streamjson",
+    "shoemaker.store",
+    "shoemaker.git",
+]
+
+
+@pytest.mark.parametrize("module", ENGINE_MODULES)
+def test_engine_modules_do_not_import_textual(module: str) -> None:
+    code = f"import sys, {module}; sys.exit('textual' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, module
+
+
+def test_help_does_not_import_textual() -> None:
+    code = (
+        "import sys\n"
+        "from shoemaker.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "sys.exit(3 if 'textual' in sys.modules else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "generation" in proc.stdout and "demo" in proc.stdout
+
+
+def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        ["uv", "build", "--wheel", "--out-dir", str(dist)],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = dist.glob("shoemaker-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False, system_site_packages=True)
+    python = env_dir / "bin" / "python"
+    # --no-deps: the dependencies come from the test environment through system site-packages;
+    # only shoemaker itself must come from the wheel.
+    subprocess.run(
+        ["uv", "pip", "install", "--python", str(python), "--no-deps", str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    code = (
+        "import shoemaker, shoemaker.resources as r\n"
+        "print(shoemaker.__file__)\n"
+        "print(r.data_dir('prompts'))\n"
+        "print(r.data_dir('styles'))\n"
+        "print(r.render_prompt('stitch.md', {'task': {'id': 7, 'title': 'T', 'description': 'D',"
+        " 'attempt': 1}, 'generation': 'g', 'branch': 'task/g-7', 'gates': [],"
+        " 'previous_failure': ''}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    proc = subprocess.run(
+        [str(python), "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    package_file, prompts, styles, *rendered = proc.stdout.splitlines()
+    assert str(env_dir) in package_file, "shoemaker was not imported from the wheel"
+    assert prompts.startswith(str(env_dir)) and prompts.endswith("_data/prompts")
+    assert styles.endswith("_data/styles")
+    assert "<!-- shoemaker:stitch task=7 attempt=1 -->" in rendered
+    assert "# Task #7: T" in rendered
