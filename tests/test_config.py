@@ -23,8 +23,12 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
     cfg = load_config(tmp_path)
     assert cfg.agent.command == "claude"
     assert cfg.agent.args == [
-        "--dangerously-skip-permissions", "-p", "--verbose", "--output-format", "stream-json",
-    ]  # fmt: skip
+        "--dangerously-skip-permissions",
+        "-p",
+        "--verbose",
+        "--output-format",
+        "stream-json",
+    ]
     assert cfg.max_parallel == 1 and cfg.max_issues == 10 and cfg.cycles == 1
 
 
@@ -90,8 +94,9 @@ def test_cli_exits_2_on_a_malformed_configuration_and_writes_nothing(tmp_path: P
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     proc = subprocess.run(
         [sys.executable, "-m", "shoemaker", "-C", str(tmp_path), "generation", "start"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "configuration.yaml" in proc.stderr and "max_parallel" in proc.stderr
     assert proc.stderr.count("\n") <= 3, proc.stderr

@@ -48,8 +48,10 @@ def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         ["uv", "build", "--wheel", "--out-dir", str(dist)],
-        cwd=REPO_ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = dist.glob("shoemaker-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False, system_site_packages=True)
@@ -58,8 +60,9 @@ def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
     # only shoemaker itself must come from the wheel.
     subprocess.run(
         ["uv", "pip", "install", "--python", str(python), "--no-deps", str(wheel)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     code = (
         "import shoemaker, shoemaker.resources as r\n"
         "print(shoemaker.__file__)\n"

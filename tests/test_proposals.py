@@ -14,8 +14,10 @@ from shoemaker.engine.proposals import (
 
 
 def props(*deps: object) -> list[dict[str, object]]:
-    return [{"index": i, "title": f"t{i}", "description": "", "dependency": d}
-            for i, d in enumerate(deps)]  # fmt: skip
+    return [
+        {"index": i, "title": f"t{i}", "description": "", "dependency": d}
+        for i, d in enumerate(deps)
+    ]
 
 
 def test_dependency_forms_and_order() -> None:

@@ -100,12 +100,24 @@ def test_event_log_is_append_only(store: Store) -> None:
 
 def test_runs_keep_env_names_and_a_compressed_transcript(store: Store) -> None:
     run_id = store.start_run(
-        generation="g1", task_id=None, phase="measure", attempt=0, prompt="p",
-        argv=["claude", "-p"], env_names=["PATH", "ANTHROPIC_API_KEY"], cwd="/x",
-    )  # fmt: skip
+        generation="g1",
+        task_id=None,
+        phase="measure",
+        attempt=0,
+        prompt="p",
+        argv=["claude", "-p"],
+        env_names=["PATH", "ANTHROPIC_API_KEY"],
+        cwd="/x",
+    )
     raw = b'{"type":"result"}\n' * 1000
-    store.finish_run(run_id, transcript=raw, exit_code=0, ok=True, cost_usd=0.5,
-                     model_usage={"m": {"costUSD": 0.5}})  # fmt: skip
+    store.finish_run(
+        run_id,
+        transcript=raw,
+        exit_code=0,
+        ok=True,
+        cost_usd=0.5,
+        model_usage={"m": {"costUSD": 0.5}},
+    )
     run = store.get_run(run_id)
     assert run.env_names == ["ANTHROPIC_API_KEY", "PATH"]
     assert run.ok is True and run.model_usage == {"m": {"costUSD": 0.5}}

@@ -74,8 +74,10 @@ def _run_async(coro: Coroutine[Any, Any, int]) -> int:
             return await coro
         except asyncio.CancelledError:
             if got:
-                print(f"shoemaker: interrupted by {signal.Signals(got[0]).name}; agents stopped",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"shoemaker: interrupted by {signal.Signals(got[0]).name}; agents stopped",
+                    file=sys.stderr,
+                )
                 return 128 + got[0]
             raise
 
@@ -150,8 +152,10 @@ def cmd_generation_stop(args: argparse.Namespace) -> int:
     except GenerationError as exc:
         raise CliError(str(exc)) from None
     gen = report.generation
-    print(f"generation {gen.name} merged into {gen.base_branch} at {report.merge_commit[:12]}; "
-          f"tags {gen.name}-finished and {gen.name}-merged")  # fmt: skip
+    print(
+        f"generation {gen.name} merged into {gen.base_branch} at {report.merge_commit[:12]}; "
+        f"tags {gen.name}-finished and {gen.name}-merged"
+    )
     for branch in report.kept_branches:
         print(f"  kept unmerged work on branch {branch}")
     return 0
@@ -168,11 +172,18 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
         tasks = project.store.list_tasks(gen.name)
         totals = project.store.generation_totals(gen.name)
         done = sum(1 for t in tasks if t.state == TaskState.DONE)
-        rows.append({
-            "name": gen.name, "state": gen.state.value, "branch": gen.branch,
-            "base_branch": gen.base_branch, "cycle": gen.cycle, "tasks_done": done,
-            "tasks_total": len(tasks), "cost_usd": round(totals["cost_usd"], 6),
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": gen.name,
+                "state": gen.state.value,
+                "branch": gen.branch,
+                "base_branch": gen.base_branch,
+                "cycle": gen.cycle,
+                "tasks_done": done,
+                "tasks_total": len(tasks),
+                "cost_usd": round(totals["cost_usd"], 6),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -181,8 +192,14 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "state", "base", "cycle", "tasks", "cost")
     for r in rows:
-        table.add_row(r["name"], r["state"], r["base_branch"], str(r["cycle"]),
-                      f"{r['tasks_done']}/{r['tasks_total']}", f"${r['cost_usd']:.4f}")  # fmt: skip
+        table.add_row(
+            str(r["name"]),
+            str(r["state"]),
+            str(r["base_branch"]),
+            str(r["cycle"]),
+            f"{r['tasks_done']}/{r['tasks_total']}",
+            f"${r['cost_usd']:.4f}",
+        )
     _console().print(table)
     return 0
 
@@ -200,17 +217,36 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     tasks = project.store.list_tasks(gen.name)
     if args.json:
-        print(json.dumps([
-            {"id": t.id, "title": t.title, "state": t.state.value, "depends_on": t.depends_on,
-             "attempts": t.attempts, "reason": t.reason}
-            for t in tasks
-        ], indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": t.id,
+                        "title": t.title,
+                        "state": t.state.value,
+                        "depends_on": t.depends_on,
+                        "attempts": t.attempts,
+                        "reason": t.reason,
+                    }
+                    for t in tasks
+                ],
+                indent=2,
+            )
+        )
         return 0
-    table = Table("id", "state", "title", "after", "attempts", "reason", title=f"generation {gen.name}")
+    table = Table(
+        "id", "state", "title", "after", "attempts", "reason", title=f"generation {gen.name}"
+    )
     for t in tasks:
         style = STATE_STYLE.get(t.state.value, "")
-        table.add_row(str(t.id), f"[{style}]{t.state.value}[/]", t.title,
-                      " ".join(f"#{d}" for d in t.depends_on), str(t.attempts), t.reason)  # fmt: skip
+        table.add_row(
+            str(t.id),
+            f"[{style}]{t.state.value}[/]",
+            t.title,
+            " ".join(f"#{d}" for d in t.depends_on),
+            str(t.attempts),
+            t.reason,
+        )
     _console().print(table)
     return 0
 
@@ -312,19 +348,33 @@ async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
     totals = project.store.generation_totals(gen.name)
     done = sum(1 for t in tasks if t.state == TaskState.DONE)
     failed = sum(1 for t in tasks if t.state in (TaskState.FAILED, TaskState.CONFLICT))
-    console.print(summary_table("demo summary", [
-        ("tasks done", f"{done}/{len(tasks)}"),
-        ("tasks failed", str(failed)),
-        ("cycles", str(report.cycles)),
-        ("tokens in / out", f"{int(totals['input_tokens']):,} / {int(totals['output_tokens']):,}"),
-        ("cache read / created", f"{int(totals['cache_read_input_tokens']):,} / "
-                                 f"{int(totals['cache_creation_input_tokens']):,}"),
-        ("cost", f"${totals['cost_usd']:.4f}"),
-        ("LOC added / removed", f"+{int(totals['insertions'])} / −{int(totals['deletions'])}"),
-        ("wall time", f"{time.monotonic() - started:.1f}s"),
-        ("merged into", f"{stop.generation.base_branch} at {stop.merge_commit[:12]}"),
-        ("repository", str(path)),
-    ]))  # fmt: skip
+    console.print(
+        summary_table(
+            "demo summary",
+            [
+                ("tasks done", f"{done}/{len(tasks)}"),
+                ("tasks failed", str(failed)),
+                ("cycles", str(report.cycles)),
+                (
+                    "tokens in / out",
+                    f"{int(totals['input_tokens']):,} / {int(totals['output_tokens']):,}",
+                ),
+                (
+                    "cache read / created",
+                    f"{int(totals['cache_read_input_tokens']):,} / "
+                    f"{int(totals['cache_creation_input_tokens']):,}",
+                ),
+                ("cost", f"${totals['cost_usd']:.4f}"),
+                (
+                    "LOC added / removed",
+                    f"+{int(totals['insertions'])} / −{int(totals['deletions'])}",
+                ),
+                ("wall time", f"{time.monotonic() - started:.1f}s"),
+                ("merged into", f"{stop.generation.base_branch} at {stop.merge_commit[:12]}"),
+                ("repository", str(path)),
+            ],
+        )
+    )
     return 0 if failed == 0 else EXIT_FAILED
 
 
@@ -339,8 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn a spec-driven repository into a software factory run by coding agents.",
     )
     parser.add_argument("--version", action="version", version=f"shoemaker {__version__}")
-    parser.add_argument("-C", dest="directory", default=".", metavar="DIR",
-                        help="run as if started in DIR (like git -C)")  # fmt: skip
+    parser.add_argument(
+        "-C",
+        dest="directory",
+        default=".",
+        metavar="DIR",
+        help="run as if started in DIR (like git -C)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("init", help="write a commented default configuration.yaml")
@@ -368,11 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run measure+stitch cycles on the current generation")
     p.add_argument("--cycles", type=int, help="at most N cycles (default: configuration cycles)")
     p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
-    p.add_argument("--events", choices=["story", "ndjson", "none"], default="story", help=events_help)
+    p.add_argument(
+        "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("measure", help="propose tasks once, without stitching")
-    p.add_argument("--events", choices=["story", "ndjson", "none"], default="story", help=events_help)
+    p.add_argument(
+        "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
+    )
     p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("tasks", help="the tasks of the current generation")

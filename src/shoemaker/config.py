@@ -100,17 +100,32 @@ class Config(_Strict):
     """Directories holding the project's source code (used for LOC and source reset)."""
     source_globs: list[str] = Field(
         default_factory=lambda: [
-            "**/*.py", "**/*.go", "**/*.rs", "**/*.js", "**/*.ts", "**/*.tsx", "**/*.java",
-            "**/*.c", "**/*.h", "**/*.cpp", "**/*.rb", "**/*.sh",
+            "**/*.py",
+            "**/*.go",
+            "**/*.rs",
+            "**/*.js",
+            "**/*.ts",
+            "**/*.tsx",
+            "**/*.java",
+            "**/*.c",
+            "**/*.h",
+            "**/*.cpp",
+            "**/*.rb",
+            "**/*.sh",
         ]
-    )  # fmt: skip
+    )
     """Files that count as code in LOC statistics."""
     test_globs: list[str] = Field(
         default_factory=lambda: [
-            "tests/**", "test/**", "**/test_*.py", "**/*_test.py", "**/*_test.go",
-            "**/*.test.ts", "**/*.spec.ts",
+            "tests/**",
+            "test/**",
+            "**/test_*.py",
+            "**/*_test.py",
+            "**/*_test.go",
+            "**/*.test.ts",
+            "**/*.spec.ts",
         ]
-    )  # fmt: skip
+    )
     """Code files matching these count as test code; the rest as production code."""
     doc_globs: list[str] = Field(
         default_factory=lambda: ["README.md", "VISION.md", "ARCHITECTURE.md", "docs/**/*.md"]
@@ -215,7 +230,9 @@ def load_config(repo: Path) -> Config:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of settings at the top, got {type(raw).__name__}"
+        )
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

@@ -41,7 +41,9 @@ def demo_config(worktree_dir: str = "") -> dict[str, Any]:
             "max_time_sec": 120,
             "idle_timeout_sec": 60,
         },
-        "gates": [{"name": "tests", "command": ["python", "-m", "pytest", "-q"], "timeout_sec": 120}],
+        "gates": [
+            {"name": "tests", "command": ["python", "-m", "pytest", "-q"], "timeout_sec": 120}
+        ],
     }
 
 

@@ -84,7 +84,7 @@ class AgentOutput(_Event):
     run_id: int
     task_id: int | None
     line_type: str
-    """``type`` or ``type/subtype`` of the stream-json line, e.g. ``assistant`` or ``system/init``."""
+    """``type`` or ``type/subtype`` of the line, e.g. ``assistant`` or ``system/init``."""
     text: str
     """The condensed one-line rendering (``[Read: path]``, a text excerpt, ``[ERROR: …]``)."""
 

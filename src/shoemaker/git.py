@@ -25,7 +25,14 @@ IDENTITY_ENV = {
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
 # Options that make commits and merges independent of a user's signing or hooks setup.
-_QUIET_CONFIG = ["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
+_QUIET_CONFIG = [
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "tag.gpgsign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+]
 
 
 class GitError(RuntimeError):
@@ -35,10 +42,9 @@ class GitError(RuntimeError):
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr
-        detail = stderr.strip().splitlines()
-        super().__init__(
-            f"git {' '.join(self.argv[1:4])} failed: {detail[-1] if detail else f'exit {returncode}'}"
-        )
+        lines = stderr.strip().splitlines()
+        detail = lines[-1] if lines else f"exit {returncode}"
+        super().__init__(f"git {' '.join(self.argv[1:4])} failed: {detail}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +156,9 @@ class Git:
         try:
             repo = gitpython.Repo(root, search_parent_directories=True)
         except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
-            raise GitError(["git", "rev-parse"], 128, f"{root} is not inside a git repository") from None
+            raise GitError(
+                ["git", "rev-parse"], 128, f"{root} is not inside a git repository"
+            ) from None
         if repo.working_tree_dir is None:
             raise GitError(["git", "rev-parse"], 128, f"{root} is a bare repository; use a clone")
         self.root = Path(repo.working_tree_dir)
@@ -184,18 +192,30 @@ class Git:
         *,
         check: bool = True,
         env: Mapping[str, str] | None = None,
-        input: bytes | None = None,
-        text: bool = True,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = ["git", *args]
-        proc = subprocess.run(  # noqa: S603 - argv list, no shell
-            argv, cwd=cwd, env=Git._env(env), capture_output=True, text=text, input=input,
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=Git._env(env),
+            capture_output=True,
+            text=True,
+            input=input,
             check=False,
-        )  # fmt: skip
+        )
         if check and proc.returncode != 0:
-            err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode("utf-8", "replace")
-            raise GitError(argv, proc.returncode, err)
+            raise GitError(argv, proc.returncode, proc.stderr)
         return proc
+
+    def _run_binary(self, args: Sequence[str], data: bytes) -> bytes:
+        argv = ["git", *args]
+        proc = subprocess.run(
+            argv, cwd=self.root, env=self._env(), capture_output=True, input=data, check=False
+        )
+        if proc.returncode != 0:
+            raise GitError(argv, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+        return proc.stdout
 
     def _run(self, args: Sequence[str], cwd: Path | None = None, **kw: object) -> str:
         return self._run_in(cwd or self.root, args, **kw).stdout  # type: ignore[arg-type]
@@ -205,19 +225,28 @@ class Git:
 
     def _check_ref_name(self, name: str) -> None:
         if self._run_in(self.root, ["check-ref-format", "--branch", name], check=False).returncode:
-            raise GitError(["git", "check-ref-format", name], 1, f"{name!r} is not a valid branch or tag name")
+            raise GitError(
+                ["git", "check-ref-format", name], 1, f"{name!r} is not a valid branch or tag name"
+            )
 
     # -- questions ----------------------------------------------------------------------------
 
     def current_branch(self, cwd: Path | None = None) -> str | None:
-        proc = self._run_in(cwd or self.root, ["symbolic-ref", "--quiet", "--short", "HEAD"], check=False)
+        proc = self._run_in(
+            cwd or self.root, ["symbolic-ref", "--quiet", "--short", "HEAD"], check=False
+        )
         return proc.stdout.strip() or None if proc.returncode == 0 else None
 
     def rev_parse(self, ref: str, cwd: Path | None = None) -> str:
         return self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd).strip()
 
     def ref_exists(self, ref: str) -> bool:
-        return self._run_in(self.root, ["rev-parse", "--verify", "--quiet", ref], check=False).returncode == 0
+        return (
+            self._run_in(
+                self.root, ["rev-parse", "--verify", "--quiet", ref], check=False
+            ).returncode
+            == 0
+        )
 
     def dirty_paths(self, cwd: Path | None = None) -> list[str]:
         """Changed, staged and untracked paths (ignored files do not count)."""
@@ -238,7 +267,10 @@ class Git:
         return not self.dirty_paths(cwd)
 
     def is_ancestor(self, a: str, b: str) -> bool:
-        return self._run_in(self.root, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
+        return (
+            self._run_in(self.root, ["merge-base", "--is-ancestor", a, b], check=False).returncode
+            == 0
+        )
 
     def merge_base(self, a: str, b: str) -> str:
         return self._run(["merge-base", a, b]).strip()
@@ -249,7 +281,11 @@ class Git:
         return [b for b in self._run(args).splitlines() if b]
 
     def tags(self, pattern: str | None = None) -> list[str]:
-        return [t for t in self._run(["tag", "--list", *([pattern] if pattern else [])]).splitlines() if t]
+        return [
+            t
+            for t in self._run(["tag", "--list", *([pattern] if pattern else [])]).splitlines()
+            if t
+        ]
 
     # -- branches and tags --------------------------------------------------------------------
 
@@ -310,7 +346,9 @@ class Git:
     # -- commits ------------------------------------------------------------------------------
 
     @staticmethod
-    def format_message(subject: str, body: str = "", trailers: Mapping[str, str] | None = None) -> str:
+    def format_message(
+        subject: str, body: str = "", trailers: Mapping[str, str] | None = None
+    ) -> str:
         parts = [subject.strip()]
         if body.strip():
             parts.append(body.strip())
@@ -326,18 +364,30 @@ class Git:
         if self._run_in(cwd, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
             return None
         message = self.format_message(subject, body, trailers)
-        self._run([*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"], cwd,
-                  env=self._commit_env(), input=message)  # fmt: skip
+        self._run(
+            [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
+            cwd,
+            env=self._commit_env(),
+            input=message,
+        )
         return self.rev_parse("HEAD", cwd)
 
     def commit_message(self, ref: str) -> str:
         return self._run(["log", "-1", "--format=%B", ref])
 
-    def log(self, rev_range: str, first_parent: bool = False) -> list[CommitInfo]:
+    def log(
+        self, rev_range: str, first_parent: bool = False, max_count: int | None = None
+    ) -> list[CommitInfo]:
         """Commits of ``rev_range``, newest first, with their trailers parsed."""
         sep, end = "\x1f", "\x1e"
         fmt = f"%H{sep}%P{sep}%s{sep}%(trailers:only,unfold){end}"
-        args = ["log", f"--format={fmt}", *(["--first-parent"] if first_parent else []), rev_range]
+        args = [
+            "log",
+            f"--format={fmt}",
+            *(["--first-parent"] if first_parent else []),
+            *([f"--max-count={max_count}"] if max_count else []),
+            rev_range,
+        ]
         commits = []
         for record in self._run(args).split(end):
             record = record.strip("\n")
@@ -352,13 +402,24 @@ class Git:
             commits.append(CommitInfo(sha, subject, trailers, tuple(parents.split())))
         return commits
 
-    def commits_with_trailer(self, ref: str, key: str, value: str | None = None) -> list[CommitInfo]:
-        return [c for c in self.log(ref) if key in c.trailers and (value is None or c.trailers[key] == value)]
+    def commits_with_trailer(
+        self, ref: str, key: str, value: str | None = None
+    ) -> list[CommitInfo]:
+        return [
+            c
+            for c in self.log(ref)
+            if key in c.trailers and (value is None or c.trailers[key] == value)
+        ]
 
     # -- merges -------------------------------------------------------------------------------
 
     def is_merging(self, cwd: Path | None = None) -> bool:
-        return self._run_in(cwd or self.root, ["rev-parse", "-q", "--verify", "MERGE_HEAD"], check=False).returncode == 0
+        return (
+            self._run_in(
+                cwd or self.root, ["rev-parse", "-q", "--verify", "MERGE_HEAD"], check=False
+            ).returncode
+            == 0
+        )
 
     def abort_merge(self, cwd: Path | None = None) -> None:
         self._run_in(cwd or self.root, ["merge", "--abort"], check=False)
@@ -375,16 +436,22 @@ class Git:
             self._run(["reset", "-q", "--hard", head], cwd)
 
     def merge(
-        self, branch: str, subject: str, trailers: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        branch: str,
+        subject: str,
+        trailers: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> MergeOutcome:
         """``git merge --no-ff branch`` into what ``cwd`` has checked out; aborted on conflict."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
         message = self.format_message(subject, "", trailers)
         proc = self._run_in(
-            where, [*_QUIET_CONFIG, "merge", "--no-ff", "--no-edit", "-m", message, branch],
-            check=False, env=self._commit_env(),
-        )  # fmt: skip
+            where,
+            [*_QUIET_CONFIG, "merge", "--no-ff", "--no-edit", "-m", message, branch],
+            check=False,
+            env=self._commit_env(),
+        )
         if proc.returncode == 0:
             return MergeOutcome(True, self.rev_parse("HEAD", where))
         conflicts = self._conflicted(where)
@@ -395,8 +462,12 @@ class Git:
         """Land ``branch`` as one commit with ``message``; on conflict, nothing changes."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
-        proc = self._run_in(where, [*_QUIET_CONFIG, "merge", "--squash", "--no-commit", branch],
-                            check=False, env=self._commit_env())  # fmt: skip
+        proc = self._run_in(
+            where,
+            [*_QUIET_CONFIG, "merge", "--squash", "--no-commit", branch],
+            check=False,
+            env=self._commit_env(),
+        )
         if proc.returncode != 0:
             conflicts = self._conflicted(where)
             self._undo(where, head)
@@ -405,8 +476,12 @@ class Git:
             self._undo(where, head)
             return MergeOutcome(True, head, (), "already merged")
         try:
-            self._run([*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"], where,
-                      env=self._commit_env(), input=message)  # fmt: skip
+            self._run(
+                [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
+                where,
+                env=self._commit_env(),
+                input=message,
+            )
         except GitError as exc:
             self._undo(where, head)
             return MergeOutcome(False, "", (), str(exc))
@@ -415,9 +490,10 @@ class Git:
     def would_merge_cleanly(self, branch: str, into: str) -> tuple[bool, tuple[str, ...]]:
         """Predict a merge without touching any worktree (``git merge-tree --write-tree``)."""
         proc = self._run_in(
-            self.root, ["merge-tree", "--write-tree", "--name-only", "--no-messages", into, branch],
+            self.root,
+            ["merge-tree", "--write-tree", "--name-only", "--no-messages", into, branch],
             check=False,
-        )  # fmt: skip
+        )
         if proc.returncode == 0:
             return True, ()
         if proc.returncode == 1:
@@ -433,7 +509,9 @@ class Git:
         for line in out.splitlines():
             added, deleted, path = line.split("\t", 2)
             binary = added == "-"
-            files.append(FileStat(path, 0 if binary else int(added), 0 if binary else int(deleted), binary))
+            files.append(
+                FileStat(path, 0 if binary else int(added), 0 if binary else int(deleted), binary)
+            )
         return DiffStat(tuple(files))
 
     def diff_stat(self, base: str, head: str) -> DiffStat:
@@ -452,12 +530,15 @@ class Git:
     def diff_stat_worktree(self, cwd: Path, base: str) -> DiffStat:
         env = self._with_untracked_index(cwd)
         try:
-            return self._numstat(self._run(["diff", "--cached", "--numstat", "--no-renames", base], cwd, env=env))
+            return self._numstat(
+                self._run(["diff", "--cached", "--numstat", "--no-renames", base], cwd, env=env)
+            )
         finally:
             Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
 
-    def diff_text(self, base: str, head: str | None = None, cwd: Path | None = None,
-                  paths: Sequence[str] = ()) -> str:  # fmt: skip
+    def diff_text(
+        self, base: str, head: str | None = None, cwd: Path | None = None, paths: Sequence[str] = ()
+    ) -> str:
         """A unified diff; ``head`` None means the working tree of ``cwd``, untracked included."""
         tail = ["--", *paths] if paths else []
         if head is not None:
@@ -484,7 +565,7 @@ class Git:
             return Loc(0, 0)
         # One cat-file process for every blob, not one process per file.
         request = "".join(f"{sha}\n" for sha in wanted.values()).encode()
-        out = self._run_in(self.root, ["cat-file", "--batch"], input=request, text=False).stdout
+        out = self._run_binary(["cat-file", "--batch"], request)
         contents: dict[str, bytes] = {}
         pos = 0
         for path in wanted:
@@ -494,7 +575,9 @@ class Git:
             pos = header_end + 1 + size + 1
         return _loc(contents, source_globs, test_globs)
 
-    def loc_worktree(self, cwd: Path, source_globs: Sequence[str], test_globs: Sequence[str]) -> Loc:
+    def loc_worktree(
+        self, cwd: Path, source_globs: Sequence[str], test_globs: Sequence[str]
+    ) -> Loc:
         """The same count over a working directory: tracked and untracked, not ignored."""
         listing = self._run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd)
         contents = {}
@@ -526,6 +609,13 @@ def _merge_reason(proc: subprocess.CompletedProcess[str], conflicts: tuple[str, 
 
 
 __all__ = [
-    "CommitInfo", "DiffStat", "FileStat", "Git", "GitError", "Loc", "MergeOutcome", "Worktree",
+    "CommitInfo",
+    "DiffStat",
+    "FileStat",
+    "Git",
+    "GitError",
+    "Loc",
+    "MergeOutcome",
+    "Worktree",
     "matches_any",
-]  # fmt: skip
+]

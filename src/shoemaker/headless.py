@@ -67,7 +67,7 @@ class StoryPrinter:
             return "[bold]measure[/]"
         return f"[bold]#{task_id}[/]"
 
-    def __call__(self, event: Event) -> None:  # noqa: C901 - one branch per event kind
+    def __call__(self, event: Event) -> None:
         c = self.console
         match event:
             case GenerationStateChanged():
@@ -87,21 +87,28 @@ class StoryPrinter:
             case TaskStateChanged():
                 self.titles[event.task_id] = event.title
                 style = STATE_STYLE.get(event.new, "")
-                deps = f" after {', '.join(f'#{d}' for d in event.depends_on)}" if (
-                    event.old is None and event.depends_on
-                ) else ""  # fmt: skip
+                deps = (
+                    f" after {', '.join(f'#{d}' for d in event.depends_on)}"
+                    if (event.old is None and event.depends_on)
+                    else ""
+                )
                 reason = f" [dim]({escape(event.reason)})[/]" if event.reason else ""
                 c.print(
                     f"{self._task(event.task_id)} [{style}]{event.new}[/] "
                     f"{escape(event.title)}{deps}{reason}"
                 )
             case AgentStarted():
-                c.print(f"{self._task(event.task_id)} [dim]agent started ({event.phase}, "
-                        f"attempt {event.attempt})[/]")  # fmt: skip
+                c.print(
+                    f"{self._task(event.task_id)} [dim]agent started ({event.phase}, "
+                    f"attempt {event.attempt})[/]"
+                )
             case AgentOutput():
                 if self.show_agent:
-                    c.print(f"{self._task(event.task_id)}   [dim]{escape(event.text)}[/]",
-                            overflow="ellipsis", no_wrap=True)  # fmt: skip
+                    c.print(
+                        f"{self._task(event.task_id)}   [dim]{escape(event.text)}[/]",
+                        overflow="ellipsis",
+                        no_wrap=True,
+                    )
             case AgentFinished():
                 status = "[green]ok[/]" if event.ok else f"[red]{escape(event.reason)}[/]"
                 c.print(
@@ -116,8 +123,9 @@ class StoryPrinter:
                 if event.merged:
                     c.print(f"{self._task(event.task_id)} [green]merged[/] {event.commit[:10]}")
                 else:
-                    c.print(f"{self._task(event.task_id)} [red]not merged[/]: "
-                            f"{escape(event.reason)}")  # fmt: skip
+                    c.print(
+                        f"{self._task(event.task_id)} [red]not merged[/]: {escape(event.reason)}"
+                    )
             case MetricsRecorded():
                 c.print(
                     f"{self._task(event.task_id)} [dim]+{event.insertions} −{event.deletions} "

@@ -24,9 +24,7 @@ def data_dir(kind: str) -> Path:
     for candidate in (_PACKAGE / "_data" / kind, _PACKAGE.parents[1] / kind):
         if candidate.is_dir():
             return candidate
-    raise ResourceError(
-        f"shoemaker's built-in {kind}/ directory is missing; reinstall shoemaker"
-    )
+    raise ResourceError(f"shoemaker's built-in {kind}/ directory is missing; reinstall shoemaker")
 
 
 def user_config_dir() -> Path:
@@ -53,8 +51,9 @@ def find_prompt(name: str, repo: Path | None = None, configured: str = "") -> Pa
     raise ResourceError(f"no prompt template named {name}")
 
 
-def render_prompt(name: str, variables: dict[str, Any], repo: Path | None = None,
-                  configured: str = "") -> str:
+def render_prompt(
+    name: str, variables: dict[str, Any], repo: Path | None = None, configured: str = ""
+) -> str:
     """Render a prompt template with Jinja2; an undefined variable is an error, not blank text."""
     import jinja2
 
@@ -62,7 +61,7 @@ def render_prompt(name: str, variables: dict[str, Any], repo: Path | None = None
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - prompts are markdown for an agent, not HTML
+        autoescape=False,
     )
     try:
         template = env.from_string(path.read_text(encoding="utf-8"))

@@ -25,23 +25,65 @@ import yaml
 
 VERSION = "2.1.197-rehearsal"
 DEFAULT_MODEL = "claude-sonnet-4-5-rehearsal"
-TOOLS = ["Task", "Bash", "Glob", "Grep", "Read", "Edit", "Write", "NotebookEdit", "WebFetch",
-         "TodoWrite", "WebSearch"]  # fmt: skip
+TOOLS = [
+    "Task",
+    "Bash",
+    "Glob",
+    "Grep",
+    "Read",
+    "Edit",
+    "Write",
+    "NotebookEdit",
+    "WebFetch",
+    "TodoWrite",
+    "WebSearch",
+]
 # Toy prices per million tokens (input, output, cache read, cache creation), like Sonnet's.
 PRICES = (3.0, 15.0, 0.30, 3.75)
 OUTCOMES = ("success", "crash", "hang", "malformed", "max_turns", "api_error", "sigterm")
 
 # Flags of the claude CLI that take a value (so that the value is not taken for the prompt).
 VALUE_FLAGS = {
-    "--output-format", "--input-format", "--model", "--max-turns", "--session-id", "--resume",
-    "-r", "--fallback-model", "--permission-mode", "--allowedTools", "--allowed-tools",
-    "--disallowedTools", "--disallowed-tools", "--tools", "--mcp-config", "--settings",
-    "--add-dir", "--append-system-prompt", "--system-prompt", "--system-prompt-file",
-    "--append-system-prompt-file", "--max-budget-usd", "--json-schema", "--agents",
-    "--setting-sources", "--permission-prompt-tool", "--max-thinking-tokens", "--thinking",
-    "--resume-session-at", "--debug-file", "--plugin-dir", "--betas", "--agent", "--effort",
-    "--file", "--from-pr", "--name", "-n", "--remote-control-session-name-prefix",
-}  # fmt: skip
+    "--output-format",
+    "--input-format",
+    "--model",
+    "--max-turns",
+    "--session-id",
+    "--resume",
+    "-r",
+    "--fallback-model",
+    "--permission-mode",
+    "--allowedTools",
+    "--allowed-tools",
+    "--disallowedTools",
+    "--disallowed-tools",
+    "--tools",
+    "--mcp-config",
+    "--settings",
+    "--add-dir",
+    "--append-system-prompt",
+    "--system-prompt",
+    "--system-prompt-file",
+    "--append-system-prompt-file",
+    "--max-budget-usd",
+    "--json-schema",
+    "--agents",
+    "--setting-sources",
+    "--permission-prompt-tool",
+    "--max-thinking-tokens",
+    "--thinking",
+    "--resume-session-at",
+    "--debug-file",
+    "--plugin-dir",
+    "--betas",
+    "--agent",
+    "--effort",
+    "--file",
+    "--from-pr",
+    "--name",
+    "-n",
+    "--remote-control-session-name-prefix",
+}
 
 _BLOCK = re.compile(r"<!--\s*rehearsal\b(.*?)-->", re.DOTALL)
 _MEASURE = re.compile(r"<!--\s*shoemaker:measure\s+output=(\S+)\s+max=(\d+)\s*-->")
@@ -49,8 +91,21 @@ _STITCH = re.compile(r"<!--\s*shoemaker:stitch\s+task=(\S+)\s+attempt=(\d+)\s*--
 _EXISTING = re.compile(r"^- #\d+ \[[a-z_]+\] (.+)$", re.MULTILINE)
 _HEADING = re.compile(r"^#{2,3} +(.+?) *#*$", re.MULTILINE)
 
-STITCH_KEYS = {"files", "append", "delete", "run", "text", "duration", "tokens", "cost_usd",
-               "outcome", "on_attempt", "exit_code", "api_error_status"}  # fmt: skip
+STITCH_KEYS = {
+    "files",
+    "append",
+    "delete",
+    "run",
+    "text",
+    "duration",
+    "tokens",
+    "cost_usd",
+    "outcome",
+    "on_attempt",
+    "exit_code",
+    "api_error_status",
+    "heartbeat",
+}
 MEASURE_KEYS = {"propose", "propose_via"}
 
 
@@ -122,7 +177,9 @@ def read_blocks(prompt: str) -> list[dict[str, Any]]:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float, (int, float)):
+    if not isinstance(value, kind) or (
+        isinstance(value, bool) and kind in (int, float, (int, float))
+    ):
         raise DirectiveError(f"{key} has the wrong type ({type(value).__name__})")
     return value
 
@@ -152,15 +209,17 @@ def _validate_stitch(d: dict[str, Any]) -> None:
     if "run" in d:
         for cmd in _expect(d["run"], list, "run"):
             _expect(cmd, str, "run[]")
-    if "duration" in d:
-        _expect(d["duration"], (int, float), "duration")
+    for key in ("duration", "heartbeat"):
+        if key in d:
+            _expect(d[key], (int, float), key)
     if "cost_usd" in d:
         _expect(d["cost_usd"], (int, float), "cost_usd")
     if "tokens" in d:
         for key, value in _expect(d["tokens"], dict, "tokens").items():
             if key not in ("input", "output", "cache_read", "cache_creation"):
-                raise DirectiveError(f"tokens.{key} is not one of input, output, cache_read, "
-                                     "cache_creation")  # fmt: skip
+                raise DirectiveError(
+                    f"tokens.{key} is not one of input, output, cache_read, cache_creation"
+                )
             _expect(value, int, f"tokens.{key}")
     if d.get("outcome", "success") not in OUTCOMES:
         raise DirectiveError(f"outcome must be one of {', '.join(OUTCOMES)}")
@@ -169,7 +228,9 @@ def _validate_stitch(d: dict[str, Any]) -> None:
             _expect(d[key], int, key)
 
 
-def measure_proposals(blocks: list[dict[str, Any]], prompt: str, limit: int) -> tuple[list[dict[str, Any]], str]:
+def measure_proposals(
+    blocks: list[dict[str, Any]], prompt: str, limit: int
+) -> tuple[list[dict[str, Any]], str]:
     """The proposals to write (existing titles filtered out, dependencies remapped) and how."""
     via = "file"
     raw: list[Any] = []
@@ -185,8 +246,11 @@ def measure_proposals(blocks: list[dict[str, Any]], prompt: str, limit: int) -> 
     if not found:
         raw = _proposals_from_headings(prompt)
     existing = {t.strip() for t in _EXISTING.findall(prompt)}
-    keep = [i for i, item in enumerate(raw)
-            if not (isinstance(item, dict) and item.get("title") in existing)]  # fmt: skip
+    keep = [
+        i
+        for i, item in enumerate(raw)
+        if not (isinstance(item, dict) and item.get("title") in existing)
+    ]
     new_index = {old: new for new, old in enumerate(keep)}
     out = []
     for old in keep:
@@ -226,10 +290,13 @@ def _proposals_from_headings(prompt: str) -> list[dict[str, Any]]:
             continue
         titles.append(heading.strip())
     return [
-        {"title": f"Implement {t}", "description": f"Implement what the documents say under '{t}'.",
-         "depends_on": [n - 1] if n else []}
+        {
+            "title": f"Implement {t}",
+            "description": f"Implement what the documents say under '{t}'.",
+            "depends_on": [n - 1] if n else [],
+        }
         for n, t in enumerate(titles[:3])
-    ]  # fmt: skip
+    ]
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -255,37 +322,60 @@ class Emitter:
         sys.stdout.flush()
 
     def init(self) -> None:
-        self.line({
-            "type": "system", "subtype": "init", "cwd": str(self.cwd),
-            "session_id": self.session_id, "tools": TOOLS, "mcp_servers": [],
-            "model": self.args.model,
-            "permissionMode": "bypassPermissions" if self.args.skip_permissions else "default",
-            "slash_commands": [], "apiKeySource": "none", "claude_code_version": VERSION,
-            "output_style": "default", "agents": [], "skills": [], "plugins": [],
-            "uuid": str(uuid.uuid4()),
-        }, delay=False)  # fmt: skip
+        self.line(
+            {
+                "type": "system",
+                "subtype": "init",
+                "cwd": str(self.cwd),
+                "session_id": self.session_id,
+                "tools": TOOLS,
+                "mcp_servers": [],
+                "model": self.args.model,
+                "permissionMode": "bypassPermissions" if self.args.skip_permissions else "default",
+                "slash_commands": [],
+                "apiKeySource": "none",
+                "claude_code_version": VERSION,
+                "output_style": "default",
+                "agents": [],
+                "skills": [],
+                "plugins": [],
+                "uuid": str(uuid.uuid4()),
+            },
+            delay=False,
+        )
 
     def new_turn(self) -> None:
         self.turns += 1
         self.message_id = f"msg_rehearsal_{uuid.uuid4().hex[:20]}"
 
-    def assistant(self, block: dict[str, Any], error: str | None = None,
-                  model: str | None = None) -> None:  # fmt: skip
+    def assistant(
+        self, block: dict[str, Any], error: str | None = None, model: str | None = None
+    ) -> None:
         if not self.message_id:
             self.new_turn()
         obj: dict[str, Any] = {
             "type": "assistant",
             "message": {
-                "id": self.message_id, "type": "message", "role": "assistant",
-                "model": model or self.args.model, "content": [block], "stop_reason": None,
+                "id": self.message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model or self.args.model,
+                "content": [block],
+                "stop_reason": None,
                 "stop_sequence": None,
                 # Per-line usage is a placeholder, as in the real CLI: never final.
-                "usage": {"input_tokens": 4, "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0, "output_tokens": 1,
-                          "service_tier": "standard"},
+                "usage": {
+                    "input_tokens": 4,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": 1,
+                    "service_tier": "standard",
+                },
             },
-            "parent_tool_use_id": None, "session_id": self.session_id, "uuid": str(uuid.uuid4()),
-        }  # fmt: skip
+            "parent_tool_use_id": None,
+            "session_id": self.session_id,
+            "uuid": str(uuid.uuid4()),
+        }
         if error:
             obj["error"] = error
         self.line(obj)
@@ -298,20 +388,40 @@ class Emitter:
         self.tool_uses += 1
         tool_id = f"toolu_rehearsal_{uuid.uuid4().hex[:20]}"
         self.assistant({"type": "tool_use", "id": tool_id, "name": name, "input": tool_input})
-        self.line({
-            "type": "user",
-            "message": {"role": "user", "content": [
-                {"tool_use_id": tool_id, "type": "tool_result", "content": output,
-                 "is_error": is_error}]},
-            "parent_tool_use_id": None, "session_id": self.session_id, "uuid": str(uuid.uuid4()),
-            "tool_use_result": f"Error: {output}" if is_error else {"output": output[-2000:]},
-        })  # fmt: skip
+        self.line(
+            {
+                "type": "user",
+                "message": {
+                    "role": "user",
+                    "content": [
+                        {
+                            "tool_use_id": tool_id,
+                            "type": "tool_result",
+                            "content": output,
+                            "is_error": is_error,
+                        }
+                    ],
+                },
+                "parent_tool_use_id": None,
+                "session_id": self.session_id,
+                "uuid": str(uuid.uuid4()),
+                "tool_use_result": f"Error: {output}" if is_error else {"output": output[-2000:]},
+            }
+        )
         self.new_turn()
 
-    def result(self, directives: dict[str, Any], prompt: str, text: str, *,
-               subtype: str = "success", is_error: bool = False,
-               errors: list[str] | None = None, api_status: int | None = None,
-               terminal: str = "completed") -> None:  # fmt: skip
+    def result(
+        self,
+        directives: dict[str, Any],
+        prompt: str,
+        text: str,
+        *,
+        subtype: str = "success",
+        is_error: bool = False,
+        errors: list[str] | None = None,
+        api_status: int | None = None,
+        terminal: str = "completed",
+    ) -> None:
         tokens = directives.get("tokens") or {}
         usage = {
             "input_tokens": tokens.get("input", max(1, len(prompt) // 4)),
@@ -321,27 +431,44 @@ class Emitter:
         }
         cost = directives.get("cost_usd")
         if cost is None:
-            cost = (usage["input_tokens"] * PRICES[0] + usage["output_tokens"] * PRICES[1]
-                    + usage["cache_read_input_tokens"] * PRICES[2]
-                    + usage["cache_creation_input_tokens"] * PRICES[3]) / 1e6  # fmt: skip
+            cost = (
+                usage["input_tokens"] * PRICES[0]
+                + usage["output_tokens"] * PRICES[1]
+                + usage["cache_read_input_tokens"] * PRICES[2]
+                + usage["cache_creation_input_tokens"] * PRICES[3]
+            ) / 1e6
         elapsed = int((time.monotonic() - self.started) * 1000)
         obj: dict[str, Any] = {
-            "type": "result", "subtype": subtype, "is_error": is_error,
-            "duration_ms": elapsed, "duration_api_ms": int(elapsed * 0.8),
-            "num_turns": max(1, self.turns), "session_id": self.session_id,
+            "type": "result",
+            "subtype": subtype,
+            "is_error": is_error,
+            "duration_ms": elapsed,
+            "duration_api_ms": int(elapsed * 0.8),
+            "num_turns": max(1, self.turns),
+            "session_id": self.session_id,
             "total_cost_usd": round(float(cost), 8),
-            "usage": {**usage, "server_tool_use": {"web_search_requests": 0,
-                      "web_fetch_requests": 0}, "service_tier": "standard"},
-            "modelUsage": {self.args.model: {
-                "inputTokens": usage["input_tokens"], "outputTokens": usage["output_tokens"],
-                "cacheReadInputTokens": usage["cache_read_input_tokens"],
-                "cacheCreationInputTokens": usage["cache_creation_input_tokens"],
-                "webSearchRequests": 0, "costUSD": round(float(cost), 8),
-                "contextWindow": 200000, "maxOutputTokens": 32000}},
-            "permission_denials": [], "terminal_reason": terminal,
+            "usage": {
+                **usage,
+                "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0},
+                "service_tier": "standard",
+            },
+            "modelUsage": {
+                self.args.model: {
+                    "inputTokens": usage["input_tokens"],
+                    "outputTokens": usage["output_tokens"],
+                    "cacheReadInputTokens": usage["cache_read_input_tokens"],
+                    "cacheCreationInputTokens": usage["cache_creation_input_tokens"],
+                    "webSearchRequests": 0,
+                    "costUSD": round(float(cost), 8),
+                    "contextWindow": 200000,
+                    "maxOutputTokens": 32000,
+                }
+            },
+            "permission_denials": [],
+            "terminal_reason": terminal,
             "stop_reason": "stop_sequence" if api_status else "end_turn",
             "uuid": str(uuid.uuid4()),
-        }  # fmt: skip
+        }
         if errors is not None:
             obj["errors"] = errors
         else:
@@ -374,7 +501,7 @@ def _do(em: Emitter, kind: str, target: str, payload: Any) -> None:
     if kind == "run":
         argv = shlex.split(target)
         try:
-            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
             output, failed = (proc.stdout + proc.stderr)[-4000:], proc.returncode != 0
             if failed:
                 output = f"Exit code {proc.returncode}\n{output}"
@@ -385,35 +512,65 @@ def _do(em: Emitter, kind: str, target: str, payload: Any) -> None:
     path = _inside(cwd, target)
     if path is None:
         name = {"write": "Write", "append": "Edit", "delete": "Bash"}[kind]
-        em.tool(name, {"file_path": target}, f"Refused: {target} is outside the working "
-                "directory", True)  # fmt: skip
+        em.tool(
+            name, {"file_path": target}, f"Refused: {target} is outside the working directory", True
+        )
         return
     if kind == "write":
         existed = path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(payload, encoding="utf-8")
         verb = "updated" if existed else "created"
-        em.tool("Write", {"file_path": str(path), "content": payload},
-                f"File {verb} successfully at: {path}", False)  # fmt: skip
+        em.tool(
+            "Write",
+            {"file_path": str(path), "content": payload},
+            f"File {verb} successfully at: {path}",
+            False,
+        )
     elif kind == "append":
         path.parent.mkdir(parents=True, exist_ok=True)
         old = path.read_text(encoding="utf-8") if path.exists() else ""
         path.write_text(old + payload, encoding="utf-8")
-        em.tool("Edit", {"file_path": str(path), "old_string": old[-200:],
-                         "new_string": old[-200:] + payload},
-                f"The file {path} has been updated.", False)  # fmt: skip
+        em.tool(
+            "Edit",
+            {"file_path": str(path), "old_string": old[-200:], "new_string": old[-200:] + payload},
+            f"The file {path} has been updated.",
+            False,
+        )
     else:
         existed = path.exists()
         if existed:
             path.unlink()
-        em.tool("Bash", {"command": f"rm {shlex.quote(target)}", "description": f"Delete {target}"},
-                "" if existed else f"rm: cannot remove '{target}': No such file or directory",
-                not existed)  # fmt: skip
+        em.tool(
+            "Bash",
+            {"command": f"rm {shlex.quote(target)}", "description": f"Delete {target}"},
+            "" if existed else f"rm: cannot remove '{target}': No such file or directory",
+            not existed,
+        )
 
 
 def _sleep_forever() -> NoReturn:
     while True:
         time.sleep(3600)
+
+
+def _hang(em: Emitter, heartbeat: float) -> NoReturn:
+    """Never finish: silent, or with a status line every ``heartbeat`` seconds (a run that
+    looks alive to an idle watchdog but never ends)."""
+    if heartbeat <= 0:
+        _sleep_forever()
+    while True:
+        time.sleep(heartbeat)
+        em.line(
+            {
+                "type": "system",
+                "subtype": "status",
+                "status": "requesting",
+                "session_id": em.session_id,
+                "uuid": str(uuid.uuid4()),
+            },
+            delay=False,
+        )
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -430,20 +587,37 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
     attempt = int(stitch.group(2)) if stitch else 1
 
     def on_sigint(signum: int, frame: object) -> None:
-        em.line({"type": "user", "message": {"role": "user", "content": [
-            {"type": "text", "text": "[Request interrupted by user]"}]},
-            "parent_tool_use_id": None, "session_id": em.session_id,
-            "uuid": str(uuid.uuid4())}, delay=False)  # fmt: skip
-        em.result({}, prompt, "", subtype="error_during_execution", is_error=True,
-                  errors=["Request interrupted by user"], terminal="aborted_streaming")
+        em.line(
+            {
+                "type": "user",
+                "message": {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "[Request interrupted by user]"}],
+                },
+                "parent_tool_use_id": None,
+                "session_id": em.session_id,
+                "uuid": str(uuid.uuid4()),
+            },
+            delay=False,
+        )
+        em.result(
+            {},
+            prompt,
+            "",
+            subtype="error_during_execution",
+            is_error=True,
+            errors=["Request interrupted by user"],
+            terminal="aborted_streaming",
+        )
         os._exit(0)
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
         blocks = read_blocks(prompt)
         directives = stitch_directives(blocks, attempt)
-        proposals, via = (measure_proposals(blocks, prompt, int(measure.group(2)))
-                          if measure else ([], "none"))  # fmt: skip
+        proposals, via = (
+            measure_proposals(blocks, prompt, int(measure.group(2))) if measure else ([], "none")
+        )
     except DirectiveError as exc:
         em.init()
         em.text(f"[rehearsal] bad directive: {exc}")
@@ -468,30 +642,52 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
 
     em.init()
     if outcome == "hang":
-        _sleep_forever()
+        _hang(em, float(directives.get("heartbeat", 0)))
     if outcome == "malformed":
-        for junk in ("Loading configuration…", '{"type": "assistant", "message": {"id": "msg_tr',
-                     "[object Object]", "\x1b[31mwarning\x1b[0m: unexpected token"):  # fmt: skip
+        for junk in (
+            "Loading configuration…",
+            '{"type": "assistant", "message": {"id": "msg_tr',
+            "[object Object]",
+            "\x1b[31mwarning\x1b[0m: unexpected token",
+        ):
             sys.stdout.write(junk + "\n")
             sys.stdout.flush()
         return int(directives.get("exit_code", 0))
     if outcome == "api_error":
         status = int(directives.get("api_error_status", 529))
-        kind = {401: "authentication_failed", 429: "rate_limit", 500: "server_error",
-                529: "overloaded"}.get(status, "unknown")  # fmt: skip
+        kind = {
+            401: "authentication_failed",
+            429: "rate_limit",
+            500: "server_error",
+            529: "overloaded",
+        }.get(status, "unknown")
         for n in (1, 2):
-            em.line({"type": "system", "subtype": "api_retry", "attempt": n, "max_retries": 2,
-                     "retry_delay_ms": 500 * n, "error_status": status, "error": kind,
-                     "uuid": str(uuid.uuid4()), "session_id": em.session_id})  # fmt: skip
-        message = f"API Error: {status} {{\"type\":\"error\",\"error\":{{\"type\":\"{kind}\"}}}}"
+            em.line(
+                {
+                    "type": "system",
+                    "subtype": "api_retry",
+                    "attempt": n,
+                    "max_retries": 2,
+                    "retry_delay_ms": 500 * n,
+                    "error_status": status,
+                    "error": kind,
+                    "uuid": str(uuid.uuid4()),
+                    "session_id": em.session_id,
+                }
+            )
+        message = f'API Error: {status} {{"type":"error","error":{{"type":"{kind}"}}}}'
         em.new_turn()
         em.assistant({"type": "text", "text": message}, error=kind, model="<synthetic>")
-        em.result(directives, prompt, message, is_error=True, api_status=status,
-                  terminal="api_error")  # fmt: skip
+        em.result(
+            directives, prompt, message, is_error=True, api_status=status, terminal="api_error"
+        )
         return int(directives.get("exit_code", 1))
 
-    em.text("Reading the task and the repository." if not measure else
-            "Reading the documents and the existing tasks.")  # fmt: skip
+    em.text(
+        "Reading the task and the repository."
+        if not measure
+        else "Reading the documents and the existing tasks."
+    )
     half = len(steps) // 2
     for number, (kind, target, payload) in enumerate(steps):
         if number == half and outcome in ("crash", "sigterm"):
@@ -499,8 +695,12 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
         if kind == "proposals":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             Path(target).write_text(payload, encoding="utf-8")
-            em.tool("Write", {"file_path": target, "content": payload},
-                    f"File created successfully at: {target}", False)  # fmt: skip
+            em.tool(
+                "Write",
+                {"file_path": target, "content": payload},
+                f"File created successfully at: {target}",
+                False,
+            )
         else:
             _do(em, kind, target, payload)
     if outcome == "crash":
@@ -515,23 +715,35 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
     em.text(final)
     if outcome == "max_turns":
         limit = args.max_turns or 1
-        em.result(directives, prompt, final, subtype="error_max_turns", is_error=True,
-                  errors=[f"Reached maximum number of turns ({limit})"], terminal="max_turns")
+        em.result(
+            directives,
+            prompt,
+            final,
+            subtype="error_max_turns",
+            is_error=True,
+            errors=[f"Reached maximum number of turns ({limit})"],
+            terminal="max_turns",
+        )
         return int(directives.get("exit_code", 1))
     em.result(directives, prompt, final)
     return int(directives.get("exit_code", 0))
 
 
-def _default_stitch(directives: dict[str, Any], steps: list[tuple[str, str, Any]], prompt: str,
-                    stitch: re.Match[str] | None) -> str:  # fmt: skip
+def _default_stitch(
+    directives: dict[str, Any],
+    steps: list[tuple[str, str, Any]],
+    prompt: str,
+    stitch: re.Match[str] | None,
+) -> str:
     """Without file directives a stitch still leaves a small, honest trace of the task."""
     if steps or any(k in directives for k in ("files", "append", "delete", "run")):
         return "Done."
     task = stitch.group(1) if stitch else "0"
     title = re.search(r"^# Task #\S+: (.+)$", prompt, re.MULTILINE)
     name = title.group(1) if title else f"task {task}"
-    directives["files"] = {f"rehearsal/task-{task}.md": f"# {name}\n\nRehearsed by "
-                           f"shoemaker-rehearsal.\n"}  # fmt: skip
+    directives["files"] = {
+        f"rehearsal/task-{task}.md": f"# {name}\n\nRehearsed by shoemaker-rehearsal.\n"
+    }
     steps.extend(_plan(directives))
     return f"Wrote rehearsal/task-{task}.md for {name}."
 
@@ -568,12 +780,14 @@ def _plain(args: Args, prompt: str) -> int:
         def flush(self) -> None:
             pass
 
-    sys.stdout = Capture()  # type: ignore[assignment]
+    sys.stdout = Capture()
     try:
         code = run(args, prompt, Path.cwd())
     finally:
         sys.stdout = real_stdout
-    results = [json.loads(x) for x in "".join(lines).splitlines() if x.startswith('{"type": "result"')]
+    results = [
+        json.loads(x) for x in "".join(lines).splitlines() if x.startswith('{"type": "result"')
+    ]
     if results:
         last = results[-1]
         print(json.dumps(last) if args.output_format == "json" else last.get("result", ""))

@@ -110,6 +110,36 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+async def _exited(pid: int) -> None:
+    """Wait until ``pid`` has exited, without reaping it.
+
+    ``Process.wait()`` cannot be used for this: asyncio only reports the exit once the pipes
+    are closed too, and a child left behind by the agent keeps them open.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        while _alive(pid):  # no pidfd (old kernel): look at /proc now and then
+            await asyncio.sleep(0.2)
+        return
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 async def _call(sink: Callable[..., Awaitable[None] | None] | None, *args: object) -> None:
     if sink is None:
         return
@@ -166,7 +196,9 @@ class ProcessRunner:
                 errs = asyncio.create_task(self._drain_stderr(proc, watch))
                 orphans = asyncio.create_task(self._kill_orphans(proc, pgid, watch, spec))
                 try:
-                    killed = await self._pump_stdout(proc, spec, watch, builder, transcript, on_lines)
+                    killed = await self._pump_stdout(
+                        proc, spec, watch, builder, transcript, on_lines
+                    )
                 except asyncio.CancelledError:
                     killed = "cancelled"
                     await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
@@ -288,7 +320,7 @@ class ProcessRunner:
         proc: asyncio.subprocess.Process, pgid: int, watch: _Watch, spec: RunSpec
     ) -> None:
         """A child the agent left behind can hold stdout open after the agent exited: kill it."""
-        await proc.wait()
+        await _exited(proc.pid)
         try:
             await asyncio.wait_for(watch.eof.wait(), spec.kill_grace_sec)
         except TimeoutError:
@@ -323,12 +355,11 @@ def _explain(
     summary: TranscriptSummary, exit_code: int | None, killed: str | None, spec: RunSpec
 ) -> str:
     if killed == "timeout":
-        return f"timeout: killed after the hard limit of {spec.max_time_sec:g}s (agent.max_time_sec)"
-    if killed == "idle":
         return (
-            f"idle: no output for {spec.idle_timeout_sec:g}s, killed "
-            "(agent.idle_timeout_sec)"
+            f"timeout: killed after the hard limit of {spec.max_time_sec:g}s (agent.max_time_sec)"
         )
+    if killed == "idle":
+        return f"idle: no output for {spec.idle_timeout_sec:g}s, killed (agent.idle_timeout_sec)"
     if killed == "cancelled":
         return "cancelled: stopped by shoemaker"
     if summary.ok:

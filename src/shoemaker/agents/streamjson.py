@@ -165,8 +165,10 @@ def _system(event: StreamEvent) -> str | None:
     if sub in ("task_started", "task_progress", "task_notification", "task_updated"):
         what = d.get("description") or d.get("summary") or ""
         status = d.get("status") or (d.get("patch") or {}).get("status", "")
-        return f"[subagent {sub.removeprefix('task_')}{f' {status}' if status else ''}: " \
-               f"{_excerpt(what, 100)}]".replace(": ]", "]")  # fmt: skip
+        return (
+            f"[subagent {sub.removeprefix('task_')}{f' {status}' if status else ''}: "
+            f"{_excerpt(what, 100)}]".replace(": ]", "]")
+        )
     if sub == "compact_boundary":
         return "[context compacted]"
     if sub in ("thinking_tokens", "status", "hook_started", "hook_response"):
@@ -180,7 +182,9 @@ def _result(event: StreamEvent) -> str:
     cost_text = f", ${cost:.4f}" if isinstance(cost, (int, float)) else ""
     if d.get("is_error") is True or str(event.subtype or "").startswith("error"):
         errors = d.get("errors")
-        why = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else d.get("result")
+        why = (
+            "; ".join(map(str, errors)) if isinstance(errors, list) and errors else d.get("result")
+        )
         status = d.get("api_error_status")
         label = f"API error {status}" if status else f"result {event.subtype}"
         return f"[ERROR: {label}: {_excerpt(why or '', 160)}]"
@@ -213,10 +217,23 @@ def condense(event: StreamEvent, cwd: str | None = None) -> str | None:
 # -- summary ----------------------------------------------------------------------------------
 
 _JSON_KEYS = (
-    "ended", "results", "subtype", "is_error", "ok", "cost_usd", "input_tokens",
-    "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "num_turns",
-    "session_id", "tool_uses", "model_usage", "lines", "bad_lines",
-)  # fmt: skip
+    "ended",
+    "results",
+    "subtype",
+    "is_error",
+    "ok",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "num_turns",
+    "session_id",
+    "tool_uses",
+    "model_usage",
+    "lines",
+    "bad_lines",
+)
 
 
 def _int(value: Any) -> int | None:
@@ -258,6 +275,32 @@ class TranscriptSummary:
     def as_json(self) -> dict[str, Any]:
         """Exactly the keys of ``shoemaker transcript --json``, in order."""
         return {key: getattr(self, key) for key in _JSON_KEYS}
+
+    def accounted_usage(self) -> tuple[int, int, int, int]:
+        """Tokens to account for: (input, output, cache creation, cache read).
+
+        ``modelUsage`` covers every model the run used, subagents included, while ``usage``
+        covers the main loop only; so the former wins when the CLI printed it.
+        """
+        if self.model_usage:
+            totals = [0, 0, 0, 0]
+            keys = (
+                "inputTokens",
+                "outputTokens",
+                "cacheCreationInputTokens",
+                "cacheReadInputTokens",
+            )
+            for usage in self.model_usage.values():
+                if isinstance(usage, dict):
+                    for n, key in enumerate(keys):
+                        totals[n] += _int(usage.get(key)) or 0
+            return totals[0], totals[1], totals[2], totals[3]
+        return (
+            self.input_tokens or 0,
+            self.output_tokens or 0,
+            self.cache_creation_input_tokens or 0,
+            self.cache_read_input_tokens or 0,
+        )
 
     @property
     def error_text(self) -> str:
@@ -333,7 +376,8 @@ class SummaryBuilder:
         r = self._last_result
         if r is None:
             return s
-        usage = r.get("usage") if isinstance(r.get("usage"), dict) else {}
+        raw_usage = r.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         cost = r.get("total_cost_usd", r.get("cost_usd"))
         errors = r.get("errors")
         s.ended = "result"
@@ -365,7 +409,9 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def summarize_lines(lines: Iterable[str | bytes], exit_code: int | None = None) -> TranscriptSummary:
+def summarize_lines(
+    lines: Iterable[str | bytes], exit_code: int | None = None
+) -> TranscriptSummary:
     builder = SummaryBuilder()
     for line in lines:
         builder.feed(line)

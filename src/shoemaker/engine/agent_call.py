@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shoemaker.agents.claude import agent_argv
 from shoemaker.agents.runner import RunResult, RunSpec, agent_environment
-from shoemaker.agents.streamjson import StreamEvent, condense
+from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
@@ -75,6 +75,9 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
         )
     )
 
+    # Paths in tool uses are shown relative to the agent's working directory.
+    cwd = str(call.cwd)
+
     def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
         out = []
         for raw, event in batch:
@@ -82,7 +85,7 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
                 text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
                 out.append(_output(call, run_id, "invalid", f"[not JSON: {text}]"))
                 continue
-            condensed = condense(event)
+            condensed = condense(event, cwd)
             if condensed is not None:
                 out.append(_output(call, run_id, event.label, condensed))
         bus.emit_all(out)
@@ -124,10 +127,7 @@ def _store_result(project: Project, run_id: int, result: RunResult, transcript: 
         is_error=s.is_error,
         ok=result.ok,
         reason=result.reason,
-        input_tokens=s.input_tokens or 0,
-        output_tokens=s.output_tokens or 0,
-        cache_creation_input_tokens=s.cache_creation_input_tokens or 0,
-        cache_read_input_tokens=s.cache_read_input_tokens or 0,
+        **_tokens(s),
         cost_usd=s.cost_usd or 0.0,
         num_turns=s.num_turns,
         session_id=s.session_id,
@@ -171,8 +171,19 @@ async def _record_cancelled(project: Project, call: AgentCall, run_id: int, path
     )
 
 
+def _tokens(summary: TranscriptSummary) -> dict[str, int]:
+    fresh, out, created, read = summary.accounted_usage()
+    return {
+        "input_tokens": fresh,
+        "output_tokens": out,
+        "cache_creation_input_tokens": created,
+        "cache_read_input_tokens": read,
+    }
+
+
 def _finished(call: AgentCall, run_id: int, result: RunResult) -> AgentFinished:
     s = result.summary
+    fresh, out, created, read = s.accounted_usage()
     return AgentFinished(
         generation=call.generation,
         run_id=run_id,
@@ -184,10 +195,10 @@ def _finished(call: AgentCall, run_id: int, result: RunResult) -> AgentFinished:
         subtype=s.subtype,
         is_error=s.is_error,
         reason=result.reason,
-        input_tokens=s.input_tokens or 0,
-        output_tokens=s.output_tokens or 0,
-        cache_creation_input_tokens=s.cache_creation_input_tokens or 0,
-        cache_read_input_tokens=s.cache_read_input_tokens or 0,
+        input_tokens=fresh,
+        output_tokens=out,
+        cache_creation_input_tokens=created,
+        cache_read_input_tokens=read,
         cost_usd=s.cost_usd or 0.0,
         wall_s=result.wall_s,
     )

@@ -67,13 +67,13 @@ class Engine:
         final, why = GenerationState.ACTIVE, ""
         try:
             for _ in range(limit):
-                if self.paused:
+                if self._pause.is_set():
                     final, why = GenerationState.PAUSED, "paused"
                     break
                 merged, failed = await self._cycle(gen, report)
                 report.merged += merged
                 report.failed += failed
-                if self.paused:
+                if self._pause.is_set():
                     final, why = GenerationState.PAUSED, "paused"
                     break
                 if merged == 0:
@@ -82,8 +82,9 @@ class Engine:
             else:
                 why = f"{limit} cycle(s) done"
         except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED,
-                                                   "interrupted"))  # fmt: skip
+            await asyncio.shield(
+                asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED, "interrupted")
+            )
             raise
         except BaseException as exc:
             self._set_state(gen, GenerationState.ACTIVE, f"run stopped: {exc}")
@@ -110,12 +111,14 @@ class Engine:
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
         failed = sum(1 for o in outcomes if o.state in (TaskState.FAILED, TaskState.CONFLICT))
         after = await asyncio.to_thread(project.store.generation_totals, gen.name)
-        loc = int(after["insertions"] - before["insertions"] + after["deletions"]
-                  - before["deletions"])  # fmt: skip
+        loc = int(
+            after["insertions"] - before["insertions"] + after["deletions"] - before["deletions"]
+        )
         project.bus.emit(
-            CycleFinished(generation=gen.name, cycle=cycle, merged=merged, failed=failed,
-                          loc_delta=loc)
-        )  # fmt: skip
+            CycleFinished(
+                generation=gen.name, cycle=cycle, merged=merged, failed=failed, loc_delta=loc
+            )
+        )
         return merged, failed
 
     async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
@@ -125,7 +128,7 @@ class Engine:
         outcomes: list[StitchOutcome] = []
         try:
             while True:
-                if not self.paused:
+                if not self._pause.is_set():
                     busy = set(running.values())
                     ready = await asyncio.to_thread(
                         self.project.store.list_tasks, gen.name, [TaskState.READY]
@@ -149,9 +152,7 @@ class Engine:
             await asyncio.gather(*running, return_exceptions=True)
             raise
         if not outcomes:
-            self.project.bus.emit(
-                Log(generation=gen.name, message="no task was ready to stitch")
-            )
+            self.project.bus.emit(Log(generation=gen.name, message="no task was ready to stitch"))
         return outcomes
 
 

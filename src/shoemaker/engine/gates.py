@@ -64,10 +64,14 @@ async def run_gate(gate: GateConfig, worktree: Path) -> GateOutcome:
         )
     except OSError as exc:
         return GateOutcome(
-            gate.name, False, None, time.monotonic() - started, "",
+            gate.name,
+            False,
+            None,
+            time.monotonic() - started,
+            "",
             f"gate {gate.name!r} cannot run {gate_argv(gate)[0]!r}: {exc.strerror or exc}; "
             "fix its command in configuration.yaml",
-        )  # fmt: skip
+        )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), gate.timeout_sec)
         timed_out = False
@@ -89,11 +93,17 @@ async def run_gate(gate: GateConfig, worktree: Path) -> GateOutcome:
     tail = out.decode("utf-8", "replace")[-OUTPUT_TAIL:]
     if timed_out:
         return GateOutcome(
-            gate.name, False, None, duration, tail, f"gate {gate.name!r} timed out after "
-            f"{gate.timeout_sec:g}s",
-        )  # fmt: skip
+            gate.name,
+            False,
+            None,
+            duration,
+            tail,
+            f"gate {gate.name!r} timed out after {gate.timeout_sec:g}s",
+        )
     passed = proc.returncode == gate.expected_exit
-    reason = "" if passed else (
-        f"gate {gate.name!r} exited {proc.returncode} (expected {gate.expected_exit})"
-    )  # fmt: skip
+    reason = (
+        ""
+        if passed
+        else (f"gate {gate.name!r} exited {proc.returncode} (expected {gate.expected_exit})")
+    )
     return GateOutcome(gate.name, passed, proc.returncode, duration, tail, reason)

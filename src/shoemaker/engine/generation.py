@@ -127,10 +127,14 @@ def stop_generation(project: Project, generation: Generation | None = None) -> S
 
     git.tag(f"{gen.name}-finished", gen.branch, f"shoemaker generation {gen.name} finished")
     git.checkout(gen.base_branch)
-    outcome = git.merge(gen.branch, f"Merge generation {gen.name}", {"Shoemaker-Generation": gen.name})
+    outcome = git.merge(
+        gen.branch, f"Merge generation {gen.name}", {"Shoemaker-Generation": gen.name}
+    )
     if not outcome.merged:
         git.checkout(gen.branch)
-        raise GenerationError(f"merging {gen.branch} into {gen.base_branch} failed: {outcome.reason}")
+        raise GenerationError(
+            f"merging {gen.branch} into {gen.base_branch} failed: {outcome.reason}"
+        )
     git.tag(f"{gen.name}-merged", outcome.commit, f"shoemaker generation {gen.name} merged")
     git.delete_branch(gen.branch, force=True)
     event = store.set_generation_state(gen.name, GenerationState.STOPPED, "merged")
@@ -140,7 +144,8 @@ def stop_generation(project: Project, generation: Generation | None = None) -> S
     kept = [
         t.branch
         for t in store.list_tasks(gen.name)
-        if t.state in (TaskState.CONFLICT, TaskState.FAILED) and t.branch
+        if t.state in (TaskState.CONFLICT, TaskState.FAILED)
+        and t.branch
         and git.ref_exists(f"refs/heads/{t.branch}")
     ]
     return StopReport(store.get_generation(gen.name), outcome.commit, kept)

@@ -59,9 +59,7 @@ def write_measure_history(
         **_run_record(project, run_id),
         "proposed": [{"id": t.id, "title": t.title, "depends_on": t.depends_on} for t in tasks],
     }
-    return _write(
-        project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml", record
-    )
+    return _write(project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml", record)
 
 
 def write_task_history(project: Project, task: Task) -> Path:

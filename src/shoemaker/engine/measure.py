@@ -136,10 +136,12 @@ async def measure(project: Project, generation: Generation, cycle: int) -> list[
     tasks = await asyncio.to_thread(_insert, project, generation, cycle, kept)
     project.bus.emit(
         MeasureFinished(
-            generation=generation.name, run_id=run_id, task_ids=[t.id for t in tasks],
+            generation=generation.name,
+            run_id=run_id,
+            task_ids=[t.id for t in tasks],
             source=source,
         )
-    )  # fmt: skip
+    )
     await asyncio.to_thread(write_measure_history, project, generation, cycle, run_id, tasks)
     return tasks
 

@@ -105,9 +105,13 @@ class Stitcher:
         started = time.monotonic()
         # Intent first: the store says where the work happens before anything relies on it.
         self._transition(
-            task.id, TaskState.RUNNING, f"attempt {attempt}", count_attempt=True,
-            branch=branch, worktree=str(worktree),
-        )  # fmt: skip
+            task.id,
+            TaskState.RUNNING,
+            f"attempt {attempt}",
+            count_attempt=True,
+            branch=branch,
+            worktree=str(worktree),
+        )
         try:
             base = await asyncio.to_thread(self._prepare_worktree, task, branch, worktree, attempt)
             return await self._run_attempt(task, branch, worktree, base, attempt, started)
@@ -242,18 +246,29 @@ class Stitcher:
             outcome = await run_gate(gate, worktree)
             await asyncio.to_thread(
                 self.project.store.record_gate,
-                task_id=task.id, run_id=run_id, name=gate.name, location="worktree",
-                passed=outcome.passed, exit_code=outcome.exit_code,
-                duration_s=outcome.duration_s, output_tail=outcome.output_tail,
-            )  # fmt: skip
+                task_id=task.id,
+                run_id=run_id,
+                name=gate.name,
+                location="worktree",
+                passed=outcome.passed,
+                exit_code=outcome.exit_code,
+                duration_s=outcome.duration_s,
+                output_tail=outcome.output_tail,
+            )
             self.project.bus.emit(
                 GateResult(
-                    generation=self.generation.name, task_id=task.id, name=gate.name,
-                    where="worktree", passed=outcome.passed, exit_code=outcome.exit_code,
-                    expected_exit=gate.expected_exit, duration_s=outcome.duration_s,
-                    output_tail=outcome.output_tail[-2000:], reason=outcome.reason,
+                    generation=self.generation.name,
+                    task_id=task.id,
+                    name=gate.name,
+                    where="worktree",
+                    passed=outcome.passed,
+                    exit_code=outcome.exit_code,
+                    expected_exit=gate.expected_exit,
+                    duration_s=outcome.duration_s,
+                    output_tail=outcome.output_tail[-2000:],
+                    reason=outcome.reason,
                 )
-            )  # fmt: skip
+            )
             if not outcome.passed:
                 return outcome.reason
         return ""
@@ -264,25 +279,31 @@ class Stitcher:
         project, gen = self.project, self.generation
         self._transition(task.id, TaskState.MERGING, "gates passed")
         await asyncio.to_thread(project.git.remove_worktree, worktree)
-        subject, body = commit_message(task)
         async with self.merge_lock:
             outcome = await asyncio.to_thread(self._squash, branch, commit)
         if not outcome.merged:
             self.project.bus.emit(
                 MergeResult(
-                    generation=gen.name, task_id=task.id, branch=branch, merged=False,
-                    conflict_files=list(outcome.conflict_files), reason=outcome.reason,
+                    generation=gen.name,
+                    task_id=task.id,
+                    branch=branch,
+                    merged=False,
+                    conflict_files=list(outcome.conflict_files),
+                    reason=outcome.reason,
                 )
-            )  # fmt: skip
+            )
             reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
             self._transition(task.id, TaskState.CONFLICT, reason)
             return StitchOutcome(task.id, TaskState.CONFLICT, reason)
         project.bus.emit(
             MergeResult(
-                generation=gen.name, task_id=task.id, branch=branch, merged=True,
+                generation=gen.name,
+                task_id=task.id,
+                branch=branch,
+                merged=True,
                 commit=outcome.commit,
             )
-        )  # fmt: skip
+        )
         metrics = await asyncio.to_thread(
             self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
         )
@@ -311,24 +332,36 @@ class Stitcher:
         before = git.loc(base, cfg.source_globs, cfg.test_globs)
         after = git.loc(commit, cfg.source_globs, cfg.test_globs)
         store.record_metrics(
-            task.id, commit_sha=commit, merge_sha=merge, files_changed=stat.files_changed,
-            insertions=stat.insertions, deletions=stat.deletions,
-            prod_loc_before=before.production, prod_loc_after=after.production,
-            test_loc_before=before.test, test_loc_after=after.test, duration_s=duration,
-        )  # fmt: skip
+            task.id,
+            commit_sha=commit,
+            merge_sha=merge,
+            files_changed=stat.files_changed,
+            insertions=stat.insertions,
+            deletions=stat.deletions,
+            prod_loc_before=before.production,
+            prod_loc_after=after.production,
+            test_loc_before=before.test,
+            test_loc_after=after.test,
+            duration_s=duration,
+        )
         runs = store.runs(task_id=task.id)
         return MetricsRecorded(
-            generation=self.generation.name, task_id=task.id,
+            generation=self.generation.name,
+            task_id=task.id,
             input_tokens=sum(r.input_tokens for r in runs),
             output_tokens=sum(r.output_tokens for r in runs),
             cache_creation_input_tokens=sum(r.cache_creation_input_tokens for r in runs),
             cache_read_input_tokens=sum(r.cache_read_input_tokens for r in runs),
-            cost_usd=sum(r.cost_usd for r in runs), duration_s=duration,
-            files_changed=stat.files_changed, insertions=stat.insertions,
-            deletions=stat.deletions, prod_loc_before=before.production,
-            prod_loc_after=after.production, test_loc_before=before.test,
+            cost_usd=sum(r.cost_usd for r in runs),
+            duration_s=duration,
+            files_changed=stat.files_changed,
+            insertions=stat.insertions,
+            deletions=stat.deletions,
+            prod_loc_before=before.production,
+            prod_loc_after=after.production,
+            test_loc_before=before.test,
             test_loc_after=after.test,
-        )  # fmt: skip
+        )
 
     async def _after_done(self, task_id: int) -> None:
         store = self.project.store

@@ -352,9 +352,18 @@ class Store:
                 cur = db.execute(
                     "INSERT INTO tasks (generation, title, description, state, priority, cycle, "
                     "source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (generation, new.title, new.description, state, new.priority, cycle, source,
-                     now, now),
-                )  # fmt: skip
+                    (
+                        generation,
+                        new.title,
+                        new.description,
+                        state,
+                        new.priority,
+                        cycle,
+                        source,
+                        now,
+                        now,
+                    ),
+                )
                 task_id = int(cur.lastrowid or 0)
                 known.add(task_id)
                 ids.append(task_id)
@@ -379,9 +388,12 @@ class Store:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
         if not rows:
             raise StoreError(f"no task with id {task_id}")
-        deps = [r[0] for r in self._query(
-            "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on", (task_id,)
-        )]  # fmt: skip
+        deps = [
+            r[0]
+            for r in self._query(
+                "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on", (task_id,)
+            )
+        ]
         return self._task(rows[0], deps)
 
     def list_tasks(
@@ -450,9 +462,7 @@ class Store:
         for task in self.list_tasks(generation, [TaskState.PROPOSED]):
             states = {self.get_task(d).state for d in task.depends_on}
             if states <= {TaskState.DONE}:
-                events.append(
-                    self.transition_task(task.id, TaskState.READY, "dependencies done")
-                )
+                events.append(self.transition_task(task.id, TaskState.READY, "dependencies done"))
         return events
 
     def block_dependents(self, generation: str, failed_id: int) -> list[TaskStateChanged]:
@@ -498,9 +508,18 @@ class Store:
             cur = db.execute(
                 "INSERT INTO runs (generation, task_id, phase, attempt, prompt, argv, env_names, "
                 "cwd, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (generation, task_id, phase, attempt, prompt, json.dumps(list(argv)),
-                 json.dumps(sorted(env_names)), cwd, time.time()),
-            )  # fmt: skip
+                (
+                    generation,
+                    task_id,
+                    phase,
+                    attempt,
+                    prompt,
+                    json.dumps(list(argv)),
+                    json.dumps(sorted(env_names)),
+                    cwd,
+                    time.time(),
+                ),
+            )
             return int(cur.lastrowid or 0)
 
     def set_run_pid(self, run_id: int, pid: int) -> None:
@@ -574,14 +593,25 @@ class Store:
             db.execute(
                 "INSERT INTO gate_results (task_id, run_id, name, location, passed, exit_code, "
                 "duration_s, output_tail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, run_id, name, location, int(passed), exit_code, duration_s,
-                 output_tail, time.time()),
-            )  # fmt: skip
+                (
+                    task_id,
+                    run_id,
+                    name,
+                    location,
+                    int(passed),
+                    exit_code,
+                    duration_s,
+                    output_tail,
+                    time.time(),
+                ),
+            )
 
     def gate_results(self, task_id: int) -> list[dict[str, Any]]:
         return [
             dict(r)
-            for r in self._query("SELECT * FROM gate_results WHERE task_id = ? ORDER BY id", (task_id,))
+            for r in self._query(
+                "SELECT * FROM gate_results WHERE task_id = ? ORDER BY id", (task_id,)
+            )
         ]
 
     def record_metrics(self, task_id: int, **values: Any) -> None:

@@ -1,0 +1,59 @@
+"""Helpers for tests that run real agent processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import yaml
+
+REHEARSAL = [sys.executable, "-m", "shoemaker.agents.rehearsal"]
+STREAM_ARGS = [
+    "--dangerously-skip-permissions",
+    "-p",
+    "--verbose",
+    "--output-format",
+    "stream-json",
+]
+
+
+def directive(**keys: object) -> str:
+    """A rehearsal block for a prompt."""
+    return f"<!-- rehearsal\n{yaml.safe_dump(keys, sort_keys=False)}-->\n"
+
+
+def stitch_prompt(task: int = 1, attempt: int = 1, **keys: object) -> str:
+    return f"<!-- shoemaker:stitch task={task} attempt={attempt} -->\n# Task #{task}: t\n\n" + (
+        directive(**keys) if keys else ""
+    )
+
+
+def agent_env(token: str) -> dict[str, str]:
+    """The environment of a test agent, marked with ``token`` so that leftovers can be found."""
+    env = dict(os.environ)
+    env["IS_SANDBOX"] = "1"
+    env["SHOEMAKER_TEST_TOKEN"] = token
+    return env
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def processes_with_token(token: str) -> list[int]:
+    """Live processes whose environment carries ``token`` (zombies excluded)."""
+    found = []
+    needle = f"SHOEMAKER_TEST_TOKEN={token}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:
+                    found.append(int(entry.name))
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return found

@@ -1,0 +1,171 @@
+"""The git layer on real repositories in temp dirs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shoemaker.git import Git, GitError, matches_any
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+@pytest.fixture
+def repo(fast_tmp: Path) -> Git:
+    g = Git.init_repo(fast_tmp / "repo")
+    (g.root / "README.md").write_text("hello\n")
+    (g.root / "src").mkdir()
+    (g.root / "src" / "app.py").write_text("a = 1\n\nb = 2\n")
+    g.commit_all(g.root, "initial")
+    return g
+
+
+def test_not_a_repository(fast_tmp: Path) -> None:
+    with pytest.raises(GitError, match="not inside a git repository"):
+        Git(fast_tmp)
+
+
+def test_commit_without_identity_and_with_trailers(repo: Git) -> None:
+    (repo.root / "x.txt").write_text("x\n")
+    sha = repo.commit_all(repo.root, "Add x", "Why x.", {"Shoemaker-Task": "3", "Cost": "0.1"})
+    assert sha == repo.rev_parse("HEAD")
+    parsed = git(repo.root, "log", "-1", "--format=%(trailers:key=Shoemaker-Task,valueonly)")
+    assert parsed.strip() == "3"
+    assert repo.log("HEAD", max_count=1)[0].trailers == {"Shoemaker-Task": "3", "Cost": "0.1"}
+    assert git(repo.root, "log", "-1", "--format=%an").strip() == "shoemaker"
+    assert repo.commit_all(repo.root, "nothing") is None
+
+
+def test_branches_tags_and_bad_names(repo: Git) -> None:
+    repo.create_branch("generation-a", "HEAD")
+    repo.tag("a-start", "HEAD", "starts here")
+    assert "generation-a" in repo.branches() and repo.tags("a-*") == ["a-start"]
+    assert git(repo.root, "cat-file", "-t", "a-start").strip() == "tag"
+    with pytest.raises(GitError, match="not a valid branch"):
+        repo.create_branch("bad name..", "HEAD")
+    with pytest.raises(GitError):
+        repo.rev_parse("no-such-ref")
+
+
+def test_worktrees(repo: Git, fast_tmp: Path) -> None:
+    path = fast_tmp / "wt" / "task-1"
+    repo.add_worktree(path, "task/g-1", "HEAD")
+    assert repo.current_branch(path) == "task/g-1"
+    assert any(w.path == path and w.branch == "task/g-1" for w in repo.worktrees())
+    (path / "new.py").write_text("print(1)\n")
+    repo.remove_worktree(path)
+    assert not path.exists()
+    assert [w.path for w in repo.worktrees()] == [repo.root]
+    assert repo.ref_exists("refs/heads/task/g-1")  # the branch outlives the worktree
+    repo.remove_worktree(path)  # already gone: no error
+
+
+def test_squash_merge_and_conflict_leaves_everything_clean(repo: Git, fast_tmp: Path) -> None:
+    repo.create_branch("gen", "HEAD")
+    repo.checkout("gen")
+    wt = fast_tmp / "wt1"
+    repo.add_worktree(wt, "task/g-1", "gen")
+    (wt / "src" / "app.py").write_text("a = 10\n\nb = 2\n")
+    task_commit = repo.commit_all(wt, "change a", "", {"Shoemaker-Task": "1"})
+    repo.remove_worktree(wt)
+    # Meanwhile the generation branch changes the same line.
+    (repo.root / "src" / "app.py").write_text("a = 99\n\nb = 2\n")
+    head = repo.commit_all(repo.root, "other change")
+
+    outcome = repo.squash_merge("task/g-1", "change a\n")
+    assert not outcome.merged
+    assert outcome.conflict_files == ("src/app.py",)
+    assert "conflict in src/app.py" in outcome.reason
+    assert repo.rev_parse("HEAD") == head
+    assert not repo.is_merging()
+    assert git(repo.root, "status", "--porcelain") == ""
+    assert repo.rev_parse("task/g-1") == task_commit  # the task's work is intact
+
+    fixed = fast_tmp / "wt2"
+    repo.add_worktree(fixed, "task/g-2", "gen")
+    (fixed / "src" / "new.py").write_text("x = 1\n")
+    repo.commit_all(fixed, "add new", "", {"Shoemaker-Task": "2"})
+    repo.remove_worktree(fixed)
+    merged = repo.squash_merge("task/g-2", repo.commit_message("task/g-2"))
+    assert merged.merged and merged.commit == repo.rev_parse("HEAD")
+    assert repo.log("HEAD", max_count=1)[0].trailers == {"Shoemaker-Task": "2"}
+    assert (
+        len(repo.log("HEAD", max_count=1)[0].parents) == 1
+    )  # one commit per task, no merge commit
+
+
+def test_no_ff_merge_conflict_is_aborted(repo: Git) -> None:
+    repo.create_branch("side", "HEAD")
+    repo.checkout("side")
+    (repo.root / "README.md").write_text("side\n")
+    repo.commit_all(repo.root, "side")
+    repo.checkout("main")
+    (repo.root / "README.md").write_text("main\n")
+    head = repo.commit_all(repo.root, "main")
+    clean, files = repo.would_merge_cleanly("side", "main")
+    assert (clean, files) == (False, ("README.md",))
+    outcome = repo.merge("side", "Merge side", {"Shoemaker-Generation": "g"})
+    assert not outcome.merged and outcome.conflict_files == ("README.md",)
+    assert repo.rev_parse("HEAD") == head and not repo.is_merging() and repo.is_clean()
+
+
+def test_diff_stats_and_live_worktree_diff(repo: Git, fast_tmp: Path) -> None:
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt"
+    repo.add_worktree(wt, "task/g-9", base)
+    (wt / "src" / "app.py").write_text("a = 1\nb = 3\nc = 4\n")
+    (wt / "untracked.py").write_text("u = 1\nv = 2\n")
+    index = (wt / ".git").read_text()
+    live = repo.diff_stat_worktree(wt, base)
+    assert {f.path: (f.insertions, f.deletions) for f in live.files} == {
+        "src/app.py": (2, 2), "untracked.py": (2, 0),
+    }  # fmt: skip
+    assert "+u = 1" in repo.diff_text(base, cwd=wt)
+    assert git(wt, "status", "--porcelain").splitlines() == [" M src/app.py", "?? untracked.py"]
+    assert (wt / ".git").read_text() == index
+    sha = repo.commit_all(wt, "edit")
+    assert sha is not None
+    stat = repo.diff_stat(base, sha)
+    assert (stat.files_changed, stat.insertions, stat.deletions) == (2, 4, 2)
+
+
+def test_loc_splits_production_and_test(repo: Git) -> None:
+    (repo.root / "tests").mkdir()
+    (repo.root / "tests" / "test_app.py").write_text("def test():\n\n    assert True\n")
+    (repo.root / "src" / "data.bin").write_bytes(b"\0\1\2")
+    repo.commit_all(repo.root, "tests")
+    globs, tests = ["**/*.py"], ["tests/**"]
+    loc = repo.loc("HEAD", globs, tests)
+    assert (loc.production, loc.test) == (2, 2)
+    (repo.root / "src" / "more.py").write_text("x = 1\n")
+    assert repo.loc_worktree(repo.root, globs, tests).production == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "glob", "hit"),
+    [
+        ("a.py", "**/*.py", True),
+        ("src/deep/a.py", "**/*.py", True),
+        ("tests/x/y.txt", "tests/**", True),
+        ("src/tests.py", "tests/**", False),
+        ("pkg/test_a.py", "**/test_*.py", True),
+        ("src/a.py", "*.py", False),
+    ],
+)
+def test_globs(path: str, glob: str, hit: bool) -> None:
+    assert matches_any(path, [glob]) is hit
+
+
+def test_ensure_excluded_is_idempotent(repo: Git) -> None:
+    repo.ensure_excluded("/.shoemaker/")
+    repo.ensure_excluded("/.shoemaker/")
+    exclude = (repo.root / ".git" / "info" / "exclude").read_text().splitlines()
+    assert exclude.count("/.shoemaker/") == 1
+    (repo.root / ".shoemaker").mkdir()
+    (repo.root / ".shoemaker" / "db").write_text("x")
+    assert repo.is_clean()

@@ -1,0 +1,197 @@
+"""The process runner against real processes: the rehearsal agent and small scripted agents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token, stitch_prompt, agent_env
+from shoemaker.agents.runner import ProcessRunner, RunResult, RunSpec, agent_environment
+from shoemaker.agents.streamjson import StreamEvent
+
+
+async def run(
+    cwd: Path,
+    prompt: str,
+    argv: list[str] | None = None,
+    *,
+    token: str | None = None,
+    max_time: float = 60,
+    idle: float = 60,
+    grace: float = 2,
+    collect: list[StreamEvent] | None = None,
+) -> RunResult:
+    token = token or new_token()
+    spec = RunSpec(
+        argv=argv or [*REHEARSAL, *STREAM_ARGS],
+        cwd=cwd,
+        env=agent_env(token),
+        prompt=prompt,
+        transcript_path=cwd / "transcript.jsonl",
+        max_time_sec=max_time,
+        idle_timeout_sec=idle,
+        kill_grace_sec=grace,
+    )
+
+    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+        if collect is not None:
+            collect.extend(e for _, e in batch if e is not None)
+
+    result = await ProcessRunner().run(spec, on_lines=on_lines)
+    assert processes_with_token(token) == [], "a process of the run outlived it"
+    return result
+
+
+async def test_success(fast_tmp: Path) -> None:
+    events: list[StreamEvent] = []
+    prompt = stitch_prompt(files={"a.txt": "hello\n"}, tokens={"input": 10, "output": 5},
+                           cost_usd=0.25)  # fmt: skip
+    result = await run(fast_tmp, prompt, collect=events)
+    assert (result.exit_code, result.ok, result.reason, result.killed) == (0, True, "", None)
+    s = result.summary
+    assert (s.input_tokens, s.output_tokens, s.cost_usd, s.tool_uses) == (10, 5, 0.25, {"Write": 1})
+    assert (fast_tmp / "a.txt").read_text() == "hello\n"
+    assert events[0].label == "system/init" and events[-1].type == "result"
+    raw = (fast_tmp / "transcript.jsonl").read_bytes().splitlines()
+    assert len(raw) == result.lines == len(events)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "exit_code", "reason"),
+    [
+        ("crash", 1, "no result line"),
+        ("malformed", 0, "no result line (crashed or killed)"),
+        ("max_turns", 1, "Reached maximum number of turns (1)"),
+        ("api_error", 1, "API error 529"),
+        ("sigterm", 143, "no result line"),
+    ],
+)
+async def test_failure_outcomes(fast_tmp: Path, outcome: str, exit_code: int, reason: str) -> None:
+    result = await run(fast_tmp, stitch_prompt(outcome=outcome, files={"a": "1", "b": "2"}))
+    assert result.exit_code == exit_code
+    assert not result.ok and result.killed is None
+    assert reason in result.reason
+    if outcome == "crash":
+        assert "TypeError" in result.stderr_tail
+    if outcome == "malformed":
+        assert result.summary.bad_lines >= 3
+
+
+async def test_idle_watchdog_kills_a_silent_agent(fast_tmp: Path) -> None:
+    result = await run(fast_tmp, stitch_prompt(outcome="hang"), idle=0.5)
+    assert result.killed == "idle" and not result.ok
+    assert result.exit_code == 143  # the rehearsal agent exits like the CLI on SIGTERM
+    assert "no output for 0.5s" in result.reason
+
+
+async def test_hard_timeout_kills_a_chatty_agent(fast_tmp: Path) -> None:
+    prompt = stitch_prompt(outcome="hang", heartbeat=0.05)
+    result = await run(fast_tmp, prompt, max_time=1.0, idle=0.5)
+    assert result.killed == "timeout"
+    assert result.summary.lines > 3  # it was talking all along
+    assert "hard limit of 1s" in result.reason
+
+
+def script(tmp: Path, body: str) -> list[str]:
+    path = tmp / "agent.py"
+    path.write_text(textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+async def test_stubborn_agent_is_killed_after_the_grace_period(fast_tmp: Path) -> None:
+    argv = script(
+        fast_tmp,
+        """
+        import json, signal, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(json.dumps({"type": "system", "subtype": "init"}), flush=True)
+        while True:
+            time.sleep(1)
+    """,
+    )
+    result = await run(fast_tmp, "", argv, idle=0.3, grace=0.3)
+    assert result.killed == "idle" and result.exit_code == -9
+
+
+async def test_children_left_behind_are_killed(fast_tmp: Path) -> None:
+    # The agent starts a grandchild that keeps stdout open, then exits without a result.
+    argv = script(
+        fast_tmp,
+        """
+        import json, subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        print(json.dumps({"type": "system", "subtype": "init"}), flush=True)
+    """,
+    )
+    result = await run(fast_tmp, "", argv, grace=0.3)
+    assert result.exit_code == 0 and result.killed is None
+    assert not result.ok and "no result line" in result.reason
+
+
+async def test_lines_of_sixteen_megabytes_and_more(fast_tmp: Path) -> None:
+    argv = script(
+        fast_tmp,
+        """
+        import json, sys
+        big = "x" * (17 * 1024 * 1024)
+        sys.stdout.write(json.dumps({"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": big}]}}) + "\\n")
+        sys.stdout.write(json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                                     "total_cost_usd": 0.01}) + "\\n")
+    """,
+    )
+    events: list[StreamEvent] = []
+    result = await run(fast_tmp, "", argv, collect=events)
+    assert result.ok and result.summary.bad_lines == 0 and result.lines == 2
+    assert len(events[0].data["message"]["content"][0]["content"]) == 17 * 1024 * 1024
+
+
+async def test_prompt_on_stdin_and_claudecode_removed(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = script(
+        fast_tmp,
+        """
+        import json, os, sys
+        prompt = sys.stdin.read()
+        print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                          "result": json.dumps([prompt, os.environ.get("CLAUDECODE"),
+                                                os.environ.get("EXTRA")])}))
+    """,
+    )
+    monkeypatch.setenv("CLAUDECODE", "1")
+    token = new_token()
+    env = agent_environment({**agent_env(token), "CLAUDECODE": "1"}, {"EXTRA": "yes"})
+    spec = RunSpec(argv, fast_tmp, env, "the prompt ✓", fast_tmp / "t.jsonl")
+    result = await ProcessRunner().run(spec)
+    assert json.loads(result.summary.result_text or "") == ["the prompt ✓", None, "yes"]
+
+
+async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
+    token = new_token()
+    started = asyncio.Event()
+
+    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+        started.set()
+
+    spec = RunSpec([*REHEARSAL, *STREAM_ARGS], fast_tmp, agent_env(token),
+                   stitch_prompt(outcome="hang"), fast_tmp / "t.jsonl", kill_grace_sec=2)  # fmt: skip
+    task = asyncio.create_task(ProcessRunner().run(spec, on_lines=on_lines))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert processes_with_token(token) == []
+
+
+async def test_missing_executable_is_a_clear_failure(fast_tmp: Path) -> None:
+    spec = RunSpec(["no-such-agent-xyz"], fast_tmp, agent_env(new_token()), "", fast_tmp / "t")
+    result = await ProcessRunner().run(spec)
+    assert result.exit_code is None and not result.ok
+    assert "cannot start agent 'no-such-agent-xyz'" in result.reason
+    assert "agent.command" in result.reason
