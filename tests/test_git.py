@@ -11,8 +11,9 @@ from shoemaker.git import Git, GitError, matches_any
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture
@@ -123,8 +124,9 @@ def test_diff_stats_and_live_worktree_diff(repo: Git, fast_tmp: Path) -> None:
     index = (wt / ".git").read_text()
     live = repo.diff_stat_worktree(wt, base)
     assert {f.path: (f.insertions, f.deletions) for f in live.files} == {
-        "src/app.py": (2, 2), "untracked.py": (2, 0),
-    }  # fmt: skip
+        "src/app.py": (2, 2),
+        "untracked.py": (2, 0),
+    }
     assert "+u = 1" in repo.diff_text(base, cwd=wt)
     assert git(wt, "status", "--porcelain").splitlines() == [" M src/app.py", "?? untracked.py"]
     assert (wt / ".git").read_text() == index

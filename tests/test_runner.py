@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token, stitch_prompt, agent_env
+from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
 from shoemaker.agents.runner import ProcessRunner, RunResult, RunSpec, agent_environment
 from shoemaker.agents.streamjson import StreamEvent
 
@@ -49,8 +49,9 @@ async def run(
 
 async def test_success(fast_tmp: Path) -> None:
     events: list[StreamEvent] = []
-    prompt = stitch_prompt(files={"a.txt": "hello\n"}, tokens={"input": 10, "output": 5},
-                           cost_usd=0.25)  # fmt: skip
+    prompt = stitch_prompt(
+        files={"a.txt": "hello\n"}, tokens={"input": 10, "output": 5}, cost_usd=0.25
+    )
     result = await run(fast_tmp, prompt, collect=events)
     assert (result.exit_code, result.ok, result.reason, result.killed) == (0, True, "", None)
     s = result.summary
@@ -179,8 +180,14 @@ async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
     def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
         started.set()
 
-    spec = RunSpec([*REHEARSAL, *STREAM_ARGS], fast_tmp, agent_env(token),
-                   stitch_prompt(outcome="hang"), fast_tmp / "t.jsonl", kill_grace_sec=2)  # fmt: skip
+    spec = RunSpec(
+        [*REHEARSAL, *STREAM_ARGS],
+        fast_tmp,
+        agent_env(token),
+        stitch_prompt(outcome="hang"),
+        fast_tmp / "t.jsonl",
+        kill_grace_sec=2,
+    )
     task = asyncio.create_task(ProcessRunner().run(spec, on_lines=on_lines))
     await started.wait()
     task.cancel()

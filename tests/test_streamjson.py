@@ -27,33 +27,81 @@ FIXTURES = Path(
 # Read off the files by hand: result lines, their last values, tool_use ids, line counts.
 EXPECTED = {
     "charlieyou__claude-agent-sdk-gleam__basic_query.ndjson.jsonl": dict(
-        ended="result", results=1, subtype="success", is_error=False, ok=True,
-        cost_usd=0.1354875, input_tokens=10, output_tokens=25,
-        cache_creation_input_tokens=21570, cache_read_input_tokens=0, num_turns=1,
-        session_id="1d1e46f9-35c7-4834-b529-846d5bb82288", tool_uses={}, lines=3, bad_lines=0,
+        ended="result",
+        results=1,
+        subtype="success",
+        is_error=False,
+        ok=True,
+        cost_usd=0.1354875,
+        input_tokens=10,
+        output_tokens=25,
+        cache_creation_input_tokens=21570,
+        cache_read_input_tokens=0,
+        num_turns=1,
+        session_id="1d1e46f9-35c7-4834-b529-846d5bb82288",
+        tool_uses={},
+        lines=3,
+        bad_lines=0,
     ),
     "charlieyou__claude-agent-sdk-gleam__cli2.1.4_tooluse_messages.jsonl": dict(
-        ended="result", results=1, subtype="success", is_error=False, ok=True,
-        cost_usd=0.24722425, input_tokens=18, output_tokens=424,
-        cache_creation_input_tokens=25067, cache_read_input_tokens=17254, num_turns=2,
-        session_id="40e7b02d-c0f9-4876-9010-f514d4eb0603", tool_uses={"Bash": 1}, lines=4,
+        ended="result",
+        results=1,
+        subtype="success",
+        is_error=False,
+        ok=True,
+        cost_usd=0.24722425,
+        input_tokens=18,
+        output_tokens=424,
+        cache_creation_input_tokens=25067,
+        cache_read_input_tokens=17254,
+        num_turns=2,
+        session_id="40e7b02d-c0f9-4876-9010-f514d4eb0603",
+        tool_uses={"Bash": 1},
+        lines=4,
         bad_lines=0,
     ),
     "link-assistant__hive-mind__background-disabled.jsonl": dict(
-        ended="no_result", results=0, subtype=None, is_error=None, ok=False, cost_usd=None,
-        input_tokens=None, num_turns=None, session_id=None,
-        tool_uses={"Agent": 1, "Bash": 2}, model_usage=None, lines=20, bad_lines=0,
+        ended="no_result",
+        results=0,
+        subtype=None,
+        is_error=None,
+        ok=False,
+        cost_usd=None,
+        input_tokens=None,
+        num_turns=None,
+        session_id=None,
+        tool_uses={"Agent": 1, "Bash": 2},
+        model_usage=None,
+        lines=20,
+        bad_lines=0,
     ),
     "slopus__happy-cli__sample-error-edit-and-multi-edit.jsonl": dict(
-        ended="result", results=1, ok=True, cost_usd=0.20190135, input_tokens=27,
-        output_tokens=851, cache_creation_input_tokens=1499, cache_read_input_tokens=72909,
-        num_turns=10, tool_uses={"Read": 1, "Edit": 1, "MultiEdit": 1}, lines=12, bad_lines=0,
+        ended="result",
+        results=1,
+        ok=True,
+        cost_usd=0.20190135,
+        input_tokens=27,
+        output_tokens=851,
+        cache_creation_input_tokens=1499,
+        cache_read_input_tokens=72909,
+        num_turns=10,
+        tool_uses={"Read": 1, "Edit": 1, "MultiEdit": 1},
+        lines=12,
+        bad_lines=0,
     ),
     "slopus__happy-cli__sample-error.jsonl": dict(
-        ended="result", results=1, ok=True, cost_usd=0.13527619999999999, input_tokens=12,
-        output_tokens=136, num_turns=4, tool_uses={"Bash": 1}, lines=6, bad_lines=0,
+        ended="result",
+        results=1,
+        ok=True,
+        cost_usd=0.13527619999999999,
+        input_tokens=12,
+        output_tokens=136,
+        num_turns=4,
+        tool_uses={"Bash": 1},
+        lines=6,
+        bad_lines=0,
     ),
-}  # fmt: skip
+}
 
 
 def test_fixture_directory_is_present() -> None:
@@ -92,8 +140,10 @@ def result(**fields: object) -> str:
 
 
 def test_result_keys_in_any_order() -> None:
-    line = '{"duration_api_ms":5,"usage":{"input_tokens":3},"total_cost_usd":0.5,' \
-           '"is_error":false,"subtype":"success","type":"result","session_id":"s"}'  # fmt: skip
+    line = (
+        '{"duration_api_ms":5,"usage":{"input_tokens":3},"total_cost_usd":0.5,'
+        '"is_error":false,"subtype":"success","type":"result","session_id":"s"}'
+    )
     s = summarize_lines([line])
     assert (s.ended, s.ok, s.cost_usd, s.input_tokens, s.session_id) == (
         "result",
@@ -121,8 +171,14 @@ def test_api_error_is_not_ok_even_with_subtype_success() -> None:
 
 
 def test_error_subtypes_carry_errors() -> None:
-    line = json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": True,
-                       "errors": ["Reached maximum number of turns (2)"]})  # fmt: skip
+    line = json.dumps(
+        {
+            "type": "result",
+            "subtype": "error_max_turns",
+            "is_error": True,
+            "errors": ["Reached maximum number of turns (2)"],
+        }
+    )
     s = summarize_lines([line])
     assert not s.ok and s.result_text is None
     assert "Reached maximum number of turns (2)" in s.error_text
@@ -137,8 +193,16 @@ def test_no_result_and_exit_code() -> None:
 
 
 def test_bad_lines_unknown_types_and_blank_lines() -> None:
-    lines = ["not json", "[1, 2]", "", "   ", '{"type":"brand_new","x":1}',
-             '{"type":"system","subtype":"future_thing"}', "{truncated", result()]  # fmt: skip
+    lines = [
+        "not json",
+        "[1, 2]",
+        "",
+        "   ",
+        '{"type":"brand_new","x":1}',
+        '{"type":"system","subtype":"future_thing"}',
+        "{truncated",
+        result(),
+    ]
     s = summarize_lines(lines)
     assert (s.lines, s.bad_lines, s.ended) == (6, 3, "result")
     assert condense(parse_line('{"type":"brand_new"}')) == "[brand_new]"  # type: ignore[arg-type]
@@ -153,8 +217,12 @@ def tool_use(tool_id: str, name: str, tool_input: object) -> str:
 
 
 def test_tool_uses_are_counted_once_per_id() -> None:
-    lines = [tool_use("a", "Bash", {"command": "ls"}), tool_use("a", "Bash", {"command": "ls"}),
-             tool_use("b", "Bash", {}), tool_use("c", "Agent", {"description": "x"})]  # fmt: skip
+    lines = [
+        tool_use("a", "Bash", {"command": "ls"}),
+        tool_use("a", "Bash", {"command": "ls"}),
+        tool_use("b", "Bash", {}),
+        tool_use("c", "Agent", {"description": "x"}),
+    ]
     assert summarize_lines(lines).tool_uses == {"Bash": 2, "Agent": 1}
 
 
@@ -221,8 +289,12 @@ def test_error_renderings() -> None:
 
 def test_a_twenty_megabyte_line_parses() -> None:
     big = "x" * (20 * 1024 * 1024)
-    line = json.dumps({"type": "user", "message": {"content": [
-        {"type": "tool_result", "tool_use_id": "t", "content": big}]}})  # fmt: skip
+    line = json.dumps(
+        {
+            "type": "user",
+            "message": {"content": [{"type": "tool_result", "tool_use_id": "t", "content": big}]},
+        }
+    )
     s = summarize_lines([line, result()])
     assert (s.lines, s.bad_lines, s.ok) == (2, 0, True)
     assert len(condense(parse_line(line)) or "") < 200  # type: ignore[arg-type]
@@ -230,25 +302,48 @@ def test_a_twenty_megabyte_line_parses() -> None:
 
 def test_transcript_command_json_has_exactly_the_documented_keys(tmp_path: Path) -> None:
     name = "charlieyou__claude-agent-sdk-gleam__cli2.1.4_tooluse_messages.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "shoemaker", "transcript", "--json",
-                           str(FIXTURES / name)], capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "transcript", "--json", str(FIXTURES / name)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     data = json.loads(proc.stdout)
     assert list(data) == [
-        "ended", "results", "subtype", "is_error", "ok", "cost_usd", "input_tokens",
-        "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "num_turns",
-        "session_id", "tool_uses", "model_usage", "lines", "bad_lines",
-    ]  # fmt: skip
+        "ended",
+        "results",
+        "subtype",
+        "is_error",
+        "ok",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "num_turns",
+        "session_id",
+        "tool_uses",
+        "model_usage",
+        "lines",
+        "bad_lines",
+    ]
     assert data["tool_uses"] == {"Bash": 1} and data["cost_usd"] == 0.24722425
 
 
 def test_transcript_command_text_and_missing_file(tmp_path: Path) -> None:
     name = "link-assistant__hive-mind__background-disabled.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "shoemaker", "transcript",
-                           str(FIXTURES / name)], capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "transcript", str(FIXTURES / name)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0
     assert "no_result" in proc.stdout and "crashed or killed" in proc.stdout
-    missing = subprocess.run([sys.executable, "-m", "shoemaker", "transcript",
-                              str(tmp_path / "nope.jsonl")], capture_output=True, text=True)  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "transcript", str(tmp_path / "nope.jsonl")],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 

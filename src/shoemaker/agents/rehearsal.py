@@ -243,9 +243,9 @@ def measure_proposals(
             via = block["propose_via"]
             if via not in ("file", "text", "none"):
                 raise DirectiveError("propose_via must be file, text or none")
-    if not found:
-        raw = _proposals_from_headings(prompt)
     existing = {t.strip() for t in _EXISTING.findall(prompt)}
+    if not found:
+        raw = _proposals_from_headings(prompt, existing)
     keep = [
         i
         for i, item in enumerate(raw)
@@ -263,7 +263,9 @@ def measure_proposals(
             entry["title"] = item["title"]
         description = str(item.get("description", ""))
         if isinstance(item.get("rehearsal"), dict):
-            dumped = yaml.safe_dump(item["rehearsal"], sort_keys=False, allow_unicode=True)
+            dumped = yaml.dump(
+                item["rehearsal"], Dumper=_BlockDumper, sort_keys=False, allow_unicode=True
+            )
             description = f"{description.rstrip()}\n\n<!-- rehearsal\n{dumped}-->\n"
         entry["description"] = description
         deps = item.get("depends_on", item.get("dependency", []))
@@ -281,14 +283,28 @@ def measure_proposals(
     return out[:limit] if not found else out, via
 
 
-def _proposals_from_headings(prompt: str) -> list[dict[str, Any]]:
+class _BlockDumper(yaml.SafeDumper):
+    """Dumps multi-line strings as ``|`` blocks, so scripted file contents stay readable."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def _proposals_from_headings(prompt: str, existing: set[str]) -> list[dict[str, Any]]:
     """Without directives: up to three tasks from the documents' headings, in a chain."""
     docs = prompt.split("\n## Documents", 1)[-1]
     titles = []
     for heading in _HEADING.findall(docs):
-        if "/" in heading or heading.endswith(".md") or heading in titles:
+        title = heading.strip()
+        if "/" in title or title.endswith(".md") or title in titles:
             continue
-        titles.append(heading.strip())
+        if f"Implement {title}" not in existing:
+            titles.append(title)
     return [
         {
             "title": f"Implement {t}",
@@ -384,7 +400,6 @@ class Emitter:
         self.assistant({"type": "text", "text": text})
 
     def tool(self, name: str, tool_input: dict[str, Any], output: str, is_error: bool) -> None:
-        self.new_turn()
         self.tool_uses += 1
         tool_id = f"toolu_rehearsal_{uuid.uuid4().hex[:20]}"
         self.assistant({"type": "tool_use", "id": tool_id, "name": name, "input": tool_input})
@@ -408,7 +423,8 @@ class Emitter:
                 "tool_use_result": f"Error: {output}" if is_error else {"output": output[-2000:]},
             }
         )
-        self.new_turn()
+        # The tool's result goes back to the model: what it says next is a new message.
+        self.message_id = ""
 
     def result(
         self,

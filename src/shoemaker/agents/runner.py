@@ -124,7 +124,12 @@ async def _exited(pid: int) -> None:
         return
     loop = asyncio.get_running_loop()
     exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+
+    def ready() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, ready)
     try:
         await exited
     finally:

@@ -1,0 +1,108 @@
+"""The demo and the headless CLI, end to end, as a person would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents import new_token, processes_with_token
+from shoemaker.events import parse_event
+from shoemaker.git import Git
+
+
+def shoemaker(
+    *args: str, token: str | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token or new_token()}
+    return subprocess.run(
+        [sys.executable, "-m", "shoemaker", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        **kw,
+    )  # type: ignore[call-overload]
+
+
+@pytest.mark.slow
+def test_headless_demo_merges_every_task_and_the_generation(fast_tmp: Path) -> None:
+    token = new_token()
+    demo = fast_tmp / "demo"
+    proc = shoemaker("demo", "--headless", "--dir", str(demo), token=token)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert processes_with_token(token) == []
+    out = proc.stdout
+    assert "demo summary" in out and "6/6" in out and "tasks failed" in out
+    for heading in ("tokens in / out", "cost", "LOC added / removed", "wall time"):
+        assert heading in out
+
+    git = Git(demo)
+    assert git.current_branch() == "main" and git.is_clean()
+    assert set(git.tags()) == {"demo-start", "demo-finished", "demo-merged"}
+    task_commits = [
+        c for c in git.log("demo-start..demo-finished") if "Shoemaker-Task" in c.trailers
+    ]
+    assert len(task_commits) == len(git.log("demo-start..demo-finished")) == 6
+    assert sorted(int(c.trailers["Shoemaker-Task"]) for c in task_commits) == [1, 2, 3, 4, 5, 6]
+    for c in task_commits:
+        assert float(c.trailers["Shoemaker-Cost-USD"]) > 0
+        assert c.trailers["Shoemaker-LOC-After"].startswith("production=")
+    # The demo package's own tests pass on the merged result.
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert tests.returncode == 0, tests.stdout
+    assert "15 passed" in tests.stdout
+    listing = shoemaker("-C", str(demo), "generation", "list", "--json")
+    (gen,) = json.loads(listing.stdout)
+    assert (gen["state"], gen["tasks_done"], gen["tasks_total"]) == ("stopped", 6, 6)
+    assert gen["cost_usd"] > 0
+
+
+@pytest.mark.slow
+def test_run_prints_the_event_stream_as_ndjson(fast_tmp: Path) -> None:
+    demo = fast_tmp / "demo"
+    assert shoemaker("demo", "--prepare", str(demo)).returncode == 0
+    assert shoemaker("-C", str(demo), "generation", "start", "nd").returncode == 0
+    proc = shoemaker("-C", str(demo), "run", "--cycles", "1", "--events", "ndjson")
+    assert proc.returncode == 0, proc.stderr
+    events = [parse_event(line) for line in proc.stdout.splitlines()]
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "generation_state" and kinds[-1] == "generation_state"
+    assert kinds.count("merge_result") == 6 and "agent_output" in kinds
+    assert all(e.generation == "nd" for e in events)
+    assert "run finished after 1 cycle(s): 6 merged" in proc.stderr
+    tasks = json.loads(shoemaker("-C", str(demo), "tasks", "--json").stdout)
+    assert [t["state"] for t in tasks] == ["done"] * 6
+
+
+def test_prepare_refuses_a_non_empty_directory(fast_tmp: Path) -> None:
+    (fast_tmp / "file").write_text("x")
+    proc = shoemaker("demo", "--prepare", str(fast_tmp))
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
+def test_stop_without_a_generation_says_what_to_do(fast_tmp: Path) -> None:
+    demo = fast_tmp / "demo"
+    shoemaker("demo", "--prepare", str(demo))
+    proc = shoemaker("-C", str(demo), "generation", "stop")
+    assert proc.returncode == 2
+    assert "no generation is open; start one with `shoemaker generation start`" in proc.stderr
+
+
+def test_init_writes_a_commented_file(fast_tmp: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(fast_tmp)], check=True)
+    assert shoemaker("-C", str(fast_tmp), "init").returncode == 0
+    text = (fast_tmp / "configuration.yaml").read_text()
+    assert text.startswith("# shoemaker configuration")
+    again = shoemaker("-C", str(fast_tmp), "init")
+    assert again.returncode == 2 and "already exists" in again.stderr

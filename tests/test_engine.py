@@ -1,0 +1,271 @@
+"""Whole generations with the rehearsal agent as a real process, on real repositories."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agents import STREAM_ARGS, directive
+from shoemaker.config import Config
+from shoemaker.engine.engine import Engine
+from shoemaker.engine.generation import start_generation, stop_generation
+from shoemaker.engine.measure import MeasureError
+from shoemaker.engine.project import Project
+from shoemaker.events import AgentStarted, Event
+from shoemaker.git import Git
+from shoemaker.model import TaskState
+
+
+def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -> Project:
+    """A repository whose spec proposes ``proposals``, configured for the rehearsal agent."""
+    git = Git.init_repo(root / "repo")
+    (git.root / "docs").mkdir()
+    (git.root / "docs" / "SPEC.md").write_text("# Spec\n\n" + directive(propose=proposals))
+    (git.root / "app.py").write_text("VALUE = 1\n")
+    config = {
+        "doc_globs": ["docs/*.md"],
+        "worktree_dir": str(root / "worktrees"),
+        "source_globs": ["**/*.py"],
+        "agent": {
+            "command": sys.executable,
+            "args": ["-m", "shoemaker.agents.rehearsal", *STREAM_ARGS],
+            "env": {"IS_SANDBOX": "1"},
+            "max_time_sec": 60,
+            "idle_timeout_sec": 30,
+            "kill_grace_sec": 2,
+        },
+        **settings,
+    }
+    (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
+    git.commit_all(git.root, "spec")
+    return Project.open(git.root)
+
+
+def task(title: str, depends_on: list[int] | None = None, **stitch: Any) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": f"Do {title}.",
+        "depends_on": depends_on or [],
+        "rehearsal": stitch,
+    }
+
+
+def events_of(project: Project) -> list[Event]:
+    return [e for _, e in project.store.events_after(0, limit=100_000)]
+
+
+async def test_a_generation_with_dependencies_lands_every_task(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Add a", files={"a.py": "A = 1\n"}),
+            task("Add b", [0], files={"b.py": "from a import A\nB = A + 1\n"}),
+            task("Add c", [0, 1], append={"app.py": "C = 3\n"}),
+        ],
+        gates=[{"name": "imports", "command": [sys.executable, "-c", "import a"]}],
+    )
+    gen = start_generation(project, "g1")
+    report = await Engine(project).run(cycles=3)
+    assert (report.merged, report.failed, report.cycles) == (3, 0, 2)
+    assert report.stopped_because == "cycle 2 merged nothing"
+    tasks = project.store.list_tasks("g1")
+    assert [t.state for t in tasks] == [TaskState.DONE] * 3
+    assert tasks[2].depends_on == [tasks[0].id, tasks[1].id]
+    # One commit per task on the generation branch, in dependency order, with trailers.
+    log = project.git.log(f"{gen.start_commit}..{gen.branch}")
+    assert [c.trailers["Shoemaker-Task"] for c in reversed(log)] == [str(t.id) for t in tasks]
+    assert all(len(c.parents) == 1 for c in log)
+    assert {"Shoemaker-Cost-USD", "Shoemaker-LOC-After", "Shoemaker-Tokens-Input"} <= set(
+        log[0].trailers
+    )
+    # Nothing left behind: worktrees, task branches, transcripts on disk.
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+    assert project.git.branches("task/*") == []
+    assert list(project.runs_dir.glob("*.jsonl")) == []
+    # Each run kept its raw transcript; tokens in the store match its last result line.
+    for run in project.store.runs(generation="g1"):
+        raw = project.store.transcript(run.id)
+        assert raw.count(b'"type": "result"') == 1
+        assert run.ok and run.exit_code == 0 and run.input_tokens > 0
+        assert "IS_SANDBOX" in run.env_names
+    kinds = {e.kind for e in events_of(project)}
+    assert {
+        "generation_state",
+        "cycle_started",
+        "task_state",
+        "agent_started",
+        "agent_output",
+        "agent_finished",
+        "gate_result",
+        "merge_result",
+        "metrics",
+        "measure_finished",
+        "cycle_finished",
+    } <= kinds
+    history = sorted(p.name for p in (project.history_dir / "g1").iterdir())
+    assert history == [
+        "cycle-001-measure.yaml",
+        "cycle-002-measure.yaml",
+        "task-0001.yaml",
+        "task-0002.yaml",
+        "task-0003.yaml",
+    ]
+
+    stop = stop_generation(project)
+    assert project.git.current_branch() == "main"
+    assert (project.root / "b.py").exists()
+    assert set(project.git.tags()) == {"g1-start", "g1-finished", "g1-merged"}
+    assert not project.git.ref_exists("refs/heads/generation-g1")
+    assert stop.merge_commit == project.git.rev_parse("main")
+    assert project.store.integrity_check() == "ok"
+
+
+async def test_a_dependency_cycle_is_refused_and_nothing_is_added(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("A", [1]), task("B", [0])])
+    start_generation(project, "g")
+    with pytest.raises(MeasureError, match=r"dependency cycle: .*'A'.*'B'"):
+        await Engine(project).measure_once()
+    assert project.store.list_tasks("g") == []
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+async def test_a_missing_title_names_the_task(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("A"), {"description": "untitled"}])
+    start_generation(project, "g")
+    with pytest.raises(MeasureError, match="task 1: missing title"):
+        await Engine(project).measure_once()
+
+
+async def test_a_merge_conflict_keeps_the_branch_and_the_generation_clean(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})])
+    gen = start_generation(project, "g")
+
+    def meanwhile(event: Event) -> None:
+        # While the agent works, someone changes the same line on the generation branch.
+        if isinstance(event, AgentStarted) and event.phase == "stitch":
+            (project.root / "app.py").write_text("VALUE = 3\n")
+            project.git.commit_all(project.root, "concurrent change")
+
+    project.bus.add_listener(meanwhile)
+    report = await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.CONFLICT and "conflict in app.py" in t.reason
+    assert report.failed == 1
+    assert project.git.is_clean() and not project.git.is_merging()
+    assert (project.root / "app.py").read_text() == "VALUE = 3\n"
+    branch_log = project.git.log(f"{gen.branch}..{t.branch}")
+    assert len(branch_log) == 1 and branch_log[0].trailers["Shoemaker-Task"] == str(t.id)
+    assert project.git.commit_message(t.branch)  # the agent's work is on the kept branch
+    report_stop = stop_generation(project)
+    assert report_stop.kept_branches == [t.branch]
+
+
+async def test_a_failing_gate_is_retried_with_its_output_in_the_prompt(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task(
+                "Fix it",
+                files={"ok.txt": "no\n"},
+                on_attempt={2: {"files": {"ok.txt": "yes\n"}}},
+            )
+        ],
+        gates=[
+            {
+                "name": "check",
+                "command": [
+                    sys.executable,
+                    "-c",
+                    "import sys; t = open('ok.txt').read(); print('observed=' + t.strip()); "
+                    "sys.exit(t != 'yes\\n')",
+                ],
+            }
+        ],
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE and t.attempts == 2
+    first, second = project.store.runs(task_id=t.id)
+    assert "observed=no" not in first.prompt
+    assert "gate check output:\nobserved=no" in second.prompt
+    gates = project.store.gate_results(t.id)
+    assert [bool(g["passed"]) for g in gates] == [False, True]
+    # The failed attempt's work was kept on a branch of its own.
+    assert project.git.branches("attempt/*") == ["attempt/g-1-1"]
+
+
+@pytest.mark.parametrize("outcome", ["crash", "api_error", "max_turns", "malformed"])
+async def test_agent_failures_end_in_a_named_state(fast_tmp: Path, outcome: str) -> None:
+    project = make_project(
+        fast_tmp,
+        [task("Bad", outcome=outcome, files={"x.py": "x = 1\n"}), task("After", [0])],
+        max_attempts=2,
+    )
+    start_generation(project, "g")
+    report = await Engine(project).run(cycles=1)
+    bad, after = project.store.list_tasks("g")
+    assert bad.state == TaskState.FAILED and bad.attempts == 2
+    assert "(after 2 attempts)" in bad.reason
+    assert after.state == TaskState.BLOCKED and "which failed" in after.reason
+    assert report.failed == 1
+    runs = project.store.runs(task_id=bad.id)
+    assert len(runs) == 2 and all(r.ok is False and r.reason for r in runs)
+
+
+async def test_a_hanging_agent_is_killed_and_recorded(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("Hang", outcome="hang")], max_attempts=1)
+    cfg = project.config.model_copy(
+        update={"agent": project.config.agent.model_copy(update={"idle_timeout_sec": 0.5})}
+    )
+    project = Project.open(project.root, cfg)
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.FAILED and "idle: no output for 0.5s" in t.reason
+    (run,) = project.store.runs(task_id=t.id)
+    assert run.exit_code == 143 and run.ended == "no_result"
+
+
+async def test_cancelling_a_run_returns_the_task_to_ready(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("Hang", outcome="hang", files={"w.py": "w = 1\n"})])
+    start_generation(project, "g")
+    started = asyncio.Event()
+    project.bus.add_listener(
+        lambda e: started.set() if e.kind == "agent_output" and e.task_id is not None else None
+    )  # type: ignore[union-attr]
+    run = asyncio.create_task(Engine(project).run(cycles=1))
+    await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.READY and t.attempts == 1 and t.reason == "interrupted"
+    assert project.store.get_generation("g").state == "paused"
+    (r,) = project.store.runs(task_id=t.id)
+    assert r.ok is False and r.reason.startswith("cancelled")
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+def test_start_refuses_a_dirty_tree_and_changes_nothing(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [])
+    (project.root / "app.py").write_text("VALUE = 99\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "generation", "start", "x"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "uncommitted changes (app.py)" in proc.stderr
+    assert project.git.current_branch() == "main" and project.git.tags() == []
+    assert project.store.list_generations() == []
+
+
+def test_config_object_is_used_as_given(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [])
+    assert isinstance(project.config, Config) and project.config.agent.command == sys.executable
