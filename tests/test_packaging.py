@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -54,10 +55,16 @@ def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
     )
     (wheel,) = dist.glob("shoemaker-*.whl")
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=False, system_site_packages=True)
+    venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
-    # --no-deps: the dependencies come from the test environment through system site-packages;
-    # only shoemaker itself must come from the wheel.
+    # Only shoemaker comes from the wheel; its dependencies come from the test environment,
+    # appended to the new environment's path (a .pth line goes after its own packages).
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run(
+        [str(python), "-c", purelib], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    deps = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    (Path(site) / "test-deps.pth").write_text("\n".join(deps) + "\n")
     subprocess.run(
         ["uv", "pip", "install", "--python", str(python), "--no-deps", str(wheel)],
         check=True,
