@@ -169,11 +169,14 @@ class MeasureFinished(_Event):
     """Where the proposals were read from: the JSON file, the fenced YAML in the text, or none."""
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 class Log(_Event):
     """Free text for a person: what is happening that no other event describes."""
 
     kind: Literal["log"] = "log"
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LogLevel = "info"
     message: str
     task_id: int | None = None
 

@@ -217,8 +217,15 @@ class Git:
             raise GitError(argv, proc.returncode, proc.stderr.decode("utf-8", "replace"))
         return proc.stdout
 
-    def _run(self, args: Sequence[str], cwd: Path | None = None, **kw: object) -> str:
-        return self._run_in(cwd or self.root, args, **kw).stdout  # type: ignore[arg-type]
+    def _run(
+        self,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+    ) -> str:
+        return self._run_in(cwd or self.root, args, env=env, input=input).stdout
 
     def _commit_env(self) -> dict[str, str] | None:
         return dict(IDENTITY_ENV) if self._identity else None

@@ -63,17 +63,6 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
         kill_grace_sec=cfg.kill_grace_sec,
     )
     bus = project.bus
-    bus.emit(
-        AgentStarted(
-            generation=call.generation,
-            run_id=run_id,
-            task_id=call.task_id,
-            phase=call.phase,
-            attempt=call.attempt,
-            argv=argv,
-            cwd=str(call.cwd),
-        )
-    )
 
     # Paths in tool uses are shown relative to the agent's working directory.
     cwd = str(call.cwd)
@@ -92,6 +81,18 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
 
     def on_pid(pid: int) -> None:
         project.store.set_run_pid(run_id, pid)
+        bus.emit(
+            AgentStarted(
+                generation=call.generation,
+                run_id=run_id,
+                task_id=call.task_id,
+                phase=call.phase,
+                attempt=call.attempt,
+                argv=argv,
+                cwd=str(call.cwd),
+                pid=pid,
+            )
+        )
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)

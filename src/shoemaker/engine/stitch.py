@@ -15,13 +15,14 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.gates import describe_command, run_gate
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project
-from shoemaker.events import GateResult, Log, MergeResult, MetricsRecorded
-from shoemaker.git import Loc
+from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
+from shoemaker.git import Loc, MergeOutcome
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
@@ -85,13 +86,13 @@ class Stitcher:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: object) -> None:
-        event = self.project.store.transition_task(task_id, state, reason, **kw)  # type: ignore[arg-type]
+    def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: Any) -> None:
+        event = self.project.store.transition_task(task_id, state, reason, **kw)
         self.project.bus.announce(event)
 
-    def _log(self, task_id: int, message: str, level: str = "info") -> None:
+    def _log(self, task_id: int, message: str, level: LogLevel = "info") -> None:
         self.project.bus.emit(
-            Log(generation=self.generation.name, task_id=task_id, level=level, message=message)  # type: ignore[arg-type]
+            Log(generation=self.generation.name, task_id=task_id, level=level, message=message)
         )
 
     # -- the pipeline -------------------------------------------------------------------------
@@ -313,7 +314,7 @@ class Stitcher:
         await self._after_done(task.id)
         return StitchOutcome(task.id, TaskState.DONE, "merged")
 
-    def _squash(self, branch: str, commit: str):  # type: ignore[no-untyped-def]
+    def _squash(self, branch: str, commit: str) -> MergeOutcome:
         git = self.project.git
         current = git.current_branch()
         if current != self.generation.branch:

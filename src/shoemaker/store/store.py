@@ -643,6 +643,6 @@ class Store:
             "FROM metrics m JOIN tasks t ON t.id = m.task_id WHERE t.generation = ?",
             (generation,),
         )[0]
-        totals = {k: float(row[k]) for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
+        totals = {k: float(row[k]) for k in row.keys()}  # noqa: SIM118 - a Row is not a dict
         totals["insertions"], totals["deletions"] = float(loc[0]), float(loc[1])
         return totals
