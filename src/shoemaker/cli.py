@@ -322,7 +322,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except DemoError as exc:
         raise CliError(str(exc)) from None
     args.directory = str(path)
+    if not args.headless:
+        code = _dashboard(path, demo=True, parallel=args.parallel)
+        print(f"demo repository: {path}")
+        return code
     return _run_async(_headless_demo(args, path))
+
+
+def _dashboard(
+    directory: Path, *, attach: bool = False, demo: bool = False, parallel: int | None = None
+) -> int:
+    from shoemaker.config import ConfigError
+    from shoemaker.engine.project import ProjectError
+
+    try:
+        from shoemaker.tui.app import make_app
+
+        app = make_app(directory, mode="attach" if attach else "live", demo=demo, parallel=parallel)
+    except (ConfigError, ProjectError) as exc:
+        raise CliError(str(exc)) from None
+    app.run()
+    return app.return_code or 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    return _dashboard(Path(args.directory), attach=args.attach, parallel=args.parallel)
 
 
 async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
@@ -438,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tasks)
 
+    p = sub.add_parser("tui", help="the dashboard (also what `shoemaker` alone opens)")
+    p.add_argument(
+        "--attach", action="store_true", help="follow, read-only, a run that another process drives"
+    )
+    p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
+    p.set_defaults(func=cmd_tui)
+
     p = sub.add_parser("demo", help="build a sample repository and run a whole generation on it")
     p.add_argument("--headless", action="store_true", help="print the story instead of a dashboard")
     p.add_argument("--dir", help="create the demo repository here (default: a new temp dir)")
@@ -451,8 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
-        parser.print_help()
-        return 0
+        # No command: the dashboard on the current repository.
+        args = parser.parse_args([*(argv or sys.argv[1:]), "tui"])
     for name in ("cycles", "parallel"):
         value = getattr(args, name, None)
         if value is not None and value < 1:

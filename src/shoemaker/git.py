@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -333,6 +334,23 @@ class Git:
             if proc.returncode != 0 and path.exists():
                 raise GitError(["git", *args], proc.returncode, proc.stderr)
         self.prune_worktrees()
+
+    def clear_worktree_path(self, path: Path) -> Path | None:
+        """Make ``path`` free for a new worktree.
+
+        A registered worktree there is removed; a directory git does not know (left by an
+        earlier clone of the repository, say) is moved aside, never deleted. Returns where it
+        went, if it was moved.
+        """
+        self.prune_worktrees()
+        if any(w.path == path for w in self.worktrees()):
+            self.remove_worktree(path)
+            return None
+        if path.exists():
+            aside = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            return aside
+        return None
 
     def prune_worktrees(self) -> None:
         self._run(["worktree", "prune"])

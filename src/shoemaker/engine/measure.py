@@ -8,7 +8,6 @@ the prompt asked for, or else from a fenced ```yaml list in its final text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +146,7 @@ async def measure(project: Project, generation: Generation, cycle: int) -> list[
 
 
 def _fresh_detached_worktree(project: Project, path: Path, head: str) -> None:
-    if path.exists():  # left over from an interrupted measure
-        with contextlib.suppress(Exception):
-            project.git.remove_worktree(path)
+    project.git.clear_worktree_path(path)  # left over from an interrupted measure
     project.git.add_detached_worktree(path, head)
 
 

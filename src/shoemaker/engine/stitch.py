@@ -121,15 +121,21 @@ class Stitcher:
                 asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
             )
             raise
-        except EngineError as exc:
-            await asyncio.to_thread(self._interrupted, task.id, worktree, str(exc))
-            raise
+        except Exception as exc:
+            # Whatever went wrong, the task does not stay "running": it goes back to ready
+            # with the reason, its work committed to its branch, and the run stops.
+            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(f"task {task.id}: {reason}") from exc
 
     def _prepare_worktree(self, task: Task, branch: str, worktree: Path, attempt: int) -> str:
         git = self.project.git
         base = git.rev_parse(self.generation.branch)
-        if worktree.exists() or any(w.path == worktree for w in git.worktrees()):
-            git.remove_worktree(worktree)
+        moved = git.clear_worktree_path(worktree)
+        if moved is not None:
+            self._log(task.id, f"a stray directory at {worktree} was moved to {moved}", "warning")
         if git.ref_exists(f"refs/heads/{branch}"):
             if git.is_ancestor(branch, self.generation.branch):
                 git.delete_branch(branch, force=True)  # nothing on it that is not merged

@@ -189,6 +189,15 @@ class Store:
             )
         return [(int(r["seq"]), parse_event(r["data"])) for r in rows]
 
+    def events_of_kind(self, generation: str, kinds: Sequence[str]) -> list[Event]:
+        """Every event of the given kinds for a generation, oldest first."""
+        rows = self._query(
+            f"SELECT data FROM events WHERE generation = ? AND kind IN "
+            f"({','.join('?' * len(kinds))}) ORDER BY seq",
+            (generation, *kinds),
+        )
+        return [parse_event(r["data"]) for r in rows]
+
     def last_event_seq(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
 
@@ -566,6 +575,22 @@ class Store:
         else:
             rows = self._query(sql + " ORDER BY id")
         return [self._run(r) for r in rows]
+
+    def task_usage(self, generation: str) -> dict[int, dict[str, float]]:
+        """Per task: tokens, dollars and agent wall time summed over all its runs."""
+        rows = self._query(
+            "SELECT task_id, SUM(input_tokens) AS input_tokens, "
+            "SUM(output_tokens) AS output_tokens, "
+            "SUM(cache_creation_input_tokens) AS cache_creation_input_tokens, "
+            "SUM(cache_read_input_tokens) AS cache_read_input_tokens, "
+            "SUM(cost_usd) AS cost_usd, SUM(COALESCE(wall_s, 0)) AS wall_s, COUNT(*) AS runs "
+            "FROM runs WHERE generation = ? AND task_id IS NOT NULL GROUP BY task_id",
+            (generation,),
+        )
+        return {
+            int(r["task_id"]): {k: float(r[k]) for k in r.keys() if k != "task_id"}  # noqa: SIM118
+            for r in rows
+        }
 
     def transcript(self, run_id: int) -> bytes:
         """The raw stdout of a run, decompressed (empty while it is still running)."""

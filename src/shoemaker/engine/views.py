@@ -1,0 +1,276 @@
+"""Read-only views of a project for presentation: what the dashboard shows, loaded in one call.
+
+The dashboard never runs SQL or git itself; it calls these functions through a thread and
+renders the plain dataclasses they return. The same functions serve a dashboard attached to a
+run that another process drives, because they read only the store and the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoemaker.agents.streamjson import SummaryBuilder, condense
+from shoemaker.engine.project import Project
+from shoemaker.events import CycleFinished
+from shoemaker.git import DiffStat, GitError
+from shoemaker.model import Generation, GenerationState, TaskState
+from shoemaker.store import RunRecord, Store
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRow:
+    name: str
+    state: str
+    branch: str
+    base_branch: str
+    cycle: int
+    done: int
+    total: int
+    cost_usd: float
+    created_at: float
+    stopped_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: int
+    title: str
+    state: TaskState
+    depends_on: tuple[int, ...]
+    attempts: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_s: float
+    reason: str
+    branch: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float = 0.0
+    insertions: int = 0
+    deletions: int = 0
+    done: int = 0
+    failed: int = 0
+    total: int = 0
+    runs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the main screen shows, as of one moment."""
+
+    generations: tuple[GenerationRow, ...] = ()
+    current: GenerationRow | None = None
+    tasks: tuple[TaskRow, ...] = ()
+    totals: Totals = field(default_factory=Totals)
+    cost_per_task: tuple[float, ...] = ()
+    duration_per_task: tuple[float, ...] = ()
+    cycles: tuple[CycleFinished, ...] = ()
+
+
+_FAILED = (TaskState.FAILED, TaskState.CONFLICT, TaskState.BLOCKED)
+
+
+def _choose(generations: list[Generation], prefer: str | None) -> Generation | None:
+    by_name = {g.name: g for g in generations}
+    if prefer and prefer in by_name:
+        return by_name[prefer]
+    open_ = [
+        g
+        for g in generations
+        if g.state not in (GenerationState.STOPPED, GenerationState.ABANDONED)
+    ]
+    if open_:
+        return open_[-1]
+    return generations[-1] if generations else None
+
+
+def load_snapshot(store: Store, prefer: str | None = None) -> Snapshot:
+    """Generations, the chosen one's tasks with their spend, totals and per-task series."""
+    generations = store.list_generations()
+    rows = []
+    for gen in generations:
+        tasks = store.list_tasks(gen.name)
+        spent = store.generation_totals(gen.name)
+        rows.append(
+            GenerationRow(
+                gen.name,
+                gen.state.value,
+                gen.branch,
+                gen.base_branch,
+                gen.cycle,
+                sum(1 for t in tasks if t.state == TaskState.DONE),
+                len(tasks),
+                spent["cost_usd"],
+                gen.created_at,
+                gen.stopped_at,
+            )
+        )
+    chosen = _choose(generations, prefer)
+    if chosen is None:
+        return Snapshot(generations=tuple(rows))
+    current = next(r for r in rows if r.name == chosen.name)
+    usage = store.task_usage(chosen.name)
+    tasks = store.list_tasks(chosen.name)
+    task_rows = []
+    for t in tasks:
+        u = usage.get(t.id, {})
+        task_rows.append(
+            TaskRow(
+                t.id,
+                t.title,
+                t.state,
+                tuple(t.depends_on),
+                t.attempts,
+                int(u.get("input_tokens", 0)),
+                int(u.get("output_tokens", 0)),
+                u.get("cost_usd", 0.0),
+                u.get("wall_s", 0.0),
+                t.reason,
+                t.branch,
+                t.priority,
+            )
+        )
+    g = store.generation_totals(chosen.name)
+    done = [r for r in task_rows if r.state == TaskState.DONE]
+    done.sort(key=lambda r: next(t.updated_at for t in tasks if t.id == r.id))
+    totals = Totals(
+        int(g["input_tokens"]),
+        int(g["output_tokens"]),
+        int(g["cache_read_input_tokens"]),
+        int(g["cache_creation_input_tokens"]),
+        g["cost_usd"],
+        int(g["insertions"]),
+        int(g["deletions"]),
+        len(done),
+        sum(1 for r in task_rows if r.state in _FAILED),
+        len(task_rows),
+        int(g["runs"]),
+    )
+    cycles = tuple(
+        e
+        for e in store.events_of_kind(chosen.name, ["cycle_finished"])
+        if isinstance(e, CycleFinished)
+    )
+    return Snapshot(
+        tuple(rows),
+        current,
+        tuple(task_rows),
+        totals,
+        tuple(r.cost_usd for r in done),
+        tuple(r.duration_s for r in done),
+        cycles,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    """What the task screen shows, apart from the live diff."""
+
+    task: TaskRow
+    description: str
+    runs: tuple[RunRecord, ...]
+    gates: tuple[dict[str, object], ...]
+    prompt: str
+    log: tuple[str, ...]
+    raw: tuple[str, ...]
+
+
+def _run_lines(project: Project, run: RunRecord) -> list[bytes]:
+    data = project.store.transcript(run.id)
+    if not data:  # still running: the transcript is only on disk so far
+        with contextlib.suppress(FileNotFoundError):
+            data = (project.runs_dir / f"{run.id}.jsonl").read_bytes()
+    return [line for line in data.splitlines() if line.strip()]
+
+
+def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> TaskDetail:
+    store = project.store
+    task = store.get_task(task_id)
+    snapshot = load_snapshot(store, task.generation)
+    row = next(r for r in snapshot.tasks if r.id == task_id)
+    runs = store.runs(task_id=task_id)
+    log: list[str] = []
+    raw: list[str] = []
+    for run in runs:
+        header = f"── attempt {run.attempt} · run {run.id} ──"
+        log.append(header)
+        raw.append(header)
+        builder = SummaryBuilder()
+        for line in _run_lines(project, run):
+            text = line.decode("utf-8", "replace")
+            raw.append(text)
+            event = builder.feed(line)
+            shown = condense(event, run.cwd) if event else f"[not JSON: {text[:160]}]"
+            if shown:
+                log.append(shown)
+        if run.ended_at is not None:
+            log.append(f"   ended: {'ok' if run.ok else run.reason or 'not ok'}")
+    return TaskDetail(
+        task=row,
+        description=task.description,
+        runs=tuple(runs),
+        gates=tuple(store.gate_results(task_id)),
+        prompt=runs[-1].prompt if runs else "",
+        log=tuple(log[-max_lines:]),
+        raw=tuple(raw[-max_lines:]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DiffView:
+    """A task's changes: live from its worktree while it runs, else from its commits."""
+
+    source: str
+    """``worktree``, ``branch``, ``merged`` or ``none``."""
+    stat: DiffStat
+    text: str
+
+
+def load_diff(project: Project, task_id: int) -> DiffView:
+    store, git = project.store, project.git
+    task = store.get_task(task_id)
+    gen = store.get_generation(task.generation)
+    empty = DiffView("none", DiffStat(()), "")
+    try:
+        worktree = Path(task.worktree) if task.worktree else None
+        if (
+            worktree is not None
+            and worktree.is_dir()
+            and git.ref_exists(f"refs/heads/{task.branch}")
+        ):
+            base = (
+                git.merge_base(task.branch, gen.branch)
+                if git.ref_exists(f"refs/heads/{gen.branch}")
+                else git.rev_parse(task.branch)
+            )
+            return DiffView(
+                "worktree",
+                git.diff_stat_worktree(worktree, base),
+                git.diff_text(base, cwd=worktree),
+            )
+        if task.merged_commit:
+            parent = f"{task.merged_commit}^"
+            return DiffView(
+                "merged",
+                git.diff_stat(parent, task.merged_commit),
+                git.diff_text(parent, task.merged_commit),
+            )
+        if task.branch and git.ref_exists(f"refs/heads/{task.branch}"):
+            target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
+            base = git.merge_base(task.branch, target)
+            return DiffView(
+                "branch", git.diff_stat(base, task.branch), git.diff_text(base, task.branch)
+            )
+    except (GitError, OSError):
+        return empty
+    return empty

@@ -1,0 +1,245 @@
+"""The main screen's panels: generations, the task queue, agent output and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Log, Sparkline, Static
+
+from shoemaker.engine.views import GenerationRow, Snapshot, TaskRow
+from shoemaker.model import TaskState
+
+#: Colour of each task state, from the theme's palette names where one fits.
+STATE_STYLE: dict[TaskState, str] = {
+    TaskState.PROPOSED: "dim",
+    TaskState.READY: "bold cyan",
+    TaskState.RUNNING: "bold yellow",
+    TaskState.VERIFYING: "yellow",
+    TaskState.MERGING: "magenta",
+    TaskState.DONE: "bold green",
+    TaskState.FAILED: "bold red",
+    TaskState.BLOCKED: "red",
+    TaskState.CONFLICT: "bold red",
+    TaskState.NEEDS_REVIEW: "bold blue",
+    TaskState.CANCELLED: "dim strike",
+}
+#: Queue order: what will run or is running first, finished work last.
+STATE_ORDER = {
+    TaskState.RUNNING: 0,
+    TaskState.VERIFYING: 0,
+    TaskState.MERGING: 0,
+    TaskState.READY: 1,
+    TaskState.NEEDS_REVIEW: 2,
+    TaskState.CONFLICT: 2,
+    TaskState.PROPOSED: 3,
+    TaskState.FAILED: 4,
+    TaskState.BLOCKED: 4,
+    TaskState.DONE: 5,
+    TaskState.CANCELLED: 6,
+}
+#: The filter cycle of the queue (None shows everything).
+FILTERS: tuple[TaskState | None, ...] = (
+    None,
+    TaskState.READY,
+    TaskState.RUNNING,
+    TaskState.DONE,
+    TaskState.FAILED,
+    TaskState.BLOCKED,
+    TaskState.CONFLICT,
+    TaskState.PROPOSED,
+)
+
+
+def tokens(n: float) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return f"{int(n)}"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def state_text(state: TaskState) -> Text:
+    return Text(state.value.replace("_", " "), style=STATE_STYLE[state])
+
+
+class GenerationsPanel(DataTable[str | Text]):
+    """Every generation: name, state, base branch, cycle, tasks done/total, cost so far."""
+
+    def on_mount(self) -> None:
+        self.border_title = "Generations"
+        self.cursor_type = "row"
+        self.add_columns("name", "state", "base", "cyc", "tasks", "cost")
+
+    def show(self, rows: Sequence[GenerationRow], current: str | None) -> None:
+        self.clear()
+        for r in rows:
+            name = Text(r.name, style="bold" if r.name == current else "")
+            self.add_row(
+                name,
+                r.state,
+                r.base_branch,
+                str(r.cycle),
+                f"{r.done}/{r.total}",
+                f"${r.cost_usd:.2f}",
+                key=r.name,
+            )
+        if current is not None and current in [r.name for r in rows]:
+            self.move_cursor(row=[r.name for r in rows].index(current), animate=False)
+
+
+class TaskQueue(DataTable[str | Text]):
+    """The task graph as a table: ready and running tasks first, filterable by state."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.state_filter: TaskState | None = None
+        self.rows_shown: list[TaskRow] = []
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_column("id", key="id")
+        self.add_column("title", key="title")
+        self.add_column("state", key="state")
+        self.add_column("after", key="after")
+        self.add_column("try", key="try")
+        self.add_column("tokens", key="tokens")
+        self.add_column("cost", key="cost")
+        self.add_column("time", key="time")
+        self._title()
+
+    def _title(self) -> None:
+        label = "all" if self.state_filter is None else self.state_filter.value
+        self.border_title = f"Tasks · {label}"
+
+    def cycle_filter(self) -> TaskState | None:
+        self.state_filter = FILTERS[(FILTERS.index(self.state_filter) + 1) % len(FILTERS)]
+        self._title()
+        return self.state_filter
+
+    def set_filter(self, state: TaskState | None) -> None:
+        self.state_filter = state
+        self._title()
+
+    def show(self, rows: Sequence[TaskRow]) -> None:
+        selected = self.selected_task
+        shown = [r for r in rows if self.state_filter is None or r.state == self.state_filter]
+        shown.sort(key=lambda r: (STATE_ORDER[r.state], -r.priority, r.id))
+        self.rows_shown = shown
+        self.clear()
+        for r in shown:
+            self.add_row(
+                f"#{r.id}",
+                r.title,
+                state_text(r.state),
+                " ".join(f"#{d}" for d in r.depends_on),
+                str(r.attempts),
+                tokens(r.input_tokens + r.output_tokens) if r.attempts else "",
+                f"${r.cost_usd:.3f}" if r.attempts else "",
+                duration(r.duration_s) if r.duration_s else "",
+                key=str(r.id),
+            )
+        ids = [r.id for r in shown]
+        if selected in ids:
+            self.move_cursor(row=ids.index(selected), animate=False)
+        total = len(rows)
+        self.border_subtitle = f"{len(shown)} of {total}" if self.state_filter else f"{total}"
+
+    @property
+    def selected_task(self) -> int | None:
+        if not self.rows_shown or not 0 <= self.cursor_row < len(self.rows_shown):
+            return None
+        return self.rows_shown[self.cursor_row].id
+
+
+class AgentOutput(Log):
+    """Condensed agent output, tailing; tailing pauses while the user has scrolled up.
+
+    Lines are not written as they arrive: ``feed`` hands over a batch, written in one
+    ``write_lines`` by the caller's ~30 Hz flush, and the widget keeps at most ``max_lines``.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_lines=2_000, auto_scroll=False, **kwargs)  # type: ignore[arg-type]
+        self.task_id: int | None = None
+
+    def feed(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        follow = self.is_vertical_scroll_end or self.max_scroll_y == 0
+        self.write_lines(lines, scroll_end=follow)
+        # A full Log(max_lines) stops repainting on its own: ask for it.
+        self.refresh()
+
+    def replace(self, task_id: int | None, lines: list[str], title: str) -> None:
+        self.task_id = task_id
+        self.border_title = title
+        self.clear()
+        self.write_lines(lines[-2_000:], scroll_end=True)
+        self.refresh()
+
+
+class MetricsPanel(Vertical):
+    """Tokens, cost, burn rate, tasks, LOC, time and ETA, with per-task sparklines."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.clock = clock
+        self.parallel = 1
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="metrics-text")
+        with Horizontal(classes="spark-row"):
+            yield Static("$/task", classes="spark-label")
+            yield Sparkline([], id="cost-spark")
+        with Horizontal(classes="spark-row"):
+            yield Static("s/task", classes="spark-label")
+            yield Sparkline([], id="time-spark")
+
+    def on_mount(self) -> None:
+        self.border_title = "Metrics"
+
+    def show(self, snap: Snapshot) -> None:
+        t = snap.totals
+        gen = snap.current
+        elapsed = 0.0
+        if gen is not None:
+            end = gen.stopped_at if gen.stopped_at else self.clock()
+            elapsed = max(0.0, end - gen.created_at)
+        # A rate over less than a minute says more about start-up than about spending.
+        rate = f"${t.cost_usd / (elapsed / 3600):.2f}/h" if elapsed >= 60 else "—/h"
+        remaining = max(0, t.total - t.done - t.failed)
+        mean = (
+            sum(snap.duration_per_task) / len(snap.duration_per_task)
+            if snap.duration_per_task
+            else 0
+        )
+        eta = remaining * mean / max(1, self.parallel)
+        lines = [
+            f"[b]tokens[/] {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out",
+            f"[b]cache[/]  {tokens(t.cache_read_input_tokens)} read · "
+            f"{tokens(t.cache_creation_input_tokens)} new",
+            f"[b]cost[/]   ${t.cost_usd:.2f} · {rate}",
+            f"[b]tasks[/]  [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total}",
+            f"[b]LOC[/]    [green]+{t.insertions}[/] [red]−{t.deletions}[/]",
+            f"[b]time[/]   {duration(elapsed)} · ETA "
+            + (duration(eta) if remaining and mean else "—"),
+        ]
+        self.query_one("#metrics-text", Static).update("\n".join(lines))
+        self.query_one("#cost-spark", Sparkline).data = list(snap.cost_per_task) or [0.0]
+        self.query_one("#time-spark", Sparkline).data = list(snap.duration_per_task) or [0.0]
