@@ -6,54 +6,17 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from agents import STREAM_ARGS, directive
+from projects import make_project, task
 from shoemaker.config import Config
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation, stop_generation
 from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentStarted, Event
-from shoemaker.git import Git
 from shoemaker.model import TaskState
-
-
-def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -> Project:
-    """A repository whose spec proposes ``proposals``, configured for the rehearsal agent."""
-    git = Git.init_repo(root / "repo")
-    (git.root / "docs").mkdir()
-    (git.root / "docs" / "SPEC.md").write_text("# Spec\n\n" + directive(propose=proposals))
-    (git.root / "app.py").write_text("VALUE = 1\n")
-    config = {
-        "doc_globs": ["docs/*.md"],
-        "worktree_dir": str(root / "worktrees"),
-        "source_globs": ["**/*.py"],
-        "agent": {
-            "command": sys.executable,
-            "args": ["-m", "shoemaker.agents.rehearsal", *STREAM_ARGS],
-            "env": {"IS_SANDBOX": "1"},
-            "max_time_sec": 60,
-            "idle_timeout_sec": 30,
-            "kill_grace_sec": 2,
-        },
-        **settings,
-    }
-    (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
-    git.commit_all(git.root, "spec")
-    return Project.open(git.root)
-
-
-def task(title: str, depends_on: list[int] | None = None, **stitch: Any) -> dict[str, Any]:
-    return {
-        "title": title,
-        "description": f"Do {title}.",
-        "depends_on": depends_on or [],
-        "rehearsal": stitch,
-    }
 
 
 def events_of(project: Project) -> list[Event]:

@@ -132,6 +132,7 @@ class ShoemakerApp(App[None]):
         self.engine: Engine | None = None
         self.busy: str | None = None
         self.follow = True
+        self.snapshots_loaded = 0
         self.note = ""
         self.buffers = OutputBuffers()
         self.bridge = EventBridge(self, self.buffers)
@@ -141,18 +142,23 @@ class ShoemakerApp(App[None]):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Kept as attributes: handlers may run while another screen is on top.
+        self.generations_panel = GenerationsPanel(id="generations")
+        self.metrics = MetricsPanel(clock=self.clock, id="metrics")
+        self.queue = TaskQueue(id="queue")
+        self.output = AgentOutput(id="output")
         yield Header(show_clock=False)
         with Horizontal(id="top"):
-            yield GenerationsPanel(id="generations")
-            yield MetricsPanel(clock=self.clock, id="metrics")
-        yield TaskQueue(id="queue")
-        yield AgentOutput(id="output")
+            yield self.generations_panel
+            yield self.metrics
+        yield self.queue
+        yield self.output
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(MetricsPanel).parallel = self.parallel or self.project.config.max_parallel
-        self.query_one(AgentOutput).border_title = "Agent output"
-        self.query_one(TaskQueue).focus()
+        self.metrics.parallel = self.parallel or self.project.config.max_parallel
+        self.output.border_title = "Agent output"
+        self.queue.focus()
         if self.mode == "attach":
             self.run_worker(
                 self.bridge.follow_store(self.project.store),
@@ -188,11 +194,12 @@ class ShoemakerApp(App[None]):
 
     def apply_snapshot(self, snap: Snapshot) -> None:
         self.snapshot = snap
+        self.snapshots_loaded += 1
         if snap.current is not None:
             self.generation = snap.current.name
-        self.query_one(GenerationsPanel).show(snap.generations, self.generation)
-        self.query_one(TaskQueue).show(snap.tasks)
-        self.query_one(MetricsPanel).show(snap)
+        self.generations_panel.show(snap.generations, self.generation)
+        self.queue.show(snap.tasks)
+        self.metrics.show(snap)
         state = snap.current.state if snap.current else "no generation"
         status = f" · {self.busy}…" if self.busy else ""
         attach = " · attached, read-only" if self.mode == "attach" else ""
@@ -210,7 +217,7 @@ class ShoemakerApp(App[None]):
 
     def _tick(self) -> None:
         # Elapsed time and burn rate move even when no event arrives.
-        self.query_one(MetricsPanel).show(self.snapshot)
+        self.metrics.show(self.snapshot)
 
     @on(EngineEvent)
     def engine_event(self, message: EngineEvent) -> None:
@@ -226,15 +233,15 @@ class ShoemakerApp(App[None]):
     # -- agent output -------------------------------------------------------------------------
 
     def flush_output(self) -> None:
-        out = self.query_one(AgentOutput)
+        out = self.output
         lines = self.buffers.take(out.task_id)
         self.buffers.drop_pending()  # other tasks' lines stay in their history
         out.feed(lines)
 
     def show_output(self, task_id: int | None, move_cursor: bool = False) -> None:
-        out = self.query_one(AgentOutput)
+        out = self.output
         if move_cursor and task_id is not None:
-            queue = self.query_one(TaskQueue)
+            queue = self.queue
             ids = [r.id for r in queue.rows_shown]
             if task_id in ids:
                 queue.move_cursor(row=ids.index(task_id))
@@ -255,14 +262,14 @@ class ShoemakerApp(App[None]):
     @work(group="output-history", exclusive=True, exit_on_error=False)
     async def _load_output(self, task_id: int) -> None:
         detail = await asyncio.to_thread(load_task_detail, self.project, task_id, 2_000)
-        out = self.query_one(AgentOutput)
+        out = self.output
         if out.task_id == task_id and not self.buffers.lines.get(task_id):
             out.replace(task_id, list(detail.log), self._output_title(task_id))
 
     @on(DataTable.RowHighlighted, "#queue")
     def task_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        task_id = self.query_one(TaskQueue).selected_task
-        if task_id is not None and task_id != self.query_one(AgentOutput).task_id:
+        task_id = self.queue.selected_task
+        if task_id is not None and task_id != self.output.task_id:
             self.show_output(task_id)
 
     @on(DataTable.RowSelected, "#queue")
@@ -320,7 +327,7 @@ class ShoemakerApp(App[None]):
                 return None if self._open_generation() else True
             return True if self._open_generation() else None
         if action in ("open_task", "diff", "log"):
-            return True if self.query_one(TaskQueue).selected_task is not None else None
+            return True if self.queue.selected_task is not None else None
         return True
 
     def _paused(self) -> bool:
@@ -441,7 +448,7 @@ class ShoemakerApp(App[None]):
         self._dirty = True
 
     def _selected(self) -> int | None:
-        return self.query_one(TaskQueue).selected_task
+        return self.queue.selected_task
 
     def action_open_task(self, tab: str = "log") -> None:
         task_id = self._selected()
@@ -455,7 +462,7 @@ class ShoemakerApp(App[None]):
         self.action_open_task("log")
 
     def action_filter(self, state: str | None = "") -> None:
-        queue = self.query_one(TaskQueue)
+        queue = self.queue
         if state == "":
             queue.cycle_filter()
         else:

@@ -262,6 +262,10 @@ class GenerationsScreen(Screen[None]):
             cycles.add_row(str(c.cycle), str(c.merged), str(c.failed), str(c.loc_delta))
         cycles.border_subtitle = snap.current.name if snap.current else ""
 
+    @on(DataTable.RowSelected, "#gens-table")
+    def selected(self, event: DataTable.RowSelected) -> None:
+        self.action_switch()
+
     def action_switch(self) -> None:
         gens = self.query_one("#gens-table", DataTable)
         if gens.row_count:

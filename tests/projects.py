@@ -1,0 +1,47 @@
+"""Projects for tests that run real generations with the rehearsal agent."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents import STREAM_ARGS, directive
+from shoemaker.engine.project import Project
+from shoemaker.git import Git
+
+
+def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -> Project:
+    """A repository whose spec proposes ``proposals``, configured for the rehearsal agent."""
+    git = Git.init_repo(root / "repo")
+    (git.root / "docs").mkdir()
+    (git.root / "docs" / "SPEC.md").write_text("# Spec\n\n" + directive(propose=proposals))
+    (git.root / "app.py").write_text("VALUE = 1\n")
+    config = {
+        "doc_globs": ["docs/*.md"],
+        "worktree_dir": str(root / "worktrees"),
+        "source_globs": ["**/*.py"],
+        "agent": {
+            "command": sys.executable,
+            "args": ["-m", "shoemaker.agents.rehearsal", *STREAM_ARGS],
+            "env": {"IS_SANDBOX": "1"},
+            "max_time_sec": 60,
+            "idle_timeout_sec": 30,
+            "kill_grace_sec": 2,
+        },
+        **settings,
+    }
+    (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
+    git.commit_all(git.root, "spec")
+    return Project.open(git.root)
+
+
+def task(title: str, depends_on: list[int] | None = None, **stitch: Any) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": f"Do {title}.",
+        "depends_on": depends_on or [],
+        "rehearsal": stitch,
+    }

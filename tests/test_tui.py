@@ -1,0 +1,339 @@
+"""The dashboard under Textual's Pilot: every key, every task state, pause, quit, attach."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent
+
+from agents import new_token, processes_with_token
+from projects import make_project, task
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.project import Project
+from shoemaker.events import AgentOutput, AgentStarted
+from shoemaker.model import GenerationState, TaskState
+from shoemaker.tui.app import ShoemakerApp
+from shoemaker.tui.bridge import EngineEvent
+from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, TaskScreen
+from shoemaker.tui.widgets import STATE_STYLE, TaskQueue
+from shoemaker.tui.widgets import AgentOutput as OutputPane
+from tui_data import CLOCK, fixed_project
+
+SIZE = (120, 36)
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float = 30) -> None:
+    """Let the app run until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await pilot.pause(0.02)
+
+
+def fixed_app(tmp: Path, **kw: object) -> ShoemakerApp:
+    return ShoemakerApp(fixed_project(tmp), clock=lambda: CLOCK, **kw)  # type: ignore[arg-type]
+
+
+def queue_states(app: ShoemakerApp) -> list[TaskState]:
+    return [r.state for r in app.query_one(TaskQueue).rows_shown]
+
+
+async def loaded(pilot: Pilot[None]) -> None:
+    """Wait for the first snapshot: until then the keys that need one are disabled."""
+    app = pilot.app
+    assert isinstance(app, ShoemakerApp)
+    await until(pilot, lambda: app.snapshots_loaded > 0)
+
+
+# -- fixed data -------------------------------------------------------------------------------
+
+
+async def test_every_task_state_is_rendered_in_its_colour(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        queue = app.query_one(TaskQueue)
+        assert set(queue_states(app)) == set(TaskState)
+        for row, shown in enumerate(queue.rows_shown):
+            cell = queue.get_cell_at((row, 2))
+            assert cell.plain == shown.state.value.replace("_", " ")
+            assert str(cell.style) == STATE_STYLE[shown.state]
+        # Ready and running work comes first, finished work last.
+        states = queue_states(app)
+        assert states.index(TaskState.RUNNING) < states.index(TaskState.READY)
+        assert states.index(TaskState.READY) < states.index(TaskState.DONE)
+
+
+async def test_filter_cycles_through_states(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("f")
+        assert queue_states(app) == [TaskState.READY]
+        assert app.query_one(TaskQueue).border_title == "Tasks · ready"
+        await pilot.press("f")
+        assert queue_states(app) == [TaskState.RUNNING]
+        await pilot.press("f", "f")
+        assert queue_states(app) == [TaskState.FAILED]
+        app.action_filter(None)
+        assert len(queue_states(app)) == 12
+
+
+async def test_metrics_show_totals_rate_and_eta(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        text = str(app.query_one("#metrics-text").render())
+        assert "36k in" in text and "$0.28" in text and "/h" in text
+        assert "2 done" in text and "3 failed" in text and "+121" in text and "−7" in text
+        assert "12m34s" in text and "ETA 4m10s" in text
+
+
+async def test_enter_opens_the_task_and_its_tabs(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        first = app.query_one(TaskQueue).selected_task
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen) and screen.task_id == first
+        await until(pilot, lambda: screen.detail is not None)
+        tabs = screen.query_one(TabbedContent)
+        for key, tab in (("d", "diff"), ("a", "attempts"), ("p", "prompt"), ("l", "log")):
+            await pilot.press(key)
+            assert tabs.active == tab
+        await pilot.press("t")
+        assert screen.raw and screen.query_one("#task-log").border_title == "raw stream-json"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TaskScreen)
+
+
+async def test_d_shows_a_merged_diff_and_l_the_log(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        queue = app.query_one(TaskQueue)
+        queue.move_cursor(row=[r.id for r in queue.rows_shown].index(1))
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        await until(pilot, lambda: screen.diff is not None)
+        assert screen.query_one(TabbedContent).active == "diff"
+        assert screen.diff is not None and screen.diff.source == "merged"
+        files = screen.query_one("#diff-files", DataTable)
+        assert files.get_row_at(0)[0] == "config.py"
+        await pilot.press("escape", "l")
+        assert isinstance(app.screen, TaskScreen)
+        assert app.screen.query_one(TabbedContent).active == "log"
+
+
+async def test_generations_screen_lists_and_switches(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("G")
+        assert isinstance(app.screen, GenerationsScreen)
+        table = app.screen.query_one("#gens-table", DataTable)
+        assert table.get_row_at(0)[:2] == ["g1", "running"]
+        await pilot.press("enter")
+        assert not isinstance(app.screen, GenerationsScreen)
+        assert app.generation == "g1"
+
+
+async def test_help_lists_every_key_and_why_some_are_disabled(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one("#help-table", DataTable)
+        rows = {table.get_row_at(i)[1]: table.get_row_at(i)[2] for i in range(table.row_count)}
+        assert {
+            "Start",
+            "Run",
+            "Pause",
+            "Stop gen",
+            "Measure",
+            "Open",
+            "Diff",
+            "Log",
+            "Filter",
+            "Generations",
+            "Resume",
+            "Reset",
+            "Help",
+            "Quit",
+        } <= set(rows)
+        assert "later version" in rows["Resume"] and "later version" in rows["Reset"]
+        assert rows["Start"] == "a generation is already open"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_later_verbs_are_shown_disabled(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert app.check_action("resume", ()) is None and app.check_action("reset", ()) is None
+        assert app.check_action("pause", ()) is None  # nothing runs in this process
+        titles = [t for t, _, _ in app.palette_commands()]
+        assert "Run" in titles and "Filter: failed" in titles and "Resume" not in titles
+
+
+# -- a live engine ----------------------------------------------------------------------------
+
+
+def rehearsal_project(tmp: Path, *tasks: dict[str, object]) -> Project:
+    return make_project(tmp, list(tasks))  # type: ignore[arg-type]
+
+
+async def wait_engine(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    await until(pilot, lambda: not [w for w in app.workers if w.group == "engine" and w.is_running])
+
+
+async def test_keys_start_run_and_stop_a_generation(fast_tmp: Path) -> None:
+    project = rehearsal_project(
+        fast_tmp, task("A", files={"a.py": "A = 1\n"}), task("B", [0], files={"b.py": "B = 2\n"})
+    )
+    app = ShoemakerApp(project)
+    messages: list[Message] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await loaded(pilot)
+        await pilot.press("g")
+        await wait_engine(pilot)
+        await until(pilot, lambda: app.snapshot.current is not None)
+        assert app.check_action("start", ()) is None
+        await until(pilot, lambda: app.check_action("run", ()) is True)
+        await pilot.press("r")
+        await wait_engine(pilot)
+        await until(pilot, lambda: app.snapshot.totals.done == 2)
+        assert {e.event.kind for e in messages if isinstance(e, EngineEvent)} >= {
+            "generation_state",
+            "task_state",
+            "agent_started",
+            "merge_result",
+            "metrics",
+        }
+        assert not any(
+            isinstance(e, EngineEvent) and isinstance(e.event, AgentOutput) for e in messages
+        )  # output lines never become messages
+        assert app.buffers.received > 0
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert project.store.open_generations()
+        await pilot.press("s", "y")
+        await wait_engine(pilot)
+        assert project.store.open_generations() == []
+        assert project.git.current_branch() == "main" and (project.root / "b.py").exists()
+
+
+async def test_measure_key_adds_tasks(fast_tmp: Path) -> None:
+    project = rehearsal_project(fast_tmp, task("A"), task("B", [0]))
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("m")
+        await wait_engine(pilot)
+        await until(pilot, lambda: len(app.snapshot.tasks) == 2)
+        assert queue_states(app) == [TaskState.READY, TaskState.PROPOSED]
+
+
+async def test_pause_lets_the_running_task_finish_and_starts_no_other(fast_tmp: Path) -> None:
+    project = rehearsal_project(fast_tmp, *(task(f"T{i}", duration=0.3) for i in range(3)))
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    started = asyncio.Event()
+    project.bus.add_listener(
+        lambda e: started.set() if isinstance(e, AgentStarted) and e.task_id is not None else None
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await started.wait()
+        assert app.check_action("pause", ()) is True
+        await pilot.press("p")
+        await wait_engine(pilot)
+    states = [t.state for t in project.store.list_tasks("g")]
+    assert states == [TaskState.DONE, TaskState.READY, TaskState.READY]
+    assert project.store.get_generation("g").state == GenerationState.PAUSED
+
+
+async def test_quit_stops_running_agents_cleanly(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = rehearsal_project(fast_tmp, task("Hang", outcome="hang", files={"w.py": "w = 1\n"}))
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: bool(app.buffers.lines.get(1)))
+        assert processes_with_token(token)
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code is not None or not app.is_running)
+    assert processes_with_token(token) == []
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.READY and t.reason == "interrupted"
+    assert project.store.integrity_check() == "ok"
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+async def test_output_pane_follows_the_running_task(fast_tmp: Path) -> None:
+    project = rehearsal_project(
+        fast_tmp, task("A", files={"a.py": "A = 1\n"}), task("B", [0], files={"b.py": "B = 2\n"})
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await wait_engine(pilot)
+        await until(pilot, lambda: app.query_one(OutputPane).task_id == 2)
+        pane = app.query_one(OutputPane)
+        await until(pilot, lambda: any("[Write: b.py]" in line for line in pane.lines))
+        assert pane.border_title == "Agent output · #2 B"
+
+
+async def test_attach_follows_a_run_that_another_process_drives(fast_tmp: Path) -> None:
+    demo = fast_tmp / "demo"
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": new_token()}
+    cli = [sys.executable, "-m", "shoemaker", "-C", str(demo)]
+    subprocess.run(
+        [sys.executable, "-m", "shoemaker", "demo", "--prepare", str(demo)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    subprocess.run([*cli, "generation", "start", "att"], check=True, capture_output=True, env=env)
+    app = ShoemakerApp(Project.open(demo), mode="attach")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot.current is not None)
+        assert app.check_action("run", ()) is None  # read-only
+        assert "read-only" in app.disabled_reason("run")
+        proc = await asyncio.create_subprocess_exec(
+            *cli,
+            "run",
+            "--events",
+            "none",
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert await proc.wait() == 0
+        await until(pilot, lambda: app.snapshot.totals.done == 6)
+        assert app.buffers.received > 0  # agent output read back from the store
+        assert "attached, read-only" in app.sub_title
