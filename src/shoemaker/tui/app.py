@@ -133,6 +133,7 @@ class ShoemakerApp(App[None]):
         self.busy: str | None = None
         self.follow = True
         self.snapshots_loaded = 0
+        self._cursor_wanted: int | None = None
         self.note = ""
         self.buffers = OutputBuffers()
         self.bridge = EventBridge(self, self.buffers)
@@ -199,6 +200,8 @@ class ShoemakerApp(App[None]):
             self.generation = snap.current.name
         self.generations_panel.show(snap.generations, self.generation)
         self.queue.show(snap.tasks)
+        if self._cursor_wanted is not None and self._move_cursor_to(self._cursor_wanted):
+            self._cursor_wanted = None
         self.metrics.show(snap)
         state = snap.current.state if snap.current else "no generation"
         status = f" · {self.busy}…" if self.busy else ""
@@ -240,11 +243,8 @@ class ShoemakerApp(App[None]):
 
     def show_output(self, task_id: int | None, move_cursor: bool = False) -> None:
         out = self.output
-        if move_cursor and task_id is not None:
-            queue = self.queue
-            ids = [r.id for r in queue.rows_shown]
-            if task_id in ids:
-                queue.move_cursor(row=ids.index(task_id))
+        if move_cursor and task_id is not None and not self._move_cursor_to(task_id):
+            self._cursor_wanted = task_id  # its row appears with the next snapshot
         if task_id == out.task_id and out.line_count:
             return
         title = self._output_title(task_id)
@@ -252,6 +252,13 @@ class ShoemakerApp(App[None]):
         out.replace(task_id, history, title)
         if not history and task_id is not None:
             self._load_output(task_id)
+
+    def _move_cursor_to(self, task_id: int) -> bool:
+        ids = [r.id for r in self.queue.rows_shown]
+        if task_id not in ids:
+            return False
+        self.queue.move_cursor(row=ids.index(task_id))
+        return True
 
     def _output_title(self, task_id: int | None) -> str:
         if task_id is None:
@@ -275,11 +282,6 @@ class ShoemakerApp(App[None]):
     @on(DataTable.RowSelected, "#queue")
     def task_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open_task()
-
-    @on(DataTable.RowSelected, "#generations")
-    def generation_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.switch_generation(str(event.row_key.value))
 
     def switch_generation(self, name: str) -> None:
         self.generation = name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -77,29 +78,45 @@ def state_text(state: TaskState) -> Text:
     return Text(state.value.replace("_", " "), style=STATE_STYLE[state])
 
 
-class GenerationsPanel(DataTable[str | Text]):
-    """Every generation: name, state, base branch, cycle, tasks done/total, cost so far."""
+class GenerationsPanel(Static):
+    """Every generation: name, state, base branch, cycle, tasks done/total, cost so far.
+
+    A plain table that fits 36 columns; switching happens on the generations screen.
+    """
 
     def on_mount(self) -> None:
         self.border_title = "Generations"
-        self.cursor_type = "row"
-        self.add_columns("name", "state", "base", "cyc", "tasks", "cost")
 
     def show(self, rows: Sequence[GenerationRow], current: str | None) -> None:
-        self.clear()
+        table = Table(
+            box=None,
+            expand=True,
+            pad_edge=False,
+            show_edge=False,
+            header_style="bold",
+            padding=(0, 1, 0, 0),
+        )
+        for name, justify in (
+            ("name", "left"),
+            ("state", "left"),
+            ("base", "left"),
+            ("cyc", "right"),
+            ("tasks", "right"),
+            ("cost", "right"),
+        ):
+            table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
         for r in rows:
-            name = Text(r.name, style="bold" if r.name == current else "")
-            self.add_row(
-                name,
+            style = "bold reverse" if r.name == current else ""
+            table.add_row(
+                r.name,
                 r.state,
                 r.base_branch,
                 str(r.cycle),
                 f"{r.done}/{r.total}",
                 f"${r.cost_usd:.2f}",
-                key=r.name,
+                style=style,
             )
-        if current is not None and current in [r.name for r in rows]:
-            self.move_cursor(row=[r.name for r in rows].index(current), animate=False)
+        self.update(table if rows else Text("no generation yet: press g to start one", "dim"))
 
 
 class TaskQueue(DataTable[str | Text]):
@@ -109,6 +126,7 @@ class TaskQueue(DataTable[str | Text]):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.state_filter: TaskState | None = None
         self.rows_shown: list[TaskRow] = []
+        self._all: Sequence[TaskRow] = ()
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -136,8 +154,17 @@ class TaskQueue(DataTable[str | Text]):
         self.state_filter = state
         self._title()
 
+    def on_resize(self) -> None:
+        self.show(self._all)  # titles are cut to the width there is
+
+    def _title_width(self) -> int:
+        # What the other columns and the borders take, measured at their widest.
+        return max(12, self.size.width - 58)
+
     def show(self, rows: Sequence[TaskRow]) -> None:
+        self._all = rows
         selected = self.selected_task
+        width = self._title_width()
         shown = [r for r in rows if self.state_filter is None or r.state == self.state_filter]
         shown.sort(key=lambda r: (STATE_ORDER[r.state], -r.priority, r.id))
         self.rows_shown = shown
@@ -145,7 +172,7 @@ class TaskQueue(DataTable[str | Text]):
         for r in shown:
             self.add_row(
                 f"#{r.id}",
-                r.title,
+                r.title if len(r.title) <= width else r.title[: width - 1] + "…",
                 state_text(r.state),
                 " ".join(f"#{d}" for d in r.depends_on),
                 str(r.attempts),
@@ -207,8 +234,7 @@ class MetricsPanel(Vertical):
         with Horizontal(classes="spark-row"):
             yield Static("$/task", classes="spark-label")
             yield Sparkline([], id="cost-spark")
-        with Horizontal(classes="spark-row"):
-            yield Static("s/task", classes="spark-label")
+            yield Static(" s/task", classes="spark-label")
             yield Sparkline([], id="time-spark")
 
     def on_mount(self) -> None:
@@ -230,15 +256,14 @@ class MetricsPanel(Vertical):
             else 0
         )
         eta = remaining * mean / max(1, self.parallel)
+        eta_text = duration(eta) if remaining and mean else "—"
         lines = [
-            f"[b]tokens[/] {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out",
-            f"[b]cache[/]  {tokens(t.cache_read_input_tokens)} read · "
-            f"{tokens(t.cache_creation_input_tokens)} new",
-            f"[b]cost[/]   ${t.cost_usd:.2f} · {rate}",
-            f"[b]tasks[/]  [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total}",
-            f"[b]LOC[/]    [green]+{t.insertions}[/] [red]−{t.deletions}[/]",
-            f"[b]time[/]   {duration(elapsed)} · ETA "
-            + (duration(eta) if remaining and mean else "—"),
+            f"[b]tokens[/] {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out · "
+            f"cache {tokens(t.cache_read_input_tokens)}/{tokens(t.cache_creation_input_tokens)}",
+            f"[b]cost[/] ${t.cost_usd:.2f} · {rate} · [b]LOC[/] [green]+{t.insertions}[/] "
+            f"[red]−{t.deletions}[/]",
+            f"[b]tasks[/] [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total} in all",
+            f"[b]time[/] {duration(elapsed)} · ETA {eta_text}",
         ]
         self.query_one("#metrics-text", Static).update("\n".join(lines))
         self.query_one("#cost-spark", Sparkline).data = list(snap.cost_per_task) or [0.0]

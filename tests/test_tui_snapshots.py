@@ -1,0 +1,46 @@
+"""Pictures of the dashboard with fixed data and a fixed clock, at 80×24 and 160×48."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from shoemaker.tui.app import ShoemakerApp
+from shoemaker.tui.screens import TaskScreen
+from test_tui import fixed_app, loaded, until
+
+SIZES = [(80, 24), (160, 48)]
+
+
+async def main_ready(pilot: Pilot[None]) -> None:
+    await loaded(pilot)
+    app = pilot.app
+    assert isinstance(app, ShoemakerApp)
+    await until(pilot, lambda: app.output.line_count > 0)
+    await pilot.pause()
+
+
+async def task_ready(pilot: Pilot[None]) -> None:
+    await main_ready(pilot)
+    await pilot.press("enter")
+    screen = pilot.app.screen
+    assert isinstance(screen, TaskScreen)
+    await until(pilot, lambda: screen.detail is not None)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen(
+    snap_compare: Callable[..., bool], fast_tmp: Path, size: tuple[int, int]
+) -> None:
+    assert snap_compare(fixed_app(fast_tmp), terminal_size=size, run_before=main_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_task_screen(
+    snap_compare: Callable[..., bool], fast_tmp: Path, size: tuple[int, int]
+) -> None:
+    assert snap_compare(fixed_app(fast_tmp), terminal_size=size, run_before=task_ready)
