@@ -102,9 +102,11 @@ def test_demo_on_screen_diff_and_quit(tmux: Tmux, fast_tmp: Path) -> None:
     tmux("send-keys", "-t", "demo", "q")
     deadline = time.monotonic() + 30
     while tmux.pane("#{pane_dead}") != "1":
-        assert time.monotonic() < deadline, _leftovers(token) + tmux(
-            "list-panes", "-a", "-F", "#{pane_dead} #{pane_pid} #{pane_current_command}"
-        ) + tmux.screen()
+        assert time.monotonic() < deadline, (
+            _leftovers(token)
+            + tmux("list-panes", "-a", "-F", "#{pane_dead} #{pane_pid} #{pane_current_command}")
+            + tmux.screen()
+        )
         time.sleep(0.1)
     screen = tmux.screen(history=200)
     assert "Pane is dead (status 0," in screen, screen

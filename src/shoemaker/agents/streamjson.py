@@ -126,7 +126,7 @@ def _assistant(event: StreamEvent, cwd: str | None) -> str | None:
     return " ".join(parts) or None
 
 
-def _user(event: StreamEvent) -> str | None:
+def _user(event: StreamEvent, cwd: str | None) -> str | None:
     message = event.data.get("message")
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
@@ -139,6 +139,8 @@ def _user(event: StreamEvent) -> str | None:
             continue
         if block.get("type") == "tool_result":
             text = _content_text(block.get("content"))
+            if cwd:  # tools echo absolute paths; inside the worktree, relative ones say enough
+                text = text.replace(cwd.rstrip("/") + "/", "")
             first = text.strip().splitlines()[0] if text.strip() else ""
             if block.get("is_error") is True:
                 parts.append(f"[ERROR: {_excerpt(text, 160)}]")
@@ -198,7 +200,7 @@ def condense(event: StreamEvent, cwd: str | None = None) -> str | None:
         if event.type == "assistant":
             return _assistant(event, cwd)
         if event.type == "user":
-            return _user(event)
+            return _user(event, cwd)
         if event.type == "system":
             return _system(event)
         if event.type == "result":

@@ -176,8 +176,8 @@ class TaskQueue(DataTable[str | Text]):
                 state_text(r.state),
                 " ".join(f"#{d}" for d in r.depends_on),
                 str(r.attempts),
-                tokens(r.input_tokens + r.output_tokens) if r.attempts else "",
-                f"${r.cost_usd:.3f}" if r.attempts else "",
+                tokens(r.input_tokens + r.output_tokens) if r.input_tokens else "",
+                f"${r.cost_usd:.3f}" if r.cost_usd else "",
                 duration(r.duration_s) if r.duration_s else "",
                 key=str(r.id),
             )
@@ -258,12 +258,13 @@ class MetricsPanel(Vertical):
         eta = remaining * mean / max(1, self.parallel)
         eta_text = duration(eta) if remaining and mean else "—"
         lines = [
-            f"[b]tokens[/] {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out · "
-            f"cache {tokens(t.cache_read_input_tokens)}/{tokens(t.cache_creation_input_tokens)}",
+            f"[b]in[/] {tokens(t.input_tokens)} · [b]out[/] {tokens(t.output_tokens)} · "
+            f"[b]cache[/] {tokens(t.cache_read_input_tokens)}/"
+            f"{tokens(t.cache_creation_input_tokens)}",
             f"[b]cost[/] ${t.cost_usd:.2f} · {rate} · [b]LOC[/] [green]+{t.insertions}[/] "
             f"[red]−{t.deletions}[/]",
             f"[b]tasks[/] [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total} in all",
-            f"[b]time[/] {duration(elapsed)} · ETA {eta_text}",
+            f"[b]time[/] {duration(elapsed)} · [b]ETA[/] {eta_text}",
         ]
         self.query_one("#metrics-text", Static).update("\n".join(lines))
         self.query_one("#cost-spark", Sparkline).data = list(snap.cost_per_task) or [0.0]
