@@ -110,18 +110,11 @@ def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:
     )
 
 
-def _read_transcript(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""
-
-
 def _store_result(project: Project, run_id: int, result: RunResult, transcript: Path) -> None:
     s = result.summary
     project.store.finish_run(
         run_id,
-        transcript=_read_transcript(transcript),
+        transcript=transcript,
         exit_code=result.exit_code,
         ended=s.ended,
         subtype=s.subtype,
@@ -149,7 +142,7 @@ async def _record_cancelled(project: Project, call: AgentCall, run_id: int, path
     def store() -> None:
         project.store.finish_run(
             run_id,
-            transcript=_read_transcript(path),
+            transcript=path,
             ended="no_result",
             ok=False,
             reason="cancelled: stopped by shoemaker",

@@ -90,6 +90,21 @@ class RunRecord:
 _RUN_COLUMNS = [f for f in RunRecord.__dataclass_fields__]
 
 
+def _compress(source: bytes | Path) -> bytes:
+    if isinstance(source, bytes):
+        return zlib.compress(source, 6)
+    packer = zlib.compressobj(6)
+    parts = []
+    try:
+        with source.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                parts.append(packer.compress(chunk))
+    except FileNotFoundError:
+        pass
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
 class Store:
     """All reads and writes of shoemaker's state."""
 
@@ -535,8 +550,13 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
 
-    def finish_run(self, run_id: int, *, transcript: bytes, **values: Any) -> None:
-        """Store a run's outcome and its raw transcript (compressed)."""
+    def finish_run(self, run_id: int, *, transcript: bytes | Path, **values: Any) -> None:
+        """Store a run's outcome and its raw transcript, compressed.
+
+        ``transcript`` is the raw bytes or the file that holds them; a file is compressed in
+        chunks, so a transcript of hundreds of megabytes never sits in memory whole. A
+        missing file stores an empty transcript.
+        """
         unknown = set(values) - set(_RUN_COLUMNS)
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
@@ -547,7 +567,7 @@ class Store:
         with self._tx() as db:
             db.execute(
                 f"UPDATE runs SET {cols}, transcript = ? WHERE id = ?",
-                [*values.values(), zlib.compress(transcript, 6), run_id],
+                [*values.values(), _compress(transcript), run_id],
             )
 
     def get_run(self, run_id: int) -> RunRecord:

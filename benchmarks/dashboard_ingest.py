@@ -1,0 +1,192 @@
+"""Dashboard under load: stream ingest rate and key-press-to-screen latency.
+
+    uv run python benchmarks/dashboard_ingest.py [--agents 4] [--rate 2000] [--seconds 6]
+
+Agents are real processes (benchmarks/firehose.py) run by the real engine through the real
+runner, each printing ``--rate`` stream-json lines per second. Measured in the same run:
+
+- headless baseline: the engine alone, lines per second parsed, stored and published;
+- dashboard: the same load with the app attached (headless Textual driver), lines per second
+  that reached the output buffers, and key-press-to-screen latency (p50, p95) while loaded,
+  against the same key presses on the idle dashboard;
+- memory: resident size before and after the loaded phase.
+
+Ratios are printed because absolute times drift on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from textual import events
+
+from shoemaker.engine.engine import Engine
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.project import Project
+from shoemaker.events import AgentOutput, Event
+from shoemaker.git import Git
+from shoemaker.model import Generation
+from shoemaker.store import NewTask
+from shoemaker.tui.app import ShoemakerApp
+
+FIREHOSE = Path(__file__).resolve().parent / "firehose.py"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def make_project(root: Path, agents: int, rate: float, seconds: float) -> Project:
+    git = Git.init_repo(root / "repo")
+    (git.root / "README.md").write_text("bench\n")
+    config = {
+        "worktree_dir": str(root / "worktrees"),
+        "max_parallel": agents,
+        "agent": {"command": sys.executable,
+                  "args": [str(FIREHOSE), "--rate", str(rate), "--seconds", str(seconds)],
+                  "idle_timeout_sec": 60, "max_time_sec": 600},
+    }  # fmt: skip
+    (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
+    git.commit_all(git.root, "bench")
+    return Project.open(git.root)
+
+
+def add_tasks(project: Project, gen: Generation, count: int) -> None:
+    _, changes = project.store.add_tasks(
+        gen.name, [NewTask(f"load {i}") for i in range(count)], 1, "bench"
+    )
+    project.bus.announce(*changes)
+
+
+async def headless(root: Path, agents: int, rate: float, seconds: float) -> float:
+    project = make_project(root, agents, rate, seconds)
+    gen = start_generation(project, "headless")
+    add_tasks(project, gen, agents)
+    lines = 0
+
+    def count(event: Event) -> None:
+        nonlocal lines
+        if isinstance(event, AgentOutput):
+            lines += 1
+
+    project.bus.add_listener(count)
+    started = time.perf_counter()
+    await Engine(project).stitch_ready(gen)
+    return lines / (time.perf_counter() - started)
+
+
+async def press_latencies(
+    app: ShoemakerApp, presses: int, stop: asyncio.Event | None = None
+) -> list[float]:
+    """Seconds from a key arriving until the screen has been redrawn after handling it.
+
+    The key goes through the app's own key dispatch (as a terminal's would); the clock stops
+    in a callback that runs after the next refresh of the screen.
+    """
+    samples = []
+    for _ in range(presses):
+        if stop is not None and stop.is_set():
+            break
+        drawn = asyncio.Event()
+        before = app.queue.border_title
+        t0 = time.perf_counter()
+        app.post_message(events.Key("f", "f"))
+        while app.queue.border_title == before:
+            await asyncio.sleep(0.001)
+        app.call_after_refresh(drawn.set)
+        await drawn.wait()
+        samples.append(time.perf_counter() - t0)
+        await asyncio.sleep(0.05)
+    return samples
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def dashboard(root: Path, agents: int, rate: float, seconds: float) -> dict[str, float]:
+    project = make_project(root, agents, rate, seconds)
+    gen = start_generation(project, "dash")
+    app = ShoemakerApp(project)
+    result: dict[str, float] = {}
+    async with app.run_test(size=(160, 48)) as pilot:
+        while not app.snapshots_loaded:
+            await pilot.pause(0.01)
+        idle = await press_latencies(app, 40)
+        add_tasks(project, gen, agents)
+        rss_before = rss_mb()
+        done = asyncio.Event()
+        received_before = app.buffers.received
+        started = time.perf_counter()
+
+        async def run() -> None:
+            await Engine(project).stitch_ready(gen)
+            done.set()
+
+        worker = asyncio.create_task(run())
+        loaded: list[float] = []
+        memory = [rss_before]
+        while not done.is_set():
+            loaded += await press_latencies(app, 10, stop=done)
+            memory.append(rss_mb())
+        await worker
+        elapsed = time.perf_counter() - started
+        result = {
+            "ingest": (app.buffers.received - received_before) / elapsed,
+            "idle_p50": pct(idle, 0.5), "idle_p95": pct(idle, 0.95),
+            "load_p50": pct(loaded, 0.5), "load_p95": pct(loaded, 0.95),
+            "samples": len(loaded), "rss_before": rss_before, "rss_after": rss_mb(),
+            "rss_mid": memory[len(memory) // 2],
+        }  # fmt: skip
+        await pilot.press("q")
+    return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=2000, help="lines per second per agent")
+    parser.add_argument("--seconds", type=float, default=6)
+    args = parser.parse_args()
+    offered = args.agents * args.rate
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="shoemaker-bench-", dir=base) as tmp:
+        head = await headless(Path(tmp) / "a", args.agents, args.rate, args.seconds)
+        dash = await dashboard(Path(tmp) / "b", args.agents, args.rate, args.seconds)
+    print(f"offered load: {args.agents} agents × {args.rate:,.0f} lines/s = {offered:,.0f} lines/s"
+          f" for {args.seconds:g}s")  # fmt: skip
+    print(f"ingest, headless:       {head:9,.0f} lines/s  ({head / offered:.2f} of offered)")
+    print(
+        f"ingest, with dashboard: {dash['ingest']:9,.0f} lines/s  "
+        f"({dash['ingest'] / offered:.2f} of offered, {dash['ingest'] / head:.2f} of headless)"
+    )
+    print(
+        f"key → screen, idle:     p50 {dash['idle_p50']:6.1f} ms   p95 {dash['idle_p95']:6.1f} ms"
+    )
+    print(
+        f"key → screen, loaded:   p50 {dash['load_p50']:6.1f} ms   p95 {dash['load_p95']:6.1f} ms"
+        f"   ({int(dash['samples'])} presses)"
+    )
+    print(
+        f"latency ratio loaded/idle: p50 {dash['load_p50'] / dash['idle_p50']:.2f}×   "
+        f"p95 {dash['load_p95'] / dash['idle_p95']:.2f}×   (goal: loaded p95 < 100 ms)"
+    )
+    print(
+        f"memory: {dash['rss_before']:.0f} MB before the load, {dash['rss_mid']:.0f} MB halfway,"
+        f" {dash['rss_after']:.0f} MB after (output buffers are bounded; run longer with"
+        " --seconds to see it stay flat)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
