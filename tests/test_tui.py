@@ -67,10 +67,10 @@ async def test_every_task_state_is_rendered_in_its_colour(fast_tmp: Path) -> Non
             cell = queue.get_cell_at((row, 2))
             assert cell.plain == shown.state.value.replace("_", " ")
             assert str(cell.style) == STATE_STYLE[shown.state]
-        # Ready and running work comes first, finished work last.
+        # Ready tasks first, then running work, finished work last.
         states = queue_states(app)
-        assert states.index(TaskState.RUNNING) < states.index(TaskState.READY)
-        assert states.index(TaskState.READY) < states.index(TaskState.DONE)
+        assert states[0] == TaskState.READY
+        assert states.index(TaskState.RUNNING) < states.index(TaskState.DONE)
 
 
 async def test_filter_cycles_through_states(fast_tmp: Path) -> None:
@@ -93,7 +93,7 @@ async def test_metrics_show_totals_rate_and_eta(fast_tmp: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         text = str(app.query_one("#metrics-text").render())
-        assert "36k in" in text and "$0.28" in text and "/h" in text
+        assert "in 36k" in text and "out 4.4k" in text and "$0.28" in text and "$1.34/h" in text
         assert "2 done" in text and "3 failed" in text and "+121" in text and "−7" in text
         assert "12m34s" in text and "ETA 4m10s" in text
 
@@ -337,3 +337,20 @@ async def test_attach_follows_a_run_that_another_process_drives(fast_tmp: Path) 
         await until(pilot, lambda: app.snapshot.totals.done == 6)
         assert app.buffers.received > 0  # agent output read back from the store
         assert "attached, read-only" in app.sub_title
+
+
+async def test_follow_can_be_turned_off(fast_tmp: Path) -> None:
+    project = rehearsal_project(
+        fast_tmp, task("A", files={"a.py": "A = 1\n"}), task("B", files={"b.py": "B = 2\n"})
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("F")
+        assert app.follow is False
+        await pilot.press("r")
+        await wait_engine(pilot)
+        await until(pilot, lambda: app.snapshot.totals.done == 2)
+        # The pane stayed on the task under the cursor instead of jumping to each new agent.
+        assert app.output.task_id == app.queue.selected_task

@@ -16,10 +16,12 @@ SIZES = [(80, 24), (160, 48)]
 
 
 async def main_ready(pilot: Pilot[None]) -> None:
+    """The queue loaded and the cursor on the running task, whose output is shown."""
     await loaded(pilot)
     app = pilot.app
     assert isinstance(app, ShoemakerApp)
-    await until(pilot, lambda: app.output.line_count > 0)
+    await pilot.press("down")
+    await until(pilot, lambda: app.output.task_id == 3 and app.output.line_count > 0)
     await pilot.pause()
 
 

@@ -28,12 +28,12 @@ STATE_STYLE: dict[TaskState, str] = {
     TaskState.NEEDS_REVIEW: "bold blue",
     TaskState.CANCELLED: "dim strike",
 }
-#: Queue order: what will run or is running first, finished work last.
+#: Queue order: ready tasks first, then what is running, finished work last.
 STATE_ORDER = {
-    TaskState.RUNNING: 0,
-    TaskState.VERIFYING: 0,
-    TaskState.MERGING: 0,
-    TaskState.READY: 1,
+    TaskState.READY: 0,
+    TaskState.RUNNING: 1,
+    TaskState.VERIFYING: 1,
+    TaskState.MERGING: 1,
     TaskState.NEEDS_REVIEW: 2,
     TaskState.CONFLICT: 2,
     TaskState.PROPOSED: 3,
