@@ -105,26 +105,50 @@ async def test_a_missing_title_names_the_task(fast_tmp: Path) -> None:
         await Engine(project).measure_once()
 
 
-async def test_a_merge_conflict_keeps_the_branch_and_the_generation_clean(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})])
-    gen = start_generation(project, "g")
+def concurrent_edits(project: Project, values: list[int]) -> None:
+    """While each stitch agent works, someone commits to the same line of app.py."""
+    pending = list(values)
 
     def meanwhile(event: Event) -> None:
-        # While the agent works, someone changes the same line on the generation branch.
-        if isinstance(event, AgentStarted) and event.phase == "stitch":
-            (project.root / "app.py").write_text("VALUE = 3\n")
+        if isinstance(event, AgentStarted) and event.phase == "stitch" and pending:
+            (project.root / "app.py").write_text(f"VALUE = {pending.pop(0)}\n")
             project.git.commit_all(project.root, "concurrent change")
 
     project.bus.add_listener(meanwhile)
+
+
+async def test_a_conflict_is_rerun_on_the_new_head_with_the_conflict_in_its_prompt(
+    fast_tmp: Path,
+) -> None:
+    project = make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})])
+    start_generation(project, "g")
+    concurrent_edits(project, [3])
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE and t.attempts == 2
+    first, second = project.store.runs(task_id=t.id)
+    assert "merge conflict in app.py" in second.prompt
+    assert "+VALUE = 3" in second.prompt  # what changed under it, as a diff
+    assert "merge conflict" not in first.prompt
+    assert (project.root / "app.py").read_text() == "VALUE = 2\n"
+    # Nothing lost: the first attempt's commit is kept on a branch of its own.
+    kept = project.git.log("g-start..attempt/g-1-1")
+    assert kept[0].trailers["Shoemaker-Task"] == str(t.id)
+    assert project.git.is_clean() and not project.git.is_merging()
+
+
+async def test_a_conflict_that_repeats_parks_the_task_with_its_branch(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})])
+    gen = start_generation(project, "g")
+    concurrent_edits(project, [3, 4])
     report = await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")
     assert t.state == TaskState.CONFLICT and "conflict in app.py" in t.reason
     assert report.failed == 1
     assert project.git.is_clean() and not project.git.is_merging()
-    assert (project.root / "app.py").read_text() == "VALUE = 3\n"
+    assert (project.root / "app.py").read_text() == "VALUE = 4\n"
     branch_log = project.git.log(f"{gen.branch}..{t.branch}")
     assert len(branch_log) == 1 and branch_log[0].trailers["Shoemaker-Task"] == str(t.id)
-    assert project.git.commit_message(t.branch)  # the agent's work is on the kept branch
     report_stop = stop_generation(project)
     assert report_stop.kept_branches == [t.branch]
 

@@ -303,6 +303,43 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return _run_async(go())
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """List the tasks waiting for review, or approve or reject one."""
+    from shoemaker.engine.generation import GenerationError, current_generation
+    from shoemaker.engine.stitch import EngineError, Stitcher
+    from shoemaker.model import TaskState
+
+    project = _open_project(args)
+    try:
+        gen = current_generation(project)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    if args.verb is None:
+        waiting = project.store.list_tasks(gen.name, [TaskState.NEEDS_REVIEW])
+        if not waiting:
+            print("no task is waiting for review")
+        for t in waiting:
+            print(f"#{t.id} {t.title} — {t.reason} (branch {t.branch})")
+        return 0
+    stitcher = Stitcher(project, gen)
+
+    async def go() -> int:
+        try:
+            if args.verb == "approve":
+                outcome = await stitcher.approve(args.task)
+            else:
+                outcome = await stitcher.reject(args.task, args.note or "")
+        except EngineError as exc:
+            print(f"shoemaker: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        finally:
+            await asyncio.to_thread(stitcher.pool.close)
+        print(f"task #{outcome.task_id}: {outcome.state.value} ({outcome.reason})")
+        return 0 if outcome.state in (TaskState.DONE, TaskState.READY) else EXIT_FAILED
+
+    return _run_async(go())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoemaker.demo import DemoError, prepare_demo
 
@@ -457,6 +494,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
     )
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("review", help="tasks waiting for review: list, approve, reject")
+    rsub = p.add_subparsers(dest="verb", metavar="VERB")
+    p.set_defaults(func=cmd_review, verb=None)
+    r = rsub.add_parser("approve", help="merge a task that waits for review")
+    r.add_argument("task", type=int)
+    r.set_defaults(func=cmd_review)
+    r = rsub.add_parser("reject", help="send a task back to its agent with a note")
+    r.add_argument("task", type=int)
+    r.add_argument("--note", required=True, help="what to change; it goes into the next prompt")
+    r.set_defaults(func=cmd_review)
 
     p = sub.add_parser("tasks", help="the tasks of the current generation")
     p.add_argument("--json", action="store_true")

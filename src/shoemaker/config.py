@@ -165,6 +165,9 @@ class Config(_Strict):
     """Most agents running at once."""
     max_attempts: int = Field(default=2, ge=1)
     """Agent runs per task before it is failed."""
+    review_globs: list[str] = Field(default_factory=list)
+    """Sensitive paths (e.g. migrations/**, **/auth/**): a task whose diff touches one waits
+    in needs_review for a person to approve or reject it instead of merging."""
 
     # -- prompts ------------------------------------------------------------------------------
     measure_prompt: str = ""
@@ -270,7 +273,7 @@ def _emit_model(model: BaseModel, out: list[str], indent: str) -> None:
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
         if info.description:
-            out.append(f"{indent}# {info.description}")
+            out.extend(f"{indent}# {line.strip()}" for line in info.description.splitlines())
         if isinstance(value, BaseModel):
             out.append(f"{indent}{name}:")
             _emit_model(value, out, indent + "  ")

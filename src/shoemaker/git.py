@@ -335,6 +335,37 @@ class Git:
                 raise GitError(["git", *args], proc.returncode, proc.stderr)
         self.prune_worktrees()
 
+    def reset_worktree(self, path: Path, branch: str | None, base: str) -> None:
+        """Turn an existing worktree into a clean checkout of ``base`` on a new ``branch``
+        (``None``: detached), rewriting only the files that differ."""
+        if branch is None:
+            self._run(["checkout", "-q", "-f", "--detach", base], path)
+        else:
+            self._check_ref_name(branch)
+            self._run(["checkout", "-q", "-f", "-B", branch, base], path)
+        self._run(["clean", "-q", "-ffdx"], path)
+
+    def checkout_branch(self, path: Path, branch: str) -> None:
+        """Check out an existing branch in a worktree, discarding local changes."""
+        self._run(["checkout", "-q", "-f", branch], path)
+        self._run(["clean", "-q", "-ffdx"], path)
+
+    def rebase(self, path: Path, onto: str) -> tuple[bool, tuple[str, ...]]:
+        """Rebase the branch checked out in ``path`` onto ``onto``. On a conflict the rebase
+        is aborted at once (the branch is as it was) and the conflicted files returned."""
+        proc = self._run_in(path, [*_QUIET_CONFIG, "rebase", "-q", onto], check=False,
+                            env=self._commit_env())  # fmt: skip
+        if proc.returncode == 0:
+            return True, ()
+        conflicts = self._conflicted(path)
+        self._run_in(path, ["rebase", "--abort"], check=False)
+        return False, conflicts
+
+    def detach_worktree(self, path: Path) -> None:
+        """Leave a worktree detached at its commit and clean, so its branch is free."""
+        self._run(["checkout", "-q", "-f", "--detach"], path)
+        self._run(["clean", "-q", "-ffdx"], path)
+
     def clear_worktree_path(self, path: Path) -> Path | None:
         """Make ``path`` free for a new worktree.
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from shoemaker.engine.generation import current_generation
 from shoemaker.engine.measure import measure
 from shoemaker.engine.project import Project
+from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.events import CycleFinished, CycleStarted, Log
 from shoemaker.model import Generation, GenerationState, Task, TaskState
@@ -31,11 +32,6 @@ class RunReport:
     outcomes: list[StitchOutcome] = field(default_factory=list)
 
 
-def ready_order(tasks: list[Task]) -> list[Task]:
-    """Ready tasks in launch order: higher priority first, then oldest first."""
-    return sorted(tasks, key=lambda t: (-t.priority, t.id))
-
-
 class Engine:
     """Drives one project's generation. The dashboard and the CLI both use this class."""
 
@@ -43,6 +39,19 @@ class Engine:
         self.project = project
         self.max_parallel = max_parallel or project.config.max_parallel
         self._pause = asyncio.Event()
+        self._stitchers: dict[str, Stitcher] = {}
+
+    def stitcher(self, gen: Generation) -> Stitcher:
+        """The generation's stitcher: its worktree pool and merge queue last the whole run."""
+        if gen.name not in self._stitchers:
+            self._stitchers[gen.name] = Stitcher(self.project, gen)
+        return self._stitchers[gen.name]
+
+    async def close(self) -> None:
+        """Remove the idle worktrees of the pool (nothing is left behind after a run)."""
+        for stitcher in self._stitchers.values():
+            await asyncio.to_thread(stitcher.pool.close)
+        self._stitchers.clear()
 
     def pause(self) -> None:
         """Running tasks finish; no new task starts; ``run`` returns when they are done."""
@@ -82,16 +91,20 @@ class Engine:
             else:
                 why = f"{limit} cycle(s) done"
         except asyncio.CancelledError:
-            await asyncio.shield(
-                asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED, "interrupted")
-            )
+            await asyncio.shield(self._interrupted(gen))
             raise
         except BaseException as exc:
+            await asyncio.shield(self.close())
             self._set_state(gen, GenerationState.ACTIVE, f"run stopped: {exc}")
             raise
+        await self.close()
         report.stopped_because = why
         self._set_state(gen, final, why)
         return report
+
+    async def _interrupted(self, gen: Generation) -> None:
+        await self.close()
+        await asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED, "interrupted")
 
     async def measure_once(self) -> list[Task]:
         """One measure call on the current generation, outside of a run."""
@@ -105,7 +118,7 @@ class Engine:
         report.cycles += 1
         project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
-        await measure(project, gen, cycle)
+        await measure(project, gen, cycle, self.stitcher(gen).pool)
         outcomes = await self.stitch_ready(gen)
         report.outcomes.extend(outcomes)
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
@@ -123,17 +136,15 @@ class Engine:
 
     async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
         """Stitch ready tasks with up to ``max_parallel`` workers until none is left."""
-        stitcher = Stitcher(self.project, gen)
+        stitcher = self.stitcher(gen)
         running: dict[asyncio.Task[StitchOutcome], int] = {}
         outcomes: list[StitchOutcome] = []
         try:
             while True:
                 if not self._pause.is_set():
                     busy = set(running.values())
-                    ready = await asyncio.to_thread(
-                        self.project.store.list_tasks, gen.name, [TaskState.READY]
-                    )
-                    for task in ready_order([t for t in ready if t.id not in busy]):
+                    tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+                    for task in (t for t in launch_order(tasks) if t.id not in busy):
                         if len(running) >= self.max_parallel:
                             break
                         worker = asyncio.create_task(

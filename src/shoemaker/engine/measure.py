@@ -22,6 +22,7 @@ from shoemaker.engine.proposals import (
     parse_json_proposals,
     validate_proposals,
 )
+from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import Log, MeasureFinished
 from shoemaker.model import Generation, Phase, Task
 from shoemaker.resources import render_prompt
@@ -88,12 +89,16 @@ def render_measure_prompt(project: Project, generation: Generation, cycle: int) 
     )
 
 
-async def measure(project: Project, generation: Generation, cycle: int) -> list[Task]:
+async def measure(
+    project: Project, generation: Generation, cycle: int, pool: WorktreePool | None = None
+) -> list[Task]:
     """Run measure once; returns the tasks it added (possibly none)."""
     prompt = await asyncio.to_thread(render_measure_prompt, project, generation, cycle)
-    worktree = project.worktree_root / f"{generation.name}-measure-{cycle}"
+    own_pool = pool is None
+    pool = pool or WorktreePool(project.git, project.worktree_root, generation.name)
+    worktree = await asyncio.to_thread(pool.reserve)
     head = await asyncio.to_thread(project.git.rev_parse, generation.branch)
-    await asyncio.to_thread(_fresh_detached_worktree, project, worktree, head)
+    await asyncio.to_thread(pool.prepare, worktree, None, head)
     try:
         run_id, result = await call_agent(
             project,
@@ -102,7 +107,9 @@ async def measure(project: Project, generation: Generation, cycle: int) -> list[
         output = worktree / PROPOSALS_FILE
         file_text = output.read_text(encoding="utf-8") if output.is_file() else None
     finally:
-        await asyncio.to_thread(project.git.remove_worktree, worktree)
+        await asyncio.to_thread(pool.release, worktree)
+        if own_pool:
+            await asyncio.to_thread(pool.close)
 
     if not result.ok:
         raise MeasureError(f"measure run {run_id} failed: {result.reason}")
@@ -143,11 +150,6 @@ async def measure(project: Project, generation: Generation, cycle: int) -> list[
     )
     await asyncio.to_thread(write_measure_history, project, generation, cycle, run_id, tasks)
     return tasks
-
-
-def _fresh_detached_worktree(project: Project, path: Path, head: str) -> None:
-    project.git.clear_worktree_path(path)  # left over from an interrupted measure
-    project.git.add_detached_worktree(path, head)
 
 
 def _insert(

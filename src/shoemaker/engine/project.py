@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from shoemaker.git import Git, GitError
 from shoemaker.store import Store
 
 STORE_FILE = "shoemaker.db"
+MERGE_LOCK_FILE = "merge.lock"
 
 
 class ProjectError(Exception):
@@ -76,3 +80,16 @@ class Project:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:10]
         return cache / "shoemaker" / "worktrees" / f"{self.root.name}-{digest}"
+
+
+@contextmanager
+def merge_file_lock(project: Project) -> Iterator[None]:
+    """Held while anything merges into a generation branch, by any shoemaker process (a run,
+    an approval from the command line), so that merges never interleave."""
+    path = project.state_dir / MERGE_LOCK_FILE
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -20,9 +20,10 @@ from typing import Any
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.gates import describe_command, run_gate
 from shoemaker.engine.history import write_task_history
-from shoemaker.engine.project import Project
+from shoemaker.engine.project import Project, merge_file_lock
+from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
-from shoemaker.git import Loc, MergeOutcome
+from shoemaker.git import Loc, MergeOutcome, matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
@@ -79,9 +80,14 @@ def failure_context(project: Project, task: Task) -> str:
 class Stitcher:
     """Runs tasks of one generation; one instance is shared by all workers of a run."""
 
-    def __init__(self, project: Project, generation: Generation) -> None:
+    def __init__(
+        self, project: Project, generation: Generation, pool: WorktreePool | None = None
+    ) -> None:
         self.project = project
         self.generation = generation
+        self.pool = pool or WorktreePool(project.git, project.worktree_root, generation.name)
+        # The merge queue: one merge at a time, in the order tasks ask (asyncio locks are
+        # fair), and a file lock so that another process (an approval) waits its turn too.
         self.merge_lock = asyncio.Lock()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -99,9 +105,9 @@ class Stitcher:
 
     async def stitch(self, task: Task) -> StitchOutcome:
         """Take a ready task through the whole pipeline."""
-        project, gen = self.project, self.generation
+        gen = self.generation
         branch = task_branch(gen.name, task.id)
-        worktree = project.worktree_root / f"{gen.name}-{task.id}"
+        worktree = await asyncio.to_thread(self.pool.reserve)
         attempt = task.attempts + 1
         started = time.monotonic()
         # Intent first: the store says where the work happens before anything relies on it.
@@ -133,9 +139,6 @@ class Stitcher:
     def _prepare_worktree(self, task: Task, branch: str, worktree: Path, attempt: int) -> str:
         git = self.project.git
         base = git.rev_parse(self.generation.branch)
-        moved = git.clear_worktree_path(worktree)
-        if moved is not None:
-            self._log(task.id, f"a stray directory at {worktree} was moved to {moved}", "warning")
         if git.ref_exists(f"refs/heads/{branch}"):
             if git.is_ancestor(branch, self.generation.branch):
                 git.delete_branch(branch, force=True)  # nothing on it that is not merged
@@ -143,8 +146,7 @@ class Stitcher:
                 kept = attempt_branch(self.generation.name, task.id, attempt - 1)
                 git.rename_branch(branch, kept)
                 self._log(task.id, f"earlier attempt's work kept on branch {kept}")
-        worktree.parent.mkdir(parents=True, exist_ok=True)
-        git.add_worktree(worktree, branch, base)
+        self.pool.prepare(worktree, branch, base)
         return base
 
     async def _run_attempt(
@@ -166,7 +168,7 @@ class Stitcher:
             self._commit, task, worktree, base, attempt, run_id, time.monotonic() - started
         )
         if commit is None:
-            await asyncio.to_thread(project.git.remove_worktree, worktree)
+            await asyncio.to_thread(self.pool.release, worktree)
             await asyncio.to_thread(project.git.delete_branch, branch, True)
             self._transition(task.id, TaskState.MERGING, "nothing to merge")
             self._transition(task.id, TaskState.DONE, "the agent changed nothing")
@@ -174,11 +176,23 @@ class Stitcher:
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
         failed = await self._run_gates(task, worktree, run_id)
+        await asyncio.to_thread(self.pool.release, worktree)
         if failed:
-            await asyncio.to_thread(project.git.remove_worktree, worktree)
             return await self._give_back(task, failed)
+        sensitive = await asyncio.to_thread(self._sensitive_paths, base, commit)
+        if sensitive:
+            reason = f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
+            self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
+            return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
+        self._transition(task.id, TaskState.MERGING, "gates passed")
+        return await self._merge(task, branch, base, commit, started)
 
-        return await self._merge(task, branch, worktree, base, commit, started)
+    def _sensitive_paths(self, base: str, commit: str) -> list[str]:
+        globs = self.project.config.review_globs
+        if not globs:
+            return []
+        changed = self.project.git.diff_stat(base, commit).files
+        return [f.path for f in changed if matches_any(f.path, globs)]
 
     def _render_prompt(self, task: Task, branch: str, attempt: int) -> str:
         cfg = self.project.config
@@ -224,11 +238,12 @@ class Stitcher:
             "Shoemaker-Duration-S": f"{elapsed:.1f}",
         }
         git.commit_all(worktree, subject, body, trailers)
-        head = git.rev_parse(task_branch(self.generation.name, task.id))
+        head = git.rev_parse("HEAD", worktree)
         return None if head == base else head
 
     def _preserve(self, task: Task, worktree: Path, outcome: str) -> None:
-        """Commit whatever an unsuccessful attempt left, then drop the worktree (not the branch)."""
+        """Commit whatever an unsuccessful attempt left to its branch, then give the worktree
+        back to the pool."""
         git = self.project.git
         if worktree.exists():
             with contextlib.suppress(Exception):
@@ -238,7 +253,7 @@ class Stitcher:
                     "Work left by an attempt that was not merged.",
                     {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": outcome},
                 )
-        git.remove_worktree(worktree)
+        self.pool.release(worktree)
 
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)
@@ -281,46 +296,80 @@ class Stitcher:
         return ""
 
     async def _merge(
-        self, task: Task, branch: str, worktree: Path, base: str, commit: str, started: float
+        self, task: Task, branch: str, base: str, commit: str, started: float
     ) -> StitchOutcome:
-        project, gen = self.project, self.generation
-        self._transition(task.id, TaskState.MERGING, "gates passed")
-        await asyncio.to_thread(project.git.remove_worktree, worktree)
+        """Land a verified task through the merge queue (the task is ``merging``)."""
+        gen = self.generation
         async with self.merge_lock:
-            outcome = await asyncio.to_thread(self._squash, branch, commit)
-        if not outcome.merged:
+            outcome, base, commit = await asyncio.to_thread(self._land, task, branch, base, commit)
+        if outcome.merged:
             self.project.bus.emit(
-                MergeResult(
-                    generation=gen.name,
-                    task_id=task.id,
-                    branch=branch,
-                    merged=False,
-                    conflict_files=list(outcome.conflict_files),
-                    reason=outcome.reason,
-                )
+                MergeResult(generation=gen.name, task_id=task.id, branch=branch, merged=True,
+                            commit=outcome.commit)
+            )  # fmt: skip
+            metrics = await asyncio.to_thread(
+                self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
             )
-            reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
-            self._transition(task.id, TaskState.CONFLICT, reason)
-            return StitchOutcome(task.id, TaskState.CONFLICT, reason)
-        project.bus.emit(
-            MergeResult(
-                generation=gen.name,
-                task_id=task.id,
-                branch=branch,
-                merged=True,
-                commit=outcome.commit,
-            )
-        )
-        metrics = await asyncio.to_thread(
-            self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
-        )
-        project.bus.emit(metrics)
-        self._transition(task.id, TaskState.DONE, "merged", merged_commit=outcome.commit)
-        await asyncio.to_thread(project.git.delete_branch, branch, True)
-        await self._after_done(task.id)
-        return StitchOutcome(task.id, TaskState.DONE, "merged")
+            self.project.bus.emit(metrics)
+            self._transition(task.id, TaskState.DONE, "merged", merged_commit=outcome.commit)
+            await asyncio.to_thread(self.project.git.delete_branch, branch, True)
+            await self._after_done(task.id)
+            return StitchOutcome(task.id, TaskState.DONE, "merged")
+        self.project.bus.emit(
+            MergeResult(generation=gen.name, task_id=task.id, branch=branch, merged=False,
+                        conflict_files=list(outcome.conflict_files), reason=outcome.reason)
+        )  # fmt: skip
+        conflicts = await asyncio.to_thread(self.project.store.count_conflict, task.id)
+        if conflicts == 1 and outcome.conflict_files:
+            # Once: the agent tries again on the new head, told what changed under it.
+            detail = await asyncio.to_thread(self._conflict_detail, base, outcome)
+            reason = f"merge conflict in {', '.join(outcome.conflict_files)}: {detail}"
+            self._transition(task.id, TaskState.READY, reason)
+            return StitchOutcome(task.id, TaskState.READY, reason)
+        reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
+        self._transition(task.id, TaskState.CONFLICT, reason)
+        return StitchOutcome(task.id, TaskState.CONFLICT, reason)
 
-    def _squash(self, branch: str, commit: str) -> MergeOutcome:
+    def _land(
+        self, task: Task, branch: str, base: str, commit: str
+    ) -> tuple[MergeOutcome, str, str]:
+        """Squash-merge ``branch``; on a conflict rebase it onto the new head (no agent) and
+        try once more. Returns the outcome and the base and commit that were merged."""
+        git = self.project.git
+        with merge_file_lock(self.project):
+            self._check_checkout()
+            outcome = git.squash_merge(branch, git.commit_message(commit))
+            if outcome.merged or not outcome.conflict_files:
+                return outcome, base, commit
+            head = git.rev_parse(self.generation.branch)
+            rebased = self._rebase(task, branch, head)
+            if not rebased:
+                return outcome, base, commit
+            commit = git.rev_parse(branch)
+            self._log(task.id, f"rebased {branch} onto {head[:10]} after a conflict")
+            retried = git.squash_merge(branch, git.commit_message(commit))
+            return (retried, head, commit) if retried.merged else (outcome, base, commit)
+
+    def _rebase(self, task: Task, branch: str, onto: str) -> bool:
+        worktree = self.pool.reserve()
+        try:
+            self.pool.prepare(worktree, None, onto)
+            self.project.git.checkout_branch(worktree, branch)
+            ok, _ = self.project.git.rebase(worktree, onto)
+            return ok
+        finally:
+            self.pool.release(worktree)
+
+    def _conflict_detail(self, base: str, outcome: MergeOutcome) -> str:
+        """What the generation branch changed in the conflicted files since the task began."""
+        head = self.generation.branch
+        diff = self.project.git.diff_text(base, head, paths=outcome.conflict_files)
+        return (
+            f"the generation branch changed them since your base {base[:10]}; redo the task "
+            f"on top of these changes:\n{diff[:_FAILURE_CONTEXT]}"
+        )
+
+    def _check_checkout(self) -> None:
         git = self.project.git
         current = git.current_branch()
         if current != self.generation.branch:
@@ -329,7 +378,28 @@ class Stitcher:
                 f"shoemaker merges into {self.generation.branch} there: "
                 f"`git checkout {self.generation.branch}` and run again"
             )
-        return git.squash_merge(branch, git.commit_message(commit))
+
+    # -- review -------------------------------------------------------------------------------
+
+    async def approve(self, task_id: int) -> StitchOutcome:
+        """A person approved a task waiting in review: merge it."""
+        task = await asyncio.to_thread(self.project.store.get_task, task_id)
+        if task.state != TaskState.NEEDS_REVIEW:
+            raise EngineError(f"task {task_id} is {task.state}, not waiting for review")
+        git = self.project.git
+        base = await asyncio.to_thread(git.merge_base, task.branch, self.generation.branch)
+        commit = await asyncio.to_thread(git.rev_parse, task.branch)
+        self._transition(task_id, TaskState.MERGING, "approved")
+        return await self._merge(task, task.branch, base, commit, time.monotonic())
+
+    async def reject(self, task_id: int, note: str) -> StitchOutcome:
+        """A person rejected a task in review: it runs again with their note in its prompt."""
+        task = await asyncio.to_thread(self.project.store.get_task, task_id)
+        if task.state != TaskState.NEEDS_REVIEW:
+            raise EngineError(f"task {task_id} is {task.state}, not waiting for review")
+        reason = f"review rejected it: {note.strip() or 'no note given'}"
+        self._transition(task_id, TaskState.READY, reason)
+        return StitchOutcome(task_id, TaskState.READY, reason)
 
     def _record_metrics(
         self, task: Task, base: str, commit: str, merge: str, duration: float

@@ -128,6 +128,11 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
     """,
+    # 2: how often a task's work conflicted with the generation branch (the merge queue re-runs
+    # the agent once, then parks the task).
+    """
+    ALTER TABLE tasks ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -480,6 +480,13 @@ class Store:
             self._insert_event(db, event)
         return event
 
+    def count_conflict(self, task_id: int) -> int:
+        """Record one more conflict of a task's work; returns how many it has had."""
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET conflicts = conflicts + 1 WHERE id = ?", (task_id,))
+            row = db.execute("SELECT conflicts FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return int(row[0])
+
     def promote_unblocked(self, generation: str) -> list[TaskStateChanged]:
         """Move ``proposed`` tasks whose dependencies are all done to ``ready``."""
         events = []

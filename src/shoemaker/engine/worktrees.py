@@ -1,0 +1,98 @@
+"""A pool of worktrees, so that a task does not pay for writing every file of the repository.
+
+Adding a worktree checks out the whole tree (about 1.4 s for 5,000 files on a slow disk); an
+idle one is instead switched to the new branch and base, which rewrites only what differs.
+Isolation stays strict: a worktree is reserved for one task at a time, under a lock, and the
+reservation is recorded in the store (the task's ``worktree``) before anything runs in it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from shoemaker.git import Git, GitError
+
+
+class WorktreePool:
+    """Worktrees under ``root`` named ``<prefix>-N``; idle ones are reused, never shared."""
+
+    def __init__(self, git: Git, root: Path, prefix: str) -> None:
+        self.git = git
+        self.root = root
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._idle: list[Path] = []
+        self._busy: set[Path] = set()
+        self._counter = 0
+        self._adopted = False
+
+    def _adopt(self) -> None:
+        """Worktrees of this pool left by an earlier run become idle members again."""
+        self.git.prune_worktrees()
+        for wt in self.git.worktrees():
+            if wt.path.parent == self.root and wt.path.name.startswith(f"{self.prefix}-"):
+                self._idle.append(wt.path)
+        self._idle.sort()
+        self._adopted = True
+
+    def reserve(self) -> Path:
+        """A worktree path for one task; no other caller gets it until it is released."""
+        with self._lock:
+            if not self._adopted:
+                self._adopt()
+            if self._idle:
+                path = self._idle.pop(0)
+            else:
+                while True:
+                    self._counter += 1
+                    path = self.root / f"{self.prefix}-{self._counter}"
+                    if path not in self._busy and not path.exists():
+                        break
+            self._busy.add(path)
+            return path
+
+    def prepare(self, path: Path, branch: str | None, base: str) -> None:
+        """Make ``path`` a clean checkout of ``base``, on a new ``branch`` (or detached)."""
+        registered = any(w.path == path for w in self.git.worktrees())
+        if not registered:
+            self.git.clear_worktree_path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if branch is None:
+                self.git.add_detached_worktree(path, base)
+            else:
+                self.git.add_worktree(path, branch, base)
+            return
+        try:
+            self.git.reset_worktree(path, branch, base)
+        except GitError:
+            # A worktree too damaged to reset is replaced, never half used.
+            self.git.remove_worktree(path)
+            self.prepare(path, branch, base)
+
+    def release(self, path: Path) -> None:
+        """Return a worktree to the pool: detached and clean, so its branch can go."""
+        try:
+            self.git.detach_worktree(path)
+        except GitError:
+            self.discard(path)
+            return
+        with self._lock:
+            self._busy.discard(path)
+            if path not in self._idle:
+                self._idle.append(path)
+
+    def discard(self, path: Path) -> None:
+        """Remove a worktree for good."""
+        self.git.remove_worktree(path)
+        with self._lock:
+            self._busy.discard(path)
+            if path in self._idle:
+                self._idle.remove(path)
+
+    def close(self) -> None:
+        """Remove the idle worktrees (at the end of a run, nothing is left behind)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for path in idle:
+            self.git.remove_worktree(path)

@@ -1,0 +1,256 @@
+"""Parallel agents: the merge queue, review routing, worktree isolation, cancellation, order."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents import new_token, processes_with_token
+from projects import make_project, task
+from shoemaker.engine.engine import Engine
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.scheduler import critical_path_lengths, launch_order
+from shoemaker.events import AgentStarted, Event
+from shoemaker.model import Task, TaskState
+
+
+async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Ten", files={"app.py": "VALUE = 10\n"}, duration=0.2),
+            task(
+                "Twenty",
+                files={"app.py": "VALUE = 20\n"},
+                duration=0.6,
+                on_attempt={2: {"files": {"app.py": "VALUE = 10 + 20\n"}}},
+            ),
+        ],
+        max_parallel=2,
+    )
+    gen = start_generation(project, "g")
+    report = await Engine(project).run(cycles=1)
+    ten, twenty = project.store.list_tasks("g")
+    assert (ten.state, twenty.state) == (TaskState.DONE, TaskState.DONE)
+    assert report.merged == 2 and twenty.attempts == 2  # the second re-ran on the new head
+    landed = [c.trailers["Shoemaker-Task"] for c in project.git.log(f"{gen.start_commit}..HEAD")]
+    assert landed == [str(twenty.id), str(ten.id)]
+    assert (project.root / "app.py").read_text() == "VALUE = 10 + 20\n"
+    # The first attempt of the second task is kept, not thrown away.
+    assert project.git.branches("attempt/*") == [f"attempt/g-{twenty.id}-1"]
+
+
+async def test_a_sensitive_task_waits_for_review_and_merges_after_approval(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Add a migration", files={"migrations/001.sql": "CREATE TABLE t (id int);\n"}),
+            task("After it", [0], files={"after.py": "A = 1\n"}),
+        ],
+        review_globs=["migrations/**"],
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    first, second = project.store.list_tasks("g")
+    assert first.state == TaskState.NEEDS_REVIEW and "migrations/001.sql" in first.reason
+    assert second.state == TaskState.PROPOSED
+    assert not (project.root / "migrations").exists()  # nothing merged before approval
+    listing = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "review"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"#{first.id} Add a migration" in listing.stdout
+    approve = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoemaker",
+            "-C",
+            str(project.root),
+            "review",
+            "approve",
+            str(first.id),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert approve.returncode == 0, approve.stderr
+    assert (project.root / "migrations" / "001.sql").exists()
+    first, second = project.store.list_tasks("g")
+    assert first.state == TaskState.DONE and second.state == TaskState.READY
+    await Engine(project).run(cycles=1)
+    assert project.store.get_task(second.id).state == TaskState.DONE
+
+
+async def test_a_rejected_task_runs_again_with_the_note(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [task("Add a migration", files={"migrations/001.sql": "DROP TABLE t;\n"})],
+        review_globs=["migrations/**"],
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    reject = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoemaker",
+            "-C",
+            str(project.root),
+            "review",
+            "reject",
+            str(t.id),
+            "--note",
+            "never drop tables",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert reject.returncode == 0, reject.stderr
+    assert project.store.get_task(t.id).state == TaskState.READY
+    await Engine(project).run(cycles=1)
+    runs = project.store.runs(task_id=t.id)
+    assert "review rejected it: never drop tables" in runs[-1].prompt
+
+
+async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task(f"T{i}", files={f"t{i}.py": f"T = {i}\n"}, duration=0.1 * (i % 3 + 1))
+            for i in range(10)
+        ],
+        max_parallel=4,
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    runs = [r for r in project.store.runs(generation="g") if r.phase == "stitch"]
+    assert len(runs) == 10 and all(r.ok for r in runs)
+    for a in runs:
+        for b in runs:
+            overlap = (
+                a.id < b.id
+                and a.started_at < (b.ended_at or 0)
+                and b.started_at < (a.ended_at or 0)
+            )
+            assert not (overlap and a.cwd == b.cwd), f"runs {a.id} and {b.id} shared {a.cwd}"
+    # Worktrees were reused (fewer than one per task) and none is left.
+    assert len({r.cwd for r in runs}) <= 5
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+async def test_cancelling_while_four_agents_run(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = make_project(
+        fast_tmp,
+        [task(f"Hang {i}", outcome="hang", files={f"h{i}.py": "x = 1\n"}) for i in range(5)],
+        max_parallel=4,
+    )
+    start_generation(project, "g")
+    started: list[int] = []
+    four = asyncio.Event()
+
+    def count(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id is not None:
+            started.append(event.task_id)
+            if len(started) == 4:
+                four.set()
+
+    project.bus.add_listener(count)
+    run = asyncio.create_task(Engine(project).run(cycles=1))
+    await four.wait()
+    assert len(processes_with_token(token)) >= 4
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert processes_with_token(token) == []
+    tasks = project.store.list_tasks("g")
+    assert all(t.state == TaskState.READY for t in tasks)
+    assert sorted(t.id for t in tasks if t.attempts == 1) == sorted(started)
+    assert all(
+        r.ended_at is not None and r.ok is False
+        for r in project.store.runs(generation="g")
+        if r.phase == "stitch"
+    )
+    assert project.store.integrity_check() == "ok"
+    assert project.store.get_generation("g").state == "paused"
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+def tasks_of(*deps: list[int]) -> list[Task]:
+    return [
+        Task(
+            i + 1,
+            "g",
+            f"t{i + 1}",
+            "",
+            TaskState.READY if not d else TaskState.PROPOSED,
+            depends_on=d,
+        )
+        for i, d in enumerate(deps)
+    ]
+
+
+def test_critical_path_lengths_and_launch_order() -> None:
+    # 1 stands alone; 2 → 3 → 4 is a chain; 5 waits for 1 and 3.
+    tasks = tasks_of([], [], [2], [3], [1, 3])
+    assert critical_path_lengths(tasks) == {1: 2, 2: 3, 3: 2, 4: 1, 5: 1}
+    assert [t.id for t in launch_order(tasks)] == [2, 1]
+    tasks[0].priority = 1
+    assert [t.id for t in launch_order(tasks)] == [1, 2]
+
+
+async def test_critical_path_order_is_observable(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Alone"),
+            task("Chain start"),
+            task("Chain middle", [1]),
+            task("Chain end", [2]),
+        ],
+        max_parallel=1,
+    )
+    start_generation(project, "g")
+    order: list[int] = []
+    project.bus.add_listener(
+        lambda e: (
+            order.append(e.task_id)
+            if isinstance(e, AgentStarted) and e.task_id is not None
+            else None
+        )
+    )
+    await Engine(project).run(cycles=1)
+    # The chain's head first, then its middle (longer than the lone task), then the rest.
+    assert order == [2, 3, 1, 4]
+
+
+def test_the_demo_runs_with_four_agents(fast_tmp: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoemaker",
+            "demo",
+            "--headless",
+            "--parallel",
+            "4",
+            "--dir",
+            str(fast_tmp / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert "6/6" in proc.stdout
