@@ -354,3 +354,54 @@ async def test_follow_can_be_turned_off(fast_tmp: Path) -> None:
         await until(pilot, lambda: app.snapshot.totals.done == 2)
         # The pane stayed on the task under the cursor instead of jumping to each new agent.
         assert app.output.task_id == app.queue.selected_task
+
+
+async def test_next_agent_switches_between_running_agents(fast_tmp: Path) -> None:
+    project = rehearsal_project(
+        fast_tmp, *(task(f"Hang {i}", outcome="hang", files={f"h{i}.py": "x\n"}) for i in range(3))
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project, parallel=3)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: len(app._running_tasks()) == 3)
+        seen = set()
+        for _ in range(3):
+            await pilot.press("n")
+            seen.add(app.output.task_id)
+            assert "of 3" in str(app.output.border_subtitle)
+        assert seen == {1, 2, 3}
+        assert app.check_action("kill_run", ()) is True
+        await pilot.press("k")
+        await wait_engine(pilot)
+        await until(pilot, lambda: not app._running_tasks() and app.snapshot.totals.total == 3)
+    assert all(t.state == TaskState.READY for t in project.store.list_tasks("g"))
+
+
+async def test_review_keys_approve_and_reject(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [
+        task("Migrate", files={"migrations/1.sql": "x\n"}),
+        task("Migrate more", files={"migrations/2.sql": "y\n"}),
+    ], review_globs=["migrations/**"])  # fmt: skip
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await wait_engine(pilot)
+        await until(pilot, lambda: queue_states(app).count(TaskState.NEEDS_REVIEW) == 2)
+        await pilot.press("v")
+        assert queue_states(app) == [TaskState.NEEDS_REVIEW] * 2
+        first = app.queue.selected_task
+        assert app.check_action("approve", ()) is True
+        await pilot.press("a")
+        await until(pilot, lambda: project.store.get_task(first or 0).state == TaskState.DONE)
+        await until(pilot, lambda: queue_states(app) == [TaskState.NEEDS_REVIEW])
+        second = app.queue.selected_task
+        await pilot.press("x")
+        await pilot.press(*"use a new file", "enter")
+        await until(pilot, lambda: project.store.get_task(second or 0).state == TaskState.READY)
+    assert project.store.get_task(second or 0).reason == "review rejected it: use a new file"
+    assert (project.root / "migrations" / f"{first}.sql").exists()
+    assert not (project.root / "migrations" / f"{second}.sql").exists()

@@ -27,19 +27,25 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import GenerationError, start_generation, stop_generation
 from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
-from shoemaker.engine.stitch import EngineError
+from shoemaker.engine.stitch import EngineError, Stitcher
 from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
 from shoemaker.events import AgentStarted, GenerationStateChanged, Log
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import ResourceError, data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
-from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, TaskScreen
+from shoemaker.tui.screens import (
+    ConfirmScreen,
+    GenerationsScreen,
+    HelpScreen,
+    NoteScreen,
+    TaskScreen,
+)
 from shoemaker.tui.widgets import FILTERS, AgentOutput, GenerationsPanel, MetricsPanel, TaskQueue
 
 Mode = Literal["live", "attach"]
 ENGINE_ERRORS = (GenerationError, MeasureError, EngineError, ResourceError)
 #: Actions that change something; read-only (attached) dashboards disable them.
-ENGINE_ACTIONS = {"start", "run", "pause", "stop", "measure"}
+ENGINE_ACTIONS = {"start", "run", "pause", "stop", "measure", "kill_run", "approve", "reject"}
 LATER = {
     "resume": "crash recovery and resume come in a later version",
     "reset": "abandoning a generation (reset) comes in a later version",
@@ -104,6 +110,40 @@ class ShoemakerApp(App[None]):
             "Generations",
             id="generations",
             tooltip="List, switch, and see cycles",
+        ),
+        Binding(
+            "n",
+            "next_agent",
+            "Next agent",
+            id="next-agent",
+            tooltip="Show the output of the next running agent",
+        ),
+        Binding(
+            "k",
+            "kill_run",
+            "Kill run",
+            id="kill",
+            show=False,
+            tooltip="Stop running agents now: their work is kept, the tasks go back to ready",
+        ),
+        Binding(
+            "v", "review_queue", "Review", id="review", tooltip="Show the tasks waiting for review"
+        ),
+        Binding(
+            "a",
+            "approve",
+            "Approve",
+            id="approve",
+            show=False,
+            tooltip="Merge the task under the cursor, which waits for review",
+        ),
+        Binding(
+            "x",
+            "reject",
+            "Reject",
+            id="reject",
+            show=False,
+            tooltip="Send the task under the cursor back to its agent with a note",
         ),
         Binding("R", "resume", "Resume", id="resume", tooltip=LATER["resume"]),
         Binding("X", "reset", "Reset", id="reset", tooltip=LATER["reset"]),
@@ -301,7 +341,7 @@ class ShoemakerApp(App[None]):
             return LATER[action]
         if self.mode == "attach" and action in ENGINE_ACTIONS:
             return "read-only: another process drives this run"
-        if self.busy and action in ENGINE_ACTIONS - {"pause"}:
+        if self.busy and action in ENGINE_ACTIONS - {"pause", "kill_run", "approve", "reject"}:
             return f"busy: {self.busy}"
         reasons = {
             "start": "a generation is already open",
@@ -309,6 +349,9 @@ class ShoemakerApp(App[None]):
             "pause": "nothing is running",
             "stop": "no open generation",
             "measure": "no open generation",
+            "kill_run": "nothing is running",
+            "approve": "the task under the cursor is not waiting for review",
+            "reject": "the task under the cursor is not waiting for review",
             "open_task": "no task selected",
             "diff": "no task selected",
             "log": "no task selected",
@@ -323,13 +366,18 @@ class ShoemakerApp(App[None]):
                 return None
             if action == "pause":
                 return True if self.busy == "running" and not self._paused() else None
+            if action == "kill_run":
+                return True if self.busy == "running" else None
+            if action in ("approve", "reject"):
+                # Reviews go through the merge queue, so they may happen while a run goes on.
+                return None if self._selected_review() is None else True
             if self.busy:
                 return None
             if action == "start":
                 return None if self._open_generation() else True
             return True if self._open_generation() else None
         if action in ("open_task", "diff", "log"):
-            return True if self.queue.selected_task is not None else None
+            return True if self._selected() is not None else None
         return True
 
     def _paused(self) -> bool:
@@ -450,7 +498,8 @@ class ShoemakerApp(App[None]):
         self._dirty = True
 
     def _selected(self) -> int | None:
-        return self.queue.selected_task
+        queue = getattr(self, "queue", None)  # bindings are checked before compose, too
+        return queue.selected_task if queue is not None else None
 
     def action_open_task(self, tab: str = "log") -> None:
         task_id = self._selected()
@@ -470,6 +519,74 @@ class ShoemakerApp(App[None]):
         else:
             queue.set_filter(TaskState(state) if state else None)
         queue.show(self.snapshot.tasks)
+
+    def _running_tasks(self) -> list[int]:
+        active = (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING)
+        return [r.id for r in self.snapshot.tasks if r.state in active]
+
+    def action_next_agent(self) -> None:
+        """Cycle the output pane through the running agents."""
+        running = self._running_tasks()
+        if not running:
+            self.notify("no agent is running")
+            return
+        current = self.output.task_id
+        following = running[(running.index(current) + 1) % len(running)] if (
+            current in running) else running[0]  # fmt: skip
+        self.show_output(following, move_cursor=True)
+        self.output.border_subtitle = (
+            f"agent {running.index(following) + 1} of {len(running)} · n: next"
+        )
+
+    def action_kill_run(self) -> None:
+        for worker in self.workers:
+            if worker.group == "engine" and worker.is_running:
+                worker.cancel()
+        self.notify("stopping running agents: their work is kept on their branches")
+
+    def action_review_queue(self) -> None:
+        self.action_filter(TaskState.NEEDS_REVIEW.value)
+
+    def _selected_review(self) -> int | None:
+        task_id = self._selected()
+        row = next((r for r in self.snapshot.tasks if r.id == task_id), None)
+        return task_id if row is not None and row.state == TaskState.NEEDS_REVIEW else None
+
+    def action_approve(self) -> None:
+        task_id = self._selected_review()
+        if task_id is not None:
+            self._review_worker(self._review(task_id, None), f"approve task {task_id}")
+
+    def action_reject(self) -> None:
+        task_id = self._selected_review()
+        if task_id is None:
+            return
+
+        def noted(note: str | None) -> None:
+            if note is not None:
+                self._review_worker(self._review(task_id, note), f"reject task {task_id}")
+
+        self.push_screen(NoteScreen(f"Reject task #{task_id}: what should change?"), noted)
+
+    def _review_worker(self, coro: Coroutine[Any, Any, object], description: str) -> None:
+        # Not in the exclusive engine group: a review must not cancel a run that goes on.
+        self.run_worker(coro, group="review", exit_on_error=False, description=description)
+
+    async def _review(self, task_id: int, note: str | None) -> None:
+        gen = self.snapshot.current
+        if gen is None:
+            return
+        stitcher = Stitcher(self.project, self.project.store.get_generation(gen.name))
+        try:
+            outcome = (await stitcher.approve(task_id) if note is None
+                       else await stitcher.reject(task_id, note))  # fmt: skip
+        except ENGINE_ERRORS as exc:
+            self.notify(str(exc), title="review", severity="error", timeout=15)
+        else:
+            self.notify(f"task #{task_id}: {outcome.state.value} ({outcome.reason})")
+        finally:
+            await asyncio.to_thread(stitcher.pool.close)
+            self._dirty = True
 
     def action_follow(self) -> None:
         self.follow = not self.follow

@@ -168,13 +168,14 @@ class TaskQueue(DataTable[str | Text]):
         shown = [r for r in rows if self.state_filter is None or r.state == self.state_filter]
         shown.sort(key=lambda r: (STATE_ORDER[r.state], -r.priority, r.id))
         self.rows_shown = shown
+        done = {r.id for r in rows if r.state == TaskState.DONE}
         self.clear()
         for r in shown:
             self.add_row(
                 f"#{r.id}",
                 r.title if len(r.title) <= width else r.title[: width - 1] + "…",
                 state_text(r.state),
-                " ".join(f"#{d}" for d in r.depends_on),
+                self._after(r, done),
                 str(r.attempts),
                 tokens(r.input_tokens + r.output_tokens) if r.input_tokens else "",
                 f"${r.cost_usd:.3f}" if r.cost_usd else "",
@@ -186,6 +187,16 @@ class TaskQueue(DataTable[str | Text]):
             self.move_cursor(row=ids.index(selected), animate=False)
         total = len(rows)
         self.border_subtitle = f"{len(shown)} of {total}" if self.state_filter else f"{total}"
+
+    @staticmethod
+    def _after(row: TaskRow, done: set[int]) -> Text:
+        """Dependencies: done ones dimmed, the ones it still waits for in bold."""
+        text = Text()
+        for n, dep in enumerate(row.depends_on):
+            if n:
+                text.append(" ")
+            text.append(f"#{dep}", style="dim" if dep in done else "bold yellow")
+        return text
 
     @property
     def selected_task(self) -> int | None:
