@@ -188,6 +188,8 @@ class Config(_Strict):
     """shoemaker's own directory in the repository (store, history); kept out of git."""
     worktree_dir: str = ""
     """Where task worktrees go (empty: a directory in the user cache, outside the repo)."""
+    reuse_worktrees: bool = True
+    """Switch an idle worktree to the next task instead of removing it and adding a new one."""
     secrets_dir: str = ".secrets"
     """Directory holding credential files."""
     default_token_file: str = "claude.json"

@@ -163,6 +163,7 @@ class Git:
         if repo.working_tree_dir is None:
             raise GitError(["git", "rev-parse"], 128, f"{root} is a bare repository; use a clone")
         self.root = Path(repo.working_tree_dir)
+        self._loc_cache: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Loc] = {}
         self.common_dir = Path(repo.common_dir).resolve()
         repo.close()
         # Asked of git itself, which honours GIT_CONFIG_GLOBAL and friends as commits will.
@@ -607,8 +608,24 @@ class Git:
             Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
 
     def loc(self, ref: str, source_globs: Sequence[str], test_globs: Sequence[str]) -> Loc:
-        """Non-blank lines of the files at ``ref`` that match ``source_globs``."""
-        listing = self._run(["ls-tree", "-r", "-z", "--full-tree", ref])
+        """Non-blank lines of the files at ``ref`` that match ``source_globs``.
+
+        Cached per commit: a generation head is counted once, however many tasks start there.
+        """
+        sha = self.rev_parse(ref)
+        key = (sha, tuple(source_globs), tuple(test_globs))
+        if key not in self._loc_cache:
+            self._loc_cache[key] = self._loc_at(sha, None, source_globs, test_globs)
+        return self._loc_cache[key]
+
+    def _loc_at(
+        self, ref: str, paths: Sequence[str] | None, source_globs: Sequence[str],
+        test_globs: Sequence[str],
+    ) -> Loc:  # fmt: skip
+        listing = self._run(["ls-tree", "-r", "-z", "--full-tree", ref, *(["--", *paths] if paths
+                             else [])])  # fmt: skip
+        if paths is not None and not paths:
+            return Loc(0, 0)
         wanted: dict[str, str] = {}
         for entry in listing.split("\0"):
             if not entry:
@@ -630,6 +647,35 @@ class Git:
             contents[path] = out[header_end + 1 : header_end + 1 + size]
             pos = header_end + 1 + size + 1
         return _loc(contents, source_globs, test_globs)
+
+    def loc_after(
+        self, base: str, changed: Sequence[str], source_globs: Sequence[str],
+        test_globs: Sequence[str], *, head: str | None = None, cwd: Path | None = None,
+    ) -> Loc:  # fmt: skip
+        """LOC after a change touching only ``changed``: the base's count, minus those files
+        at ``base``, plus those files at ``head`` (or in the working directory ``cwd``).
+        Reads only the changed files, whatever the size of the repository."""
+        before = self.loc(base, source_globs, test_globs)
+        if not changed:
+            return before
+        old = self._loc_at(base, list(changed), source_globs, test_globs)
+        if head is not None:
+            new = self._loc_at(head, list(changed), source_globs, test_globs)
+        else:
+            assert cwd is not None
+            files = {p: (cwd / p).read_bytes() for p in changed
+                     if matches_any(p, source_globs) and (cwd / p).is_file()}  # fmt: skip
+            new = _loc(files, source_globs, test_globs)
+        return Loc(
+            before.production - old.production + new.production, before.test - old.test + new.test
+        )
+
+    def changed_paths(self, cwd: Path, base: str) -> list[str]:
+        """Paths that differ between ``base`` and the working directory (untracked included);
+        stages everything, as a commit of it would."""
+        self._run(["add", "-A"], cwd)
+        out = self._run(["diff", "--cached", "--name-only", "-z", "--no-renames", base], cwd)
+        return [p for p in out.split("\0") if p]
 
     def loc_worktree(
         self, cwd: Path, source_globs: Sequence[str], test_globs: Sequence[str]

@@ -95,7 +95,9 @@ async def measure(
     """Run measure once; returns the tasks it added (possibly none)."""
     prompt = await asyncio.to_thread(render_measure_prompt, project, generation, cycle)
     own_pool = pool is None
-    pool = pool or WorktreePool(project.git, project.worktree_root, generation.name)
+    pool = pool or WorktreePool(
+        project.git, project.worktree_root, generation.name, project.config.reuse_worktrees
+    )
     worktree = await asyncio.to_thread(pool.reserve)
     head = await asyncio.to_thread(project.git.rev_parse, generation.branch)
     await asyncio.to_thread(pool.prepare, worktree, None, head)

@@ -85,7 +85,9 @@ class Stitcher:
     ) -> None:
         self.project = project
         self.generation = generation
-        self.pool = pool or WorktreePool(project.git, project.worktree_root, generation.name)
+        self.pool = pool or WorktreePool(
+            project.git, project.worktree_root, generation.name, project.config.reuse_worktrees
+        )
         # The merge queue: one merge at a time, in the order tasks ask (asyncio locks are
         # fair), and a file lock so that another process (an approval) waits its turn too.
         self.merge_lock = asyncio.Lock()
@@ -221,7 +223,8 @@ class Stitcher:
         git, cfg = self.project.git, self.project.config
         run = self.project.store.get_run(run_id)
         before = git.loc(base, cfg.source_globs, cfg.test_globs)
-        after = git.loc_worktree(worktree, cfg.source_globs, cfg.test_globs)
+        changed = git.changed_paths(worktree, base)
+        after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, cwd=worktree)
         subject, body = commit_message(task)
         trailers = {
             "Shoemaker-Task": str(task.id),
@@ -407,7 +410,8 @@ class Stitcher:
         git, cfg, store = self.project.git, self.project.config, self.project.store
         stat = git.diff_stat(base, commit)
         before = git.loc(base, cfg.source_globs, cfg.test_globs)
-        after = git.loc(commit, cfg.source_globs, cfg.test_globs)
+        changed = [f.path for f in stat.files]
+        after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, head=commit)
         store.record_metrics(
             task.id,
             commit_sha=commit,

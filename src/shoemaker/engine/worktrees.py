@@ -17,10 +17,11 @@ from shoemaker.git import Git, GitError
 class WorktreePool:
     """Worktrees under ``root`` named ``<prefix>-N``; idle ones are reused, never shared."""
 
-    def __init__(self, git: Git, root: Path, prefix: str) -> None:
+    def __init__(self, git: Git, root: Path, prefix: str, reuse: bool = True) -> None:
         self.git = git
         self.root = root
         self.prefix = prefix
+        self.reuse = reuse
         self._lock = threading.Lock()
         self._idle: list[Path] = []
         self._busy: set[Path] = set()
@@ -72,6 +73,9 @@ class WorktreePool:
 
     def release(self, path: Path) -> None:
         """Return a worktree to the pool: detached and clean, so its branch can go."""
+        if not self.reuse:
+            self.discard(path)
+            return
         try:
             self.git.detach_worktree(path)
         except GitError:
