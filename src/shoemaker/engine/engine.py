@@ -135,28 +135,46 @@ class Engine:
         return merged, failed
 
     async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
-        """Stitch ready tasks with up to ``max_parallel`` workers until none is left."""
+        """Stitch ready tasks until none is left, with at most ``max_parallel`` agents at once.
+
+        A slot is taken for a task's worktree, agent and gates and given back before its merge:
+        a task waiting in the merge queue does not keep another agent from starting.
+        """
         stitcher = self.stitcher(gen)
         running: dict[asyncio.Task[StitchOutcome], int] = {}
         outcomes: list[StitchOutcome] = []
+        slots = [self.max_parallel]
+        freed = asyncio.Event()
+
+        def release() -> None:
+            slots[0] += 1
+            freed.set()
+
         try:
             while True:
-                if not self._pause.is_set():
+                if not self._pause.is_set() and slots[0] > 0:
                     busy = set(running.values())
                     tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
                     for task in (t for t in launch_order(tasks) if t.id not in busy):
-                        if len(running) >= self.max_parallel:
+                        if slots[0] <= 0:
                             break
+                        slots[0] -= 1
                         worker = asyncio.create_task(
-                            stitcher.stitch(task), name=f"stitch-{task.id}"
+                            stitcher.stitch(task, release), name=f"stitch-{task.id}"
                         )
                         running[worker] = task.id
                 if not running:
                     break
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for worker in done:
-                    running.pop(worker)
-                    outcomes.append(worker.result())  # an EngineError propagates from here
+                freed.clear()
+                waiter: asyncio.Task[object] = asyncio.create_task(freed.wait())
+                done, _ = await asyncio.wait(
+                    [*running, waiter], return_when=asyncio.FIRST_COMPLETED
+                )
+                waiter.cancel()
+                for worker in running.copy():
+                    if worker in done:
+                        running.pop(worker)
+                        outcomes.append(worker.result())  # an EngineError propagates from here
         except BaseException:
             for worker in running:
                 worker.cancel()

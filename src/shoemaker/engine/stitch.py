@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,28 @@ class Stitcher:
 
     # -- the pipeline -------------------------------------------------------------------------
 
-    async def stitch(self, task: Task) -> StitchOutcome:
-        """Take a ready task through the whole pipeline."""
+    async def stitch(
+        self, task: Task, release_slot: Callable[[], None] | None = None
+    ) -> StitchOutcome:
+        """Take a ready task through the whole pipeline.
+
+        ``release_slot`` is called once, when the task no longer needs an agent slot: before
+        its merge, or when it ends earlier.
+        """
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released and release_slot is not None:
+                released = True
+                release_slot()
+
+        try:
+            return await self._stitch(task, release)
+        finally:
+            release()
+
+    async def _stitch(self, task: Task, release: Callable[[], None]) -> StitchOutcome:
         gen = self.generation
         branch = task_branch(gen.name, task.id)
         worktree = await asyncio.to_thread(self.pool.reserve)
@@ -123,7 +144,7 @@ class Stitcher:
         )
         try:
             base = await asyncio.to_thread(self._prepare_worktree, task, branch, worktree, attempt)
-            return await self._run_attempt(task, branch, worktree, base, attempt, started)
+            return await self._run_attempt(task, branch, worktree, base, attempt, started, release)
         except asyncio.CancelledError:
             await asyncio.shield(
                 asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
@@ -152,7 +173,14 @@ class Stitcher:
         return base
 
     async def _run_attempt(
-        self, task: Task, branch: str, worktree: Path, base: str, attempt: int, started: float
+        self,
+        task: Task,
+        branch: str,
+        worktree: Path,
+        base: str,
+        attempt: int,
+        started: float,
+        release: Callable[[], None],
     ) -> StitchOutcome:
         project, gen = self.project, self.generation
         prompt = await asyncio.to_thread(self._render_prompt, task, branch, attempt)
@@ -187,6 +215,7 @@ class Stitcher:
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
             return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
         self._transition(task.id, TaskState.MERGING, "gates passed")
+        release()  # the agent and gates are done: another task may start while this one merges
         return await self._merge(task, branch, base, commit, started)
 
     def _sensitive_paths(self, base: str, commit: str) -> list[str]:
