@@ -77,7 +77,7 @@ async def main() -> None:
                     after=tuple(parents))
             for i, (d, parents) in enumerate(dag)
         ]  # fmt: skip
-        _, changes = project.store.add_tasks(gen.name, news, 1, "bench")
+        project.store.add_tasks(gen.name, news, 1, "bench")
         engine = Engine(project, max_parallel=args.parallel)
         started = time.perf_counter()
         outcomes = await engine.stitch_ready(gen)
