@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shoemaker.git import Git, GitError, matches_any
+from shoemaker.git import Git, GitError, Loc, matches_any
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -171,3 +171,41 @@ def test_ensure_excluded_is_idempotent(repo: Git) -> None:
     (repo.root / ".shoemaker").mkdir()
     (repo.root / ".shoemaker" / "db").write_text("x")
     assert repo.is_clean()
+
+
+def test_loc_after_counts_only_the_changed_files(repo: Git, fast_tmp: Path) -> None:
+    globs, tests = ["**/*.py"], ["tests/**"]
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt-loc"
+    repo.add_worktree(wt, "task/loc", base)
+    (wt / "src" / "app.py").write_text("a = 1\n")  # 2 lines → 1
+    (wt / "tests").mkdir()
+    (wt / "tests" / "test_x.py").write_text("def test():\n    pass\n")
+    changed = repo.changed_paths(wt, base)
+    assert sorted(changed) == ["src/app.py", "tests/test_x.py"]
+    live = repo.loc_after(base, changed, globs, tests, cwd=wt)
+    commit = repo.commit_all(wt, "change")
+    assert commit is not None
+    assert live == repo.loc_after(base, changed, globs, tests, head=commit)
+    assert live == repo.loc(commit, globs, tests) == Loc(1, 2)
+
+
+def test_rebase_moves_a_branch_or_aborts_cleanly(repo: Git, fast_tmp: Path) -> None:
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt-rebase"
+    repo.add_worktree(wt, "task/r", base)
+    (wt / "new.py").write_text("n = 1\n")
+    repo.commit_all(wt, "task work")
+    (repo.root / "README.md").write_text("moved on\n")
+    head = repo.commit_all(repo.root, "main moves")
+    assert head is not None
+    assert repo.rebase(wt, head) == (True, ())
+    assert repo.is_ancestor(head, "task/r")
+    (wt / "README.md").write_text("task edit\n")
+    repo.commit_all(wt, "conflicting")
+    (repo.root / "README.md").write_text("main edit\n")
+    newer = repo.commit_all(repo.root, "main edits the same line")
+    assert newer is not None
+    before = repo.rev_parse("task/r")
+    assert repo.rebase(wt, newer) == (False, ("README.md",))
+    assert repo.rev_parse("task/r") == before and repo.is_clean(wt)
