@@ -51,10 +51,13 @@ def make_project(root: Path, agents: int, rate: float, seconds: float) -> Projec
     config = {
         "worktree_dir": str(root / "worktrees"),
         "max_parallel": agents,
-        "agent": {"command": sys.executable,
-                  "args": [str(FIREHOSE), "--rate", str(rate), "--seconds", str(seconds)],
-                  "idle_timeout_sec": 60, "max_time_sec": 600},
-    }  # fmt: skip
+        "agent": {
+            "command": sys.executable,
+            "args": [str(FIREHOSE), "--rate", str(rate), "--seconds", str(seconds)],
+            "idle_timeout_sec": 60,
+            "max_time_sec": 600,
+        },
+    }
     (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
     git.commit_all(git.root, "bench")
     return Project.open(git.root)
@@ -143,11 +146,15 @@ async def dashboard(root: Path, agents: int, rate: float, seconds: float) -> dic
         elapsed = time.perf_counter() - started
         result = {
             "ingest": (app.buffers.received - received_before) / elapsed,
-            "idle_p50": pct(idle, 0.5), "idle_p95": pct(idle, 0.95),
-            "load_p50": pct(loaded, 0.5), "load_p95": pct(loaded, 0.95),
-            "samples": len(loaded), "rss_before": rss_before, "rss_after": rss_mb(),
+            "idle_p50": pct(idle, 0.5),
+            "idle_p95": pct(idle, 0.95),
+            "load_p50": pct(loaded, 0.5),
+            "load_p95": pct(loaded, 0.95),
+            "samples": len(loaded),
+            "rss_before": rss_before,
+            "rss_after": rss_mb(),
             "rss_mid": memory[len(memory) // 2],
-        }  # fmt: skip
+        }
         await pilot.press("q")
     return result
 
@@ -163,8 +170,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shoemaker-bench-", dir=base) as tmp:
         head = await headless(Path(tmp) / "a", args.agents, args.rate, args.seconds)
         dash = await dashboard(Path(tmp) / "b", args.agents, args.rate, args.seconds)
-    print(f"offered load: {args.agents} agents × {args.rate:,.0f} lines/s = {offered:,.0f} lines/s"
-          f" for {args.seconds:g}s")  # fmt: skip
+    print(
+        f"offered load: {args.agents} agents × {args.rate:,.0f} lines/s = {offered:,.0f} lines/s"
+        f" for {args.seconds:g}s"
+    )
     print(f"ingest, headless:       {head:9,.0f} lines/s  ({head / offered:.2f} of offered)")
     print(
         f"ingest, with dashboard: {dash['ingest']:9,.0f} lines/s  "

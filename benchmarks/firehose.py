@@ -21,13 +21,42 @@ def main() -> int:
     args, _ = parser.parse_known_args()
     sys.stdin.read()
     shapes = [
-        {"type": "assistant", "message": {"id": "m", "content": [
-            {"type": "text", "text": "Working through the module, one function at a time."}]}},
-        {"type": "assistant", "message": {"id": "m", "content": [
-            {"type": "tool_use", "id": "t", "name": "Read", "input": {"file_path": "src/x.py"}}]}},
-        {"type": "user", "message": {"content": [
-            {"type": "tool_result", "tool_use_id": "t", "content": "def f():\n    return 1\n"}]}},
-    ]  # fmt: skip
+        {
+            "type": "assistant",
+            "message": {
+                "id": "m",
+                "content": [
+                    {"type": "text", "text": "Working through the module, one function at a time."}
+                ],
+            },
+        },
+        {
+            "type": "assistant",
+            "message": {
+                "id": "m",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "t",
+                        "name": "Read",
+                        "input": {"file_path": "src/x.py"},
+                    }
+                ],
+            },
+        },
+        {
+            "type": "user",
+            "message": {
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "content": "def f():\n    return 1\n",
+                    }
+                ]
+            },
+        },
+    ]
     lines = [json.dumps(s) + "\n" for s in shapes]
     out = sys.stdout
     out.write(

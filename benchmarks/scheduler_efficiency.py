@@ -63,20 +63,32 @@ async def main() -> None:
         config = {
             "worktree_dir": str(Path(tmp) / "worktrees"),
             "max_parallel": args.parallel,
-            "agent": {"command": sys.executable,
-                      "args": ["-m", "shoemaker.agents.rehearsal", "--dangerously-skip-permissions",
-                               "-p", "--verbose", "--output-format", "stream-json"],
-                      "env": {"IS_SANDBOX": "1"}},
-        }  # fmt: skip
+            "agent": {
+                "command": sys.executable,
+                "args": [
+                    "-m",
+                    "shoemaker.agents.rehearsal",
+                    "--dangerously-skip-permissions",
+                    "-p",
+                    "--verbose",
+                    "--output-format",
+                    "stream-json",
+                ],
+                "env": {"IS_SANDBOX": "1"},
+            },
+        }
         (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
         git.commit_all(git.root, "schedule")
         project = Project.open(git.root)
         gen = start_generation(project, "sched")
         news = [
-            NewTask(f"t{i}", f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
-                    after=tuple(parents))
+            NewTask(
+                f"t{i}",
+                f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
+                after=tuple(parents),
+            )
             for i, (d, parents) in enumerate(dag)
-        ]  # fmt: skip
+        ]
         project.store.add_tasks(gen.name, news, 1, "bench")
         engine = Engine(project, max_parallel=args.parallel)
         started = time.perf_counter()

@@ -36,9 +36,15 @@ FAST = 1e9  # lines per second: as fast as the agent can print
 async def raw_pipe(agents: int, lines: int) -> float:
     async def one() -> int:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(FIREHOSE), "--rate", str(FAST), "--seconds", str(lines / FAST),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            str(FIREHOSE),
+            "--rate",
+            str(FAST),
+            "--seconds",
+            str(lines / FAST),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+        )
         assert proc.stdout is not None
         count = 0
         while chunk := await proc.stdout.read(1 << 16):
@@ -95,8 +101,10 @@ async def main() -> None:
         with_app = await engine_path(Path(tmp) / "b", args.agents, args.lines, True)
     print(f"{args.agents} agents × {args.lines:,} lines")
     print(f"raw pipe, counted only: {pipe:9,.0f} lines/s (baseline)")
-    print(f"headless engine:        {headless:9,.0f} lines/s  {headless / pipe:.2f} of the pipe"
-          f"  (goal ≥ 50,000)")  # fmt: skip
+    print(
+        f"headless engine:        {headless:9,.0f} lines/s  {headless / pipe:.2f} of the pipe"
+        f"  (goal ≥ 50,000)"
+    )
     print(f"with the dashboard:     {with_app:9,.0f} lines/s  {with_app / pipe:.2f} of the pipe")
 
 

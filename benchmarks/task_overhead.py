@@ -46,11 +46,20 @@ def make_repo(path: Path, files: int, reuse: bool) -> Git:
     config = {
         "worktree_dir": str(path.parent / "worktrees"),
         "reuse_worktrees": reuse,
-        "agent": {"command": sys.executable,
-                  "args": ["-m", "shoemaker.agents.rehearsal", "--dangerously-skip-permissions",
-                           "-p", "--verbose", "--output-format", "stream-json"],
-                  "env": {"IS_SANDBOX": "1"}},
-    }  # fmt: skip
+        "agent": {
+            "command": sys.executable,
+            "args": [
+                "-m",
+                "shoemaker.agents.rehearsal",
+                "--dangerously-skip-permissions",
+                "-p",
+                "--verbose",
+                "--output-format",
+                "stream-json",
+            ],
+            "env": {"IS_SANDBOX": "1"},
+        },
+    }
     (path / "configuration.yaml").write_text(yaml.safe_dump(config))
     (path / ".gitignore").write_text("__pycache__/\n")
     git.commit_all(path, "generated repository")
@@ -61,8 +70,10 @@ async def shoemaker_per_task(root: Path, files: int, tasks: int, reuse: bool) ->
     make_repo(root / "repo", files, reuse)
     project = Project.open(root / "repo")
     gen = start_generation(project, "bench")
-    news = [NewTask(f"task {i}", f"<!-- rehearsal\nfiles: {{t{i}.py: 'T = {i}'}}\n-->")
-            for i in range(tasks)]  # fmt: skip
+    news = [
+        NewTask(f"task {i}", f"<!-- rehearsal\nfiles: {{t{i}.py: 'T = {i}'}}\n-->")
+        for i in range(tasks)
+    ]
     _, changes = project.store.add_tasks(gen.name, news, 1, "bench")
     project.bus.announce(*changes)
     engine = Engine(project, max_parallel=1)
@@ -78,8 +89,9 @@ def plumbing_per_task(root: Path, files: int, tasks: int) -> float:
     git = make_repo(root / "repo", files, True)
     (root / "worktrees").mkdir()
     started = time.perf_counter()
-    subprocess.run([str(HERE / "plumbing.sh"), str(git.root), str(root / "worktrees"),
-                    str(tasks)], check=True)  # fmt: skip
+    subprocess.run(
+        [str(HERE / "plumbing.sh"), str(git.root), str(root / "worktrees"), str(tasks)], check=True
+    )
     return (time.perf_counter() - started) / tasks
 
 

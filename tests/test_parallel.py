@@ -215,11 +215,14 @@ async def test_critical_path_order_is_observable(fast_tmp: Path) -> None:
         fast_tmp,
         [
             task("Alone"),
-            task("Short head"), task("Short end", [1]),
-            task("Long head"), task("Long middle", [3]), task("Long end", [4]),
+            task("Short head"),
+            task("Short end", [1]),
+            task("Long head"),
+            task("Long middle", [3]),
+            task("Long end", [4]),
         ],
         max_parallel=1,
-    )  # fmt: skip
+    )
     start_generation(project, "g")
     order: list[int] = []
     project.bus.add_listener(

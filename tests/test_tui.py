@@ -380,10 +380,14 @@ async def test_next_agent_switches_between_running_agents(fast_tmp: Path) -> Non
 
 
 async def test_review_keys_approve_and_reject(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [
-        task("Migrate", files={"migrations/1.sql": "x\n"}),
-        task("Migrate more", files={"migrations/2.sql": "y\n"}),
-    ], review_globs=["migrations/**"])  # fmt: skip
+    project = make_project(
+        fast_tmp,
+        [
+            task("Migrate", files={"migrations/1.sql": "x\n"}),
+            task("Migrate more", files={"migrations/2.sql": "y\n"}),
+        ],
+        review_globs=["migrations/**"],
+    )
     start_generation(project, "g")
     app = ShoemakerApp(project)
     async with app.run_test(size=SIZE) as pilot:

@@ -354,8 +354,9 @@ class Git:
     def rebase(self, path: Path, onto: str) -> tuple[bool, tuple[str, ...]]:
         """Rebase the branch checked out in ``path`` onto ``onto``. On a conflict the rebase
         is aborted at once (the branch is as it was) and the conflicted files returned."""
-        proc = self._run_in(path, [*_QUIET_CONFIG, "rebase", "-q", onto], check=False,
-                            env=self._commit_env())  # fmt: skip
+        proc = self._run_in(
+            path, [*_QUIET_CONFIG, "rebase", "-q", onto], check=False, env=self._commit_env()
+        )
         if proc.returncode == 0:
             return True, ()
         conflicts = self._conflicted(path)
@@ -619,11 +620,15 @@ class Git:
         return self._loc_cache[key]
 
     def _loc_at(
-        self, ref: str, paths: Sequence[str] | None, source_globs: Sequence[str],
+        self,
+        ref: str,
+        paths: Sequence[str] | None,
+        source_globs: Sequence[str],
         test_globs: Sequence[str],
-    ) -> Loc:  # fmt: skip
-        listing = self._run(["ls-tree", "-r", "-z", "--full-tree", ref, *(["--", *paths] if paths
-                             else [])])  # fmt: skip
+    ) -> Loc:
+        listing = self._run(
+            ["ls-tree", "-r", "-z", "--full-tree", ref, *(["--", *paths] if paths else [])]
+        )
         if paths is not None and not paths:
             return Loc(0, 0)
         wanted: dict[str, str] = {}
@@ -649,9 +654,15 @@ class Git:
         return _loc(contents, source_globs, test_globs)
 
     def loc_after(
-        self, base: str, changed: Sequence[str], source_globs: Sequence[str],
-        test_globs: Sequence[str], *, head: str | None = None, cwd: Path | None = None,
-    ) -> Loc:  # fmt: skip
+        self,
+        base: str,
+        changed: Sequence[str],
+        source_globs: Sequence[str],
+        test_globs: Sequence[str],
+        *,
+        head: str | None = None,
+        cwd: Path | None = None,
+    ) -> Loc:
         """LOC after a change touching only ``changed``: the base's count, minus those files
         at ``base``, plus those files at ``head`` (or in the working directory ``cwd``).
         Reads only the changed files, whatever the size of the repository."""
@@ -663,8 +674,11 @@ class Git:
             new = self._loc_at(head, list(changed), source_globs, test_globs)
         else:
             assert cwd is not None
-            files = {p: (cwd / p).read_bytes() for p in changed
-                     if matches_any(p, source_globs) and (cwd / p).is_file()}  # fmt: skip
+            files = {
+                p: (cwd / p).read_bytes()
+                for p in changed
+                if matches_any(p, source_globs) and (cwd / p).is_file()
+            }
             new = _loc(files, source_globs, test_globs)
         return Loc(
             before.production - old.production + new.production, before.test - old.test + new.test

@@ -334,11 +334,18 @@ class Stitcher:
         gen = self.generation
         async with self.merge_lock:
             outcome, base, commit = await asyncio.to_thread(self._land, task, branch, base, commit)
+        self.project.bus.emit(
+            MergeResult(
+                generation=gen.name,
+                task_id=task.id,
+                branch=branch,
+                merged=outcome.merged,
+                commit=outcome.commit,
+                conflict_files=list(outcome.conflict_files),
+                reason=outcome.reason,
+            )
+        )
         if outcome.merged:
-            self.project.bus.emit(
-                MergeResult(generation=gen.name, task_id=task.id, branch=branch, merged=True,
-                            commit=outcome.commit)
-            )  # fmt: skip
             metrics = await asyncio.to_thread(
                 self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
             )
@@ -347,10 +354,6 @@ class Stitcher:
             await asyncio.to_thread(self.project.git.delete_branch, branch, True)
             await self._after_done(task.id)
             return StitchOutcome(task.id, TaskState.DONE, "merged")
-        self.project.bus.emit(
-            MergeResult(generation=gen.name, task_id=task.id, branch=branch, merged=False,
-                        conflict_files=list(outcome.conflict_files), reason=outcome.reason)
-        )  # fmt: skip
         conflicts = await asyncio.to_thread(self.project.store.count_conflict, task.id)
         if conflicts == 1 and outcome.conflict_files:
             # Once: the agent tries again on the new head, told what changed under it.

@@ -531,8 +531,11 @@ class ShoemakerApp(App[None]):
             self.notify("no agent is running")
             return
         current = self.output.task_id
-        following = running[(running.index(current) + 1) % len(running)] if (
-            current in running) else running[0]  # fmt: skip
+        following = (
+            running[(running.index(current) + 1) % len(running)]
+            if (current in running)
+            else running[0]
+        )
         self.show_output(following, move_cursor=True)
         self.output.border_subtitle = (
             f"agent {running.index(following) + 1} of {len(running)} · n: next"
@@ -578,8 +581,11 @@ class ShoemakerApp(App[None]):
             return
         stitcher = Stitcher(self.project, self.project.store.get_generation(gen.name))
         try:
-            outcome = (await stitcher.approve(task_id) if note is None
-                       else await stitcher.reject(task_id, note))  # fmt: skip
+            outcome = (
+                await stitcher.approve(task_id)
+                if note is None
+                else await stitcher.reject(task_id, note)
+            )
         except ENGINE_ERRORS as exc:
             self.notify(str(exc), title="review", severity="error", timeout=15)
         else:
