@@ -22,11 +22,11 @@ async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) ->
     project = make_project(
         fast_tmp,
         [
-            task("Ten", files={"app.py": "VALUE = 10\n"}, duration=0.2),
+            task("Ten", files={"app.py": "VALUE = 10\n"}, duration=0.1),
             task(
                 "Twenty",
                 files={"app.py": "VALUE = 20\n"},
-                duration=0.6,
+                duration=1.2,
                 on_attempt={2: {"files": {"app.py": "VALUE = 10 + 20\n"}}},
             ),
         ],
