@@ -106,3 +106,11 @@ def test_init_writes_a_commented_file(fast_tmp: Path) -> None:
     assert text.startswith("# shoemaker configuration")
     again = shoemaker("-C", str(fast_tmp), "init")
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_run_without_a_generation_is_bad_input(fast_tmp: Path) -> None:
+    demo = fast_tmp / "demo"
+    shoemaker("demo", "--prepare", str(demo))
+    for verb in ("run", "measure"):
+        proc = shoemaker("-C", str(demo), verb)
+        assert proc.returncode == 2 and "no generation is open" in proc.stderr

@@ -268,8 +268,19 @@ def _engine_errors() -> tuple[type[Exception], ...]:
     return (GenerationError, MeasureError, EngineError, ResourceError)
 
 
+def _require_generation(project: Project) -> None:
+    """Refuse early, with exit code 2, when there is no generation to work on."""
+    from shoemaker.engine.generation import GenerationError, current_generation
+
+    try:
+        current_generation(project)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     project = _open_project(args)
+    _require_generation(project)
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:
@@ -289,6 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     project = _open_project(args)
+    _require_generation(project)
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:
