@@ -284,11 +284,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:
+        from shoemaker.engine.engine import Engine
+
+        engine = Engine(project, max_parallel=args.parallel)
         try:
-            report = await _engine_call(project, lambda e: e.run(args.cycles), args.parallel)
+            report = await engine.run(args.cycles)
         except _engine_errors() as exc:
             console.print(f"[bold red]run stopped:[/] {exc}")
             return EXIT_FAILED
+        rec = engine.recovery
+        if rec.anything:
+            console.print(
+                f"recovered first: {len(rec.requeued)} task(s) back to ready, "
+                f"{len(rec.recorded_done)} merge(s) recorded, {len(rec.killed)} agent(s) killed, "
+                f"{len(rec.closed_runs)} run(s) closed"
+                + (", a half-done merge undone" if rec.merge_undone else "")
+            )
         console.print(
             f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
             f"{report.failed} failed ({report.stopped_because})"
@@ -494,6 +505,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     events_help = "story: a readable log (default); ndjson: one event per line on stdout; none"
     p = sub.add_parser("run", help="run measure+stitch cycles on the current generation")
+    p.add_argument("--cycles", type=int, help="at most N cycles (default: configuration cycles)")
+    p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
+    p.add_argument(
+        "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "resume", help="after a crash: reconcile the store with git, then run (as run does)"
+    )
     p.add_argument("--cycles", type=int, help="at most N cycles (default: configuration cycles)")
     p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
     p.add_argument(

@@ -430,6 +430,10 @@ class Git:
         )
         return self.rev_parse("HEAD", cwd)
 
+    def soft_reset(self, cwd: Path, ref: str) -> None:
+        """Move ``cwd``'s branch to ``ref``, keeping the index and files as they are."""
+        self._run(["reset", "-q", "--soft", ref], cwd)
+
     def commit_message(self, ref: str) -> str:
         return self._run(["log", "-1", "--format=%B", ref])
 
@@ -478,6 +482,11 @@ class Git:
             ).returncode
             == 0
         )
+
+    def has_staged(self, cwd: Path | None = None) -> bool:
+        """Whether the index differs from HEAD (a squash merge left before its commit)."""
+        proc = self._run_in(cwd or self.root, ["diff", "--cached", "--quiet"], check=False)
+        return proc.returncode != 0
 
     def abort_merge(self, cwd: Path | None = None) -> None:
         self._run_in(cwd or self.root, ["merge", "--abort"], check=False)

@@ -132,6 +132,7 @@ class Task:
     state: TaskState
     priority: int = 0
     attempts: int = 0
+    interruptions: int = 0
     reason: str = ""
     branch: str = ""
     worktree: str = ""

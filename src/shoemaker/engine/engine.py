@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from shoemaker.engine.generation import current_generation
+from shoemaker.engine.generation import GenerationError, current_generation
 from shoemaker.engine.measure import measure
-from shoemaker.engine.project import Project
+from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.events import CycleFinished, CycleStarted, Log
@@ -40,6 +41,7 @@ class Engine:
         self.max_parallel = max_parallel or project.config.max_parallel
         self._pause = asyncio.Event()
         self._stitchers: dict[str, Stitcher] = {}
+        self.recovery = RecoveryReport()
 
     def stitcher(self, gen: Generation) -> Stitcher:
         """The generation's stitcher: its worktree pool and merge queue last the whole run."""
@@ -66,9 +68,26 @@ class Engine:
         self.project.bus.announce(event)
 
     async def run(self, cycles: int | None = None) -> RunReport:
-        """Run up to ``cycles`` measure+stitch cycles (default: configuration.cycles)."""
+        """Run up to ``cycles`` measure+stitch cycles (default: configuration.cycles).
+
+        First, recovery: whatever an earlier process left unfinished is reconciled with git.
+        """
         project = self.project
         gen = await asyncio.to_thread(current_generation, project)
+        lock = RunLock(project)
+        if not await asyncio.to_thread(lock.acquire):
+            raise GenerationError(
+                f"another shoemaker process is running generation {gen.name}; wait for it, or "
+                "follow it with `shoemaker tui --attach`"
+            )
+        try:
+            self.recovery = await asyncio.to_thread(recover, project, gen)
+            return await self._run(gen, cycles)
+        finally:
+            lock.release()
+
+    async def _run(self, gen: Generation, cycles: int | None) -> RunReport:
+        project = self.project
         limit = cycles or project.config.cycles
         report = RunReport(gen.name)
         self._pause.clear()

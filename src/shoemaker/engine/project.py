@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from shoemaker.agents.runner import AgentRunner, ProcessRunner
 from shoemaker.config import Config, load_config
@@ -18,6 +19,7 @@ from shoemaker.store import Store
 
 STORE_FILE = "shoemaker.db"
 MERGE_LOCK_FILE = "merge.lock"
+RUN_LOCK_FILE = "run.lock"
 
 
 class ProjectError(Exception):
@@ -93,3 +95,31 @@ def merge_file_lock(project: Project) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class RunLock:
+    """Held by the one process that runs a project's engine; another run is refused.
+
+    The kernel drops the lock when its holder dies, however it dies, which is what tells a
+    new run that the store may describe work nobody is doing any more.
+    """
+
+    def __init__(self, project: Project) -> None:
+        self.path = project.state_dir / RUN_LOCK_FILE
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        handle = self.path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None

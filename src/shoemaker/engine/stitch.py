@@ -160,17 +160,60 @@ class Stitcher:
             raise EngineError(f"task {task.id}: {reason}") from exc
 
     def _prepare_worktree(self, task: Task, branch: str, worktree: Path, attempt: int) -> str:
+        """A worktree on ``branch`` at the generation head. A task branch that is still there
+        holds the work of an attempt cut short (failed attempts are set aside when they fail):
+        that work is carried over, so the new attempt continues on top of it."""
         git = self.project.git
         base = git.rev_parse(self.generation.branch)
-        if git.ref_exists(f"refs/heads/{branch}"):
-            if git.is_ancestor(branch, self.generation.branch):
-                git.delete_branch(branch, force=True)  # nothing on it that is not merged
-            else:
-                kept = attempt_branch(self.generation.name, task.id, attempt - 1)
-                git.rename_branch(branch, kept)
-                self._log(task.id, f"earlier attempt's work kept on branch {kept}")
+        if git.ref_exists(f"refs/heads/{branch}") and git.is_ancestor(branch, base):
+            git.delete_branch(branch, force=True)  # nothing on it that is not merged
+        if not git.ref_exists(f"refs/heads/{branch}"):
+            self.pool.prepare(worktree, branch, base)
+            return base
+        kept = self._set_aside(task.id, branch, attempt - 1)
         self.pool.prepare(worktree, branch, base)
+        carried = git.squash_merge(
+            kept,
+            git.format_message(
+                f"Carried over: unfinished work on {task.title} (task #{task.id})",
+                f"From {kept}, left by an attempt that shoemaker's stopping cut short.",
+                {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": "interrupted"},
+            ),
+            cwd=worktree,
+        )
+        if carried.merged:
+            git.delete_branch(kept, force=True)  # its work is on the task branch now
+            self._log(task.id, f"continuing the interrupted attempt's work from {kept}")
+        else:
+            self._log(
+                task.id,
+                f"the interrupted attempt's work no longer applies ({carried.reason}); "
+                f"kept on {kept}, starting afresh",
+                "warning",
+            )
         return base
+
+    def _set_aside(self, task_id: int, branch: str, attempt: int) -> str:
+        """Rename an attempt's unmerged ``branch`` to a free attempt/* name; returns it."""
+        git = self.project.git
+        kept = attempt_branch(self.generation.name, task_id, attempt)
+        suffix = 1
+        while git.ref_exists(f"refs/heads/{kept}"):
+            suffix += 1
+            kept = f"{attempt_branch(self.generation.name, task_id, attempt)}.{suffix}"
+        git.rename_branch(branch, kept)
+        return kept
+
+    def _keep_for_retry(self, task: Task) -> None:
+        """Before a task goes back for a fresh try: its branch's work is kept on attempt/*."""
+        git = self.project.git
+        branch = task_branch(self.generation.name, task.id)
+        if git.ref_exists(f"refs/heads/{branch}") and not git.is_ancestor(
+            branch, self.generation.branch
+        ):
+            current = self.project.store.get_task(task.id)
+            kept = self._set_aside(task.id, branch, current.attempts)
+            self._log(task.id, f"this attempt's work is kept on branch {kept}")
 
     async def _run_attempt(
         self,
@@ -255,6 +298,9 @@ class Stitcher:
         changed = git.changed_paths(worktree, base)
         after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, cwd=worktree)
         subject, body = commit_message(task)
+        # One commit per attempt: work carried over from an interrupted attempt (or committed
+        # by the agent itself) is folded into it, so the task lands with its metrics.
+        git.soft_reset(worktree, base)
         trailers = {
             "Shoemaker-Task": str(task.id),
             "Shoemaker-Generation": self.generation.name,
@@ -292,7 +338,7 @@ class Stitcher:
         with contextlib.suppress(Exception):
             self._preserve(task, worktree, "interrupted")
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
-            self._transition(task_id, TaskState.READY, reason)
+            self._transition(task_id, TaskState.READY, reason, interrupted=True)
 
     async def _run_gates(self, task: Task, worktree: Path, run_id: int) -> str:
         """Run every gate in the worktree; returns the first failure's reason, or ''."""
@@ -359,6 +405,7 @@ class Stitcher:
             # Once: the agent tries again on the new head, told what changed under it.
             detail = await asyncio.to_thread(self._conflict_detail, base, outcome)
             reason = f"merge conflict in {', '.join(outcome.conflict_files)}: {detail}"
+            await asyncio.to_thread(self._keep_for_retry, task)
             self._transition(task.id, TaskState.READY, reason)
             return StitchOutcome(task.id, TaskState.READY, reason)
         reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
@@ -433,6 +480,7 @@ class Stitcher:
         if task.state != TaskState.NEEDS_REVIEW:
             raise EngineError(f"task {task_id} is {task.state}, not waiting for review")
         reason = f"review rejected it: {note.strip() or 'no note given'}"
+        await asyncio.to_thread(self._keep_for_retry, task)
         self._transition(task_id, TaskState.READY, reason)
         return StitchOutcome(task_id, TaskState.READY, reason)
 
@@ -487,7 +535,8 @@ class Stitcher:
         """After a failed attempt: ready for another try, or failed with dependents blocked."""
         store = self.project.store
         current = await asyncio.to_thread(store.get_task, task.id)
-        if current.attempts < self.project.config.max_attempts:
+        if current.attempts - current.interruptions < self.project.config.max_attempts:
+            await asyncio.to_thread(self._keep_for_retry, task)
             self._transition(task.id, TaskState.READY, reason)
             return StitchOutcome(task.id, TaskState.READY, reason)
         final = f"{reason} (after {current.attempts} attempts)"

@@ -133,6 +133,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tasks ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: attempts cut short because shoemaker stopped (a crash, a signal); they are counted as
+    # attempts but do not use up max_attempts, which is for attempts that failed.
+    """
+    ALTER TABLE tasks ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -328,6 +328,7 @@ class Store:
             state=TaskState(row["state"]),
             priority=row["priority"],
             attempts=row["attempts"],
+            interruptions=row["interruptions"],
             reason=row["reason"],
             branch=row["branch"],
             worktree=row["worktree"],
@@ -445,12 +446,14 @@ class Store:
         reason: str = "",
         *,
         count_attempt: bool = False,
+        interrupted: bool = False,
         **fields: str,
     ) -> TaskStateChanged:
         """Move a task to ``new`` (checked against the state machine) in one transaction.
 
         ``fields`` may set ``branch``, ``worktree`` or ``merged_commit`` in the same
         transaction (intent first: the worktree is recorded before the agent relies on it).
+        ``interrupted`` counts the attempt that ends here as cut short by shoemaker stopping.
         """
         allowed = {"branch", "worktree", "merged_commit"}
         if set(fields) - allowed:
@@ -464,6 +467,8 @@ class Store:
             attempts = row["attempts"] + (1 if count_attempt else 0)
             sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
             params: list[Any] = [new, reason, attempts, time.time()]
+            if interrupted:
+                sets.append("interruptions = interruptions + 1")
             for key, value in fields.items():
                 sets.append(f"{key} = ?")
                 params.append(value)

@@ -1,0 +1,186 @@
+"""Recovery: after shoemaker was killed, make the store agree with git and the process table.
+
+Run before any work on a generation (``Engine.run`` does it first; ``shoemaker resume`` is
+recovery followed by a run). What it does, in order:
+
+1. agents left by the dead process — found by the pid stored for each unfinished run, and only
+   if that process still runs the same command line — are killed with their process group;
+2. a merge left half done in the main worktree is undone (the generation branch's last commit
+   is what counts);
+3. a task whose squash commit is on the generation branch (its ``Shoemaker-Task`` trailer) but
+   that the store does not call done is recorded as done, never run again;
+4. every other task the dead process was working on goes back to ``ready`` (its attempt was
+   counted when it started); its branch keeps whatever it had committed;
+5. unfinished runs are closed with the reason; worktrees the dead process used are removed,
+   after what an agent left uncommitted in one is committed to its task branch.
+
+Each step is reported as a Log event, so the dashboard and the headless story show it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoemaker.engine.project import Project, merge_file_lock
+from shoemaker.events import Log
+from shoemaker.git import GitError
+from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
+
+
+@dataclass
+class RecoveryReport:
+    """What recovery found and did (empty lists: nothing to do)."""
+
+    killed: list[int] = field(default_factory=list)
+    recorded_done: list[int] = field(default_factory=list)
+    requeued: list[int] = field(default_factory=list)
+    closed_runs: list[int] = field(default_factory=list)
+    worktrees_removed: list[str] = field(default_factory=list)
+    merge_undone: bool = False
+
+    @property
+    def anything(self) -> bool:
+        return bool(
+            self.killed
+            or self.recorded_done
+            or self.requeued
+            or self.closed_runs
+            or self.merge_undone
+        )
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def _started_at(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (from /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration):
+        return None
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time in clock ticks
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _kill_stale_agent(pid: int, argv: list[str], started: float) -> bool:
+    """Kill the process group of ``pid`` if it is still the agent a run started: the same
+    arguments, started within seconds of the run. A pid reused by anything else is left."""
+    running = _cmdline(pid)
+    began = _started_at(pid)
+    if not running or began is None or abs(began - started) > 10:
+        return False
+    same_args = running[len(running) - len(argv) + 1 :] == argv[1:]
+    same_program = any(Path(part).name == Path(argv[0]).name for part in running[:2])
+    if not (same_args and same_program):
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the agent leads its own process group
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def recover(project: Project, gen: Generation) -> RecoveryReport:
+    """Reconcile one generation after a crash (blocking; call it from a thread)."""
+    store, git = project.store, project.git
+    report = RecoveryReport()
+
+    def log(message: str) -> None:
+        project.bus.emit(Log(generation=gen.name, level="warning", message=f"recovery: {message}"))
+
+    for run in store.runs(generation=gen.name):
+        if run.ended_at is not None:
+            continue
+        if run.pid is not None and _kill_stale_agent(run.pid, run.argv, run.started_at):
+            report.killed.append(run.pid)
+            log(f"killed agent process {run.pid} left by run {run.id}")
+        transcript = project.runs_dir / f"{run.id}.jsonl"
+        store.finish_run(
+            run.id,
+            transcript=transcript,
+            ended="no_result",
+            ok=False,
+            reason="interrupted: shoemaker stopped while it ran",
+        )
+        with contextlib.suppress(FileNotFoundError):
+            transcript.unlink()
+        report.closed_runs.append(run.id)
+
+    # Worktrees the dead process used: what an agent left uncommitted is committed to its
+    # task branch (kept, never thrown away), then the worktree goes.
+    for wt in git.worktrees():
+        if wt.path == git.root or project.worktree_root not in wt.path.parents:
+            continue
+        if wt.branch and wt.path.is_dir() and git.dirty_paths(wt.path):
+            with contextlib.suppress(GitError):
+                git.commit_all(
+                    wt.path,
+                    f"Unfinished work on {wt.branch}",
+                    "Left in its worktree when shoemaker stopped.",
+                    {"Shoemaker-Outcome": "interrupted"},
+                )
+                log(f"committed unfinished work on {wt.branch}")
+        git.remove_worktree(wt.path)
+        report.worktrees_removed.append(str(wt.path))
+
+    with merge_file_lock(project):
+        if git.current_branch() == gen.branch and (git.is_merging() or git.has_staged()):
+            git.abort_merge()  # staged merge results go; a person's unstaged edits stay
+            report.merge_undone = True
+            log(f"undid a merge left half done on {gen.branch}")
+        landed = {
+            int(c.trailers["Shoemaker-Task"]): c.sha
+            for c in git.log(f"{gen.start_commit}..{gen.branch}")
+            if c.trailers.get("Shoemaker-Task", "").isdigit()
+        }
+
+    for task in store.list_tasks(gen.name):
+        if task.state == TaskState.DONE:
+            # Squash-merged work never makes its branch an ancestor: a done task's branch left
+            # by a crash between the merge and its deletion holds nothing that did not land.
+            if task.branch and git.ref_exists(f"refs/heads/{task.branch}"):
+                git.delete_branch(task.branch, force=True)
+                log(f"removed branch {task.branch} of task {task.id}, which had merged")
+            continue
+        if task.id in landed and task.state in ACTIVE_TASK_STATES:
+            for state in (TaskState.VERIFYING, TaskState.MERGING, TaskState.DONE):
+                if state != store.get_task(task.id).state:
+                    with contextlib.suppress(ValueError):
+                        project.bus.announce(
+                            store.transition_task(
+                                task.id,
+                                state,
+                                "merged before a crash; recorded by recovery",
+                                merged_commit=landed[task.id],
+                            )
+                        )
+            report.recorded_done.append(task.id)
+            log(f"task {task.id} had merged ({landed[task.id][:10]}); recorded as done")
+            if git.ref_exists(f"refs/heads/{task.branch}"):
+                git.delete_branch(task.branch, force=True)
+        elif task.state in ACTIVE_TASK_STATES:
+            project.bus.announce(
+                store.transition_task(
+                    task.id, TaskState.READY, "interrupted; recovered", interrupted=True
+                )
+            )
+            report.requeued.append(task.id)
+            log(f"task {task.id} was {task.state.value}; back to ready")
+    if report.recorded_done:
+        project.bus.announce(*store.promote_unblocked(gen.name))
+    git.prune_worktrees()
+    return report
