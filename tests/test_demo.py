@@ -96,7 +96,7 @@ def test_stop_without_a_generation_says_what_to_do(fast_tmp: Path) -> None:
     shoemaker("demo", "--prepare", str(demo))
     proc = shoemaker("-C", str(demo), "generation", "stop")
     assert proc.returncode == 2
-    assert "no generation is open; start one with `shoemaker generation start`" in proc.stderr
+    assert "no generation is open; start one with `shoemaker start`" in proc.stderr
 
 
 def test_init_writes_a_commented_file(fast_tmp: Path) -> None:

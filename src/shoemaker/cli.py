@@ -131,34 +131,68 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generation_start(args: argparse.Namespace) -> int:
-    from shoemaker.engine.generation import GenerationError, start_generation
+def _lifecycle(
+    action: Callable[[Project, argparse.Namespace], str],
+) -> Callable[[argparse.Namespace], int]:
+    """A lifecycle verb: open the project, act, print what happened; a refusal exits 2."""
 
-    project = _open_project(args)
-    try:
-        gen = start_generation(project, args.name)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
-    print(f"generation {gen.name} started on branch {gen.branch} (base {gen.base_branch})")
-    return 0
+    def command(args: argparse.Namespace) -> int:
+        from shoemaker.engine.generation import GenerationError
+
+        project = _open_project(args)
+        try:
+            print(action(project, args))
+        except GenerationError as exc:
+            raise CliError(str(exc)) from None
+        return 0
+
+    return command
 
 
-def cmd_generation_stop(args: argparse.Namespace) -> int:
-    from shoemaker.engine.generation import GenerationError, stop_generation
+def _start(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.generation import start_generation
 
-    project = _open_project(args)
-    try:
-        report = stop_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    gen = start_generation(project, args.name)
+    return f"generation {gen.name} started on branch {gen.branch} (base {gen.base_branch})"
+
+
+def _stop(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.generation import stop_generation
+
+    report = stop_generation(project)
     gen = report.generation
-    print(
+    lines = [
         f"generation {gen.name} merged into {gen.base_branch} at {report.merge_commit[:12]}; "
         f"tags {gen.name}-finished and {gen.name}-merged"
+    ]
+    lines += [f"  kept unmerged work on branch {b}" for b in report.kept_branches]
+    return "\n".join(lines)
+
+
+def _reset(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.generation import find_generation, reset_generation
+
+    named = find_generation(project, args.name) if args.name else None
+    report = reset_generation(project, named)
+    gen = report.generation
+    return (
+        f"generation {gen.name} abandoned: its last commit is tagged {report.tag}; "
+        f"{gen.base_branch} is checked out; removed {len(report.branches_removed)} branch(es) "
+        f"and {report.worktrees_removed} worktree(s)"
     )
-    for branch in report.kept_branches:
-        print(f"  kept unmerged work on branch {branch}")
-    return 0
+
+
+def _switch(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.generation import switch_generation
+
+    gen = switch_generation(project, args.name)
+    return f"switched to generation {gen.name} ({gen.state}) on branch {gen.branch}"
+
+
+def _pause(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.generation import pause_generation
+
+    return pause_generation(project)
 
 
 def cmd_generation_list(args: argparse.Namespace) -> int:
@@ -292,14 +326,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         except _engine_errors() as exc:
             console.print(f"[bold red]run stopped:[/] {exc}")
             return EXIT_FAILED
-        rec = engine.recovery
-        if rec.anything:
-            console.print(
-                f"recovered first: {len(rec.requeued)} task(s) back to ready, "
-                f"{len(rec.recorded_done)} merge(s) recorded, {len(rec.killed)} agent(s) killed, "
-                f"{len(rec.closed_runs)} run(s) closed"
-                + (", a half-done merge undone" if rec.merge_undone else "")
-            )
         console.print(
             f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
             f"{report.failed} failed ({report.stopped_because})"
@@ -492,35 +518,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_transcript)
 
-    gen = sub.add_parser("generation", help="start, stop or list generations")
-    gsub = gen.add_subparsers(dest="verb", metavar="VERB", required=True)
-    p = gsub.add_parser("start", help="tag the base, create the generation branch, check it out")
-    p.add_argument("name", nargs="?", help="generation name (default: a timestamp)")
-    p.set_defaults(func=cmd_generation_start)
-    p = gsub.add_parser("stop", help="tag, merge the generation into its base branch, tag again")
-    p.set_defaults(func=cmd_generation_stop)
-    p = gsub.add_parser("list", help="all generations with their state and progress")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_generation_list)
-
     events_help = "story: a readable log (default); ndjson: one event per line on stdout; none"
-    p = sub.add_parser("run", help="run measure+stitch cycles on the current generation")
-    p.add_argument("--cycles", type=int, help="at most N cycles (default: configuration cycles)")
-    p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
-    p.add_argument(
-        "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
-    )
-    p.set_defaults(func=cmd_run)
+    # The lifecycle verbs, also reachable as `shoemaker generation VERB`.
+    gen = sub.add_parser("generation", help="the lifecycle verbs below, grouped")
+    gsub = gen.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verbs in (sub, gsub):
+        p = verbs.add_parser(
+            "start", help="tag the base, create the generation branch, check it out"
+        )
+        p.add_argument("name", nargs="?", help="generation name (default: a timestamp)")
+        p.set_defaults(func=_lifecycle(_start))
+        p = verbs.add_parser(
+            "pause", help="let running agents finish, start no new task; resume goes on"
+        )
+        p.set_defaults(func=_lifecycle(_pause))
+        p = verbs.add_parser("stop", help="tag, merge the generation into its base, tag again")
+        p.set_defaults(func=_lifecycle(_stop))
+        p = verbs.add_parser(
+            "reset", help="abandon a generation: tag it, remove its branches and worktrees"
+        )
+        p.add_argument("name", nargs="?", help="the generation (default: the current one)")
+        p.set_defaults(func=_lifecycle(_reset))
+        p = verbs.add_parser("switch", help="check out another open generation")
+        p.add_argument("name", help="the generation's name or branch")
+        p.set_defaults(func=_lifecycle(_switch))
+        p = verbs.add_parser("list", help="all generations with their state and progress")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_generation_list)
 
-    p = sub.add_parser(
-        "resume", help="after a crash: reconcile the store with git, then run (as run does)"
-    )
-    p.add_argument("--cycles", type=int, help="at most N cycles (default: configuration cycles)")
-    p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
-    p.add_argument(
-        "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
-    )
-    p.set_defaults(func=cmd_run)
+    for verb, text in (
+        ("run", "run measure+stitch cycles on the current generation"),
+        ("resume", "after a pause or a crash: recover what was left, then run"),
+    ):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument(
+            "--cycles", type=int, help="at most N cycles (default: configuration cycles)"
+        )
+        p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
+        p.add_argument(
+            "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
+        )
+        p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("measure", help="propose tasks once, without stitching")
     p.add_argument(

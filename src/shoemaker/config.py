@@ -164,7 +164,12 @@ class Config(_Strict):
     max_parallel: int = Field(default=1, ge=1)
     """Most agents running at once."""
     max_attempts: int = Field(default=2, ge=1)
-    """Agent runs per task before it is failed."""
+    """Failed attempts per task before it is failed (attempts cut short because shoemaker
+    stopping, by a crash or a signal, do not count)."""
+    max_tasks: int = Field(default=0, ge=0)
+    """A run stops once the generation has this many tasks done (0: no limit)."""
+    stall_cycles: int = Field(default=2, ge=0)
+    """A run stops after this many cycles in a row that changed no line (0: never)."""
     review_globs: list[str] = Field(default_factory=list)
     """Sensitive paths (e.g. migrations/**, **/auth/**): a task whose diff touches one waits
     in needs_review for a person to approve or reject it instead of merging."""

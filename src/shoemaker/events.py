@@ -169,6 +169,20 @@ class MeasureFinished(_Event):
     """Where the proposals were read from: the JSON file, the fenced YAML in the text, or none."""
 
 
+class Recovered(_Event):
+    """Before a run, recovery reconciled what a dead shoemaker process left (see
+    ``engine/recovery.py``); each list holds what was found, ``summary`` says it in words."""
+
+    kind: Literal["recovered"] = "recovered"
+    killed_pids: list[int] = Field(default_factory=list)
+    recorded_done: list[int] = Field(default_factory=list)
+    requeued: list[int] = Field(default_factory=list)
+    closed_runs: list[int] = Field(default_factory=list)
+    worktrees_removed: int = 0
+    merge_undone: bool = False
+    summary: str = ""
+
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -193,6 +207,7 @@ Event = Annotated[
     | MergeResult
     | MetricsRecorded
     | MeasureFinished
+    | Recovered
     | Log,
     Field(discriminator="kind"),
 ]

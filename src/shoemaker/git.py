@@ -700,6 +700,11 @@ class Git:
         out = self._run(["diff", "--cached", "--name-only", "-z", "--no-renames", base], cwd)
         return [p for p in out.split("\0") if p]
 
+    def tracked_files(self, dirs: Sequence[str], cwd: Path | None = None) -> list[str]:
+        """Files git tracks under ``dirs`` (paths relative to the repository)."""
+        out = self._run(["ls-files", "-z", "--", *dirs], cwd or self.root) if dirs else ""
+        return [p for p in out.split("\0") if p]
+
     def loc_worktree(
         self, cwd: Path, source_globs: Sequence[str], test_globs: Sequence[str]
     ) -> Loc:

@@ -25,6 +25,7 @@ from shoemaker.events import (
     MeasureFinished,
     MergeResult,
     MetricsRecorded,
+    Recovered,
     TaskStateChanged,
 )
 
@@ -131,6 +132,8 @@ class StoryPrinter:
                     f"{self._task(event.task_id)} [dim]+{event.insertions} −{event.deletions} "
                     f"in {event.files_changed} file(s)[/]"
                 )
+            case Recovered():
+                c.print(f"[bold yellow]recovered[/]: {escape(event.summary)}")
             case Log():
                 style = {"warning": "yellow", "error": "bold red"}.get(event.level, "dim")
                 c.print(f"[{style}]{escape(event.message)}[/]")

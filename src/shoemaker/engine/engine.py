@@ -1,9 +1,11 @@
 """The engine: measure+stitch cycles for one generation, with a pool of async workers.
 
 A cycle measures once, then stitches until no task is ready and none is running; tasks that
-become ready when their dependencies merge run in the same cycle. ``run`` stops after the
-requested number of cycles or after a cycle that merged nothing. Pausing lets running tasks
-finish and starts no new ones.
+become ready when their dependencies merge run in the same cycle. ``run`` first recovers what a
+dead process left (``recovery``), then stops after the requested number of cycles, when measure
+leaves no task ready, when ``max_tasks`` tasks are done, or after ``stall_cycles`` cycles in a
+row that changed no line. Pausing (here, or ``shoemaker pause`` through the store) lets running
+tasks finish and starts no new ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.events import CycleFinished, CycleStarted, Log
 from shoemaker.model import Generation, GenerationState, Task, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """What one cycle did; ``idle``: measure left no task ready, so there was nothing to do."""
+
+    merged: int
+    failed: int
+    loc: int
+    idle: bool
 
 
 @dataclass
@@ -87,28 +99,34 @@ class Engine:
             lock.release()
 
     async def _run(self, gen: Generation, cycles: int | None) -> RunReport:
-        project = self.project
-        limit = cycles or project.config.cycles
+        cfg = self.project.config
+        limit = cycles or cfg.cycles
         report = RunReport(gen.name)
         self._pause.clear()
         self._set_state(gen, GenerationState.RUNNING, f"run: up to {limit} cycles")
-        final, why = GenerationState.ACTIVE, ""
+        final, why = GenerationState.ACTIVE, f"{limit} cycle(s) done"
+        stalled = 0
         try:
             for _ in range(limit):
-                if self._pause.is_set():
+                if await self._should_pause(gen):
                     final, why = GenerationState.PAUSED, "paused"
                     break
-                merged, failed = await self._cycle(gen, report)
-                report.merged += merged
-                report.failed += failed
-                if self._pause.is_set():
+                if self._tasks_left(await self._tasks(gen)) == 0:
+                    why = f"max_tasks reached ({cfg.max_tasks} tasks done)"
+                    break
+                cycle = await self._cycle(gen, report)
+                report.merged += cycle.merged
+                report.failed += cycle.failed
+                stalled = stalled + 1 if cycle.loc == 0 else 0
+                if await self._should_pause(gen):
                     final, why = GenerationState.PAUSED, "paused"
                     break
-                if merged == 0:
-                    why = f"cycle {report.cycles} merged nothing"
+                if cycle.idle:
+                    why = "no ready task left"
                     break
-            else:
-                why = f"{limit} cycle(s) done"
+                if cfg.stall_cycles and stalled >= cfg.stall_cycles:
+                    why = f"{stalled} cycle(s) in a row changed no line"
+                    break
         except asyncio.CancelledError:
             await asyncio.shield(self._interrupted(gen))
             raise
@@ -121,6 +139,27 @@ class Engine:
         self._set_state(gen, final, why)
         return report
 
+    async def _tasks(self, gen: Generation) -> list[Task]:
+        return await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+
+    def _tasks_left(self, tasks: list[Task], running: int = 0) -> int | None:
+        """How many more tasks max_tasks lets this run start (None: no limit)."""
+        if not self.project.config.max_tasks:
+            return None
+        done = sum(1 for t in tasks if t.state == TaskState.DONE)
+        return max(0, self.project.config.max_tasks - done - running)
+
+    async def _should_pause(self, gen: Generation) -> bool:
+        """Paused here (the dashboard) or asked to by ``shoemaker pause`` through the store."""
+        if not self._pause.is_set():
+            current = await asyncio.to_thread(self.project.store.get_generation, gen.name)
+            if current.state == GenerationState.PAUSED:
+                self._pause.set()
+                self.project.bus.emit(
+                    Log(generation=gen.name, message="pause requested: no new task starts")
+                )
+        return self._pause.is_set()
+
     async def _interrupted(self, gen: Generation) -> None:
         await self.close()
         await asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED, "interrupted")
@@ -131,14 +170,15 @@ class Engine:
         cycle = await asyncio.to_thread(self.project.store.next_cycle, gen.name)
         return await measure(self.project, gen, cycle)
 
-    async def _cycle(self, gen: Generation, report: RunReport) -> tuple[int, int]:
+    async def _cycle(self, gen: Generation, report: RunReport) -> CycleReport:
         project = self.project
         cycle = await asyncio.to_thread(project.store.next_cycle, gen.name)
         report.cycles += 1
         project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
         await measure(project, gen, cycle, self.stitcher(gen).pool)
-        outcomes = await self.stitch_ready(gen)
+        ready = [t for t in await self._tasks(gen) if t.state == TaskState.READY]
+        outcomes = await self.stitch_ready(gen) if ready else []
         report.outcomes.extend(outcomes)
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
         failed = sum(1 for o in outcomes if o.state in (TaskState.FAILED, TaskState.CONFLICT))
@@ -151,7 +191,9 @@ class Engine:
                 generation=gen.name, cycle=cycle, merged=merged, failed=failed, loc_delta=loc
             )
         )
-        return merged, failed
+        if not ready:
+            project.bus.emit(Log(generation=gen.name, message="no task was ready to stitch"))
+        return CycleReport(merged, failed, loc, idle=not ready)
 
     async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
         """Stitch ready tasks until none is left, with at most ``max_parallel`` agents at once.
@@ -171,13 +213,15 @@ class Engine:
 
         try:
             while True:
-                if not self._pause.is_set() and slots[0] > 0:
+                if slots[0] > 0 and not await self._should_pause(gen):
                     busy = set(running.values())
-                    tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+                    tasks = await self._tasks(gen)
+                    left = self._tasks_left(tasks, len(running))
                     for task in (t for t in launch_order(tasks) if t.id not in busy):
-                        if slots[0] <= 0:
+                        if slots[0] <= 0 or left == 0:
                             break
                         slots[0] -= 1
+                        left = None if left is None else left - 1
                         worker = asyncio.create_task(
                             stitcher.stitch(task, release), name=f"stitch-{task.id}"
                         )
@@ -199,8 +243,6 @@ class Engine:
                 worker.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             raise
-        if not outcomes:
-            self.project.bus.emit(Log(generation=gen.name, message="no task was ready to stitch"))
         return outcomes
 
 

@@ -1,4 +1,5 @@
-"""The generation lifecycle: start (tag, branch), stop (tag, merge into the base, tag, delete).
+"""The generation lifecycle: start (tag, branch, optional source reset), pause, switch, stop
+(tag, merge into the base, tag, delete) and reset (tag as abandoned, delete).
 
 Each verb checks everything it can before it changes anything, so a refusal leaves the
 repository and the store as they were, and says why.
@@ -9,10 +10,15 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from shoemaker.engine.project import Project
-from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState
+from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.recovery import recover
+from shoemaker.events import Log
+from shoemaker.git import matches_any
+from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, task_branch
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -26,7 +32,8 @@ def default_name() -> str:
 
 
 def current_generation(project: Project) -> Generation:
-    """The generation commands act on: the configured one, else the only open one."""
+    """The generation commands act on: the configured one, else the one checked out, else the
+    only open one."""
     store = project.store
     wanted = project.config.generation_branch
     open_ = store.open_generations()
@@ -36,20 +43,60 @@ def current_generation(project: Project) -> Generation:
                 return gen
         raise GenerationError(
             f"configuration.yaml names generation_branch {wanted!r}, which is not an open "
-            "generation; see `shoemaker generation list`"
+            "generation; see `shoemaker list`"
         )
     if not open_:
-        raise GenerationError("no generation is open; start one with `shoemaker generation start`")
+        raise GenerationError("no generation is open; start one with `shoemaker start`")
+    head = project.git.current_branch()
+    for gen in open_:
+        if gen.branch == head:
+            return gen
     if len(open_) > 1:
         names = ", ".join(g.name for g in open_)
         raise GenerationError(
-            f"several generations are open ({names}); set generation_branch in configuration.yaml"
+            f"several generations are open ({names}) and none is checked out; "
+            "choose one with `shoemaker switch NAME`"
         )
     return open_[0]
 
 
+def find_generation(project: Project, name: str) -> Generation:
+    """A generation by name or branch, with a clear error when there is none."""
+    for gen in project.store.list_generations():
+        if name in (gen.name, gen.branch):
+            return gen
+    raise GenerationError(f"no generation named {name!r}; see `shoemaker list`")
+
+
+@contextmanager
+def no_run_in_progress(project: Project, doing: str) -> Iterator[None]:
+    """Hold the project's run lock while a lifecycle verb changes branches, so no run can
+    start meanwhile; refuse when a run holds it."""
+    lock = RunLock(project)
+    if not lock.acquire():
+        raise GenerationError(
+            f"a run is in progress in another shoemaker process; pause it with "
+            f"`shoemaker pause` and wait for it to end before you {doing}"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _refuse_dirty(project: Project, doing: str) -> None:
+    dirty = project.git.dirty_paths()
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+        raise GenerationError(
+            f"the working tree has uncommitted changes ({shown}); commit or stash them "
+            f"before you {doing}"
+        )
+
+
 def start_generation(project: Project, name: str | None = None) -> Generation:
-    """Tag the base, create the generation branch and check it out."""
+    """Tag the base, create the generation branch and check it out (then, when configured,
+    reset the sources on it)."""
     git, store, cfg = project.git, project.store, project.config
     name = name or default_name()
     if not _NAME.match(name):
@@ -58,36 +105,196 @@ def start_generation(project: Project, name: str | None = None) -> Generation:
             "(at most 64 characters)"
         )
     branch = f"{cfg.generation_prefix}{name}"
-    open_ = store.open_generations()
-    if open_:
-        raise GenerationError(
-            f"generation {open_[0].name} is still open; stop it with `shoemaker generation stop` "
-            "before starting another"
-        )
-    dirty = git.dirty_paths()
-    if dirty:
-        shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
-        raise GenerationError(
-            f"the working tree has uncommitted changes ({shown}); commit or stash them first"
-        )
-    base = git.current_branch()
-    if base is None:
-        raise GenerationError("HEAD is detached; check out the branch the generation builds on")
-    if base.startswith(cfg.generation_prefix):
-        raise GenerationError(f"{base} is itself a generation branch; check out the base branch")
-    for ref in (f"refs/heads/{branch}", f"refs/tags/{name}-start"):
-        if git.ref_exists(ref):
-            raise GenerationError(f"{ref} already exists; choose another generation name")
-    if any(g.name == name for g in store.list_generations()):
-        raise GenerationError(f"a generation named {name} existed before; choose another name")
+    with no_run_in_progress(project, "start a generation"):
+        _refuse_dirty(project, "start a generation")
+        base = git.current_branch()
+        if base is None:
+            raise GenerationError("HEAD is detached; check out the branch the generation builds on")
+        if base.startswith(cfg.generation_prefix):
+            raise GenerationError(
+                f"{base} is itself a generation branch; check out the base branch"
+            )
+        for ref in (f"refs/heads/{branch}", f"refs/tags/{name}-start"):
+            if git.ref_exists(ref):
+                raise GenerationError(f"{ref} already exists; choose another generation name")
+        if any(g.name == name for g in store.list_generations()):
+            raise GenerationError(f"a generation named {name} existed before; choose another name")
+        seeds = _seed_texts(project, name, base) if cfg.reset_sources else {}
 
-    head = git.rev_parse("HEAD")
-    generation, event = store.create_generation(name, branch, base, head)
-    git.tag(f"{name}-start", head, f"shoemaker generation {name} starts from {base}")
-    git.create_branch(branch, head)
-    git.checkout(branch)
-    project.bus.announce(event)
+        head = git.rev_parse("HEAD")
+        generation, event = store.create_generation(name, branch, base, head)
+        git.tag(f"{name}-start", head, f"shoemaker generation {name} starts from {base}")
+        git.create_branch(branch, head)
+        git.checkout(branch)
+        project.bus.announce(event)
+        if cfg.reset_sources:
+            _reset_sources(project, name, seeds)
     return generation
+
+
+def _seed_texts(project: Project, name: str, base: str) -> dict[str, str]:
+    """Render the configured seed files before anything changes (a bad template refuses)."""
+    import jinja2
+
+    out = {}
+    for dest, template in project.config.seed_files.items():
+        path = project.root / template
+        try:
+            text = path.read_text()
+            out[dest] = jinja2.Template(text, undefined=jinja2.StrictUndefined).render(
+                generation=name, base_branch=base
+            )
+        except OSError as exc:
+            raise GenerationError(
+                f"seed_files: {dest}: cannot read its template {template}: {exc.strerror}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise GenerationError(f"seed_files: {dest}: template {template}: {exc}") from None
+    return out
+
+
+def _reset_sources(project: Project, name: str, seeds: dict[str, str]) -> None:
+    """Delete the tracked files of ``source_dirs`` (but ``reset_keep``), write the seed files,
+    and commit that as the generation's first commit."""
+    git, cfg = project.git, project.config
+    removed = [
+        path for path in git.tracked_files(cfg.source_dirs) if not matches_any(path, cfg.reset_keep)
+    ]
+    for path in removed:
+        (project.root / path).unlink(missing_ok=True)
+    for dest, text in seeds.items():
+        target = project.root / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git.commit_all(
+        project.root,
+        f"Reset sources for generation {name}",
+        f"Removed {len(removed)} file(s) under {', '.join(cfg.source_dirs)}; "
+        f"wrote {len(seeds)} seed file(s).",
+        {"Shoemaker-Generation": name},
+    )
+    project.bus.emit(
+        Log(
+            generation=name,
+            message=f"reset sources: removed {len(removed)} file(s), wrote {len(seeds)} seed(s)",
+        )
+    )
+
+
+def pause_generation(project: Project, generation: Generation | None = None) -> str:
+    """Ask the generation to pause: a run in progress (here or in another process) starts no
+    new task and ends once its running agents finish; an idle one is marked paused so that
+    only ``resume`` (or ``run``) goes on. Returns what happened, for people."""
+    gen = generation or current_generation(project)
+    if gen.state == GenerationState.PAUSED:
+        return f"generation {gen.name} is already paused; `shoemaker resume` goes on"
+    running = gen.state == GenerationState.RUNNING and not RunLock(project).free()
+    event = project.store.set_generation_state(
+        gen.name, GenerationState.PAUSED, "pause requested" if running else "paused"
+    )
+    project.bus.announce(event)
+    if running:
+        return (
+            f"generation {gen.name}: pause requested; running agents finish, no new task "
+            "starts, then the run ends"
+        )
+    return f"generation {gen.name} paused; `shoemaker resume` goes on"
+
+
+def switch_generation(project: Project, name: str) -> Generation:
+    """Check out another open generation's branch; later commands act on it."""
+    git, cfg = project.git, project.config
+    gen = find_generation(project, name)
+    if gen.state in (GenerationState.STOPPED, GenerationState.ABANDONED):
+        raise GenerationError(f"generation {gen.name} is {gen.state}; only open ones can be used")
+    if cfg.generation_branch and cfg.generation_branch not in (gen.name, gen.branch):
+        raise GenerationError(
+            f"configuration.yaml pins generation_branch {cfg.generation_branch!r}; "
+            "remove that setting to switch"
+        )
+    with no_run_in_progress(project, "switch"):
+        if gen.state == GenerationState.RUNNING:
+            raise GenerationError(
+                f"generation {gen.name} is marked running; `shoemaker resume` recovers it first"
+            )
+        _refuse_dirty(project, "switch")
+        if not git.ref_exists(f"refs/heads/{gen.branch}"):
+            raise GenerationError(f"the branch {gen.branch} of generation {gen.name} is gone")
+        git.checkout(gen.branch)
+    return gen
+
+
+@dataclass(frozen=True, slots=True)
+class ResetReport:
+    generation: Generation
+    tag: str
+    branches_removed: list[str]
+    worktrees_removed: int
+
+
+def reset_generation(project: Project, generation: Generation | None = None) -> ResetReport:
+    """Abandon a generation: tag its last commit ``<name>-abandoned``, check out its base,
+    remove its branches and worktrees (the tags stay), and remove ``cleanup_dirs``.
+
+    Running it again on an abandoned generation finishes a reset that was cut short."""
+    git, store = project.git, project.store
+    gen = generation or current_generation(project)
+    if gen.state == GenerationState.STOPPED:
+        raise GenerationError(f"generation {gen.name} was stopped (merged); nothing to reset")
+    tag = f"{gen.name}-abandoned"
+    with no_run_in_progress(project, "reset"):
+        _refuse_dirty(project, "reset")
+        if gen.state == GenerationState.RUNNING:
+            # Its process died: its agents may still run, and they must not outlive it.
+            recover(project, gen)
+        if not git.ref_exists(f"refs/heads/{gen.base_branch}"):
+            raise GenerationError(
+                f"the base branch {gen.base_branch} no longer exists; create it again first"
+            )
+        has_branch = git.ref_exists(f"refs/heads/{gen.branch}")
+        if has_branch and not git.ref_exists(f"refs/tags/{tag}"):
+            git.tag(tag, gen.branch, f"shoemaker generation {gen.name} abandoned")
+        # Intent first: the store says abandoned before the branches go.
+        event = store.set_generation_state(gen.name, GenerationState.ABANDONED, "reset")
+        project.bus.announce(event)
+        if git.current_branch() != gen.base_branch:
+            git.checkout(gen.base_branch)
+        worktrees = _remove_worktrees(project, gen)
+        removed = []
+        for task in store.list_tasks(gen.name):
+            own = task_branch(gen.name, task.id)
+            for branch in [own, *git.branches(f"attempt/{gen.name}-{task.id}-*")]:
+                if git.ref_exists(f"refs/heads/{branch}"):
+                    git.delete_branch(branch, force=True)
+                    removed.append(branch)
+        if has_branch:
+            git.delete_branch(gen.branch, force=True)
+            removed.append(gen.branch)
+        _cleanup_dirs(project)
+    return ResetReport(store.get_generation(gen.name), tag, removed, worktrees)
+
+
+def _remove_worktrees(project: Project, gen: Generation) -> int:
+    """Remove the generation's worktrees: on its task branches, or its pool's detached ones."""
+    git = project.git
+    own = {task_branch(gen.name, t.id) for t in project.store.list_tasks(gen.name)}
+    pooled = re.compile(rf"^{re.escape(gen.name)}-\d+$")
+    count = 0
+    for wt in git.worktrees():
+        if wt.path == git.root or project.worktree_root not in wt.path.parents:
+            continue
+        if wt.branch in own or (wt.branch is None and pooled.match(wt.path.name)):
+            git.remove_worktree(wt.path)
+            count += 1
+    return count
+
+
+def _cleanup_dirs(project: Project) -> None:
+    for directory in project.config.cleanup_dirs:
+        target = (project.root / directory).resolve()
+        if target == project.root or project.root not in target.parents:
+            continue  # the configuration validates this; never remove outside the repository
+        shutil.rmtree(target, ignore_errors=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +306,21 @@ class StopReport:
 
 def stop_generation(project: Project, generation: Generation | None = None) -> StopReport:
     """Tag the finished generation, merge it into its base branch, tag that, delete its branch."""
-    git, store, cfg = project.git, project.store, project.config
     gen = generation or current_generation(project)
+    with no_run_in_progress(project, "stop the generation"):
+        return _stop(project, project.store.get_generation(gen.name))
+
+
+def _stop(project: Project, gen: Generation) -> StopReport:
+    git, store = project.git, project.store
     busy = [t for t in store.list_tasks(gen.name) if t.state in ACTIVE_TASK_STATES]
-    if busy:
+    if busy or gen.state == GenerationState.RUNNING:
         ids = ", ".join(f"#{t.id}" for t in busy)
-        raise GenerationError(f"tasks {ids} are still running; wait for them or stop the run first")
-    if gen.state == GenerationState.RUNNING:
-        raise GenerationError(f"generation {gen.name} is running; stop the run first")
-    dirty = git.dirty_paths()
-    if dirty:
         raise GenerationError(
-            f"the working tree has uncommitted changes ({', '.join(dirty[:5])}); "
-            "commit or stash them before stopping"
+            f"generation {gen.name} was running{f' (tasks {ids})' if busy else ''} when its "
+            "shoemaker process ended; `shoemaker resume` recovers it first"
         )
+    _refuse_dirty(project, "stop the generation")
     for tag in (f"{gen.name}-finished", f"{gen.name}-merged"):
         if git.ref_exists(f"refs/tags/{tag}"):
             raise GenerationError(f"tag {tag} already exists; remove it or rename the generation")
@@ -139,8 +347,7 @@ def stop_generation(project: Project, generation: Generation | None = None) -> S
     git.delete_branch(gen.branch, force=True)
     event = store.set_generation_state(gen.name, GenerationState.STOPPED, "merged")
     project.bus.announce(event)
-    for directory in cfg.cleanup_dirs:
-        shutil.rmtree(project.root / directory, ignore_errors=True)
+    _cleanup_dirs(project)
     kept = [
         t.branch
         for t in store.list_tasks(gen.name)

@@ -118,6 +118,13 @@ class RunLock:
         self._handle = handle
         return True
 
+    def free(self) -> bool:
+        """Whether no process holds the lock now (checked by taking it for a moment)."""
+        if not self.acquire():
+            return False
+        self.release()
+        return True
+
     def release(self) -> None:
         if self._handle is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)

@@ -14,7 +14,8 @@ recovery followed by a run). What it does, in order:
 5. unfinished runs are closed with the reason; worktrees the dead process used are removed,
    after what an agent left uncommitted in one is committed to its task branch.
 
-Each step is reported as a Log event, so the dashboard and the headless story show it.
+Each step is a Log event, and a Recovered event sums them up (the dashboard shows it as a
+notification, the headless story as a line).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.engine.project import Project, merge_file_lock
-from shoemaker.events import Log
+from shoemaker.events import Log, Recovered
 from shoemaker.git import GitError
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
 
@@ -49,7 +50,32 @@ class RecoveryReport:
             or self.recorded_done
             or self.requeued
             or self.closed_runs
+            or self.worktrees_removed
             or self.merge_undone
+        )
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.requeued)} task(s) back to ready",
+            f"{len(self.recorded_done)} merge(s) recorded",
+            f"{len(self.killed)} agent(s) killed",
+            f"{len(self.closed_runs)} run(s) closed",
+            f"{len(self.worktrees_removed)} worktree(s) removed",
+        ]
+        if self.merge_undone:
+            parts.append("a half-done merge undone")
+        return ", ".join(parts)
+
+    def event(self, generation: str) -> Recovered:
+        return Recovered(
+            generation=generation,
+            killed_pids=self.killed,
+            recorded_done=self.recorded_done,
+            requeued=self.requeued,
+            closed_runs=self.closed_runs,
+            worktrees_removed=len(self.worktrees_removed),
+            merge_undone=self.merge_undone,
+            summary=self.summary(),
         )
 
 
@@ -100,7 +126,7 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     report = RecoveryReport()
 
     def log(message: str) -> None:
-        project.bus.emit(Log(generation=gen.name, level="warning", message=f"recovery: {message}"))
+        project.bus.emit(Log(generation=gen.name, message=f"recovery: {message}"))
 
     for run in store.runs(generation=gen.name):
         if run.ended_at is not None:
@@ -183,4 +209,6 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     if report.recorded_done:
         project.bus.announce(*store.promote_unblocked(gen.name))
     git.prune_worktrees()
+    if report.anything:
+        project.bus.emit(report.event(gen.name))
     return report

@@ -260,7 +260,7 @@ class Store:
     def get_generation(self, name: str) -> Generation:
         rows = self._query("SELECT * FROM generations WHERE name = ?", (name,))
         if not rows:
-            raise StoreError(f"no generation named {name!r}; see `shoemaker generation list`")
+            raise StoreError(f"no generation named {name!r}; see `shoemaker list`")
         return self._generation(rows[0])
 
     def list_generations(self) -> list[Generation]:

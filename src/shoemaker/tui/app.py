@@ -29,7 +29,7 @@ from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import EngineError, Stitcher
 from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
-from shoemaker.events import AgentStarted, GenerationStateChanged, Log
+from shoemaker.events import AgentStarted, GenerationStateChanged, Log, Recovered
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import ResourceError, data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
@@ -270,6 +270,8 @@ class ShoemakerApp(App[None]):
             self.show_output(event.task_id, move_cursor=True)
         elif isinstance(event, Log) and event.level in ("warning", "error"):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
+        elif isinstance(event, Recovered):
+            self.notify(event.summary, title="recovered after a crash", severity="warning")
         elif isinstance(event, GenerationStateChanged) and event.generation:
             self.generation = event.generation
 
