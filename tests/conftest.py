@@ -31,3 +31,18 @@ def fresh_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CLAUDECODE", raising=False)
     for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         monkeypatch.delenv(name, raising=False)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-runs",
+        type=int,
+        default=20,
+        help="how many SIGKILLs the chaos test delivers in all (default 20)",
+    )
+    parser.addoption(
+        "--chaos-seed",
+        type=int,
+        default=20261125,
+        help="the seed of the chaos test's kill moments (a failure names the one it used)",
+    )

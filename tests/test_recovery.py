@@ -1,5 +1,5 @@
-"""Recovery after shoemaker dies: stale agents, half-done merges, merges not yet recorded, and
-real SIGKILLs of a running `shoemaker run` followed by `shoemaker resume`."""
+"""Recovery after shoemaker dies, piece by piece: stale agents, half-done merges, merges not yet
+recorded, the run lock. Real SIGKILLs of whole runs are in test_chaos.py."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import pytest
 
 from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token, stitch_prompt
 from projects import make_project, task
+from shoemaker.engine.agent_call import RUN_MARKER, run_marker
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import RunLock
 from shoemaker.engine.recovery import recover
-from shoemaker.model import TaskState
-from shoemaker.store import NewTask, Store
+from shoemaker.model import TaskState, task_branch
+from shoemaker.store import NewTask
 
 
 def test_a_stale_agent_is_killed_and_its_task_requeued(fast_tmp: Path) -> None:
@@ -126,88 +124,62 @@ def test_a_second_run_of_the_same_project_is_refused(fast_tmp: Path) -> None:
     assert proc.returncode == 1 and "another shoemaker process is running" in proc.stdout
 
 
-def _wait_for_agents(db: Path, count: int, limit: float = 60) -> None:
-    """Until the store has seen ``count`` stitch agents start (another process writes it)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if db.exists():
-            store = Store(db)
-            started = sum(
-                1
-                for _, e in store.events_after(0, 100_000)
-                if e.kind == "agent_started" and getattr(e, "phase", "") == "stitch"
-            )
-            store.close()
-            if started >= count:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{count} agents never started")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [[1], [2, 4], [1, 3, 5]])
-def test_sigkill_then_resume_lands_every_task_once(fast_tmp: Path, kill_after: list[int]) -> None:
-    token = new_token()
-    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token}
-    demo = fast_tmp / "demo"
-    cli = [sys.executable, "-m", "shoemaker", "-C", str(demo)]
-    subprocess.run(
-        [sys.executable, "-m", "shoemaker", "demo", "--prepare", str(demo)],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    subprocess.run([*cli, "generation", "start", "chaos"], check=True, capture_output=True, env=env)
-    db = demo / ".shoemaker" / "shoemaker.db"
-    for count in kill_after:
-        run = subprocess.Popen(
-            [*cli, "resume", "--parallel", "2", "--events", "none"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_agents(db, count)
-        run.send_signal(signal.SIGKILL)
-        run.wait()
-    final = subprocess.run(
-        [*cli, "resume", "--parallel", "2"], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert final.returncode == 0, final.stdout + final.stderr
-    assert "recovered first" in final.stdout
-    store = Store(db)
-    tasks = store.list_tasks("chaos")
-    assert len(tasks) == 6 and all(t.state == TaskState.DONE for t in tasks)
-    log = subprocess.run(
-        [
-            "git",
-            "log",
-            "--format=%(trailers:key=Shoemaker-Task,valueonly)",
-            "chaos-start..generation-chaos",
-        ],
-        cwd=demo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert sorted(log) == sorted(str(t.id) for t in tasks)  # every task exactly once
-    assert store.integrity_check() == "ok"
-    assert processes_with_token(token) == []
-    worktrees = subprocess.run(
-        ["git", "worktree", "list"], cwd=demo, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert len(worktrees) == 1
-    pytest_run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=demo,
-        capture_output=True,
-        text=True,
-    )
-    assert pytest_run.returncode == 0, pytest_run.stdout
-
-
 async def test_recovery_runs_before_every_run(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [task("A", files={"a.py": "A = 1\n"})])
     start_generation(project, "g")
     engine = Engine(project)
     await engine.run(cycles=1)
     assert not engine.recovery.anything
+
+
+def test_a_process_of_an_interrupted_run_is_found_by_its_marker(fast_tmp: Path) -> None:
+    # shoemaker died after starting the agent and before storing its pid.
+    project = make_project(fast_tmp, [task("A")])
+    gen = start_generation(project, "g")
+    run = project.store.start_run(
+        generation="g",
+        task_id=None,
+        phase="measure",
+        attempt=1,
+        prompt="p",
+        argv=["sleep"],
+        env_names=[RUN_MARKER],
+        cwd=str(fast_tmp),
+    )
+    child = subprocess.Popen(
+        ["sleep", "60"], env={**os.environ, RUN_MARKER: run_marker(project, run)}
+    )
+    unrelated = subprocess.Popen(
+        ["sleep", "60"], env={**os.environ, RUN_MARKER: run_marker(project, run + 1)}
+    )
+    report = recover(project, gen)
+    assert report.killed == [child.pid] and child.wait(timeout=10) == -signal.SIGKILL
+    assert unrelated.poll() is None
+    unrelated.kill()
+    unrelated.wait()
+
+
+async def test_an_interrupted_attempts_work_is_carried_into_the_next(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [task("A", files={"a.py": "A = 2\n"})])
+    gen = start_generation(project, "g")
+    engine = Engine(project)
+    await engine.measure_once()
+    (t,) = project.store.list_tasks("g")
+    project.store.transition_task(t.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
+    # What the interrupted attempt left on its branch: a half-written file and a finished one.
+    wt = fast_tmp / "left"
+    project.git.add_worktree(wt, task_branch("g", t.id), gen.branch)
+    (wt / "a.py").write_text("A =")
+    (wt / "b.py").write_text("B = 1\n")
+    project.git.commit_all(wt, "unfinished", "", {"Shoemaker-Outcome": "interrupted"})
+    project.git.remove_worktree(wt)
+
+    report = await Engine(project).run(cycles=1)
+    assert report.merged == 1
+    done = project.store.get_task(t.id)
+    assert done.state == TaskState.DONE and done.attempts == 2 and done.interruptions == 1
+    tree = project.git.root
+    assert (tree / "a.py").read_text() == "A = 2\n" and (tree / "b.py").read_text() == "B = 1\n"
+    landed = project.git.log(f"{gen.start_commit}..{gen.branch}")
+    assert [c.trailers.get("Shoemaker-Task") for c in landed] == [str(t.id)]
+    assert project.git.branches("task/*") == [] and project.git.branches("attempt/*") == []

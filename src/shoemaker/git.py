@@ -23,6 +23,8 @@ IDENTITY_ENV = {
     "GIT_COMMITTER_NAME": "shoemaker",
     "GIT_COMMITTER_EMAIL": "shoemaker@localhost",
 }
+GIT_OWNER_MARKER = "SHOEMAKER_GIT_OWNER"
+"""Set in every git process shoemaker starts, to the pid of the shoemaker that started it."""
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
 # Options that make commits and merges independent of a user's signing or hooks setup.
@@ -183,6 +185,9 @@ class Git:
         env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["LC_ALL"] = "C"  # messages we parse are in English
+        # Which process ran this git: recovery waits for the gits of a shoemaker that died,
+        # which go on (and hold their lock files) for a moment after it.
+        env[GIT_OWNER_MARKER] = str(os.getpid())
         if extra:
             env.update(extra)
         return env
@@ -345,6 +350,11 @@ class Git:
             self._check_ref_name(branch)
             self._run(["checkout", "-q", "-f", "-B", branch, base], path)
         self._run(["clean", "-q", "-ffdx"], path)
+
+    def move_branch_here(self, path: Path, branch: str) -> None:
+        """Point ``branch`` (created or moved) at the worktree's HEAD and check it out there."""
+        self._check_ref_name(branch)
+        self._run(["checkout", "-q", "-B", branch], path)
 
     def checkout_branch(self, path: Path, branch: str) -> None:
         """Check out an existing branch in a worktree, discarding local changes."""

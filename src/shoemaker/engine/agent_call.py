@@ -35,11 +35,20 @@ class AgentCall:
     cwd: Path
 
 
+RUN_MARKER = "SHOEMAKER_RUN"
+
+
+def run_marker(project: Project, run_id: int) -> str:
+    """The value of ``SHOEMAKER_RUN`` in run ``run_id``'s processes: project and run."""
+    return f"{project.state_dir}#{run_id}"
+
+
 async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]:
     """Run the configured agent once; returns the run id and how it ended."""
     cfg = project.config.agent
     argv = agent_argv(cfg)
     env = agent_environment(os.environ, cfg.env)
+    env[RUN_MARKER] = ""
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
@@ -51,6 +60,9 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
         env_names=env.keys(),
         cwd=str(call.cwd),
     )
+    # Every process of the run inherits the marker, so recovery can find them all even when
+    # shoemaker died before it stored the pid, or a child left the agent's process group.
+    env[RUN_MARKER] = run_marker(project, run_id)
     transcript = project.runs_dir / f"{run_id}.jsonl"
     spec = RunSpec(
         argv=argv,

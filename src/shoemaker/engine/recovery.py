@@ -3,8 +3,10 @@
 Run before any work on a generation (``Engine.run`` does it first; ``shoemaker resume`` is
 recovery followed by a run). What it does, in order:
 
-1. agents left by the dead process — found by the pid stored for each unfinished run, and only
-   if that process still runs the same command line — are killed with their process group;
+1. agents left by the dead process are killed: by the pid stored for each unfinished run, only
+   if that process still runs the same command line and started with the run (a reused pid is
+   left alone), with its process group; then every process that carries an unfinished run's
+   ``SHOEMAKER_RUN`` marker in its environment;
 2. a merge left half done in the main worktree is undone (the generation branch's last commit
    is what counts);
 3. a task whose squash commit is on the generation branch (its ``Shoemaker-Task`` trailer) but
@@ -23,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoemaker.engine.agent_call import RUN_MARKER, run_marker
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.events import Log, Recovered
-from shoemaker.git import GitError
+from shoemaker.git import GIT_OWNER_MARKER, GitError
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
 
 
@@ -120,6 +125,50 @@ def _kill_stale_agent(pid: int, argv: list[str], started: float) -> bool:
     return True
 
 
+def _environments() -> Iterator[tuple[int, list[bytes]]]:
+    """Each live process (but this one) with its environment, where it may be read."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            yield int(entry.name), (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, or another user's
+
+
+def _marked_processes(markers: set[str]) -> list[int]:
+    """Live processes whose environment carries one of ``markers`` as SHOEMAKER_RUN."""
+    wanted = {f"{RUN_MARKER}={m}".encode() for m in markers}
+    return [pid for pid, env in _environments() if wanted.intersection(env)]
+
+
+def _orphaned_gits() -> list[int]:
+    """git processes whose shoemaker is dead (they finish on their own, holding locks)."""
+    prefix = f"{GIT_OWNER_MARKER}=".encode()
+    found = []
+    for pid, env in _environments():
+        owner = next((v[len(prefix) :] for v in env if v.startswith(prefix)), b"")
+        if owner.isdigit() and not Path(f"/proc/{int(owner)}").exists():
+            found.append(pid)
+    return found
+
+
+def _wait_for_orphaned_gits(limit: float = 30.0) -> list[int]:
+    """Let the gits of a dead shoemaker finish (a killed git would leave its lock files);
+    after ``limit`` seconds the stragglers are killed. Returns those that were found."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + limit
+    while gits := _orphaned_gits():
+        seen.update(gits)
+        if time.monotonic() > deadline:
+            for pid in gits:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)  # another process's exit cannot be awaited
+    return sorted(seen)
+
+
 def recover(project: Project, gen: Generation) -> RecoveryReport:
     """Reconcile one generation after a crash (blocking; call it from a thread)."""
     store, git = project.store, project.git
@@ -128,12 +177,24 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     def log(message: str) -> None:
         project.bus.emit(Log(generation=gen.name, message=f"recovery: {message}"))
 
-    for run in store.runs(generation=gen.name):
-        if run.ended_at is not None:
-            continue
+    gits = _wait_for_orphaned_gits()
+    if gits:
+        log(f"waited for {len(gits)} git process(es) of the stopped shoemaker to finish")
+    unfinished = [run for run in store.runs(generation=gen.name) if run.ended_at is None]
+    for run in unfinished:
         if run.pid is not None and _kill_stale_agent(run.pid, run.argv, run.started_at):
             report.killed.append(run.pid)
             log(f"killed agent process {run.pid} left by run {run.id}")
+    # The rest of those runs' processes: children that left the group, or agents whose pid
+    # was never stored because shoemaker died right after starting them.
+    for pid in _marked_processes({run_marker(project, run.id) for run in unfinished}):
+        if pid in report.killed:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            report.killed.append(pid)
+            log(f"killed process {pid} left by an interrupted agent run")
+    for run in unfinished:
         transcript = project.runs_dir / f"{run.id}.jsonl"
         store.finish_run(
             run.id,

@@ -170,21 +170,24 @@ class Stitcher:
         if not git.ref_exists(f"refs/heads/{branch}"):
             self.pool.prepare(worktree, branch, base)
             return base
-        kept = self._set_aside(task.id, branch, attempt - 1)
-        self.pool.prepare(worktree, branch, base)
+        # Squash the old work onto the new base in a detached worktree, then move the branch
+        # there: at every moment the work is on the branch or already in the new commit.
+        self.pool.prepare(worktree, None, base)
         carried = git.squash_merge(
-            kept,
+            branch,
             git.format_message(
                 f"Carried over: unfinished work on {task.title} (task #{task.id})",
-                f"From {kept}, left by an attempt that shoemaker's stopping cut short.",
+                "Left by an attempt that shoemaker's stopping cut short.",
                 {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": "interrupted"},
             ),
             cwd=worktree,
         )
         if carried.merged:
-            git.delete_branch(kept, force=True)  # its work is on the task branch now
-            self._log(task.id, f"continuing the interrupted attempt's work from {kept}")
+            git.move_branch_here(worktree, branch)
+            self._log(task.id, "continuing the work of the interrupted attempt")
         else:
+            kept = self._set_aside(task.id, branch, attempt - 1)
+            git.move_branch_here(worktree, branch)
             self._log(
                 task.id,
                 f"the interrupted attempt's work no longer applies ({carried.reason}); "
