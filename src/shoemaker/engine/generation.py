@@ -141,9 +141,10 @@ def _seed_texts(project: Project, name: str, base: str) -> dict[str, str]:
         path = project.root / template
         try:
             text = path.read_text()
-            out[dest] = jinja2.Template(text, undefined=jinja2.StrictUndefined).render(
-                generation=name, base_branch=base
+            template_ = jinja2.Template(
+                text, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
             )
+            out[dest] = template_.render(generation=name, base_branch=base)
         except OSError as exc:
             raise GenerationError(
                 f"seed_files: {dest}: cannot read its template {template}: {exc.strerror}"
@@ -259,14 +260,19 @@ def reset_generation(project: Project, generation: Generation | None = None) -> 
         project.bus.announce(event)
         if git.current_branch() != gen.base_branch:
             git.checkout(gen.base_branch)
-        worktrees = _remove_worktrees(project, gen)
-        removed = []
-        for task in store.list_tasks(gen.name):
-            own = task_branch(gen.name, task.id)
-            for branch in [own, *git.branches(f"attempt/{gen.name}-{task.id}-*")]:
-                if git.ref_exists(f"refs/heads/{branch}"):
-                    git.delete_branch(branch, force=True)
-                    removed.append(branch)
+        branches = [
+            branch
+            for t in store.list_tasks(gen.name)
+            for branch in [
+                task_branch(gen.name, t.id),
+                *git.branches(f"attempt/{gen.name}-{t.id}-*"),
+            ]
+            if git.ref_exists(f"refs/heads/{branch}")
+        ]
+        worktrees = _remove_worktrees(project, gen, set(branches))
+        for branch in branches:
+            git.delete_branch(branch, force=True)
+        removed = list(branches)
         if has_branch:
             git.delete_branch(gen.branch, force=True)
             removed.append(gen.branch)
@@ -274,16 +280,16 @@ def reset_generation(project: Project, generation: Generation | None = None) -> 
     return ResetReport(store.get_generation(gen.name), tag, removed, worktrees)
 
 
-def _remove_worktrees(project: Project, gen: Generation) -> int:
-    """Remove the generation's worktrees: on its task branches, or its pool's detached ones."""
+def _remove_worktrees(project: Project, gen: Generation, branches: set[str]) -> int:
+    """Remove the generation's worktrees: on one of its ``branches``, or its pool's detached
+    ones."""
     git = project.git
-    own = {task_branch(gen.name, t.id) for t in project.store.list_tasks(gen.name)}
     pooled = re.compile(rf"^{re.escape(gen.name)}-\d+$")
     count = 0
     for wt in git.worktrees():
         if wt.path == git.root or project.worktree_root not in wt.path.parents:
             continue
-        if wt.branch in own or (wt.branch is None and pooled.match(wt.path.name)):
+        if wt.branch in branches or (wt.branch is None and pooled.match(wt.path.name)):
             git.remove_worktree(wt.path)
             count += 1
     return count
