@@ -20,6 +20,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentOutput, AgentStarted
 from shoemaker.model import GenerationState, TaskState
+from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.bridge import EngineEvent
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, TaskScreen
@@ -173,20 +174,19 @@ async def test_help_lists_every_key_and_why_some_are_disabled(fast_tmp: Path) ->
             "Help",
             "Quit",
         } <= set(rows)
-        assert "later version" in rows["Resume"] and "later version" in rows["Reset"]
+        assert rows["Resume"] == rows["Reset"] == ""  # enabled
         assert rows["Start"] == "a generation is already open"
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_later_verbs_are_shown_disabled(fast_tmp: Path) -> None:
+async def test_nothing_to_pause_in_this_process(fast_tmp: Path) -> None:
     app = fixed_app(fast_tmp)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        assert app.check_action("resume", ()) is None and app.check_action("reset", ()) is None
         assert app.check_action("pause", ()) is None  # nothing runs in this process
         titles = [t for t, _, _ in app.palette_commands()]
-        assert "Run" in titles and "Filter: failed" in titles and "Resume" not in titles
+        assert "Run" in titles and "Filter: failed" in titles and "Resume" in titles
 
 
 # -- a live engine ----------------------------------------------------------------------------
@@ -409,3 +409,40 @@ async def test_review_keys_approve_and_reject(fast_tmp: Path) -> None:
     assert project.store.get_task(second or 0).reason == "review rejected it: use a new file"
     assert (project.root / "migrations" / f"{first}.sql").exists()
     assert not (project.root / "migrations" / f"{second}.sql").exists()
+
+
+async def test_resume_shows_what_recovery_did_and_runs(fast_tmp: Path) -> None:
+    project = rehearsal_project(fast_tmp, task("A", files={"a.py": "A = 1\n"}))
+    start_generation(project, "g")
+    (t,), _ = project.store.add_tasks("g", [NewTask("A", "Do A.")], 1, "test")
+    # A crash left the task running.
+    project.store.transition_task(t.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
+    app = ShoemakerApp(project)
+    notes: list[str] = []
+    app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("R")
+        await wait_engine(pilot)
+    assert any("1 task(s) back to ready" in n for n in notes), notes
+    assert project.store.get_task(t.id).state == TaskState.DONE
+
+
+async def test_reset_asks_then_abandons_the_generation(fast_tmp: Path) -> None:
+    project = rehearsal_project(fast_tmp)
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("X")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert project.store.get_generation("g").state == GenerationState.ACTIVE
+        await pilot.press("X")
+        await pilot.press("y")
+        await wait_engine(pilot)
+    assert project.store.get_generation("g").state == GenerationState.ABANDONED
+    assert project.git.current_branch() == "main" and project.git.tags("g-*") == [
+        "g-abandoned",
+        "g-start",
+    ]

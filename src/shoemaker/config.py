@@ -165,7 +165,7 @@ class Config(_Strict):
     """Most agents running at once."""
     max_attempts: int = Field(default=2, ge=1)
     """Failed attempts per task before it is failed (attempts cut short because shoemaker
-    stopping, by a crash or a signal, do not count)."""
+    stopped, by a crash or a signal, do not count)."""
     max_tasks: int = Field(default=0, ge=0)
     """A run stops once the generation has this many tasks done (0: no limit)."""
     stall_cycles: int = Field(default=2, ge=0)

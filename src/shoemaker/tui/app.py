@@ -24,7 +24,13 @@ from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.generation import GenerationError, start_generation, stop_generation
+from shoemaker.engine.generation import (
+    GenerationError,
+    reset_generation,
+    start_generation,
+    stop_generation,
+    switch_generation,
+)
 from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import EngineError, Stitcher
@@ -45,10 +51,17 @@ from shoemaker.tui.widgets import FILTERS, AgentOutput, GenerationsPanel, Metric
 Mode = Literal["live", "attach"]
 ENGINE_ERRORS = (GenerationError, MeasureError, EngineError, ResourceError)
 #: Actions that change something; read-only (attached) dashboards disable them.
-ENGINE_ACTIONS = {"start", "run", "pause", "stop", "measure", "kill_run", "approve", "reject"}
-LATER = {
-    "resume": "crash recovery and resume come in a later version",
-    "reset": "abandoning a generation (reset) comes in a later version",
+ENGINE_ACTIONS = {
+    "start",
+    "run",
+    "resume",
+    "pause",
+    "stop",
+    "reset",
+    "measure",
+    "kill_run",
+    "approve",
+    "reject",
 }
 
 
@@ -145,8 +158,20 @@ class ShoemakerApp(App[None]):
             show=False,
             tooltip="Send the task under the cursor back to its agent with a note",
         ),
-        Binding("R", "resume", "Resume", id="resume", tooltip=LATER["resume"]),
-        Binding("X", "reset", "Reset", id="reset", tooltip=LATER["reset"]),
+        Binding(
+            "R",
+            "resume",
+            "Resume",
+            id="resume",
+            tooltip="After a pause or a crash: recover what was left, then run",
+        ),
+        Binding(
+            "X",
+            "reset",
+            "Reset",
+            id="reset",
+            tooltip="Abandon the generation: tag it NAME-abandoned, remove its branches",
+        ),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit", tooltip="Stop agents cleanly and quit"),
     ]
@@ -326,8 +351,29 @@ class ShoemakerApp(App[None]):
         self.action_open_task()
 
     def switch_generation(self, name: str) -> None:
+        """Show generation ``name``; an open one is also checked out (as `shoemaker switch`),
+        so that the keys act on it."""
         self.generation = name
         self.refresh_snapshot()
+        row = next((g for g in self.snapshot.generations if g.name == name), None)
+        if (
+            self.mode == "live"
+            and not self.busy
+            and row is not None
+            and row.state not in (GenerationState.STOPPED, GenerationState.ABANDONED)
+        ):
+            self._engine_worker(self._switch(name), f"switch to {name}")
+
+    async def _switch(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(switch_generation, self.project, name)
+        except GenerationError as exc:
+            self.notify(
+                f"showing {name}, but it cannot be checked out: {exc}",
+                title="not switched",
+                severity="warning",
+                timeout=15,
+            )
 
     # -- what may be done now -----------------------------------------------------------------
 
@@ -339,8 +385,6 @@ class ShoemakerApp(App[None]):
         )
 
     def disabled_reason(self, action: str) -> str:
-        if action in LATER:
-            return LATER[action]
         if self.mode == "attach" and action in ENGINE_ACTIONS:
             return "read-only: another process drives this run"
         if self.busy and action in ENGINE_ACTIONS - {"pause", "kill_run", "approve", "reject"}:
@@ -348,6 +392,8 @@ class ShoemakerApp(App[None]):
         reasons = {
             "start": "a generation is already open",
             "run": "no open generation",
+            "resume": "no open generation",
+            "reset": "no open generation",
             "pause": "nothing is running",
             "stop": "no open generation",
             "measure": "no open generation",
@@ -361,8 +407,6 @@ class ShoemakerApp(App[None]):
         return reasons.get(action, "")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in LATER:
-            return None  # shown, disabled
         if action in ENGINE_ACTIONS:
             if self.mode == "attach":
                 return None
@@ -606,11 +650,38 @@ class ShoemakerApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def action_resume(self) -> None:  # disabled until crash recovery lands
-        self.notify(LATER["resume"])
+    def action_resume(self) -> None:
+        # A run recovers first; what recovery did arrives as a Recovered event (a notification).
+        self._engine_worker(self._run(), "resume the generation")
 
-    def action_reset(self) -> None:  # disabled until reset lands
-        self.notify(LATER["reset"])
+    def action_reset(self) -> None:
+        gen = self.generation
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._engine_worker(self._reset(), "reset the generation")
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Abandon generation {gen}: tag it {gen}-abandoned, check out its base and "
+                "remove its branches and worktrees?"
+            ),
+            answered,
+        )
+
+    async def _reset(self) -> None:
+        self._set_busy("resetting")
+        try:
+            report = await asyncio.to_thread(reset_generation, self.project, None)
+        except GenerationError as exc:
+            self.notify(str(exc), title="cannot reset", severity="error", timeout=15)
+        else:
+            self.notify(
+                f"generation {report.generation.name} abandoned; tagged {report.tag}",
+                title="reset",
+            )
+        finally:
+            self._set_busy(None)
 
     async def action_quit(self) -> None:
         """Stop running agents (their work is kept on their branches), then leave."""
