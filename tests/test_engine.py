@@ -183,7 +183,11 @@ async def test_a_failing_gate_is_retried_with_its_output_in_the_prompt(fast_tmp:
     assert "observed=no" not in first.prompt
     assert "gate check output:\nobserved=no" in second.prompt
     gates = project.store.gate_results(t.id)
-    assert [bool(g["passed"]) for g in gates] == [False, True]
+    assert [(g["location"], bool(g["passed"])) for g in gates] == [
+        ("worktree", False),
+        ("worktree", True),
+        ("merged", True),  # and once more on the generation branch, after the merge
+    ]
     # The failed attempt's work was kept on a branch of its own.
     assert project.git.branches("attempt/*") == ["attempt/g-1-1"]
 
@@ -193,13 +197,13 @@ async def test_agent_failures_end_in_a_named_state(fast_tmp: Path, outcome: str)
     project = make_project(
         fast_tmp,
         [task("Bad", outcome=outcome, files={"x.py": "x = 1\n"}), task("After", [0])],
-        max_attempts=2,
+        max_retries=1,
     )
     start_generation(project, "g")
     report = await Engine(project).run(cycles=1)
     bad, after = project.store.list_tasks("g")
     assert bad.state == TaskState.FAILED and bad.attempts == 2
-    assert "(after 2 attempts)" in bad.reason
+    assert "the same failure twice in a row" in bad.reason
     assert after.state == TaskState.BLOCKED and "which failed" in after.reason
     assert report.failed == 1
     runs = project.store.runs(task_id=bad.id)
@@ -207,7 +211,7 @@ async def test_agent_failures_end_in_a_named_state(fast_tmp: Path, outcome: str)
 
 
 async def test_a_hanging_agent_is_killed_and_recorded(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [task("Hang", outcome="hang")], max_attempts=1)
+    project = make_project(fast_tmp, [task("Hang", outcome="hang")], max_retries=0)
     cfg = project.config.model_copy(
         update={"agent": project.config.agent.model_copy(update={"idle_timeout_sec": 0.5})}
     )

@@ -303,13 +303,18 @@ def _engine_errors() -> tuple[type[Exception], ...]:
 
 
 def _require_generation(project: Project) -> None:
-    """Refuse early, with exit code 2, when there is no generation to work on."""
+    """Refuse early, with exit code 2, when there is no generation to work on or a gate that
+    cannot run."""
+    from shoemaker.engine.gates import gate_problems
     from shoemaker.engine.generation import GenerationError, current_generation
 
     try:
         current_generation(project)
     except GenerationError as exc:
         raise CliError(str(exc)) from None
+    problems = gate_problems(project.config.gates, project.root)
+    if problems:
+        raise CliError("\n".join(problems))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

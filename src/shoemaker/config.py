@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -52,6 +52,10 @@ class AgentConfig(_Strict):
     """Kill the run when the agent prints nothing on stdout for this many seconds."""
     kill_grace_sec: float = Field(default=5, gt=0)
     """Seconds between SIGTERM and SIGKILL when a run is stopped."""
+    max_turns: int = Field(default=0, ge=0)
+    """Passed as the CLI's own `--max-turns` (0: not passed)."""
+    max_budget_usd: float = Field(default=0, ge=0)
+    """Passed as the CLI's own `--max-budget-usd`, a limit per agent run (0: not passed)."""
 
     @field_validator("command")
     @classmethod
@@ -59,6 +63,33 @@ class AgentConfig(_Strict):
         if not value.strip():
             raise ValueError("must name the agent executable, e.g. claude")
         return value
+
+
+class BudgetLimits(_Strict):
+    """Limits of one scope; 0 means no limit."""
+
+    tokens: int = Field(default=0, ge=0)
+    """Input plus output tokens of the agent runs (cache reads and writes not counted)."""
+    usd: float = Field(default=0, ge=0)
+    """Dollars, as the agent's result lines report them."""
+    wall_sec: float = Field(default=0, ge=0)
+    """Seconds of agent wall time, summed over runs."""
+
+
+class BudgetsConfig(_Strict):
+    """What may be spent. Checked before each launch and after each agent result; crossing
+    one pauses the generation with an event saying which."""
+
+    task: BudgetLimits = Field(default_factory=BudgetLimits)
+    """Per task, over all its attempts."""
+    cycle: BudgetLimits = Field(default_factory=BudgetLimits)
+    """Per measure+stitch cycle (measure included)."""
+    generation: BudgetLimits = Field(default_factory=BudgetLimits)
+    """Per generation, over all its runs."""
+    day: BudgetLimits = Field(default_factory=BudgetLimits)
+    """Per calendar day (local time), over every generation of the repository."""
+    on_cross: Literal["finish", "cancel"] = "finish"
+    """When a budget is crossed: running agents finish, or are cancelled (work kept)."""
 
 
 class GateConfig(_Strict):
@@ -74,6 +105,16 @@ class GateConfig(_Strict):
     """The gate fails when it runs longer than this."""
     cwd: str = "."
     """Working directory, relative to the worktree."""
+    severity: Literal["retry", "fix", "warn"] = "retry"
+    """What a failure leads to: ``retry``, a fresh attempt; ``fix``, a targeted fix (the next
+    attempt keeps this attempt's work and is asked to fix only this failure); ``warn``, a
+    warning is recorded and the task goes on."""
+    after_merge: bool = True
+    """Run again on the generation branch after the merge; a failure there reverts the merge."""
+    tasks: list[str] = Field(default_factory=list)
+    """Title globs of the tasks this gate is for (empty: every task): per-task gates."""
+    paths: list[str] = Field(default_factory=list)
+    """Run only when the task changed a file matching one of these globs (empty: always)."""
 
     @field_validator("command")
     @classmethod
@@ -163,9 +204,10 @@ class Config(_Strict):
     """Extra guidance added to the measure prompt."""
     max_parallel: int = Field(default=1, ge=1)
     """Most agents running at once."""
-    max_attempts: int = Field(default=2, ge=1)
-    """Failed attempts per task before it is failed (attempts cut short because shoemaker
-    stopped, by a crash or a signal, do not count)."""
+    max_retries: int = Field(default=1, ge=0)
+    """Attempts after a task's first failed one before it is failed (attempts cut short because
+    shoemaker stopped, by a crash or a signal, do not count). Retrying stops earlier when the
+    same failure repeats."""
     max_tasks: int = Field(default=0, ge=0)
     """A run stops once the generation has this many tasks done (0: no limit)."""
     stall_cycles: int = Field(default=2, ge=0)
@@ -184,7 +226,9 @@ class Config(_Strict):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     """How the coding agent is launched."""
     gates: list[GateConfig] = Field(default_factory=list)
-    """Checks run in each task's worktree after the agent; any failure stops the merge."""
+    """Checks run in each task's worktree after the agent, and again after the merge."""
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    """Spending limits per task, cycle, generation and day."""
     silence_agent: bool = True
     """Headless runs print the condensed agent output only when this is false."""
 

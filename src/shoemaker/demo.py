@@ -30,7 +30,7 @@ def demo_config(worktree_dir: str = "") -> dict[str, Any]:
         "doc_globs": ["README.md", "docs/**/*.md"],
         "cycles": 3,
         "max_issues": 10,
-        "max_attempts": 2,
+        "max_retries": 1,
         "worktree_dir": worktree_dir,
         "agent": {
             "command": "shoemaker-rehearsal",

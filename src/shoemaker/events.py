@@ -169,6 +169,22 @@ class MeasureFinished(_Event):
     """Where the proposals were read from: the JSON file, the fenced YAML in the text, or none."""
 
 
+class BudgetCrossed(_Event):
+    """A spending limit was reached: the generation pauses (running agents finish, or are
+    cancelled when ``budgets.on_cross`` says so)."""
+
+    kind: Literal["budget_crossed"] = "budget_crossed"
+    scope: str
+    """``task #ID``, ``cycle``, ``generation`` or ``day``."""
+    metric: str
+    """``tokens``, ``usd`` or ``wall_sec``."""
+    spent: float
+    limit: float
+    action: str
+    """``finish`` or ``cancel``: what happens to running agents."""
+    message: str
+
+
 class Recovered(_Event):
     """Before a run, recovery reconciled what a dead shoemaker process left (see
     ``engine/recovery.py``); each list holds what was found, ``summary`` says it in words."""
@@ -208,6 +224,7 @@ Event = Annotated[
     | MetricsRecorded
     | MeasureFinished
     | Recovered
+    | BudgetCrossed
     | Log,
     Field(discriminator="kind"),
 ]

@@ -440,6 +440,29 @@ class Git:
         )
         return self.rev_parse("HEAD", cwd)
 
+    def revert(
+        self,
+        commit: str,
+        subject: str,
+        body: str = "",
+        trailers: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> str:
+        """Undo ``commit`` with a new commit on what ``cwd`` has checked out; its sha."""
+        where = cwd or self.root
+        head = self.rev_parse("HEAD", where)
+        proc = self._run_in(where, [*_QUIET_CONFIG, "revert", "--no-commit", commit], check=False)
+        if proc.returncode != 0:
+            self._undo(where, head)
+            raise GitError(["git", "revert", commit], proc.returncode, proc.stderr)
+        self._run(
+            [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
+            where,
+            env=self._commit_env(),
+            input=self.format_message(subject, body, trailers),
+        )
+        return self.rev_parse("HEAD", where)
+
     def soft_reset(self, cwd: Path, ref: str) -> None:
         """Move ``cwd``'s branch to ``ref``, keeping the index and files as they are."""
         self._run(["reset", "-q", "--soft", ref], cwd)

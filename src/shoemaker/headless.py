@@ -16,6 +16,7 @@ from shoemaker.events import (
     AgentFinished,
     AgentOutput,
     AgentStarted,
+    BudgetCrossed,
     CycleFinished,
     CycleStarted,
     Event,
@@ -132,6 +133,8 @@ class StoryPrinter:
                     f"{self._task(event.task_id)} [dim]+{event.insertions} −{event.deletions} "
                     f"in {event.files_changed} file(s)[/]"
                 )
+            case BudgetCrossed():
+                c.print(f"[bold red]budget[/]: {escape(event.message)}")
             case Recovered():
                 c.print(f"[bold yellow]recovered[/]: {escape(event.summary)}")
             case Log():

@@ -134,6 +134,8 @@ class Task:
     attempts: int = 0
     interruptions: int = 0
     reason: str = ""
+    fingerprint: str = ""
+    """Of the last failure (gate, agent error, conflict): the same one twice stops retrying."""
     branch: str = ""
     worktree: str = ""
     cycle: int = 0
@@ -163,3 +165,12 @@ class Generation:
 def task_branch(generation: str, task_id: int) -> str:
     """The branch a task's agent works on. Derived from ids only, never from titles."""
     return f"task/{generation}-{task_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Tokens (input + output), dollars and agent wall seconds of some runs."""
+
+    tokens: int = 0
+    usd: float = 0.0
+    wall_s: float = 0.0

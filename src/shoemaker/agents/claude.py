@@ -27,8 +27,13 @@ def resolve_command(command: str) -> str:
 
 
 def agent_argv(agent: AgentConfig) -> list[str]:
-    """``command args… [--model M]``; the prompt itself goes on stdin."""
+    """``command args… [--model M] [--max-turns N] [--max-budget-usd D]``; the prompt itself
+    goes on stdin."""
     argv = [resolve_command(agent.command), *agent.args]
     if agent.model:
         argv += ["--model", agent.model]
+    if agent.max_turns:
+        argv += ["--max-turns", str(agent.max_turns)]
+    if agent.max_budget_usd:
+        argv += ["--max-budget-usd", f"{agent.max_budget_usd:g}"]
     return argv

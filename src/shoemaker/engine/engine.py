@@ -11,15 +11,18 @@ tasks finish and starts no new ones.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
+from shoemaker.engine.budgets import budget_lines, crossed
+from shoemaker.engine.gates import gate_problems
 from shoemaker.engine.generation import GenerationError, current_generation
 from shoemaker.engine.measure import measure
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
-from shoemaker.events import CycleFinished, CycleStarted, Log
+from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, CycleStarted, Event, Log
 from shoemaker.model import Generation, GenerationState, Task, TaskState
 
 
@@ -54,6 +57,14 @@ class Engine:
         self._pause = asyncio.Event()
         self._stitchers: dict[str, Stitcher] = {}
         self.recovery = RecoveryReport()
+        self._cycle_started: float | None = None
+        # Set by each agent result, so the stitch loop checks the budgets at once.
+        self._spent = asyncio.Event()
+        self._budget_reason = ""
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, AgentFinished):
+            self._spent.set()
 
     def stitcher(self, gen: Generation) -> Stitcher:
         """The generation's stitcher: its worktree pool and merge queue last the whole run."""
@@ -92,10 +103,15 @@ class Engine:
                 f"another shoemaker process is running generation {gen.name}; wait for it, or "
                 "follow it with `shoemaker tui --attach`"
             )
+        project.bus.add_listener(self._on_event)
         try:
+            problems = gate_problems(project.config.gates, project.root)
+            if problems:
+                raise EngineError("; ".join(problems))
             self.recovery = await asyncio.to_thread(recover, project, gen)
             return await self._run(gen, cycles)
         finally:
+            project.bus.remove_listener(self._on_event)
             lock.release()
 
     async def _run(self, gen: Generation, cycles: int | None) -> RunReport:
@@ -103,13 +119,15 @@ class Engine:
         limit = cycles or cfg.cycles
         report = RunReport(gen.name)
         self._pause.clear()
+        self._budget_reason = ""
         self._set_state(gen, GenerationState.RUNNING, f"run: up to {limit} cycles")
         final, why = GenerationState.ACTIVE, f"{limit} cycle(s) done"
         stalled = 0
         try:
             for _ in range(limit):
-                if await self._should_pause(gen):
-                    final, why = GenerationState.PAUSED, "paused"
+                self._cycle_started = None
+                if await self._should_pause(gen) or await self._over_budget(gen):
+                    final, why = GenerationState.PAUSED, self._paused_because()
                     break
                 if self._tasks_left(await self._tasks(gen)) == 0:
                     why = f"max_tasks reached ({cfg.max_tasks} tasks done)"
@@ -119,7 +137,7 @@ class Engine:
                 report.failed += cycle.failed
                 stalled = stalled + 1 if cycle.loc == 0 else 0
                 if await self._should_pause(gen):
-                    final, why = GenerationState.PAUSED, "paused"
+                    final, why = GenerationState.PAUSED, self._paused_because()
                     break
                 if cycle.idle:
                     why = "no ready task left"
@@ -139,6 +157,9 @@ class Engine:
         self._set_state(gen, final, why)
         return report
 
+    def _paused_because(self) -> str:
+        return f"paused: {self._budget_reason}" if self._budget_reason else "paused"
+
     async def _tasks(self, gen: Generation) -> list[Task]:
         return await asyncio.to_thread(self.project.store.list_tasks, gen.name)
 
@@ -148,6 +169,36 @@ class Engine:
             return None
         done = sum(1 for t in tasks if t.state == TaskState.DONE)
         return max(0, self.project.config.max_tasks - done - running)
+
+    async def _over_budget(self, gen: Generation, task_ids: list[int] | None = None) -> bool:
+        """Check every configured budget; the first one reached pauses the generation."""
+        if self._pause.is_set():
+            return self._budget_reason != ""
+        project = self.project
+        lines = await asyncio.to_thread(
+            budget_lines, project.store, project.config, gen.name, self._cycle_started, task_ids
+        )
+        line = crossed(lines)
+        if line is None:
+            return False
+        action = project.config.budgets.on_cross
+        message = f"{line.describe()}; the generation pauses" + (
+            " and running agents are cancelled" if action == "cancel" else ""
+        )
+        self._budget_reason = line.describe()
+        self._pause.set()
+        project.bus.emit(
+            BudgetCrossed(
+                generation=gen.name,
+                scope=line.scope,
+                metric=line.metric,
+                spent=line.spent,
+                limit=line.limit,
+                action=action,
+                message=message,
+            )
+        )
+        return True
 
     async def _should_pause(self, gen: Generation) -> bool:
         """Paused here (the dashboard) or asked to by ``shoemaker pause`` through the store."""
@@ -173,6 +224,7 @@ class Engine:
     async def _cycle(self, gen: Generation, report: RunReport) -> CycleReport:
         project = self.project
         cycle = await asyncio.to_thread(project.store.next_cycle, gen.name)
+        self._cycle_started = time.time()
         report.cycles += 1
         project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
@@ -195,6 +247,23 @@ class Engine:
             project.bus.emit(Log(generation=gen.name, message="no task was ready to stitch"))
         return CycleReport(merged, failed, loc, idle=not ready)
 
+    async def _cancel_if_configured(
+        self, gen: Generation, running: dict[asyncio.Task[StitchOutcome], int]
+    ) -> None:
+        """With ``budgets.on_cross: cancel``, stop the running agents now (their work is kept
+        on their branches and their tasks go back to ready, as when a run is cancelled)."""
+        if self.project.config.budgets.on_cross != "cancel" or not running:
+            return
+        # Only agents still at work: a task past its agent (gates, merge) has spent its money.
+        store = self.project.store
+        states = {t.id: t.state for t in await asyncio.to_thread(store.list_tasks, gen.name)}
+        stopping = [w for w, task_id in running.items() if states.get(task_id) == TaskState.RUNNING]
+        for worker in stopping:
+            worker.cancel()
+        await asyncio.gather(*stopping, return_exceptions=True)
+        for worker in stopping:
+            running.pop(worker)
+
     async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
         """Stitch ready tasks until none is left, with at most ``max_parallel`` agents at once.
 
@@ -213,11 +282,21 @@ class Engine:
 
         try:
             while True:
+                if self._spent.is_set():
+                    self._spent.clear()
+                    if await self._over_budget(gen, list(running.values())):
+                        await self._cancel_if_configured(gen, running)
                 if slots[0] > 0 and not await self._should_pause(gen):
                     busy = set(running.values())
                     tasks = await self._tasks(gen)
                     left = self._tasks_left(tasks, len(running))
-                    for task in (t for t in launch_order(tasks) if t.id not in busy):
+                    candidates = [t for t in launch_order(tasks) if t.id not in busy]
+                    if candidates and await self._over_budget(
+                        gen, [t.id for t in candidates[: slots[0]]]
+                    ):
+                        await self._cancel_if_configured(gen, running)
+                        candidates = []
+                    for task in candidates:
                         if slots[0] <= 0 or left == 0:
                             break
                         slots[0] -= 1
@@ -229,11 +308,15 @@ class Engine:
                 if not running:
                     break
                 freed.clear()
-                waiter: asyncio.Task[object] = asyncio.create_task(freed.wait())
+                waiters: list[asyncio.Task[object]] = [
+                    asyncio.create_task(freed.wait()),
+                    asyncio.create_task(self._spent.wait()),
+                ]
                 done, _ = await asyncio.wait(
-                    [*running, waiter], return_when=asyncio.FIRST_COMPLETED
+                    [*running, *waiters], return_when=asyncio.FIRST_COMPLETED
                 )
-                waiter.cancel()
+                for waiter in waiters:
+                    waiter.cancel()
                 for worker in running.copy():
                     if worker in done:
                         running.pop(worker)

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
+import hashlib
 import os
+import re
+import shutil
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.agents.runner import DROPPED_ENV
 from shoemaker.config import GateConfig
+from shoemaker.git import matches_any
 
 OUTPUT_TAIL = 8_000
 
@@ -32,6 +38,49 @@ class GateOutcome:
     output_tail: str
     reason: str
     """Empty when passed; else why not (exit code, timeout, nothing runnable)."""
+
+
+def gates_for(gates: Sequence[GateConfig], title: str, changed: Sequence[str]) -> list[GateConfig]:
+    """The gates that apply to a task: global ones, those whose ``tasks`` globs match its
+    title, and only those whose ``paths`` (if any) its change touches."""
+    return [
+        g
+        for g in gates
+        if (not g.tasks or any(fnmatch.fnmatchcase(title, pattern) for pattern in g.tasks))
+        and (not g.paths or any(matches_any(path, g.paths) for path in changed))
+    ]
+
+
+def gate_problems(gates: Sequence[GateConfig], root: Path) -> list[str]:
+    """Why a configured gate cannot run here (empty: all can). A gate that names nothing
+    runnable is a configuration error, never a silent pass."""
+    problems = []
+    for index, gate in enumerate(gates):
+        program = gate_argv(gate)[0]
+        where = f"configuration.yaml: gates[{index}] ({gate.name})"
+        if "/" in program:
+            path = Path(program) if Path(program).is_absolute() else root / gate.cwd / program
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                problems.append(f"{where}: {program} is not an executable file")
+        elif shutil.which(program) is None:
+            problems.append(f"{where}: {program!r} is not on PATH; install it or fix the command")
+    return problems
+
+
+_NOISE = [
+    (re.compile(r"\b\d+(\.\d+)?\s*(s|ms|sec|seconds)\b"), "<time>"),
+    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,40}\b"), "<hex>"),
+    (re.compile(r"/[\w./-]*/(?:worktrees|shoemaker-[\w-]+)/[\w.-]+"), "<worktree>"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def fingerprint(kind: str, text: str) -> str:
+    """A short digest of a failure that ignores what changes between identical failures
+    (timings, addresses, commit ids, worktree paths)."""
+    for pattern, placeholder in _NOISE:
+        text = pattern.sub(placeholder, text)
+    return hashlib.sha256(f"{kind}\0{text.strip()}".encode()).hexdigest()[:16]
 
 
 def gate_argv(gate: GateConfig) -> list[str]:

@@ -26,14 +26,14 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.engine.agent_call import RUN_MARKER, run_marker
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.events import Log, Recovered
-from shoemaker.git import GIT_OWNER_MARKER, GitError
+from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
 
 
@@ -169,6 +169,19 @@ def _wait_for_orphaned_gits(limit: float = 30.0) -> list[int]:
     return sorted(seen)
 
 
+def landed_tasks(newest_first: Sequence[CommitInfo]) -> dict[int, str]:
+    """Task id → its squash commit, for the tasks whose work is on the branch: landed by a
+    ``Shoemaker-Task`` commit and not undone by a later ``Shoemaker-Reverts-Task`` one."""
+    landed: dict[int, str] = {}
+    for commit in reversed(newest_first):
+        reverted = commit.trailers.get("Shoemaker-Reverts-Task", "")
+        if reverted.isdigit():
+            landed.pop(int(reverted), None)
+        elif commit.trailers.get("Shoemaker-Task", "").isdigit():
+            landed[int(commit.trailers["Shoemaker-Task"])] = commit.sha
+    return landed
+
+
 def recover(project: Project, gen: Generation) -> RecoveryReport:
     """Reconcile one generation after a crash (blocking; call it from a thread)."""
     store, git = project.store, project.git
@@ -229,11 +242,7 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             git.abort_merge()  # staged merge results go; a person's unstaged edits stay
             report.merge_undone = True
             log(f"undid a merge left half done on {gen.branch}")
-        landed = {
-            int(c.trailers["Shoemaker-Task"]): c.sha
-            for c in git.log(f"{gen.start_commit}..{gen.branch}")
-            if c.trailers.get("Shoemaker-Task", "").isdigit()
-        }
+        landed = landed_tasks(git.log(f"{gen.start_commit}..{gen.branch}"))
 
     for task in store.list_tasks(gen.name):
         if task.state == TaskState.DONE:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.engine.agent_call import AgentCall, call_agent
-from shoemaker.engine.gates import describe_command, run_gate
+from shoemaker.engine.gates import describe_command, fingerprint, gates_for, run_gate
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
@@ -43,6 +43,16 @@ class StitchOutcome:
     task_id: int
     state: TaskState
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an attempt was not merged, how alike failures are recognised, and what comes next:
+    ``retry`` (a fresh attempt) or ``fix`` (the next attempt keeps this work)."""
+
+    reason: str
+    fingerprint: str
+    remediation: str = "retry"
 
 
 def attempt_branch(generation: str, task_id: int, attempt: int) -> str:
@@ -161,8 +171,9 @@ class Stitcher:
 
     def _prepare_worktree(self, task: Task, branch: str, worktree: Path, attempt: int) -> str:
         """A worktree on ``branch`` at the generation head. A task branch that is still there
-        holds the work of an attempt cut short (failed attempts are set aside when they fail):
-        that work is carried over, so the new attempt continues on top of it."""
+        holds the work of an attempt cut short, or of one whose failure asks for a targeted fix
+        (other failed attempts are set aside when they fail): that work is carried over, so
+        the new attempt continues on top of it."""
         git = self.project.git
         base = git.rev_parse(self.generation.branch)
         if git.ref_exists(f"refs/heads/{branch}") and git.is_ancestor(branch, base):
@@ -184,7 +195,7 @@ class Stitcher:
         )
         if carried.merged:
             git.move_branch_here(worktree, branch)
-            self._log(task.id, "continuing the work of the interrupted attempt")
+            self._log(task.id, "continuing the work of the earlier attempt")
         else:
             kept = self._set_aside(task.id, branch, attempt - 1)
             git.move_branch_here(worktree, branch)
@@ -229,7 +240,7 @@ class Stitcher:
         release: Callable[[], None],
     ) -> StitchOutcome:
         project, gen = self.project, self.generation
-        prompt = await asyncio.to_thread(self._render_prompt, task, branch, attempt)
+        prompt = await asyncio.to_thread(self._render_prompt, task, branch, attempt, worktree)
         run_id, result = await call_agent(
             project, AgentCall(Phase.STITCH, gen.name, task.id, attempt, prompt, worktree)
         )
@@ -237,7 +248,13 @@ class Stitcher:
             raise EngineError(result.reason)  # the agent could not even start
         if not result.ok:
             await asyncio.to_thread(self._preserve, task, worktree, "agent-failed")
-            return await self._give_back(task, f"agent run {run_id} failed: {result.reason}")
+            detail = f"{result.reason}\n{result.summary.result_text or ''}"
+            return await self._give_back(
+                task,
+                Failure(
+                    f"agent run {run_id} failed: {result.reason}", fingerprint("agent", detail)
+                ),
+            )
 
         self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
         commit = await asyncio.to_thread(
@@ -251,10 +268,11 @@ class Stitcher:
             await self._after_done(task.id)
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
-        failed = await self._run_gates(task, worktree, run_id)
+        changed = await asyncio.to_thread(self._changed, base, commit)
+        failure = await self._run_gates(task, worktree, run_id, changed, "worktree")
         await asyncio.to_thread(self.pool.release, worktree)
-        if failed:
-            return await self._give_back(task, failed)
+        if failure:
+            return await self._give_back(task, failure)
         sensitive = await asyncio.to_thread(self._sensitive_paths, base, commit)
         if sensitive:
             reason = f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
@@ -271,8 +289,11 @@ class Stitcher:
         changed = self.project.git.diff_stat(base, commit).files
         return [f.path for f in changed if matches_any(f.path, globs)]
 
-    def _render_prompt(self, task: Task, branch: str, attempt: int) -> str:
+    def _render_prompt(self, task: Task, branch: str, attempt: int, worktree: Path) -> str:
         cfg = self.project.config
+        git = self.project.git
+        # Work already in the worktree (carried over) means: continue it, fix what failed.
+        continuing = git.rev_parse("HEAD", worktree) != git.rev_parse(self.generation.branch)
         return render_prompt(
             "stitch.md",
             {
@@ -286,6 +307,7 @@ class Stitcher:
                 "branch": branch,
                 "gates": [{"name": g.name, "command": describe_command(g)} for g in cfg.gates],
                 "previous_failure": failure_context(self.project, task) if attempt > 1 else "",
+                "continuing": continuing,
             },
             repo=self.project.root,
             configured=cfg.stitch_prompt,
@@ -343,16 +365,25 @@ class Stitcher:
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             self._transition(task_id, TaskState.READY, reason, interrupted=True)
 
-    async def _run_gates(self, task: Task, worktree: Path, run_id: int) -> str:
-        """Run every gate in the worktree; returns the first failure's reason, or ''."""
-        for gate in self.project.config.gates:
-            outcome = await run_gate(gate, worktree)
+    def _changed(self, base: str, commit: str) -> list[str]:
+        return [f.path for f in self.project.git.diff_stat(base, commit).files]
+
+    async def _run_gates(
+        self, task: Task, cwd: Path, run_id: int, changed: list[str], where: str
+    ) -> Failure | None:
+        """Run the task's gates in ``cwd`` (its worktree, or the main checkout after the
+        merge); the first failure that is not a warning, or None."""
+        gates = gates_for(self.project.config.gates, task.title, changed)
+        if where == "merged":
+            gates = [g for g in gates if g.after_merge]
+        for gate in gates:
+            outcome = await run_gate(gate, cwd)
             await asyncio.to_thread(
                 self.project.store.record_gate,
                 task_id=task.id,
                 run_id=run_id,
                 name=gate.name,
-                location="worktree",
+                location=where,
                 passed=outcome.passed,
                 exit_code=outcome.exit_code,
                 duration_s=outcome.duration_s,
@@ -363,7 +394,7 @@ class Stitcher:
                     generation=self.generation.name,
                     task_id=task.id,
                     name=gate.name,
-                    where="worktree",
+                    where=where,
                     passed=outcome.passed,
                     exit_code=outcome.exit_code,
                     expected_exit=gate.expected_exit,
@@ -372,17 +403,37 @@ class Stitcher:
                     reason=outcome.reason,
                 )
             )
-            if not outcome.passed:
-                return outcome.reason
-        return ""
+            if outcome.passed:
+                continue
+            if gate.severity == "warn":
+                self._log(task.id, f"warning: {outcome.reason} (severity warn)", "warning")
+                continue
+            place = " after the merge" if where == "merged" else ""
+            return Failure(
+                f"{outcome.reason}{place}",
+                fingerprint(f"gate:{gate.name}", outcome.output_tail or outcome.reason),
+                gate.severity,
+            )
+        return None
 
     async def _merge(
         self, task: Task, branch: str, base: str, commit: str, started: float
     ) -> StitchOutcome:
         """Land a verified task through the merge queue (the task is ``merging``)."""
         gen = self.generation
+        failure = None
         async with self.merge_lock:
             outcome, base, commit = await asyncio.to_thread(self._land, task, branch, base, commit)
+            if outcome.merged and outcome.commit != base:
+                # The gates again, on the generation branch as it is now; nothing else merges
+                # meanwhile, so a failure is this task's and its merge commit is reverted.
+                runs = await asyncio.to_thread(self.project.store.runs, task.id)
+                changed = await asyncio.to_thread(self._changed, base, commit)
+                failure = await self._run_gates(
+                    task, self.project.root, runs[-1].id if runs else 0, changed, "merged"
+                )
+                if failure:
+                    await asyncio.to_thread(self._revert, task, outcome.commit, failure.reason)
         self.project.bus.emit(
             MergeResult(
                 generation=gen.name,
@@ -394,6 +445,8 @@ class Stitcher:
                 reason=outcome.reason,
             )
         )
+        if failure:
+            return await self._give_back(task, failure)
         if outcome.merged:
             metrics = await asyncio.to_thread(
                 self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
@@ -414,6 +467,17 @@ class Stitcher:
         reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
         self._transition(task.id, TaskState.CONFLICT, reason)
         return StitchOutcome(task.id, TaskState.CONFLICT, reason)
+
+    def _revert(self, task: Task, commit: str, reason: str) -> None:
+        git = self.project.git
+        with merge_file_lock(self.project):
+            reverted = git.revert(
+                commit,
+                f"Revert task #{task.id}: {task.title}",
+                f"A gate failed after the merge: {reason}",
+                {"Shoemaker-Reverts-Task": str(task.id)},
+            )
+        self._log(task.id, f"reverted its merge {commit[:10]} with {reverted[:10]}", "warning")
 
     def _land(
         self, task: Task, branch: str, base: str, commit: str
@@ -534,16 +598,25 @@ class Stitcher:
         task = await asyncio.to_thread(store.get_task, task_id)
         await asyncio.to_thread(write_task_history, self.project, task)
 
-    async def _give_back(self, task: Task, reason: str) -> StitchOutcome:
-        """After a failed attempt: ready for another try, or failed with dependents blocked."""
-        store = self.project.store
+    async def _give_back(self, task: Task, failure: Failure) -> StitchOutcome:
+        """After a failed attempt: ready for another try (its work set aside, or kept for a
+        targeted fix), or failed with dependents blocked, when retries are used up or the
+        failure is the same as the last one."""
+        store, cfg = self.project.store, self.project.config
         current = await asyncio.to_thread(store.get_task, task.id)
-        if current.attempts - current.interruptions < self.project.config.max_attempts:
-            await asyncio.to_thread(self._keep_for_retry, task)
-            self._transition(task.id, TaskState.READY, reason)
-            return StitchOutcome(task.id, TaskState.READY, reason)
-        final = f"{reason} (after {current.attempts} attempts)"
-        self._transition(task.id, TaskState.FAILED, final)
+        failed_attempts = current.attempts - current.interruptions
+        if current.fingerprint and current.fingerprint == failure.fingerprint:
+            final = f"the same failure twice in a row, so retrying stops: {failure.reason}"
+        elif failed_attempts > cfg.max_retries:
+            final = f"{failure.reason} (after {failed_attempts} failed attempts)"
+        else:
+            if failure.remediation != "fix":
+                await asyncio.to_thread(self._keep_for_retry, task)
+            self._transition(
+                task.id, TaskState.READY, failure.reason, fingerprint=failure.fingerprint
+            )
+            return StitchOutcome(task.id, TaskState.READY, failure.reason)
+        self._transition(task.id, TaskState.FAILED, final, fingerprint=failure.fingerprint)
         events = await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
         self.project.bus.announce(*events)
         failed = await asyncio.to_thread(store.get_task, task.id)

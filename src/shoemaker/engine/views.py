@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.agents.streamjson import SummaryBuilder, condense
+from shoemaker.config import Config
+from shoemaker.engine.budgets import BudgetLine, budget_lines
 from shoemaker.engine.project import Project
 from shoemaker.events import CycleFinished
 from shoemaker.git import DiffStat, GitError
@@ -75,6 +77,8 @@ class Snapshot:
     cost_per_task: tuple[float, ...] = ()
     duration_per_task: tuple[float, ...] = ()
     cycles: tuple[CycleFinished, ...] = ()
+    budgets: tuple[BudgetLine, ...] = ()
+    """Spend against each configured generation and day budget."""
 
 
 _FAILED = (TaskState.FAILED, TaskState.CONFLICT, TaskState.BLOCKED)
@@ -94,8 +98,11 @@ def _choose(generations: list[Generation], prefer: str | None) -> Generation | N
     return generations[-1] if generations else None
 
 
-def load_snapshot(store: Store, prefer: str | None = None) -> Snapshot:
-    """Generations, the chosen one's tasks with their spend, totals and per-task series."""
+def load_snapshot(
+    store: Store, prefer: str | None = None, config: Config | None = None
+) -> Snapshot:
+    """Generations, the chosen one's tasks with their spend, totals and per-task series, and
+    (given the configuration) spend against its budgets."""
     generations = store.list_generations()
     rows = []
     for gen in generations:
@@ -169,6 +176,7 @@ def load_snapshot(store: Store, prefer: str | None = None) -> Snapshot:
         tuple(r.cost_usd for r in done),
         tuple(r.duration_s for r in done),
         cycles,
+        tuple(budget_lines(store, config, chosen.name)) if config is not None else (),
     )
 
 

@@ -138,6 +138,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tasks ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: a fingerprint of the last failure, so that a retry that fails the same way stops.
+    """
+    ALTER TABLE tasks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

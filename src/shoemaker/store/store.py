@@ -22,6 +22,7 @@ from shoemaker.events import Event, GenerationStateChanged, TaskStateChanged, pa
 from shoemaker.model import (
     Generation,
     GenerationState,
+    Spend,
     Task,
     TaskState,
     check_generation_transition,
@@ -330,6 +331,7 @@ class Store:
             attempts=row["attempts"],
             interruptions=row["interruptions"],
             reason=row["reason"],
+            fingerprint=row["fingerprint"],
             branch=row["branch"],
             worktree=row["worktree"],
             cycle=row["cycle"],
@@ -451,11 +453,11 @@ class Store:
     ) -> TaskStateChanged:
         """Move a task to ``new`` (checked against the state machine) in one transaction.
 
-        ``fields`` may set ``branch``, ``worktree`` or ``merged_commit`` in the same
-        transaction (intent first: the worktree is recorded before the agent relies on it).
+        ``fields`` may set ``branch``, ``worktree``, ``merged_commit`` or ``fingerprint`` in the
+        same transaction (intent first: the worktree is recorded before the agent relies on it).
         ``interrupted`` counts the attempt that ends here as cut short by shoemaker stopping.
         """
-        allowed = {"branch", "worktree", "merged_commit"}
+        allowed = {"branch", "worktree", "merged_commit", "fingerprint"}
         if set(fields) - allowed:
             raise ValueError(f"cannot set {sorted(set(fields) - allowed)} on a task")
         with self._tx() as db:
@@ -607,6 +609,32 @@ class Store:
         else:
             rows = self._query(sql + " ORDER BY id")
         return [self._run(r) for r in rows]
+
+    def spend(
+        self,
+        *,
+        generation: str | None = None,
+        task_id: int | None = None,
+        since: float | None = None,
+    ) -> Spend:
+        """What the runs matching every given filter spent (running ones count their
+        wall time so far)."""
+        where, params = ["1 = 1"], []
+        for clause, value in (
+            ("generation = ?", generation),
+            ("task_id = ?", task_id),
+            ("started_at >= ?", since),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        row = self._query(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
+            "COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) FROM runs WHERE "
+            + " AND ".join(where),
+            [time.time(), *params],
+        )[0]
+        return Spend(int(row[0]), float(row[1]), float(row[2]))
 
     def task_usage(self, generation: str) -> dict[int, dict[str, float]]:
         """Per task: tokens, dollars and agent wall time summed over all its runs."""

@@ -35,7 +35,13 @@ from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import EngineError, Stitcher
 from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
-from shoemaker.events import AgentStarted, GenerationStateChanged, Log, Recovered
+from shoemaker.events import (
+    AgentStarted,
+    BudgetCrossed,
+    GenerationStateChanged,
+    Log,
+    Recovered,
+)
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import ResourceError, data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
@@ -253,7 +259,9 @@ class ShoemakerApp(App[None]):
     async def refresh_snapshot(self) -> None:
         self._loading, self._dirty = True, False
         try:
-            snap = await asyncio.to_thread(load_snapshot, self.project.store, self.generation)
+            snap = await asyncio.to_thread(
+                load_snapshot, self.project.store, self.generation, self.project.config
+            )
         finally:
             self._loading = False
         self.apply_snapshot(snap)
@@ -295,6 +303,8 @@ class ShoemakerApp(App[None]):
             self.show_output(event.task_id, move_cursor=True)
         elif isinstance(event, Log) and event.level in ("warning", "error"):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
+        elif isinstance(event, BudgetCrossed):
+            self.notify(event.message, title="budget reached", severity="error", timeout=20)
         elif isinstance(event, Recovered):
             self.notify(event.summary, title="recovered after a crash", severity="warning")
         elif isinstance(event, GenerationStateChanged) and event.generation:

@@ -277,6 +277,14 @@ class MetricsPanel(Vertical):
             f"[b]tasks[/] [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total} in all",
             f"[b]time[/] {duration(elapsed)} · [b]ETA[/] {eta_text}",
         ]
+        if snap.budgets:
+            lines.append(
+                "[b]budget[/] "
+                + " · ".join(
+                    f"[{'red' if b.crossed else 'green'}]{b.describe().replace(' budget:', '')}[/]"
+                    for b in snap.budgets
+                )
+            )
         self.query_one("#metrics-text", Static).update("\n".join(lines))
         self.query_one("#cost-spark", Sparkline).data = list(snap.cost_per_task) or [0.0]
         self.query_one("#time-spark", Sparkline).data = list(snap.duration_per_task) or [0.0]

@@ -1,0 +1,87 @@
+"""Budgets: what a task, a cycle, a generation and a day may spend, in tokens, dollars and
+agent wall time, and what has been spent.
+
+Spend is read from the store's runs (measure runs included), so it is the same in every
+process and survives restarts. The engine checks before each launch and after each agent
+result; crossing a limit pauses the generation with a ``BudgetCrossed`` event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from shoemaker.config import BudgetLimits, Config
+from shoemaker.model import Spend
+from shoemaker.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    """One configured limit and what was spent against it."""
+
+    scope: str
+    """``task #ID``, ``cycle``, ``generation`` or ``day``."""
+    metric: str
+    """``tokens``, ``usd`` or ``wall_sec``."""
+    spent: float
+    limit: float
+
+    @property
+    def crossed(self) -> bool:
+        return self.spent >= self.limit
+
+    def describe(self) -> str:
+        def fmt(value: float) -> str:
+            if self.metric == "usd":
+                return f"${value:.4f}"
+            if self.metric == "wall_sec":
+                return f"{value:.0f}s"
+            return f"{int(value):,} tokens"
+
+        return f"{self.scope} budget: {fmt(self.spent)} of {fmt(self.limit)}"
+
+
+def start_of_day(now: float | None = None) -> float:
+    """Local midnight before ``now`` (the day budget's window)."""
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
+def _lines(scope: str, limits: BudgetLimits, spend: Spend) -> list[BudgetLine]:
+    values = {"tokens": spend.tokens, "usd": spend.usd, "wall_sec": spend.wall_s}
+    return [
+        BudgetLine(scope, metric, values[metric], float(limit))
+        for metric, limit in (
+            ("tokens", limits.tokens),
+            ("usd", limits.usd),
+            ("wall_sec", limits.wall_sec),
+        )
+        if limit
+    ]
+
+
+def budget_lines(
+    store: Store,
+    config: Config,
+    generation: str,
+    cycle_started: float | None = None,
+    task_ids: list[int] | None = None,
+) -> list[BudgetLine]:
+    """Every configured limit with its spend: the generation's, the current cycle's (runs
+    since ``cycle_started``), today's (all generations) and each of ``task_ids``'."""
+    budgets = config.budgets
+    out = _lines("generation", budgets.generation, store.spend(generation=generation))
+    if cycle_started is not None:
+        out += _lines(
+            "cycle", budgets.cycle, store.spend(generation=generation, since=cycle_started)
+        )
+    out += _lines("day", budgets.day, store.spend(since=start_of_day()))
+    if budgets.task.tokens or budgets.task.usd or budgets.task.wall_sec:
+        for task_id in task_ids or []:
+            out += _lines(f"task #{task_id}", budgets.task, store.spend(task_id=task_id))
+    return out
+
+
+def crossed(lines: list[BudgetLine]) -> BudgetLine | None:
+    return next((line for line in lines if line.crossed), None)
