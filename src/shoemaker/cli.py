@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from shoemaker.engine.engine import Selection
     from shoemaker.engine.project import Project
 
 EXIT_FAILED = 1
@@ -189,6 +190,14 @@ def _switch(project: Project, args: argparse.Namespace) -> str:
     return f"switched to generation {gen.name} ({gen.state}) on branch {gen.branch}"
 
 
+def _revert(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.generation import revert_task
+
+    commit = revert_task(project, args.task, retry=args.retry)
+    then = "it runs again in the next run" if args.retry else "it is cancelled"
+    return f"task #{args.task} reverted by {commit[:12]}; {then}"
+
+
 def _pause(project: Project, args: argparse.Namespace) -> str:
     from shoemaker.engine.generation import pause_generation
 
@@ -317,17 +326,34 @@ def _require_generation(project: Project) -> None:
         raise CliError("\n".join(problems))
 
 
+def _selection(project: Project, args: argparse.Namespace) -> Selection | None:
+    """``--only``/``--skip``/``--from`` as a Selection; unknown task ids are bad input."""
+    from shoemaker.engine.engine import Selection
+    from shoemaker.engine.generation import GenerationError, current_generation
+
+    if not (args.only or args.skip or args.start):
+        return None
+    selection = Selection(frozenset(args.only), frozenset(args.skip), args.start)
+    try:
+        selection.check(project.store.list_tasks(current_generation(project).name))
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    return selection
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     project = _open_project(args)
     _require_generation(project)
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
+
+    selection = _selection(project, args)
 
     async def go() -> int:
         from shoemaker.engine.engine import Engine
 
         engine = Engine(project, max_parallel=args.parallel)
         try:
-            report = await engine.run(args.cycles)
+            report = await engine.run(args.cycles, selection)
         except _engine_errors() as exc:
             console.print(f"[bold red]run stopped:[/] {exc}")
             return EXIT_FAILED
@@ -563,6 +589,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
         )
+        p.add_argument(
+            "--only", type=int, nargs="+", default=[], metavar="ID", help="run only these tasks"
+        )
+        p.add_argument(
+            "--skip", type=int, nargs="+", default=[], metavar="ID", help="never run these"
+        )
+        p.add_argument(
+            "--from", dest="start", type=int, metavar="ID", help="run this task and later ones"
+        )
         p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("measure", help="propose tasks once, without stitching")
@@ -581,6 +616,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("task", type=int)
     r.add_argument("--note", required=True, help="what to change; it goes into the next prompt")
     r.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("task", help="act on one task")
+    tsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    r = tsub.add_parser(
+        "revert",
+        help="revert a merged task on the generation branch (refused if others build on it)",
+    )
+    r.add_argument("task", type=int)
+    r.add_argument("--retry", action="store_true", help="then run it again (default: cancel it)")
+    r.set_defaults(func=_lifecycle(_revert))
 
     p = sub.add_parser("tasks", help="the tasks of the current generation")
     p.add_argument("--json", action="store_true")

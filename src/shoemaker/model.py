@@ -40,7 +40,8 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.CONFLICT: frozenset({_T.READY, _T.MERGING, _T.CANCELLED}),
     _T.FAILED: frozenset({_T.READY, _T.CANCELLED}),
     _T.BLOCKED: frozenset({_T.READY, _T.CANCELLED}),
-    _T.DONE: frozenset(),
+    # done → cancelled / ready: a person reverted the merged task (`shoemaker task revert`).
+    _T.DONE: frozenset({_T.CANCELLED, _T.READY}),
     _T.CANCELLED: frozenset(),
 }
 

@@ -36,6 +36,35 @@ class CycleReport:
     idle: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Partial execution: which tasks a run may start. With a selection, a run stitches what
+    is selected and ready and does not measure."""
+
+    only: frozenset[int] = frozenset()
+    """Only these tasks (empty: any)."""
+    skip: frozenset[int] = frozenset()
+    """Never these."""
+    start: int | None = None
+    """Only tasks with this id or a later one (``run --from``)."""
+
+    def allows(self, task_id: int) -> bool:
+        return (
+            (not self.only or task_id in self.only)
+            and task_id not in self.skip
+            and (self.start is None or task_id >= self.start)
+        )
+
+    def check(self, tasks: list[Task]) -> None:
+        """Refuse ids that are not tasks of the generation (nothing runs)."""
+        known = {t.id for t in tasks}
+        named = set(self.only) | set(self.skip) | ({self.start} if self.start else set())
+        unknown = sorted(named - known)
+        if unknown:
+            ids = ", ".join(f"#{i}" for i in unknown)
+            raise GenerationError(f"no task {ids} in this generation; see `shoemaker tasks`")
+
+
 @dataclass
 class RunReport:
     """What one ``run`` did."""
@@ -58,6 +87,7 @@ class Engine:
         self._stitchers: dict[str, Stitcher] = {}
         self.recovery = RecoveryReport()
         self._cycle_started: float | None = None
+        self.selection: Selection | None = None
         # Set by each agent result, so the stitch loop checks the budgets at once.
         self._spent = asyncio.Event()
         self._budget_reason = ""
@@ -90,7 +120,7 @@ class Engine:
         event = self.project.store.set_generation_state(gen.name, state, reason)
         self.project.bus.announce(event)
 
-    async def run(self, cycles: int | None = None) -> RunReport:
+    async def run(self, cycles: int | None = None, selection: Selection | None = None) -> RunReport:
         """Run up to ``cycles`` measure+stitch cycles (default: configuration.cycles).
 
         First, recovery: whatever an earlier process left unfinished is reconciled with git.
@@ -108,6 +138,9 @@ class Engine:
             problems = gate_problems(project.config.gates, project.root)
             if problems:
                 raise EngineError("; ".join(problems))
+            if selection is not None:
+                selection.check(await self._tasks(gen))
+            self.selection = selection
             self.recovery = await asyncio.to_thread(recover, project, gen)
             return await self._run(gen, cycles)
         finally:
@@ -156,6 +189,11 @@ class Engine:
         report.stopped_because = why
         self._set_state(gen, final, why)
         return report
+
+    def _may_start(self, task: Task) -> bool:
+        return task.state == TaskState.READY and (
+            self.selection is None or self.selection.allows(task.id)
+        )
 
     def _paused_because(self) -> str:
         return f"paused: {self._budget_reason}" if self._budget_reason else "paused"
@@ -228,8 +266,9 @@ class Engine:
         report.cycles += 1
         project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
-        await measure(project, gen, cycle, self.stitcher(gen).pool)
-        ready = [t for t in await self._tasks(gen) if t.state == TaskState.READY]
+        if self.selection is None:
+            await measure(project, gen, cycle, self.stitcher(gen).pool)
+        ready = [t for t in await self._tasks(gen) if self._may_start(t)]
         outcomes = await self.stitch_ready(gen) if ready else []
         report.outcomes.extend(outcomes)
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
@@ -290,7 +329,9 @@ class Engine:
                     busy = set(running.values())
                     tasks = await self._tasks(gen)
                     left = self._tasks_left(tasks, len(running))
-                    candidates = [t for t in launch_order(tasks) if t.id not in busy]
+                    candidates = [
+                        t for t in launch_order(tasks) if t.id not in busy and self._may_start(t)
+                    ]
                     if candidates and await self._over_budget(
                         gen, [t.id for t in candidates[: slots[0]]]
                     ):
@@ -329,4 +370,4 @@ class Engine:
         return outcomes
 
 
-__all__ = ["Engine", "EngineError", "RunReport"]
+__all__ = ["Engine", "EngineError", "RunReport", "Selection"]

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.recovery import recover
 from shoemaker.events import Log
-from shoemaker.git import matches_any
+from shoemaker.git import GitError, matches_any
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, task_branch
+from shoemaker.store import StoreError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -362,3 +363,54 @@ def _stop(project: Project, gen: Generation) -> StopReport:
         and git.ref_exists(f"refs/heads/{t.branch}")
     ]
     return StopReport(store.get_generation(gen.name), outcome.commit, kept)
+
+
+def revert_task(project: Project, task_id: int, retry: bool = False) -> str:
+    """Revert a merged task on the generation branch with a new commit; the task becomes
+    ``cancelled`` (or ``ready`` with ``retry``). Refuses, changing nothing, when later tasks
+    build on it. Returns the revert commit."""
+    git, store = project.git, project.store
+    try:
+        task = store.get_task(task_id)
+    except StoreError:
+        raise GenerationError(f"no task #{task_id}; see `shoemaker tasks`") from None
+    gen = store.get_generation(task.generation)
+    if gen.state in (GenerationState.STOPPED, GenerationState.ABANDONED):
+        raise GenerationError(f"task #{task_id} belongs to generation {gen.name}, {gen.state}")
+    if task.state != TaskState.DONE or not task.merged_commit:
+        raise GenerationError(f"task #{task_id} is {task.state}, not merged; nothing to revert")
+    building = [
+        store.get_task(d)
+        for d in store.dependents(task_id)
+        if store.get_task(d).state
+        not in (TaskState.PROPOSED, TaskState.READY, TaskState.BLOCKED, TaskState.CANCELLED)
+    ]
+    if building:
+        listed = ", ".join(f"#{t.id} {t.title} ({t.state})" for t in building)
+        raise GenerationError(
+            f"task #{task_id} cannot be reverted: later tasks build on it: {listed}; "
+            "revert those first"
+        )
+    with no_run_in_progress(project, "revert a task"):
+        _refuse_dirty(project, "revert a task")
+        if git.current_branch() != gen.branch:
+            raise GenerationError(f"check out {gen.branch} first (`shoemaker switch {gen.name}`)")
+        try:
+            commit = git.revert(
+                task.merged_commit,
+                f"Revert task #{task_id}: {task.title}",
+                "Reverted by `shoemaker task revert`.",
+                {"Shoemaker-Reverts-Task": str(task_id)},
+            )
+        except GitError as exc:
+            raise GenerationError(
+                f"task #{task_id} cannot be reverted cleanly; later commits changed the same "
+                f"lines ({exc.stderr.strip()[:200]})"
+            ) from None
+        new = TaskState.READY if retry else TaskState.CANCELLED
+        project.bus.announce(
+            store.transition_task(task_id, new, f"reverted by {commit[:10]}", merged_commit="")
+        )
+        if not retry:
+            project.bus.announce(*store.block_dependents(gen.name, task_id, "was reverted"))
+    return commit

@@ -503,28 +503,32 @@ class Store:
                 events.append(self.transition_task(task.id, TaskState.READY, "dependencies done"))
         return events
 
-    def block_dependents(self, generation: str, failed_id: int) -> list[TaskStateChanged]:
+    def dependents(self, task_id: int) -> list[int]:
+        """Every task that depends on ``task_id``, directly or not, in id order."""
+        children: dict[int, list[int]] = {}
+        for child, deps in self._deps_map().items():
+            for d in deps:
+                children.setdefault(d, []).append(child)
+        frontier, seen = [task_id], set()
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                if child not in seen:
+                    seen.add(child)
+                    frontier.append(child)
+        return sorted(seen)
+
+    def block_dependents(
+        self, generation: str, failed_id: int, why: str = "failed"
+    ) -> list[TaskStateChanged]:
         """Block every open task that depends, directly or not, on a failed task."""
         events = []
-        frontier, seen = [failed_id], set()
-        dependents: dict[int, list[int]] = {}
-        for task_id, deps in self._deps_map().items():
-            for d in deps:
-                dependents.setdefault(d, []).append(task_id)
-        while frontier:
-            current = frontier.pop()
-            for child in dependents.get(current, []):
-                if child in seen:
-                    continue
-                seen.add(child)
-                frontier.append(child)
-                task = self.get_task(child)
-                if task.state in (TaskState.PROPOSED, TaskState.READY):
-                    events.append(
-                        self.transition_task(
-                            child, TaskState.BLOCKED, f"depends on task {failed_id}, which failed"
-                        )
+        for child in self.dependents(failed_id):
+            if self.get_task(child).state in (TaskState.PROPOSED, TaskState.READY):
+                events.append(
+                    self.transition_task(
+                        child, TaskState.BLOCKED, f"depends on task {failed_id}, which {why}"
                     )
+                )
         return events
 
     # -- runs ---------------------------------------------------------------------------------
