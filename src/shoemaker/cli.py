@@ -383,6 +383,69 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return _run_async(go())
 
 
+def _print_estimate(estimate: Any, as_json: bool) -> None:
+    from rich.table import Table
+
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "tasks": [
+                        {
+                            "id": t.task_id,
+                            "title": t.title,
+                            "input_tokens": t.input_tokens,
+                            "output_tokens": t.output_tokens,
+                            "usd": round(t.usd, 6),
+                            "basis": t.basis,
+                        }
+                        for t in estimate.tasks
+                    ],
+                    "total_tokens": estimate.total_tokens,
+                    "total_usd": round(estimate.total_usd, 6),
+                    "assumptions": estimate.assumptions,
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table("id", "task", "tokens in", "tokens out", "cost", "from", title="estimate")
+    for t in estimate.tasks:
+        table.add_row(
+            str(t.task_id),
+            t.title,
+            f"{t.input_tokens:,}",
+            f"{t.output_tokens:,}",
+            f"${t.usd:.4f}",
+            t.basis,
+        )
+    table.add_section()
+    table.add_row(
+        "", "total", f"{estimate.total_tokens:,} tokens", "", f"${estimate.total_usd:.4f}", ""
+    )
+    console = _console()
+    console.print(table)
+    for line in estimate.assumptions:
+        console.print(f"[dim]assumes {line}[/]")
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from shoemaker.engine.estimate import estimate_tasks, open_tasks
+    from shoemaker.engine.generation import GenerationError, current_generation
+
+    project = _open_project(args)
+    try:
+        gen = current_generation(project)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    tasks = open_tasks(project, gen)
+    if not tasks and not args.json:
+        print("no task waits to run; `shoemaker plan` proposes some and estimates them")
+        return 0
+    _print_estimate(estimate_tasks(project, gen, tasks), args.json)
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     """List the tasks waiting for review, or approve or reject one."""
     from shoemaker.engine.generation import GenerationError, current_generation
@@ -616,6 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("task", type=int)
     r.add_argument("--note", required=True, help="what to change; it goes into the next prompt")
     r.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("estimate", help="expected tokens and dollars of the tasks still to run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("task", help="act on one task")
     tsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)

@@ -65,6 +65,32 @@ class AgentConfig(_Strict):
         return value
 
 
+class ModelPrice(_Strict):
+    """Dollars per million tokens of one model, for estimates."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float = Field(default=0, ge=0)
+    cache_write: float = Field(default=0, ge=0)
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    # List prices of a Sonnet-class model; edit them for yours (estimates only, never spend:
+    # spend is what the agent's result lines report).
+    return {"default": ModelPrice(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)}
+
+
+class EstimateConfig(_Strict):
+    """How `shoemaker estimate` guesses a task's spend when there is no history to go by."""
+
+    turns: int = Field(default=12, ge=1)
+    """Agent turns per task: each turn sends the context again."""
+    output_tokens: int = Field(default=3000, ge=0)
+    """Output tokens per task."""
+    similar: int = Field(default=5, ge=1)
+    """How many done tasks of similar description length an estimate from history uses."""
+
+
 class BudgetLimits(_Strict):
     """Limits of one scope; 0 means no limit."""
 
@@ -229,6 +255,10 @@ class Config(_Strict):
     """Checks run in each task's worktree after the agent, and again after the merge."""
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     """Spending limits per task, cycle, generation and day."""
+    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+    """Per model name (agent.model), or ``default``: dollars per million tokens, for estimates."""
+    estimate: EstimateConfig = Field(default_factory=EstimateConfig)
+    """Assumptions of estimates made without history."""
     silence_agent: bool = True
     """Headless runs print the condensed agent output only when this is false."""
 

@@ -40,14 +40,22 @@ class GateOutcome:
     """Empty when passed; else why not (exit code, timeout, nothing runnable)."""
 
 
-def gates_for(gates: Sequence[GateConfig], title: str, changed: Sequence[str]) -> list[GateConfig]:
-    """The gates that apply to a task: global ones, those whose ``tasks`` globs match its
-    title, and only those whose ``paths`` (if any) its change touches."""
+def gates_for_title(gates: Sequence[GateConfig], title: str) -> list[GateConfig]:
+    """Global gates and those whose ``tasks`` globs match the task's title."""
     return [
         g
         for g in gates
-        if (not g.tasks or any(fnmatch.fnmatchcase(title, pattern) for pattern in g.tasks))
-        and (not g.paths or any(matches_any(path, g.paths) for path in changed))
+        if not g.tasks or any(fnmatch.fnmatchcase(title, pattern) for pattern in g.tasks)
+    ]
+
+
+def gates_for(gates: Sequence[GateConfig], title: str, changed: Sequence[str]) -> list[GateConfig]:
+    """The gates that apply to a task's change: :func:`gates_for_title`, and of those with
+    ``paths``, only the ones whose paths the change touches."""
+    return [
+        g
+        for g in gates_for_title(gates, title)
+        if not g.paths or any(matches_any(path, g.paths) for path in changed)
     ]
 
 

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.engine.agent_call import AgentCall, call_agent
-from shoemaker.engine.gates import describe_command, fingerprint, gates_for, run_gate
+from shoemaker.engine.gates import (
+    describe_command,
+    fingerprint,
+    gates_for,
+    gates_for_title,
+    run_gate,
+)
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
@@ -290,10 +296,15 @@ class Stitcher:
         return [f.path for f in changed if matches_any(f.path, globs)]
 
     def _render_prompt(self, task: Task, branch: str, attempt: int, worktree: Path) -> str:
-        cfg = self.project.config
         git = self.project.git
         # Work already in the worktree (carried over) means: continue it, fix what failed.
         continuing = git.rev_parse("HEAD", worktree) != git.rev_parse(self.generation.branch)
+        return self.render_prompt(task, attempt, continuing)
+
+    def render_prompt(self, task: Task, attempt: int, continuing: bool = False) -> str:
+        """The stitch prompt of ``task``'s attempt ``attempt`` (also used for estimates)."""
+        cfg = self.project.config
+        gates = gates_for_title(cfg.gates, task.title)
         return render_prompt(
             "stitch.md",
             {
@@ -304,8 +315,8 @@ class Stitcher:
                     "attempt": attempt,
                 },
                 "generation": self.generation.name,
-                "branch": branch,
-                "gates": [{"name": g.name, "command": describe_command(g)} for g in cfg.gates],
+                "branch": task_branch(self.generation.name, task.id),
+                "gates": [{"name": g.name, "command": describe_command(g)} for g in gates],
                 "previous_failure": failure_context(self.project, task) if attempt > 1 else "",
                 "continuing": continuing,
             },

@@ -1,0 +1,124 @@
+"""Estimates: the tokens and dollars a task is expected to cost, before it runs.
+
+From history when there is some: the done tasks of this repository (every generation) whose
+descriptions are closest in length, their stitch runs summed per task. Otherwise from the
+prompt: its size, sent again on each of an assumed number of turns, plus assumed output, at
+the configured prices. Every estimate says which way it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shoemaker.config import Config, ModelPrice
+from shoemaker.engine.project import Project
+from shoemaker.engine.stitch import Stitcher
+from shoemaker.model import Generation, Task, TaskState
+
+#: Characters per token, roughly, for English prose and code.
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEstimate:
+    task_id: int
+    title: str
+    input_tokens: int
+    output_tokens: int
+    usd: float
+    basis: str
+    """``history`` or ``prompt size``."""
+
+
+@dataclass
+class Estimate:
+    tasks: list[TaskEstimate] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(t.input_tokens + t.output_tokens for t in self.tasks)
+
+    @property
+    def total_usd(self) -> float:
+        return sum(t.usd for t in self.tasks)
+
+
+def price_of(config: Config) -> tuple[str, ModelPrice]:
+    """The price used: the agent's model's, else ``default``."""
+    model = config.agent.model
+    if model and model in config.prices:
+        return model, config.prices[model]
+    return "default", config.prices.get("default", ModelPrice(input=0, output=0))
+
+
+def _history(project: Project) -> list[tuple[int, int, int, float]]:
+    """(description length, input tokens, output tokens, dollars) of every done task."""
+    store = project.store
+    out = []
+    for gen in store.list_generations():
+        usage = store.task_usage(gen.name)
+        for task in store.list_tasks(gen.name, [TaskState.DONE]):
+            u = usage.get(task.id)
+            if u and u.get("cost_usd", 0) > 0:
+                out.append(
+                    (
+                        len(task.description),
+                        int(u["input_tokens"]),
+                        int(u["output_tokens"]),
+                        float(u["cost_usd"]),
+                    )
+                )
+    return out
+
+
+def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Estimate:
+    """Expected spend of ``tasks`` (blocking: reads the store and renders prompts)."""
+    cfg = project.config
+    history = _history(project)
+    name, price = price_of(cfg)
+    result = Estimate()
+    similar = min(cfg.estimate.similar, len(history))
+    if history:
+        result.assumptions.append(
+            f"history: each task is the mean of the {similar} done task(s), of "
+            f"{len(history)} in this repository, whose descriptions are closest in length"
+        )
+    else:
+        result.assumptions += [
+            "no done task to learn from: estimated from the prompt's size",
+            f"{cfg.estimate.turns} turns per task, each sending the prompt again "
+            f"(~{CHARS_PER_TOKEN} characters per token), {cfg.estimate.output_tokens:,} "
+            "output tokens",
+            f"prices of {name!r}: ${price.input:g} in / ${price.output:g} out per million "
+            "tokens (configuration: prices)",
+        ]
+    stitcher = Stitcher(project, gen)
+    for task in tasks:
+        if history:
+            nearest = sorted(history, key=lambda h: abs(h[0] - len(task.description)))[:similar]
+            result.tasks.append(
+                TaskEstimate(
+                    task.id,
+                    task.title,
+                    round(sum(h[1] for h in nearest) / len(nearest)),
+                    round(sum(h[2] for h in nearest) / len(nearest)),
+                    sum(h[3] for h in nearest) / len(nearest),
+                    "history",
+                )
+            )
+            continue
+        prompt = stitcher.render_prompt(task, task.attempts + 1)
+        tokens_in = len(prompt) // CHARS_PER_TOKEN * cfg.estimate.turns
+        tokens_out = cfg.estimate.output_tokens
+        usd = (tokens_in * price.input + tokens_out * price.output) / 1_000_000
+        result.tasks.append(
+            TaskEstimate(task.id, task.title, tokens_in, tokens_out, usd, "prompt size")
+        )
+    return result
+
+
+def open_tasks(project: Project, gen: Generation) -> list[Task]:
+    """The tasks an estimate is about: those that may still run."""
+    waiting = (TaskState.PROPOSED, TaskState.READY, TaskState.BLOCKED, TaskState.FAILED)
+    return project.store.list_tasks(gen.name, list(waiting))
