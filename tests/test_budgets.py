@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from agents import new_token, processes_with_token
 from projects import make_project, task
 from shoemaker.agents.claude import agent_argv
@@ -49,7 +51,9 @@ async def test_a_generation_budget_crossed_mid_generation_pauses_before_the_next
     assert len(project.store.runs(generation="g")) == len(runs)
 
 
-async def test_on_cross_cancel_stops_running_agents(fast_tmp: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_on_cross_cancel_stops_running_agents(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = new_token()
     monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
     project = make_project(

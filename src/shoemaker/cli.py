@@ -326,6 +326,16 @@ def _require_generation(project: Project) -> None:
         raise CliError("\n".join(problems))
 
 
+def _refuse_waiting_plans(project: Project) -> None:
+    from shoemaker.engine.generation import GenerationError, current_generation
+    from shoemaker.engine.plans import refuse_waiting_plans
+
+    try:
+        refuse_waiting_plans(project, current_generation(project))
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _selection(project: Project, args: argparse.Namespace) -> Selection | None:
     """``--only``/``--skip``/``--from`` as a Selection; unknown task ids are bad input."""
     from shoemaker.engine.engine import Selection
@@ -347,6 +357,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     selection = _selection(project, args)
+    _refuse_waiting_plans(project)
 
     async def go() -> int:
         from shoemaker.engine.engine import Engine
@@ -444,6 +455,61 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 0
     _print_estimate(estimate_tasks(project, gen, tasks), args.json)
     return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Measure into a plan file with its estimate (executing nothing), or list plans."""
+    from shoemaker.engine.generation import GenerationError, current_generation
+    from shoemaker.engine.plans import make_plan
+
+    project = _open_project(args)
+    try:
+        gen = current_generation(project)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+    if args.verb == "list":
+        plans = project.store.list_plans(gen.name)
+        if not plans:
+            print("no plan yet; `shoemaker plan` makes one")
+        for plan in plans:
+            print(f"plan {plan.id}: {plan.state} {plan.path} {plan.reason}".rstrip())
+        return 0
+    console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
+
+    async def go() -> int:
+        try:
+            plan, tasks, estimate = await make_plan(project, gen)
+        except _engine_errors() as exc:
+            console.print(f"[bold red]plan failed:[/] {exc}")
+            return EXIT_FAILED
+        _print_estimate(estimate, as_json=False)
+        console.print(
+            f"plan {plan.id}: {len(tasks)} task(s) written to {plan.path}; nothing has run. "
+            f"Approve it with `shoemaker approve {plan.id}`."
+        )
+        return 0
+
+    return _run_async(go())
+
+
+def _plan_verb(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine import plans
+    from shoemaker.model import IllegalTransition
+
+    plan = plans.find_plan(project, args.plan)
+    try:
+        if args.verb == "approve":
+            plans.approve_plan(project, plan)
+            return f"plan {plan.id} approved; `shoemaker run` executes its tasks"
+        if args.verb == "reject":
+            cancelled = plans.reject_plan(project, plan, args.note or "")
+            return f"plan {plan.id} rejected; {len(cancelled)} task(s) cancelled"
+        commits = plans.rollback_plan(project, plan)
+        return f"plan {plan.id} rolled back: {len(commits)} task(s) reverted"
+    except IllegalTransition as exc:
+        from shoemaker.engine.generation import GenerationError
+
+        raise GenerationError(f"{exc}; see `shoemaker plan list`") from None
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -679,6 +745,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("task", type=int)
     r.add_argument("--note", required=True, help="what to change; it goes into the next prompt")
     r.set_defaults(func=cmd_review)
+
+    p = sub.add_parser(
+        "plan", help="measure into a reviewable plan file with its estimate; nothing runs"
+    )
+    p.add_argument(
+        "--events", choices=["story", "ndjson", "none"], default="none", help=events_help
+    )
+    p.set_defaults(func=cmd_plan, verb=None)
+    psub = p.add_subparsers(dest="verb", metavar="VERB")
+    r = psub.add_parser("list", help="the plans of the current generation and their states")
+    r.set_defaults(func=cmd_plan)
+    r = psub.add_parser("reject", help="reject a plan; its tasks are cancelled")
+    r.add_argument("plan", help="the plan's id or file")
+    r.add_argument("--note", help="why")
+    r.set_defaults(func=_lifecycle(_plan_verb))
+    r = psub.add_parser("rollback", help="revert the merged tasks of a failed or complete plan")
+    r.add_argument("plan", help="the plan's id or file")
+    r.set_defaults(func=_lifecycle(_plan_verb))
+    p = sub.add_parser("approve", help="approve a plan, so that run executes its tasks")
+    p.add_argument("plan", help="the plan's id or file")
+    p.set_defaults(func=_lifecycle(_plan_verb), verb="approve")
 
     p = sub.add_parser("estimate", help="expected tokens and dollars of the tasks still to run")
     p.add_argument("--json", action="store_true")

@@ -238,6 +238,9 @@ class Config(_Strict):
     """A run stops once the generation has this many tasks done (0: no limit)."""
     stall_cycles: int = Field(default=2, ge=0)
     """A run stops after this many cycles in a row that changed no line (0: never)."""
+    require_approval: bool = False
+    """Tasks run only from plans a person approved (`shoemaker plan`, `shoemaker approve`);
+    `run` does not measure and refuses while a plan waits for approval."""
     review_globs: list[str] = Field(default_factory=list)
     """Sensitive paths (e.g. migrations/**, **/auth/**): a task whose diff touches one waits
     in needs_review for a person to approve or reject it instead of merging."""
@@ -359,8 +362,13 @@ def _emit_model(model: BaseModel, out: list[str], indent: str) -> None:
             out.append(f"{indent}{name}:")
             _emit_model(value, out, indent + "  ")
         else:
+            plain = (
+                {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+                if isinstance(value, dict)
+                else value
+            )
             dumped = yaml.safe_dump(
-                {name: value}, default_flow_style=True, sort_keys=False, width=200
+                {name: plain}, default_flow_style=True, sort_keys=False, width=200
             ).strip()
             # safe_dump wraps the single mapping in braces in flow style; drop them.
             out.append(f"{indent}{dumped[1:-1] if dumped.startswith('{') else dumped}")

@@ -169,6 +169,17 @@ class MeasureFinished(_Event):
     """Where the proposals were read from: the JSON file, the fenced YAML in the text, or none."""
 
 
+class PlanStateChanged(_Event):
+    """A plan moved: created, validated, approved, executing, complete, rejected, failed,
+    rolled back."""
+
+    kind: Literal["plan_state"] = "plan_state"
+    plan_id: int
+    old: str | None
+    new: str
+    reason: str = ""
+
+
 class BudgetCrossed(_Event):
     """A spending limit was reached: the generation pauses (running agents finish, or are
     cancelled when ``budgets.on_cross`` says so)."""
@@ -225,6 +236,7 @@ Event = Annotated[
     | MeasureFinished
     | Recovered
     | BudgetCrossed
+    | PlanStateChanged
     | Log,
     Field(discriminator="kind"),
 ]

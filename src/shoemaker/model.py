@@ -88,6 +88,53 @@ def check_generation_transition(name: str, old: GenerationState, new: Generation
         raise IllegalTransition(f"generation {name}: illegal transition {old} → {new}")
 
 
+class PlanState(StrEnum):
+    """A plan's life: measure's proposals wait for a person before they run."""
+
+    CREATED = "created"
+    VALIDATED = "validated"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    COMPLETE = "complete"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+_P = PlanState
+
+PLAN_TRANSITIONS: dict[PlanState, frozenset[PlanState]] = {
+    _P.CREATED: frozenset({_P.VALIDATED, _P.REJECTED, _P.FAILED}),
+    _P.VALIDATED: frozenset({_P.APPROVED, _P.REJECTED}),
+    _P.APPROVED: frozenset({_P.EXECUTING, _P.REJECTED}),
+    _P.EXECUTING: frozenset({_P.COMPLETE, _P.FAILED}),
+    _P.FAILED: frozenset({_P.ROLLED_BACK}),
+    _P.COMPLETE: frozenset({_P.ROLLED_BACK}),
+    _P.REJECTED: frozenset(),
+    _P.ROLLED_BACK: frozenset(),
+}
+#: Plans whose tasks may run.
+RUNNABLE_PLAN_STATES = frozenset({_P.APPROVED, _P.EXECUTING})
+
+
+def check_plan_transition(plan_id: int, old: PlanState, new: PlanState) -> None:
+    """Raise :class:`IllegalTransition` unless ``old → new`` is legal for a plan."""
+    if new not in PLAN_TRANSITIONS[old]:
+        raise IllegalTransition(f"plan {plan_id}: illegal transition {old} → {new}")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Proposed tasks held for approval: a row of ``plans``; ``path`` is its reviewable file."""
+
+    id: int
+    generation: str
+    state: PlanState
+    path: str = ""
+    reason: str = ""
+    created_at: float = 0.0
+
+
 class Phase(StrEnum):
     """Why an agent was run."""
 
@@ -137,6 +184,8 @@ class Task:
     reason: str = ""
     fingerprint: str = ""
     """Of the last failure (gate, agent error, conflict): the same one twice stops retrying."""
+    plan_id: int | None = None
+    """The plan that proposed the task; it runs only once that plan is approved."""
     branch: str = ""
     worktree: str = ""
     cycle: int = 0

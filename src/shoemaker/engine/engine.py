@@ -18,6 +18,12 @@ from shoemaker.engine.budgets import budget_lines, crossed
 from shoemaker.engine.gates import gate_problems
 from shoemaker.engine.generation import GenerationError, current_generation
 from shoemaker.engine.measure import measure
+from shoemaker.engine.plans import (
+    plan_starts,
+    refuse_waiting_plans,
+    runnable_plans,
+    settle_plans,
+)
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.scheduler import launch_order
@@ -88,6 +94,7 @@ class Engine:
         self.recovery = RecoveryReport()
         self._cycle_started: float | None = None
         self.selection: Selection | None = None
+        self._runnable_plans: set[int] = set()
         # Set by each agent result, so the stitch loop checks the budgets at once.
         self._spent = asyncio.Event()
         self._budget_reason = ""
@@ -138,6 +145,7 @@ class Engine:
             problems = gate_problems(project.config.gates, project.root)
             if problems:
                 raise EngineError("; ".join(problems))
+            await asyncio.to_thread(refuse_waiting_plans, project, gen)
             if selection is not None:
                 selection.check(await self._tasks(gen))
             self.selection = selection
@@ -191,14 +199,24 @@ class Engine:
         return report
 
     def _may_start(self, task: Task) -> bool:
-        return task.state == TaskState.READY and (
-            self.selection is None or self.selection.allows(task.id)
+        """Ready, selected, and not held by a plan that waits for approval (with
+        ``require_approval``, only tasks of an approved plan start)."""
+        if task.plan_id is None:
+            planned = not self.project.config.require_approval
+        else:
+            planned = task.plan_id in self._runnable_plans
+        return (
+            task.state == TaskState.READY
+            and planned
+            and (self.selection is None or self.selection.allows(task.id))
         )
 
     def _paused_because(self) -> str:
         return f"paused: {self._budget_reason}" if self._budget_reason else "paused"
 
     async def _tasks(self, gen: Generation) -> list[Task]:
+        """The generation's tasks, and (for ``_may_start``) which plans may run now."""
+        self._runnable_plans = await asyncio.to_thread(runnable_plans, self.project, gen)
         return await asyncio.to_thread(self.project.store.list_tasks, gen.name)
 
     def _tasks_left(self, tasks: list[Task], running: int = 0) -> int | None:
@@ -266,10 +284,11 @@ class Engine:
         report.cycles += 1
         project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
-        if self.selection is None:
+        if self.selection is None and not project.config.require_approval:
             await measure(project, gen, cycle, self.stitcher(gen).pool)
         ready = [t for t in await self._tasks(gen) if self._may_start(t)]
         outcomes = await self.stitch_ready(gen) if ready else []
+        await asyncio.to_thread(settle_plans, project, gen)
         report.outcomes.extend(outcomes)
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
         failed = sum(1 for o in outcomes if o.state in (TaskState.FAILED, TaskState.CONFLICT))
@@ -340,6 +359,8 @@ class Engine:
                     for task in candidates:
                         if slots[0] <= 0 or left == 0:
                             break
+                        if task.plan_id is not None:
+                            await asyncio.to_thread(plan_starts, self.project, task.plan_id)
                         slots[0] -= 1
                         left = None if left is None else left - 1
                         worker = asyncio.create_task(

@@ -90,9 +90,14 @@ def render_measure_prompt(project: Project, generation: Generation, cycle: int) 
 
 
 async def measure(
-    project: Project, generation: Generation, cycle: int, pool: WorktreePool | None = None
+    project: Project,
+    generation: Generation,
+    cycle: int,
+    pool: WorktreePool | None = None,
+    plan_id: int | None = None,
 ) -> list[Task]:
-    """Run measure once; returns the tasks it added (possibly none)."""
+    """Run measure once; returns the tasks it added (possibly none), held by ``plan_id``
+    until that plan is approved when one is given."""
     prompt = await asyncio.to_thread(render_measure_prompt, project, generation, cycle)
     own_pool = pool is None
     pool = pool or WorktreePool(
@@ -141,7 +146,7 @@ async def measure(
                 + ", ".join(repr(p.title) for p in dropped),
             )
         )
-    tasks = await asyncio.to_thread(_insert, project, generation, cycle, kept)
+    tasks = await asyncio.to_thread(_insert, project, generation, cycle, kept, plan_id)
     project.bus.emit(
         MeasureFinished(
             generation=generation.name,
@@ -155,7 +160,11 @@ async def measure(
 
 
 def _insert(
-    project: Project, generation: Generation, cycle: int, kept: list[Proposal]
+    project: Project,
+    generation: Generation,
+    cycle: int,
+    kept: list[Proposal],
+    plan_id: int | None = None,
 ) -> list[Task]:
     """Insert the proposals in one transaction; they arrive in dependency order."""
     if not kept:
@@ -165,6 +174,8 @@ def _insert(
         NewTask(p.title, p.description, p.priority, after=tuple(position[d] for d in p.depends_on))
         for p in kept
     ]
-    tasks, events = project.store.add_tasks(generation.name, news, cycle, source="measure")
+    tasks, events = project.store.add_tasks(
+        generation.name, news, cycle, source="measure", plan_id=plan_id
+    )
     project.bus.announce(*events)
     return tasks

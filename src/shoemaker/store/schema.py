@@ -134,13 +134,26 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tasks ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
     """,
     # 3: attempts cut short because shoemaker stopped (a crash, a signal); they are counted as
-    # attempts but do not use up max_attempts, which is for attempts that failed.
+    # attempts but do not use up max_retries, which is for attempts that failed.
     """
     ALTER TABLE tasks ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
     """,
     # 4: a fingerprint of the last failure, so that a retry that fails the same way stops.
     """
     ALTER TABLE tasks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    """,
+    # 5: plans: measure's proposals held for a person's approval before they run.
+    """
+    CREATE TABLE plans (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        generation  TEXT NOT NULL REFERENCES generations(name),
+        state       TEXT NOT NULL,
+        path        TEXT NOT NULL DEFAULT '',
+        reason      TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    ALTER TABLE tasks ADD COLUMN plan_id INTEGER REFERENCES plans(id);
     """,
 ]
 

@@ -18,14 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoemaker.events import Event, GenerationStateChanged, TaskStateChanged, parse_event
+from shoemaker.events import (
+    Event,
+    GenerationStateChanged,
+    PlanStateChanged,
+    TaskStateChanged,
+    parse_event,
+)
 from shoemaker.model import (
     Generation,
     GenerationState,
+    Plan,
+    PlanState,
     Spend,
     Task,
     TaskState,
     check_generation_transition,
+    check_plan_transition,
     check_task_transition,
 )
 from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -332,6 +341,7 @@ class Store:
             interruptions=row["interruptions"],
             reason=row["reason"],
             fingerprint=row["fingerprint"],
+            plan_id=row["plan_id"],
             branch=row["branch"],
             worktree=row["worktree"],
             cycle=row["cycle"],
@@ -350,7 +360,12 @@ class Store:
         return deps
 
     def add_tasks(
-        self, generation: str, tasks: Sequence[NewTask], cycle: int, source: str
+        self,
+        generation: str,
+        tasks: Sequence[NewTask],
+        cycle: int,
+        source: str,
+        plan_id: int | None = None,
     ) -> tuple[list[Task], list[TaskStateChanged]]:
         """Insert tasks and their dependencies in one transaction.
 
@@ -378,7 +393,8 @@ class Store:
                 state = TaskState.READY if all(d in done for d in deps) else TaskState.PROPOSED
                 cur = db.execute(
                     "INSERT INTO tasks (generation, title, description, state, priority, cycle, "
-                    "source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "source, plan_id, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         generation,
                         new.title,
@@ -387,6 +403,7 @@ class Store:
                         new.priority,
                         cycle,
                         source,
+                        plan_id,
                         now,
                         now,
                     ),
@@ -530,6 +547,69 @@ class Store:
                     )
                 )
         return events
+
+    # -- plans --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _plan(row: sqlite3.Row) -> Plan:
+        return Plan(
+            row["id"],
+            row["generation"],
+            PlanState(row["state"]),
+            row["path"],
+            row["reason"],
+            row["created_at"],
+        )
+
+    def create_plan(self, generation: str) -> tuple[Plan, PlanStateChanged]:
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO plans (generation, state, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (generation, PlanState.CREATED, now, now),
+            )
+            plan_id = int(cur.lastrowid or 0)
+            event = PlanStateChanged(
+                generation=generation, plan_id=plan_id, old=None, new=PlanState.CREATED
+            )
+            self._insert_event(db, event)
+        return self.get_plan(plan_id), event
+
+    def get_plan(self, plan_id: int) -> Plan:
+        rows = self._query("SELECT * FROM plans WHERE id = ?", (plan_id,))
+        if not rows:
+            raise StoreError(f"no plan {plan_id}; see `shoemaker plan list`")
+        return self._plan(rows[0])
+
+    def list_plans(self, generation: str | None = None) -> list[Plan]:
+        if generation is None:
+            rows = self._query("SELECT * FROM plans ORDER BY id")
+        else:
+            rows = self._query(
+                "SELECT * FROM plans WHERE generation = ? ORDER BY id", (generation,)
+            )
+        return [self._plan(r) for r in rows]
+
+    def set_plan_state(
+        self, plan_id: int, new: PlanState, reason: str = "", path: str | None = None
+    ) -> PlanStateChanged:
+        """Move a plan to ``new``, checked against the plan state machine."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no plan {plan_id}; see `shoemaker plan list`")
+            old = PlanState(row["state"])
+            check_plan_transition(plan_id, old, new)
+            db.execute(
+                "UPDATE plans SET state = ?, reason = ?, path = COALESCE(?, path), "
+                "updated_at = ? WHERE id = ?",
+                (new, reason, path, time.time(), plan_id),
+            )
+            event = PlanStateChanged(
+                generation=row["generation"], plan_id=plan_id, old=old, new=new, reason=reason
+            )
+            self._insert_event(db, event)
+        return event
 
     # -- runs ---------------------------------------------------------------------------------
 
