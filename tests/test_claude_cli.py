@@ -1,0 +1,186 @@
+"""The top tier: the real claude CLI (installed from the npm registry by ./dev) does the work,
+offline, against the loopback mock of the Messages API in tests/mock_api.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents import new_token, processes_with_token
+from conftest import REPO_ROOT
+from mock_api import MockApi, Turn, mock_api, text, tool
+from projects import make_project
+from shoemaker.agents.streamjson import summarize_file
+from shoemaker.engine.engine import Engine, Selection
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.project import Project
+from shoemaker.events import AgentStarted, Event
+from shoemaker.model import TaskState
+from shoemaker.store import NewTask
+
+CLAUDE = Path(
+    os.environ.get("SHOEMAKER_CLAUDE_BIN", REPO_ROOT / ".tools/claude/node_modules/.bin/claude")
+)
+
+
+@pytest.fixture
+def api() -> Any:
+    if not CLAUDE.exists():
+        pytest.fail(
+            f"the claude CLI is not installed at {CLAUDE}: run ./dev test, which installs it"
+        )
+    with mock_api() as served:
+        yield served
+
+
+def claude_project(tmp: Path, api: MockApi, **settings: Any) -> Project:
+    home = tmp / "home"
+    home.mkdir()
+    agent = {
+        "command": str(CLAUDE),
+        "model": "claude-sonnet-4-5",
+        "env": {
+            "ANTHROPIC_BASE_URL": api.url,
+            "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "1",
+            "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
+            "HOME": str(home),
+            "IS_SANDBOX": "1",  # as root, --dangerously-skip-permissions needs it
+        },
+        "max_time_sec": 120,
+        "idle_timeout_sec": 60,
+        "kill_grace_sec": 5,
+        **settings.pop("agent", {}),
+    }
+    project = make_project(tmp, [], agent=agent, **settings)
+    start_generation(project, "g")
+    return project
+
+
+def add_task(project: Project, title: str = "Write hello") -> int:
+    (task,), events = project.store.add_tasks("g", [NewTask(title, f"{title}.")], 1, "test")
+    project.bus.announce(*events)
+    return task.id
+
+
+WRITE_HELLO = [
+    Turn([tool("Write", file_path="{cwd}/hello.py", content="HELLO = 1\n")]),
+    Turn([text("Wrote hello.py.")]),
+]
+
+
+async def stitch_all(project: Project) -> None:
+    await Engine(project).run(cycles=1, selection=Selection())  # no measure: the tasks are given
+
+
+async def test_a_file_the_real_cli_writes_lands_with_its_tokens_and_cost(
+    fast_tmp: Path, api: MockApi
+) -> None:
+    project = claude_project(fast_tmp, api)
+    task_id = add_task(project)
+    api.script(*WRITE_HELLO)
+    await stitch_all(project)
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    (run,) = project.store.runs(task_id=task_id)
+    transcript = fast_tmp / "t.jsonl"
+    transcript.write_bytes(project.store.transcript(run.id))
+    summary = summarize_file(transcript)
+    assert summary.cost_usd is not None and run.cost_usd == pytest.approx(summary.cost_usd)
+    assert run.cost_usd > 0 and run.num_turns == 2
+    # Two main-loop replies of 120 input and 40 output tokens each, as the result line says.
+    assert (run.input_tokens, run.output_tokens) == (240, 80)
+    assert len([r for r in api.requests if r.get("tools")]) == 2
+
+
+async def test_an_api_error_is_not_merged_and_is_retried(fast_tmp: Path, api: MockApi) -> None:
+    project = claude_project(fast_tmp, api, max_retries=1)
+    task_id = add_task(project)
+    api.script(Turn(status=529), Turn(status=529), *WRITE_HELLO)
+    await stitch_all(project)
+    first, second = project.store.runs(task_id=task_id)
+    assert first.ok is False and "529" in (first.reason + (first.result_text or ""))
+    assert second.ok is True
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.DONE and task.attempts == 2
+    landed = project.git.log(f"{project.store.get_generation('g').start_commit}..generation-g")
+    assert [c.trailers.get("Shoemaker-Task") for c in landed] == [str(task_id)]
+
+
+async def test_max_turns_ends_the_attempt_unmerged(fast_tmp: Path, api: MockApi) -> None:
+    project = claude_project(fast_tmp, api, agent={"max_turns": 1}, max_retries=0)
+    task_id = add_task(project)
+    api.script(*WRITE_HELLO)
+    await stitch_all(project)
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.FAILED and "max" in task.reason.lower()
+    (run,) = project.store.runs(task_id=task_id)
+    assert run.subtype == "error_max_turns" and run.exit_code == 1
+    assert not (project.root / "hello.py").exists()
+
+
+async def test_sigterm_during_a_run_stops_the_real_cli(
+    fast_tmp: Path, api: MockApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = claude_project(fast_tmp, api)
+    task_id = add_task(project)
+    hold = asyncio.Event()
+    release = threading.Event()
+    api.script(Turn([text("never sent")], hold=release))
+
+    def started(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id == task_id:
+            hold.set()
+
+    project.bus.add_listener(started)
+    run = asyncio.create_task(stitch_all(project))
+    await hold.wait()
+    while not api.requests:  # the CLI has asked the API and waits for the held reply
+        await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    release.set()
+    (record,) = project.store.runs(task_id=task_id)
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    assert b'"subtype":"init"' in project.store.transcript(record.id)  # it had started
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.READY and task.reason == "interrupted"
+    assert processes_with_token(token) == []
+
+
+async def test_measure_takes_its_proposals_from_the_real_cli(fast_tmp: Path, api: MockApi) -> None:
+    project = claude_project(fast_tmp, api)
+    proposals = [
+        {"index": 0, "title": "Parse dates", "description": "Add dates.py.", "dependency": -1},
+        {"index": 1, "title": "Format dates", "description": "Add fmt.py.", "dependency": 0},
+    ]
+    api.script(
+        Turn(
+            [
+                tool(
+                    "Write",
+                    file_path="{cwd}/shoemaker-proposals.json",
+                    content=json.dumps(proposals),
+                )
+            ]
+        ),
+        Turn([text("Proposed two tasks.")]),
+    )
+    tasks = await Engine(project).measure_once()
+    assert [(t.title, t.state) for t in tasks] == [
+        ("Parse dates", TaskState.READY),
+        ("Format dates", TaskState.PROPOSED),
+    ]
+    assert tasks[1].depends_on == [tasks[0].id]
