@@ -42,6 +42,8 @@ class RunSpec:
     max_time_sec: float = 3600.0
     idle_timeout_sec: float = 600.0
     kill_grace_sec: float = 5.0
+    redact: Callable[[bytes], bytes] | None = None
+    """Applied to each line before it is written to the transcript (secret values out)."""
 
 
 @dataclass(slots=True)
@@ -291,15 +293,21 @@ class ProcessRunner:
                 watch.eof.set()
                 break
             watch.last_output = time.monotonic()
-            transcript.write(chunk)
+            if spec.redact is None:
+                transcript.write(chunk)
             pending += chunk
             if b"\n" not in chunk:
                 continue  # a long line still arriving; avoid rescanning the buffer
             *complete, rest = pending.split(b"\n")
             pending = bytearray(rest)
+            if spec.redact is not None:
+                # Whole lines only, so that a secret split across reads is still found.
+                transcript.write(spec.redact(b"\n".join(complete) + b"\n"))
             batch = ProcessRunner._parse(complete, builder, watch)
             if batch:
                 await _call(on_lines, batch)
+        if pending and spec.redact is not None:
+            transcript.write(spec.redact(bytes(pending)))
         if pending.strip():
             batch = ProcessRunner._parse([bytes(pending)], builder, watch)
             if batch:

@@ -73,6 +73,7 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
         max_time_sec=cfg.max_time_sec,
         idle_timeout_sec=cfg.idle_timeout_sec,
         kill_grace_sec=cfg.kill_grace_sec,
+        redact=project.redactor.data if project.redactor.active else None,
     )
     bus = project.bus
 

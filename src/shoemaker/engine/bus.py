@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 
-from shoemaker.events import AgentOutput, Event
+from shoemaker.events import AgentOutput, Event, parse_event
+from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store import Store
 
 Listener = Callable[[Event], None]
@@ -48,8 +49,9 @@ class Subscription:
 class EventBus:
     """Where the engine's events go."""
 
-    def __init__(self, store: Store | None) -> None:
+    def __init__(self, store: Store | None, redactor: Redactor = NO_SECRETS) -> None:
         self._store = store
+        self._redactor = redactor
         self._listeners: list[Listener] = []
         self._subscriptions: list[Subscription] = []
 
@@ -72,8 +74,16 @@ class EventBus:
         """Persist events (one transaction), then deliver them."""
         self.emit_all(events)
 
+    def _clean(self, event: Event) -> Event:
+        """The event with every secret value replaced (the same object when there is none)."""
+        if not self._redactor.active:
+            return event
+        raw = event.model_dump_json()
+        clean = self._redactor.text(raw)
+        return event if clean == raw else parse_event(clean)
+
     def emit_all(self, events: Iterable[Event]) -> None:
-        batch = list(events)
+        batch = [self._clean(e) for e in events]
         if not batch:
             return
         if self._store is not None:
@@ -85,7 +95,7 @@ class EventBus:
         self.announce_all(e for e in events if e is not None)
 
     def announce_all(self, events: Iterable[Event]) -> None:
-        for event in events:
+        for event in map(self._clean, events):
             for listener in self._listeners:
                 listener(event)
             for sub in self._subscriptions:

@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from shoemaker.model import Generation, Task
 
 
-def _write(path: Path, record: dict[str, Any]) -> Path:
+def _write(project: Project, path: Path, record: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    text = yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
+    tmp.write_text(project.redactor.text(text), encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -59,7 +60,8 @@ def write_measure_history(
         **_run_record(project, run_id),
         "proposed": [{"id": t.id, "title": t.title, "depends_on": t.depends_on} for t in tasks],
     }
-    return _write(project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml", record)
+    path = project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml"
+    return _write(project, path, record)
 
 
 def write_task_history(project: Project, task: Task) -> Path:
@@ -88,4 +90,5 @@ def write_task_history(project: Project, task: Task) -> Path:
         ],
         "metrics": {k: v for k, v in (metrics or {}).items() if k != "task_id"},
     }
-    return _write(project.history_dir / task.generation / f"task-{task.id:04d}.yaml", record)
+    path = project.history_dir / task.generation / f"task-{task.id:04d}.yaml"
+    return _write(project, path, record)

@@ -15,6 +15,7 @@ from shoemaker.agents.runner import AgentRunner, ProcessRunner
 from shoemaker.config import Config, load_config
 from shoemaker.engine.bus import EventBus
 from shoemaker.git import Git, GitError
+from shoemaker.secrets import NO_SECRETS, Redactor, collect_secrets
 from shoemaker.store import Store
 
 STORE_FILE = "shoemaker.db"
@@ -36,6 +37,8 @@ class Project:
     store: Store
     bus: EventBus
     runner: AgentRunner = field(default_factory=ProcessRunner)
+    redactor: Redactor = NO_SECRETS
+    """Keeps secret values out of everything stored or shown (``shoemaker.secrets``)."""
 
     @classmethod
     def open(cls, directory: Path, config: Config | None = None) -> Project:
@@ -52,8 +55,17 @@ class Project:
         state.mkdir(parents=True, exist_ok=True)
         # shoemaker's own files must never make the tree look dirty or end up in a commit.
         git.ensure_excluded(f"/{cfg.state_dir.strip('/')}/")
-        store = Store(state / STORE_FILE)
-        return cls(root=root, config=cfg, git=git, store=store, bus=EventBus(store))
+        git.ensure_excluded(f"/{cfg.secrets_dir.strip('/')}/")  # credentials are never committed
+        redactor = Redactor(collect_secrets(root, cfg))
+        store = Store(state / STORE_FILE, redactor)
+        return cls(
+            root=root,
+            config=cfg,
+            git=git,
+            store=store,
+            bus=EventBus(store, redactor),
+            redactor=redactor,
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -37,6 +37,7 @@ from shoemaker.model import (
     check_plan_transition,
     check_task_transition,
 )
+from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -118,8 +119,9 @@ def _compress(source: bytes | Path) -> bytes:
 class Store:
     """All reads and writes of shoemaker's state."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redactor: Redactor = NO_SECRETS) -> None:
         self.path = path
+        self.redactor = redactor
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         # isolation_level=None: we issue BEGIN ourselves so each transaction is explicit.
@@ -176,8 +178,7 @@ class Store:
 
     # -- events -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _insert_event(db: sqlite3.Connection, event: Event) -> int:
+    def _insert_event(self, db: sqlite3.Connection, event: Event) -> int:
         cur = db.execute(
             "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",
             (
@@ -185,7 +186,7 @@ class Store:
                 event.generation,
                 event.kind,
                 getattr(event, "task_id", None),
-                event.model_dump_json(),
+                self.redactor.text(event.model_dump_json()),
             ),
         )
         return int(cur.lastrowid or 0)
@@ -397,8 +398,8 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         generation,
-                        new.title,
-                        new.description,
+                        self.redactor.text(new.title),
+                        self.redactor.text(new.description),
                         state,
                         new.priority,
                         cycle,
@@ -635,7 +636,7 @@ class Store:
                     task_id,
                     phase,
                     attempt,
-                    prompt,
+                    self.redactor.text(prompt),
                     json.dumps(list(argv)),
                     json.dumps(sorted(env_names)),
                     cwd,
@@ -660,6 +661,11 @@ class Store:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         if "model_usage" in values and values["model_usage"] is not None:
             values["model_usage"] = json.dumps(values["model_usage"])
+        for key, value in values.items():
+            if isinstance(value, str):
+                values[key] = self.redactor.text(value)
+        if isinstance(transcript, bytes):
+            transcript = self.redactor.data(transcript)
         values.setdefault("ended_at", time.time())
         cols = ", ".join(f"{k} = ?" for k in values)
         with self._tx() as db:
@@ -770,7 +776,7 @@ class Store:
                     int(passed),
                     exit_code,
                     duration_s,
-                    output_tail,
+                    self.redactor.text(output_tail),
                     time.time(),
                 ),
             )

@@ -1,0 +1,101 @@
+"""Secrets: where they come from, and how their values are kept out of everything stored or
+shown.
+
+The values are those of the credential files in ``secrets_dir`` (a JSON file contributes each
+string in it) and of environment variables whose names say they are secret (``*KEY*``,
+``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*CREDENTIAL*``), in the agent's configured
+environment and in shoemaker's own. A :class:`Redactor` replaces every occurrence with
+``[redacted NAME]`` in events (before they are stored or delivered), transcripts, prompts, run
+records, gate output and history files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from shoemaker.config import Config
+
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
+#: Shorter values are not treated as secrets: redacting "1" or "true" would garble everything.
+MIN_LENGTH = 8
+MAX_FILE = 256 * 1024
+
+
+def token_file(root: Path, config: Config) -> Path:
+    """The credentials file: ``secrets_dir``/(``token_file`` or ``default_token_file``)."""
+    return root / config.secrets_dir / (config.token_file or config.default_token_file)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def collect_secrets(
+    root: Path, config: Config, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Secret value → the name shown in its place."""
+    found: dict[str, str] = {}
+    env = os.environ if environ is None else environ
+    for source in (env, config.agent.env):
+        for name, value in source.items():
+            if SECRET_NAME.search(name) and len(value.strip()) >= MIN_LENGTH:
+                found[value.strip()] = name
+    directory = root / config.secrets_dir
+    if directory.is_dir():
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            if path.stat().st_size > MAX_FILE:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            label = f"{config.secrets_dir.strip('/')}/{path.relative_to(directory)}"
+            try:
+                values = list(_strings(json.loads(text)))
+            except json.JSONDecodeError:
+                values = text.splitlines()
+            for value in (text.strip(), *values):
+                if len(value.strip()) >= MIN_LENGTH:
+                    found.setdefault(value.strip(), label)
+    return found
+
+
+class Redactor:
+    """Replaces secret values in text and bytes. Longer values first, so that a secret that
+    contains another is replaced whole."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        ordered = sorted(secrets, key=len, reverse=True)
+        self._names = dict(secrets)
+        self._text = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+        self._bytes = (
+            re.compile(b"|".join(re.escape(s.encode()) for s in ordered)) if ordered else None
+        )
+
+    @property
+    def active(self) -> bool:
+        return self._text is not None
+
+    def text(self, value: str) -> str:
+        if self._text is None or not value:
+            return value
+        return self._text.sub(lambda m: f"[redacted {self._names[m.group(0)]}]", value)
+
+    def data(self, value: bytes) -> bytes:
+        if self._bytes is None or not value:
+            return value
+        return self._bytes.sub(
+            lambda m: f"[redacted {self._names[m.group(0).decode()]}]".encode(), value
+        )
+
+
+NO_SECRETS = Redactor({})

@@ -1,0 +1,90 @@
+"""Secrets reach the agent through its environment and never the store, the transcripts, the
+history files or the screen: a planted key is searched for everywhere afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from agents import STREAM_ARGS
+from projects import make_project, task
+from shoemaker.config import load_config
+from shoemaker.secrets import Redactor, collect_secrets
+
+KEY = "sk-ant-api03-PLANTED-7f3c9e1d2b4a6f8e0c1a"
+TOKEN = "oauth-PLANTED-a1b2c3d4e5f6a7b8c9d0"
+
+
+def test_collect_and_redact(tmp_path: Path) -> None:
+    (tmp_path / ".secrets").mkdir()
+    (tmp_path / ".secrets" / "claude.json").write_text(
+        json.dumps({"claudeAiOauth": {"accessToken": TOKEN, "expiresAt": 1}})
+    )
+    (tmp_path / "configuration.yaml").write_text("agent: {env: {MY_API_KEY: " + KEY + "}}\n")
+    secrets = collect_secrets(tmp_path, load_config(tmp_path), environ={"HOME": "/root"})
+    assert secrets[KEY] == "MY_API_KEY" and secrets[TOKEN] == ".secrets/claude.json"
+    redactor = Redactor(secrets)
+    assert redactor.text(f"key={KEY} token={TOKEN}") == (
+        "key=[redacted MY_API_KEY] token=[redacted .secrets/claude.json]"
+    )
+    assert KEY.encode() not in redactor.data(f'{{"k":"{KEY}"}}'.encode())
+
+
+def test_a_planted_key_is_nowhere_after_a_run(fast_tmp: Path) -> None:
+    show_env = "import os; print('gate sees', os.environ.get('ANTHROPIC_API_KEY'))"
+    project = make_project(
+        fast_tmp,
+        [
+            task(
+                "Leaky",
+                files={"a.py": "A = 1\n"},
+                run=["printenv ANTHROPIC_API_KEY", f"cat {fast_tmp}/repo/.secrets/claude.json"],
+                text="done",
+            )
+        ],
+        agent={
+            "command": sys.executable,
+            "args": ["-m", "shoemaker.agents.rehearsal", *STREAM_ARGS],
+            "env": {"IS_SANDBOX": "1", "ANTHROPIC_API_KEY": KEY},
+        },
+        gates=[{"name": "env", "command": [sys.executable, "-c", show_env]}],
+    )
+    root = project.root
+    (root / ".secrets").mkdir()
+    (root / ".secrets" / "claude.json").write_text(json.dumps({"accessToken": TOKEN}))
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    cli = [sys.executable, "-m", "shoemaker", "-C", str(root)]
+    subprocess.run([*cli, "start", "g"], check=True, capture_output=True, env=env)
+    shown = subprocess.run([*cli, "run", "--events", "ndjson"], capture_output=True, env=env)
+    story = subprocess.run([*cli, "run"], capture_output=True, env=env)  # the story printer
+    assert shown.returncode == 0, shown.stderr
+
+    # The agent did get the key, and printed it: the redacted marker is what was kept.
+    assert b"[redacted ANTHROPIC_API_KEY]" in shown.stdout
+    assert b"gate sees [redacted ANTHROPIC_API_KEY]" in shown.stdout
+    places = {"stdout": shown.stdout + shown.stderr + story.stdout + story.stderr}
+    state = root / ".shoemaker"
+    for path in state.rglob("*"):
+        if path.is_file():
+            places[str(path)] = path.read_bytes()
+    db = sqlite3.connect(state / "shoemaker.db")
+    for (blob,) in db.execute("SELECT transcript FROM runs WHERE transcript IS NOT NULL"):
+        places["transcript"] = places.get("transcript", b"") + zlib.decompress(blob)
+    for row in db.execute("SELECT * FROM runs"):
+        places["runs"] = places.get("runs", b"") + repr(row).encode()
+    db.close()
+    assert any(b"[redacted .secrets/claude.json]" in v for v in places.values())
+    for where, content in places.items():
+        assert KEY.encode() not in content, where
+        assert TOKEN.encode() not in content, where
+    assert (
+        ".secrets"
+        not in subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
+        ).stdout
+    )
