@@ -440,6 +440,23 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
         console.print(f"[dim]assumes {line}[/]")
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """The preflight checklist; exit 1 when a check fails."""
+    from shoemaker.engine.doctor import run_checks
+
+    project = _open_project(args)
+    console = _console()
+    checks = run_checks(project)
+    for check in checks:
+        mark = "[green]✓[/]" if check.ok else "[bold red]✗[/]"
+        console.print(f"{mark} [b]{check.name}[/]: {check.detail}", highlight=False)
+        if not check.ok:
+            console.print(f"    fix: {check.fix}")
+    failed = sum(1 for c in checks if not c.ok)
+    console.print("all checks passed" if not failed else f"{failed} check(s) failed")
+    return EXIT_FAILED if failed else 0
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from shoemaker.engine.estimate import estimate_tasks, open_tasks
     from shoemaker.engine.generation import GenerationError, current_generation
@@ -766,6 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("approve", help="approve a plan, so that run executes its tasks")
     p.add_argument("plan", help="the plan's id or file")
     p.set_defaults(func=_lifecycle(_plan_verb), verb="approve")
+
+    p = sub.add_parser("doctor", help="preflight: git, the agent CLI, credentials, directories")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("estimate", help="expected tokens and dollars of the tasks still to run")
     p.add_argument("--json", action="store_true")

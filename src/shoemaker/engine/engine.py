@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from shoemaker.engine.budgets import budget_lines, crossed
-from shoemaker.engine.gates import gate_problems
+from shoemaker.engine.doctor import preflight
 from shoemaker.engine.generation import GenerationError, current_generation
 from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import (
@@ -142,9 +142,7 @@ class Engine:
             )
         project.bus.add_listener(self._on_event)
         try:
-            problems = gate_problems(project.config.gates, project.root)
-            if problems:
-                raise EngineError("; ".join(problems))
+            await asyncio.to_thread(preflight, project)
             await asyncio.to_thread(refuse_waiting_plans, project, gen)
             if selection is not None:
                 selection.check(await self._tasks(gen))
@@ -274,6 +272,7 @@ class Engine:
     async def measure_once(self) -> list[Task]:
         """One measure call on the current generation, outside of a run."""
         gen = await asyncio.to_thread(current_generation, self.project)
+        await asyncio.to_thread(preflight, self.project)
         cycle = await asyncio.to_thread(self.project.store.next_cycle, gen.name)
         return await measure(self.project, gen, cycle)
 

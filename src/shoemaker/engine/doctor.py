@@ -1,0 +1,151 @@
+"""Preflight: can shoemaker run agents here? A checklist with a fix for each failure.
+
+``shoemaker doctor`` prints it; ``Engine.run`` and ``Engine.measure_once`` run it first and stop
+with its message when something fails, before any agent starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.agents.claude import resolve_command
+from shoemaker.engine.gates import gate_problems
+from shoemaker.engine.project import Project
+from shoemaker.engine.stitch import EngineError
+from shoemaker.secrets import token_file
+
+#: git worktree and merge-tree features shoemaker relies on.
+MIN_GIT = (2, 38)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class DoctorError(EngineError):
+    """A preflight check failed; the message lists the failures and their fixes."""
+
+
+def _git(project: Project) -> Check:
+    out = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    found = re.search(r"(\d+)\.(\d+)", out)
+    version = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if version < MIN_GIT:
+        return Check(
+            "git",
+            False,
+            out or "git not found",
+            f"install git {MIN_GIT[0]}.{MIN_GIT[1]} or newer",
+        )
+    return Check("git", True, out)
+
+
+def _agent(project: Project) -> Check:
+    cfg = project.config.agent
+    program = resolve_command(cfg.command)
+    env = {**os.environ, **cfg.env}
+    try:
+        proc = subprocess.run(
+            [program, "--version"], capture_output=True, text=True, timeout=30, env=env
+        )
+    except FileNotFoundError:
+        return Check(
+            "agent CLI",
+            False,
+            f"{cfg.command!r} is not on PATH",
+            "install it (npm install -g @anthropic-ai/claude-code) or set agent.command",
+        )
+    except subprocess.TimeoutExpired:
+        return Check("agent CLI", False, f"{program} --version took over 30 s", "check the CLI")
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        return Check(
+            "agent CLI",
+            False,
+            f"{program} --version exited {proc.returncode}: {detail[-1] if detail else ''}",
+            "reinstall the CLI or fix agent.command",
+        )
+    return Check("agent CLI", True, f"{program}: {proc.stdout.strip()}")
+
+
+def _credentials(project: Project) -> Check:
+    cfg = project.config
+    if "rehearsal" in Path(cfg.agent.command).name or any(
+        "shoemaker.agents.rehearsal" in a for a in cfg.agent.args
+    ):
+        return Check("credentials", True, "the rehearsal agent needs none")
+    names = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+    for name in names:
+        if os.environ.get(name) or cfg.agent.env.get(name):
+            return Check("credentials", True, f"{name} is set (its value is never shown)")
+    token = token_file(project.root, cfg)
+    if token.is_file():
+        return Check("credentials", True, f"token file {token.relative_to(project.root)}")
+    home = Path(cfg.agent.env.get("HOME") or os.environ.get("HOME", "~")).expanduser()
+    if (home / ".claude" / ".credentials.json").is_file():
+        return Check("credentials", True, f"{home}/.claude/.credentials.json (claude login)")
+    return Check(
+        "credentials",
+        False,
+        f"none of {', '.join(names)}, no {token.relative_to(project.root)}, no claude login",
+        "set ANTHROPIC_API_KEY, run `claude login`, or put the credentials file in secrets_dir",
+    )
+
+
+def _writable(project: Project) -> list[Check]:
+    checks = []
+    for label, directory in (
+        ("state directory", project.state_dir),
+        ("worktree directory", project.worktree_root),
+    ):
+        probe = directory / f".doctor-{uuid.uuid4().hex}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            checks.append(
+                Check(label, False, f"{directory}: {exc.strerror}", "make it writable or move it")
+            )
+        else:
+            checks.append(Check(label, True, str(directory)))
+    return checks
+
+
+def _gates(project: Project) -> Check:
+    problems = gate_problems(project.config.gates, project.root)
+    if problems:
+        return Check("gates", False, "; ".join(problems), "fix the gate commands")
+    count = len(project.config.gates)
+    return Check("gates", True, f"{count} gate(s) can run" if count else "no gates configured")
+
+
+def run_checks(project: Project) -> list[Check]:
+    """Every check, in order (blocking: runs processes)."""
+    return [
+        _git(project),
+        _agent(project),
+        _credentials(project),
+        Check("sandbox", True, "none: agents run as this user, in their worktrees"),
+        *_writable(project),
+        _gates(project),
+    ]
+
+
+def preflight(project: Project) -> None:
+    """Raise :class:`DoctorError` listing the failed checks (with fixes), if any."""
+    failed = [c for c in run_checks(project) if not c.ok]
+    if failed:
+        raise DoctorError(
+            "preflight failed (`shoemaker doctor` shows all checks): "
+            + "; ".join(f"{c.name}: {c.detail} — {c.fix}" for c in failed)
+        )

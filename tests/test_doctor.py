@@ -1,0 +1,65 @@
+"""shoemaker doctor: a checklist with a fix for each failure; runs stop on it before any agent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from projects import make_project, task
+from shoemaker.engine.generation import start_generation
+
+
+def doctor(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shoemaker", "-C", str(root), "doctor"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def test_every_check_passes_for_the_rehearsal_agent(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [])
+    proc = doctor(project.root)
+    assert proc.returncode == 0, proc.stdout
+    for name in ("git", "agent CLI", "credentials", "sandbox", "state directory", "gates"):
+        assert f"✓ {name}:" in proc.stdout
+    assert "all checks passed" in proc.stdout
+
+
+def test_a_missing_agent_fails_with_a_fix_and_stops_a_run(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [task("A")],
+        agent={"command": "no-such-agent-xyz", "env": {"ANTHROPIC_API_KEY": "sk-ant-dummy-key"}},
+    )
+    proc = doctor(project.root)
+    assert proc.returncode == 1
+    assert "✗ agent CLI: 'no-such-agent-xyz' is not on PATH" in proc.stdout
+    assert "fix: install it" in proc.stdout and "1 check(s) failed" in proc.stdout
+    start_generation(project, "g")
+    run = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "preflight failed" in run.stdout
+    assert project.store.runs() == []  # no agent started
+
+
+def test_the_claude_cli_without_credentials_is_a_failed_check(fast_tmp: Path) -> None:
+    home = fast_tmp / "home"
+    home.mkdir()
+    project = make_project(
+        fast_tmp, [], agent={"command": sys.executable, "env": {"HOME": str(home)}}
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+    }
+    proc = doctor(project.root, env)
+    assert proc.returncode == 1
+    assert "✗ credentials:" in proc.stdout and "claude login" in proc.stdout
