@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,13 @@ def task(title: str, depends_on: list[int] | None = None, **stitch: Any) -> dict
         "depends_on": depends_on or [],
         "rehearsal": stitch,
     }
+
+
+def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    """``shoemaker -C REPO ARGS…`` in a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -6,26 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from projects import make_project, task
+from projects import cli, make_project, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.events import AgentStarted, Event
 from shoemaker.model import GenerationState, TaskState
-
-
-def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoemaker", "-C", str(project.root), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def refs(project: Project) -> str:

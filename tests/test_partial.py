@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from projects import make_project, task
+from projects import cli, make_project, task
 from shoemaker.engine.engine import Engine, Selection
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import landed_tasks
 from shoemaker.model import TaskState
-
-
-def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoemaker", "-C", str(project.root), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def four(fast_tmp: Path) -> Project:

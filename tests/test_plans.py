@@ -4,26 +4,15 @@ machine refuses illegal moves; estimates come with their assumptions."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from projects import make_project, task
+from projects import cli, make_project, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.model import IllegalTransition, PlanState, TaskState
-
-
-def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoemaker", "-C", str(project.root), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def planned(fast_tmp: Path, **settings: object) -> Project:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from shoemaker.engine.engine import Selection
     from shoemaker.engine.project import Project
+    from shoemaker.model import Generation
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -53,6 +54,16 @@ def _open_project(args: argparse.Namespace) -> Project:
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     except ProjectError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _current(project: Project) -> Generation:
+    """The generation commands act on; none is bad input (exit 2) with what to do."""
+    from shoemaker.engine.generation import GenerationError, current_generation
+
+    try:
+        return current_generation(project)
+    except GenerationError as exc:
         raise CliError(str(exc)) from None
 
 
@@ -250,14 +261,10 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from shoemaker.engine.generation import GenerationError, current_generation
     from shoemaker.headless import STATE_STYLE
 
     project = _open_project(args)
-    try:
-        gen = current_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    gen = _current(project)
     tasks = project.store.list_tasks(gen.name)
     if args.json:
         print(
@@ -315,37 +322,29 @@ def _require_generation(project: Project) -> None:
     """Refuse early, with exit code 2, when there is no generation to work on or a gate that
     cannot run."""
     from shoemaker.engine.gates import gate_problems
-    from shoemaker.engine.generation import GenerationError, current_generation
 
-    try:
-        current_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    _current(project)
     problems = gate_problems(project.config.gates, project.root)
     if problems:
         raise CliError("\n".join(problems))
 
 
-def _refuse_waiting_plans(project: Project) -> None:
-    from shoemaker.engine.generation import GenerationError, current_generation
+def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
+    """Refusals of ``run`` that are bad input (exit 2), before anything starts: a plan that
+    waits for approval, unknown ids in ``--only``/``--skip``/``--from``. Returns the
+    selection, if any."""
+    from shoemaker.engine.engine import Selection
+    from shoemaker.engine.generation import GenerationError
     from shoemaker.engine.plans import refuse_waiting_plans
 
+    gen = _current(project)
+    selection = None
+    if args.only or args.skip or args.start:
+        selection = Selection(frozenset(args.only), frozenset(args.skip), args.start)
     try:
-        refuse_waiting_plans(project, current_generation(project))
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _selection(project: Project, args: argparse.Namespace) -> Selection | None:
-    """``--only``/``--skip``/``--from`` as a Selection; unknown task ids are bad input."""
-    from shoemaker.engine.engine import Selection
-    from shoemaker.engine.generation import GenerationError, current_generation
-
-    if not (args.only or args.skip or args.start):
-        return None
-    selection = Selection(frozenset(args.only), frozenset(args.skip), args.start)
-    try:
-        selection.check(project.store.list_tasks(current_generation(project).name))
+        refuse_waiting_plans(project, gen)
+        if selection is not None:
+            selection.check(project.store.list_tasks(gen.name))
     except GenerationError as exc:
         raise CliError(str(exc)) from None
     return selection
@@ -356,8 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _require_generation(project)
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
-    selection = _selection(project, args)
-    _refuse_waiting_plans(project)
+    selection = _before_run(project, args)
 
     async def go() -> int:
         from shoemaker.engine.engine import Engine
@@ -459,13 +457,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from shoemaker.engine.estimate import estimate_tasks, open_tasks
-    from shoemaker.engine.generation import GenerationError, current_generation
 
     project = _open_project(args)
-    try:
-        gen = current_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    gen = _current(project)
     tasks = open_tasks(project, gen)
     if not tasks and not args.json:
         print("no task waits to run; `shoemaker plan` proposes some and estimates them")
@@ -476,14 +470,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Measure into a plan file with its estimate (executing nothing), or list plans."""
-    from shoemaker.engine.generation import GenerationError, current_generation
     from shoemaker.engine.plans import make_plan
 
     project = _open_project(args)
-    try:
-        gen = current_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    gen = _current(project)
     if args.verb == "list":
         plans = project.store.list_plans(gen.name)
         if not plans:
@@ -531,15 +521,11 @@ def _plan_verb(project: Project, args: argparse.Namespace) -> str:
 
 def cmd_review(args: argparse.Namespace) -> int:
     """List the tasks waiting for review, or approve or reject one."""
-    from shoemaker.engine.generation import GenerationError, current_generation
     from shoemaker.engine.stitch import EngineError, Stitcher
     from shoemaker.model import TaskState
 
     project = _open_project(args)
-    try:
-        gen = current_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    gen = _current(project)
     if args.verb is None:
         waiting = project.store.list_tasks(gen.name, [TaskState.NEEDS_REVIEW])
         if not waiting:

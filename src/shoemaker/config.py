@@ -278,10 +278,17 @@ class Config(_Strict):
     """Credential file used when token_file is empty."""
     token_file: str = ""
     """Credential file name to use instead of default_token_file."""
+    sandbox: Literal["none", "bwrap", "podman", "docker"] = "none"
+    """Where agents run: directly, or isolated by bubblewrap, podman or docker (the worktree
+    writable, the rest read-only, HOME of their own, credentials mounted read-only)."""
+    sandbox_network: Literal["host", "none"] = "host"
+    """The sandboxed agent's network: the host's, or none at all."""
     podman_image: str = ""
-    """Container image with the agent CLI, for running agents under podman."""
+    """Container image with the agent CLI, for podman and docker."""
     podman_args: list[str] = Field(default_factory=list)
-    """Extra arguments for `podman run`."""
+    """Extra arguments for `podman run` / `docker run` (mounts, --ulimit, --runtime)."""
+    podman_global_args: list[str] = Field(default_factory=list)
+    """Arguments before `run` (e.g. --cgroup-manager=cgroupfs)."""
 
     @field_validator("generation_prefix")
     @classmethod

@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.agents.claude import agent_argv
 from shoemaker.agents.runner import RunResult, RunSpec, agent_environment
+from shoemaker.agents.sandbox import SandboxPaths, wrap
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
+from shoemaker.secrets import SECRET_NAME, token_file
 
 _INVALID_EXCERPT = 160
 
@@ -43,12 +47,37 @@ def run_marker(project: Project, run_id: int) -> str:
     return f"{project.state_dir}#{run_id}"
 
 
+def _sandboxed(
+    project: Project, argv: list[str], env: dict[str, str], cwd: Path, home: Path | None
+) -> list[str]:
+    """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME."""
+    config = project.config
+    if home is None:
+        return argv
+    if config.sandbox in ("podman", "docker"):
+        argv = [config.agent.command, *argv[1:]]  # the image's CLI, not this host's path
+        env["HOME"] = str(home)
+    token = token_file(project.root, config)
+    names = [
+        n
+        for n in env
+        if n in config.agent.env or SECRET_NAME.search(n) or n in (RUN_MARKER, "IS_SANDBOX")
+    ]
+    paths = SandboxPaths(cwd, home, token if token.is_file() else None, project.git.common_dir)
+    return wrap(config, argv, names, paths)
+
+
 async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]:
     """Run the configured agent once; returns the run id and how it ended."""
     cfg = project.config.agent
-    argv = agent_argv(cfg)
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
+    home = (
+        Path(tempfile.mkdtemp(prefix="shoemaker-home-"))
+        if project.config.sandbox != "none"
+        else None
+    )
+    argv = _sandboxed(project, agent_argv(cfg), env, call.cwd, home)
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
@@ -112,6 +141,9 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
     except asyncio.CancelledError:
         await asyncio.shield(_record_cancelled(project, call, run_id, transcript))
         raise
+    finally:
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
     await asyncio.to_thread(_store_result, project, run_id, result, transcript)
     bus.emit(_finished(call, run_id, result))
     return run_id, result

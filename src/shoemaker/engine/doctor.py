@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.agents.claude import resolve_command
+from shoemaker.agents.sandbox import trial_run
 from shoemaker.engine.gates import gate_problems
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import EngineError
@@ -129,13 +131,25 @@ def _gates(project: Project) -> Check:
     return Check("gates", True, f"{count} gate(s) can run" if count else "no gates configured")
 
 
+def _sandbox(project: Project) -> Check:
+    kind = project.config.sandbox
+    if kind == "none":
+        return Check("sandbox", True, "none: agents run as this user, in their worktrees")
+    with tempfile.TemporaryDirectory(prefix="shoemaker-doctor-") as scratch:
+        ok, output, fix = trial_run(project.config, Path(scratch))
+    if ok:
+        image = f" with {project.config.podman_image}" if kind != "bwrap" else ""
+        return Check("sandbox", True, f"{kind}{image}: a trial run worked")
+    return Check("sandbox", False, output, fix or f"see `{kind} --help`; or use sandbox: none")
+
+
 def run_checks(project: Project) -> list[Check]:
     """Every check, in order (blocking: runs processes)."""
     return [
         _git(project),
         _agent(project),
         _credentials(project),
-        Check("sandbox", True, "none: agents run as this user, in their worktrees"),
+        _sandbox(project),
         *_writable(project),
         _gates(project),
     ]

@@ -25,6 +25,7 @@ from textual.widgets import (
     TabPane,
 )
 
+from shoemaker.agents.sandbox import sandbox_of
 from shoemaker.engine.views import DiffView, TaskDetail, load_diff, load_task_detail
 from shoemaker.model import ACTIVE_TASK_STATES
 from shoemaker.tui.widgets import duration, state_text, tokens
@@ -96,7 +97,9 @@ class TaskScreen(Screen[None]):
         files.add_columns("file", "+", "−")
         files.border_title = "Files"
         runs = self.query_one("#runs", DataTable)
-        runs.add_columns("try", "run", "exit", "result", "tokens in/out", "cost", "time", "reason")
+        runs.add_columns(
+            "try", "run", "sandbox", "exit", "result", "tokens in/out", "cost", "time", "reason"
+        )
         runs.border_title = "Attempts"
         gates = self.query_one("#gates", DataTable)
         gates.add_columns("gate", "where", "passed", "exit", "time")
@@ -176,6 +179,7 @@ class TaskScreen(Screen[None]):
             runs.add_row(
                 str(r.attempt),
                 str(r.id),
+                sandbox_of(r.argv),
                 "" if r.exit_code is None else str(r.exit_code),
                 result,
                 f"{tokens(r.input_tokens)}/{tokens(r.output_tokens)}",

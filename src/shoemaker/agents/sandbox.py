@@ -1,0 +1,133 @@
+"""Sandboxes: the agent's command line wrapped in bubblewrap, podman or docker.
+
+In every sandbox the worktree is the only writable part of the machine the agent sees (with a
+``HOME`` of its own, made for the run), the credentials file is mounted read-only where the
+claude CLI looks for it, and the network is the host's or none, as configured. Secret values
+are passed as environment variables by *name* (``-e NAME``), never on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.config import Config
+
+CREDENTIALS_IN_HOME = Path(".claude") / ".credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPaths:
+    """Host paths a sandboxed run needs."""
+
+    worktree: Path
+    home: Path
+    """A fresh directory, the agent's HOME (inside and out)."""
+    credentials: Path | None = None
+    """The token file, mounted read-only at HOME/.claude/.credentials.json."""
+    git_dir: Path | None = None
+    """The repository's common git directory, readable (a worktree's .git points into it)."""
+
+
+def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPaths) -> list[str]:
+    """``argv`` as it runs in the configured sandbox (unchanged for ``none``)."""
+    kind = config.sandbox
+    if kind == "none":
+        return argv
+    wt, home = str(paths.worktree), str(paths.home)
+    if kind == "bwrap":
+        out = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        out += ["--tmpfs", "/tmp", "--bind", home, home]
+        if paths.git_dir is not None:
+            out += ["--ro-bind", str(paths.git_dir), str(paths.git_dir)]
+        if paths.credentials is not None:
+            out += ["--ro-bind", str(paths.credentials), str(paths.home / CREDENTIALS_IN_HOME)]
+        out += ["--bind", wt, wt, "--chdir", wt, "--setenv", "HOME", home, "--die-with-parent"]
+        if config.sandbox_network == "none":
+            out.append("--unshare-net")
+        return [*out, "--", *argv]
+    # podman or docker
+    out = [kind, *config.podman_global_args, "run", "--rm", "-i"]
+    out += [f"--network={'none' if config.sandbox_network == 'none' else 'host'}"]
+    out += ["-v", f"{wt}:{wt}", "-w", wt, "-v", f"{home}:{home}", "-e", f"HOME={home}"]
+    if paths.git_dir is not None:
+        out += ["-v", f"{paths.git_dir}:{paths.git_dir}:ro"]
+    if paths.credentials is not None:
+        out += ["-v", f"{paths.credentials}:{paths.home / CREDENTIALS_IN_HOME}:ro"]
+    for name in env_names:
+        if name != "HOME":
+            out += ["-e", name]  # the value comes from this process's environment
+    return [*out, *config.podman_args, config.podman_image, *argv]
+
+
+# What a failed trial run says, and what to do about it: hosts that run shoemaker inside a
+# container often cannot raise limits or use cgroups v2 controllers.
+_KNOWN = [
+    (
+        re.compile(r"setrlimit `?RLIMIT_(NOFILE|NPROC)|error setting rlimit", re.I),
+        "the runtime may not raise resource limits here: add "
+        "`--ulimit nofile=1024:1024 --ulimit nproc=1024:1024` to podman_args",
+    ),
+    (
+        re.compile(r"cgroups in hybrid mode", re.I),
+        "crun cannot use this host's cgroups: add `--runtime runc` to podman_args (install runc) "
+        "and `--cgroup-manager=cgroupfs` to podman_global_args",
+    ),
+    (
+        re.compile(r"runtime \"?runc\"? not found", re.I),
+        "install runc (apt-get install runc)",
+    ),
+    (
+        re.compile(r"pinging container registry|no such host|image not known", re.I),
+        "the image is not here and no registry is reachable: build or import it locally "
+        "(podman import / podman build) and set podman_image",
+    ),
+    (
+        re.compile(r"No permissions to create new namespace|Operation not permitted", re.I),
+        "this host does not allow the namespaces the sandbox needs; use sandbox: none "
+        "or run shoemaker where user namespaces are allowed",
+    ),
+]
+
+
+def explain(output: str) -> str:
+    """A fix for a failed trial run, from what it printed (empty if unknown)."""
+    for pattern, fix in _KNOWN:
+        if pattern.search(output):
+            return fix
+    return ""
+
+
+def trial_run(config: Config, scratch: Path) -> tuple[bool, str, str]:
+    """Run ``true`` in the sandbox for real: (ok, what it printed, a fix when it failed)."""
+    kind = config.sandbox
+    if kind == "none":
+        return True, "", ""
+    if shutil.which(kind) is None:
+        return False, f"{kind} is not installed", f"install it (apt-get install {_package(kind)})"
+    if kind != "bwrap" and not config.podman_image:
+        return False, "podman_image is empty", "set podman_image to an image with the agent CLI"
+    home = scratch / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    argv = wrap(config, ["true"], [], SandboxPaths(scratch, home))
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False, f"{kind}: a trial run took over 120 s", "check the runtime"
+    output = (proc.stderr + proc.stdout).strip()
+    if proc.returncode != 0:
+        return False, f"{kind} exited {proc.returncode}: {output[-300:]}", explain(output)
+    return True, output, ""
+
+
+def sandbox_of(argv: list[str]) -> str:
+    """Which sandbox a stored run's command line ran in."""
+    name = Path(argv[0]).name if argv else ""
+    return name if name in ("bwrap", "podman", "docker") else "none"
+
+
+def _package(kind: str) -> str:
+    return {"bwrap": "bubblewrap"}.get(kind, kind)
