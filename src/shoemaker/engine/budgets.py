@@ -9,7 +9,9 @@ result; crossing a limit pauses the generation with a ``BudgetCrossed`` event.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from shoemaker.config import BudgetLimits, Config
 from shoemaker.model import Spend
@@ -48,10 +50,11 @@ def start_of_day(now: float | None = None) -> float:
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def _lines(scope: str, limits: BudgetLimits, spend: Spend) -> list[BudgetLine]:
-    values = {"tokens": spend.tokens, "usd": spend.usd, "wall_sec": spend.wall_s}
-    return [
-        BudgetLine(scope, metric, values[metric], float(limit))
+def _lines(scope: str, limits: BudgetLimits, spend: Callable[[], Spend]) -> list[BudgetLine]:
+    """The scope's configured limits with what was spent; the store is asked only when a
+    limit is set (this runs before every launch)."""
+    wanted = [
+        (metric, limit)
         for metric, limit in (
             ("tokens", limits.tokens),
             ("usd", limits.usd),
@@ -59,6 +62,11 @@ def _lines(scope: str, limits: BudgetLimits, spend: Spend) -> list[BudgetLine]:
         )
         if limit
     ]
+    if not wanted:
+        return []
+    spent = spend()
+    values = {"tokens": spent.tokens, "usd": spent.usd, "wall_sec": spent.wall_s}
+    return [BudgetLine(scope, metric, values[metric], float(limit)) for metric, limit in wanted]
 
 
 def budget_lines(
@@ -71,15 +79,16 @@ def budget_lines(
     """Every configured limit with its spend: the generation's, the current cycle's (runs
     since ``cycle_started``), today's (all generations) and each of ``task_ids``'."""
     budgets = config.budgets
-    out = _lines("generation", budgets.generation, store.spend(generation=generation))
+    out = _lines("generation", budgets.generation, lambda: store.spend(generation=generation))
     if cycle_started is not None:
         out += _lines(
-            "cycle", budgets.cycle, store.spend(generation=generation, since=cycle_started)
+            "cycle",
+            budgets.cycle,
+            lambda: store.spend(generation=generation, since=cycle_started),
         )
-    out += _lines("day", budgets.day, store.spend(since=start_of_day()))
-    if budgets.task.tokens or budgets.task.usd or budgets.task.wall_sec:
-        for task_id in task_ids or []:
-            out += _lines(f"task #{task_id}", budgets.task, store.spend(task_id=task_id))
+    out += _lines("day", budgets.day, lambda: store.spend(since=start_of_day()))
+    for task_id in task_ids or []:
+        out += _lines(f"task #{task_id}", budgets.task, partial(store.spend, task_id=task_id))
     return out
 
 
