@@ -272,6 +272,11 @@ class Engine:
     async def measure_once(self) -> list[Task]:
         """One measure call on the current generation, outside of a run."""
         gen = await asyncio.to_thread(current_generation, self.project)
+        if self.project.config.require_approval:
+            # Its tasks would belong to no plan, and only planned tasks run.
+            raise GenerationError(
+                "require_approval is on: `shoemaker plan` proposes tasks for approval"
+            )
         await asyncio.to_thread(preflight, self.project)
         cycle = await asyncio.to_thread(self.project.store.next_cycle, gen.name)
         return await measure(self.project, gen, cycle)
