@@ -251,7 +251,9 @@ async def test_measure_key_adds_tasks(fast_tmp: Path) -> None:
 
 
 async def test_pause_lets_the_running_task_finish_and_starts_no_other(fast_tmp: Path) -> None:
-    project = rehearsal_project(fast_tmp, *(task(f"T{i}", duration=0.3) for i in range(3)))
+    # Long enough that the key press lands while the first agent still works, even on a busy
+    # machine (a slot is given back before the merge, so a quick task would free it first).
+    project = rehearsal_project(fast_tmp, *(task(f"T{i}", duration=1.5) for i in range(3)))
     start_generation(project, "g")
     app = ShoemakerApp(project)
     started = asyncio.Event()

@@ -39,8 +39,10 @@ def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPa
         return argv
     wt, home = str(paths.worktree), str(paths.home)
     if kind == "bwrap":
+        # /tmp stays the host's, read-only (the agent's interpreter or repository may live
+        # there); TMPDIR points into the run's own HOME instead.
         out = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        out += ["--tmpfs", "/tmp", "--bind", home, home]
+        out += ["--bind", home, home, "--setenv", "TMPDIR", str(paths.home / "tmp")]
         if paths.git_dir is not None:
             out += ["--ro-bind", str(paths.git_dir), str(paths.git_dir)]
         if paths.credentials is not None:
@@ -111,7 +113,7 @@ def trial_run(config: Config, scratch: Path) -> tuple[bool, str, str]:
     if kind != "bwrap" and not config.podman_image:
         return False, "podman_image is empty", "set podman_image to an image with the agent CLI"
     home = scratch / "home"
-    home.mkdir(parents=True, exist_ok=True)
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
     argv = wrap(config, ["true"], [], SandboxPaths(scratch, home))
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)

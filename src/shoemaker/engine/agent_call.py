@@ -47,6 +47,13 @@ def run_marker(project: Project, run_id: int) -> str:
     return f"{project.state_dir}#{run_id}"
 
 
+def _run_home() -> Path:
+    """A fresh HOME (with a TMPDIR inside) for one sandboxed run; removed when it ends."""
+    home = Path(tempfile.mkdtemp(prefix="shoemaker-home-"))
+    (home / "tmp").mkdir()
+    return home
+
+
 def _sandboxed(
     project: Project, argv: list[str], env: dict[str, str], cwd: Path, home: Path | None
 ) -> list[str]:
@@ -72,11 +79,7 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
     cfg = project.config.agent
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
-    home = (
-        Path(tempfile.mkdtemp(prefix="shoemaker-home-"))
-        if project.config.sandbox != "none"
-        else None
-    )
+    home = _run_home() if project.config.sandbox != "none" else None
     argv = _sandboxed(project, agent_argv(cfg), env, call.cwd, home)
     run_id = await asyncio.to_thread(
         project.store.start_run,
