@@ -14,10 +14,16 @@ from pathlib import Path
 from agents import STREAM_ARGS
 from projects import make_project, task
 from shoemaker.config import load_config
-from shoemaker.secrets import Redactor, collect_secrets
+from shoemaker.secrets import Redactor, collect_secrets, is_secret_name
 
 KEY = "sk-ant-api03-PLANTED-7f3c9e1d2b4a6f8e0c1a"
 TOKEN = "oauth-PLANTED-a1b2c3d4e5f6a7b8c9d0"
+
+
+def test_names_that_say_secret() -> None:
+    secret = ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "DB_PASSWORD", "GPG_KEY"]
+    places = ["SSH_AUTH_SOCK", "TOKEN_FILE", "KEYBOARD", "HOME", "GOOGLE_CREDENTIALS_PATH"]
+    assert [n for n in secret + places if is_secret_name(n)] == secret
 
 
 def test_collect_and_redact(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 shown.
 
 The values are those of the credential files in ``secrets_dir`` (a JSON file contributes each
-string in it) and of environment variables whose names say they are secret (``*KEY*``,
-``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*CREDENTIAL*``), in the agent's configured
+string in it) and of environment variables whose names say they are secret (a part ``KEY``,
+``TOKEN``, ``SECRET``, ``PASSWORD`` or ``CREDENTIALS``, not ending in ``_FILE``, ``_PATH``,
+``_SOCK``, ``_DIR`` or ``_URL``), in the agent's configured
 environment and in shoemaker's own. A :class:`Redactor` replaces every occurrence with
 ``[redacted NAME]`` in events (before they are stored or delivered), transcripts, prompts, run
 records, gate output and history files.
@@ -20,7 +21,18 @@ from typing import Any
 
 from shoemaker.config import Config
 
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
+#: A name part that says secret (ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, DB_PASSWORD)...
+SECRET_NAME = re.compile(
+    r"(?:^|_)(?:KEY|APIKEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)(?:$|_)", re.IGNORECASE
+)
+#: ...unless the name says it holds a place, not a value (SSH_AUTH_SOCK, GOOGLE_CREDENTIALS_FILE).
+_PLACE_NAME = re.compile(r"_(?:SOCK|PATH|FILE|DIR|URL)$", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and not _PLACE_NAME.search(name)
+
+
 #: Shorter values are not treated as secrets: redacting "1" or "true" would garble everything.
 MIN_LENGTH = 8
 MAX_FILE = 256 * 1024
@@ -50,7 +62,7 @@ def collect_secrets(
     env = os.environ if environ is None else environ
     for source in (env, config.agent.env):
         for name, value in source.items():
-            if SECRET_NAME.search(name) and len(value.strip()) >= MIN_LENGTH:
+            if is_secret_name(name) and len(value.strip()) >= MIN_LENGTH:
                 found[value.strip()] = name
     directory = root / config.secrets_dir
     if directory.is_dir():

@@ -22,7 +22,7 @@ from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
-from shoemaker.secrets import SECRET_NAME, token_file
+from shoemaker.secrets import is_secret_name, token_file
 
 _INVALID_EXCERPT = 160
 
@@ -68,7 +68,7 @@ def _sandboxed(
     names = [
         n
         for n in env
-        if n in config.agent.env or SECRET_NAME.search(n) or n in (RUN_MARKER, "IS_SANDBOX")
+        if n in config.agent.env or is_secret_name(n) or n in (RUN_MARKER, "IS_SANDBOX")
     ]
     paths = SandboxPaths(cwd, home, token if token.is_file() else None, project.git.common_dir)
     return wrap(config, argv, names, paths)

@@ -78,6 +78,9 @@ class EventBus:
         """The event with every secret value replaced (the same object when there is none)."""
         if not self._redactor.active:
             return event
+        if isinstance(event, AgentOutput):  # the hot path: only its text comes from the agent
+            text = self._redactor.text(event.text)
+            return event if text == event.text else event.model_copy(update={"text": text})
         raw = event.model_dump_json()
         clean = self._redactor.text(raw)
         return event if clean == raw else parse_event(clean)
