@@ -683,7 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     events_help = "story: a readable log (default); ndjson: one event per line on stdout; none"
     # The lifecycle verbs, also reachable as `shoemaker generation VERB`.
-    gen = sub.add_parser("generation", help="the lifecycle verbs below, grouped")
+    gen = sub.add_parser(
+        "generation", help="start, pause, stop, reset, switch, list: the same verbs, grouped"
+    )
     gsub = gen.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verbs in (sub, gsub):
         p = verbs.add_parser(
