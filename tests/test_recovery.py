@@ -40,30 +40,25 @@ def test_a_stale_agent_is_killed_and_its_task_requeued(fast_tmp: Path) -> None:
     agent.stdin.close()
     agent.stdout.readline()  # it runs
     project.store.transition_task(t.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
-    run = project.store.start_run(
-        generation="g",
-        task_id=t.id,
-        phase="stitch",
-        attempt=1,
-        prompt="p",
-        argv=argv,
-        env_names=[],
-        cwd=str(fast_tmp),
-    )
-    project.store.set_run_pid(run, agent.pid)
+
+    def unfinished_run(pid: int) -> int:
+        run = project.store.start_run(
+            generation="g",
+            task_id=t.id,
+            phase="stitch",
+            attempt=1,
+            prompt="p",
+            argv=argv,
+            env_names=[],
+            cwd=str(fast_tmp),
+        )
+        project.store.set_run_pid(run, pid)
+        return run
+
+    run = unfinished_run(agent.pid)
     # A run whose pid now belongs to some other program is left alone.
     other = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    decoy = project.store.start_run(
-        generation="g",
-        task_id=t.id,
-        phase="stitch",
-        attempt=1,
-        prompt="p",
-        argv=argv,
-        env_names=[],
-        cwd=str(fast_tmp),
-    )
-    project.store.set_run_pid(decoy, other.pid)
+    decoy = unfinished_run(other.pid)
 
     report = recover(project, gen)
     assert report.killed == [agent.pid] and agent.wait(timeout=10) == -signal.SIGKILL

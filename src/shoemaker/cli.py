@@ -681,7 +681,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_transcript)
 
-    events_help = "story: a readable log (default); ndjson: one event per line on stdout; none"
+    def add_events(p: argparse.ArgumentParser, default: str = "story") -> None:
+        p.add_argument(
+            "--events",
+            choices=["story", "ndjson", "none"],
+            default=default,
+            help="story: a readable log; ndjson: one event per line on stdout; none "
+            f"(default: {default})",
+        )
+
     # The lifecycle verbs, also reachable as `shoemaker generation VERB`.
     gen = sub.add_parser(
         "generation", help="start, pause, stop, reset, switch, list: the same verbs, grouped"
@@ -720,9 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--cycles", type=int, help="at most N cycles (default: configuration cycles)"
         )
         p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
-        p.add_argument(
-            "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
-        )
+        add_events(p)
         p.add_argument(
             "--only", type=int, nargs="+", default=[], metavar="ID", help="run only these tasks"
         )
@@ -735,9 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("measure", help="propose tasks once, without stitching")
-    p.add_argument(
-        "--events", choices=["story", "ndjson", "none"], default="story", help=events_help
-    )
+    add_events(p)
     p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("review", help="tasks waiting for review: list, approve, reject")
@@ -754,9 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "plan", help="measure into a reviewable plan file with its estimate; nothing runs"
     )
-    p.add_argument(
-        "--events", choices=["story", "ndjson", "none"], default="none", help=events_help
-    )
+    add_events(p, default="none")
     p.set_defaults(func=cmd_plan, verb=None)
     psub = p.add_subparsers(dest="verb", metavar="VERB")
     r = psub.add_parser("list", help="the plans of the current generation and their states")

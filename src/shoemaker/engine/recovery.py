@@ -200,7 +200,8 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             log(f"killed agent process {run.pid} left by run {run.id}")
     # The rest of those runs' processes: children that left the group, or agents whose pid
     # was never stored because shoemaker died right after starting them.
-    for pid in _marked_processes({run_marker(project, run.id) for run in unfinished}):
+    markers = {run_marker(project, run.id) for run in unfinished}
+    for pid in _marked_processes(markers) if markers else []:
         if pid in report.killed:
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -246,7 +246,7 @@ class Stitcher:
         release: Callable[[], None],
     ) -> StitchOutcome:
         project, gen = self.project, self.generation
-        prompt = await asyncio.to_thread(self._render_prompt, task, branch, attempt, worktree)
+        prompt = await asyncio.to_thread(self._render_prompt, task, attempt, worktree)
         run_id, result = await call_agent(
             project, AgentCall(Phase.STITCH, gen.name, task.id, attempt, prompt, worktree)
         )
@@ -279,7 +279,7 @@ class Stitcher:
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
             return await self._give_back(task, failure)
-        sensitive = await asyncio.to_thread(self._sensitive_paths, base, commit)
+        sensitive = self._sensitive_paths(changed)
         if sensitive:
             reason = f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
@@ -288,14 +288,10 @@ class Stitcher:
         release()  # the agent and gates are done: another task may start while this one merges
         return await self._merge(task, branch, base, commit, started)
 
-    def _sensitive_paths(self, base: str, commit: str) -> list[str]:
-        globs = self.project.config.review_globs
-        if not globs:
-            return []
-        changed = self.project.git.diff_stat(base, commit).files
-        return [f.path for f in changed if matches_any(f.path, globs)]
+    def _sensitive_paths(self, changed: list[str]) -> list[str]:
+        return [path for path in changed if matches_any(path, self.project.config.review_globs)]
 
-    def _render_prompt(self, task: Task, branch: str, attempt: int, worktree: Path) -> str:
+    def _render_prompt(self, task: Task, attempt: int, worktree: Path) -> str:
         git = self.project.git
         # Work already in the worktree (carried over) means: continue it, fix what failed.
         continuing = git.rev_parse("HEAD", worktree) != git.rev_parse(self.generation.branch)
