@@ -150,6 +150,19 @@ async def test_generations_screen_lists_and_switches(fast_tmp: Path) -> None:
         assert app.generation == "g1"
 
 
+async def test_timers_firing_during_teardown_touch_nothing(fast_tmp: Path) -> None:
+    # The app's own timers keep firing while Textual prunes its screens on exit; a tick
+    # or a late snapshot then meets panels whose children are gone.
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        snap = app.snapshot
+    assert not app.metrics.is_attached
+    app._tick()
+    app.flush_output()
+    app.apply_snapshot(snap)
+
+
 async def test_help_lists_every_key_and_why_some_are_disabled(fast_tmp: Path) -> None:
     app = fixed_app(fast_tmp)
     async with app.run_test(size=SIZE) as pilot:

@@ -267,6 +267,8 @@ class ShoemakerApp(App[None]):
         self.apply_snapshot(snap)
 
     def apply_snapshot(self, snap: Snapshot) -> None:
+        if not self.queue.is_attached:
+            return  # the app is tearing its screens down
         self.snapshot = snap
         self.snapshots_loaded += 1
         if snap.current is not None:

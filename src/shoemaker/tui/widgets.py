@@ -239,19 +239,26 @@ class MetricsPanel(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.clock = clock
         self.parallel = 1
+        # Held, not queried: the once-a-second tick may fire while the app tears its
+        # screens down, and a query then finds nothing.
+        self._text = Static(id="metrics-text")
+        self._cost_spark = Sparkline([], id="cost-spark")
+        self._time_spark = Sparkline([], id="time-spark")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="metrics-text")
+        yield self._text
         with Horizontal(classes="spark-row"):
             yield Static("$/task", classes="spark-label")
-            yield Sparkline([], id="cost-spark")
+            yield self._cost_spark
             yield Static(" s/task", classes="spark-label")
-            yield Sparkline([], id="time-spark")
+            yield self._time_spark
 
     def on_mount(self) -> None:
         self.border_title = "Metrics"
 
     def show(self, snap: Snapshot) -> None:
+        if not self.is_attached or not self._text.is_attached:
+            return  # not composed yet, or being torn down
         t = snap.totals
         gen = snap.current
         elapsed = 0.0
@@ -285,6 +292,6 @@ class MetricsPanel(Vertical):
                     for b in snap.budgets
                 )
             )
-        self.query_one("#metrics-text", Static).update("\n".join(lines))
-        self.query_one("#cost-spark", Sparkline).data = list(snap.cost_per_task) or [0.0]
-        self.query_one("#time-spark", Sparkline).data = list(snap.duration_per_task) or [0.0]
+        self._text.update("\n".join(lines))
+        self._cost_spark.data = list(snap.cost_per_task) or [0.0]
+        self._time_spark.data = list(snap.duration_per_task) or [0.0]
