@@ -39,6 +39,11 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
     return Project.open(git.root)
 
 
+def check(name: str, code: str, **settings: Any) -> dict[str, Any]:
+    """A gate running a line of Python where it runs (a worktree, or the main checkout)."""
+    return {"name": name, "command": [sys.executable, "-c", code], **settings}
+
+
 def task(title: str, depends_on: list[int] | None = None, **stitch: Any) -> dict[str, Any]:
     return {
         "title": title,

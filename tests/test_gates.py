@@ -6,9 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from projects import make_project, task
+from projects import check, make_project, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.gates import fingerprint
 from shoemaker.engine.generation import start_generation
@@ -20,11 +19,6 @@ def tree_of(repo: Path) -> str:
     return subprocess.run(
         ["git", "rev-parse", "HEAD^{tree}"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
-
-
-def check(name: str, code: str, **settings: Any) -> dict[str, Any]:
-    """A gate running a line of Python in the worktree."""
-    return {"name": name, "command": [sys.executable, "-c", code], **settings}
 
 
 READS_OK = "import sys; t = open('ok.txt').read(); print('saw', t.strip()); sys.exit(t != 'yes\\n')"

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token, stitch_prompt
-from projects import make_project, task
+from projects import check, make_project, task
 from shoemaker.engine.agent_call import RUN_MARKER, run_marker
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
-from shoemaker.engine.project import RunLock
+from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.recovery import recover
-from shoemaker.model import TaskState, task_branch
+from shoemaker.model import Task, TaskState, task_branch
 from shoemaker.store import NewTask
 
 
@@ -71,19 +71,61 @@ def test_a_stale_agent_is_killed_and_its_task_requeued(fast_tmp: Path) -> None:
     assert processes_with_token(token) == []
 
 
-def test_a_landed_merge_is_recorded_not_rerun(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [])
-    gen = start_generation(project, "g")
+def landed_before_a_crash(project: Project, files: dict[str, str]) -> tuple[Task, str]:
+    """A task whose squash commit landed, its branch still there, and then shoemaker died
+    before it recorded the merge or ran the post-merge gates."""
     (t,), _ = project.store.add_tasks("g", [NewTask("A")], 1, "test")
-    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
-        project.store.transition_task(t.id, state, count_attempt=state == TaskState.RUNNING)
-    # The squash commit landed, then shoemaker died before recording it.
-    (project.root / "a.py").write_text("A = 1\n")
+    branch = task_branch("g", t.id)
+    project.store.transition_task(
+        t.id, TaskState.RUNNING, count_attempt=True, branch=branch, worktree="gone"
+    )
+    for state in (TaskState.VERIFYING, TaskState.MERGING):
+        project.store.transition_task(t.id, state)
+    project.git.create_branch(branch, "HEAD")
+    for name, text in files.items():
+        (project.root / name).write_text(text)
     sha = project.git.commit_all(project.root, "A (task #1)", "", {"Shoemaker-Task": str(t.id)})
+    return project.store.get_task(t.id), sha
+
+
+async def test_a_landed_merge_is_recorded_not_rerun(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [], gates=[check("post", "print('gate ran')")])
+    gen = start_generation(project, "g")
+    t, sha = landed_before_a_crash(project, {"a.py": "A = 1\nB = 2\n"})
     report = recover(project, gen)
-    assert report.recorded_done == [t.id]
+    assert report.landed == {t.id: sha}
+    assert project.store.get_task(t.id).state == TaskState.MERGING  # its gates have not run
+    run = await Engine(project).run(cycles=1)
     done = project.store.get_task(t.id)
     assert done.state == TaskState.DONE and done.merged_commit == sha
+    assert [o.task_id for o in run.outcomes] == [t.id] and run.merged == 1
+    assert [(g["location"], bool(g["passed"])) for g in project.store.gate_results(t.id)] == [
+        ("merged", True)
+    ]
+    metrics = project.store.metrics(t.id)
+    assert metrics is not None and metrics["merge_sha"] == sha and metrics["insertions"] == 2
+    assert project.git.log(f"{gen.start_commit}..{gen.branch}")[0].sha == sha  # nothing rerun
+    assert not project.git.ref_exists(f"refs/heads/{t.branch}")
+
+
+async def test_a_landed_merge_whose_gate_fails_after_recovery_is_reverted(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [],
+        gates=[check("no-b", "import sys; sys.exit('B =' in open('a.py').read())")],
+        max_retries=0,
+    )
+    gen = start_generation(project, "g")
+    (project.root / "a.py").write_text("A = 1\n")
+    project.git.commit_all(project.root, "a.py")
+    t, sha = landed_before_a_crash(project, {"a.py": "A = 1\nB = 2\n"})
+    await Engine(project).run(cycles=1)
+    failed = project.store.get_task(t.id)
+    assert failed.state == TaskState.FAILED and "after the merge" in failed.reason
+    commits = project.git.log(f"{gen.start_commit}..{gen.branch}")
+    assert commits[0].trailers.get("Shoemaker-Reverts-Task") == str(t.id)
+    assert commits[1].sha == sha
+    assert (project.root / "a.py").read_text() == "A = 1\n"
 
 
 def test_a_half_done_squash_merge_is_undone(fast_tmp: Path) -> None:

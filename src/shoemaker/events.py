@@ -202,7 +202,7 @@ class Recovered(_Event):
 
     kind: Literal["recovered"] = "recovered"
     killed_pids: list[int] = Field(default_factory=list)
-    recorded_done: list[int] = Field(default_factory=list)
+    landed: list[int] = Field(default_factory=list)
     requeued: list[int] = Field(default_factory=list)
     closed_runs: list[int] = Field(default_factory=list)
     worktrees_removed: int = 0

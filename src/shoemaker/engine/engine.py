@@ -163,6 +163,11 @@ class Engine:
         final, why = GenerationState.ACTIVE, f"{limit} cycle(s) done"
         stalled = 0
         try:
+            for task_id, merge in self.recovery.landed.items():
+                # A dead process landed these merges but never ran their post-merge gates.
+                outcome = await self.stitcher(gen).settle_landed(task_id, merge)
+                report.outcomes.append(outcome)
+                report.merged += outcome.state == TaskState.DONE
             for _ in range(limit):
                 self._cycle_started = None
                 if await self._should_pause(gen) or await self._over_budget(gen):

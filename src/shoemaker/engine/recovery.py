@@ -42,7 +42,9 @@ class RecoveryReport:
     """What recovery found and did (empty lists: nothing to do)."""
 
     killed: list[int] = field(default_factory=list)
-    recorded_done: list[int] = field(default_factory=list)
+    landed: dict[int, str] = field(default_factory=dict)
+    """Task id → squash commit: merges that landed but were not recorded; their gates are
+    still to run (``Stitcher.settle_landed``)."""
     requeued: list[int] = field(default_factory=list)
     closed_runs: list[int] = field(default_factory=list)
     worktrees_removed: list[str] = field(default_factory=list)
@@ -52,7 +54,7 @@ class RecoveryReport:
     def anything(self) -> bool:
         return bool(
             self.killed
-            or self.recorded_done
+            or self.landed
             or self.requeued
             or self.closed_runs
             or self.worktrees_removed
@@ -62,7 +64,7 @@ class RecoveryReport:
     def summary(self) -> str:
         parts = [
             f"{len(self.requeued)} task(s) back to ready",
-            f"{len(self.recorded_done)} merge(s) recorded",
+            f"{len(self.landed)} landed merge(s) found",
             f"{len(self.killed)} agent(s) killed",
             f"{len(self.closed_runs)} run(s) closed",
             f"{len(self.worktrees_removed)} worktree(s) removed",
@@ -75,7 +77,7 @@ class RecoveryReport:
         return Recovered(
             generation=generation,
             killed_pids=self.killed,
-            recorded_done=self.recorded_done,
+            landed=sorted(self.landed),
             requeued=self.requeued,
             closed_runs=self.closed_runs,
             worktrees_removed=len(self.worktrees_removed),
@@ -254,21 +256,22 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
                 log(f"removed branch {task.branch} of task {task.id}, which had merged")
             continue
         if task.id in landed and task.state in ACTIVE_TASK_STATES:
-            for state in (TaskState.VERIFYING, TaskState.MERGING, TaskState.DONE):
+            # Recorded as merging with its squash commit; the run that follows runs its
+            # post-merge gates and records it done (``Stitcher.settle_landed``). Its branch
+            # stays until then: a gate failure reverts the merge and the work is kept.
+            for state in (TaskState.VERIFYING, TaskState.MERGING):
                 if state != store.get_task(task.id).state:
                     with contextlib.suppress(ValueError):
                         project.bus.announce(
                             store.transition_task(
                                 task.id,
                                 state,
-                                "merged before a crash; recorded by recovery",
+                                "merged before a crash; found by recovery",
                                 merged_commit=landed[task.id],
                             )
                         )
-            report.recorded_done.append(task.id)
-            log(f"task {task.id} had merged ({landed[task.id][:10]}); recorded as done")
-            if git.ref_exists(f"refs/heads/{task.branch}"):
-                git.delete_branch(task.branch, force=True)
+            report.landed[task.id] = landed[task.id]
+            log(f"task {task.id} had merged ({landed[task.id][:10]}); its gates run next")
         elif task.state in ACTIVE_TASK_STATES:
             project.bus.announce(
                 store.transition_task(
@@ -277,8 +280,6 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             )
             report.requeued.append(task.id)
             log(f"task {task.id} was {task.state.value}; back to ready")
-    if report.recorded_done:
-        project.bus.announce(*store.promote_unblocked(gen.name))
     git.prune_worktrees()
     if report.anything:
         project.bus.emit(report.event(gen.name))

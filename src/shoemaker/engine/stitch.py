@@ -376,7 +376,7 @@ class Stitcher:
         return [f.path for f in self.project.git.diff_stat(base, commit).files]
 
     async def _run_gates(
-        self, task: Task, cwd: Path, run_id: int, changed: list[str], where: str
+        self, task: Task, cwd: Path, run_id: int | None, changed: list[str], where: str
     ) -> Failure | None:
         """Run the task's gates in ``cwd`` (its worktree, or the main checkout after the
         merge); the first failure that is not a warning, or None."""
@@ -432,15 +432,7 @@ class Stitcher:
         async with self.merge_lock:
             outcome, base, commit = await asyncio.to_thread(self._land, task, branch, base, commit)
             if outcome.merged and outcome.commit != base:
-                # The gates again, on the generation branch as it is now; nothing else merges
-                # meanwhile, so a failure is this task's and its merge commit is reverted.
-                runs = await asyncio.to_thread(self.project.store.runs, task.id)
-                changed = await asyncio.to_thread(self._changed, base, commit)
-                failure = await self._run_gates(
-                    task, self.project.root, runs[-1].id if runs else 0, changed, "merged"
-                )
-                if failure:
-                    await asyncio.to_thread(self._revert, task, outcome.commit, failure.reason)
+                failure = await self._verify_merged(task, base, commit, outcome.commit)
         self.project.bus.emit(
             MergeResult(
                 generation=gen.name,
@@ -455,14 +447,8 @@ class Stitcher:
         if failure:
             return await self._give_back(task, failure)
         if outcome.merged:
-            metrics = await asyncio.to_thread(
-                self._record_metrics, task, base, commit, outcome.commit, time.monotonic() - started
-            )
-            self.project.bus.emit(metrics)
-            self._transition(task.id, TaskState.DONE, "merged", merged_commit=outcome.commit)
-            await asyncio.to_thread(self.project.git.delete_branch, branch, True)
-            await self._after_done(task.id)
-            return StitchOutcome(task.id, TaskState.DONE, "merged")
+            duration = time.monotonic() - started
+            return await self._done(task, branch, base, commit, outcome.commit, duration, "merged")
         conflicts = await asyncio.to_thread(self.project.store.count_conflict, task.id)
         if conflicts == 1 and outcome.conflict_files:
             # Once: the agent tries again on the new head, told what changed under it.
@@ -474,6 +460,62 @@ class Stitcher:
         reason = f"merge into {gen.branch} failed: {outcome.reason}; work kept on {branch}"
         self._transition(task.id, TaskState.CONFLICT, reason)
         return StitchOutcome(task.id, TaskState.CONFLICT, reason)
+
+    async def settle_landed(self, task_id: int, merge: str) -> StitchOutcome:
+        """Finish a merge that landed before shoemaker died, as recovery found it (the task
+        is ``merging``, ``merge`` its squash commit): the post-merge gates run now on the
+        generation branch, then the task is done, or its merge is reverted and it goes back.
+        """
+        task = await asyncio.to_thread(self.project.store.get_task, task_id)
+        if task.state != TaskState.MERGING:
+            raise EngineError(f"task {task_id} is {task.state}, not a recovered merge")
+        base = await asyncio.to_thread(self.project.git.rev_parse, f"{merge}^")
+        async with self.merge_lock:
+            await asyncio.to_thread(self._check_checkout)
+            failure = await self._verify_merged(task, base, merge, merge)
+        if failure:
+            return await self._give_back(task, failure)
+        runs = await asyncio.to_thread(self.project.store.runs, task.id)
+        # The rest of that attempt's time died with the process; its agent's time did not.
+        duration = next((r.wall_s or 0.0 for r in reversed(runs) if r.ok), 0.0)
+        reason = "merged before a crash; its gates passed after recovery"
+        return await self._done(task, task.branch, base, merge, merge, duration, reason)
+
+    async def _verify_merged(
+        self, task: Task, base: str, commit: str, merge: str
+    ) -> Failure | None:
+        """The gates again, on the generation branch as it is now, inside the merge queue:
+        nothing else merges meanwhile, so a failure is this task's and ``merge`` is reverted."""
+        runs = await asyncio.to_thread(self.project.store.runs, task.id)
+        changed = await asyncio.to_thread(self._changed, base, commit)
+        failure = await self._run_gates(
+            task, self.project.root, runs[-1].id if runs else None, changed, "merged"
+        )
+        if failure:
+            await asyncio.to_thread(self._revert, task, merge, failure.reason)
+        return failure
+
+    async def _done(
+        self,
+        task: Task,
+        branch: str | None,
+        base: str,
+        commit: str,
+        merge: str,
+        duration: float,
+        reason: str,
+    ) -> StitchOutcome:
+        metrics = await asyncio.to_thread(self._record_metrics, task, base, commit, merge, duration)
+        self.project.bus.emit(metrics)
+        self._transition(task.id, TaskState.DONE, reason, merged_commit=merge)
+        if branch:
+            await asyncio.to_thread(self._delete_branch, branch)
+        await self._after_done(task.id)
+        return StitchOutcome(task.id, TaskState.DONE, reason)
+
+    def _delete_branch(self, branch: str) -> None:
+        if self.project.git.ref_exists(f"refs/heads/{branch}"):
+            self.project.git.delete_branch(branch, force=True)
 
     def _revert(self, task: Task, commit: str, reason: str) -> None:
         git = self.project.git
