@@ -41,6 +41,20 @@ def test_collect_and_redact(tmp_path: Path) -> None:
     assert KEY.encode() not in redactor.data(f'{{"k":"{KEY}"}}'.encode())
 
 
+def test_a_secret_is_found_in_its_json_escaped_forms() -> None:
+    password = 'pa"ss\\wörd\tend'
+    redactor = Redactor({password: "DB_PASSWORD", "ключ-секрет-42": "SECRETS"})
+    for text in (
+        json.dumps({"output": f"login {password} ok"}),
+        json.dumps({"output": f"login {password} ok"}, ensure_ascii=False),
+        json.dumps({"key": "ключ-секрет-42"}),
+    ):
+        redacted = redactor.text(text)
+        assert "[redacted" in redacted and "ss\\\\w" not in redacted and "42" not in redacted
+        json.loads(redacted)  # still valid JSON
+        assert "[redacted" in redactor.data(text.encode()).decode()
+
+
 def test_a_planted_key_is_nowhere_after_a_run(fast_tmp: Path) -> None:
     show_env = "import os; print('gate sees', os.environ.get('ANTHROPIC_API_KEY'))"
     project = make_project(

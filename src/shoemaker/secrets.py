@@ -7,7 +7,7 @@ string in it) and of environment variables whose names say they are secret (a pa
 ``_SOCK``, ``_DIR`` or ``_URL``), in the agent's configured
 environment and in shoemaker's own. A :class:`Redactor` replaces every occurrence with
 ``[redacted NAME]`` in events (before they are stored or delivered), transcripts, prompts, run
-records, gate output and history files.
+records, gate output and history files, in plain text and as JSON escapes it.
 """
 
 from __future__ import annotations
@@ -86,8 +86,14 @@ class Redactor:
     contains another is replaced whole."""
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
-        ordered = sorted(secrets, key=len, reverse=True)
-        self._names = dict(secrets)
+        names = dict(secrets)
+        # Stored events and transcripts are JSON: a value with quotes, backslashes, newlines
+        # or non-ASCII letters appears there escaped, so its escaped forms are secrets too.
+        for value, name in secrets.items():
+            for escaped in (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+                names.setdefault(escaped, name)
+        ordered = sorted(names, key=len, reverse=True)
+        self._names = names
         self._text = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
         self._bytes = (
             re.compile(b"|".join(re.escape(s.encode()) for s in ordered)) if ordered else None
