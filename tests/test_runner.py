@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
-from shoemaker.agents.runner import ProcessRunner, RunResult, RunSpec, agent_environment
+from shoemaker.agents.runner import (
+    AgentCancelled,
+    ProcessRunner,
+    RunResult,
+    RunSpec,
+    agent_environment,
+)
 from shoemaker.agents.streamjson import StreamEvent
 
 
@@ -194,6 +200,35 @@ async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert processes_with_token(token) == []
+
+
+async def test_a_cancelled_run_says_how_it_ended(fast_tmp: Path) -> None:
+    first_message = asyncio.Event()
+
+    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+        if any(event is not None and event.type == "assistant" for _, event in batch):
+            first_message.set()
+
+    files = {f"f{n}.py": "x = 1\n" for n in range(20)}
+    spec = RunSpec(
+        [*REHEARSAL, *STREAM_ARGS],
+        fast_tmp,
+        agent_env(new_token()),
+        stitch_prompt(files=files, duration=60),
+        fast_tmp / "t.jsonl",
+        kill_grace_sec=2,
+    )
+    task = asyncio.create_task(ProcessRunner().run(spec, on_lines=on_lines))
+    await first_message.wait()
+    task.cancel()
+    with pytest.raises(AgentCancelled) as raised:
+        await task
+    result = raised.value.result
+    assert result.killed == "cancelled" and result.exit_code == 143 and not result.ok
+    lines = [json.loads(line) for line in spec.transcript_path.read_text().splitlines()]
+    messages = {line["message"]["id"] for line in lines if line["type"] == "assistant"}
+    assert result.summary.message_usage == (4 * len(messages), len(messages), 0, 0)
+    assert result.lines == len(lines) and result.wall_s > 0
 
 
 async def test_missing_executable_is_a_clear_failure(fast_tmp: Path) -> None:

@@ -192,6 +192,24 @@ def test_no_result_and_exit_code() -> None:
     assert summarize_lines([result()]).ok  # a file has no exit code
 
 
+def test_a_run_without_a_result_counts_each_message_once() -> None:
+    # Killed before its result: 3 messages (one from a subagent), each repeated on several
+    # lines with the same usage; summed by hand from the fixture.
+    s = summarize_file(FIXTURES / "link-assistant__hive-mind__background-disabled.jsonl")
+    assert s.results == 0 and s.input_tokens is None  # the result's fields stay unknown
+    assert s.message_usage == (28, 9, 18155, 31503) == s.accounted_usage()
+    assert s.model == "claude-haiku-4-5-20251001"
+    synthetic = json.dumps(
+        {
+            "type": "assistant",
+            "error": "overloaded",
+            "message": {"id": "m1", "model": "<synthetic>", "usage": {"input_tokens": 9}},
+        }
+    )
+    assert summarize_lines([synthetic]).message_usage is None
+    assert summarize_lines([synthetic, result()]).message_usage is None
+
+
 def test_bad_lines_unknown_types_and_blank_lines() -> None:
     lines = [
         "not json",

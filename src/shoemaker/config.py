@@ -73,6 +73,15 @@ class ModelPrice(_Strict):
     cache_read: float = Field(default=0, ge=0)
     cache_write: float = Field(default=0, ge=0)
 
+    def cost(self, input: int, output: int, cache_creation: int = 0, cache_read: int = 0) -> float:
+        """Dollars for these tokens."""
+        return (
+            input * self.input
+            + output * self.output
+            + cache_creation * self.cache_write
+            + cache_read * self.cache_read
+        ) / 1_000_000
+
 
 def _default_prices() -> dict[str, ModelPrice]:
     # List prices of a Sonnet-class model; edit them for yours (estimates only, never spend:
@@ -305,6 +314,14 @@ class Config(_Strict):
         if value < low:
             raise ValueError(f"must be at least estimated_lines_min ({low})")
         return value
+
+    def price(self, model: str | None = None) -> tuple[str, ModelPrice]:
+        """The price of ``model`` (default: agent.model) and the name it was found under:
+        the model's own entry in ``prices``, else ``default``."""
+        model = model or self.agent.model
+        if model and model in self.prices:
+            return model, self.prices[model]
+        return "default", self.prices.get("default", ModelPrice(input=0, output=0))
 
 
 def load_config(repo: Path) -> Config:

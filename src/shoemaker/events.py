@@ -109,6 +109,8 @@ class AgentFinished(_Event):
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
+    cost_estimated: bool = False
+    """No result line gave the cost: the run's message usage at the configured price."""
     wall_s: float = 0.0
 
 

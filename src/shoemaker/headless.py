@@ -116,7 +116,8 @@ class StoryPrinter:
                 c.print(
                     f"{self._task(event.task_id)} agent finished: {status} "
                     f"[dim]{event.input_tokens + event.output_tokens} tokens, "
-                    f"${event.cost_usd:.4f}, {event.wall_s:.1f}s[/]"
+                    f"{'~' if event.cost_estimated else ''}${event.cost_usd:.4f}, "
+                    f"{event.wall_s:.1f}s[/]"
                 )
             case GateResult():
                 mark = "[green]passed[/]" if event.passed else f"[red]{escape(event.reason)}[/]"

@@ -27,6 +27,7 @@ from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptS
 #: it runs inside another one and refuse or change behaviour.
 DROPPED_ENV = ("CLAUDECODE",)
 STDERR_TAIL_BYTES = 16_384
+CANCELLED = "cancelled: stopped by shoemaker"
 READ_CHUNK = 1 << 16
 
 
@@ -61,6 +62,15 @@ class RunResult:
     wall_s: float = 0.0
     pid: int | None = None
     lines: int = 0
+
+
+class AgentCancelled(asyncio.CancelledError):
+    """The task running the agent was cancelled: the process was stopped, and ``result`` is
+    how it ended (exit code, stderr, what it printed and the tokens that reported)."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
 
 
 #: Called with each batch of lines read from stdout: (raw line, parsed event or None).
@@ -207,9 +217,9 @@ class ProcessRunner:
                         proc, spec, watch, builder, transcript, on_lines
                     )
                 except asyncio.CancelledError:
+                    # Stopped below like any killed run; raised again once the run's record
+                    # (exit code, tokens so far) is complete.
                     killed = "cancelled"
-                    await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
-                    raise
                 finally:
                     if killed:
                         await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
@@ -229,7 +239,7 @@ class ProcessRunner:
         summary = builder.summary(exit_code)
         wall = time.monotonic() - started
         reason = _explain(summary, exit_code, killed, spec)
-        return RunResult(
+        result = RunResult(
             exit_code=exit_code,
             summary=summary,
             ok=summary.ok and killed is None,
@@ -240,6 +250,9 @@ class ProcessRunner:
             pid=proc.pid,
             lines=watch.lines,
         )
+        if killed == "cancelled":
+            raise AgentCancelled(result)
+        return result
 
     @staticmethod
     async def _feed_stdin(proc: asyncio.subprocess.Process, prompt: str) -> None:
@@ -374,7 +387,7 @@ def _explain(
     if killed == "idle":
         return f"idle: no output for {spec.idle_timeout_sec:g}s, killed (agent.idle_timeout_sec)"
     if killed == "cancelled":
-        return "cancelled: stopped by shoemaker"
+        return CANCELLED
     if summary.ok:
         return ""
     if exit_code is not None and exit_code < 0:

@@ -273,6 +273,10 @@ class TranscriptSummary:
     model: str | None = None
     cwd: str | None = None
     init_session_id: str | None = None
+    message_usage: tuple[int, int, int, int] | None = None
+    """Without a result line (a killed or crashed run): (input, output, cache creation, cache
+    read) summed over the API messages, each message's last reported usage. The API billed
+    those messages all the same; output tokens are often placeholders there, so a floor."""
 
     def as_json(self) -> dict[str, Any]:
         """Exactly the keys of ``shoemaker transcript --json``, in order."""
@@ -282,8 +286,11 @@ class TranscriptSummary:
         """Tokens to account for: (input, output, cache creation, cache read).
 
         ``modelUsage`` covers every model the run used, subagents included, while ``usage``
-        covers the main loop only; so the former wins when the CLI printed it.
+        covers the main loop only; so the former wins when the CLI printed it. A run without
+        a result line accounts for what its messages reported (:attr:`message_usage`).
         """
+        if self.results == 0 and self.message_usage:
+            return self.message_usage
         if self.model_usage:
             totals = [0, 0, 0, 0]
             keys = (
@@ -328,6 +335,8 @@ class SummaryBuilder:
         self._summary = TranscriptSummary()
         self._last_result: dict[str, Any] | None = None
         self._tool_ids: set[str] = set()
+        # message.id → its latest usage: several lines share an id and repeat its usage.
+        self._message_usage: dict[str, tuple[int, int, int, int]] = {}
 
     @property
     def cwd(self) -> str | None:
@@ -348,6 +357,7 @@ class SummaryBuilder:
             self._last_result = event.data
         elif event.type == "assistant":
             self._count_tools(event.data)
+            self._note_usage(event.data)
         elif event.type == "system" and event.subtype == "init":
             s.model = _str(event.data.get("model"))
             s.cwd = _str(event.data.get("cwd"))
@@ -370,6 +380,19 @@ class SummaryBuilder:
             name = str(block.get("name", "?"))
             self._summary.tool_uses[name] = self._summary.tool_uses.get(name, 0) + 1
 
+    def _note_usage(self, data: dict[str, Any]) -> None:
+        message = data.get("message")
+        if not isinstance(message, dict) or message.get("model") == "<synthetic>":
+            return  # a synthetic message reports an API failure, not tokens the API billed
+        usage, mid = message.get("usage"), message.get("id")
+        if isinstance(usage, dict) and isinstance(mid, str):
+            self._message_usage[mid] = (
+                _int(usage.get("input_tokens")) or 0,
+                _int(usage.get("output_tokens")) or 0,
+                _int(usage.get("cache_creation_input_tokens")) or 0,
+                _int(usage.get("cache_read_input_tokens")) or 0,
+            )
+
     def summary(self, exit_code: int | None = None) -> TranscriptSummary:
         """The summary so far; ``exit_code`` (for a live run) must be 0 for the run to be ok."""
         s = TranscriptSummary(**{k: getattr(self._summary, k) for k in _FIELDS})
@@ -377,6 +400,9 @@ class SummaryBuilder:
         s.exit_code = exit_code
         r = self._last_result
         if r is None:
+            if self._message_usage:
+                sums = [sum(u[n] for u in self._message_usage.values()) for n in range(4)]
+                s.message_usage = (sums[0], sums[1], sums[2], sums[3])
             return s
         raw_usage = r.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}

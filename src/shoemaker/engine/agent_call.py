@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.agents.claude import agent_argv
-from shoemaker.agents.runner import RunResult, RunSpec, agent_environment
+from shoemaker.agents.runner import (
+    CANCELLED,
+    AgentCancelled,
+    RunResult,
+    RunSpec,
+    agent_environment,
+)
 from shoemaker.agents.sandbox import SandboxPaths, wrap
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
 from shoemaker.engine.project import Project
@@ -141,15 +147,37 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+    except AgentCancelled as cancelled:
+        await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
+        raise
     except asyncio.CancelledError:
-        await asyncio.shield(_record_cancelled(project, call, run_id, transcript))
+        # Cancelled before the process ran: nothing printed, nothing spent.
+        nothing = RunResult(None, TranscriptSummary(), False, CANCELLED, killed="cancelled")
+        await asyncio.shield(_conclude(project, call, run_id, nothing, transcript))
         raise
     finally:
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
-    await asyncio.to_thread(_store_result, project, run_id, result, transcript)
-    bus.emit(_finished(call, run_id, result))
+    await _conclude(project, call, run_id, result, transcript)
     return run_id, result
+
+
+async def _conclude(
+    project: Project, call: AgentCall, run_id: int, result: RunResult, transcript: Path
+) -> None:
+    cost, estimated = spent(project, result.summary)
+    await asyncio.to_thread(_store_result, project, run_id, result, transcript, cost, estimated)
+    project.bus.emit(_finished(call, run_id, result, cost, estimated))
+
+
+def spent(project: Project, summary: TranscriptSummary) -> tuple[float, bool]:
+    """A run's cost in dollars, and whether it is an estimate: what its result line says, or
+    for a run that printed none (killed, crashed) its messages' tokens at the configured
+    price of the model it used."""
+    if summary.cost_usd is not None or summary.message_usage is None:
+        return summary.cost_usd or 0.0, False
+    _, price = project.config.price(summary.model)
+    return price.cost(*summary.message_usage), True
 
 
 def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:
@@ -158,7 +186,14 @@ def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:
     )
 
 
-def _store_result(project: Project, run_id: int, result: RunResult, transcript: Path) -> None:
+def _store_result(
+    project: Project,
+    run_id: int,
+    result: RunResult,
+    transcript: Path,
+    cost: float,
+    estimated: bool,
+) -> None:
     s = result.summary
     project.store.finish_run(
         run_id,
@@ -170,7 +205,8 @@ def _store_result(project: Project, run_id: int, result: RunResult, transcript: 
         ok=result.ok,
         reason=result.reason,
         **_tokens(s),
-        cost_usd=s.cost_usd or 0.0,
+        cost_usd=cost,
+        cost_estimated=estimated,
         num_turns=s.num_turns,
         session_id=s.session_id,
         duration_ms=s.duration_ms,
@@ -186,33 +222,6 @@ def _store_result(project: Project, run_id: int, result: RunResult, transcript: 
         transcript.unlink()
 
 
-async def _record_cancelled(project: Project, call: AgentCall, run_id: int, path: Path) -> None:
-    def store() -> None:
-        project.store.finish_run(
-            run_id,
-            transcript=path,
-            ended="no_result",
-            ok=False,
-            reason="cancelled: stopped by shoemaker",
-        )
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-    await asyncio.to_thread(store)
-    project.bus.emit(
-        AgentFinished(
-            generation=call.generation,
-            run_id=run_id,
-            task_id=call.task_id,
-            phase=call.phase,
-            ok=False,
-            exit_code=None,
-            ended="no_result",
-            reason="cancelled: stopped by shoemaker",
-        )
-    )
-
-
 def _tokens(summary: TranscriptSummary) -> dict[str, int]:
     fresh, out, created, read = summary.accounted_usage()
     return {
@@ -223,7 +232,9 @@ def _tokens(summary: TranscriptSummary) -> dict[str, int]:
     }
 
 
-def _finished(call: AgentCall, run_id: int, result: RunResult) -> AgentFinished:
+def _finished(
+    call: AgentCall, run_id: int, result: RunResult, cost: float, estimated: bool
+) -> AgentFinished:
     s = result.summary
     fresh, out, created, read = s.accounted_usage()
     return AgentFinished(
@@ -241,6 +252,7 @@ def _finished(call: AgentCall, run_id: int, result: RunResult) -> AgentFinished:
         output_tokens=out,
         cache_creation_input_tokens=created,
         cache_read_input_tokens=read,
-        cost_usd=s.cost_usd or 0.0,
+        cost_usd=cost,
+        cost_estimated=estimated,
         wall_s=result.wall_s,
     )

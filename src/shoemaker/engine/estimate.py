@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shoemaker.config import Config, ModelPrice
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import Stitcher
 from shoemaker.model import Generation, Task, TaskState
@@ -44,14 +43,6 @@ class Estimate:
         return sum(t.usd for t in self.tasks)
 
 
-def price_of(config: Config) -> tuple[str, ModelPrice]:
-    """The price used: the agent's model's, else ``default``."""
-    model = config.agent.model
-    if model and model in config.prices:
-        return model, config.prices[model]
-    return "default", config.prices.get("default", ModelPrice(input=0, output=0))
-
-
 def _history(project: Project) -> list[tuple[int, int, int, float]]:
     """(description length, input tokens, output tokens, dollars) of every done task."""
     store = project.store
@@ -76,7 +67,7 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
     """Expected spend of ``tasks`` (blocking: reads the store and renders prompts)."""
     cfg = project.config
     history = _history(project)
-    name, price = price_of(cfg)
+    name, price = cfg.price()
     result = Estimate()
     similar = min(cfg.estimate.similar, len(history))
     if history:
@@ -111,7 +102,7 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
         prompt = stitcher.render_prompt(task, task.attempts + 1)
         tokens_in = len(prompt) // CHARS_PER_TOKEN * cfg.estimate.turns
         tokens_out = cfg.estimate.output_tokens
-        usd = (tokens_in * price.input + tokens_out * price.output) / 1_000_000
+        usd = price.cost(tokens_in, tokens_out)
         result.tasks.append(
             TaskEstimate(task.id, task.title, tokens_in, tokens_out, usd, "prompt size")
         )

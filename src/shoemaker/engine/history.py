@@ -44,6 +44,7 @@ def _run_record(project: Project, run_id: int) -> dict[str, Any]:
             "cache_read": run.cache_read_input_tokens,
         },
         "cost_usd": run.cost_usd,
+        "cost_estimated": run.cost_estimated,
         "num_turns": run.num_turns,
         "wall_s": round(run.wall_s or 0.0, 3),
     }

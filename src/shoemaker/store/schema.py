@@ -155,6 +155,11 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE tasks ADD COLUMN plan_id INTEGER REFERENCES plans(id);
     """,
+    # 6: a run that printed no result line (killed, crashed) still cost money: its tokens are
+    # what its messages reported, its cost those tokens at the configured price, marked so.
+    """
+    ALTER TABLE runs ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

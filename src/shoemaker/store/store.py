@@ -96,6 +96,9 @@ class RunRecord:
     result_text: str | None
     stderr_tail: str
     transcript_lines: int
+    cost_estimated: bool
+    """No result line reported the cost: ``cost_usd`` is the run's message usage at the
+    configured price (``prices``), a floor."""
 
 
 _RUN_COLUMNS = [f for f in RunRecord.__dataclass_fields__]
@@ -688,6 +691,7 @@ class Store:
         data["model_usage"] = json.loads(data["model_usage"]) if data["model_usage"] else None
         for key in ("is_error", "ok"):
             data[key] = None if data[key] is None else bool(data[key])
+        data["cost_estimated"] = bool(data["cost_estimated"])
         return RunRecord(**data)
 
     def runs(self, task_id: int | None = None, generation: str | None = None) -> list[RunRecord]:

@@ -183,7 +183,7 @@ class TaskScreen(Screen[None]):
                 "" if r.exit_code is None else str(r.exit_code),
                 result,
                 f"{tokens(r.input_tokens)}/{tokens(r.output_tokens)}",
-                f"${r.cost_usd:.3f}",
+                f"{'~' if r.cost_estimated else ''}${r.cost_usd:.3f}",
                 duration(r.wall_s or 0),
                 r.reason[:80],
             )
