@@ -15,8 +15,10 @@ from conftest import REPO_ROOT
 from projects import make_project, task
 from shoemaker.agents.sandbox import SandboxPaths, explain, sandbox_of, trial_run, wrap
 from shoemaker.config import Config
+from shoemaker.engine.doctor import run_checks
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
+from shoemaker.engine.project import Project
 from shoemaker.model import TaskState
 
 IMAGE = "localhost/shoemaker-test-empty:1"
@@ -148,6 +150,14 @@ async def test_a_real_podman_run_of_the_rehearsal_agent(fast_tmp: Path) -> None:
     )
     ok, output, fix = trial_run(project.config, fast_tmp / "trial")
     assert ok, f"{output} — {fix}"
+    # doctor asks the CLI the container will run, not the host's.
+    agent_check = next(c for c in run_checks(project) if c.name == "agent CLI")
+    assert agent_check.ok and f"{sys.executable} in podman: Python 3" in agent_check.detail
+    unmounted = project.config.model_copy(update={"podman_args": HOST_FLAGS})
+    agent_check = next(
+        c for c in run_checks(Project.open(project.root, unmounted)) if c.name == "agent CLI"
+    )
+    assert not agent_check.ok and "podman_image" in agent_check.fix, agent_check
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")

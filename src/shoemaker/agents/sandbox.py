@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,10 @@ def explain(output: str) -> str:
     return ""
 
 
-def trial_run(config: Config, scratch: Path) -> tuple[bool, str, str]:
-    """Run ``true`` in the sandbox for real: (ok, what it printed, a fix when it failed)."""
+def trial_run(
+    config: Config, scratch: Path, argv: Sequence[str] = ("true",)
+) -> tuple[bool, str, str]:
+    """Run ``argv`` in the sandbox for real: (ok, what it printed, a fix when it failed)."""
     kind = config.sandbox
     if kind == "none":
         return True, "", ""
@@ -114,9 +117,9 @@ def trial_run(config: Config, scratch: Path) -> tuple[bool, str, str]:
         return False, "podman_image is empty", "set podman_image to an image with the agent CLI"
     home = scratch / "home"
     (home / "tmp").mkdir(parents=True, exist_ok=True)
-    argv = wrap(config, ["true"], [], SandboxPaths(scratch, home))
+    wrapped = wrap(config, list(argv), [], SandboxPaths(scratch, home))
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(wrapped, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         return False, f"{kind}: a trial run took over 120 s", "check the runtime"
     output = (proc.stderr + proc.stdout).strip()

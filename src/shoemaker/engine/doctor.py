@@ -54,6 +54,8 @@ def _git(project: Project) -> Check:
 def _agent(project: Project) -> Check:
     cfg = project.config.agent
     program = resolve_command(cfg.command)
+    if project.config.sandbox != "none":
+        return _agent_in_sandbox(project, program)
     env = {**os.environ, **cfg.env}
     try:
         proc = subprocess.run(
@@ -77,6 +79,24 @@ def _agent(project: Project) -> Check:
             "reinstall the CLI or fix agent.command",
         )
     return Check("agent CLI", True, f"{program}: {proc.stdout.strip()}")
+
+
+def _agent_in_sandbox(project: Project, program: str) -> Check:
+    """The CLI the agents will run: the one the sandbox sees (in a container, the image's)."""
+    kind = project.config.sandbox
+    with tempfile.TemporaryDirectory(prefix="shoemaker-doctor-") as scratch:
+        ok, output, fix = trial_run(project.config, Path(scratch), [program, "--version"])
+    if ok:
+        lines = output.splitlines()
+        return Check("agent CLI", True, f"{program} in {kind}: {lines[-1] if lines else ''}")
+    if not fix:
+        fix = (
+            "bwrap shows the host read-only: install the CLI on the host or fix agent.command"
+            if kind == "bwrap"
+            else f"install the CLI at {program} in podman_image, or mount its directory with "
+            "podman_args (-v DIR:DIR:ro)"
+        )
+    return Check("agent CLI", False, f"{program} --version in {kind}: {output}", fix)
 
 
 def _credentials(project: Project) -> Check:
