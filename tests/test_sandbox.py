@@ -13,7 +13,14 @@ import pytest
 
 from conftest import REPO_ROOT
 from projects import make_project, task
-from shoemaker.agents.sandbox import SandboxPaths, explain, sandbox_of, trial_run, wrap
+from shoemaker.agents.sandbox import (
+    SandboxPaths,
+    explain,
+    podman_args,
+    sandbox_of,
+    trial_run,
+    wrap,
+)
 from shoemaker.config import Config
 from shoemaker.engine.doctor import run_checks
 from shoemaker.engine.engine import Engine
@@ -22,6 +29,7 @@ from shoemaker.engine.project import Project
 from shoemaker.model import TaskState
 
 IMAGE = "localhost/shoemaker-test-empty:1"
+KEY = "sk-ant-api03-PODMAN-ARGS-5e2d9c1b7a3f"
 # This host family runs containers inside a container: crun cannot set limits or use its
 # cgroups. `shoemaker doctor` explains each of these flags when they are missing.
 HOST_FLAGS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -55,6 +63,26 @@ def test_podman_command_line_passes_secrets_by_name_only(tmp_path: Path) -> None
     assert f"{tmp_path}/cred.json:{tmp_path}/home/.claude/.credentials.json:ro" in argv
     assert argv[-4:] == ["--pull=never", "img:1", "claude", "-p"]
     assert "--network=host" in argv
+
+
+def test_podman_args_values_travel_in_the_environment(tmp_path: Path) -> None:
+    # The seed's own example puts an API key in podman_args.
+    config = Config(
+        sandbox="podman",
+        podman_image="img:1",
+        podman_args=[
+            *("-e", "ANTHROPIC_API_KEY=sk-ant-x1", "--env=MODE=fast", "--env", "A=1=2"),
+            *("-v", "/data:/data", "-e", "PASSED_THROUGH"),
+        ],
+    )
+    args, values = podman_args(config)
+    assert values == {"ANTHROPIC_API_KEY": "sk-ant-x1", "MODE": "fast", "A": "1=2"}
+    assert args == [
+        *("-e", "ANTHROPIC_API_KEY", "-e", "MODE", "-e", "A"),
+        *("-v", "/data:/data", "-e", "PASSED_THROUGH"),
+    ]
+    argv = wrap(config, ["claude"], [], paths(tmp_path))
+    assert not any("sk-ant-x1" in a or "fast" in a for a in argv)
 
 
 def test_failed_trial_runs_are_explained() -> None:
@@ -142,10 +170,10 @@ async def test_a_real_podman_run_of_the_rehearsal_agent(fast_tmp: Path) -> None:
             mounts += ["-v", f"{path}:{path}:ro"]
     project = make_project(
         fast_tmp,
-        [task("Contained", files={"c.py": "C = 1\n"})],
+        [task("Contained", files={"c.py": "C = 1\n"}, run=["printenv ANTHROPIC_API_KEY"])],
         sandbox="podman",
         podman_image=IMAGE,
-        podman_args=[*HOST_FLAGS, *mounts],
+        podman_args=[*HOST_FLAGS, *mounts, "-e", f"ANTHROPIC_API_KEY={KEY}"],
         podman_global_args=HOST_GLOBAL,
     )
     ok, output, fix = trial_run(project.config, fast_tmp / "trial")
@@ -165,6 +193,10 @@ async def test_a_real_podman_run_of_the_rehearsal_agent(fast_tmp: Path) -> None:
     assert (project.root / "c.py").read_text() == "C = 1\n"
     (run,) = project.store.runs(task_id=t.id)
     assert run.argv[0] == "podman" and IMAGE in run.argv
+    # The key from podman_args reached the agent through the environment, not the command line.
+    assert "-e ANTHROPIC_API_KEY" in " ".join(run.argv) and KEY not in " ".join(run.argv)
+    transcript = project.store.transcript(run.id)
+    assert b"[redacted ANTHROPIC_API_KEY]" in transcript and KEY.encode() not in transcript
 
 
 @pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")

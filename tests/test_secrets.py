@@ -11,10 +11,13 @@ import sys
 import zlib
 from pathlib import Path
 
+import yaml
+
 from agents import STREAM_ARGS
 from projects import make_project, task
 from shoemaker.config import load_config
 from shoemaker.secrets import Redactor, collect_secrets, is_secret_name
+from shoemaker.store import Store
 
 KEY = "sk-ant-api03-PLANTED-7f3c9e1d2b4a6f8e0c1a"
 TOKEN = "oauth-PLANTED-a1b2c3d4e5f6a7b8c9d0"
@@ -39,6 +42,26 @@ def test_collect_and_redact(tmp_path: Path) -> None:
         "key=[redacted MY_API_KEY] token=[redacted .secrets/claude.json]"
     )
     assert KEY.encode() not in redactor.data(f'{{"k":"{KEY}"}}'.encode())
+    # A key in podman_args (`-e NAME=VALUE`, as the seed's example does) is a secret too, and
+    # an agent argument holding one is stored redacted.
+    (tmp_path / "configuration.yaml").write_text(
+        yaml.safe_dump({"podman_args": ["-e", f"ANTHROPIC_API_KEY={TOKEN}"]})
+    )
+    secrets = collect_secrets(tmp_path, load_config(tmp_path), environ={})
+    assert secrets[TOKEN] == "ANTHROPIC_API_KEY"
+    store = Store(tmp_path / "s.db", Redactor(secrets))
+    run = store.start_run(
+        generation=None,
+        task_id=None,
+        phase="stitch",
+        attempt=1,
+        prompt="",
+        argv=["claude", f"--api-key={TOKEN}"],
+        env_names=[],
+        cwd=str(tmp_path),
+    )
+    assert store.get_run(run).argv == ["claude", "--api-key=[redacted ANTHROPIC_API_KEY]"]
+    store.close()
 
 
 def test_a_secret_is_found_in_its_json_escaped_forms() -> None:

@@ -4,10 +4,11 @@ shown.
 The values are those of the credential files in ``secrets_dir`` (a JSON file contributes each
 string in it) and of environment variables whose names say they are secret (a part ``KEY``,
 ``TOKEN``, ``SECRET``, ``PASSWORD`` or ``CREDENTIALS``, not ending in ``_FILE``, ``_PATH``,
-``_SOCK``, ``_DIR`` or ``_URL``), in the agent's configured
-environment and in shoemaker's own. A :class:`Redactor` replaces every occurrence with
-``[redacted NAME]`` in events (before they are stored or delivered), transcripts, prompts, run
-records, gate output and history files, in plain text and as JSON escapes it.
+``_SOCK``, ``_DIR`` or ``_URL``) in the agent's configured environment (``agent.env``, and
+``-e NAME=VALUE`` in ``podman_args``) and in shoemaker's own. A :class:`Redactor` replaces
+every occurrence with ``[redacted NAME]`` in events (before they are stored or delivered),
+transcripts, prompts, run records, gate output and history files, in plain text and as JSON
+escapes it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from shoemaker.agents.sandbox import podman_args
 from shoemaker.config import Config
 
 #: A name part that says secret (ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, DB_PASSWORD)...
@@ -60,7 +62,7 @@ def collect_secrets(
     """Secret value → the name shown in its place."""
     found: dict[str, str] = {}
     env = os.environ if environ is None else environ
-    for source in (env, config.agent.env):
+    for source in (env, config.agent.env, podman_args(config)[1]):
         for name, value in source.items():
             if is_secret_name(name) and len(value.strip()) >= MIN_LENGTH:
                 found[value.strip()] = name

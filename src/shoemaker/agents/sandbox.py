@@ -8,6 +8,7 @@ are passed as environment variables by *name* (``-e NAME``), never on the comman
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +32,31 @@ class SandboxPaths:
     """The token file, mounted read-only at HOME/.claude/.credentials.json."""
     git_dir: Path | None = None
     """The repository's common git directory, readable (a worktree's .git points into it)."""
+
+
+def podman_args(config: Config) -> tuple[list[str], dict[str, str]]:
+    """``podman_args`` with every ``-e NAME=VALUE`` (``--env``, ``--env=``) turned into
+    ``-e NAME``, and the values: they go into the environment of the podman process instead,
+    so no value (an API key, say) is in a command line, which every user of the machine can
+    read and shoemaker stores."""
+    args, values = list(config.podman_args), {}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        pair = None
+        if arg in ("-e", "--env") and i + 1 < len(args) and "=" in args[i + 1]:
+            pair, i = args[i + 1], i + 1
+        elif arg.startswith("--env=") and "=" in arg[len("--env=") :]:
+            pair = arg[len("--env=") :]
+        if pair is None:
+            out.append(arg)
+        else:
+            name, value = pair.split("=", 1)
+            values[name] = value
+            out += ["-e", name]
+        i += 1
+    return out, values
 
 
 def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPaths) -> list[str]:
@@ -63,7 +89,7 @@ def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPa
     for name in env_names:
         if name != "HOME":
             out += ["-e", name]  # the value comes from this process's environment
-    return [*out, *config.podman_args, config.podman_image, *argv]
+    return [*out, *podman_args(config)[0], config.podman_image, *argv]
 
 
 # What a failed trial run says, and what to do about it: hosts that run shoemaker inside a
@@ -118,8 +144,9 @@ def trial_run(
     home = scratch / "home"
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     wrapped = wrap(config, list(argv), [], SandboxPaths(scratch, home))
+    env = {**os.environ, **podman_args(config)[1]}
     try:
-        proc = subprocess.run(wrapped, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(wrapped, capture_output=True, text=True, timeout=120, env=env)
     except subprocess.TimeoutExpired:
         return False, f"{kind}: a trial run took over 120 s", "check the runtime"
     output = (proc.stderr + proc.stdout).strip()

@@ -23,7 +23,7 @@ from shoemaker.agents.runner import (
     RunSpec,
     agent_environment,
 )
-from shoemaker.agents.sandbox import SandboxPaths, wrap
+from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
@@ -70,6 +70,7 @@ def _sandboxed(
     if config.sandbox in ("podman", "docker"):
         argv = [config.agent.command, *argv[1:]]  # the image's CLI, not this host's path
         env["HOME"] = str(home)
+        env.update(podman_args(config)[1])  # `-e NAME=VALUE` there: the value travels here
     token = token_file(project.root, config)
     names = [
         n

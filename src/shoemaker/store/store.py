@@ -640,7 +640,9 @@ class Store:
                     phase,
                     attempt,
                     self.redactor.text(prompt),
-                    json.dumps(list(argv)),
+                    # An argument holding a secret is stored redacted; recovery then finds
+                    # the process by its SHOEMAKER_RUN marker instead of its command line.
+                    json.dumps([self.redactor.text(a) for a in argv]),
                     json.dumps(sorted(env_names)),
                     cwd,
                     time.time(),
