@@ -92,8 +92,27 @@ async def test_failure_outcomes(fast_tmp: Path, outcome: str, exit_code: int, re
 async def test_idle_watchdog_kills_a_silent_agent(fast_tmp: Path) -> None:
     result = await run(fast_tmp, stitch_prompt(outcome="hang"), idle=0.5)
     assert result.killed == "idle" and not result.ok
-    assert result.exit_code == 143  # the rehearsal agent exits like the CLI on SIGTERM
     assert "no output for 0.5s" in result.reason
+    # Interrupted first, as Ctrl-C would: like the CLI, the agent then prints a last result
+    # that says what the run cost, and exits 0.
+    s = result.summary
+    assert result.exit_code == 0 and s.subtype == "error_during_execution" and s.is_error
+    assert s.cost_usd is not None and s.cost_usd > 0 and s.input_tokens
+
+
+async def test_an_agent_deaf_to_the_interrupt_gets_sigterm(fast_tmp: Path) -> None:
+    argv = script(
+        fast_tmp,
+        """
+        import json, signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(json.dumps({"type": "system", "subtype": "init"}), flush=True)
+        time.sleep(60)
+    """,
+    )
+    result = await run(fast_tmp, "", argv, idle=0.3, grace=0.3)
+    assert result.killed == "idle" and result.exit_code == -15
+    assert result.summary.ended == "no_result"
 
 
 async def test_hard_timeout_kills_a_chatty_agent(fast_tmp: Path) -> None:
@@ -115,6 +134,7 @@ async def test_stubborn_agent_is_killed_after_the_grace_period(fast_tmp: Path) -
         fast_tmp,
         """
         import json, signal, sys, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print(json.dumps({"type": "system", "subtype": "init"}), flush=True)
         while True:
@@ -224,11 +244,33 @@ async def test_a_cancelled_run_says_how_it_ended(fast_tmp: Path) -> None:
     with pytest.raises(AgentCancelled) as raised:
         await task
     result = raised.value.result
-    assert result.killed == "cancelled" and result.exit_code == 143 and not result.ok
+    assert result.killed == "cancelled" and not result.ok
     lines = [json.loads(line) for line in spec.transcript_path.read_text().splitlines()]
-    messages = {line["message"]["id"] for line in lines if line["type"] == "assistant"}
-    assert result.summary.message_usage == (4 * len(messages), len(messages), 0, 0)
     assert result.lines == len(lines) and result.wall_s > 0
+    # The interrupt's last result line is in the transcript and the summary: the cost is known.
+    assert lines[-1]["type"] == "result" and result.exit_code == 0
+    assert result.summary.cost_usd == lines[-1]["total_cost_usd"] > 0
+
+
+async def test_a_run_killed_without_a_result_is_charged_for_its_messages(fast_tmp: Path) -> None:
+    # Two API messages, the first reported on two lines; then deaf to SIGINT, so no result.
+    argv = script(
+        fast_tmp,
+        """
+        import json, signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        def say(mid, usage):
+            message = {"id": mid, "model": "m", "content": [], "usage": usage}
+            print(json.dumps({"type": "assistant", "message": message}), flush=True)
+        say("a", {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 100})
+        say("a", {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 100})
+        say("b", {"input_tokens": 20, "output_tokens": 1, "cache_creation_input_tokens": 7})
+        time.sleep(60)
+    """,
+    )
+    result = await run(fast_tmp, "", argv, idle=0.3, grace=0.3)
+    assert result.exit_code == -15 and result.summary.ended == "no_result"
+    assert result.summary.message_usage == (30, 2, 7, 100)
 
 
 async def test_missing_executable_is_a_clear_failure(fast_tmp: Path) -> None:

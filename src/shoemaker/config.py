@@ -51,7 +51,8 @@ class AgentConfig(_Strict):
     idle_timeout_sec: float = Field(default=600, gt=0)
     """Kill the run when the agent prints nothing on stdout for this many seconds."""
     kill_grace_sec: float = Field(default=5, gt=0)
-    """Seconds between SIGTERM and SIGKILL when a run is stopped."""
+    """Seconds to wait at each step when a run is stopped: SIGINT (the CLI then prints a last
+    result with the run's cost), SIGTERM, SIGKILL."""
     max_turns: int = Field(default=0, ge=0)
     """Passed as the CLI's own `--max-turns` (0: not passed)."""
     max_budget_usd: float = Field(default=0, ge=0)

@@ -2,9 +2,11 @@
 
 The process gets the prompt on stdin, runs in its own process group, and is watched by two
 clocks: a hard limit on wall time and an idle watchdog (no stdout for N seconds). Stopping it
-escalates (SIGTERM to the whole group, then SIGKILL after a grace period) so nothing it spawned
-outlives it. Every stdout byte goes to the transcript file as it arrives, and lines of any size
-(stream-json lines reach megabytes) are split by hand instead of with ``readline``'s limit.
+escalates: SIGINT to the whole group first (the CLI answers with a last result line, so the
+run's cost is known) while stdout is still read, then SIGTERM, then SIGKILL, each after a grace
+period, so nothing it spawned outlives it. Every stdout byte goes to the transcript file as it
+arrives, and lines of any size (stream-json lines reach megabytes) are split by hand instead of
+with ``readline``'s limit.
 """
 
 from __future__ import annotations
@@ -175,6 +177,8 @@ class _Watch:
     stderr: deque[bytes] = field(default_factory=lambda: deque())
     stderr_size: int = 0
     eof: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: bytearray = field(default_factory=bytearray)
+    """The start of a stdout line whose end has not arrived yet."""
 
 
 class ProcessRunner:
@@ -222,7 +226,14 @@ class ProcessRunner:
                     killed = "cancelled"
                 finally:
                     if killed:
-                        await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
+                        try:
+                            await asyncio.shield(
+                                self._interrupt(
+                                    proc, pgid, spec, watch, builder, transcript, on_lines
+                                )
+                            )
+                        finally:
+                            await asyncio.shield(self._stop(proc, pgid, spec.kill_grace_sec))
                     for helper in (feeder, orphans):
                         helper.cancel()
                         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -283,22 +294,25 @@ class ProcessRunner:
         builder: SummaryBuilder,
         transcript: BinaryIO,
         on_lines: LineSink | None,
+        clocks: bool = True,
     ) -> str | None:
-        """Read stdout to EOF; returns ``timeout``/``idle`` if a clock ran out first."""
+        """Read stdout to EOF; returns ``timeout``/``idle`` if a clock ran out first (unless
+        ``clocks`` is false: then the caller bounds the wait)."""
         assert proc.stdout is not None
         deadline = watch.started + spec.max_time_sec
-        pending = bytearray()
+        pending = watch.pending
         while True:
             now = time.monotonic()
             idle_left = watch.last_output + spec.idle_timeout_sec - now
             hard_left = deadline - now
-            if hard_left <= 0:
+            if clocks and hard_left <= 0:
                 return "timeout"
-            if idle_left <= 0:
+            if clocks and idle_left <= 0:
                 return "idle"
             try:
                 chunk = await asyncio.wait_for(
-                    proc.stdout.read(READ_CHUNK), timeout=min(idle_left, hard_left)
+                    proc.stdout.read(READ_CHUNK),
+                    timeout=min(idle_left, hard_left) if clocks else None,
                 )
             except TimeoutError:
                 continue  # the loop decides which clock ran out
@@ -312,7 +326,7 @@ class ProcessRunner:
             if b"\n" not in chunk:
                 continue  # a long line still arriving; avoid rescanning the buffer
             *complete, rest = pending.split(b"\n")
-            pending = bytearray(rest)
+            pending[:] = rest
             if spec.redact is not None:
                 # Whole lines only, so that a secret split across reads is still found.
                 transcript.write(spec.redact(b"\n".join(complete) + b"\n"))
@@ -351,6 +365,29 @@ class ProcessRunner:
             await asyncio.wait_for(watch.eof.wait(), spec.kill_grace_sec)
         except TimeoutError:
             _signal_group(pgid, signal.SIGKILL)
+
+    @staticmethod
+    async def _interrupt(
+        proc: asyncio.subprocess.Process,
+        pgid: int,
+        spec: RunSpec,
+        watch: _Watch,
+        builder: SummaryBuilder,
+        transcript: BinaryIO,
+        on_lines: LineSink | None,
+    ) -> None:
+        """Interrupt the run as Ctrl-C would, and read what it prints for up to the grace
+        period: the CLI answers SIGINT with a last result line that says what the run cost."""
+        if watch.eof.is_set():
+            return
+        _signal_group(pgid, signal.SIGINT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                ProcessRunner._pump_stdout(
+                    proc, spec, watch, builder, transcript, on_lines, clocks=False
+                ),
+                spec.kill_grace_sec,
+            )
 
     @staticmethod
     async def _stop(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
