@@ -261,14 +261,6 @@ async def test_a_run_without_a_result_line_is_charged_for_its_messages(fast_tmp:
     )
     project = Project.open(project.root, cfg)
     start_generation(project, "g")
-    finished: list[float] = []
-    project.bus.add_listener(
-        lambda e: (
-            finished.append(e.cost_usd)
-            if isinstance(e, AgentFinished) and e.task_id is not None
-            else None
-        )
-    )
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")
     (run,) = project.store.runs(task_id=t.id)
@@ -277,5 +269,8 @@ async def test_a_run_without_a_result_line_is_charged_for_its_messages(fast_tmp:
     messages = {line["message"]["id"] for line in lines if line["type"] == "assistant"}
     assert messages and (run.input_tokens, run.output_tokens) == (4 * len(messages), len(messages))
     assert run.cost_estimated and run.cost_usd == pytest.approx(len(messages) * 5 * 0.1)
-    assert finished == [run.cost_usd]
+    finished = project.store.events_of_kind("g", ["agent_finished"])
+    assert [e.cost_usd for e in finished if isinstance(e, AgentFinished) and e.task_id] == [
+        run.cost_usd
+    ]
     assert project.store.spend(task_id=t.id).usd == pytest.approx(run.cost_usd)
