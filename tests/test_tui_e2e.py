@@ -101,7 +101,9 @@ def test_demo_on_screen_diff_and_quit(tmux: Tmux, fast_tmp: Path) -> None:
     tmux.wait_for("Agent output")
     tmux("send-keys", "-t", "demo", "q")
     deadline = time.monotonic() + 30
-    while tmux.pane("#{pane_dead}") != "1":
+    # pane_dead is set when the terminal closes; the exit status only once tmux has reaped the
+    # process, which may come a moment later: wait for both.
+    while tmux.pane("#{pane_dead}") != "1" or tmux.pane("#{pane_dead_status}") == "":
         assert time.monotonic() < deadline, (
             _leftovers(token)
             + tmux("list-panes", "-a", "-F", "#{pane_dead} #{pane_pid} #{pane_current_command}")
