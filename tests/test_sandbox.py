@@ -381,3 +381,45 @@ def test_every_escape_is_refused_under_bwrap_as_a_normal_user(
         )
     assert {e.key for e in boxed} == {e.key for e in unboxed}
     assert _escaped(boxed) == {}, output
+
+
+@pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")
+def test_every_escape_is_refused_under_podman_and_flags_that_open_one_are_caught(
+    host_dirs: Path,
+) -> None:
+    """The sh probe in an image without Python: refused with shoemaker's flags; `--pid=host`,
+    a writable mount of the checkout and an added capability each show as an escape."""
+    _image()
+    system = [Path("/usr"), Path("/lib"), Path("/lib64"), Path("/bin")]
+    mounts = [a for p in system if p.exists() for a in ("-v", f"{p}:{p}:ro")]
+    config = Config(
+        sandbox="podman",
+        podman_image=IMAGE,
+        podman_args=[*HOST_FLAGS, *mounts],
+        podman_global_args=HOST_GLOBAL,
+    )
+    argv = wrap(config, ["true"], [], paths(host_dirs))
+    for flag in ("--cap-drop=ALL", "--security-opt=no-new-privileges", "--read-only"):
+        assert flag in argv
+    checkout, targets = _host(host_dirs, None)
+    with _host_process(checkout, None) as pid:
+        verdicts, output = prove(config, host_dirs / "scratch", targets, host_pid=pid)
+        assert {e.key for e in verdicts} == ALWAYS | {f"write:{t}" for t in targets}
+        assert _escaped(verdicts) == {}, output
+        # The container's own /tmp is writable (a tmpfs), the host's is not.
+        assert "the sandbox's own" in {e.key: e.detail for e in verdicts}["write:/tmp"]
+        opened = config.model_copy(
+            update={
+                "podman_args": [
+                    *config.podman_args,
+                    *("--pid=host", "--cap-add=SYS_ADMIN", "-v", f"{checkout}:{checkout}"),
+                ]
+            }
+        )
+        verdicts, output = prove(opened, host_dirs / "opened", targets, host_pid=pid)
+    escaped = _escaped(verdicts)
+    for key in ("processes", "capabilities", f"write:{checkout}"):
+        assert key in escaped, (key, output)
+    fixes = {e.key: e.fix for e in verdicts}
+    assert "--pid=host" in fixes["processes"] and "--cap-add" in fixes["capabilities"]
+    assert not list(checkout.glob(".shoemaker-escape-*"))
