@@ -75,6 +75,25 @@ def test_a_worktrees_git_file_is_mounted_read_only(tmp_path: Path) -> None:
     assert f"{dot_git}:{dot_git}:ro" in podman
 
 
+def test_bwrap_masks_the_hosts_unix_sockets_after_every_bind(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    p.worktree.mkdir()
+    host_sock, own_sock = tmp_path / "daemon.sock", p.worktree / "own.sock"
+    servers = [socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)]
+    for server, where in zip(servers, (host_sock, own_sock), strict=True):
+        server.bind(str(where))
+        server.listen()
+    try:
+        argv = wrap(Config(sandbox="bwrap"), ["claude"], [], p)
+    finally:
+        for server in servers:
+            server.close()
+    mask = argv.index(str(host_sock))
+    assert argv[mask - 2 : mask] == ["--ro-bind", "/dev/null"]
+    assert mask > argv.index(str(p.worktree)) and mask > argv.index(str(p.git_dir))
+    assert str(own_sock) not in argv  # the agent's own, in its worktree
+
+
 def test_podman_command_line_passes_secrets_by_name_only(tmp_path: Path) -> None:
     config = Config(
         sandbox="podman",

@@ -82,10 +82,6 @@ def _bwrap(config: Config, argv: list[str], paths: SandboxPaths) -> list[str]:
     # /tmp stays the host's, read-only (the agent's interpreter or repository may live
     # there); TMPDIR points into the run's own HOME instead.
     out = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    # The host's unix sockets (a container daemon, tmux, an ssh agent, the system bus) stay
-    # connectable through a read-only mount, and the agent holds their owner's uid: masked.
-    for socket_path in _host_sockets((paths.worktree, paths.home)):
-        out += ["--ro-bind", "/dev/null", socket_path]
     out += ["--bind", home, home, "--setenv", "TMPDIR", str(paths.home / "tmp")]
     if paths.git_dir is not None:
         out += ["--ro-bind", str(paths.git_dir), str(paths.git_dir)]
@@ -93,6 +89,11 @@ def _bwrap(config: Config, argv: list[str], paths: SandboxPaths) -> list[str]:
         out += ["--ro-bind", str(paths.credentials), str(paths.home / CREDENTIALS_IN_HOME)]
     out += ["--bind", wt, wt]
     out += _git_file_read_only(paths.worktree, lambda f: ["--ro-bind", f, f])
+    # After every bind (one may hold a socket, git's fsmonitor has one in the git dir): the
+    # host's unix sockets (a container daemon, tmux, an ssh agent, the system bus) stay
+    # connectable through a read-only mount, and the agent still has their owner's uid: masked.
+    for socket_path in _host_sockets((paths.worktree, paths.home)):
+        out += ["--ro-bind", "/dev/null", socket_path]
     out += ["--chdir", wt, "--setenv", "HOME", home]
     # No capability and no way back to one: an unprivileged id in a user namespace of its own
     # (as root too, where bwrap would otherwise keep every capability), an empty bounding set,
