@@ -442,3 +442,17 @@ def test_every_escape_is_refused_under_podman_and_flags_that_open_one_are_caught
     fixes = {e.key: e.fix for e in verdicts}
     assert "--pid=host" in fixes["processes"] and "--cap-add" in fixes["capabilities"]
     assert not list(checkout.glob(".shoemaker-escape-*"))
+
+
+def test_a_probe_that_reports_nothing_leaves_every_escape_unproven(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    wt.mkdir()
+    trial = EscapeTrial(SandboxPaths(wt, tmp_path / "home"), [tmp_path])
+    trial.argv("podman")
+    verdicts = trial.judge("podman", "Error: executable file `sh` not found in $PATH")
+    assert verdicts and all(e.escaped for e in verdicts)
+    assert "`sh` not found" in verdicts[0].detail and "/bin/sh" in verdicts[0].fix
+    partial = "ESCAPE\tproc-cwd\trefused\tNo such file or directory\nKilled"
+    verdicts = trial.judge("podman", partial)
+    assert not verdicts[0].escaped and all(e.escaped for e in verdicts[1:])
+    assert "stopped early" in verdicts[1].fix and "Killed" in verdicts[1].detail

@@ -155,6 +155,13 @@ class EscapeTrial:
         keys += ["userns"] if kind in _PYTHON_PROBE else []
         keys += ["git-file"] if self._git_file is not None else []
         keys += ["socket"] if self.socket_path is not None else []
+        silent = (
+            "the escape probe stopped early: the detail says why"
+            if said
+            else "the escape probe did not run: the detail says why"
+        )
+        if not said and kind not in _PYTHON_PROBE:
+            silent = "podman_image needs a POSIX sh at /bin/sh: the escape probe is a sh script"
         verdicts = []
         for key in keys:
             base = key.split(":", 1)[0]
@@ -167,7 +174,7 @@ class EscapeTrial:
             elif key not in said:
                 tail = output.strip().splitlines()[-1:] or ["no output"]
                 detail = f"not tried: the probe did not report it ({tail[0][:200]})"
-                verdicts.append(Escape(key, title, True, detail, "run `shoemaker doctor` again"))
+                verdicts.append(Escape(key, title, True, detail, silent))
             else:
                 escaped, detail = said[key]
                 if escaped and (base == "write" or key == "proc-cwd"):
