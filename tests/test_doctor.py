@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from projects import make_project, task
 from shoemaker.engine.generation import start_generation
 
@@ -63,3 +65,37 @@ def test_the_claude_cli_without_credentials_is_a_failed_check(fast_tmp: Path) ->
     proc = doctor(project.root, env)
     assert proc.returncode == 1
     assert "✗ credentials:" in proc.stdout and "claude login" in proc.stdout
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+def test_doctor_proves_the_bwrap_sandbox_escape_by_escape(tmp_path: Path) -> None:
+    # On the real disk: bwrap mounts a /dev of its own, which would hide a checkout on tmpfs.
+    project = make_project(tmp_path, [], sandbox="bwrap")
+    proc = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "✓ sandbox: bwrap: a trial run worked; 12 escapes refused" in proc.stdout
+    escapes = [line for line in proc.stdout.splitlines() if line.startswith("✓ escape ")]
+    root = project.root.resolve()
+    for title in (
+        "write into the host checkout via /proc/<shoemaker pid>/cwd",
+        "see host processes (shoemaker's) in /proc",
+        "remount / read-write, write the host's /tmp",
+        f"write outside the worktree: {root}",
+        f"write outside the worktree: {root}/.git",
+        f"write outside the worktree: {Path.home().resolve()}",
+        "write outside the worktree: /tmp",
+        "keep a capability (CapEff)",
+        "setuid escalation (no_new_privs)",
+        "create a user namespace (to regain capabilities)",
+        "rewrite the worktree's .git file (host git follows it)",
+        "connect to a host unix socket (daemon, tmux, ssh agent)",
+    ):
+        assert any(line.startswith(f"✓ escape {title}: refused (") for line in escapes), title
+    assert len(escapes) == 12 and "✗" not in proc.stdout
+    assert not list(root.glob(".shoemaker-escape-*"))

@@ -3,10 +3,15 @@ rehearsal agent under bubblewrap and podman (with an image imported locally: no 
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ import pytest
 from conftest import REPO_ROOT
 from projects import make_project, task
 from shoemaker.agents.sandbox import (
+    ROOT_SANDBOX_ID,
     SandboxPaths,
     explain,
     podman_args,
@@ -21,6 +27,7 @@ from shoemaker.agents.sandbox import (
     trial_run,
     wrap,
 )
+from shoemaker.agents.sandbox_proof import Escape, EscapeTrial, prove
 from shoemaker.config import Config
 from shoemaker.engine.doctor import run_checks
 from shoemaker.engine.engine import Engine
@@ -48,6 +55,43 @@ def test_bwrap_command_line(tmp_path: Path) -> None:
     assert f"--bind {tmp_path}/wt {tmp_path}/wt --chdir {tmp_path}/wt" in line
     assert f"--ro-bind {tmp_path}/cred.json {tmp_path}/home/.claude/.credentials.json" in line
     assert "--unshare-net" in argv and argv[-3:] == ["--", "claude", "-p"]
+    # No capability (root included), its own pids, session and user namespace, dies with us.
+    for flag in ("--unshare-user", "--unshare-pid", "--new-session", "--die-with-parent"):
+        assert flag in argv
+    assert "--cap-drop ALL" in line and "--disable-userns" in argv
+    uid = os.getuid() or ROOT_SANDBOX_ID
+    assert f"--uid {uid} --gid {os.getgid() if os.getuid() else uid}" in line
+    assert ".git" not in line.replace(f"{tmp_path}/git", "")  # no worktree .git file here
+
+
+def test_a_worktrees_git_file_is_mounted_read_only(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    p.worktree.mkdir()
+    (p.worktree / ".git").write_text("gitdir: /repo/.git/worktrees/wt\n")
+    dot_git = f"{p.worktree}/.git"
+    bwrap = " ".join(wrap(Config(sandbox="bwrap"), ["claude"], [], p))
+    assert f"--bind {p.worktree} {p.worktree} --ro-bind {dot_git} {dot_git}" in bwrap
+    podman = wrap(Config(sandbox="podman", podman_image="img:1"), ["claude"], [], p)
+    assert f"{dot_git}:{dot_git}:ro" in podman
+
+
+def test_bwrap_masks_the_hosts_unix_sockets_after_every_bind(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    p.worktree.mkdir()
+    host_sock, own_sock = tmp_path / "daemon.sock", p.worktree / "own.sock"
+    servers = [socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)]
+    for server, where in zip(servers, (host_sock, own_sock), strict=True):
+        server.bind(str(where))
+        server.listen()
+    try:
+        argv = wrap(Config(sandbox="bwrap"), ["claude"], [], p)
+    finally:
+        for server in servers:
+            server.close()
+    mask = argv.index(str(host_sock))
+    assert argv[mask - 2 : mask] == ["--ro-bind", "/dev/null"]
+    assert mask > argv.index(str(p.worktree)) and mask > argv.index(str(p.git_dir))
+    assert str(own_sock) not in argv  # the agent's own, in its worktree
 
 
 def test_podman_command_line_passes_secrets_by_name_only(tmp_path: Path) -> None:
@@ -63,6 +107,13 @@ def test_podman_command_line_passes_secrets_by_name_only(tmp_path: Path) -> None
     assert f"{tmp_path}/cred.json:{tmp_path}/home/.claude/.credentials.json:ro" in argv
     assert argv[-4:] == ["--pull=never", "img:1", "claude", "-p"]
     assert "--network=host" in argv
+    for flag in ("--cap-drop=ALL", "--security-opt=no-new-privileges", "--read-only"):
+        assert flag in argv
+    assert "--tmpfs=/tmp" in argv
+    writable = wrap(
+        config.model_copy(update={"sandbox_read_only_root": False}), ["claude"], [], paths(tmp_path)
+    )
+    assert "--read-only" not in writable and "--cap-drop=ALL" in writable
 
 
 def test_podman_args_values_travel_in_the_environment(tmp_path: Path) -> None:
@@ -208,3 +259,200 @@ def test_doctor_explains_a_failing_podman_trial_run(fast_tmp: Path) -> None:
     bwrap_ok, bwrap_output, _ = trial_run(Config(sandbox="bwrap"), fast_tmp)
     assert bwrap_ok, bwrap_output
     assert sandbox_of(["bwrap", "--", "claude"]) == "bwrap" and sandbox_of(["claude"]) == "none"
+
+
+# -- escapes, tried for real ----------------------------------------------------------------------
+
+NOBODY = 65534
+needs_bwrap = pytest.mark.skipif(
+    not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it"
+)
+ALWAYS = {"proc-cwd", "processes", "remount", "capabilities", "setuid", "git-file", "socket"}
+
+
+@pytest.fixture
+def host_dirs() -> Iterator[Path]:
+    """Host directories on the real disk (bwrap mounts /dev and /proc of its own), reachable by
+    every user, so that only the sandbox keeps a probe out of them."""
+    base = Path(tempfile.mkdtemp(prefix="shoemaker-escape-", dir="/var/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base)
+
+
+def _host(base: Path, user: int | None) -> tuple[Path, list[Path]]:
+    """A checkout with its git dir, a HOME, and the shared /tmp: where no probe may write."""
+    checkout, home = base / "checkout", base / "home-of-host"
+    for directory in (checkout, checkout / ".git", home):
+        directory.mkdir(parents=True)
+        if user is not None:
+            os.chown(directory, user, user)
+    return checkout, [checkout, checkout / ".git", home, Path("/tmp")]
+
+
+@contextmanager
+def _host_process(cwd: Path, user: int | None) -> Iterator[int]:
+    """A live host process (as ``user``) whose cwd is the checkout: `cat` waiting on stdin."""
+    launcher = _as(user)
+    proc = subprocess.Popen([*launcher, "cat"], cwd=cwd, stdin=subprocess.PIPE)
+    try:
+        yield proc.pid  # setpriv executes cat in place: the same pid
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait()
+
+
+def _as(user: int | None) -> list[str]:
+    if user is None:
+        return []
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+
+
+def _escaped(verdicts: list[Escape]) -> dict[str, str]:
+    return {e.key: e.detail for e in verdicts if e.escaped}
+
+
+def _probe_package(base: Path) -> Path:
+    """The probe's package files where any user can read them (a checkout may not be)."""
+    root = base / "pythonpath"
+    source = REPO_ROOT / "src" / "shoemaker"
+    for name in ("__init__.py", "agents/__init__.py", "agents/escape_probe.py"):
+        (root / "shoemaker" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / name, root / "shoemaker" / name)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755)
+    return root
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.getuid() != 0, reason="as root: the tests run as root here and in CI")
+def test_every_escape_is_refused_under_bwrap_as_root(host_dirs: Path) -> None:
+    checkout, targets = _host(host_dirs, None)
+    scratch = host_dirs / "scratch"  # where an agent's worktree and HOME would be
+    with _host_process(checkout, None) as pid:
+        verdicts, output = prove(Config(sandbox="bwrap"), scratch, targets, host_pid=pid)
+    assert {e.key for e in verdicts} == ALWAYS | {"userns"} | {f"write:{t}" for t in targets}
+    assert _escaped(verdicts) == {}, output
+    assert not [p for t in targets for p in t.glob(".shoemaker-escape-*")]
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.getuid() != 0, reason="as root: the tests run as root here and in CI")
+def test_the_probe_catches_the_escapes_of_the_old_bwrap_line(
+    fast_tmp: Path, host_dirs: Path
+) -> None:
+    """The bwrap line shoemaker used to run, as root: every capability, the host's pids."""
+    checkout, targets = _host(host_dirs, None)
+    wt, home = fast_tmp / "wt", fast_tmp / "home"
+    wt.mkdir()
+    home.mkdir()
+    (wt / ".git").write_text("gitdir: /nowhere\n")
+    with _host_process(checkout, None) as pid:
+        trial = EscapeTrial(SandboxPaths(wt, home), targets, host_pid=pid)
+        trial.listen(host_dirs / "host.sock")
+        old = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        old += ["--bind", str(wt), str(wt), "--chdir", str(wt), "--die-with-parent", "--"]
+        proc = subprocess.run([*old, *trial.argv("bwrap")], capture_output=True, text=True)
+        verdicts = trial.judge("bwrap", proc.stdout + proc.stderr)
+        trial.close()
+    escaped = _escaped(verdicts)
+    for key in ("proc-cwd", "processes", "remount", "capabilities", "git-file", "socket"):
+        assert key in escaped, (key, proc.stdout)
+    assert "/tmp/" in escaped["remount"]  # through the remount: the issue's second escape
+    assert not list(checkout.glob(".shoemaker-escape-*"))  # the evidence was removed
+    fixes = {e.key: e.fix for e in verdicts}
+    assert "--unshare-pid" in fixes["proc-cwd"] and "--cap-drop ALL" in fixes["remount"]
+
+
+@needs_bwrap
+def test_every_escape_is_refused_under_bwrap_as_a_normal_user(
+    host_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `nobody`, against a host process, checkout and HOME of its own: with no sandbox the
+    same probe gets out (so the refusals below are the sandbox's), under bwrap it does not."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 that every user can run")
+    monkeypatch.setenv("PYTHONPATH", str(_probe_package(host_dirs)))
+    checkout, targets = _host(host_dirs, NOBODY)
+    with _host_process(checkout, NOBODY) as pid:
+        unboxed, output = prove(
+            Config(sandbox="none"),
+            host_dirs / "none",
+            targets,
+            python=python,
+            host_pid=pid,
+            user=NOBODY,
+        )
+        escaped = _escaped(unboxed)
+        for key in ("proc-cwd", "processes", "git-file", "socket", f"write:{checkout}"):
+            assert key in escaped, (key, output)
+        boxed, output = prove(
+            Config(sandbox="bwrap"),
+            host_dirs / "bwrap",
+            targets,
+            python=python,
+            host_pid=pid,
+            user=NOBODY,
+        )
+    assert {e.key for e in boxed} == {e.key for e in unboxed}
+    assert _escaped(boxed) == {}, output
+
+
+@pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")
+def test_every_escape_is_refused_under_podman_and_flags_that_open_one_are_caught(
+    host_dirs: Path,
+) -> None:
+    """The sh probe in an image without Python: refused with shoemaker's flags; `--pid=host`,
+    a writable mount of the checkout and an added capability each show as an escape."""
+    _image()
+    system = [Path("/usr"), Path("/lib"), Path("/lib64"), Path("/bin")]
+    mounts = [a for p in system if p.exists() for a in ("-v", f"{p}:{p}:ro")]
+    config = Config(
+        sandbox="podman",
+        podman_image=IMAGE,
+        podman_args=[*HOST_FLAGS, *mounts],
+        podman_global_args=HOST_GLOBAL,
+    )
+    argv = wrap(config, ["true"], [], paths(host_dirs))
+    for flag in ("--cap-drop=ALL", "--security-opt=no-new-privileges", "--read-only"):
+        assert flag in argv
+    checkout, targets = _host(host_dirs, None)
+    with _host_process(checkout, None) as pid:
+        verdicts, output = prove(config, host_dirs / "scratch", targets, host_pid=pid)
+        assert {e.key for e in verdicts} == ALWAYS | {f"write:{t}" for t in targets}
+        assert _escaped(verdicts) == {}, output
+        # The container's own /tmp is writable (a tmpfs), the host's is not.
+        assert "the sandbox's own" in {e.key: e.detail for e in verdicts}["write:/tmp"]
+        opened = config.model_copy(
+            update={
+                "podman_args": [
+                    *config.podman_args,
+                    *("--pid=host", "--cap-add=SYS_ADMIN", "-v", f"{checkout}:{checkout}"),
+                ]
+            }
+        )
+        verdicts, output = prove(opened, host_dirs / "opened", targets, host_pid=pid)
+    escaped = _escaped(verdicts)
+    for key in ("processes", "capabilities", f"write:{checkout}"):
+        assert key in escaped, (key, output)
+    fixes = {e.key: e.fix for e in verdicts}
+    assert "--pid=host" in fixes["processes"] and "--cap-add" in fixes["capabilities"]
+    assert not list(checkout.glob(".shoemaker-escape-*"))
+
+
+def test_a_probe_that_reports_nothing_leaves_every_escape_unproven(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    wt.mkdir()
+    trial = EscapeTrial(SandboxPaths(wt, tmp_path / "home"), [tmp_path])
+    trial.argv("podman")
+    verdicts = trial.judge("podman", "Error: executable file `sh` not found in $PATH")
+    assert verdicts and all(e.escaped for e in verdicts)
+    assert "`sh` not found" in verdicts[0].detail and "/bin/sh" in verdicts[0].fix
+    partial = "ESCAPE\tproc-cwd\trefused\tNo such file or directory\nKilled"
+    verdicts = trial.judge("podman", partial)
+    assert not verdicts[0].escaped and all(e.escaped for e in verdicts[1:])
+    assert "stopped early" in verdicts[1].fix and "Killed" in verdicts[1].detail

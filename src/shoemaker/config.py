@@ -290,9 +290,14 @@ class Config(_Strict):
     """Credential file name to use instead of default_token_file."""
     sandbox: Literal["none", "bwrap", "podman", "docker"] = "none"
     """Where agents run: directly, or isolated by bubblewrap, podman or docker (the worktree
-    writable, the rest read-only, HOME of their own, credentials mounted read-only)."""
+    writable, the rest read-only, HOME of their own, credentials mounted read-only, no
+    capability, its own processes); README's Sandboxes section says what each guarantees."""
     sandbox_network: Literal["host", "none"] = "host"
     """The sandboxed agent's network: the host's, or none at all."""
+    sandbox_read_only_root: bool = True
+    """podman/docker: the container's own file system read-only (``--read-only``, with a
+    tmpfs on /tmp); false for an image whose programs must write outside the worktree, HOME
+    and /tmp."""
     podman_image: str = ""
     """Container image with the agent CLI, for podman and docker."""
     podman_args: list[str] = Field(default_factory=list)

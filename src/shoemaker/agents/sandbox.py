@@ -8,11 +8,13 @@ are passed as environment variables by *name* (``-e NAME``), never on the comman
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
+import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,29 +61,67 @@ def podman_args(config: Config) -> tuple[list[str], dict[str, str]]:
     return out, values
 
 
+#: The agent's uid and gid inside bwrap when shoemaker runs as root: in a user namespace of its
+#: own, an unprivileged id that exists on every system (``nobody``), so the agent holds no
+#: capability; other users keep their own ids.
+ROOT_SANDBOX_ID = 65534
+
+
 def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPaths) -> list[str]:
     """``argv`` as it runs in the configured sandbox (unchanged for ``none``)."""
     kind = config.sandbox
     if kind == "none":
         return argv
-    wt, home = str(paths.worktree), str(paths.home)
     if kind == "bwrap":
-        # /tmp stays the host's, read-only (the agent's interpreter or repository may live
-        # there); TMPDIR points into the run's own HOME instead.
-        out = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        out += ["--bind", home, home, "--setenv", "TMPDIR", str(paths.home / "tmp")]
-        if paths.git_dir is not None:
-            out += ["--ro-bind", str(paths.git_dir), str(paths.git_dir)]
-        if paths.credentials is not None:
-            out += ["--ro-bind", str(paths.credentials), str(paths.home / CREDENTIALS_IN_HOME)]
-        out += ["--bind", wt, wt, "--chdir", wt, "--setenv", "HOME", home, "--die-with-parent"]
-        if config.sandbox_network == "none":
-            out.append("--unshare-net")
-        return [*out, "--", *argv]
-    # podman or docker
+        return _bwrap(config, argv, paths)
+    return _container(config, argv, env_names, paths)
+
+
+def _bwrap(config: Config, argv: list[str], paths: SandboxPaths) -> list[str]:
+    wt, home = str(paths.worktree), str(paths.home)
+    # /tmp stays the host's, read-only (the agent's interpreter or repository may live
+    # there); TMPDIR points into the run's own HOME instead.
+    out = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    out += ["--bind", home, home, "--setenv", "TMPDIR", str(paths.home / "tmp")]
+    if paths.git_dir is not None:
+        out += ["--ro-bind", str(paths.git_dir), str(paths.git_dir)]
+    if paths.credentials is not None:
+        out += ["--ro-bind", str(paths.credentials), str(paths.home / CREDENTIALS_IN_HOME)]
+    out += ["--bind", wt, wt]
+    out += _git_file_read_only(paths.worktree, lambda f: ["--ro-bind", f, f])
+    # After every bind (one may hold a socket, git's fsmonitor has one in the git dir): the
+    # host's unix sockets (a container daemon, tmux, an ssh agent, the system bus) stay
+    # connectable through a read-only mount, and the agent still has their owner's uid: masked.
+    for socket_path in _host_sockets((paths.worktree, paths.home)):
+        out += ["--ro-bind", "/dev/null", socket_path]
+    out += ["--chdir", wt, "--setenv", "HOME", home]
+    # No capability and no way back to one: an unprivileged id in a user namespace of its own
+    # (as root too, where bwrap would otherwise keep every capability), an empty bounding set,
+    # no nested user namespace; its own pids (no /proc/<host pid>/cwd), session, ipc and uts.
+    uid, gid = (os.getuid(), os.getgid()) if os.getuid() else (ROOT_SANDBOX_ID, ROOT_SANDBOX_ID)
+    out += ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
+    out += ["--cap-drop", "ALL", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    if "--disable-userns" in _bwrap_options():
+        out.append("--disable-userns")
+    out += ["--new-session", "--die-with-parent"]
+    if config.sandbox_network == "none":
+        out.append("--unshare-net")
+    return [*out, "--", *argv]
+
+
+def _container(
+    config: Config, argv: list[str], env_names: list[str], paths: SandboxPaths
+) -> list[str]:
+    kind = config.sandbox
+    wt, home = str(paths.worktree), str(paths.home)
     out = [kind, *config.podman_global_args, "run", "--rm", "-i"]
     out += [f"--network={'none' if config.sandbox_network == 'none' else 'host'}"]
+    # Root in the container holds no capability and cannot gain one through a setuid program.
+    out += ["--cap-drop=ALL", "--security-opt=no-new-privileges"]
+    if config.sandbox_read_only_root:
+        out += ["--read-only", "--tmpfs=/tmp"]
     out += ["-v", f"{wt}:{wt}", "-w", wt, "-v", f"{home}:{home}", "-e", f"HOME={home}"]
+    out += _git_file_read_only(paths.worktree, lambda f: ["-v", f"{f}:{f}:ro"])
     if paths.git_dir is not None:
         out += ["-v", f"{paths.git_dir}:{paths.git_dir}:ro"]
     if paths.credentials is not None:
@@ -90,6 +130,46 @@ def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPa
         if name != "HOME":
             out += ["-e", name]  # the value comes from this process's environment
     return [*out, *podman_args(config)[0], config.podman_image, *argv]
+
+
+def _git_file_read_only(worktree: Path, mount: Callable[[str], list[str]]) -> list[str]:
+    """A linked worktree's ``.git`` file tells git where its repository is, and shoemaker runs
+    git in the worktree after the agent (to commit its work): read-only, so that the agent
+    cannot point those commands at a directory of its own (with hooks or an fsmonitor)."""
+    dot_git = worktree / ".git"
+    return mount(str(dot_git)) if dot_git.is_file() else []
+
+
+def _host_sockets(inside: tuple[Path, ...]) -> list[str]:
+    """Paths of the unix sockets bound on this host (outside ``inside``), from /proc/net/unix."""
+    try:
+        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    found: set[str] = set()
+    for line in lines:
+        fields = line.split(None, 7)
+        if len(fields) < 8 or not fields[7].startswith("/"):
+            continue  # unnamed, or abstract (those belong to the network namespace)
+        path = Path(fields[7])
+        if any(path.is_relative_to(p) for p in inside):
+            continue
+        try:
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                found.add(str(path))
+        except OSError:
+            continue  # gone, or not reachable from here
+    return sorted(found)
+
+
+@functools.cache
+def _bwrap_options() -> frozenset[str]:
+    """The options this bwrap knows (``--disable-userns`` arrived in 0.8)."""
+    try:
+        proc = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(re.findall(r"--[a-z][a-z-]+", proc.stdout + proc.stderr))
 
 
 # What a failed trial run says, and what to do about it: hosts that run shoemaker inside a

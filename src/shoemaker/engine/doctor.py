@@ -16,6 +16,7 @@ from pathlib import Path
 
 from shoemaker.agents.claude import resolve_command
 from shoemaker.agents.sandbox import trial_run
+from shoemaker.agents.sandbox_proof import prove
 from shoemaker.engine.gates import gate_problems
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import EngineError
@@ -151,16 +152,55 @@ def _gates(project: Project) -> Check:
     return Check("gates", True, f"{count} gate(s) can run" if count else "no gates configured")
 
 
-def _sandbox(project: Project) -> Check:
+def _sandbox(project: Project) -> list[Check]:
     kind = project.config.sandbox
     if kind == "none":
-        return Check("sandbox", True, "none: agents run as this user, in their worktrees")
+        return [Check("sandbox", True, "none: agents run as this user, in their worktrees")]
     with tempfile.TemporaryDirectory(prefix="shoemaker-doctor-") as scratch:
         ok, output, fix = trial_run(project.config, Path(scratch))
-    if ok:
-        image = f" with {project.config.podman_image}" if kind != "bwrap" else ""
-        return Check("sandbox", True, f"{kind}{image}: a trial run worked")
-    return Check("sandbox", False, output, fix or f"see `{kind} --help`; or use sandbox: none")
+        if not ok:
+            return [
+                Check("sandbox", False, output, fix or f"see `{kind} --help`; or use sandbox: none")
+            ]
+        escapes, _ = prove(
+            project.config,
+            Path(scratch) / "probe",
+            _escape_targets(project),
+            project.git.common_dir,
+        )
+    image = f" with {project.config.podman_image}" if kind != "bwrap" else ""
+    held = [e for e in escapes if e.escaped]
+    summary = (
+        Check("sandbox", True, f"{kind}{image}: a trial run worked; {len(escapes)} escapes refused")
+        if not held
+        else Check(
+            "sandbox",
+            False,
+            f"{kind}{image}: {len(held)} of {len(escapes)} escapes succeeded",
+            "see the escapes below",
+        )
+    )
+    lines = [
+        Check(
+            f"escape {e.title}",
+            not e.escaped,
+            f"escaped: {e.detail}" if e.escaped else f"refused ({e.detail})",
+            e.fix,
+        )
+        for e in escapes
+    ]
+    return [summary, *lines]
+
+
+def _escape_targets(project: Project) -> list[Path]:
+    """Host places an agent must not write to: the checkout and its git directory, the
+    directory shoemaker runs in, this user's HOME and the shared /tmp."""
+    places = [project.root, project.git.common_dir, Path.cwd(), Path.home(), Path("/tmp")]
+    targets: list[Path] = []
+    for place in places:
+        if place.is_dir() and place.resolve() not in targets:
+            targets.append(place.resolve())
+    return targets
 
 
 def run_checks(project: Project) -> list[Check]:
@@ -169,7 +209,7 @@ def run_checks(project: Project) -> list[Check]:
         _git(project),
         _agent(project),
         _credentials(project),
-        _sandbox(project),
+        *_sandbox(project),
         *_writable(project),
         _gates(project),
     ]
