@@ -45,6 +45,13 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
+def _esc(text: object) -> str:
+    """``text`` as data for Rich: a title like ``Fix [/] and [bold]`` is printed, not parsed."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def _open_project(args: argparse.Namespace) -> Project:
     from shoemaker.config import ConfigError
     from shoemaker.engine.project import Project, ProjectError
@@ -247,9 +254,9 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
     table = Table("name", "state", "base", "cycle", "tasks", "cost")
     for r in rows:
         table.add_row(
-            str(r["name"]),
+            _esc(r["name"]),
             str(r["state"]),
-            str(r["base_branch"]),
+            _esc(r["base_branch"]),
             str(r["cycle"]),
             f"{r['tasks_done']}/{r['tasks_total']}",
             f"${r['cost_usd']:.4f}",
@@ -285,17 +292,17 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         )
         return 0
     table = Table(
-        "id", "state", "title", "after", "attempts", "reason", title=f"generation {gen.name}"
+        "id", "state", "title", "after", "attempts", "reason", title=f"generation {_esc(gen.name)}"
     )
     for t in tasks:
         style = STATE_STYLE.get(t.state.value, "")
         table.add_row(
             str(t.id),
             f"[{style}]{t.state.value}[/]",
-            t.title,
+            _esc(t.title),
             " ".join(f"#{d}" for d in t.depends_on),
             str(t.attempts),
-            t.reason,
+            _esc(t.reason),
         )
     _console().print(table)
     return 0
@@ -364,11 +371,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             report = await engine.run(args.cycles, selection)
         except _engine_errors() as exc:
-            console.print(f"[bold red]run stopped:[/] {exc}")
+            console.print(f"[bold red]run stopped:[/] {_esc(exc)}")
             return EXIT_FAILED
         console.print(
             f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
-            f"{report.failed} failed ({report.stopped_because})"
+            f"{report.failed} failed ({_esc(report.stopped_because)})"
         )
         return EXIT_FAILED if report.failed else 0
 
@@ -384,7 +391,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         try:
             tasks = await _engine_call(project, lambda e: e.measure_once(), None)
         except _engine_errors() as exc:
-            console.print(f"[bold red]measure failed:[/] {exc}")
+            console.print(f"[bold red]measure failed:[/] {_esc(exc)}")
             return EXIT_FAILED
         console.print(f"measure added {len(tasks)} task(s)")
         return 0
@@ -422,7 +429,7 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
     for t in estimate.tasks:
         table.add_row(
             str(t.task_id),
-            t.title,
+            _esc(t.title),
             f"{t.input_tokens:,}",
             f"{t.output_tokens:,}",
             f"${t.usd:.4f}",
@@ -435,7 +442,7 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
     console = _console()
     console.print(table)
     for line in estimate.assumptions:
-        console.print(f"[dim]assumes {line}[/]")
+        console.print(f"[dim]assumes {_esc(line)}[/]")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -447,9 +454,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = run_checks(project)
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[bold red]✗[/]"
-        console.print(f"{mark} [b]{check.name}[/]: {check.detail}", highlight=False)
+        console.print(f"{mark} [b]{check.name}[/]: {_esc(check.detail)}", highlight=False)
         if not check.ok:
-            console.print(f"    fix: {check.fix}")
+            console.print(f"    fix: {_esc(check.fix)}")
     failed = sum(1 for c in checks if not c.ok)
     console.print("all checks passed" if not failed else f"{failed} check(s) failed")
     return EXIT_FAILED if failed else 0
@@ -487,11 +494,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         try:
             plan, tasks, estimate = await make_plan(project, gen)
         except _engine_errors() as exc:
-            console.print(f"[bold red]plan failed:[/] {exc}")
+            console.print(f"[bold red]plan failed:[/] {_esc(exc)}")
             return EXIT_FAILED
         _print_estimate(estimate, as_json=False)
         console.print(
-            f"plan {plan.id}: {len(tasks)} task(s) written to {plan.path}; nothing has run. "
+            f"plan {plan.id}: {len(tasks)} task(s) written to {_esc(plan.path)}; nothing has run. "
             f"Approve it with `shoemaker approve {plan.id}`."
         )
         return 0
@@ -608,13 +615,13 @@ async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
 
     project = _open_project(args)
     console = _attach_output(project, "story", show_agent=True)
-    console.rule(f"shoemaker demo in {path}")
+    console.rule(f"shoemaker demo in {_esc(path)}")
     started = time.monotonic()
     gen = await asyncio.to_thread(start_generation, project, "demo")
     try:
         report = await Engine(project, max_parallel=args.parallel).run()
     except _engine_errors() as exc:
-        console.print(f"[bold red]demo run stopped:[/] {exc}")
+        console.print(f"[bold red]demo run stopped:[/] {_esc(exc)}")
         return EXIT_FAILED
     stop = await asyncio.to_thread(stop_generation, project, None)
     tasks = project.store.list_tasks(gen.name)
