@@ -237,6 +237,11 @@ class Git:
     def _commit_env(self) -> dict[str, str] | None:
         return dict(IDENTITY_ENV) if self._identity else None
 
+    def is_valid_branch_name(self, name: str) -> bool:
+        """Whether git accepts ``name`` as a branch (or tag) name: its own rules, asked of it."""
+        proc = self._run_in(self.root, ["check-ref-format", "--branch", name], check=False)
+        return proc.returncode == 0
+
     def _check_ref_name(self, name: str) -> None:
         if self._run_in(self.root, ["check-ref-format", "--branch", name], check=False).returncode:
             raise GitError(
