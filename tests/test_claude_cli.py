@@ -187,3 +187,30 @@ async def test_measure_takes_its_proposals_from_the_real_cli(fast_tmp: Path, api
         ("Format dates", TaskState.PROPOSED),
     ]
     assert tasks[1].depends_on == [tasks[0].id]
+
+
+async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
+    fast_tmp: Path, api: MockApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = claude_project(fast_tmp, api)
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(WRITE_HELLO[0], Turn([text("never sent")], hold=release))
+    run = asyncio.create_task(stitch_all(project))
+    while len([r for r in api.requests if r.get("tools")]) < 2:  # the first reply is billed
+        await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    release.set()
+    (record,) = project.store.runs(task_id=task_id)
+    # Whether the CLI answered SIGINT with a result line that reports nothing or with none at
+    # all, the reply the API sent (120 input tokens, an output placeholder) is charged.
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    assert (record.input_tokens, record.output_tokens) == (120, 1)
+    _, price = project.config.price(None)
+    assert record.cost_estimated and record.cost_usd == pytest.approx(price.cost(120, 1))
+    assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
+    assert processes_with_token(token) == []
