@@ -419,6 +419,7 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
                     ],
                     "total_tokens": estimate.total_tokens,
                     "total_usd": round(estimate.total_usd, 6),
+                    "model": estimate.model,
                     "assumptions": estimate.assumptions,
                 },
                 indent=2,
