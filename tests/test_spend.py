@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from projects import cli, make_project, task
+from projects import check, cli, make_project, task
 from shoemaker.config import CLI_DEFAULT_MODEL, Config, ModelPrice
+from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
+from shoemaker.model import TaskState
 from shoemaker.store import NewTask
 
 
@@ -41,3 +44,41 @@ def test_estimate_names_the_model_it_priced(fast_tmp: Path) -> None:
     )
     proc = cli(project, "estimate")
     assert proc.returncode == 0 and "claude-opus-4-8" in proc.stdout
+
+
+async def test_a_tasks_trailers_sum_every_attempt(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task(
+                "Fix it",
+                files={"ok.txt": "no\n"},
+                cost_usd=0.25,
+                on_attempt={2: {"files": {"ok.txt": "yes\n"}, "cost_usd": 0.5}},
+            )
+        ],
+        gates=[check("check", "import sys; sys.exit(open('ok.txt').read() != 'yes\\n')")],
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE and t.attempts == 2
+    runs = project.store.runs(task_id=t.id)
+    assert len(runs) == 2 and [r.cost_usd for r in runs] == [0.25, 0.5]
+    (commit,) = project.git.log(f"{project.store.get_generation('g').start_commit}..generation-g")
+    trailers = commit.trailers
+    assert trailers["Shoemaker-Cost-USD"] == "0.750000"
+    assert trailers["Shoemaker-Runs"] == "2" and trailers["Shoemaker-Run"] == str(runs[1].id)
+    for name, field in (
+        ("Input", "input_tokens"),
+        ("Output", "output_tokens"),
+        ("Cache-Read", "cache_read_input_tokens"),
+        ("Cache-Creation", "cache_creation_input_tokens"),
+    ):
+        assert trailers[f"Shoemaker-Tokens-{name}"] == str(sum(getattr(r, field) for r in runs))
+    assert int(trailers["Shoemaker-Tokens-Input"]) > runs[1].input_tokens
+    # The history file keeps each attempt, and the same total.
+    history = yaml.safe_load((project.history_dir / "g" / f"task-{t.id:04d}.yaml").read_text())
+    assert [r["cost_usd"] for r in history["runs"]] == [0.25, 0.5]
+    assert history["total"]["cost_usd"] == pytest.approx(0.75)
+    assert history["total"]["tokens"]["input"] == int(trailers["Shoemaker-Tokens-Input"])
