@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +101,7 @@ def markup_project(root: Path) -> Project:
 
 def test_titles_are_printed_as_data_by_tasks_and_list(fast_tmp: Path) -> None:
     project = markup_project(fast_tmp)
-    proc = subprocess.run(
-        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "tasks"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = cli(project, "tasks", env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert MARKUP in proc.stdout and "gate [x] failed: [/]" in proc.stdout
     assert cli(project, "list").returncode == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,36 @@ async def test_a_tasks_trailers_sum_every_attempt(fast_tmp: Path) -> None:
     assert [r["cost_usd"] for r in history["runs"]] == [0.25, 0.5]
     assert history["total"]["cost_usd"] == pytest.approx(0.75)
     assert history["total"]["tokens"]["input"] == int(trailers["Shoemaker-Tokens-Input"])
+
+
+def test_a_run_a_budget_stops_exits_3_and_says_why_the_generation_is_paused(
+    fast_tmp: Path,
+) -> None:
+    tasks = [task(n, files={f"{n}.py": "X = 1\n"}, cost_usd=0.05) for n in "abc"]
+    project = make_project(fast_tmp, tasks, budgets={"generation": {"usd": 0.08}})
+    start_generation(project, "g")
+    proc = cli(project, "run", "--cycles", "3")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    why = "paused: generation budget: $0.1"
+    assert project.store.get_generation("g").reason.startswith(why)
+    assert project.store.get_generation("g").reason.endswith("of $0.0800 reached")
+    (row,) = json.loads(cli(project, "list", "--json").stdout)
+    assert row["state"] == "paused" and row["reason"].startswith(why)
+    wide = {"COLUMNS": "200"}
+    assert why in cli(project, "list", env=wide).stdout
+    assert f"generation g — {why}" in cli(project, "tasks", env=wide).stdout
+    # Run again with the budget still crossed: nothing starts, and the exit code says why.
+    runs = len(project.store.runs(generation="g"))
+    assert cli(project, "resume").returncode == 3
+    assert len(project.store.runs(generation="g")) == runs
+    # A run that ends for another reason exits as before.
+    unlimited = make_project(fast_tmp / "other", [task("a", files={"a.py": "A = 1\n"})])
+    start_generation(unlimited, "g")
+    assert cli(unlimited, "run").returncode == 0
+
+
+def test_help_lists_the_exit_codes() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "shoemaker", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "3 a budget paused the generation" in " ".join(proc.stdout.split())

@@ -2,7 +2,8 @@
 
 Imports are deferred into each command so that ``shoemaker --help`` stays fast and never loads
 Textual. Exit codes: 0 success, 1 the work failed (an agent, a merge, measure), 2 bad input
-(configuration, arguments, a refused lifecycle verb), 130/143 interrupted.
+(configuration, arguments, a refused lifecycle verb), 3 a budget paused the generation and
+ended the run, 130/143 interrupted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUDGET = 3
+EXIT_CODES = (
+    "exit codes: 0 success; 1 the work failed (an agent, a gate, a merge, measure); 2 bad "
+    "input; 3 a budget paused the generation (`shoemaker list` says which); 130/143 "
+    "interrupted"
+)
 
 
 class CliError(Exception):
@@ -240,6 +247,7 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
                 "branch": gen.branch,
                 "base_branch": gen.base_branch,
                 "cycle": gen.cycle,
+                "reason": gen.reason,
                 "tasks_done": done,
                 "tasks_total": len(tasks),
                 "cost_usd": round(totals["cost_usd"], 6),
@@ -255,7 +263,7 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(
             _esc(r["name"]),
-            str(r["state"]),
+            _esc(_state_text(str(r["state"]), str(r["reason"]))),
             _esc(r["base_branch"]),
             str(r["cycle"]),
             f"{r['tasks_done']}/{r['tasks_total']}",
@@ -263,6 +271,13 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
         )
     _console().print(table)
     return 0
+
+
+def _state_text(state: str, reason: str) -> str:
+    """A generation's state for people; a paused one says why (a budget, a pause, a stop)."""
+    if state != "paused" or not reason or reason == "paused":
+        return state
+    return reason if reason.startswith("paused") else f"paused: {reason}"
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -291,8 +306,15 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    state = _state_text(gen.state.value, gen.reason)
     table = Table(
-        "id", "state", "title", "after", "attempts", "reason", title=f"generation {_esc(gen.name)}"
+        "id",
+        "state",
+        "title",
+        "after",
+        "attempts",
+        "reason",
+        title=f"generation {_esc(gen.name)}" + (f" — {_esc(state)}" if state != "active" else ""),
     )
     for t in tasks:
         style = STATE_STYLE.get(t.state.value, "")
@@ -377,6 +399,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
             f"{report.failed} failed ({_esc(report.stopped_because)})"
         )
+        if report.budget:
+            return EXIT_BUDGET
         return EXIT_FAILED if report.failed else 0
 
     return _run_async(go())
@@ -668,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shoemaker",
         description="Turn a spec-driven repository into a software factory run by coding agents.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"shoemaker {__version__}")
     parser.add_argument(
