@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.content import Content
 
 from agents import directive
@@ -131,7 +132,7 @@ async def test_the_dashboard_shows_titles_as_data(fast_tmp: Path) -> None:
         while app.snapshots_loaded == 0:
             await pilot.pause(0.02)
         queue = app.query_one(TaskQueue)
-        assert queue.get_cell_at((0, 1)).plain == MARKUP
+        assert Text.from_markup(queue.get_cell_at((0, 1))).plain == MARKUP
         app.show_output(task_.id)
         title = app.query_one(AgentOutput).border_title  # its markup, escaped
         assert Content.from_markup(title or "").plain == f"Agent output · #{task_.id} {MARKUP}"
@@ -142,7 +143,7 @@ async def test_the_dashboard_shows_titles_as_data(fast_tmp: Path) -> None:
         await pilot.press("a")  # attempts and gates
         await pilot.pause()
         summary = app.screen.query_one("#task-summary")
-        assert MARKUP in str(summary.render())
+        assert MARKUP in str(summary.render()) and "gate [x] failed: [/]" in str(summary.render())
 
 
 def test_start_refuses_a_name_git_refuses_and_writes_nothing(fast_tmp: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -156,7 +157,7 @@ class TaskScreen(Screen[None]):
         files.clear()
         for f in diff.stat.files:
             files.add_row(
-                Text(f.path), Text(f"+{f.insertions}", "green"), Text(f"−{f.deletions}", "red")
+                escape(f.path), Text(f"+{f.insertions}", "green"), Text(f"−{f.deletions}", "red")
             )
         label = {
             "worktree": "live from the worktree",
@@ -183,18 +184,18 @@ class TaskScreen(Screen[None]):
                 str(r.id),
                 sandbox_of(r.argv),
                 "" if r.exit_code is None else str(r.exit_code),
-                Text(result),
+                escape(result),
                 f"{tokens(r.input_tokens)}/{tokens(r.output_tokens)}",
                 f"{'~' if r.cost_estimated else ''}${r.cost_usd:.3f}",
                 duration(r.wall_s or 0),
-                Text(r.reason[:80]),
+                escape(r.reason[:80]),
             )
         gates = self.query_one("#gates", DataTable)
         gates.clear()
         for g in d.gates:
             passed = Text("passed", "green") if g["passed"] else Text("failed", "red")
             gates.add_row(
-                Text(str(g["name"])),
+                escape(str(g["name"])),
                 str(g["location"]),
                 passed,
                 str(g["exit_code"]),
@@ -254,10 +255,10 @@ class GenerationsScreen(Screen[None]):
         gens.clear()
         for r in snap.generations:
             gens.add_row(
-                Text(r.name),
+                escape(r.name),
                 r.state,
-                Text(r.branch),
-                Text(r.base_branch),
+                escape(r.branch),
+                escape(r.base_branch),
                 str(r.cycle),
                 f"{r.done}/{r.total}",
                 f"${r.cost_usd:.2f}",
@@ -319,7 +320,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question)
+            yield Label(Text(self.question))
             with Horizontal():
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")
@@ -343,7 +344,7 @@ class NoteScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question)
+            yield Label(Text(self.question))
             yield Input(placeholder="a note for the agent; enter to send", id="note")
 
     @on(Input.Submitted)

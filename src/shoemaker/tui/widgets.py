@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -173,7 +174,7 @@ class TaskQueue(DataTable[str | Text]):
         for r in shown:
             self.add_row(
                 f"#{r.id}",
-                Text(r.title if len(r.title) <= width else r.title[: width - 1] + "…"),
+                escape(r.title if len(r.title) <= width else r.title[: width - 1] + "…"),
                 state_text(r.state),
                 self._after(r, done),
                 str(r.attempts),
