@@ -160,3 +160,13 @@ def test_start_refuses_a_name_git_refuses_and_writes_nothing(fast_tmp: Path) -> 
     assert project.git.current_branch() == "main"
     # Nothing blocks the next command.
     assert cli(project, "start", "ok").returncode == 0
+
+
+def test_a_commit_message_never_carries_a_nul_or_a_second_subject_line(fast_tmp: Path) -> None:
+    git = make_project(fast_tmp, []).git
+    assert git.format_message("Fix\x00 it\nnow", "body\x00\n\tindented") == (
+        "Fix it now\n\nbody\n\tindented\n"
+    )
+    (git.root / "x.txt").write_text("x\n")
+    assert git.commit_all(git.root, "Add\x00 x", "a\x00b") is not None
+    assert git.log("HEAD", max_count=1)[0].subject == "Add x"

@@ -422,7 +422,10 @@ class Git:
     def format_message(
         subject: str, body: str = "", trailers: Mapping[str, str] | None = None
     ) -> str:
-        parts = [subject.strip()]
+        # git refuses a message with a NUL in it, and a subject is one line: text that reached
+        # here from elsewhere (an older store) must not stop a commit.
+        subject, body = " ".join(subject.replace("\0", "").split()), body.replace("\0", "")
+        parts = [subject]
         if body.strip():
             parts.append(body.strip())
         if trailers:
