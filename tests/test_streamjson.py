@@ -422,3 +422,13 @@ def test_spent_prices_an_undercounting_result_at_the_default_models_prices() -> 
     # A result line that says what the run cost is what it cost.
     honest = [*lines[:-1], result(total_cost_usd=2.5, usage={"input_tokens": 9})]
     assert spent(project, summarize_lines(honest)) == (2.5, False)
+
+
+def test_format_summary_shows_the_messages_an_undercounting_result_left_out() -> None:
+    lines = [
+        assistant("m1", input_tokens=1200, output_tokens=1, cache_read_input_tokens=50),
+        result(is_error=True, total_cost_usd=0, usage={"input_tokens": 0}),
+    ]
+    text = format_summary(summarize_lines(lines))
+    assert "messages: 1,200 in, 1 out (a floor), 50 cache read, 0 cache created" in text
+    assert "messages:" not in format_summary(summarize_lines([result(total_cost_usd=0.1)]))

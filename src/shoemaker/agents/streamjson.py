@@ -488,6 +488,12 @@ def format_summary(s: TranscriptSummary) -> str:
         f"tools:    {tools}",
         f"lines:    {s.lines} ({s.bad_lines} not JSON)",
     ]
+    if s.message_usage and (s.ended != "result" or s.result_undercounts):
+        fresh, out, created, read = s.message_usage
+        lines.append(
+            f"messages: {fresh:,} in, {out:,} out (a floor), {read:,} cache read, "
+            f"{created:,} cache created: what the run is charged for, at the configured prices"
+        )
     if s.model_usage:
         for model, usage in s.model_usage.items():
             if isinstance(usage, dict):
