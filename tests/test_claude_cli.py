@@ -206,11 +206,14 @@ async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
         await run
     release.set()
     (record,) = project.store.runs(task_id=task_id)
-    # Whether the CLI answered SIGINT with a result line that reports nothing or with none at
-    # all, the reply the API sent (120 input tokens, an output placeholder) is charged.
+    # However the CLI answers SIGINT (timing decides: a result line that says what the reply
+    # cost, one that reports nothing, or none at all), the billed reply is charged: its 120
+    # input tokens, and its output (a placeholder of 1 when only the message says so).
     assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
-    assert (record.input_tokens, record.output_tokens) == (120, 1)
-    _, price = project.config.price(None)
-    assert record.cost_estimated and record.cost_usd == pytest.approx(price.cost(120, 1))
+    assert record.input_tokens == 120 and record.output_tokens in (1, 40)
+    assert record.cost_usd > 0
+    if record.cost_estimated:
+        _, price = project.config.price(None)
+        assert record.cost_usd == pytest.approx(price.cost(120, 1))
     assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
     assert processes_with_token(token) == []
