@@ -26,7 +26,7 @@ import yaml
 
 _FENCED_YAML = re.compile(r"```ya?ml[ \t]*\n(.*?)```", re.DOTALL)
 
-#: Longest task title kept (it becomes a commit subject and a branch of the dashboard's table);
+#: Longest task title kept (it becomes a commit subject and a row of the dashboard's queue);
 #: a longer one is cut, with a notice, and its description keeps the whole text.
 MAX_TITLE_CHARS = 200
 
