@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,11 +54,14 @@ def task(title: str, depends_on: list[int] | None = None, **stitch: Any) -> dict
     }
 
 
-def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    """``shoemaker -C REPO ARGS…`` in a real process."""
+def cli(
+    project: Project, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``shoemaker -C REPO ARGS…`` in a real process (``env``: variables to add)."""
     return subprocess.run(
         [sys.executable, "-m", "shoemaker", "-C", str(project.root), *args],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **env} if env else None,
     )

@@ -187,3 +187,33 @@ async def test_measure_takes_its_proposals_from_the_real_cli(fast_tmp: Path, api
         ("Format dates", TaskState.PROPOSED),
     ]
     assert tasks[1].depends_on == [tasks[0].id]
+
+
+async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
+    fast_tmp: Path, api: MockApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = claude_project(fast_tmp, api)
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(WRITE_HELLO[0], Turn([text("never sent")], hold=release))
+    run = asyncio.create_task(stitch_all(project))
+    while len([r for r in api.requests if r.get("tools")]) < 2:  # the first reply is billed
+        await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    release.set()
+    (record,) = project.store.runs(task_id=task_id)
+    # However the CLI answers SIGINT (timing decides: a result line that says what the reply
+    # cost, one that reports nothing, or none at all), the billed reply is charged: its 120
+    # input tokens, and its output (a placeholder of 1 when only the message says so).
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    assert record.input_tokens == 120 and record.output_tokens in (1, 40)
+    assert record.cost_usd > 0
+    if record.cost_estimated:
+        _, price = project.config.price(None)
+        assert record.cost_usd == pytest.approx(price.cost(120, 1))
+    assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
+    assert processes_with_token(token) == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shoemaker.engine.proposals import (
+    MAX_TITLE_CHARS,
     ProposalError,
+    check_proposals,
     find_yaml_proposals,
     limit_proposals,
     parse_json_proposals,
@@ -69,3 +71,58 @@ def test_limit_drops_dependents_of_dropped_tasks() -> None:
     kept, dropped = limit_proposals(proposals, 2)
     assert sorted(p.index for p in kept) == [0, 1]
     assert sorted(p.index for p in dropped) == [2, 3]
+
+
+def test_control_characters_are_removed_and_descriptions_keep_their_lines() -> None:
+    (got,) = validate_proposals(
+        [{"title": "Fix\x00 the\x1b[31m\nparser\ud800", "description": "one\n\ttwo\x00\x07\r"}],
+        "x",
+    )
+    assert got.title == "Fix the[31m parser"
+    assert got.description == "one\n\ttwo"
+
+
+def test_a_title_of_only_control_characters_is_refused_by_name() -> None:
+    with pytest.raises(ProposalError, match=r"x: task 0 \('\\x00\\x01'\): missing title"):
+        validate_proposals([{"title": "\x00\x01"}], "x")
+
+
+def test_a_long_title_is_cut_with_a_notice_and_kept_whole_in_the_description() -> None:
+    checked = check_proposals([{"title": "t" * 100_000, "description": "d"}], "x")
+    (got,) = checked.proposals
+    assert len(got.title) == MAX_TITLE_CHARS and got.title.endswith("…")
+    assert got.description == "t" * 100_000 + "\n\nd"
+    assert checked.notices == [
+        f"x: task 0: title of 100,000 characters cut to {MAX_TITLE_CHARS} "
+        "(its description keeps the whole text)"
+    ]
+
+
+def test_duplicates_are_dropped_and_their_dependents_follow_the_kept_task() -> None:
+    raw = [
+        {"index": 0, "title": "Add a"},
+        {"index": 1, "title": "Add b"},
+        {"index": 2, "title": "add  A", "dependency": [1]},
+        {"index": 3, "title": "Use a", "dependency": [2]},
+        {"index": 4, "title": "ADD B", "dependency": [0]},
+        {"index": 5, "title": "Use both", "dependency": [2, 4, 0]},
+        {"index": 6, "title": "Old", "dependency": 4},
+        {"index": 7, "title": "Use old", "dependency": 6},
+    ]
+    checked = check_proposals(raw, "f", existing={"old": 41})
+    kept = {p.index: p for p in checked.proposals}
+    assert sorted(kept) == [0, 1, 3, 5, 7]
+    assert kept[3].depends_on == (0,)
+    assert kept[5].depends_on == (0, 1)
+    assert (kept[7].depends_on, kept[7].depends_on_tasks) == ((), (41,))
+    assert checked.notices == [
+        "f: task 2 ('add A') dropped: the same title as task 0",
+        "f: task 4 ('ADD B') dropped: the same title as task 1",
+        "f: task 6 ('Old') dropped: the generation already has it as task #41",
+    ]
+
+
+def test_a_task_that_depended_on_its_own_duplicate_depends_on_nothing() -> None:
+    raw = [{"index": 0, "title": "A"}, {"index": 1, "title": "a", "dependency": 0}]
+    (got,) = validate_proposals(raw, "x")
+    assert (got.index, got.depends_on) == (0, ())

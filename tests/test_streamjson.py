@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -368,3 +369,66 @@ def test_transcript_command_text_and_missing_file(tmp_path: Path) -> None:
 def test_format_summary_mentions_cost_and_tools() -> None:
     text = format_summary(summarize_lines([tool_use("a", "Bash", {}), result(total_cost_usd=0.25)]))
     assert "$0.250000" in text and "Bash×1" in text
+
+
+def assistant(mid: str, **usage: int) -> str:
+    message = {"id": mid, "model": "claude-opus-4-8", "content": [], "usage": usage}
+    return json.dumps({"type": "assistant", "message": message})
+
+
+def test_a_result_that_reports_nothing_after_sigint_is_charged_for_its_messages() -> None:
+    # What the real CLI prints when SIGINT lands after billed replies: a last result with a
+    # zero cost and zero usage.
+    zero = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0}
+    lines = [
+        '{"type":"system","subtype":"init","model":"claude-opus-4-8[1m]"}',
+        assistant("m1", input_tokens=100, output_tokens=1, cache_read_input_tokens=50),
+        assistant("m1", input_tokens=100, output_tokens=30, cache_read_input_tokens=50),
+        assistant("m2", input_tokens=20, output_tokens=1, cache_creation_input_tokens=7),
+        result(
+            subtype="error_during_execution",
+            is_error=True,
+            total_cost_usd=0,
+            usage=zero,
+            modelUsage={},
+            terminal_reason="aborted_streaming",
+        ),
+    ]
+    s = summarize_lines(lines, exit_code=0)
+    assert s.results == 1 and s.cost_usd == 0 and s.result_undercounts
+    assert s.accounted_usage() == (120, 31, 7, 50) == s.message_usage
+    # A result that reports what was used is believed, whatever the messages said.
+    honest = summarize_lines([*lines[:-1], result(total_cost_usd=0.01, usage={"input_tokens": 5})])
+    assert not honest.result_undercounts and honest.accounted_usage() == (5, 0, 0, 0)
+    # Nothing reported and nothing used: nothing to charge.
+    assert not summarize_lines([result(total_cost_usd=0, usage=zero)]).result_undercounts
+
+
+def test_spent_prices_an_undercounting_result_at_the_default_models_prices() -> None:
+    from types import SimpleNamespace
+
+    from shoemaker.config import Config
+    from shoemaker.engine.agent_call import spent
+
+    zero = {"input_tokens": 0, "output_tokens": 0}
+    lines = [
+        '{"type":"system","subtype":"init","model":"claude-opus-4-8[1m]"}',
+        assistant("m1", input_tokens=1_000_000, output_tokens=1),
+        result(is_error=True, total_cost_usd=0, usage=zero),
+    ]
+    project: Any = SimpleNamespace(config=Config())
+    cost, estimated = spent(project, summarize_lines(lines))
+    assert estimated and cost == pytest.approx(5 + 25 / 1_000_000)
+    # A result line that says what the run cost is what it cost.
+    honest = [*lines[:-1], result(total_cost_usd=2.5, usage={"input_tokens": 9})]
+    assert spent(project, summarize_lines(honest)) == (2.5, False)
+
+
+def test_format_summary_shows_the_messages_an_undercounting_result_left_out() -> None:
+    lines = [
+        assistant("m1", input_tokens=1200, output_tokens=1, cache_read_input_tokens=50),
+        result(is_error=True, total_cost_usd=0, usage={"input_tokens": 0}),
+    ]
+    text = format_summary(summarize_lines(lines))
+    assert "messages: 1,200 in, 1 out (a floor), 50 cache read, 0 cache created" in text
+    assert "messages:" not in format_summary(summarize_lines([result(total_cost_usd=0.1)]))

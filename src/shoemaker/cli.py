@@ -2,7 +2,8 @@
 
 Imports are deferred into each command so that ``shoemaker --help`` stays fast and never loads
 Textual. Exit codes: 0 success, 1 the work failed (an agent, a merge, measure), 2 bad input
-(configuration, arguments, a refused lifecycle verb), 130/143 interrupted.
+(configuration, arguments, a refused lifecycle verb), 3 a budget paused the generation and
+ended the run, 130/143 interrupted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUDGET = 3
+EXIT_CODES = (
+    "exit codes: 0 success; 1 the work failed (an agent, a gate, a merge, measure); 2 bad "
+    "input; 3 a budget paused the generation (`shoemaker list` says which); 130/143 "
+    "interrupted"
+)
 
 
 class CliError(Exception):
@@ -43,6 +50,13 @@ def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+def _esc(text: object) -> str:
+    """``text`` as data for Rich: a title like ``Fix [/] and [bold]`` is printed, not parsed."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def _open_project(args: argparse.Namespace) -> Project:
@@ -233,6 +247,7 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
                 "branch": gen.branch,
                 "base_branch": gen.base_branch,
                 "cycle": gen.cycle,
+                "reason": gen.reason,
                 "tasks_done": done,
                 "tasks_total": len(tasks),
                 "cost_usd": round(totals["cost_usd"], 6),
@@ -247,15 +262,22 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
     table = Table("name", "state", "base", "cycle", "tasks", "cost")
     for r in rows:
         table.add_row(
-            str(r["name"]),
-            str(r["state"]),
-            str(r["base_branch"]),
+            _esc(r["name"]),
+            _esc(_state_text(str(r["state"]), str(r["reason"]))),
+            _esc(r["base_branch"]),
             str(r["cycle"]),
             f"{r['tasks_done']}/{r['tasks_total']}",
             f"${r['cost_usd']:.4f}",
         )
     _console().print(table)
     return 0
+
+
+def _state_text(state: str, reason: str) -> str:
+    """A generation's state for people; a paused one says why (a budget, a pause, a stop)."""
+    if state != "paused" or not reason or reason == "paused":
+        return state
+    return reason if reason.startswith("paused") else f"paused: {reason}"
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -284,18 +306,25 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    state = _state_text(gen.state.value, gen.reason)
     table = Table(
-        "id", "state", "title", "after", "attempts", "reason", title=f"generation {gen.name}"
+        "id",
+        "state",
+        "title",
+        "after",
+        "attempts",
+        "reason",
+        title=f"generation {_esc(gen.name)}" + (f" — {_esc(state)}" if state != "active" else ""),
     )
     for t in tasks:
         style = STATE_STYLE.get(t.state.value, "")
         table.add_row(
             str(t.id),
             f"[{style}]{t.state.value}[/]",
-            t.title,
+            _esc(t.title),
             " ".join(f"#{d}" for d in t.depends_on),
             str(t.attempts),
-            t.reason,
+            _esc(t.reason),
         )
     _console().print(table)
     return 0
@@ -364,12 +393,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             report = await engine.run(args.cycles, selection)
         except _engine_errors() as exc:
-            console.print(f"[bold red]run stopped:[/] {exc}")
+            console.print(f"[bold red]run stopped:[/] {_esc(exc)}")
             return EXIT_FAILED
         console.print(
             f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
-            f"{report.failed} failed ({report.stopped_because})"
+            f"{report.failed} failed ({_esc(report.stopped_because)})"
         )
+        if report.budget:
+            return EXIT_BUDGET
         return EXIT_FAILED if report.failed else 0
 
     return _run_async(go())
@@ -384,7 +415,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         try:
             tasks = await _engine_call(project, lambda e: e.measure_once(), None)
         except _engine_errors() as exc:
-            console.print(f"[bold red]measure failed:[/] {exc}")
+            console.print(f"[bold red]measure failed:[/] {_esc(exc)}")
             return EXIT_FAILED
         console.print(f"measure added {len(tasks)} task(s)")
         return 0
@@ -412,6 +443,7 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
                     ],
                     "total_tokens": estimate.total_tokens,
                     "total_usd": round(estimate.total_usd, 6),
+                    "model": estimate.model,
                     "assumptions": estimate.assumptions,
                 },
                 indent=2,
@@ -422,7 +454,7 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
     for t in estimate.tasks:
         table.add_row(
             str(t.task_id),
-            t.title,
+            _esc(t.title),
             f"{t.input_tokens:,}",
             f"{t.output_tokens:,}",
             f"${t.usd:.4f}",
@@ -435,7 +467,7 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
     console = _console()
     console.print(table)
     for line in estimate.assumptions:
-        console.print(f"[dim]assumes {line}[/]")
+        console.print(f"[dim]assumes {_esc(line)}[/]")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -447,9 +479,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = run_checks(project)
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[bold red]✗[/]"
-        console.print(f"{mark} [b]{check.name}[/]: {check.detail}", highlight=False)
+        console.print(f"{mark} [b]{check.name}[/]: {_esc(check.detail)}", highlight=False)
         if not check.ok:
-            console.print(f"    fix: {check.fix}")
+            console.print(f"    fix: {_esc(check.fix)}")
     failed = sum(1 for c in checks if not c.ok)
     console.print("all checks passed" if not failed else f"{failed} check(s) failed")
     return EXIT_FAILED if failed else 0
@@ -487,11 +519,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         try:
             plan, tasks, estimate = await make_plan(project, gen)
         except _engine_errors() as exc:
-            console.print(f"[bold red]plan failed:[/] {exc}")
+            console.print(f"[bold red]plan failed:[/] {_esc(exc)}")
             return EXIT_FAILED
         _print_estimate(estimate, as_json=False)
         console.print(
-            f"plan {plan.id}: {len(tasks)} task(s) written to {plan.path}; nothing has run. "
+            f"plan {plan.id}: {len(tasks)} task(s) written to {_esc(plan.path)}; nothing has run. "
             f"Approve it with `shoemaker approve {plan.id}`."
         )
         return 0
@@ -608,13 +640,13 @@ async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
 
     project = _open_project(args)
     console = _attach_output(project, "story", show_agent=True)
-    console.rule(f"shoemaker demo in {path}")
+    console.rule(f"shoemaker demo in {_esc(path)}")
     started = time.monotonic()
     gen = await asyncio.to_thread(start_generation, project, "demo")
     try:
         report = await Engine(project, max_parallel=args.parallel).run()
     except _engine_errors() as exc:
-        console.print(f"[bold red]demo run stopped:[/] {exc}")
+        console.print(f"[bold red]demo run stopped:[/] {_esc(exc)}")
         return EXIT_FAILED
     stop = await asyncio.to_thread(stop_generation, project, None)
     tasks = project.store.list_tasks(gen.name)
@@ -660,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shoemaker",
         description="Turn a spec-driven repository into a software factory run by coding agents.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"shoemaker {__version__}")
     parser.add_argument(

@@ -9,6 +9,7 @@ file explains itself.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_FILE = "configuration.yaml"
+_MODEL_SUFFIX = re.compile(r"\[[^\]]*\]$")
 
 DEFAULT_AGENT_ARGS = [
     "--dangerously-skip-permissions",
@@ -84,10 +86,16 @@ class ModelPrice(_Strict):
         ) / 1_000_000
 
 
+#: The model the claude CLI (2.1.197) uses when ``agent.model`` is empty, as its init line and
+#: messages name it (the init line adds a context-window suffix such as ``[1m]``).
+CLI_DEFAULT_MODEL = "claude-opus-4-8"
+
+
 def _default_prices() -> dict[str, ModelPrice]:
-    # List prices of a Sonnet-class model; edit them for yours (estimates only, never spend:
-    # spend is what the agent's result lines report).
-    return {"default": ModelPrice(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)}
+    # List prices of the CLI's default model: $5 / $25 per million input / output tokens,
+    # cache reads 0.1× and cache writes 1.25× of input. Edit them for yours. They price
+    # estimates, and the spend of runs whose result line does not say what they cost.
+    return {"default": ModelPrice(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25)}
 
 
 class EstimateConfig(_Strict):
@@ -269,7 +277,9 @@ class Config(_Strict):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     """Spending limits per task, cycle, generation and day."""
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
-    """Per model name (agent.model), or ``default``: dollars per million tokens, for estimates."""
+    """Per model name (agent.model), or ``default`` (priced as the claude CLI's default model,
+    claude-opus-4-8): dollars per million tokens, for estimates and for runs whose result line
+    does not say what they cost."""
     estimate: EstimateConfig = Field(default_factory=EstimateConfig)
     """Assumptions of estimates made without history."""
     silence_agent: bool = True
@@ -323,11 +333,17 @@ class Config(_Strict):
 
     def price(self, model: str | None = None) -> tuple[str, ModelPrice]:
         """The price of ``model`` (default: agent.model) and the name it was found under:
-        the model's own entry in ``prices``, else ``default``."""
+        the model's own entry in ``prices`` (with or without a suffix like ``[1m]``), else
+        ``default``."""
         model = model or self.agent.model
-        if model and model in self.prices:
-            return model, self.prices[model]
+        for name in (model, _MODEL_SUFFIX.sub("", model or "")):
+            if name and name in self.prices:
+                return name, self.prices[name]
         return "default", self.prices.get("default", ModelPrice(input=0, output=0))
+
+    def priced_model(self) -> str:
+        """The model an estimate prices: ``agent.model``, else the CLI's default model."""
+        return self.agent.model or CLI_DEFAULT_MODEL
 
 
 def load_config(repo: Path) -> Config:

@@ -237,6 +237,11 @@ class Git:
     def _commit_env(self) -> dict[str, str] | None:
         return dict(IDENTITY_ENV) if self._identity else None
 
+    def is_valid_branch_name(self, name: str) -> bool:
+        """Whether git accepts ``name`` as a branch (or tag) name: its own rules, asked of it."""
+        proc = self._run_in(self.root, ["check-ref-format", "--branch", name], check=False)
+        return proc.returncode == 0
+
     def _check_ref_name(self, name: str) -> None:
         if self._run_in(self.root, ["check-ref-format", "--branch", name], check=False).returncode:
             raise GitError(
@@ -417,7 +422,10 @@ class Git:
     def format_message(
         subject: str, body: str = "", trailers: Mapping[str, str] | None = None
     ) -> str:
-        parts = [subject.strip()]
+        # git refuses a message with a NUL in it, and a subject is one line: text that reached
+        # here from elsewhere (an older store) must not stop a commit.
+        subject, body = " ".join(subject.replace("\0", "").split()), body.replace("\0", "")
+        parts = [subject]
         if body.strip():
             parts.append(body.strip())
         if trailers:

@@ -85,7 +85,10 @@ class StoryPrinter:
                     f"{event.failed} failed, {event.loc_delta} lines changed"
                 )
             case MeasureFinished():
-                c.print(f"[blue]measure[/] added {len(event.task_ids)} task(s) from {event.source}")
+                c.print(
+                    f"[blue]measure[/] added {len(event.task_ids)} task(s) from "
+                    f"{escape(event.source)}"
+                )
             case TaskStateChanged():
                 self.titles[event.task_id] = event.title
                 style = STATE_STYLE.get(event.new, "")
@@ -148,5 +151,5 @@ def summary_table(title: str, rows: list[tuple[str, str]]) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(escape(key), escape(value))
     return table

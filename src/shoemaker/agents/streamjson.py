@@ -274,9 +274,10 @@ class TranscriptSummary:
     cwd: str | None = None
     init_session_id: str | None = None
     message_usage: tuple[int, int, int, int] | None = None
-    """Without a result line (a killed or crashed run): (input, output, cache creation, cache
-    read) summed over the API messages, each message's last reported usage. The API billed
-    those messages all the same; output tokens are often placeholders there, so a floor."""
+    """(input, output, cache creation, cache read) summed over the API messages, each
+    message's last reported usage: what a run without a result line (killed, crashed), or with
+    one that reports nothing (the CLI's answer to SIGINT), is charged for. The API billed those
+    messages all the same; output tokens are often placeholders there, so a floor."""
 
     def as_json(self) -> dict[str, Any]:
         """Exactly the keys of ``shoemaker transcript --json``, in order."""
@@ -287,10 +288,25 @@ class TranscriptSummary:
 
         ``modelUsage`` covers every model the run used, subagents included, while ``usage``
         covers the main loop only; so the former wins when the CLI printed it. A run without
-        a result line accounts for what its messages reported (:attr:`message_usage`).
+        a result line, or whose result line reports nothing (:attr:`result_undercounts`),
+        accounts for what its messages reported (:attr:`message_usage`).
         """
-        if self.results == 0 and self.message_usage:
+        if self.message_usage and (self.results == 0 or self.result_undercounts):
             return self.message_usage
+        return self._result_usage()
+
+    @property
+    def result_undercounts(self) -> bool:
+        """A result line that reports no tokens and no cost although the messages reported
+        usage: the real CLI prints one after SIGINT (``total_cost_usd: 0``, zero usage)."""
+        return (
+            self.results > 0
+            and not self.cost_usd
+            and sum(self._result_usage()) == 0
+            and sum(self.message_usage or ()) > 0
+        )
+
+    def _result_usage(self) -> tuple[int, int, int, int]:
         if self.model_usage:
             totals = [0, 0, 0, 0]
             keys = (
@@ -398,11 +414,11 @@ class SummaryBuilder:
         s = TranscriptSummary(**{k: getattr(self._summary, k) for k in _FIELDS})
         s.tool_uses = dict(self._summary.tool_uses)
         s.exit_code = exit_code
+        if self._message_usage:
+            sums = [sum(u[n] for u in self._message_usage.values()) for n in range(4)]
+            s.message_usage = (sums[0], sums[1], sums[2], sums[3])
         r = self._last_result
         if r is None:
-            if self._message_usage:
-                sums = [sum(u[n] for u in self._message_usage.values()) for n in range(4)]
-                s.message_usage = (sums[0], sums[1], sums[2], sums[3])
             return s
         raw_usage = r.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
@@ -472,6 +488,12 @@ def format_summary(s: TranscriptSummary) -> str:
         f"tools:    {tools}",
         f"lines:    {s.lines} ({s.bad_lines} not JSON)",
     ]
+    if s.message_usage and (s.ended != "result" or s.result_undercounts):
+        fresh, out, created, read = s.message_usage
+        lines.append(
+            f"messages: {fresh:,} in, {out:,} out (a floor), {read:,} cache read, "
+            f"{created:,} cache created: what the run is charged for, at the configured prices"
+        )
     if s.model_usage:
         for model, usage in s.model_usage.items():
             if isinstance(usage, dict):

@@ -173,12 +173,15 @@ async def _conclude(
 
 def spent(project: Project, summary: TranscriptSummary) -> tuple[float, bool]:
     """A run's cost in dollars, and whether it is an estimate: what its result line says, or
-    for a run that printed none (killed, crashed) its messages' tokens at the configured
-    price of the model it used."""
-    if summary.cost_usd is not None or summary.message_usage is None:
+    for a run that printed none (killed, crashed) or one that reports nothing although its
+    messages reported usage (interrupted), its messages' tokens at the configured price of
+    the model it used."""
+    if summary.message_usage is None or (
+        summary.cost_usd is not None and not summary.result_undercounts
+    ):
         return summary.cost_usd or 0.0, False
     _, price = project.config.price(summary.model)
-    return price.cost(*summary.message_usage), True
+    return price.cost(*summary.accounted_usage()), True
 
 
 def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:

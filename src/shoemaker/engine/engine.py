@@ -81,6 +81,8 @@ class RunReport:
     failed: int = 0
     stopped_because: str = ""
     outcomes: list[StitchOutcome] = field(default_factory=list)
+    budget: str = ""
+    """The budget whose crossing paused the generation and ended the run, if one did."""
 
 
 class Engine:
@@ -198,7 +200,9 @@ class Engine:
             raise
         await self.close()
         report.stopped_because = why
-        self._set_state(gen, final, why)
+        if final == GenerationState.PAUSED:
+            report.budget = self._budget_reason
+        self._set_state(gen, final, why)  # the reason stays on the generation's row
         return report
 
     def _may_start(self, task: Task) -> bool:
@@ -215,7 +219,7 @@ class Engine:
         )
 
     def _paused_because(self) -> str:
-        return f"paused: {self._budget_reason}" if self._budget_reason else "paused"
+        return f"paused: {self._budget_reason} reached" if self._budget_reason else "paused"
 
     async def _tasks(self, gen: Generation) -> list[Task]:
         """The generation's tasks, and (for ``_may_start``) which plans may run now."""

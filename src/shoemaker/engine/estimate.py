@@ -33,6 +33,8 @@ class TaskEstimate:
 class Estimate:
     tasks: list[TaskEstimate] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    model: str | None = None
+    """The model whose prices an estimate from the prompt's size used (None: from history)."""
 
     @property
     def total_tokens(self) -> int:
@@ -68,7 +70,7 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
     cfg = project.config
     history = _history(project)
     name, price = cfg.price()
-    result = Estimate()
+    result = Estimate(model=None if history else cfg.priced_model())
     similar = min(cfg.estimate.similar, len(history))
     if history:
         result.assumptions.append(
@@ -81,8 +83,8 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
             f"{cfg.estimate.turns} turns per task, each sending the prompt again "
             f"(~{CHARS_PER_TOKEN} characters per token), {cfg.estimate.output_tokens:,} "
             "output tokens",
-            f"prices of {name!r}: ${price.input:g} in / ${price.output:g} out per million "
-            "tokens (configuration: prices)",
+            f"prices of {name!r} for the model {result.model}: ${price.input:g} in / "
+            f"${price.output:g} out per million tokens (configuration: prices)",
         ]
     stitcher = Stitcher(project, gen)
     for task in tasks:

@@ -106,6 +106,7 @@ def start_generation(project: Project, name: str | None = None) -> Generation:
             "(at most 64 characters)"
         )
     branch = f"{cfg.generation_prefix}{name}"
+    _refuse_bad_ref_names(project, name, branch)
     with no_run_in_progress(project, "start a generation"):
         _refuse_dirty(project, "start a generation")
         base = git.current_branch()
@@ -131,6 +132,27 @@ def start_generation(project: Project, name: str | None = None) -> Generation:
         if cfg.reset_sources:
             _reset_sources(project, name, seeds)
     return generation
+
+
+#: Suffixes of the tags a generation's life creates (start, stop, reset).
+_TAG_SUFFIXES = ("start", "finished", "merged", "abandoned")
+
+
+def _refuse_bad_ref_names(project: Project, name: str, branch: str) -> None:
+    """Refuse, before anything is written, a name that git would refuse for one of the refs
+    the generation creates: its branch, its tags, its task and attempt branches."""
+    refs = [
+        branch,
+        *(f"{name}-{suffix}" for suffix in _TAG_SUFFIXES),
+        task_branch(name, 1),
+        f"attempt/{name}-1-1",
+    ]
+    for ref in refs:
+        if not project.git.is_valid_branch_name(ref):
+            raise GenerationError(
+                f"generation name {name!r} is not usable: git refuses the name {ref!r} "
+                "(see `git help check-ref-format`); choose another name"
+            )
 
 
 def _seed_texts(project: Project, name: str, base: str) -> dict[str, str]:

@@ -67,6 +67,7 @@ def write_measure_history(
 
 def write_task_history(project: Project, task: Task) -> Path:
     metrics = project.store.metrics(task.id)
+    runs = [_run_record(project, r.id) for r in project.store.runs(task_id=task.id)]
     record = {
         "kind": "task",
         "generation": task.generation,
@@ -78,7 +79,17 @@ def write_task_history(project: Project, task: Task) -> Path:
         "depends_on": task.depends_on,
         "merged_commit": task.merged_commit,
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "runs": [_run_record(project, r.id) for r in project.store.runs(task_id=task.id)],
+        "runs": runs,
+        # What the commit's trailers say: every run of the task, summed.
+        "total": {
+            "runs": len(runs),
+            "tokens": {
+                key: sum(r["tokens"][key] for r in runs)
+                for key in ("input", "output", "cache_creation", "cache_read")
+            },
+            "cost_usd": sum(r["cost_usd"] for r in runs),
+            "cost_estimated": any(r["cost_estimated"] for r in runs),
+        },
         "gates": [
             {
                 "name": g["name"],

@@ -17,14 +17,15 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.proposals import (
     Proposal,
     ProposalError,
+    check_proposals,
     find_yaml_proposals,
     limit_proposals,
     parse_json_proposals,
-    validate_proposals,
+    title_key,
 )
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import Log, MeasureFinished
-from shoemaker.model import Generation, Phase, Task
+from shoemaker.model import Generation, Phase, Task, TaskState
 from shoemaker.resources import render_prompt
 from shoemaker.store import NewTask
 
@@ -130,10 +131,15 @@ async def measure(
             raw = found if found is not None else []
             if found is None:
                 source = "none"
-        proposals = validate_proposals(raw, source)
+        checked = check_proposals(
+            raw, source, await asyncio.to_thread(_existing, project, generation)
+        )
     except ProposalError as exc:
         project.bus.emit(Log(generation=generation.name, level="error", message=str(exc)))
         raise MeasureError(str(exc)) from None
+    proposals = checked.proposals
+    for notice in checked.notices:
+        project.bus.emit(Log(generation=generation.name, level="warning", message=notice))
 
     kept, dropped = limit_proposals(proposals, project.config.max_issues)
     if dropped:
@@ -159,6 +165,12 @@ async def measure(
     return tasks
 
 
+def _existing(project: Project, generation: Generation) -> dict[str, int]:
+    """The generation's tasks by :func:`title_key` (a cancelled task may be proposed again)."""
+    tasks = project.store.list_tasks(generation.name)
+    return {title_key(t.title): t.id for t in tasks if t.state != TaskState.CANCELLED}
+
+
 def _insert(
     project: Project,
     generation: Generation,
@@ -171,7 +183,13 @@ def _insert(
         return []
     position = {p.index: n for n, p in enumerate(kept)}
     news = [
-        NewTask(p.title, p.description, p.priority, after=tuple(position[d] for d in p.depends_on))
+        NewTask(
+            p.title,
+            p.description,
+            p.priority,
+            depends_on=p.depends_on_tasks,
+            after=tuple(position[d] for d in p.depends_on),
+        )
         for p in kept
     ]
     tasks, events = project.store.add_tasks(

@@ -325,7 +325,9 @@ class Stitcher:
     ) -> str | None:
         """Commit what the agent left, with its metrics as trailers; the task's head commit."""
         git, cfg = self.project.git, self.project.config
-        run = self.project.store.get_run(run_id)
+        # The trailers account for every attempt of the task (failed and interrupted ones
+        # too): what landing it cost. Each run's own figures are in its history file.
+        runs = self.project.store.runs(task_id=task.id)
         before = git.loc(base, cfg.source_globs, cfg.test_globs)
         changed = git.changed_paths(worktree, base)
         after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, cwd=worktree)
@@ -338,11 +340,14 @@ class Stitcher:
             "Shoemaker-Generation": self.generation.name,
             "Shoemaker-Attempt": str(attempt),
             "Shoemaker-Run": str(run_id),
-            "Shoemaker-Tokens-Input": str(run.input_tokens),
-            "Shoemaker-Tokens-Output": str(run.output_tokens),
-            "Shoemaker-Tokens-Cache-Read": str(run.cache_read_input_tokens),
-            "Shoemaker-Tokens-Cache-Creation": str(run.cache_creation_input_tokens),
-            "Shoemaker-Cost-USD": f"{run.cost_usd:.6f}",
+            "Shoemaker-Runs": str(len(runs)),
+            "Shoemaker-Tokens-Input": str(sum(r.input_tokens for r in runs)),
+            "Shoemaker-Tokens-Output": str(sum(r.output_tokens for r in runs)),
+            "Shoemaker-Tokens-Cache-Read": str(sum(r.cache_read_input_tokens for r in runs)),
+            "Shoemaker-Tokens-Cache-Creation": str(
+                sum(r.cache_creation_input_tokens for r in runs)
+            ),
+            "Shoemaker-Cost-USD": f"{sum(r.cost_usd for r in runs):.6f}",
             "Shoemaker-LOC-Before": _loc_trailer(before),
             "Shoemaker-LOC-After": _loc_trailer(after),
             "Shoemaker-Duration-S": f"{elapsed:.1f}",

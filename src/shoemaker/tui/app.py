@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
@@ -210,6 +211,18 @@ class ShoemakerApp(App[None]):
         self.bridge = EventBridge(self, self.buffers)
         self._dirty = True
         self._loading = False
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications carry task titles, reasons and errors: data, so plain by default."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # -- layout -------------------------------------------------------------------------------
 

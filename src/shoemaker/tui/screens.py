@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -155,7 +156,9 @@ class TaskScreen(Screen[None]):
         files = self.query_one("#diff-files", DataTable)
         files.clear()
         for f in diff.stat.files:
-            files.add_row(f.path, Text(f"+{f.insertions}", "green"), Text(f"−{f.deletions}", "red"))
+            files.add_row(
+                escape(f.path), Text(f"+{f.insertions}", "green"), Text(f"−{f.deletions}", "red")
+            )
         label = {
             "worktree": "live from the worktree",
             "merged": "as merged",
@@ -181,18 +184,18 @@ class TaskScreen(Screen[None]):
                 str(r.id),
                 sandbox_of(r.argv),
                 "" if r.exit_code is None else str(r.exit_code),
-                result,
+                escape(result),
                 f"{tokens(r.input_tokens)}/{tokens(r.output_tokens)}",
                 f"{'~' if r.cost_estimated else ''}${r.cost_usd:.3f}",
                 duration(r.wall_s or 0),
-                r.reason[:80],
+                escape(r.reason[:80]),
             )
         gates = self.query_one("#gates", DataTable)
         gates.clear()
         for g in d.gates:
             passed = Text("passed", "green") if g["passed"] else Text("failed", "red")
             gates.add_row(
-                str(g["name"]),
+                escape(str(g["name"])),
                 str(g["location"]),
                 passed,
                 str(g["exit_code"]),
@@ -252,10 +255,10 @@ class GenerationsScreen(Screen[None]):
         gens.clear()
         for r in snap.generations:
             gens.add_row(
-                r.name,
+                escape(r.name),
                 r.state,
-                r.branch,
-                r.base_branch,
+                escape(r.branch),
+                escape(r.base_branch),
                 str(r.cycle),
                 f"{r.done}/{r.total}",
                 f"${r.cost_usd:.2f}",
@@ -265,7 +268,7 @@ class GenerationsScreen(Screen[None]):
         cycles.clear()
         for c in snap.cycles:
             cycles.add_row(str(c.cycle), str(c.merged), str(c.failed), str(c.loc_delta))
-        cycles.border_subtitle = snap.current.name if snap.current else ""
+        cycles.border_subtitle = Text(snap.current.name) if snap.current else ""
 
     @on(DataTable.RowSelected, "#gens-table")
     def selected(self, event: DataTable.RowSelected) -> None:
@@ -317,7 +320,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question)
+            yield Label(Text(self.question))
             with Horizontal():
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")
@@ -341,7 +344,7 @@ class NoteScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question)
+            yield Label(Text(self.question))
             yield Input(placeholder="a note for the agent; enter to send", id="note")
 
     @on(Input.Submitted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -108,9 +109,9 @@ class GenerationsPanel(Static):
         for r in rows:
             style = "bold reverse" if r.name == current else ""
             table.add_row(
-                r.name,
+                Text(r.name),
                 r.state,
-                r.base_branch,
+                Text(r.base_branch),
                 str(r.cycle),
                 f"{r.done}/{r.total}",
                 f"${r.cost_usd:.2f}",
@@ -173,7 +174,7 @@ class TaskQueue(DataTable[str | Text]):
         for r in shown:
             self.add_row(
                 f"#{r.id}",
-                r.title if len(r.title) <= width else r.title[: width - 1] + "…",
+                escape(r.title if len(r.title) <= width else r.title[: width - 1] + "…"),
                 state_text(r.state),
                 self._after(r, done),
                 str(r.attempts),
@@ -226,7 +227,7 @@ class AgentOutput(Log):
 
     def replace(self, task_id: int | None, lines: list[str], title: str) -> None:
         self.task_id = task_id
-        self.border_title = title
+        self.border_title = Text(title)  # a task title is data, not markup
         self.clear()
         self.write_lines(lines[-2_000:], scroll_end=True)
         self.refresh()
