@@ -8,6 +8,7 @@ worktrees of one repository at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -520,6 +521,21 @@ class Git:
         """Whether the index differs from HEAD (a squash merge left before its commit)."""
         proc = self._run_in(cwd or self.root, ["diff", "--cached", "--quiet"], check=False)
         return proc.returncode != 0
+
+    def staged_paths(self, cwd: Path | None = None) -> list[str]:
+        """Paths whose index entry differs from HEAD, unmerged ones included."""
+        out = self._run(["diff", "--cached", "--name-only", "-z"], cwd)
+        return sorted({p for p in out.split("\0") if p})
+
+    def merge_messages(self, cwd: Path | None = None) -> str:
+        """What a merge in progress will say: MERGE_MSG and SQUASH_MSG ("" when neither)."""
+        texts = []
+        for name in ("MERGE_MSG", "SQUASH_MSG"):
+            where = self._run(["rev-parse", "--git-path", name], cwd).strip()
+            path = Path(where) if Path(where).is_absolute() else (cwd or self.root) / where
+            with contextlib.suppress(OSError):
+                texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "\n".join(texts)
 
     def abort_merge(self, cwd: Path | None = None) -> None:
         self._run_in(cwd or self.root, ["merge", "--abort"], check=False)

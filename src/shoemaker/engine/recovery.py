@@ -8,7 +8,10 @@ recovery followed by a run). What it does, in order:
    left alone), with its process group; then every process that carries an unfinished run's
    ``SHOEMAKER_RUN`` marker in its environment;
 2. a merge left half done in the main worktree is undone (the generation branch's last commit
-   is what counts);
+   is what counts), only if shoemaker started it: its message (SQUASH_MSG, MERGE_MSG) names,
+   by a ``Shoemaker-Task`` trailer or the reverted commit, a task the store has ``merging``.
+   A person's staged files or merge are never touched: recovery refuses
+   (``GenerationError``) before it changes anything (``check_main_checkout``);
 3. a task whose squash commit is on the generation branch (its ``Shoemaker-Task`` trailer) but
    that the store does not call done is recorded as done, never run again;
 4. every other task the dead process was working on goes back to ``ready`` (its attempt was
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -184,6 +188,66 @@ def landed_tasks(newest_first: Sequence[CommitInfo]) -> dict[int, str]:
     return landed
 
 
+def _refusal(message: str) -> Exception:
+    # generation.py imports this module, so its error class is looked up when needed.
+    from shoemaker.engine.generation import GenerationError
+
+    return GenerationError(message)
+
+
+_TASK_TRAILER = re.compile(r"^\s*Shoemaker-Task:\s*(\d+)\s*$", re.MULTILINE)
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,64})")
+
+
+def _own_merge(project: Project, gen: Generation) -> bool:
+    """Whether what is staged on the generation branch is a merge shoemaker started: its
+    message names a task of ``gen`` that the store has ``merging`` (a squash merge's
+    SQUASH_MSG carries the task commit's trailers; a revert's MERGE_MSG the commit it undoes)."""
+    git = project.git
+    merging = {t.id for t in project.store.list_tasks(gen.name, [TaskState.MERGING])}
+    if not merging:
+        return False
+    messages = git.merge_messages()
+    named = {int(n) for n in _TASK_TRAILER.findall(messages)}
+    for sha in _REVERTS.findall(messages):
+        with contextlib.suppress(GitError, IndexError):
+            named.update(int(n) for n in _TASK_TRAILER.findall(git.commit_message(sha)))
+    return bool(named & merging)
+
+
+def _foreign_git_state(project: Project, gen: Generation) -> str | None:
+    """What in the main checkout is a person's and in the way: a merge in progress or staged
+    files that shoemaker did not leave (None: nothing, or only shoemaker's own merge)."""
+    git = project.git
+    if git.current_branch() != gen.branch:
+        return None  # recovery touches no merge there; running checks the checkout
+    merging, staged = git.is_merging(), git.staged_paths()
+    if not (merging or staged) or _own_merge(project, gen):
+        return None
+    listed = ", ".join(staged[:5]) + (f" and {len(staged) - 5} more" if len(staged) > 5 else "")
+    what = "a merge in progress that shoemaker did not start" if merging else "staged files"
+    where = f" ({listed})" if listed else ""
+    fix = "`git merge --continue` or `git merge --abort`" if merging else "commit or unstage them"
+    return f"{gen.branch} has {what}{where}; shoemaker leaves them alone: {fix}, then run again"
+
+
+def check_main_checkout(project: Project, gen: Generation) -> None:
+    """Refuse a run (``GenerationError``, nothing changed) unless merges can land: the main
+    checkout has the generation branch checked out and holds no merge or staged files of a
+    person. Checked before anything runs, so no agent is paid for work that could not land."""
+    git = project.git
+    current = git.current_branch()
+    if current != gen.branch:
+        raise _refusal(
+            f"the repository at {git.root} has {current or 'a detached HEAD'} checked out; "
+            f"shoemaker merges into {gen.branch} there: "
+            f"`git checkout {gen.branch}` (or `shoemaker switch {gen.name}`) and run again"
+        )
+    problem = _foreign_git_state(project, gen)
+    if problem:
+        raise _refusal(problem)
+
+
 def recover(project: Project, gen: Generation) -> RecoveryReport:
     """Reconcile one generation after a crash (blocking; call it from a thread)."""
     store, git = project.store, project.git
@@ -195,6 +259,9 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     gits = _wait_for_orphaned_gits()
     if gits:
         log(f"waited for {len(gits)} git process(es) of the stopped shoemaker to finish")
+    problem = _foreign_git_state(project, gen)
+    if problem:
+        raise _refusal(problem)  # before anything changes
     unfinished = [run for run in store.runs(generation=gen.name) if run.ended_at is None]
     for run in unfinished:
         if run.pid is not None and _kill_stale_agent(run.pid, run.argv, run.started_at):
@@ -242,7 +309,10 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
 
     with merge_file_lock(project):
         if git.current_branch() == gen.branch and (git.is_merging() or git.has_staged()):
-            git.abort_merge()  # staged merge results go; a person's unstaged edits stay
+            problem = _foreign_git_state(project, gen)
+            if problem:  # appeared since the first check; still not shoemaker's to undo
+                raise _refusal(problem)
+            git.abort_merge()  # shoemaker's staged merge goes; a person's unstaged edits stay
             report.merge_undone = True
             log(f"undid a merge left half done on {gen.branch}")
         landed = landed_tasks(git.log(f"{gen.start_commit}..{gen.branch}"))
