@@ -277,6 +277,21 @@ def test_a_wrong_checkout_is_refused_before_any_agent_runs(fast_tmp: Path, check
     assert project.store.runs() == []
 
 
+def test_recovery_promotes_the_dependents_of_a_done_task(fast_tmp: Path) -> None:
+    # A store where a task is done and its dependent still waits (written by a process that
+    # recorded them apart): recovery promotes it, and doing so again changes nothing.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    (a, b), _ = project.store.add_tasks("g", [NewTask("A"), NewTask("B", after=(0,))], 1, "t")
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING, TaskState.DONE):
+        project.store.transition_task(a.id, state)
+    assert project.store.get_task(b.id).state == TaskState.PROPOSED
+    report = recover(project, gen)
+    assert report.promoted == [b.id] and "1 waiting task(s) promoted" in report.summary()
+    assert project.store.get_task(b.id).state == TaskState.READY
+    assert recover(project, gen).promoted == []
+
+
 def test_a_second_run_of_the_same_project_is_refused(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [task("A")])
     start_generation(project, "g")

@@ -17,7 +17,9 @@ recovery followed by a run). What it does, in order:
 4. every other task the dead process was working on goes back to ``ready`` (its attempt was
    counted when it started); its branch keeps whatever it had committed;
 5. unfinished runs are closed with the reason; worktrees the dead process used are removed,
-   after what an agent left uncommitted in one is committed to its task branch.
+   after what an agent left uncommitted in one is committed to its task branch;
+6. ``proposed`` tasks whose dependencies are all done are promoted to ``ready`` (a task's
+   ``done`` and its promotions are one transaction; this catches stores written otherwise).
 
 Each step is a Log event, and a Recovered event sums them up (the dashboard shows it as a
 notification, the headless story as a line).
@@ -53,11 +55,13 @@ class RecoveryReport:
     closed_runs: list[int] = field(default_factory=list)
     worktrees_removed: list[str] = field(default_factory=list)
     merge_undone: bool = False
+    promoted: list[int] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
         return bool(
             self.killed
+            or self.promoted
             or self.landed
             or self.requeued
             or self.closed_runs
@@ -75,6 +79,8 @@ class RecoveryReport:
         ]
         if self.merge_undone:
             parts.append("a half-done merge undone")
+        if self.promoted:
+            parts.append(f"{len(self.promoted)} waiting task(s) promoted to ready")
         return ", ".join(parts)
 
     def event(self, generation: str) -> Recovered:
@@ -350,6 +356,11 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             )
             report.requeued.append(task.id)
             log(f"task {task.id} was {task.state.value}; back to ready")
+    promoted = store.promote_unblocked(gen.name)
+    if promoted:
+        project.bus.announce(*promoted)
+        report.promoted = [event.task_id for event in promoted]
+        log(f"task(s) {', '.join(map(str, report.promoted))}: dependencies done; now ready")
     git.prune_worktrees()
     if report.anything:
         project.bus.emit(report.event(gen.name))

@@ -270,8 +270,7 @@ class Stitcher:
             await asyncio.to_thread(self.pool.release, worktree)
             await asyncio.to_thread(project.git.delete_branch, branch, True)
             self._transition(task.id, TaskState.MERGING, "nothing to merge")
-            self._transition(task.id, TaskState.DONE, "the agent changed nothing")
-            await self._after_done(task.id)
+            await self._after_done(task.id, "the agent changed nothing")
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
         changed = await asyncio.to_thread(self._changed, base, commit)
@@ -507,10 +506,9 @@ class Stitcher:
     ) -> StitchOutcome:
         metrics = await asyncio.to_thread(self._record_metrics, task, base, commit, merge, duration)
         self.project.bus.emit(metrics)
-        self._transition(task.id, TaskState.DONE, reason, merged_commit=merge)
+        await self._after_done(task.id, reason, merge)
         if branch:
             await asyncio.to_thread(self._delete_branch, branch)
-        await self._after_done(task.id)
         return StitchOutcome(task.id, TaskState.DONE, reason)
 
     def _delete_branch(self, branch: str) -> None:
@@ -640,9 +638,10 @@ class Stitcher:
             test_loc_after=after.test,
         )
 
-    async def _after_done(self, task_id: int) -> None:
+    async def _after_done(self, task_id: int, reason: str, merge: str | None = None) -> None:
+        """The task is done: recorded with the promotions it causes in one transaction."""
         store = self.project.store
-        events = await asyncio.to_thread(store.promote_unblocked, self.generation.name)
+        events = await asyncio.to_thread(store.finish_task, task_id, reason, merge)
         self.project.bus.announce(*events)
         task = await asyncio.to_thread(store.get_task, task_id)
         await asyncio.to_thread(write_task_history, self.project, task)
