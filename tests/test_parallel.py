@@ -15,6 +15,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.scheduler import critical_path_lengths, launch_order
 from shoemaker.events import AgentStarted, Event
+from shoemaker.git import Git
 from shoemaker.model import Task, TaskState
 
 
@@ -185,6 +186,46 @@ async def test_cancelling_while_four_agents_run(
     assert project.store.integrity_check() == "ok"
     assert project.store.get_generation("g").state == "paused"
     assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+async def test_an_agent_that_breaks_its_worktree_fails_only_its_task(fast_tmp: Path) -> None:
+    # The worktrees live inside another repository (a person's, say): a worktree without .git
+    # must never make git act on that one.
+    outer = Git.init_repo(fast_tmp)
+    (fast_tmp / "outer.txt").write_text("a person's file\n")
+    outer.commit_all(fast_tmp, "outer")
+
+    def outer_state() -> tuple[str, ...]:
+        return tuple(
+            subprocess.run(
+                ["git", "-C", str(fast_tmp), *args], capture_output=True, text=True, check=True
+            ).stdout
+            for args in (["show-ref", "--head"], ["ls-files", "--stage"], ["log", "--oneline"])
+        )
+
+    before = outer_state()
+    project = make_project(
+        fast_tmp,
+        [
+            task("Breaks git", files={"x.py": "X = 1\n"}, delete=[".git"]),
+            task("Slow one", files={"b.py": "B = 1\n"}, duration=1.0),
+            task("Slow two", files={"c.py": "C = 1\n"}, duration=1.0),
+            task("After the broken one", [0], files={"d.py": "D = 1\n"}),
+        ],
+        max_parallel=3,
+    )
+    start_generation(project, "g")
+    report = await Engine(project).run(cycles=1)  # the run goes on: nothing is raised
+    broken, one, two, after = project.store.list_tasks("g")
+    assert broken.state == TaskState.FAILED and "not a git repository" in broken.reason
+    assert "has no .git any more" in broken.reason
+    assert (one.state, two.state) == (TaskState.DONE, TaskState.DONE)
+    assert after.state == TaskState.BLOCKED
+    assert after.reason == f"depends on task {broken.id}, which failed"
+    assert report.merged == 2 and report.failed == 1
+    # No other agent was stopped: every stitch run ended on its own, successfully.
+    assert all(r.ok for r in project.store.runs(generation="g") if r.phase == "stitch")
+    assert outer_state() == before
 
 
 def tasks_of(*deps: list[int]) -> list[Task]:

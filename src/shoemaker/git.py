@@ -203,10 +203,16 @@ class Git:
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = ["git", *args]
+        # Every command runs at the top of a checkout: git must find the repository right
+        # there, never in a directory above (a worktree whose .git an agent removed would
+        # otherwise act on whatever repository contains it).
+        ceiling = {"GIT_CEILING_DIRECTORIES": str(Path(cwd).resolve().parent)}
+        if not Path(cwd).is_dir():
+            raise GitError(argv, 128, f"{cwd} is not a directory any more")
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=Git._env(env),
+            env=Git._env({**ceiling, **(env or {})}),
             capture_output=True,
             text=True,
             input=input,

@@ -30,7 +30,7 @@ from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
-from shoemaker.git import Loc, MergeOutcome, matches_any
+from shoemaker.git import GitError, Loc, MergeOutcome, matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
@@ -166,6 +166,10 @@ class Stitcher:
                 asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
             )
             raise
+        except GitError as exc:
+            # One task's git trouble (an agent that broke its worktree, a commit that fails)
+            # ends that task, never the run: the other agents keep working.
+            return await self._git_failed(task, worktree, exc)
         except Exception as exc:
             # Whatever went wrong, the task does not stay "running": it goes back to ready
             # with the reason, its work committed to its branch, and the run stops.
@@ -370,6 +374,30 @@ class Stitcher:
             self._preserve(task, worktree, "interrupted")
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             self._transition(task_id, TaskState.READY, reason, interrupted=True)
+
+    async def _git_failed(self, task: Task, worktree: Path, exc: GitError) -> StitchOutcome:
+        """A git command of this task failed: what can be kept is committed to its branch, the
+        task fails with the reason (no retry: the same step would fail again) and its
+        dependents are blocked."""
+        await asyncio.to_thread(self._interrupted_keep, task, worktree)
+        current = await asyncio.to_thread(self.project.store.get_task, task.id)
+        if current.state not in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+            # It had already ended (done, back to ready): only a clean-up step failed.
+            self._log(task.id, f"after it ended: {exc}", "warning")
+            return StitchOutcome(task.id, current.state, current.reason)
+        broken = worktree.is_dir() and not worktree.joinpath(".git").exists()
+        reason = f"{exc}" + (f" (its worktree {worktree} has no .git any more)" if broken else "")
+        self._transition(task.id, TaskState.FAILED, reason, fingerprint=fingerprint("git", reason))
+        store = self.project.store
+        events = await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        self.project.bus.announce(*events)
+        failed = await asyncio.to_thread(store.get_task, task.id)
+        await asyncio.to_thread(write_task_history, self.project, failed)
+        return StitchOutcome(task.id, TaskState.FAILED, reason)
+
+    def _interrupted_keep(self, task: Task, worktree: Path) -> None:
+        with contextlib.suppress(Exception):  # a broken worktree cannot even be committed
+            self._preserve(task, worktree, "git-failed")
 
     def _changed(self, base: str, commit: str) -> list[str]:
         return [f.path for f in self.project.git.diff_stat(base, commit).files]
