@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from shoemaker.crashpoints import crash_point
+
 IDENTITY_ENV = {
     "GIT_AUTHOR_NAME": "shoemaker",
     "GIT_AUTHOR_EMAIL": "shoemaker@localhost",
@@ -597,6 +599,7 @@ class Git:
         if self._run_in(where, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
             self._undo(where, head)
             return MergeOutcome(True, head, (), "already merged")
+        crash_point("squash-staged")
         try:
             self._run(
                 [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],

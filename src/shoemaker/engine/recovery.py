@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.engine.agent_call import RUN_MARKER, run_marker
+from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.events import Log, Recovered
 from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
@@ -330,6 +331,8 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             if task.branch and git.ref_exists(f"refs/heads/{task.branch}"):
                 git.delete_branch(task.branch, force=True)
                 log(f"removed branch {task.branch} of task {task.id}, which had merged")
+            if not task_history_path(project, task).exists():
+                write_task_history(project, task)  # the crash came before its record
             continue
         if task.id in landed and task.state in ACTIVE_TASK_STATES:
             # Recorded as merging with its squash commit; the run that follows runs its

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.gates import (
     describe_command,
@@ -158,8 +159,10 @@ class Stitcher:
             branch=branch,
             worktree=str(worktree),
         )
+        crash_point("running-recorded")
         try:
             base = await asyncio.to_thread(self._prepare_worktree, task, branch, worktree, attempt)
+            crash_point("worktree-ready")
             return await self._run_attempt(task, branch, worktree, base, attempt, started, release)
         except asyncio.CancelledError:
             await asyncio.shield(
@@ -254,6 +257,7 @@ class Stitcher:
         run_id, result = await call_agent(
             project, AgentCall(Phase.STITCH, gen.name, task.id, attempt, prompt, worktree)
         )
+        crash_point("agent-finished")
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         if not result.ok:
@@ -267,9 +271,11 @@ class Stitcher:
             )
 
         self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
+        crash_point("verifying-recorded")
         commit = await asyncio.to_thread(
             self._commit, task, worktree, base, attempt, run_id, time.monotonic() - started
         )
+        crash_point("committed")
         if commit is None:
             await asyncio.to_thread(self.pool.release, worktree)
             await asyncio.to_thread(project.git.delete_branch, branch, True)
@@ -279,6 +285,7 @@ class Stitcher:
 
         changed = await asyncio.to_thread(self._changed, base, commit)
         failure = await self._run_gates(task, worktree, run_id, changed, "worktree")
+        crash_point("gates-done")
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
             return await self._give_back(task, failure)
@@ -288,6 +295,7 @@ class Stitcher:
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
             return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
         self._transition(task.id, TaskState.MERGING, "gates passed")
+        crash_point("merging-recorded")
         release()  # the agent and gates are done: another task may start while this one merges
         return await self._merge(task, branch, base, commit, started)
 
@@ -458,8 +466,10 @@ class Stitcher:
         failure = None
         async with self.merge_lock:
             outcome, base, commit = await asyncio.to_thread(self._land, task, branch, base, commit)
+            crash_point("merge-landed")
             if outcome.merged and outcome.commit != base:
                 failure = await self._verify_merged(task, base, commit, outcome.commit)
+                crash_point("merge-verified")
         self.project.bus.emit(
             MergeResult(
                 generation=gen.name,
@@ -534,6 +544,7 @@ class Stitcher:
     ) -> StitchOutcome:
         metrics = await asyncio.to_thread(self._record_metrics, task, base, commit, merge, duration)
         self.project.bus.emit(metrics)
+        crash_point("metrics-recorded")
         await self._after_done(task.id, reason, merge)
         if branch:
             await asyncio.to_thread(self._delete_branch, branch)
@@ -670,9 +681,11 @@ class Stitcher:
         """The task is done: recorded with the promotions it causes in one transaction."""
         store = self.project.store
         events = await asyncio.to_thread(store.finish_task, task_id, reason, merge)
+        crash_point("done-recorded")
         self.project.bus.announce(*events)
         task = await asyncio.to_thread(store.get_task, task_id)
         await asyncio.to_thread(write_task_history, self.project, task)
+        crash_point("history-written")
 
     async def _give_back(self, task: Task, failure: Failure) -> StitchOutcome:
         """After a failed attempt: ready for another try (its work set aside, or kept for a
