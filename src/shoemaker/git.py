@@ -460,9 +460,10 @@ class Git:
         """Undo ``commit`` with a new commit on what ``cwd`` has checked out; its sha."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
+        before = self.dirty_paths(where)
         proc = self._run_in(where, [*_QUIET_CONFIG, "revert", "--no-commit", commit], check=False)
         if proc.returncode != 0:
-            self._undo(where, head)
+            self._undo(where, head, before)
             raise GitError(["git", "revert", commit], proc.returncode, proc.stderr)
         self._run(
             [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
@@ -553,11 +554,23 @@ class Git:
         out = self._run(["diff", "--name-only", "--diff-filter=U", "-z"], cwd)
         return tuple(p for p in out.split("\0") if p)
 
-    def _undo(self, cwd: Path, head: str) -> None:
-        """Back to ``head`` with a clean index and tree, whatever the failed merge left."""
+    def _undo(self, cwd: Path, head: str, before: Sequence[str] = ()) -> None:
+        """Back to ``head`` without what the failed merge left. ``before``: the paths a person
+        had changed before it (git never merges over them); those are never reset."""
         self.abort_merge(cwd)
-        if self.rev_parse("HEAD", cwd) != head or self.dirty_paths(cwd):
-            self._run(["reset", "-q", "--hard", head], cwd)
+        if not before:
+            if self.rev_parse("HEAD", cwd) != head or self.dirty_paths(cwd):
+                self._run(["reset", "-q", "--hard", head], cwd)
+            return
+        if self.rev_parse("HEAD", cwd) != head:
+            self._run(["reset", "-q", "--keep", head], cwd)  # refuses to touch local changes
+        left = [p for p in self.dirty_paths(cwd) if p not in set(before)]
+        if left:
+            tracked = self._run(["ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *left], cwd)
+            known = [p for p in tracked.split("\0") if p]
+            if known:
+                self._run(["checkout", "-q", "HEAD", "--", *known], cwd)
+            self._run(["clean", "-q", "-f", "--", *[p for p in left if p not in known]], cwd)
 
     def merge(
         self,
@@ -569,6 +582,7 @@ class Git:
         """``git merge --no-ff branch`` into what ``cwd`` has checked out; aborted on conflict."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
+        before = self.dirty_paths(where)
         message = self.format_message(subject, "", trailers)
         proc = self._run_in(
             where,
@@ -579,13 +593,15 @@ class Git:
         if proc.returncode == 0:
             return MergeOutcome(True, self.rev_parse("HEAD", where))
         conflicts = self._conflicted(where)
-        self._undo(where, head)
+        self._undo(where, head, before)
         return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
 
     def squash_merge(self, branch: str, message: str, cwd: Path | None = None) -> MergeOutcome:
-        """Land ``branch`` as one commit with ``message``; on conflict, nothing changes."""
+        """Land ``branch`` as one commit with ``message``; on conflict, nothing changes (a
+        person's uncommitted changes there neither: git refuses to merge over them)."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
+        before = self.dirty_paths(where)
         proc = self._run_in(
             where,
             [*_QUIET_CONFIG, "merge", "--squash", "--no-commit", branch],
@@ -594,10 +610,10 @@ class Git:
         )
         if proc.returncode != 0:
             conflicts = self._conflicted(where)
-            self._undo(where, head)
+            self._undo(where, head, before)
             return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
         if self._run_in(where, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
-            self._undo(where, head)
+            self._undo(where, head, before)
             return MergeOutcome(True, head, (), "already merged")
         crash_point("squash-staged")
         try:
@@ -608,7 +624,7 @@ class Git:
                 input=message,
             )
         except GitError as exc:
-            self._undo(where, head)
+            self._undo(where, head, before)
             return MergeOutcome(False, "", (), str(exc))
         return MergeOutcome(True, self.rev_parse("HEAD", where))
 
