@@ -337,6 +337,7 @@ def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
     from shoemaker.engine.engine import Selection
     from shoemaker.engine.generation import GenerationError
     from shoemaker.engine.plans import refuse_waiting_plans
+    from shoemaker.engine.project import RunLock
     from shoemaker.engine.recovery import check_main_checkout
 
     gen = _current(project)
@@ -344,7 +345,14 @@ def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
     if args.only or args.skip or args.start:
         selection = Selection(frozenset(args.only), frozenset(args.skip), args.start)
     try:
-        check_main_checkout(project, gen)
+        lock = RunLock(project)
+        # While another run holds the lock, its merge may be half done: Engine.run refuses
+        # that run (the lock) without looking at the checkout.
+        if lock.acquire():
+            try:
+                check_main_checkout(project, gen)
+            finally:
+                lock.release()
         refuse_waiting_plans(project, gen)
         if selection is not None:
             selection.check(project.store.list_tasks(gen.name))

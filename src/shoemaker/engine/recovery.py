@@ -241,7 +241,9 @@ def _foreign_git_state(project: Project, gen: Generation) -> str | None:
 def check_main_checkout(project: Project, gen: Generation) -> None:
     """Refuse a run (``GenerationError``, nothing changed) unless merges can land: the main
     checkout has the generation branch checked out and holds no merge or staged files of a
-    person. Checked before anything runs, so no agent is paid for work that could not land."""
+    person. Checked before anything runs, so no agent is paid for work that could not land.
+    Call it holding the run lock: a git of a dead shoemaker is let finish first."""
+    _wait_for_orphaned_gits()
     git = project.git
     current = git.current_branch()
     if current != gen.branch:
