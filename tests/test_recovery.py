@@ -197,6 +197,20 @@ def test_shoemakers_own_half_done_squash_merge_is_undone(fast_tmp: Path) -> None
     assert report.requeued == [t.id]  # its merge never landed: it runs again
 
 
+def test_shoemakers_own_half_done_revert_is_undone(fast_tmp: Path) -> None:
+    # A gate failed after the merge and shoemaker died inside `git revert --no-commit`: the
+    # revert's message names the landed commit, whose trailer names the merging task.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    t, sha = landed_before_a_crash(project, {"a.py": "A = 1\n"})
+    _git(project, "revert", "--no-commit", sha)
+    assert project.git.has_staged() and "This reverts commit" in project.git.merge_messages()
+    report = recover(project, gen)
+    assert report.merge_undone and not project.git.has_staged()
+    assert (project.root / "a.py").read_text() == "A = 1\n"
+    assert report.landed == {t.id: sha}  # its gates run again after recovery
+
+
 def test_a_squash_merge_naming_no_merging_task_is_left_alone(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [])
     gen = start_generation(project, "g")
