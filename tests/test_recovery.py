@@ -267,10 +267,10 @@ def test_a_persons_merge_or_staged_edit_refuses_the_run_and_stays(
     for verb in ("run", "resume"):
         proc = cli(project, verb)
         assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert said in proc.stderr and "shoemaker leaves them alone" in proc.stderr
+        assert said in proc.stderr and "which shoemaker never touches" in proc.stderr
         assert _everything(project) == before
     # The engine itself (the dashboard's way in) refuses the same way.
-    with pytest.raises(GenerationError, match="shoemaker leaves them alone"):
+    with pytest.raises(GenerationError, match="which shoemaker never touches"):
         asyncio.run(Engine(project).run(cycles=1))
     assert _everything(project) == before
 

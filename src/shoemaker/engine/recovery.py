@@ -235,7 +235,7 @@ def _foreign_git_state(project: Project, gen: Generation) -> str | None:
     what = "a merge in progress that shoemaker did not start" if merging else "staged files"
     where = f" ({listed})" if listed else ""
     fix = "`git merge --continue` or `git merge --abort`" if merging else "commit or unstage them"
-    return f"{gen.branch} has {what}{where}; shoemaker leaves them alone: {fix}, then run again"
+    return f"{gen.branch} has {what}{where}, which shoemaker never touches: {fix}, then run again"
 
 
 def check_main_checkout(project: Project, gen: Generation) -> None:
