@@ -14,9 +14,11 @@ from projects import make_project, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.scheduler import critical_path_lengths, launch_order
+from shoemaker.engine.stitch import Stitcher
 from shoemaker.events import AgentStarted, Event
 from shoemaker.git import Git
-from shoemaker.model import Task, TaskState
+from shoemaker.model import Task, TaskState, task_branch
+from shoemaker.store import NewTask
 
 
 async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) -> None:
@@ -226,6 +228,31 @@ async def test_an_agent_that_breaks_its_worktree_fails_only_its_task(fast_tmp: P
     # No other agent was stopped: every stitch run ended on its own, successfully.
     assert all(r.ok for r in project.store.runs(generation="g") if r.phase == "stitch")
     assert outer_state() == before
+
+
+def test_a_task_never_touches_the_worktree_it_gave_back(fast_tmp: Path) -> None:
+    # Task 1 released its worktree before its merge; the pool gave it to task 2, whose agent
+    # is writing there. Task 1 then stops (cancelled, or its merge failed): what is in the
+    # worktree is task 2's, neither committed under task 1's name nor taken away.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    (one, two), _ = project.store.add_tasks("g", [NewTask("one"), NewTask("two")], 1, "test")
+    stitcher = Stitcher(project, gen)
+    head = project.git.rev_parse(gen.branch)
+    worktree = stitcher.pool.reserve()
+    stitcher.pool.prepare(worktree, task_branch("g", one.id), head)
+    stitcher.pool.release(worktree)
+    assert stitcher.pool.reserve() == worktree
+    stitcher.pool.prepare(worktree, task_branch("g", two.id), head)
+    (worktree / "two.py").write_text("TWO = 2\n")
+    stitcher._preserve(one, worktree, "interrupted")
+    assert project.git.current_branch(worktree) == task_branch("g", two.id)
+    assert project.git.rev_parse(task_branch("g", two.id)) == head  # nothing committed
+    assert (worktree / "two.py").read_text() == "TWO = 2\n"
+    stitcher._preserve(two, worktree, "interrupted")  # its own: committed and released
+    assert project.git.log(f"{head}..{task_branch('g', two.id)}")[0].trailers[
+        "Shoemaker-Task"
+    ] == str(two.id)
 
 
 def tasks_of(*deps: list[int]) -> list[Task]:

@@ -364,9 +364,12 @@ class Stitcher:
 
     def _preserve(self, task: Task, worktree: Path, outcome: str) -> None:
         """Commit whatever an unsuccessful attempt left to its branch, then give the worktree
-        back to the pool."""
+        back to the pool. A worktree that is no longer on the task's branch is not this task's
+        any more (released, and maybe another task's now; or broken): it is left alone."""
         git = self.project.git
         if worktree.exists():
+            if git.current_branch(worktree) != task_branch(self.generation.name, task.id):
+                return
             with contextlib.suppress(Exception):
                 git.commit_all(
                     worktree,
