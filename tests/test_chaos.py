@@ -23,6 +23,7 @@ import pytest
 
 from agents import new_token, processes_with_token
 from projects import make_project, task
+from shoemaker.crashpoints import CRASH_ENV, CRASH_EXIT, POINTS
 from shoemaker.model import TaskState
 from shoemaker.store import Store
 
@@ -35,11 +36,11 @@ _GATE = (
 )
 
 
-def _proposals() -> list[dict[str, Any]]:
-    """12 tasks, each writing its own module that imports the modules it depends on."""
+def _proposals(count: int) -> list[dict[str, Any]]:
+    """``count`` tasks, each writing its own module that imports the modules it depends on."""
     rng = random.Random(12)
     out = []
-    for i in range(TASKS):
+    for i in range(count):
         deps = sorted(rng.sample(range(i), k=min(i, rng.choice([0, 1, 1, 2])))) if i else []
         imports = "".join(f"from pkg import m{d}\n" for d in deps)
         body = f'"""Module {i}."""\n\n{imports}\n\ndef value() -> int:\n    return {i}'
@@ -55,13 +56,13 @@ def _proposals() -> list[dict[str, Any]]:
     return out
 
 
-def _project(root: Path) -> Path:
+def _project(root: Path, count: int = TASKS) -> Path:
     project = make_project(
         root,
-        _proposals(),
+        _proposals(count),
         max_parallel=3,
         cycles=3,
-        max_issues=TASKS,
+        max_issues=count,
         worktree_dir="../worktrees",  # relative: the reference's configuration is the same
         gates=[{"name": "parse", "command": [sys.executable, "-c", _GATE]}],
     )
@@ -108,12 +109,14 @@ def _kill_after_events(repo: Path, events: int, env: dict[str, str]) -> bool:
     return not ended_first
 
 
-def _check_generation(repo: Path, name: str, reference_tree: str, token: str) -> None:
+def _check_generation(
+    repo: Path, name: str, reference_tree: str, token: str, count: int = TASKS
+) -> None:
     final = _cli(repo, "resume", env={**os.environ, "SHOEMAKER_TEST_TOKEN": token})
     assert final.returncode == 0, final.stdout + final.stderr
     store = Store(repo / ".shoemaker" / "shoemaker.db")
     tasks = store.list_tasks(name)
-    assert len(tasks) == TASKS
+    assert len(tasks) == count
     assert [t.id for t in tasks if t.state != TaskState.DONE] == []
     assert store.integrity_check() == "ok"
     store.close()
@@ -128,6 +131,41 @@ def _check_generation(repo: Path, name: str, reference_tree: str, token: str) ->
     assert _git(repo, "worktree", "list").count("\n") == 0  # only the main worktree
     assert _git(repo, "branch", "--list", "task/*", "attempt/*") == ""
     assert processes_with_token(token) == []
+    history = repo / ".shoemaker" / "history" / name
+    assert sorted(p.name for p in history.glob("task-*.yaml")) == [
+        f"task-{t.id:04d}.yaml" for t in tasks
+    ]
+
+
+def _reference(root: Path, count: int) -> str:
+    """The tree an uninterrupted run of the generation lands."""
+    reference = _project(root, count)
+    assert _cli(reference, "start", "ref").returncode == 0
+    run = _cli(reference, "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "recovered" not in run.stdout
+    return _git(reference, "rev-parse", "generation-ref^{tree}")
+
+
+@pytest.mark.slow
+def test_a_crash_at_each_step_boundary_then_resume_lands_every_task_once(
+    fast_tmp: Path,
+) -> None:
+    # Not random moments: the process dies (os._exit, no clean-up) at each named boundary of
+    # the stitch pipeline in turn, while other agents work, and one `resume` must finish.
+    count = 4
+    reference_tree = _reference(fast_tmp / "reference", count)
+    for point in POINTS:
+        token = new_token()
+        repo = _project(fast_tmp / point, count)
+        assert _cli(repo, "start", "chaos").returncode == 0
+        env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token, CRASH_ENV: point}
+        crashed = _cli(repo, "run", "--events", "ndjson", env=env)
+        assert crashed.returncode == CRASH_EXIT, f"{point} never reached: {crashed.stderr}"
+        try:
+            _check_generation(repo, "chaos", reference_tree, token, count)
+        except AssertionError as exc:
+            raise AssertionError(f"after a crash at {point}: {exc}") from exc
 
 
 @pytest.mark.slow
@@ -135,12 +173,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(
     fast_tmp: Path, request: pytest.FixtureRequest
 ) -> None:
     wanted: int = request.config.getoption("--chaos-runs")
-    reference = _project(fast_tmp / "reference")
-    assert _cli(reference, "start", "ref").returncode == 0
-    run = _cli(reference, "run")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "recovered" not in run.stdout
-    reference_tree = _git(reference, "rev-parse", "generation-ref^{tree}")
+    reference_tree = _reference(fast_tmp / "reference", TASKS)
 
     seed: int = request.config.getoption("--chaos-seed")
     rng = random.Random(seed)

@@ -100,6 +100,33 @@ def test_squash_merge_and_conflict_leaves_everything_clean(repo: Git, fast_tmp: 
     )  # one commit per task, no merge commit
 
 
+def test_a_failed_merge_never_resets_a_persons_uncommitted_changes(
+    repo: Git, fast_tmp: Path
+) -> None:
+    wt = fast_tmp / "wt"
+    repo.add_worktree(wt, "task/g-1", "HEAD")
+    (wt / "src" / "app.py").write_text("a = 10\n\nb = 2\n")
+    repo.commit_all(wt, "change a")
+    # A person's unstaged edit of the file the merge changes: git refuses, nothing moves.
+    (repo.root / "src" / "app.py").write_text("a = 1  # mine\n\nb = 2\n")
+    outcome = repo.squash_merge("task/g-1", "change a\n")
+    assert not outcome.merged
+    assert (repo.root / "src" / "app.py").read_text() == "a = 1  # mine\n\nb = 2\n"
+    git(repo.root, "checkout", "--", ".")
+    # A conflict while a person has an unrelated edit and a file of their own: the conflict
+    # is undone, their edit and file stay.
+    (repo.root / "src" / "app.py").write_text("a = 20\n\nb = 2\n")
+    repo.commit_all(repo.root, "change a here")
+    (repo.root / "README.md").write_text("hello, mine\n")
+    (repo.root / "notes.txt").write_text("my notes\n")
+    outcome = repo.squash_merge("task/g-1", "change a\n")
+    assert not outcome.merged and outcome.conflict_files == ("src/app.py",)
+    assert (repo.root / "README.md").read_text() == "hello, mine\n"
+    assert (repo.root / "notes.txt").read_text() == "my notes\n"
+    assert sorted(repo.dirty_paths()) == ["README.md", "notes.txt"]
+    assert not repo.has_staged() and not repo.is_merging()
+
+
 def test_no_ff_merge_conflict_is_aborted(repo: Git) -> None:
     repo.create_branch("side", "HEAD")
     repo.checkout("side")

@@ -14,8 +14,11 @@ from projects import make_project, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.scheduler import critical_path_lengths, launch_order
+from shoemaker.engine.stitch import Stitcher
 from shoemaker.events import AgentStarted, Event
-from shoemaker.model import Task, TaskState
+from shoemaker.git import Git
+from shoemaker.model import Task, TaskState, task_branch
+from shoemaker.store import NewTask
 
 
 async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) -> None:
@@ -185,6 +188,71 @@ async def test_cancelling_while_four_agents_run(
     assert project.store.integrity_check() == "ok"
     assert project.store.get_generation("g").state == "paused"
     assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+async def test_an_agent_that_breaks_its_worktree_fails_only_its_task(fast_tmp: Path) -> None:
+    # The worktrees live inside another repository (a person's, say): a worktree without .git
+    # must never make git act on that one.
+    outer = Git.init_repo(fast_tmp)
+    (fast_tmp / "outer.txt").write_text("a person's file\n")
+    outer.commit_all(fast_tmp, "outer")
+
+    def outer_state() -> tuple[str, ...]:
+        return tuple(
+            subprocess.run(
+                ["git", "-C", str(fast_tmp), *args], capture_output=True, text=True, check=True
+            ).stdout
+            for args in (["show-ref", "--head"], ["ls-files", "--stage"], ["log", "--oneline"])
+        )
+
+    before = outer_state()
+    project = make_project(
+        fast_tmp,
+        [
+            task("Breaks git", files={"x.py": "X = 1\n"}, delete=[".git"]),
+            task("Slow one", files={"b.py": "B = 1\n"}, duration=1.0),
+            task("Slow two", files={"c.py": "C = 1\n"}, duration=1.0),
+            task("After the broken one", [0], files={"d.py": "D = 1\n"}),
+        ],
+        max_parallel=3,
+    )
+    start_generation(project, "g")
+    report = await Engine(project).run(cycles=1)  # the run goes on: nothing is raised
+    broken, one, two, after = project.store.list_tasks("g")
+    assert broken.state == TaskState.FAILED and "not a git repository" in broken.reason
+    assert "has no .git any more" in broken.reason
+    assert (one.state, two.state) == (TaskState.DONE, TaskState.DONE)
+    assert after.state == TaskState.BLOCKED
+    assert after.reason == f"depends on task {broken.id}, which failed"
+    assert report.merged == 2 and report.failed == 1
+    # No other agent was stopped: every stitch run ended on its own, successfully.
+    assert all(r.ok for r in project.store.runs(generation="g") if r.phase == "stitch")
+    assert outer_state() == before
+
+
+def test_a_task_never_touches_the_worktree_it_gave_back(fast_tmp: Path) -> None:
+    # Task 1 released its worktree before its merge; the pool gave it to task 2, whose agent
+    # is writing there. Task 1 then stops (cancelled, or its merge failed): what is in the
+    # worktree is task 2's, neither committed under task 1's name nor taken away.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    (one, two), _ = project.store.add_tasks("g", [NewTask("one"), NewTask("two")], 1, "test")
+    stitcher = Stitcher(project, gen)
+    head = project.git.rev_parse(gen.branch)
+    worktree = stitcher.pool.reserve()
+    stitcher.pool.prepare(worktree, task_branch("g", one.id), head)
+    stitcher.pool.release(worktree)
+    assert stitcher.pool.reserve() == worktree
+    stitcher.pool.prepare(worktree, task_branch("g", two.id), head)
+    (worktree / "two.py").write_text("TWO = 2\n")
+    stitcher._preserve(one, worktree, "interrupted")
+    assert project.git.current_branch(worktree) == task_branch("g", two.id)
+    assert project.git.rev_parse(task_branch("g", two.id)) == head  # nothing committed
+    assert (worktree / "two.py").read_text() == "TWO = 2\n"
+    stitcher._preserve(two, worktree, "interrupted")  # its own: committed and released
+    assert project.git.log(f"{head}..{task_branch('g', two.id)}")[0].trailers[
+        "Shoemaker-Task"
+    ] == str(two.id)
 
 
 def tasks_of(*deps: list[int]) -> list[Task]:

@@ -3,19 +3,25 @@ recorded, the run lock. Real SIGKILLs of whole runs are in test_chaos.py."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token, stitch_prompt
-from projects import check, make_project, task
+from projects import check, cli, make_project, task
 from shoemaker.engine.agent_call import RUN_MARKER, run_marker
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.generation import start_generation
+from shoemaker.engine.generation import GenerationError, start_generation
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.recovery import recover
+from shoemaker.git import IDENTITY_ENV
 from shoemaker.model import Task, TaskState, task_branch
 from shoemaker.store import NewTask
 
@@ -128,23 +134,176 @@ async def test_a_landed_merge_whose_gate_fails_after_recovery_is_reverted(fast_t
     assert (project.root / "a.py").read_text() == "A = 1\n"
 
 
-def test_a_half_done_squash_merge_is_undone(fast_tmp: Path) -> None:
+def _squash_left_half_done(project: Project, trailer: str) -> Task:
+    """A task ``merging``, its squash merge staged in the main checkout and not committed:
+    what shoemaker leaves when it dies inside ``git merge --squash``. Its commit carries
+    ``trailer`` (``Shoemaker-Task: ID`` when the task is shoemaker's)."""
+    (t,), _ = project.store.add_tasks("g", [NewTask("B")], 1, "test")
+    branch = task_branch("g", t.id)
+    project.store.transition_task(t.id, TaskState.RUNNING, count_attempt=True, branch=branch)
+    for state in (TaskState.VERIFYING, TaskState.MERGING):
+        project.store.transition_task(t.id, state)
+    wt = project.root.parent / "side"
+    project.git.add_worktree(wt, branch, "HEAD")
+    (wt / "b.py").write_text("B = 1\n")
+    project.git.commit_all(wt, "B (task #1)", "", {"Shoemaker-Task": trailer})
+    project.git.remove_worktree(wt)
+    _git(project, "merge", "--squash", "--no-commit", branch)
+    return t
+
+
+def _git(project: Project, *args: str, check: bool = True) -> str:
+    return subprocess.run(
+        ["git", "-C", str(project.root), *args], capture_output=True, text=True, check=check
+    ).stdout
+
+
+def _everything(project: Project) -> dict[str, object]:
+    """The git state a person owns and every store row: a refusal leaves all of it as it was."""
+    tree = {
+        str(p.relative_to(project.root)): p.read_bytes()
+        for p in sorted(project.root.rglob("*"))
+        if p.is_file() and not {".git", ".shoemaker"} & set(p.relative_to(project.root).parts)
+    }
+    git_dir = project.root / ".git"
+    db = sqlite3.connect(project.store.path)
+    rows = list(db.iterdump())
+    db.close()
+    return {
+        "refs": _git(project, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "head": _git(project, "symbolic-ref", "-q", "HEAD", check=False)
+        + _git(project, "rev-parse", "HEAD"),
+        "index": _git(project, "ls-files", "--stage"),
+        "status": _git(project, "status", "--porcelain=v2"),
+        "merge": [
+            (git_dir / name).read_bytes() if (git_dir / name).exists() else None
+            for name in ("MERGE_HEAD", "MERGE_MSG", "SQUASH_MSG")
+        ],
+        "tree": tree,
+        "store": rows,
+    }
+
+
+def test_shoemakers_own_half_done_squash_merge_is_undone(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [])
     gen = start_generation(project, "g")
-    project.git.create_branch("side", "HEAD")
-    wt = fast_tmp / "side"
-    project.git.add_worktree(wt, "task/side", "HEAD")
-    (wt / "b.py").write_text("B = 1\n")
-    project.git.commit_all(wt, "side work")
-    subprocess.run(
-        ["git", "merge", "--squash", "task/side"], cwd=project.root, check=True, capture_output=True
-    )
+    t = _squash_left_half_done(project, "1")
     assert project.git.has_staged()
     (project.root / "app.py").write_text("VALUE = 5\n")  # a person's edit, not staged
     report = recover(project, gen)
     assert report.merge_undone and not project.git.has_staged()
     assert not (project.root / "b.py").exists()
     assert (project.root / "app.py").read_text() == "VALUE = 5\n"
+    assert report.requeued == [t.id]  # its merge never landed: it runs again
+
+
+def test_shoemakers_own_half_done_revert_is_undone(fast_tmp: Path) -> None:
+    # A gate failed after the merge and shoemaker died inside `git revert --no-commit`: the
+    # revert's message names the landed commit, whose trailer names the merging task.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    t, sha = landed_before_a_crash(project, {"a.py": "A = 1\n"})
+    _git(project, "revert", "--no-commit", sha)
+    assert project.git.has_staged() and "This reverts commit" in project.git.merge_messages()
+    report = recover(project, gen)
+    assert report.merge_undone and not project.git.has_staged()
+    assert (project.root / "a.py").read_text() == "A = 1\n"
+    assert report.landed == {t.id: sha}  # its gates run again after recovery
+
+
+def test_a_squash_merge_naming_no_merging_task_is_left_alone(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    _squash_left_half_done(project, "99")  # not the task the store has merging
+    before = _everything(project)
+    with pytest.raises(GenerationError, match=r"staged files \(b\.py\)"):
+        recover(project, gen)
+    assert _everything(project) == before
+
+
+def _a_persons_conflicted_merge(project: Project) -> None:
+    """On the generation branch, a person merged a branch of theirs and it conflicted."""
+    project.git.create_branch("mine", "HEAD")
+    (project.root / "app.py").write_text("VALUE = 2\n")
+    project.git.commit_all(project.root, "theirs")
+    _git(project, "checkout", "-q", "mine")
+    (project.root / "app.py").write_text("VALUE = 3\n")
+    project.git.commit_all(project.root, "mine")
+    _git(project, "checkout", "-q", "generation-g")
+    proc = subprocess.run(
+        ["git", "-C", str(project.root), "merge", "mine"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **IDENTITY_ENV},
+    )
+    assert proc.returncode == 1 and project.git.is_merging()
+
+
+def _a_persons_staged_edit(project: Project) -> None:
+    (project.root / "app.py").write_text("VALUE = 7\n")
+    _git(project, "add", "app.py")
+    (project.root / "app.py").write_text("VALUE = 8\n")  # and more, not staged
+
+
+@pytest.mark.parametrize(
+    ("person", "said"),
+    [
+        (_a_persons_conflicted_merge, "a merge in progress that shoemaker did not start (app.py)"),
+        (_a_persons_staged_edit, "staged files (app.py)"),
+    ],
+)
+def test_a_persons_merge_or_staged_edit_refuses_the_run_and_stays(
+    fast_tmp: Path, person: Callable[[Project], None], said: str
+) -> None:
+    project = make_project(fast_tmp, [task("A", files={"a.py": "A = 1\n"})])
+    start_generation(project, "g")
+    # A task left merging by a crash does not make the person's state shoemaker's.
+    (t,), _ = project.store.add_tasks("g", [NewTask("left merging")], 1, "test")
+    project.store.transition_task(t.id, TaskState.RUNNING, count_attempt=True)
+    for state in (TaskState.VERIFYING, TaskState.MERGING):
+        project.store.transition_task(t.id, state)
+    person(project)
+    before = _everything(project)
+    for verb in ("run", "resume"):
+        proc = cli(project, verb)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert said in proc.stderr and "which shoemaker never touches" in proc.stderr
+        assert _everything(project) == before
+    # The engine itself (the dashboard's way in) refuses the same way.
+    with pytest.raises(GenerationError, match="which shoemaker never touches"):
+        asyncio.run(Engine(project).run(cycles=1))
+    assert _everything(project) == before
+
+
+@pytest.mark.parametrize("checkout", ["detached", "main"])
+def test_a_wrong_checkout_is_refused_before_any_agent_runs(fast_tmp: Path, checkout: str) -> None:
+    project = make_project(fast_tmp, [task("A", files={"a.py": "A = 1\n"})])
+    start_generation(project, "g")
+    _git(project, "checkout", "-q", "--detach" if checkout == "detached" else "main")
+    before = _everything(project)
+    proc = cli(project, "run")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    shown = "a detached HEAD" if checkout == "detached" else "main"
+    assert f"has {shown} checked out" in proc.stderr and "git checkout generation-g" in proc.stderr
+    assert project.store.runs() == [] and _everything(project) == before
+    with pytest.raises(GenerationError, match="checked out"):
+        asyncio.run(Engine(project).run(cycles=1))
+    assert project.store.runs() == []
+
+
+def test_recovery_promotes_the_dependents_of_a_done_task(fast_tmp: Path) -> None:
+    # A store where a task is done and its dependent still waits (written by a process that
+    # recorded them apart): recovery promotes it, and doing so again changes nothing.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    (a, b), _ = project.store.add_tasks("g", [NewTask("A"), NewTask("B", after=(0,))], 1, "t")
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING, TaskState.DONE):
+        project.store.transition_task(a.id, state)
+    assert project.store.get_task(b.id).state == TaskState.PROPOSED
+    report = recover(project, gen)
+    assert report.promoted == [b.id] and "1 waiting task(s) promoted" in report.summary()
+    assert project.store.get_task(b.id).state == TaskState.READY
+    assert recover(project, gen).promoted == []
 
 
 def test_a_second_run_of_the_same_project_is_refused(fast_tmp: Path) -> None:

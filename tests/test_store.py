@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,84 @@ def test_done_promotes_and_failure_blocks_transitively(store: Store) -> None:
     assert [e.task_id for e in blocked] == [c]
     assert store.get_task(c).state == TaskState.BLOCKED
     assert store.get_task(d).state == TaskState.READY
+
+
+def test_done_and_the_promotions_it_causes_are_one_transaction(store: Store) -> None:
+    tasks, _ = store.add_tasks(
+        "g1", [NewTask("a"), NewTask("b", after=(0,)), NewTask("c", after=(0, 1))], 1, "measure"
+    )
+    a, b, _c = (t.id for t in tasks)
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+        store.transition_task(a, state)
+    # A promotion that cannot be written takes the task's "done" with it.
+    db = sqlite3.connect(store.path)
+    db.execute(
+        "CREATE TRIGGER no_ready BEFORE UPDATE OF state ON tasks WHEN NEW.state = 'ready' "
+        "BEGIN SELECT RAISE(ABORT, 'promotion refused'); END"
+    )
+    db.commit()
+    before = store.last_event_seq()
+    with pytest.raises(sqlite3.DatabaseError, match="promotion refused"):
+        store.finish_task(a, "merged", merged_commit="f" * 40)
+    assert store.get_task(a).state == TaskState.MERGING and store.last_event_seq() == before
+    db.execute("DROP TRIGGER no_ready")
+    db.commit()
+    db.close()
+    events = store.finish_task(a, "merged", merged_commit="f" * 40)
+    assert [(e.task_id, e.new) for e in events] == [(a, "done"), (b, "ready")]
+    assert [e for _, e in store.events_after(before)] == events
+    assert store.get_task(a).merged_commit == "f" * 40
+    assert store.promote_unblocked("g1") == []  # idempotent
+
+
+def test_two_tasks_finishing_together_promote_their_dependent_once(store: Store) -> None:
+    tasks, _ = store.add_tasks(
+        "g1", [NewTask("a"), NewTask("b"), NewTask("c", after=(0, 1))], 1, "measure"
+    )
+    a, b, c = (t.id for t in tasks)
+    for task_id in (a, b):
+        for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+            store.transition_task(task_id, state)
+    store.transition_task(a, TaskState.DONE)
+    store.transition_task(b, TaskState.DONE)
+    # Two processes (two connections) promote at once. The first is held just before it
+    # writes the promotion until the second has begun its own promotion: a check made
+    # outside the writing transaction would then promote c twice (ready → ready).
+    first, second = store, Store(store.path)
+    first_writes, second_began = threading.Event(), threading.Event()
+
+    def hold_first(sql: str) -> None:
+        if sql.startswith("UPDATE tasks") and not first_writes.is_set():
+            first_writes.set()
+            second_began.wait(timeout=30)
+
+    def note_second(sql: str) -> None:
+        if sql.startswith("BEGIN"):
+            second_began.set()
+
+    first._db.set_trace_callback(hold_first)
+    second._db.set_trace_callback(note_second)
+    results: dict[str, object] = {}
+
+    def promote(name: str, s: Store) -> None:
+        try:
+            results[name] = [e.task_id for e in s.promote_unblocked("g1")]
+        except Exception as exc:  # the failure this test is about, reported below
+            results[name] = exc
+
+    one = threading.Thread(target=promote, args=("first", first))
+    one.start()
+    assert first_writes.wait(timeout=30)
+    two = threading.Thread(target=promote, args=("second", second))
+    two.start()
+    one.join()
+    two.join()
+    assert second_began.is_set()
+    assert results == {"first": [c], "second": []}
+    assert store.get_task(c).state == TaskState.READY
+    promotions = [e for _, e in store.events_after(0) if getattr(e, "new", None) == "ready"]
+    assert [e.task_id for e in promotions].count(c) == 1
+    second.close()
 
 
 def test_event_log_is_append_only(store: Store) -> None:

@@ -359,18 +359,29 @@ def _require_generation(project: Project) -> None:
 
 
 def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
-    """Refusals of ``run`` that are bad input (exit 2), before anything starts: a plan that
-    waits for approval, unknown ids in ``--only``/``--skip``/``--from``. Returns the
+    """Refusals of ``run`` that are bad input (exit 2), before anything starts: a checkout
+    merges cannot land in (not the generation branch; a person's merge or staged files), a
+    plan that waits for approval, unknown ids in ``--only``/``--skip``/``--from``. Returns the
     selection, if any."""
     from shoemaker.engine.engine import Selection
     from shoemaker.engine.generation import GenerationError
     from shoemaker.engine.plans import refuse_waiting_plans
+    from shoemaker.engine.project import RunLock
+    from shoemaker.engine.recovery import check_main_checkout
 
     gen = _current(project)
     selection = None
     if args.only or args.skip or args.start:
         selection = Selection(frozenset(args.only), frozenset(args.skip), args.start)
     try:
+        lock = RunLock(project)
+        # While another run holds the lock, its merge may be half done: Engine.run refuses
+        # that run (the lock) without looking at the checkout.
+        if lock.acquire():
+            try:
+                check_main_checkout(project, gen)
+            finally:
+                lock.release()
         refuse_waiting_plans(project, gen)
         if selection is not None:
             selection.check(project.store.list_tasks(gen.name))

@@ -8,6 +8,7 @@ worktrees of one repository at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -16,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from shoemaker.crashpoints import crash_point
 
 IDENTITY_ENV = {
     "GIT_AUTHOR_NAME": "shoemaker",
@@ -202,10 +205,16 @@ class Git:
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = ["git", *args]
+        # Every command runs at the top of a checkout: git must find the repository right
+        # there, never in a directory above (a worktree whose .git an agent removed would
+        # otherwise act on whatever repository contains it).
+        ceiling = {"GIT_CEILING_DIRECTORIES": str(Path(cwd).resolve().parent)}
+        if not Path(cwd).is_dir():
+            raise GitError(argv, 128, f"{cwd} is not a directory any more")
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=Git._env(env),
+            env=Git._env({**ceiling, **(env or {})}),
             capture_output=True,
             text=True,
             input=input,
@@ -459,9 +468,10 @@ class Git:
         """Undo ``commit`` with a new commit on what ``cwd`` has checked out; its sha."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
+        before = self.dirty_paths(where)
         proc = self._run_in(where, [*_QUIET_CONFIG, "revert", "--no-commit", commit], check=False)
         if proc.returncode != 0:
-            self._undo(where, head)
+            self._undo(where, head, before)
             raise GitError(["git", "revert", commit], proc.returncode, proc.stderr)
         self._run(
             [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
@@ -529,6 +539,21 @@ class Git:
         proc = self._run_in(cwd or self.root, ["diff", "--cached", "--quiet"], check=False)
         return proc.returncode != 0
 
+    def staged_paths(self, cwd: Path | None = None) -> list[str]:
+        """Paths whose index entry differs from HEAD, unmerged ones included."""
+        out = self._run(["diff", "--cached", "--name-only", "-z"], cwd)
+        return sorted({p for p in out.split("\0") if p})
+
+    def merge_messages(self, cwd: Path | None = None) -> str:
+        """What a merge in progress will say: MERGE_MSG and SQUASH_MSG ("" when neither)."""
+        texts = []
+        for name in ("MERGE_MSG", "SQUASH_MSG"):
+            where = self._run(["rev-parse", "--git-path", name], cwd).strip()
+            path = Path(where) if Path(where).is_absolute() else (cwd or self.root) / where
+            with contextlib.suppress(OSError):
+                texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "\n".join(texts)
+
     def abort_merge(self, cwd: Path | None = None) -> None:
         self._run_in(cwd or self.root, ["merge", "--abort"], check=False)
         self._run_in(cwd or self.root, ["reset", "-q", "--merge"], check=False)
@@ -537,11 +562,23 @@ class Git:
         out = self._run(["diff", "--name-only", "--diff-filter=U", "-z"], cwd)
         return tuple(p for p in out.split("\0") if p)
 
-    def _undo(self, cwd: Path, head: str) -> None:
-        """Back to ``head`` with a clean index and tree, whatever the failed merge left."""
+    def _undo(self, cwd: Path, head: str, before: Sequence[str] = ()) -> None:
+        """Back to ``head`` without what the failed merge left. ``before``: the paths a person
+        had changed before it (git never merges over them); those are never reset."""
         self.abort_merge(cwd)
-        if self.rev_parse("HEAD", cwd) != head or self.dirty_paths(cwd):
-            self._run(["reset", "-q", "--hard", head], cwd)
+        if not before:
+            if self.rev_parse("HEAD", cwd) != head or self.dirty_paths(cwd):
+                self._run(["reset", "-q", "--hard", head], cwd)
+            return
+        if self.rev_parse("HEAD", cwd) != head:
+            self._run(["reset", "-q", "--keep", head], cwd)  # refuses to touch local changes
+        left = [p for p in self.dirty_paths(cwd) if p not in set(before)]
+        if left:
+            tracked = self._run(["ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *left], cwd)
+            known = [p for p in tracked.split("\0") if p]
+            if known:
+                self._run(["checkout", "-q", "HEAD", "--", *known], cwd)
+            self._run(["clean", "-q", "-f", "--", *[p for p in left if p not in known]], cwd)
 
     def merge(
         self,
@@ -553,6 +590,7 @@ class Git:
         """``git merge --no-ff branch`` into what ``cwd`` has checked out; aborted on conflict."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
+        before = self.dirty_paths(where)
         message = self.format_message(subject, "", trailers)
         proc = self._run_in(
             where,
@@ -563,13 +601,15 @@ class Git:
         if proc.returncode == 0:
             return MergeOutcome(True, self.rev_parse("HEAD", where))
         conflicts = self._conflicted(where)
-        self._undo(where, head)
+        self._undo(where, head, before)
         return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
 
     def squash_merge(self, branch: str, message: str, cwd: Path | None = None) -> MergeOutcome:
-        """Land ``branch`` as one commit with ``message``; on conflict, nothing changes."""
+        """Land ``branch`` as one commit with ``message``; on conflict, nothing changes (a
+        person's uncommitted changes there neither: git refuses to merge over them)."""
         where = cwd or self.root
         head = self.rev_parse("HEAD", where)
+        before = self.dirty_paths(where)
         proc = self._run_in(
             where,
             [*_QUIET_CONFIG, "merge", "--squash", "--no-commit", branch],
@@ -578,11 +618,12 @@ class Git:
         )
         if proc.returncode != 0:
             conflicts = self._conflicted(where)
-            self._undo(where, head)
+            self._undo(where, head, before)
             return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
         if self._run_in(where, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
-            self._undo(where, head)
+            self._undo(where, head, before)
             return MergeOutcome(True, head, (), "already merged")
+        crash_point("squash-staged")
         try:
             self._run(
                 [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
@@ -591,7 +632,7 @@ class Git:
                 input=message,
             )
         except GitError as exc:
-            self._undo(where, head)
+            self._undo(where, head, before)
             return MergeOutcome(False, "", (), str(exc))
         return MergeOutcome(True, self.rev_parse("HEAD", where))
 

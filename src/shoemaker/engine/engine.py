@@ -25,7 +25,7 @@ from shoemaker.engine.plans import (
     settle_plans,
 )
 from shoemaker.engine.project import Project, RunLock
-from shoemaker.engine.recovery import RecoveryReport, recover
+from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, CycleStarted, Event, Log
@@ -144,6 +144,9 @@ class Engine:
             )
         project.bus.add_listener(self._on_event)
         try:
+            # Before anything is paid for: merges must be able to land, and a person's own
+            # merge or staged files are never undone.
+            await asyncio.to_thread(check_main_checkout, project, gen)
             await asyncio.to_thread(preflight, project)
             await asyncio.to_thread(refuse_waiting_plans, project, gen)
             if selection is not None:

@@ -65,6 +65,11 @@ def write_measure_history(
     return _write(project, path, record)
 
 
+def task_history_path(project: Project, task: Task) -> Path:
+    """Where a finished task's record is written."""
+    return project.history_dir / task.generation / f"task-{task.id:04d}.yaml"
+
+
 def write_task_history(project: Project, task: Task) -> Path:
     metrics = project.store.metrics(task.id)
     runs = [_run_record(project, r.id) for r in project.store.runs(task_id=task.id)]
@@ -102,5 +107,5 @@ def write_task_history(project: Project, task: Task) -> Path:
         ],
         "metrics": {k: v for k, v in (metrics or {}).items() if k != "task_id"},
     }
-    path = project.history_dir / task.generation / f"task-{task.id:04d}.yaml"
+    path = task_history_path(project, task)
     return _write(project, path, record)

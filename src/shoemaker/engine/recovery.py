@@ -8,13 +8,18 @@ recovery followed by a run). What it does, in order:
    left alone), with its process group; then every process that carries an unfinished run's
    ``SHOEMAKER_RUN`` marker in its environment;
 2. a merge left half done in the main worktree is undone (the generation branch's last commit
-   is what counts);
+   is what counts), only if shoemaker started it: its message (SQUASH_MSG, MERGE_MSG) names,
+   by a ``Shoemaker-Task`` trailer or the reverted commit, a task the store has ``merging``.
+   A person's staged files or merge are never touched: recovery refuses
+   (``GenerationError``) before it changes anything (``check_main_checkout``);
 3. a task whose squash commit is on the generation branch (its ``Shoemaker-Task`` trailer) but
    that the store does not call done is recorded as done, never run again;
 4. every other task the dead process was working on goes back to ``ready`` (its attempt was
    counted when it started); its branch keeps whatever it had committed;
 5. unfinished runs are closed with the reason; worktrees the dead process used are removed,
-   after what an agent left uncommitted in one is committed to its task branch.
+   after what an agent left uncommitted in one is committed to its task branch;
+6. ``proposed`` tasks whose dependencies are all done are promoted to ``ready`` (a task's
+   ``done`` and its promotions are one transaction; this catches stores written otherwise).
 
 Each step is a Log event, and a Recovered event sums them up (the dashboard shows it as a
 notification, the headless story as a line).
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.engine.agent_call import RUN_MARKER, run_marker
+from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.events import Log, Recovered
 from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
@@ -49,11 +56,13 @@ class RecoveryReport:
     closed_runs: list[int] = field(default_factory=list)
     worktrees_removed: list[str] = field(default_factory=list)
     merge_undone: bool = False
+    promoted: list[int] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
         return bool(
             self.killed
+            or self.promoted
             or self.landed
             or self.requeued
             or self.closed_runs
@@ -71,6 +80,8 @@ class RecoveryReport:
         ]
         if self.merge_undone:
             parts.append("a half-done merge undone")
+        if self.promoted:
+            parts.append(f"{len(self.promoted)} waiting task(s) promoted to ready")
         return ", ".join(parts)
 
     def event(self, generation: str) -> Recovered:
@@ -184,6 +195,68 @@ def landed_tasks(newest_first: Sequence[CommitInfo]) -> dict[int, str]:
     return landed
 
 
+def _refusal(message: str) -> Exception:
+    # generation.py imports this module, so its error class is looked up when needed.
+    from shoemaker.engine.generation import GenerationError
+
+    return GenerationError(message)
+
+
+_TASK_TRAILER = re.compile(r"^\s*Shoemaker-Task:\s*(\d+)\s*$", re.MULTILINE)
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,64})")
+
+
+def _own_merge(project: Project, gen: Generation) -> bool:
+    """Whether what is staged on the generation branch is a merge shoemaker started: its
+    message names a task of ``gen`` that the store has ``merging`` (a squash merge's
+    SQUASH_MSG carries the task commit's trailers; a revert's MERGE_MSG the commit it undoes)."""
+    git = project.git
+    merging = {t.id for t in project.store.list_tasks(gen.name, [TaskState.MERGING])}
+    if not merging:
+        return False
+    messages = git.merge_messages()
+    named = {int(n) for n in _TASK_TRAILER.findall(messages)}
+    for sha in _REVERTS.findall(messages):
+        with contextlib.suppress(GitError, IndexError):
+            named.update(int(n) for n in _TASK_TRAILER.findall(git.commit_message(sha)))
+    return bool(named & merging)
+
+
+def _foreign_git_state(project: Project, gen: Generation) -> str | None:
+    """What in the main checkout is a person's and in the way: a merge in progress or staged
+    files that shoemaker did not leave (None: nothing, or only shoemaker's own merge)."""
+    git = project.git
+    if git.current_branch() != gen.branch:
+        return None  # recovery touches no merge there; running checks the checkout
+    merging, staged = git.is_merging(), git.staged_paths()
+    if not (merging or staged) or _own_merge(project, gen):
+        return None
+    listed = ", ".join(staged[:5]) + (f" and {len(staged) - 5} more" if len(staged) > 5 else "")
+    what = "a merge in progress that shoemaker did not start" if merging else "staged files"
+    where = f" ({listed})" if listed else ""
+    fix = "`git merge --continue` or `git merge --abort`" if merging else "commit or unstage them"
+    return f"{gen.branch} has {what}{where}, which shoemaker never touches: {fix}, then run again"
+
+
+def check_main_checkout(project: Project, gen: Generation) -> None:
+    """Refuse a run (``GenerationError``, nothing changed) unless merges can land: the main
+    checkout has the generation branch checked out and holds no merge or staged files of a
+    person. Checked before anything runs, so no agent is paid for work that could not land.
+    Call it holding the run lock: a git of a dead shoemaker is let finish first."""
+    _wait_for_orphaned_gits()
+    git = project.git
+    current = git.current_branch()
+    if current != gen.branch:
+        raise _refusal(
+            f"the repository at {git.root} has {current or 'a detached HEAD'} checked out; "
+            f"shoemaker merges into {gen.branch} there: "
+            f"`git checkout {gen.branch}` (or `shoemaker switch {gen.name}`) and run again"
+        )
+    problem = _foreign_git_state(project, gen)
+    if problem:
+        raise _refusal(problem)
+
+
 def recover(project: Project, gen: Generation) -> RecoveryReport:
     """Reconcile one generation after a crash (blocking; call it from a thread)."""
     store, git = project.store, project.git
@@ -195,6 +268,9 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     gits = _wait_for_orphaned_gits()
     if gits:
         log(f"waited for {len(gits)} git process(es) of the stopped shoemaker to finish")
+    problem = _foreign_git_state(project, gen)
+    if problem:
+        raise _refusal(problem)  # before anything changes
     unfinished = [run for run in store.runs(generation=gen.name) if run.ended_at is None]
     for run in unfinished:
         if run.pid is not None and _kill_stale_agent(run.pid, run.argv, run.started_at):
@@ -242,7 +318,10 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
 
     with merge_file_lock(project):
         if git.current_branch() == gen.branch and (git.is_merging() or git.has_staged()):
-            git.abort_merge()  # staged merge results go; a person's unstaged edits stay
+            problem = _foreign_git_state(project, gen)
+            if problem:  # appeared since the first check; still not shoemaker's to undo
+                raise _refusal(problem)
+            git.abort_merge()  # shoemaker's staged merge goes; a person's unstaged edits stay
             report.merge_undone = True
             log(f"undid a merge left half done on {gen.branch}")
         landed = landed_tasks(git.log(f"{gen.start_commit}..{gen.branch}"))
@@ -254,6 +333,8 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             if task.branch and git.ref_exists(f"refs/heads/{task.branch}"):
                 git.delete_branch(task.branch, force=True)
                 log(f"removed branch {task.branch} of task {task.id}, which had merged")
+            if not task_history_path(project, task).exists():
+                write_task_history(project, task)  # the crash came before its record
             continue
         if task.id in landed and task.state in ACTIVE_TASK_STATES:
             # Recorded as merging with its squash commit; the run that follows runs its
@@ -280,6 +361,11 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             )
             report.requeued.append(task.id)
             log(f"task {task.id} was {task.state.value}; back to ready")
+    promoted = store.promote_unblocked(gen.name)
+    if promoted:
+        project.bus.announce(*promoted)
+        report.promoted = [event.task_id for event in promoted]
+        log(f"task(s) {', '.join(map(str, report.promoted))}: dependencies done; now ready")
     git.prune_worktrees()
     if report.anything:
         project.bus.emit(report.event(gen.name))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.gates import (
     describe_command,
@@ -30,7 +31,7 @@ from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
-from shoemaker.git import Loc, MergeOutcome, matches_any
+from shoemaker.git import GitError, Loc, MergeOutcome, matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
@@ -158,14 +159,20 @@ class Stitcher:
             branch=branch,
             worktree=str(worktree),
         )
+        crash_point("running-recorded")
         try:
             base = await asyncio.to_thread(self._prepare_worktree, task, branch, worktree, attempt)
+            crash_point("worktree-ready")
             return await self._run_attempt(task, branch, worktree, base, attempt, started, release)
         except asyncio.CancelledError:
             await asyncio.shield(
                 asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
             )
             raise
+        except GitError as exc:
+            # One task's git trouble (an agent that broke its worktree, a commit that fails)
+            # ends that task, never the run: the other agents keep working.
+            return await self._git_failed(task, worktree, exc)
         except Exception as exc:
             # Whatever went wrong, the task does not stay "running": it goes back to ready
             # with the reason, its work committed to its branch, and the run stops.
@@ -250,6 +257,7 @@ class Stitcher:
         run_id, result = await call_agent(
             project, AgentCall(Phase.STITCH, gen.name, task.id, attempt, prompt, worktree)
         )
+        crash_point("agent-finished")
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         if not result.ok:
@@ -263,19 +271,21 @@ class Stitcher:
             )
 
         self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
+        crash_point("verifying-recorded")
         commit = await asyncio.to_thread(
             self._commit, task, worktree, base, attempt, run_id, time.monotonic() - started
         )
+        crash_point("committed")
         if commit is None:
             await asyncio.to_thread(self.pool.release, worktree)
             await asyncio.to_thread(project.git.delete_branch, branch, True)
             self._transition(task.id, TaskState.MERGING, "nothing to merge")
-            self._transition(task.id, TaskState.DONE, "the agent changed nothing")
-            await self._after_done(task.id)
+            await self._after_done(task.id, "the agent changed nothing")
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
         changed = await asyncio.to_thread(self._changed, base, commit)
         failure = await self._run_gates(task, worktree, run_id, changed, "worktree")
+        crash_point("gates-done")
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
             return await self._give_back(task, failure)
@@ -285,6 +295,7 @@ class Stitcher:
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
             return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
         self._transition(task.id, TaskState.MERGING, "gates passed")
+        crash_point("merging-recorded")
         release()  # the agent and gates are done: another task may start while this one merges
         return await self._merge(task, branch, base, commit, started)
 
@@ -358,9 +369,12 @@ class Stitcher:
 
     def _preserve(self, task: Task, worktree: Path, outcome: str) -> None:
         """Commit whatever an unsuccessful attempt left to its branch, then give the worktree
-        back to the pool."""
+        back to the pool. A worktree that is no longer on the task's branch is not this task's
+        any more (released, and maybe another task's now; or broken): it is left alone."""
         git = self.project.git
         if worktree.exists():
+            if git.current_branch(worktree) != task_branch(self.generation.name, task.id):
+                return
             with contextlib.suppress(Exception):
                 git.commit_all(
                     worktree,
@@ -376,6 +390,30 @@ class Stitcher:
             self._preserve(task, worktree, "interrupted")
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             self._transition(task_id, TaskState.READY, reason, interrupted=True)
+
+    async def _git_failed(self, task: Task, worktree: Path, exc: GitError) -> StitchOutcome:
+        """A git command of this task failed: what can be kept is committed to its branch, the
+        task fails with the reason (no retry: the same step would fail again) and its
+        dependents are blocked."""
+        await asyncio.to_thread(self._interrupted_keep, task, worktree)
+        current = await asyncio.to_thread(self.project.store.get_task, task.id)
+        if current.state not in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+            # It had already ended (done, back to ready): only a clean-up step failed.
+            self._log(task.id, f"after it ended: {exc}", "warning")
+            return StitchOutcome(task.id, current.state, current.reason)
+        broken = worktree.is_dir() and not worktree.joinpath(".git").exists()
+        reason = f"{exc}" + (f" (its worktree {worktree} has no .git any more)" if broken else "")
+        self._transition(task.id, TaskState.FAILED, reason, fingerprint=fingerprint("git", reason))
+        store = self.project.store
+        events = await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        self.project.bus.announce(*events)
+        failed = await asyncio.to_thread(store.get_task, task.id)
+        await asyncio.to_thread(write_task_history, self.project, failed)
+        return StitchOutcome(task.id, TaskState.FAILED, reason)
+
+    def _interrupted_keep(self, task: Task, worktree: Path) -> None:
+        with contextlib.suppress(Exception):  # a broken worktree cannot even be committed
+            self._preserve(task, worktree, "git-failed")
 
     def _changed(self, base: str, commit: str) -> list[str]:
         return [f.path for f in self.project.git.diff_stat(base, commit).files]
@@ -436,8 +474,10 @@ class Stitcher:
         failure = None
         async with self.merge_lock:
             outcome, base, commit = await asyncio.to_thread(self._land, task, branch, base, commit)
+            crash_point("merge-landed")
             if outcome.merged and outcome.commit != base:
                 failure = await self._verify_merged(task, base, commit, outcome.commit)
+                crash_point("merge-verified")
         self.project.bus.emit(
             MergeResult(
                 generation=gen.name,
@@ -512,10 +552,10 @@ class Stitcher:
     ) -> StitchOutcome:
         metrics = await asyncio.to_thread(self._record_metrics, task, base, commit, merge, duration)
         self.project.bus.emit(metrics)
-        self._transition(task.id, TaskState.DONE, reason, merged_commit=merge)
+        crash_point("metrics-recorded")
+        await self._after_done(task.id, reason, merge)
         if branch:
             await asyncio.to_thread(self._delete_branch, branch)
-        await self._after_done(task.id)
         return StitchOutcome(task.id, TaskState.DONE, reason)
 
     def _delete_branch(self, branch: str) -> None:
@@ -645,12 +685,15 @@ class Stitcher:
             test_loc_after=after.test,
         )
 
-    async def _after_done(self, task_id: int) -> None:
+    async def _after_done(self, task_id: int, reason: str, merge: str | None = None) -> None:
+        """The task is done: recorded with the promotions it causes in one transaction."""
         store = self.project.store
-        events = await asyncio.to_thread(store.promote_unblocked, self.generation.name)
+        events = await asyncio.to_thread(store.finish_task, task_id, reason, merge)
+        crash_point("done-recorded")
         self.project.bus.announce(*events)
         task = await asyncio.to_thread(store.get_task, task_id)
         await asyncio.to_thread(write_task_history, self.project, task)
+        crash_point("history-written")
 
     async def _give_back(self, task: Task, failure: Failure) -> StitchOutcome:
         """After a failed attempt: ready for another try (its work set aside, or kept for a

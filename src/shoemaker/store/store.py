@@ -478,35 +478,69 @@ class Store:
         same transaction (intent first: the worktree is recorded before the agent relies on it).
         ``interrupted`` counts the attempt that ends here as cut short by shoemaker stopping.
         """
+        with self._tx() as db:
+            return self._transition(
+                db,
+                task_id,
+                new,
+                reason,
+                count_attempt=count_attempt,
+                interrupted=interrupted,
+                fields=fields,
+            )
+
+    def _transition(
+        self,
+        db: sqlite3.Connection,
+        task_id: int,
+        new: TaskState,
+        reason: str,
+        *,
+        count_attempt: bool = False,
+        interrupted: bool = False,
+        fields: dict[str, str] | None = None,
+    ) -> TaskStateChanged:
+        """``transition_task`` inside a transaction the caller holds."""
+        fields = fields or {}
         allowed = {"branch", "worktree", "merged_commit", "fingerprint"}
         if set(fields) - allowed:
             raise ValueError(f"cannot set {sorted(set(fields) - allowed)} on a task")
-        with self._tx() as db:
-            row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"no task with id {task_id}")
-            old = TaskState(row["state"])
-            check_task_transition(task_id, old, new)
-            attempts = row["attempts"] + (1 if count_attempt else 0)
-            sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
-            params: list[Any] = [new, reason, attempts, time.time()]
-            if interrupted:
-                sets.append("interruptions = interruptions + 1")
-            for key, value in fields.items():
-                sets.append(f"{key} = ?")
-                params.append(value)
-            db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
-            event = TaskStateChanged(
-                generation=row["generation"],
-                task_id=task_id,
-                title=row["title"],
-                old=old,
-                new=new,
-                reason=reason,
-                attempt=attempts,
-            )
-            self._insert_event(db, event)
+        row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no task with id {task_id}")
+        old = TaskState(row["state"])
+        check_task_transition(task_id, old, new)
+        attempts = row["attempts"] + (1 if count_attempt else 0)
+        sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
+        params: list[Any] = [new, reason, attempts, time.time()]
+        if interrupted:
+            sets.append("interruptions = interruptions + 1")
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            params.append(value)
+        db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
+        event = TaskStateChanged(
+            generation=row["generation"],
+            task_id=task_id,
+            title=row["title"],
+            old=old,
+            new=new,
+            reason=reason,
+            attempt=attempts,
+        )
+        self._insert_event(db, event)
         return event
+
+    def finish_task(
+        self, task_id: int, reason: str, merged_commit: str | None = None
+    ) -> list[TaskStateChanged]:
+        """Record a task ``done`` and promote the dependents that this unblocks, in one
+        transaction: a crash never leaves a done task's dependents waiting. Returns the
+        events, the task's own first."""
+        fields = {"merged_commit": merged_commit} if merged_commit else {}
+        with self._tx() as db:
+            done = self._transition(db, task_id, TaskState.DONE, reason, fields=fields)
+            return [done, *self._promote(db, done.generation or "")]
 
     def count_conflict(self, task_id: int) -> int:
         """Record one more conflict of a task's work; returns how many it has had."""
@@ -516,13 +550,23 @@ class Store:
         return int(row[0])
 
     def promote_unblocked(self, generation: str) -> list[TaskStateChanged]:
-        """Move ``proposed`` tasks whose dependencies are all done to ``ready``."""
-        events = []
-        for task in self.list_tasks(generation, [TaskState.PROPOSED]):
-            states = {self.get_task(d).state for d in task.depends_on}
-            if states <= {TaskState.DONE}:
-                events.append(self.transition_task(task.id, TaskState.READY, "dependencies done"))
-        return events
+        """Move ``proposed`` tasks whose dependencies are all done to ``ready`` (idempotent).
+
+        Checked and moved in one transaction: two tasks finishing at once (two threads, two
+        processes) never promote the same dependent twice."""
+        with self._tx() as db:
+            return self._promote(db, generation)
+
+    def _promote(self, db: sqlite3.Connection, generation: str) -> list[TaskStateChanged]:
+        waiting = db.execute(
+            "SELECT t.id FROM tasks t WHERE t.generation = ? AND t.state = ? AND NOT EXISTS "
+            "(SELECT 1 FROM task_deps d JOIN tasks dep ON dep.id = d.depends_on "
+            "WHERE d.task_id = t.id AND dep.state != ?) ORDER BY t.id",
+            (generation, TaskState.PROPOSED, TaskState.DONE),
+        ).fetchall()
+        return [
+            self._transition(db, row["id"], TaskState.READY, "dependencies done") for row in waiting
+        ]
 
     def dependents(self, task_id: int) -> list[int]:
         """Every task that depends on ``task_id``, directly or not, in id order."""
