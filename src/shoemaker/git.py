@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from shoemaker.errors import Failed
+
 IDENTITY_ENV = {
     "GIT_AUTHOR_NAME": "shoemaker",
     "GIT_AUTHOR_EMAIL": "shoemaker@localhost",
@@ -38,7 +40,7 @@ _QUIET_CONFIG = [
 ]
 
 
-class GitError(RuntimeError):
+class GitError(Failed, RuntimeError):
     """A git command failed; the message says which and why in one line."""
 
     def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:

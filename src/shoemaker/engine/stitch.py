@@ -29,13 +29,14 @@ from shoemaker.engine.gates import (
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
+from shoemaker.errors import Failed
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
 from shoemaker.git import Loc, MergeOutcome, matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
 
-class EngineError(Exception):
+class EngineError(Failed):
     """A problem no retry can fix (an agent that cannot start, a repository in the wrong state);
     the run stops and the message says what to do."""
 
