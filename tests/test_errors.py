@@ -1,0 +1,331 @@
+"""Every front door answers in one line: bad files, a broken store, refused verbs and hostile
+transcripts end with ``shoemaker: <what, where, what to do>`` on stderr, a non-zero exit code
+(2 for bad input) and nothing changed — never a traceback.
+
+Each case runs the real command line in a real process against a real repository and compares
+a snapshot (refs, HEAD, index and working tree, every file, the store's rows) before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from projects import make_project, task
+from shoemaker.cli import build_parser
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.project import RunLock
+from shoemaker.engine.proposals import ProposalError, parse_json_proposals, validate_proposals
+from shoemaker.errors import ECHO_LIMIT, BadInput, Failed, ShoemakerError, echo
+
+TABLES = ("generations", "tasks", "task_deps", "runs", "plans", "gate_results", "metrics")
+# Lock files are rewritten by whoever takes the lock; they hold no state.
+TRANSIENT = {"run.lock", "merge.lock", "shoemaker.db-wal", "shoemaker.db-shm"}
+
+
+def shoemaker(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``shoemaker -C ROOT ARGS…`` in a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "shoemaker", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, *names: str) -> str:
+    """Exit ``code``, one line on stderr that starts with ``shoemaker:`` and names ``names``,
+    no traceback anywhere."""
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    (line,) = lines
+    assert line.startswith("shoemaker: "), line
+    for name in names:
+        assert name in line, (name, line)
+    assert proc.returncode == code, (proc.returncode, line)
+    return line
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+    ).stdout
+
+
+def snapshot(root: Path, rows: bool = True) -> dict[str, Any]:
+    """Refs, HEAD, index and working tree, a digest of every file (``.git`` aside), and with
+    ``rows`` the store's rows instead of its bytes (a healthy store's file may be
+    checkpointed by a read)."""
+    files: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == ".git" or path.name in TRANSIENT:
+            continue
+        if rows and path.name == "shoemaker.db":
+            continue
+        if path.is_file():
+            files[str(rel)] = hashlib.sha1(path.read_bytes()).hexdigest()
+        else:
+            files[str(rel)] = "dir" if path.is_dir() else "other"
+    shot: dict[str, Any] = {
+        "refs": _git(root, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "head": _git(root, "symbolic-ref", "-q", "HEAD") + _git(root, "rev-parse", "-q", "HEAD"),
+        "status": _git(root, "status", "--porcelain", "--untracked-files=all"),
+        "files": files,
+    }
+    db = root / ".shoemaker" / "shoemaker.db"
+    if rows and db.is_file():
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            shot["rows"] = {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+                for table in TABLES
+            }
+            shot["events"] = conn.execute("SELECT count(*) FROM events").fetchone()
+        conn.close()
+    return shot
+
+
+@pytest.fixture
+def repo(fast_tmp: Path) -> Path:
+    """A repository with one commit, configured for the rehearsal agent."""
+    project = make_project(fast_tmp, [task("A")])
+    project.close()
+    return project.root
+
+
+@pytest.fixture
+def with_generation(fast_tmp: Path) -> Path:
+    """A repository with an open generation ``g`` and its store closed (nothing in a WAL)."""
+    project = make_project(fast_tmp, [task("A")])
+    start_generation(project, "g")
+    project.close()
+    return project.root
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+# -- the error root ---------------------------------------------------------------------------
+
+
+def test_every_error_class_has_the_root_and_the_exit_code_of_its_kind() -> None:
+    from shoemaker.agents.rehearsal import DirectiveError
+    from shoemaker.cli import CliError
+    from shoemaker.config import ConfigError
+    from shoemaker.demo import DemoError
+    from shoemaker.engine.doctor import DoctorError
+    from shoemaker.engine.generation import GenerationError
+    from shoemaker.engine.measure import MeasureError
+    from shoemaker.engine.project import ProjectError
+    from shoemaker.engine.stitch import EngineError, ReviewRefused
+    from shoemaker.git import GitError
+    from shoemaker.resources import ResourceError
+    from shoemaker.store import StoreBusy, StoreError
+
+    bad_input = [CliError, ConfigError, ProjectError, GenerationError, DemoError, StoreError]
+    bad_input += [StoreBusy, ResourceError, DirectiveError, ReviewRefused]
+    failed = [EngineError, DoctorError, MeasureError, ProposalError, GitError]
+    for cls in bad_input:
+        assert issubclass(cls, BadInput) and cls.exit_code == 2, cls
+    for cls in failed:
+        assert issubclass(cls, Failed) and cls.exit_code == 1, cls
+    # Code written against the old bases goes on working.
+    assert issubclass(ResourceError, FileNotFoundError) and issubclass(GitError, RuntimeError)
+    assert issubclass(ProposalError, ValueError) and issubclass(StoreError, RuntimeError)
+    assert not issubclass(ShoemakerError, (BadInput, Failed))
+
+
+def test_echo_is_short_for_huge_and_self_referencing_values() -> None:
+    bomb: list[Any] = ["x" * 10_000]
+    for _ in range(30):
+        bomb = [bomb] * 9
+    loop: list[Any] = []
+    loop.append(loop)
+    for value in (bomb, loop, "y" * 10_000, {"k": "v" * 10_000}):
+        assert len(echo(value)) <= ECHO_LIMIT
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+ALIAS_BOMB = "\n".join(
+    ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    + ["max_parallel: *a9", ""]
+)
+
+
+def _random_bytes() -> bytes:
+    return b"\xff" + random.Random(20261129).randbytes(4096)
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "expect"),
+    [
+        ("random bytes", lambda p: _write(p, _random_bytes()), "is not UTF-8"),
+        (
+            "a non-UTF-8 byte in a comment",
+            lambda p: _write(p, b"cycles: 1\n# caf\xe9 au lait\n"),
+            "line 2: byte 0xe9 is not UTF-8",
+        ),
+        ("a directory", lambda p: p.mkdir(), "is not a regular file"),
+        ("a YAML alias bomb", lambda p: p.write_text(ALIAS_BOMB), "YAML aliases"),
+        ("a 50 MB file", lambda p: _write_sparse(p, 50_000_000), "more than a configuration"),
+        (
+            "a huge bad value",
+            lambda p: p.write_text(f"max_parallel: {'9x' * 5000}\n"),
+            "max_parallel",
+        ),
+        ("deep nesting", lambda p: p.write_text("cycles: " + "[" * 100_000 + "\n"), "too deeply"),
+    ],
+)
+def test_a_configuration_that_cannot_be_used_is_refused_in_one_short_line(
+    repo: Path, case: str, make: Any, expect: str
+) -> None:
+    config = repo / "configuration.yaml"
+    if config.is_file():
+        config.unlink()
+    make(config)
+    before = snapshot(repo)
+    for command in (["start", "g"], ["tasks"]):
+        proc = shoemaker(repo, *command)
+        line = assert_one_line(proc, 2, "configuration.yaml", expect)
+        assert len(line) < 300, (case, line)
+    assert snapshot(repo) == before
+
+
+def _write_sparse(path: Path, size: int) -> None:
+    with path.open("wb") as handle:
+        handle.truncate(size)
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+def _truncate(db: Path) -> None:
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 3])
+
+
+def _garbage(db: Path) -> None:
+    db.write_bytes(random.Random(7).randbytes(len(db.read_bytes())))
+
+
+def _text(db: Path) -> None:
+    db.write_text("this is not a database\n")
+
+
+def _directory(db: Path) -> None:
+    db.unlink()
+    (db / "inside").mkdir(parents=True)
+
+
+def _state_is_a_file(db: Path) -> None:
+    state = db.parent
+    for path in state.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    for path in sorted(state.rglob("*"), reverse=True):
+        path.rmdir()
+    state.rmdir()
+    state.write_text("not a directory\n")
+
+
+@pytest.mark.parametrize(
+    ("case", "damage", "expect"),
+    [
+        ("truncated", _truncate, "is not a usable shoemaker store"),
+        ("garbage", _garbage, "is not a usable shoemaker store"),
+        ("not SQLite", _text, "file is not a database"),
+        ("a directory", _directory, "is a directory"),
+        (".shoemaker a regular file", _state_is_a_file, "is a file"),
+    ],
+)
+def test_a_broken_store_is_refused_in_one_line_and_left_as_it_was(
+    with_generation: Path, case: str, damage: Any, expect: str
+) -> None:
+    root = with_generation
+    damage(root / ".shoemaker" / "shoemaker.db")
+    before = snapshot(root, rows=False)
+    for command in (["pause"], ["tasks"], ["start", "h"]):
+        proc = shoemaker(root, *command)
+        assert_one_line(proc, 2, ".shoemaker", expect)
+    assert snapshot(root, rows=False) == before, case
+
+
+def test_a_newer_schema_says_which_version_and_to_upgrade(with_generation: Path) -> None:
+    db = with_generation / ".shoemaker" / "shoemaker.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = snapshot(with_generation, rows=False)
+    proc = shoemaker(with_generation, "pause")
+    assert_one_line(proc, 2, str(db), "schema version 99", "upgrade shoemaker")
+    assert snapshot(with_generation, rows=False) == before
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    from pathlib import Path
+    from shoemaker.engine.project import Project, RunLock
+    root, run = Path(sys.argv[1]), sys.argv[2] == "run"
+    if run:
+        lock = RunLock(Project.open(root))
+        assert lock.acquire()
+    db = sqlite3.connect(root / ".shoemaker" / "shoemaker.db", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    print("holding", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+@contextmanager
+def holding_the_store(root: Path, run: bool) -> Iterator[int]:
+    """Another process holds the store's write lock (and with ``run``, the run lock) until
+    the block ends; yields its pid."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), "run" if run else "store"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline() == "holding\n"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("run", [False, True])
+def test_a_locked_store_says_who_holds_it_after_the_configured_wait(
+    fast_tmp: Path, run: bool
+) -> None:
+    project = make_project(fast_tmp, [task("A")], store_wait_sec=0.5)
+    start_generation(project, "g")
+    project.close()
+    root = project.root
+    before = snapshot(root)
+    with holding_the_store(root, run) as pid:
+        proc = shoemaker(root, "pause")
+    who = f"shoemaker pid {pid}" if run else "another process (not a shoemaker run)"
+    assert_one_line(proc, 2, "shoemaker.db: locked by", who, "0.5 s (store_wait_sec)")
+    assert snapshot(root) == before
