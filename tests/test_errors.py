@@ -329,3 +329,251 @@ def test_a_locked_store_says_who_holds_it_after_the_configured_wait(
     who = f"shoemaker pid {pid}" if run else "another process (not a shoemaker run)"
     assert_one_line(proc, 2, "shoemaker.db: locked by", who, "0.5 s (store_wait_sec)")
     assert snapshot(root) == before
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_review_approve_of_an_unknown_task_names_it_and_what_to_do(with_generation: Path) -> None:
+    before = snapshot(with_generation)
+    for verb in (["approve", "999"], ["reject", "999", "--note", "redo"]):
+        proc = shoemaker(with_generation, "review", *verb)
+        assert_one_line(proc, 2, "no task with id 999", "shoemaker tasks")
+    assert snapshot(with_generation) == before
+
+
+def test_start_in_a_repository_without_a_commit_says_to_commit_first(fast_tmp: Path) -> None:
+    root = fast_tmp / "empty"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    (root / "notes.md").write_text("not committed\n")
+    # The first command sets up shoemaker's (git-excluded) state directory; start adds nothing.
+    assert shoemaker(root, "list").returncode == 0
+    before = snapshot(root)
+    proc = shoemaker(root, "start", "g")
+    assert_one_line(proc, 2, "no commit yet", "commit something first")
+    assert snapshot(root) == before
+
+
+def test_a_second_run_is_refused_with_exit_2_naming_the_holder(with_generation: Path) -> None:
+    root = with_generation
+    before = snapshot(root)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path\n"
+            "from shoemaker.engine.project import Project, RunLock\n"
+            "lock = RunLock(Project.open(Path(sys.argv[1])))\n"
+            "assert lock.acquire(); print('holding', flush=True); sys.stdin.read()",
+            str(root),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        proc = shoemaker(root, "run", "--events", "none")
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert_one_line(proc, 2, f"shoemaker pid {holder.pid}", "is running generation g")
+    assert snapshot(root) == before
+
+
+def test_an_unexpected_error_is_one_line_and_a_log_file_never_a_traceback(
+    fast_tmp: Path,
+) -> None:
+    cache = fast_tmp / "cache"
+    code = (
+        "import sys, shoemaker.cli as cli\n"
+        "def boom(args):\n"
+        "    raise KeyError('something nobody expected')\n"
+        "cli.cmd_tasks = boom\n"
+        "sys.exit(cli.main(['tasks']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+        timeout=120,
+    )
+    line = assert_one_line(proc, 1, "`tasks` failed", "KeyError", "a bug in shoemaker")
+    (log,) = (cache / "shoemaker" / "crashes").glob("shoemaker-crash-*.log")
+    assert str(log) in line
+    text = log.read_text()
+    assert "Traceback" in text and "something nobody expected" in text and "tasks" in text
+
+
+# -- proposals --------------------------------------------------------------------------------
+
+PROPOSING_AGENT = textwrap.dedent(
+    """
+    # A measure agent that writes the bytes of PAYLOAD as its proposals file.
+    import json, re, shutil, sys
+    if "--version" in sys.argv:
+        print("1.0 (proposing agent)")
+        sys.exit(0)
+    prompt = sys.stdin.read()
+    output = re.search(r"shoemaker:measure output=(\\S+)", prompt).group(1)
+    shutil.copyfile(sys.argv[1], output)
+    usage = {"input_tokens": 10, "output_tokens": 5}
+    print(json.dumps({"type": "system", "subtype": "init", "model": "m", "session_id": "s"}))
+    print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                      "result": "done", "num_turns": 1, "total_cost_usd": 0.001,
+                      "usage": usage, "session_id": "s"}))
+    """
+)
+
+BAD_PROPOSALS = {
+    "invalid UTF-8": (b'[{"title": "caf\xe9"}]', "not UTF-8"),
+    "invalid JSON": (b'[{"title": "a",', "not valid JSON"),
+    "a list of strings": (b'["a task", "another"]', "expected an object with a title"),
+    "a dict": (b'{"title": "a"}', "expected a JSON array of tasks, got dict"),
+    "a title of the wrong type": (b'[{"title": ["a", "b"]}]', "missing title"),
+    "nested wrong types": (
+        json.dumps([{"title": "a", "dependency": {"x": [[["deep"] * 50] * 50]}}]).encode(),
+        "dependency must be",
+    ),
+    "nested too deeply": (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+}
+
+
+@pytest.fixture
+def proposing(fast_tmp: Path) -> Iterator[tuple[Path, Path]]:
+    """A repository with an open generation whose agent writes ``payload`` as proposals."""
+    agent = fast_tmp / "proposing_agent.py"
+    agent.write_text(PROPOSING_AGENT)
+    payload = fast_tmp / "payload"
+    project = make_project(
+        fast_tmp,
+        [],
+        agent={
+            "command": sys.executable,
+            "args": [str(agent), str(payload)],
+            "env": {"ANTHROPIC_API_KEY": "sk-test-not-a-real-key"},
+            "max_time_sec": 60,
+            "idle_timeout_sec": 30,
+        },
+    )
+    start_generation(project, "g")
+    project.close()
+    yield project.root, payload
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROPOSALS))
+def test_bad_proposals_fail_measure_in_one_line_and_add_no_task(
+    proposing: tuple[Path, Path], case: str
+) -> None:
+    root, payload = proposing
+    data, expect = BAD_PROPOSALS[case]
+    payload.write_bytes(data)
+    before = snapshot(root)
+    proc = shoemaker(root, "measure", "--events", "none")
+    line = assert_one_line(proc, 1, "shoemaker-proposals.json", expect)
+    assert len(line) < 400
+    after = snapshot(root)
+    # The agent ran and was paid for: its run is recorded (and the measure call counted as a
+    # cycle). No task, no ref, no file of the repository.
+    assert len(after["rows"]["runs"]) == len(before["rows"]["runs"]) + 1
+    for key in ("refs", "head", "status"):
+        assert after[key] == before[key], key
+    for table in ("tasks", "task_deps", "plans"):
+        assert after["rows"][table] == before["rows"][table] == [], table
+    outside = [
+        {k: v for k, v in s["files"].items() if not k.startswith(".shoemaker")}
+        for s in (before, after)
+    ]
+    assert outside[0] == outside[1]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROPOSALS))
+def test_bad_proposals_raise_a_short_proposal_error(case: str) -> None:
+    data, expect = BAD_PROPOSALS[case]
+    with pytest.raises(ProposalError, match=expect) as err:
+        validate_proposals(parse_json_proposals(data, "p.json"), "p.json")
+    assert len(str(err.value)) < 300 and "\n" not in str(err.value)
+
+
+def test_fenced_yaml_proposals_that_bomb_or_nest_are_ignored() -> None:
+    from shoemaker.engine.proposals import find_yaml_proposals
+
+    deep = "```yaml\n" + "- " + "[" * 100_000 + "\n```"
+    assert find_yaml_proposals(deep) is None
+    bomb = "```yaml\n- &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"- &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    )
+    raw = find_yaml_proposals(bomb + "```")
+    assert raw is not None
+    with pytest.raises(ProposalError) as err:
+        validate_proposals(raw, "the final text")
+    assert len(str(err.value)) < 300
+
+
+# -- transcripts ------------------------------------------------------------------------------
+
+RESULT = {
+    "type": "result",
+    "subtype": "success",
+    "is_error": False,
+    "num_turns": 1,
+    "total_cost_usd": 0.5,
+    "usage": {"input_tokens": 3, "output_tokens": 4},
+}
+
+
+def test_a_line_nested_200000_deep_is_a_bad_line(fast_tmp: Path) -> None:
+    path = fast_tmp / "deep.jsonl"
+    path.write_text("[" * 200_000 + "]" * 200_000 + "\n" + json.dumps(RESULT) + "\n")
+    proc = shoemaker(fast_tmp, "transcript", "--json", str(path))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["lines"], summary["bad_lines"], summary["cost_usd"]) == (2, 1, 0.5)
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+def test_non_finite_numbers_become_null_and_count_as_bad_values(
+    fast_tmp: Path, number: str
+) -> None:
+    path = fast_tmp / "inf.jsonl"
+    line = json.dumps({**RESULT, "modelUsage": {"m": {"inputTokens": 3, "costUSD": 0.1}}})
+    line = line.replace('"total_cost_usd": 0.5', f'"total_cost_usd": {number}')
+    line = line.replace('"costUSD": 0.1', f'"costUSD": {number}')
+    path.write_text(line + "\n")
+    proc = shoemaker(fast_tmp, "transcript", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert summary["cost_usd"] is None and summary["bad_values"] == 2
+    assert summary["model_usage"] == {"m": {"inputTokens": 3, "costUSD": None}}
+    text = shoemaker(fast_tmp, "transcript", str(path))
+    assert text.returncode == 0 and "2 numbers not finite" in text.stdout, text.stderr
+
+
+def test_an_invalid_utf8_line_is_a_bad_line_and_a_file_of_none_is_refused(
+    fast_tmp: Path,
+) -> None:
+    mixed = fast_tmp / "mixed.jsonl"
+    mixed.write_bytes(b'{"type": "assistant", "x": "caf\xe9"}\n' + json.dumps(RESULT).encode())
+    proc = shoemaker(fast_tmp, "transcript", "--json", str(mixed))
+    assert proc.returncode == 0, proc.stderr
+    assert (json.loads(proc.stdout)["lines"], json.loads(proc.stdout)["bad_lines"]) == (2, 1)
+    binary = fast_tmp / "binary.jsonl"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00garbage\n")
+    for extra in ([], ["--json"]):
+        proc = shoemaker(fast_tmp, "transcript", *extra, str(binary))
+        assert_one_line(proc, 2, str(binary), "is stream-json")
+        assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("target", "expect"), [("missing.jsonl", "no such file"), (".", "is a directory")]
+)
+def test_a_transcript_that_is_no_file_is_refused_in_one_line(
+    fast_tmp: Path, target: str, expect: str
+) -> None:
+    path = fast_tmp / target
+    proc = shoemaker(fast_tmp, "transcript", "--json", str(path))
+    assert_one_line(proc, 2, str(path), expect)
+    assert proc.stdout == ""
