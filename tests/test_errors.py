@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ import yaml
 from projects import make_project, task
 from shoemaker.cli import build_parser
 from shoemaker.engine.generation import start_generation
-from shoemaker.engine.project import RunLock
 from shoemaker.engine.proposals import ProposalError, parse_json_proposals, validate_proposals
 from shoemaker.errors import ECHO_LIMIT, BadInput, Failed, ShoemakerError, echo
 
@@ -503,7 +503,8 @@ def test_fenced_yaml_proposals_that_bomb_or_nest_are_ignored() -> None:
     deep = "```yaml\n" + "- " + "[" * 100_000 + "\n```"
     assert find_yaml_proposals(deep) is None
     bomb = "```yaml\n- &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"- &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+        f"- &{c} [{', '.join(['*' + p] * 9)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
     )
     raw = find_yaml_proposals(bomb + "```")
     assert raw is not None
@@ -577,3 +578,118 @@ def test_a_transcript_that_is_no_file_is_refused_in_one_line(
     proc = shoemaker(fast_tmp, "transcript", "--json", str(path))
     assert_one_line(proc, 2, str(path), expect)
     assert proc.stdout == ""
+
+
+# -- every subcommand, hostile inputs ---------------------------------------------------------
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every runnable command path of the parser, with the parser that takes its arguments."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if prefix and "func" in parser._defaults and not any(s.required for s in subs):
+        yield prefix, parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _subcommands(child, (*prefix, name))
+
+
+def _arguments(parser: argparse.ArgumentParser, values: dict[str, str]) -> list[str]:
+    """The required arguments of a command, filled from ``values`` (an id nobody has: 999)."""
+    args: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) or action.default == argparse.SUPPRESS:
+            continue
+        if not action.option_strings and action.nargs != "?":
+            args.append(values.get(action.dest, "999"))
+        elif action.option_strings and action.required:
+            args += [action.option_strings[0], values.get(action.dest, "999")]
+    return args
+
+
+def all_commands() -> list[tuple[str, ...]]:
+    """Every command path; `generation VERB` is the same code as the top-level VERB."""
+    paths = [path for path, _ in _subcommands(build_parser())]
+    return [p for p in paths if not (p[0] == "generation" and (p[1],) in paths)]
+
+
+def test_the_walk_finds_every_command() -> None:
+    paths = set(all_commands())
+    assert {("review", "approve"), ("plan", "rollback"), ("task", "revert"), ("tui",)} <= paths
+    assert ("generation",) not in paths and len(paths) > 20
+
+
+def _garbage_config(root: Path) -> None:
+    (root / "configuration.yaml").write_bytes(_random_bytes())
+
+
+def _garbage_store(root: Path) -> None:
+    _garbage(root / ".shoemaker" / "shoemaker.db")
+
+
+def _no_repo(root: Path) -> None:
+    subprocess.run(["rm", "-rf", str(root / ".git")], check=True)
+
+
+def _healthy(root: Path) -> None:
+    """A sound project whose ids are unknown; its agent does not exist, so nothing runs."""
+    config = yaml.safe_load((root / "configuration.yaml").read_text())
+    config["agent"]["command"] = "no-such-agent-xyz"
+    (root / "configuration.yaml").write_text(yaml.safe_dump(config))
+    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "-C", str(root), *identity, "commit", "-qam", "no agent"], check=True)
+
+
+EARLY = {
+    "a garbage configuration": _garbage_config,
+    "a garbage store": _garbage_store,
+    "no repository": _no_repo,
+}
+# Commands that would open the dashboard on a sound project (walked with the broken ones).
+INTERACTIVE = {("tui",), ()}
+
+
+def _run_everything(root_for: Callable[[int], Path], skip: set[tuple[str, ...]]) -> None:
+    """Each command (and the bare `shoemaker`) in turn, the n-th in ``root_for(n)``; fails
+    on a traceback, or on an error that is not one line."""
+    parser = build_parser()
+    subparsers = dict(_subcommands(parser))
+    commands = [p for p in [*all_commands(), ()] if p not in skip]
+    for n, path in enumerate(commands):
+        root = root_for(n)
+        values = {"file": str(root / "configuration.yaml"), "name": "nope", "note": "x"}
+        extra = ["--prepare", str(root)] if path == ("demo",) else []  # not empty: refused
+        args = [*path, *_arguments(subparsers[path], values), *extra] if path else []
+        proc = shoemaker(root, *args, timeout=60)
+        output = proc.stdout + proc.stderr
+        assert "Traceback" not in output, (root.name, args, output)
+        if proc.returncode != 0 and proc.stderr:
+            lines = proc.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("shoemaker: "), (args, proc.stderr)
+
+
+def test_every_subcommand_answers_unknown_ids_without_a_traceback(with_generation: Path) -> None:
+    _healthy(with_generation)
+
+    def fresh(n: int) -> Path:  # a verb that succeeds (stop) must not spoil the next one
+        root = with_generation.parent / f"copy-{n}"
+        shutil.copytree(with_generation, root, symlinks=True)
+        return root
+
+    _run_everything(fresh, INTERACTIVE)
+
+
+def test_every_subcommand_answers_broken_projects_without_a_traceback(fast_tmp: Path) -> None:
+    """Each command meets one of the broken projects, in turn: they all fail where the
+    project is opened, so a few dozen processes cover every command and every breakage."""
+    template = make_project(fast_tmp / "template", [task("A")])
+    start_generation(template, "g")
+    template.close()
+    roots = []
+    for name, breakage in sorted(EARLY.items()):
+        root = fast_tmp / name.replace(" ", "-")
+        shutil.copytree(template.root, root, symlinks=True)
+        breakage(root)
+        roots.append(root)
+    _run_everything(lambda n: roots[n % len(roots)], set())
