@@ -30,7 +30,15 @@ from projects import make_project, task
 from shoemaker.cli import build_parser
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.proposals import ProposalError, parse_json_proposals, validate_proposals
-from shoemaker.errors import ECHO_LIMIT, BadInput, Failed, ShoemakerError, echo
+from shoemaker.errors import (
+    ECHO_LIMIT,
+    LINE_LIMIT,
+    BadInput,
+    Failed,
+    ShoemakerError,
+    echo,
+    one_line,
+)
 
 TABLES = ("generations", "tasks", "task_deps", "runs", "plans", "gate_results", "metrics")
 # Lock files are rewritten by whoever takes the lock; they hold no state.
@@ -161,6 +169,12 @@ def test_echo_is_short_for_huge_and_self_referencing_values() -> None:
         assert len(echo(value)) <= ECHO_LIMIT
 
 
+def test_one_line_joins_lines_and_bounds_the_length() -> None:
+    assert one_line(BadInput("a\n  b\n\nc")) == "a; b; c"
+    assert len(one_line(Failed("x" * 100_000))) == LINE_LIMIT
+    assert one_line(Failed("")) == "Failed"
+
+
 # -- configuration ----------------------------------------------------------------------------
 
 ALIAS_BOMB = "\n".join(
@@ -206,6 +220,17 @@ def test_a_configuration_that_cannot_be_used_is_refused_in_one_short_line(
         proc = shoemaker(repo, *command)
         line = assert_one_line(proc, 2, "configuration.yaml", expect)
         assert len(line) < 300, (case, line)
+    assert snapshot(repo) == before
+
+
+def test_init_refuses_a_configuration_that_is_a_directory(repo: Path) -> None:
+    config = repo / "configuration.yaml"
+    config.unlink()
+    config.mkdir()
+    before = snapshot(repo)
+    for extra in ([], ["--force"]):
+        proc = shoemaker(repo, "init", *extra)
+        assert_one_line(proc, 2, str(config), "is a directory")
     assert snapshot(repo) == before
 
 

@@ -485,6 +485,8 @@ GATES_EXAMPLE = """\
 def write_default_config(repo: Path, force: bool = False) -> Path:
     """Write the commented default file; refuses to overwrite unless ``force``."""
     path = repo / CONFIG_FILE
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; move it away, then run `shoemaker init`")
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; use --force to overwrite it")
     text = default_config_text() + GATES_EXAMPLE

@@ -65,11 +65,14 @@ def echo(value: Any, limit: int = ECHO_LIMIT) -> str:
         return f"<a {type(value).__name__} nested too deeply>"
 
 
+#: The longest line a front door prints for an error (an agent's reason may be long).
+LINE_LIMIT = 2000
+
+
 def one_line(exc: BaseException) -> str:
     """An error's message as the one line a front door prints."""
-    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or (
-        type(exc).__name__
-    )
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return clip(text, LINE_LIMIT) if text else type(exc).__name__
 
 
 def crash_dir() -> Path:
