@@ -47,7 +47,7 @@ def test_a_missing_agent_fails_with_a_fix_and_stops_a_run(fast_tmp: Path) -> Non
         capture_output=True,
         text=True,
     )
-    assert run.returncode == 1 and "preflight failed" in run.stdout
+    assert run.returncode == 1 and "preflight failed" in run.stderr
     assert project.store.runs() == []  # no agent started
 
 

@@ -39,7 +39,7 @@ def test_plan_writes_the_tasks_and_estimate_and_runs_nothing(fast_tmp: Path) -> 
     proc = cli(project, "run")
     assert proc.returncode == 2 and "plan 1 is not approved" in proc.stderr
     proc = cli(project, "measure")
-    assert proc.returncode == 1 and "`shoemaker plan` proposes tasks" in proc.stdout
+    assert proc.returncode == 2 and "`shoemaker plan` proposes tasks" in proc.stderr
     assert [r.phase for r in project.store.runs(generation="g")] == ["measure"]
 
     assert cli(project, "approve", plan.path).returncode == 0  # by its file, or by id

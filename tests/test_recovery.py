@@ -317,7 +317,8 @@ def test_a_second_run_of_the_same_project_is_refused(fast_tmp: Path) -> None:
         text=True,
     )
     held.release()
-    assert proc.returncode == 1 and "another shoemaker process is running" in proc.stdout
+    assert proc.returncode == 2 and f"pid {os.getpid()}" in proc.stderr
+    assert "is running generation g" in proc.stderr
 
 
 async def test_recovery_runs_before_every_run(fast_tmp: Path) -> None:

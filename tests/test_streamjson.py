@@ -345,6 +345,7 @@ def test_transcript_command_json_has_exactly_the_documented_keys(tmp_path: Path)
         "model_usage",
         "lines",
         "bad_lines",
+        "bad_values",
     ]
     assert data["tool_uses"] == {"Bash": 1} and data["cost_usd"] == 0.24722425
 

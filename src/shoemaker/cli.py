@@ -18,6 +18,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoemaker.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ShoemakerError, one_line
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
     from shoemaker.engine.project import Project
     from shoemaker.model import Generation
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 EXIT_BUDGET = 3
 EXIT_CODES = (
     "exit codes: 0 success; 1 the work failed (an agent, a gate, a merge, measure); 2 bad "
@@ -35,12 +35,8 @@ EXIT_CODES = (
 )
 
 
-class CliError(Exception):
-    """Ends the command with a message and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.code = code
+class CliError(BadInput):
+    """Bad input found by the command line itself: a message, exit code 2."""
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -60,25 +56,16 @@ def _esc(text: object) -> str:
 
 
 def _open_project(args: argparse.Namespace) -> Project:
-    from shoemaker.config import ConfigError
-    from shoemaker.engine.project import Project, ProjectError
+    from shoemaker.engine.project import Project
 
-    try:
-        return Project.open(Path(args.directory))
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    except ProjectError as exc:
-        raise CliError(str(exc)) from None
+    return Project.open(Path(args.directory))
 
 
 def _current(project: Project) -> Generation:
     """The generation commands act on; none is bad input (exit 2) with what to do."""
-    from shoemaker.engine.generation import GenerationError, current_generation
+    from shoemaker.engine.generation import current_generation
 
-    try:
-        return current_generation(project)
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    return current_generation(project)
 
 
 def _run_async(coro: Coroutine[Any, Any, int]) -> int:
@@ -127,15 +114,12 @@ def _attach_output(project: Project, events: str, show_agent: bool) -> Console:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from shoemaker.config import ConfigError, default_config_text, write_default_config
+    from shoemaker.config import default_config_text, write_default_config
 
     if args.print:
         sys.stdout.write(default_config_text())
         return 0
-    try:
-        path = write_default_config(Path(args.directory), force=args.force)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    path = write_default_config(Path(args.directory), force=args.force)
     print(f"wrote {path}")
     return 0
 
@@ -147,11 +131,18 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     try:
         summary = summarize_file(path)
     except FileNotFoundError:
-        raise CliError(f"{path}: no such file") from None
+        raise CliError(f"{path}: no such file; give a stream-json transcript file") from None
     except IsADirectoryError:
         raise CliError(f"{path}: is a directory; give a stream-json transcript file") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot be read ({exc.strerror}); check the path") from None
+    if summary.lines and summary.bad_lines == summary.lines:
+        raise CliError(
+            f"{path}: none of its {summary.lines} line(s) is stream-json (JSON objects in "
+            "UTF-8); give a transcript written with --output-format stream-json"
+        )
     if args.json:
-        print(json.dumps(summary.as_json(), indent=2))
+        print(json.dumps(summary.as_json(), indent=2, allow_nan=False))
     else:
         print(format_summary(summary))
     return 0
@@ -163,13 +154,7 @@ def _lifecycle(
     """A lifecycle verb: open the project, act, print what happened; a refusal exits 2."""
 
     def command(args: argparse.Namespace) -> int:
-        from shoemaker.engine.generation import GenerationError
-
-        project = _open_project(args)
-        try:
-            print(action(project, args))
-        except GenerationError as exc:
-            raise CliError(str(exc)) from None
+        print(action(_open_project(args), args))
         return 0
 
     return command
@@ -338,15 +323,6 @@ async def _engine_call(
     return await action(Engine(project, max_parallel=parallel))
 
 
-def _engine_errors() -> tuple[type[Exception], ...]:
-    from shoemaker.engine.generation import GenerationError
-    from shoemaker.engine.measure import MeasureError
-    from shoemaker.engine.stitch import EngineError
-    from shoemaker.resources import ResourceError
-
-    return (GenerationError, MeasureError, EngineError, ResourceError)
-
-
 def _require_generation(project: Project) -> None:
     """Refuse early, with exit code 2, when there is no generation to work on or a gate that
     cannot run."""
@@ -364,7 +340,6 @@ def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
     plan that waits for approval, unknown ids in ``--only``/``--skip``/``--from``. Returns the
     selection, if any."""
     from shoemaker.engine.engine import Selection
-    from shoemaker.engine.generation import GenerationError
     from shoemaker.engine.plans import refuse_waiting_plans
     from shoemaker.engine.project import RunLock
     from shoemaker.engine.recovery import check_main_checkout
@@ -373,20 +348,17 @@ def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
     selection = None
     if args.only or args.skip or args.start:
         selection = Selection(frozenset(args.only), frozenset(args.skip), args.start)
-    try:
-        lock = RunLock(project)
-        # While another run holds the lock, its merge may be half done: Engine.run refuses
-        # that run (the lock) without looking at the checkout.
-        if lock.acquire():
-            try:
-                check_main_checkout(project, gen)
-            finally:
-                lock.release()
-        refuse_waiting_plans(project, gen)
-        if selection is not None:
-            selection.check(project.store.list_tasks(gen.name))
-    except GenerationError as exc:
-        raise CliError(str(exc)) from None
+    lock = RunLock(project)
+    # While another run holds the lock, its merge may be half done: Engine.run refuses
+    # that run (the lock) without looking at the checkout.
+    if lock.acquire():
+        try:
+            check_main_checkout(project, gen)
+        finally:
+            lock.release()
+    refuse_waiting_plans(project, gen)
+    if selection is not None:
+        selection.check(project.store.list_tasks(gen.name))
     return selection
 
 
@@ -401,11 +373,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from shoemaker.engine.engine import Engine
 
         engine = Engine(project, max_parallel=args.parallel)
-        try:
-            report = await engine.run(args.cycles, selection)
-        except _engine_errors() as exc:
-            console.print(f"[bold red]run stopped:[/] {_esc(exc)}")
-            return EXIT_FAILED
+        report = await engine.run(args.cycles, selection)
         console.print(
             f"run finished after {report.cycles} cycle(s): {report.merged} merged, "
             f"{report.failed} failed ({_esc(report.stopped_because)})"
@@ -423,11 +391,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:
-        try:
-            tasks = await _engine_call(project, lambda e: e.measure_once(), None)
-        except _engine_errors() as exc:
-            console.print(f"[bold red]measure failed:[/] {_esc(exc)}")
-            return EXIT_FAILED
+        tasks = await _engine_call(project, lambda e: e.measure_once(), None)
         console.print(f"measure added {len(tasks)} task(s)")
         return 0
 
@@ -527,11 +491,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:
-        try:
-            plan, tasks, estimate = await make_plan(project, gen)
-        except _engine_errors() as exc:
-            console.print(f"[bold red]plan failed:[/] {_esc(exc)}")
-            return EXIT_FAILED
+        plan, tasks, estimate = await make_plan(project, gen)
         _print_estimate(estimate, as_json=False)
         console.print(
             f"plan {plan.id}: {len(tasks)} task(s) written to {_esc(plan.path)}; nothing has run. "
@@ -564,7 +524,7 @@ def _plan_verb(project: Project, args: argparse.Namespace) -> str:
 
 def cmd_review(args: argparse.Namespace) -> int:
     """List the tasks waiting for review, or approve or reject one."""
-    from shoemaker.engine.stitch import EngineError, Stitcher
+    from shoemaker.engine.stitch import Stitcher
     from shoemaker.model import TaskState
 
     project = _open_project(args)
@@ -584,9 +544,6 @@ def cmd_review(args: argparse.Namespace) -> int:
                 outcome = await stitcher.approve(args.task)
             else:
                 outcome = await stitcher.reject(args.task, args.note or "")
-        except EngineError as exc:
-            print(f"shoemaker: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
         finally:
             await asyncio.to_thread(stitcher.pool.close)
         print(f"task #{outcome.task_id}: {outcome.state.value} ({outcome.reason})")
@@ -596,23 +553,17 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from shoemaker.demo import DemoError, prepare_demo
+    from shoemaker.demo import prepare_demo
 
     if args.prepare:
-        try:
-            path = prepare_demo(Path(args.prepare))
-        except DemoError as exc:
-            raise CliError(str(exc)) from None
+        path = prepare_demo(Path(args.prepare))
         print(f"demo repository ready in {path}")
         print(f"next: shoemaker -C {path} generation start && shoemaker -C {path} run")
         return 0
     import tempfile
 
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="shoemaker-demo-"))
-    try:
-        path = prepare_demo(directory)
-    except DemoError as exc:
-        raise CliError(str(exc)) from None
+    path = prepare_demo(directory)
     args.directory = str(path)
     if not args.headless:
         code = _dashboard(path, demo=True, parallel=args.parallel)
@@ -624,15 +575,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _dashboard(
     directory: Path, *, attach: bool = False, demo: bool = False, parallel: int | None = None
 ) -> int:
-    from shoemaker.config import ConfigError
-    from shoemaker.engine.project import ProjectError
+    from shoemaker.tui.app import make_app
 
-    try:
-        from shoemaker.tui.app import make_app
-
-        app = make_app(directory, mode="attach" if attach else "live", demo=demo, parallel=parallel)
-    except (ConfigError, ProjectError) as exc:
-        raise CliError(str(exc)) from None
+    app = make_app(directory, mode="attach" if attach else "live", demo=demo, parallel=parallel)
     app.run()
     return app.return_code or 0
 
@@ -654,11 +599,7 @@ async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
     console.rule(f"shoemaker demo in {_esc(path)}")
     started = time.monotonic()
     gen = await asyncio.to_thread(start_generation, project, "demo")
-    try:
-        report = await Engine(project, max_parallel=args.parallel).run()
-    except _engine_errors() as exc:
-        console.print(f"[bold red]demo run stopped:[/] {_esc(exc)}")
-        return EXIT_FAILED
+    report = await Engine(project, max_parallel=args.parallel).run()
     stop = await asyncio.to_thread(stop_generation, project, None)
     tasks = project.store.list_tasks(gen.name)
     totals = project.store.generation_totals(gen.name)
@@ -870,13 +811,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         code: int = args.func(args)
-    except CliError as exc:
-        print(f"shoemaker: {exc}", file=sys.stderr)
-        return exc.code
+    except ShoemakerError as exc:
+        print(f"shoemaker: {one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # `shoemaker run --events ndjson | head` closes the pipe; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug: one line here, the traceback in a log file
+        return _report_bug(exc, args, list(argv if argv is not None else sys.argv[1:]))
     return code
+
+
+def _report_bug(exc: Exception, args: argparse.Namespace, argv: list[str]) -> int:
+    """The last resort: one line on the terminal, the traceback in a log file."""
+    from shoemaker.errors import clip, write_crash_log
+
+    command = " ".join(c for c in (args.command, getattr(args, "verb", None)) if c)
+    log = write_crash_log(exc, argv)
+    where = f"details in {log}" if log else "no log file could be written"
+    print(
+        f"shoemaker: `{command}` failed: {type(exc).__name__}: {clip(str(exc), 160)} — "
+        f"this is a bug in shoemaker; {where}",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.config import save_config
+from shoemaker.errors import BadInput
 from shoemaker.git import Git
 
 DEMO_SOURCE = Path(__file__).resolve().parent / "demo_repo"
@@ -19,7 +20,7 @@ DEMO_SOURCE = Path(__file__).resolve().parent / "demo_repo"
 _RENAMES = {"gitignore": ".gitignore"}
 
 
-class DemoError(Exception):
+class DemoError(BadInput):
     """The demo directory cannot be used."""
 
 

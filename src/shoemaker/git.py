@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from shoemaker.crashpoints import crash_point
+from shoemaker.errors import Failed
 
 IDENTITY_ENV = {
     "GIT_AUTHOR_NAME": "shoemaker",
@@ -41,7 +42,7 @@ _QUIET_CONFIG = [
 ]
 
 
-class GitError(RuntimeError):
+class GitError(Failed, RuntimeError):
     """A git command failed; the message says which and why in one line."""
 
     def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:

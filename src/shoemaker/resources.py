@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shoemaker.errors import BadInput
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
-class ResourceError(FileNotFoundError):
+class ResourceError(BadInput, FileNotFoundError):
     """A template or style that should exist does not."""
 
 

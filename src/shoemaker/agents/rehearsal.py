@@ -23,6 +23,8 @@ from typing import Any, NoReturn
 
 import yaml
 
+from shoemaker.errors import BadInput
+
 VERSION = "2.1.197-rehearsal"
 DEFAULT_MODEL = "claude-sonnet-4-5-rehearsal"
 TOOLS = [
@@ -109,7 +111,7 @@ STITCH_KEYS = {
 MEASURE_KEYS = {"propose", "propose_via"}
 
 
-class DirectiveError(ValueError):
+class DirectiveError(BadInput, ValueError):
     """A rehearsal block that cannot be followed."""
 
 

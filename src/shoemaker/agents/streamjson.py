@@ -11,6 +11,7 @@ run crashed or was killed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +34,13 @@ class StreamEvent:
 
 
 def parse_line(line: str | bytes) -> StreamEvent | None:
-    """The event on one line, or None for a blank line, non-JSON, or JSON that is no object."""
+    """The event on one line, or None for a blank line, non-JSON (invalid UTF-8, nested
+    deeper than the parser can go), or JSON that is no object."""
     if not line or line.isspace():
         return None
     try:
         data = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
@@ -235,6 +237,7 @@ _JSON_KEYS = (
     "model_usage",
     "lines",
     "bad_lines",
+    "bad_values",
 )
 
 
@@ -262,6 +265,8 @@ class TranscriptSummary:
     model_usage: dict[str, Any] | None = None
     lines: int = 0
     bad_lines: int = 0
+    bad_values: int = 0
+    """Numbers of the result line that are not finite (``1e999``, ``NaN``): shown as null."""
     # Not part of the JSON summary, but what the engine and a person need.
     result_text: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -427,7 +432,9 @@ class SummaryBuilder:
         s.ended = "result"
         s.subtype = _str(r.get("subtype"))
         s.is_error = r.get("is_error") if isinstance(r.get("is_error"), bool) else None
-        s.cost_usd = float(cost) if isinstance(cost, (int, float)) else None
+        s.cost_usd = _finite(cost)
+        if isinstance(cost, float) and s.cost_usd is None:
+            s.bad_values += 1
         s.input_tokens = _int(usage.get("input_tokens"))
         s.output_tokens = _int(usage.get("output_tokens"))
         s.cache_creation_input_tokens = _int(usage.get("cache_creation_input_tokens"))
@@ -435,7 +442,9 @@ class SummaryBuilder:
         s.num_turns = _int(r.get("num_turns"))
         s.session_id = _str(r.get("session_id"))
         model_usage = r.get("modelUsage")
-        s.model_usage = model_usage if isinstance(model_usage, dict) else None
+        if isinstance(model_usage, dict):
+            s.model_usage, bad = _finite_only(model_usage)
+            s.bad_values += bad
         s.result_text = _str(r.get("result"))
         s.errors = [str(e) for e in errors] if isinstance(errors, list) else []
         s.api_error_status = _int(r.get("api_error_status"))
@@ -453,6 +462,38 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _finite(value: Any) -> float | None:
+    """A number as a float; None for anything else, and for ``inf`` and ``nan``, which JSON
+    cannot carry and no sum should meet."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _finite_only(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``data`` with every non-finite float replaced by None, and how many there were.
+    Iterative: a result line may nest as deep as the JSON parser allowed."""
+    bad = 0
+    root: dict[str, Any] = dict(data)
+    stack: list[dict[str, Any] | list[Any]] = [root]
+    while stack:
+        node = stack.pop()
+        keys: Iterable[Any] = node.keys() if isinstance(node, dict) else range(len(node))
+        for key in keys:
+            value = node[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                node[key] = None
+                bad += 1
+            elif isinstance(value, dict):
+                node[key] = dict(value)
+                stack.append(node[key])
+            elif isinstance(value, list):
+                node[key] = list(value)
+                stack.append(node[key])
+    return root, bad
+
+
 def summarize_lines(
     lines: Iterable[str | bytes], exit_code: int | None = None
 ) -> TranscriptSummary:
@@ -463,8 +504,8 @@ def summarize_lines(
 
 
 def summarize_file(path: Path) -> TranscriptSummary:
-    """Summarise a transcript file (read as UTF-8, undecodable bytes replaced)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    """Summarise a transcript file; a line that is not UTF-8 is a bad line, as in a live run."""
+    with path.open("rb") as handle:
         return summarize_lines(handle)
 
 
@@ -486,7 +527,8 @@ def format_summary(s: TranscriptSummary) -> str:
         f"turns:    {s.num_turns if s.num_turns is not None else '—'}",
         f"session:  {s.session_id or s.init_session_id or '—'}",
         f"tools:    {tools}",
-        f"lines:    {s.lines} ({s.bad_lines} not JSON)",
+        f"lines:    {s.lines} ({s.bad_lines} not JSON)"
+        + (f", {s.bad_values} numbers not finite" if s.bad_values else ""),
     ]
     if s.message_usage and (s.ended != "result" or s.result_undercounts):
         fresh, out, created, read = s.message_usage
@@ -497,8 +539,10 @@ def format_summary(s: TranscriptSummary) -> str:
     if s.model_usage:
         for model, usage in s.model_usage.items():
             if isinstance(usage, dict):
+                cost = _finite(usage.get("costUSD"))
                 lines.append(
-                    f"model:    {model}: {usage.get('inputTokens', 0):,} in, "
-                    f"{usage.get('outputTokens', 0):,} out, ${usage.get('costUSD', 0):.6f}"
+                    f"model:    {model}: {_int(usage.get('inputTokens')) or 0:,} in, "
+                    f"{_int(usage.get('outputTokens')) or 0:,} out, "
+                    + ("$—" if cost is None else f"${cost:.6f}")
                 )
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from shoemaker.engine.plans import (
     runnable_plans,
     settle_plans,
 )
-from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
@@ -138,8 +138,9 @@ class Engine:
         gen = await asyncio.to_thread(current_generation, project)
         lock = RunLock(project)
         if not await asyncio.to_thread(lock.acquire):
+            holder = run_lock_holder(project.state_dir) or "another shoemaker process"
             raise GenerationError(
-                f"another shoemaker process is running generation {gen.name}; wait for it, or "
+                f"{holder} is running generation {gen.name}; wait for it, or "
                 "follow it with `shoemaker tui --attach`"
             )
         project.bus.add_listener(self._on_event)

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import recover
+from shoemaker.errors import BadInput
 from shoemaker.events import Log
 from shoemaker.git import GitError, matches_any
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, task_branch
@@ -24,7 +25,7 @@ from shoemaker.store import StoreError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class GenerationError(Exception):
+class GenerationError(BadInput):
     """A lifecycle verb refused; nothing was changed. The message says why and what to do."""
 
 
@@ -75,8 +76,9 @@ def no_run_in_progress(project: Project, doing: str) -> Iterator[None]:
     start meanwhile; refuse when a run holds it."""
     lock = RunLock(project)
     if not lock.acquire():
+        holder = run_lock_holder(project.state_dir) or "another shoemaker process"
         raise GenerationError(
-            f"a run is in progress in another shoemaker process; pause it with "
+            f"a run is in progress in {holder}; pause it with "
             f"`shoemaker pause` and wait for it to end before you {doing}"
         )
     try:
@@ -108,6 +110,11 @@ def start_generation(project: Project, name: str | None = None) -> Generation:
     branch = f"{cfg.generation_prefix}{name}"
     _refuse_bad_ref_names(project, name, branch)
     with no_run_in_progress(project, "start a generation"):
+        if not git.ref_exists("HEAD"):
+            raise GenerationError(
+                "the repository has no commit yet; commit something first (a generation "
+                "starts from a commit, which it tags)"
+            )
         _refuse_dirty(project, "start a generation")
         base = git.current_branch()
         if base is None:

@@ -24,6 +24,7 @@ from shoemaker.engine.proposals import (
     title_key,
 )
 from shoemaker.engine.worktrees import WorktreePool
+from shoemaker.errors import Failed
 from shoemaker.events import Log, MeasureFinished
 from shoemaker.model import Generation, Phase, Task, TaskState
 from shoemaker.resources import render_prompt
@@ -33,7 +34,7 @@ from shoemaker.store import NewTask
 PROPOSALS_FILE = "shoemaker-proposals.json"
 
 
-class MeasureError(Exception):
+class MeasureError(Failed):
     """measure could not produce a valid set of tasks; nothing was added."""
 
 
@@ -113,7 +114,7 @@ async def measure(
             AgentCall(Phase.MEASURE, generation.name, None, 0, prompt, worktree),
         )
         output = worktree / PROPOSALS_FILE
-        file_text = output.read_text(encoding="utf-8") if output.is_file() else None
+        file_text = output.read_bytes() if output.is_file() else None  # decoded when parsed
     finally:
         await asyncio.to_thread(pool.release, worktree)
         if own_pool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import IO
 from shoemaker.agents.runner import AgentRunner, ProcessRunner
 from shoemaker.config import Config, load_config
 from shoemaker.engine.bus import EventBus
+from shoemaker.errors import BadInput
 from shoemaker.git import Git, GitError
 from shoemaker.secrets import NO_SECRETS, Redactor, collect_secrets
 from shoemaker.store import Store
@@ -23,7 +25,7 @@ MERGE_LOCK_FILE = "merge.lock"
 RUN_LOCK_FILE = "run.lock"
 
 
-class ProjectError(Exception):
+class ProjectError(BadInput):
     """The directory cannot be used as a shoemaker project; the message says why and what to do."""
 
 
@@ -52,12 +54,24 @@ class Project:
         root = git.root
         cfg = config if config is not None else load_config(root)
         state = root / cfg.state_dir
-        state.mkdir(parents=True, exist_ok=True)
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ProjectError(
+                f"{state}: is a file, where shoemaker keeps its state directory; move it away "
+                "(or set state_dir in configuration.yaml)"
+            ) from None
+        redactor = Redactor(collect_secrets(root, cfg))
+        store = Store(
+            state / STORE_FILE,
+            redactor,
+            wait_sec=cfg.store_wait_sec,
+            holder=lambda: run_lock_holder(state),
+        )
         # shoemaker's own files must never make the tree look dirty or end up in a commit.
+        # (Only now: a store that cannot be opened leaves the repository as it was.)
         git.ensure_excluded(f"/{cfg.state_dir.strip('/')}/")
         git.ensure_excluded(f"/{cfg.secrets_dir.strip('/')}/")  # credentials are never committed
-        redactor = Redactor(collect_secrets(root, cfg))
-        store = Store(state / STORE_FILE, redactor)
         return cls(
             root=root,
             config=cfg,
@@ -128,6 +142,10 @@ class RunLock:
             handle.close()
             return False
         self._handle = handle
+        # Who holds it, for the messages of processes that find it taken.
+        handle.truncate(0)
+        handle.write(f"{os.getpid()} {_command_line()}\n")
+        handle.flush()
         return True
 
     def free(self) -> bool:
@@ -139,6 +157,35 @@ class RunLock:
 
     def release(self) -> None:
         if self._handle is not None:
+            self._handle.truncate(0)
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+
+def _command_line() -> str:
+    name = Path(sys.argv[0]).name if sys.argv else "python"
+    if name in ("__main__.py", "shoemaker"):
+        name = "shoemaker"
+    return " ".join([name, *sys.argv[1:]])[:120]
+
+
+def run_lock_holder(state_dir: Path) -> str | None:
+    """Who holds the run lock of the project whose state is in ``state_dir``: "pid N
+    (command)", or None when nobody does."""
+    path = state_dir / RUN_LOCK_FILE
+    try:
+        with path.open("r") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read(200).strip()
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return None
+    except OSError:
+        return None
+    pid, _, command = text.partition(" ")
+    if not pid.isdigit():
+        return "a shoemaker run"
+    return f"shoemaker pid {pid}" + (f" (`{command}`)" if command else "")

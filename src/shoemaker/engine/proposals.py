@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from shoemaker.errors import Failed, echo
+
 _FENCED_YAML = re.compile(r"```ya?ml[ \t]*\n(.*?)```", re.DOTALL)
 
 #: Longest task title kept (it becomes a commit subject and a row of the dashboard's queue);
@@ -31,7 +33,7 @@ _FENCED_YAML = re.compile(r"```ya?ml[ \t]*\n(.*?)```", re.DOTALL)
 MAX_TITLE_CHARS = 200
 
 
-class ProposalError(ValueError):
+class ProposalError(Failed, ValueError):
     """Proposals that cannot be accepted; the message names the task and the problem."""
 
 
@@ -76,12 +78,22 @@ def title_key(title: str) -> str:
     return " ".join(title.casefold().split())
 
 
-def parse_json_proposals(text: str, source: str) -> list[Any]:
-    """The raw list in a proposals JSON file."""
+def parse_json_proposals(text: str | bytes, source: str) -> list[Any]:
+    """The raw list in a proposals JSON file (its bytes must be UTF-8)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProposalError(
+                f"{source}: not UTF-8 (byte 0x{text[exc.start]:02x} at offset {exc.start}); "
+                "the proposals file must be UTF-8 JSON"
+            ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProposalError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ProposalError(f"{source}: nested too deeply to be a list of tasks") from None
     if isinstance(data, dict) and isinstance(data.get("tasks"), list):
         data = data["tasks"]  # a common variation: {"tasks": [...]}
     if not isinstance(data, list):
@@ -95,7 +107,7 @@ def find_yaml_proposals(text: str) -> list[Any] | None:
     for block in _FENCED_YAML.findall(text):
         try:
             data = yaml.safe_load(block)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             continue
         if isinstance(data, list):
             found = data
@@ -104,7 +116,7 @@ def find_yaml_proposals(text: str) -> list[Any] | None:
 
 def _label(position: int, item: Any) -> str:
     title = item.get("title") if isinstance(item, dict) else None
-    return f"task {position}" + (f" ({title!r})" if isinstance(title, str) and title else "")
+    return f"task {position}" + (f" ({echo(title)})" if isinstance(title, str) and title else "")
 
 
 def _dependencies(raw: Any, where: str) -> list[int]:
@@ -115,7 +127,7 @@ def _dependencies(raw: Any, where: str) -> list[int]:
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ProposalError(
-                f"{where}: dependency must be -1, an index or a list of indices, got {raw!r}"
+                f"{where}: dependency must be -1, an index or a list of indices, got {echo(raw)}"
             )
         if value != -1:
             deps.append(value)
@@ -137,7 +149,7 @@ def check_proposals(
     for position, item in enumerate(raw):
         where = f"{source}: {_label(position, item)}"
         if not isinstance(item, dict):
-            raise ProposalError(f"{where}: expected an object with a title, got {item!r}")
+            raise ProposalError(f"{where}: expected an object with a title, got {echo(item)}")
         title = item.get("title")
         if isinstance(title, str):
             title = clean_text(title, multiline=False)
@@ -158,7 +170,7 @@ def check_proposals(
         description = description_head + clean_text(description, multiline=True)
         index = item.get("index", position)
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ProposalError(f"{where}: index must be a non-negative integer, got {index!r}")
+            raise ProposalError(f"{where}: index must be a non-negative integer, got {echo(index)}")
         if index in proposals:
             raise ProposalError(f"{where}: index {index} is used twice")
         priority = item.get("priority", 0)

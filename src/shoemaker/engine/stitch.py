@@ -30,15 +30,20 @@ from shoemaker.engine.gates import (
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
+from shoemaker.errors import BadInput, Failed
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
 from shoemaker.git import GitError, Loc, MergeOutcome, matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
 
-class EngineError(Exception):
+class EngineError(Failed):
     """A problem no retry can fix (an agent that cannot start, a repository in the wrong state);
     the run stops and the message says what to do."""
+
+
+class ReviewRefused(BadInput):
+    """A review verb for a task that is not waiting for review; nothing was changed."""
 
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -628,7 +633,9 @@ class Stitcher:
         """A person approved a task waiting in review: merge it."""
         task = await asyncio.to_thread(self.project.store.get_task, task_id)
         if task.state != TaskState.NEEDS_REVIEW:
-            raise EngineError(f"task {task_id} is {task.state}, not waiting for review")
+            raise ReviewRefused(
+                f"task {task_id} is {task.state}, not waiting for review; see `shoemaker review`"
+            )
         git = self.project.git
         base = await asyncio.to_thread(git.merge_base, task.branch, self.generation.branch)
         commit = await asyncio.to_thread(git.rev_parse, task.branch)
@@ -639,7 +646,9 @@ class Stitcher:
         """A person rejected a task in review: it runs again with their note in its prompt."""
         task = await asyncio.to_thread(self.project.store.get_task, task_id)
         if task.state != TaskState.NEEDS_REVIEW:
-            raise EngineError(f"task {task_id} is {task.state}, not waiting for review")
+            raise ReviewRefused(
+                f"task {task_id} is {task.state}, not waiting for review; see `shoemaker review`"
+            )
         reason = f"review rejected it: {note.strip() or 'no note given'}"
         await asyncio.to_thread(self._keep_for_retry, task)
         self._transition(task_id, TaskState.READY, reason)

@@ -12,12 +12,13 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.errors import BadInput
 from shoemaker.events import (
     Event,
     GenerationStateChanged,
@@ -41,8 +42,13 @@ from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
-class StoreError(RuntimeError):
-    """The store cannot do what was asked (unknown generation, newer schema, …)."""
+class StoreError(BadInput, RuntimeError):
+    """The store cannot do what was asked (unknown generation, newer schema, a file that is
+    no store, …)."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the configured wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,30 +128,90 @@ def _compress(source: bytes | Path) -> bytes:
 class Store:
     """All reads and writes of shoemaker's state."""
 
-    def __init__(self, path: Path, redactor: Redactor = NO_SECRETS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        redactor: Redactor = NO_SECRETS,
+        wait_sec: float = 10.0,
+        holder: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Open (or create) the store at ``path``. ``wait_sec`` bounds how long a call waits
+        for another process's write; ``holder`` says who that may be, for the message."""
         self.path = path
         self.redactor = redactor
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.wait_sec = wait_sec
+        self._holder = holder
+        if path.is_dir():
+            raise StoreError(
+                f"{path}: is a directory, not shoemaker's store; move it away (a new store "
+                "is created in its place)"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(
+                f"{path.parent}: is a file, where shoemaker keeps its state directory; move it away"
+            ) from None
         self._lock = threading.RLock()
-        # isolation_level=None: we issue BEGIN ourselves so each transaction is explicit.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:
+            # isolation_level=None: we issue BEGIN ourselves so each transaction is explicit.
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=wait_sec
+            )
+        except sqlite3.Error as exc:
+            raise self._failure(exc) or StoreError(self._unusable(exc)) from None
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout={int(wait_sec * 1000)}")
+            self._check_version()  # before anything writes, even the journal mode
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._failure(exc) or StoreError(self._unusable(exc)) from None
+            raise
 
     # -- plumbing -----------------------------------------------------------------------------
+
+    def _unusable(self, exc: sqlite3.Error) -> str:
+        return (
+            f"{self.path}: is not a usable shoemaker store (SQLite says: {exc}); move it aside "
+            "to start a new one, or restore it from a backup"
+        )
+
+    def _failure(self, exc: sqlite3.Error) -> StoreError | None:
+        """The error a person should see for ``exc``; None for errors of shoemaker's own
+        statements (constraints, programming errors), which are bugs to report as such."""
+        if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
+            return None
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            holder = self._holder() if self._holder is not None else None
+            who = f"by {holder}" if holder else "by another process (not a shoemaker run)"
+            return StoreBusy(
+                f"{self.path}: locked {who} for more than {self.wait_sec:g} s (store_wait_sec); "
+                "try again when it is done"
+            )
+        unusable = ("malformed", "not a database", "unable to open", "disk I/O", "readonly")
+        if type(exc) is sqlite3.DatabaseError or any(word in text for word in unusable):
+            return StoreError(self._unusable(exc))
+        return None
+
+    def _check_version(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this shoemaker "
+                f"understands ({SCHEMA_VERSION}); upgrade shoemaker"
+            )
 
     def _migrate(self) -> None:
         with self._lock:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this shoemaker "
-                    f"understands ({SCHEMA_VERSION}); upgrade shoemaker"
-                )
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 # executescript commits implicitly, so the version bump goes in the same script.
                 self._db.executescript(
@@ -156,18 +222,26 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._failure(exc) or exc from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # a corrupt file may refuse even this
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and (failure := self._failure(exc)):
+                    raise failure from None
+                raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._failure(exc) or exc from None
 
     def close(self) -> None:
         with self._lock:
@@ -435,7 +509,7 @@ class Store:
     def get_task(self, task_id: int) -> Task:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
         if not rows:
-            raise StoreError(f"no task with id {task_id}")
+            raise StoreError(f"no task with id {task_id}; see `shoemaker tasks`")
         deps = [
             r[0]
             for r in self._query(
@@ -507,7 +581,7 @@ class Store:
             raise ValueError(f"cannot set {sorted(set(fields) - allowed)} on a task")
         row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no task with id {task_id}")
+            raise StoreError(f"no task with id {task_id}; see `shoemaker tasks`")
         old = TaskState(row["state"])
         check_task_transition(task_id, old, new)
         attempts = row["attempts"] + (1 if count_attempt else 0)

@@ -32,10 +32,10 @@ from shoemaker.engine.generation import (
     stop_generation,
     switch_generation,
 )
-from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
-from shoemaker.engine.stitch import EngineError, Stitcher
+from shoemaker.engine.stitch import Stitcher
 from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
+from shoemaker.errors import ShoemakerError
 from shoemaker.events import (
     AgentStarted,
     BudgetCrossed,
@@ -44,7 +44,7 @@ from shoemaker.events import (
     Recovered,
 )
 from shoemaker.model import GenerationState, TaskState
-from shoemaker.resources import ResourceError, data_dir
+from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.screens import (
     ConfirmScreen,
@@ -56,7 +56,8 @@ from shoemaker.tui.screens import (
 from shoemaker.tui.widgets import FILTERS, AgentOutput, GenerationsPanel, MetricsPanel, TaskQueue
 
 Mode = Literal["live", "attach"]
-ENGINE_ERRORS = (GenerationError, MeasureError, EngineError, ResourceError)
+#: Every error shoemaker explains: shown as a notification, the dashboard goes on.
+ENGINE_ERRORS = (ShoemakerError,)
 #: Actions that change something; read-only (attached) dashboards disable them.
 ENGINE_ACTIONS = {
     "start",
