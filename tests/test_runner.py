@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
+from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
     ProcessRunner,
@@ -158,6 +160,51 @@ async def test_children_left_behind_are_killed(fast_tmp: Path) -> None:
     result = await run(fast_tmp, "", argv, grace=0.3)
     assert result.exit_code == 0 and result.killed is None
     assert not result.ok and "no result line" in result.reason
+
+
+def sleepers(token: str) -> list[list[str]]:
+    """The command lines of live ``sleep 300`` processes that carry ``token``."""
+    found = []
+    for pid in processes_with_token(token):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            if argv[-2:] == [b"sleep", b"300"]:
+                found.append([a.decode() for a in argv])
+    return found
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "marker"])
+async def test_a_process_the_agent_detaches_dies_with_its_run(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, cgroup: bool
+) -> None:
+    # The agent is `setsid -f` itself: its child leaves the process group and keeps stdout
+    # open. Found by the run's cgroup, or (a machine without one) by the run's marker.
+    if not cgroup:
+        monkeypatch.setattr(RunCgroup, "create", classmethod(lambda cls: None))
+    elif RunCgroup.create() is None:
+        pytest.skip("this machine does not let shoemaker make a cgroup v2")
+    token = new_token()
+    spec = RunSpec(
+        argv=["setsid", "-f", "sleep", "300"],
+        cwd=fast_tmp,
+        env={**agent_env(token), RUN_MARKER: f"test#{token}"},
+        prompt="",
+        transcript_path=fast_tmp / "transcript.jsonl",
+        max_time_sec=60,
+        idle_timeout_sec=60,
+        kill_grace_sec=0.3,
+    )
+    result = await ProcessRunner().run(spec)
+    assert result.exit_code == 0 and not result.ok and result.killed is None
+    assert sleepers(token) == [] and processes_with_token(token) == []
+
+
+async def test_a_detach_directive_of_the_rehearsal_agent_is_reaped(fast_tmp: Path) -> None:
+    token = new_token()
+    prompt = stitch_prompt(detach=["setsid -f sleep 300"], files={"a.txt": "x"})
+    result = await run(fast_tmp, prompt, token=token)  # asserts that nothing of it is left
+    assert result.ok, result.reason
+    assert result.summary.tool_uses == {"Write": 1, "Bash": 1}
 
 
 async def test_lines_of_sixteen_megabytes_and_more(fast_tmp: Path) -> None:

@@ -26,11 +26,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoemaker.engine.agent_call import RUN_MARKER, run_marker
+from shoemaker.agents.leftovers import environments as _environments
+from shoemaker.agents.leftovers import marked_processes as _marked_processes
+from shoemaker.engine.agent_call import run_marker
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.events import Log, Recovered
 from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
@@ -125,23 +127,6 @@ def _kill_stale_agent(pid: int, argv: list[str], started: float) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
-
-
-def _environments() -> Iterator[tuple[int, list[bytes]]]:
-    """Each live process (but this one) with its environment, where it may be read."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            yield int(entry.name), (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone, or another user's
-
-
-def _marked_processes(markers: set[str]) -> list[int]:
-    """Live processes whose environment carries one of ``markers`` as SHOEMAKER_RUN."""
-    wanted = {f"{RUN_MARKER}={m}".encode() for m in markers}
-    return [pid for pid, env in _environments() if wanted.intersection(env)]
 
 
 def _orphaned_gits() -> list[int]:
