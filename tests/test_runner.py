@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 import textwrap
@@ -11,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
+from agents import (
+    REHEARSAL,
+    STREAM_ARGS,
+    agent_env,
+    new_token,
+    processes_with_token,
+    sleepers,
+    stitch_prompt,
+)
 from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
@@ -160,17 +167,6 @@ async def test_children_left_behind_are_killed(fast_tmp: Path) -> None:
     result = await run(fast_tmp, "", argv, grace=0.3)
     assert result.exit_code == 0 and result.killed is None
     assert not result.ok and "no result line" in result.reason
-
-
-def sleepers(token: str) -> list[list[str]]:
-    """The command lines of live ``sleep 300`` processes that carry ``token``."""
-    found = []
-    for pid in processes_with_token(token):
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-            if argv[-2:] == [b"sleep", b"300"]:
-                found.append([a.decode() for a in argv])
-    return found
 
 
 @pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "marker"])

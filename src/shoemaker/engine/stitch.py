@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.config import GateConfig
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.gates import (
+    GateBox,
     describe_command,
     fingerprint,
     gates_for,
@@ -30,7 +32,7 @@ from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
-from shoemaker.git import Loc, MergeOutcome, matches_any
+from shoemaker.git import GitError, Loc, MergeOutcome, matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 
@@ -375,16 +377,19 @@ class Stitcher:
     def _changed(self, base: str, commit: str) -> list[str]:
         return [f.path for f in self.project.git.diff_stat(base, commit).files]
 
+    def _gates(self, task: Task, changed: list[str], where: str) -> list[GateConfig]:
+        gates = gates_for(self.project.config.gates, task.title, changed)
+        return [g for g in gates if g.after_merge] if where == "merged" else gates
+
     async def _run_gates(
         self, task: Task, cwd: Path, run_id: int | None, changed: list[str], where: str
     ) -> Failure | None:
-        """Run the task's gates in ``cwd`` (its worktree, or the main checkout after the
-        merge); the first failure that is not a warning, or None."""
-        gates = gates_for(self.project.config.gates, task.title, changed)
-        if where == "merged":
-            gates = [g for g in gates if g.after_merge]
-        for gate in gates:
-            outcome = await run_gate(gate, cwd)
+        """Run the task's gates in ``cwd`` (its worktree, or a detached worktree of the merge
+        commit), in the agent's sandbox if one is configured; the first failure that is not a
+        warning, or None."""
+        box = GateBox(self.project.config, self.project.git.common_dir)
+        for gate in self._gates(task, changed, where):
+            outcome = await run_gate(gate, cwd, box)
             await asyncio.to_thread(
                 self.project.store.record_gate,
                 task_id=task.id,
@@ -488,12 +493,36 @@ class Stitcher:
         nothing else merges meanwhile, so a failure is this task's and ``merge`` is reverted."""
         runs = await asyncio.to_thread(self.project.store.runs, task.id)
         changed = await asyncio.to_thread(self._changed, base, commit)
-        failure = await self._run_gates(
-            task, self.project.root, runs[-1].id if runs else None, changed, "merged"
-        )
+        if not self._gates(task, changed, "merged"):
+            return None
+        # Never in the person's checkout: what the gates execute is the agent's work.
+        worktree = await asyncio.to_thread(self._verify_worktree, task, merge)
+        try:
+            failure = await self._run_gates(
+                task, worktree, runs[-1].id if runs else None, changed, "merged"
+            )
+        finally:
+            await asyncio.shield(asyncio.to_thread(self._remove_verify_worktree, task, worktree))
         if failure:
             await asyncio.to_thread(self._revert, task, merge, failure.reason)
         return failure
+
+    def _verify_worktree(self, task: Task, merge: str) -> Path:
+        """A detached worktree of ``merge``, for the gates that run after the merge."""
+        git = self.project.git
+        path = self.project.worktree_root / f"verify-{self.generation.name}-{task.id}"
+        git.clear_worktree_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git.add_detached_worktree(path, merge)
+        return path
+
+    def _remove_verify_worktree(self, task: Task, path: Path) -> None:
+        try:
+            self.project.git.remove_worktree(path)
+        except GitError as exc:
+            # The merge's fate is decided by its gates; a worktree left here goes with the
+            # next recovery.
+            self._log(task.id, f"could not remove {path}: {exc}", "warning")
 
     async def _done(
         self,
