@@ -3,6 +3,8 @@ failure there reverts it), retries that stop when a failure repeats, unrunnable 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -262,3 +264,62 @@ async def test_a_sandboxed_gate_keeps_its_cwd_and_tail(fast_tmp: Path) -> None:
     assert outcome.reason == "gate 'sub' exited 4 (expected 0)"
     assert outcome.output_tail.endswith(f"cwd {fast_tmp / 'sub'}\n")
     assert len(outcome.output_tail) == 8_000
+
+
+async def test_cancelling_during_the_gates_after_the_merge_removes_their_worktree(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    fifo = fast_tmp / "gate-started"
+    os.mkfifo(fifo)
+    # Passes in the task's worktree (on its branch); after the merge (detached) it says so
+    # through the FIFO, then waits to be stopped.
+    blocks_after_merge = (
+        "import subprocess, time\n"
+        "if subprocess.run(['git', 'symbolic-ref', '-q', 'HEAD']).returncode:\n"
+        f"    open({str(fifo)!r}, 'w').write('started')\n"
+        "    time.sleep(300)\n"
+    )
+    project = make_project(
+        fast_tmp,
+        [task("Lands", files={"new.py": "NEW = 1\n"})],
+        gates=[check("blocks", blocks_after_merge)],
+    )
+    start_generation(project, "g")
+    run = asyncio.create_task(Engine(project).run(cycles=1))
+    assert await asyncio.to_thread(fifo.read_text) == "started"
+    (verifying,) = [w.path for w in project.git.worktrees() if w.path.name.startswith("verify-")]
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+    assert not verifying.exists() and processes_with_token(token) == []
+
+
+async def test_a_repository_of_the_agents_making_never_runs_its_configuration(
+    fast_tmp: Path,
+) -> None:
+    # The agent points its worktree's .git at a repository it wrote, whose core.fsmonitor
+    # any git command there would execute on the host.
+    pwned = fast_tmp / "pwned"
+    evil = {
+        ".git": "gitdir: evil\n",
+        "evil/HEAD": "ref: refs/heads/main\n",
+        "evil/config": f"[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch {pwned}\n",
+        "evil/objects/.keep": "",
+        "evil/refs/.keep": "",
+    }
+    project = make_project(
+        fast_tmp,
+        [task("Swaps", files={**evil, "new.py": "NEW = 1\n"})],
+        gates=[check("ok", "print('ok')")],
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE, t.reason
+    assert not pwned.exists()
+    assert (project.root / "new.py").read_text() == "NEW = 1\n"
+    logs = [e.message for _, e in project.store.events_after(0) if e.kind == "log"]
+    assert any("which the agent had replaced" in m for m in logs)

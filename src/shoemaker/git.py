@@ -8,8 +8,10 @@ worktrees of one repository at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -372,6 +374,37 @@ class Git:
         conflicts = self._conflicted(path)
         self._run_in(path, ["rebase", "--abort"], check=False)
         return False, conflicts
+
+    def restore_gitfile(self, path: Path) -> bool:
+        """Make the ``.git`` of worktree ``path`` the file git wrote when it added it, pointing
+        into this repository. What ran in the worktree (an agent, a gate) may have replaced it
+        with a repository of its own, whose configuration (``core.fsmonitor``, hooks) the next
+        git command there would execute. Returns whether it had to be restored."""
+        dotgit = path / ".git"
+        admin = self._admin_dir(path)
+        if admin is None:
+            return False  # not a worktree of this repository
+        expected = f"gitdir: {admin}\n"
+        with contextlib.suppress(OSError):
+            if not dotgit.is_symlink() and dotgit.is_file() and dotgit.read_text() == expected:
+                return False
+        if dotgit.is_dir() and not dotgit.is_symlink():
+            shutil.rmtree(dotgit)
+        else:
+            dotgit.unlink(missing_ok=True)
+        dotgit.write_text(expected)
+        return True
+
+    def _admin_dir(self, path: Path) -> Path | None:
+        """The directory under ``.git/worktrees`` of the worktree at ``path``."""
+        real = path.resolve()
+        with contextlib.suppress(OSError):
+            for admin in (self.common_dir / "worktrees").iterdir():
+                with contextlib.suppress(OSError):
+                    registered = (admin / "gitdir").read_text().strip()
+                    if Path(registered).parent.resolve() == real:
+                        return admin
+        return None
 
     def detach_worktree(self, path: Path) -> None:
         """Leave a worktree detached at its commit and clean, so its branch is free."""

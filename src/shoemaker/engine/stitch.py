@@ -254,6 +254,7 @@ class Stitcher:
         )
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
+        await asyncio.to_thread(self._restore_gitfile, task, worktree)
         if not result.ok:
             await asyncio.to_thread(self._preserve, task, worktree, "agent-failed")
             detail = f"{result.reason}\n{result.summary.result_text or ''}"
@@ -353,11 +354,19 @@ class Stitcher:
         head = git.rev_parse("HEAD", worktree)
         return None if head == base else head
 
+    def _restore_gitfile(self, task: Task, worktree: Path) -> None:
+        """Before shoemaker's own git runs in a worktree the agent had: its ``.git`` points
+        into this repository again (a repository of the agent's making would have its
+        configuration executed by that git)."""
+        if self.project.git.restore_gitfile(worktree):
+            self._log(task.id, f"restored {worktree / '.git'}, which the agent had replaced")
+
     def _preserve(self, task: Task, worktree: Path, outcome: str) -> None:
         """Commit whatever an unsuccessful attempt left to its branch, then give the worktree
         back to the pool."""
         git = self.project.git
         if worktree.exists():
+            self._restore_gitfile(task, worktree)
             with contextlib.suppress(Exception):
                 git.commit_all(
                     worktree,
@@ -518,8 +527,9 @@ class Stitcher:
 
     def _remove_verify_worktree(self, task: Task, path: Path) -> None:
         try:
+            self.project.git.restore_gitfile(path)  # a gate may have replaced it
             self.project.git.remove_worktree(path)
-        except GitError as exc:
+        except (GitError, OSError) as exc:
             # The merge's fate is decided by its gates; a worktree left here goes with the
             # next recovery.
             self._log(task.id, f"could not remove {path}: {exc}", "warning")
