@@ -19,6 +19,7 @@ from agents import (
     sleepers,
     stitch_prompt,
 )
+from projects import make_project, task
 from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
@@ -28,6 +29,9 @@ from shoemaker.agents.runner import (
     agent_environment,
 )
 from shoemaker.agents.streamjson import StreamEvent
+from shoemaker.engine.engine import Engine
+from shoemaker.engine.generation import start_generation
+from shoemaker.model import TaskState
 
 
 async def run(
@@ -201,6 +205,34 @@ async def test_a_detach_directive_of_the_rehearsal_agent_is_reaped(fast_tmp: Pat
     result = await run(fast_tmp, prompt, token=token)  # asserts that nothing of it is left
     assert result.ok, result.reason
     assert result.summary.tool_uses == {"Write": 1, "Bash": 1}
+
+
+@pytest.mark.parametrize("sandbox", ["none", "bwrap"])
+async def test_what_an_agent_detaches_in_a_task_is_gone_when_its_run_ends(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, sandbox: str
+) -> None:
+    if sandbox == "bwrap" and not Path("/usr/bin/bwrap").exists():
+        pytest.skip("bubblewrap: .ci/run installs it")
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = make_project(
+        fast_tmp,
+        [task("Detaches", detach=["setsid -f sleep 300"], files={"d.py": "D = 1\n"})],
+        sandbox=sandbox,
+    )
+    start_generation(project, "g")
+    seen: list[list[int]] = []
+    # When the agent's run is over (its AgentFinished), nothing of it may be left.
+    project.bus.add_listener(
+        lambda e: seen.append(sleepers(token)) if e.kind == "agent_finished" else None
+    )  # type: ignore[union-attr]
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE, t.reason
+    assert seen == [[], []]  # measure, then the task's run
+    (run,) = project.store.runs(task_id=t.id)
+    assert "Started in the background (exit code 0)" in project.store.transcript(run.id).decode()
+    assert processes_with_token(token) == []
 
 
 async def test_lines_of_sixteen_megabytes_and_more(fast_tmp: Path) -> None:
