@@ -123,11 +123,9 @@ class GateBox:
 
 
 def _boxed(
-    box: GateBox | None, argv: list[str], env: dict[str, str], worktree: Path, cwd: Path, home: Path
+    box: GateBox, argv: list[str], env: dict[str, str], worktree: Path, cwd: Path, home: Path
 ) -> list[str]:
     """``argv`` as it runs in the sandbox: the worktree writable, ``home`` its HOME."""
-    if box is None or not box.sandboxed:
-        return argv
     config = box.config
     if cwd != worktree:
         argv = ["env", "-C", str(cwd), *argv]  # the sandbox starts in the worktree itself
@@ -148,6 +146,9 @@ async def run_gate(gate: GateConfig, worktree: Path, box: GateBox | None = None)
     # Bytecode caches would otherwise appear as untracked files in the worktree.
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     env[RUN_MARKER] = f"gate-{uuid.uuid4().hex}"
+    if box is None or not box.sandboxed:
+        return await _run(gate, gate_argv(gate), cwd, env, started)
+    # A HOME of its own (with TMPDIR inside), like an agent's sandboxed run.
     home = Path(tempfile.mkdtemp(prefix="shoemaker-gate-home-"))
     (home / "tmp").mkdir()
     try:
