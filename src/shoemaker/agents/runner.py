@@ -4,9 +4,10 @@ The process gets the prompt on stdin, runs in its own process group, and is watc
 clocks: a hard limit on wall time and an idle watchdog (no stdout for N seconds). Stopping it
 escalates: SIGINT to the whole group first (the CLI answers with a last result line, so the
 run's cost is known) while stdout is still read, then SIGTERM, then SIGKILL, each after a grace
-period, so nothing it spawned outlives it. Every stdout byte goes to the transcript file as it
-arrives, and lines of any size (stream-json lines reach megabytes) are split by hand instead of
-with ``readline``'s limit.
+period, so nothing it spawned outlives it; what left the group (``setsid -f``) is found by the
+run's cgroup or environment marker (``agents/leftovers.py``) and killed too. Every stdout byte
+goes to the transcript file as it arrives, and lines of any size (stream-json lines reach
+megabytes) are split by hand instead of with ``readline``'s limit.
 """
 
 from __future__ import annotations
