@@ -323,3 +323,20 @@ async def test_a_repository_of_the_agents_making_never_runs_its_configuration(
     assert (project.root / "new.py").read_text() == "NEW = 1\n"
     logs = [e.message for _, e in project.store.events_after(0) if e.kind == "log"]
     assert any("which the agent had replaced" in m for m in logs)
+
+
+async def test_a_gate_that_runs_too_long_is_killed_with_what_it_started(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    code = (
+        "import subprocess, time; print('started', flush=True); "
+        "subprocess.Popen(['setsid', '-f', 'sleep', '300']); time.sleep(300)"
+    )
+    gate = GateConfig(name="slow", command=[sys.executable, "-c", code], timeout_sec=5)
+    outcome = await run_gate(gate, fast_tmp)
+    assert (outcome.passed, outcome.exit_code) == (False, None)
+    assert outcome.reason == "gate 'slow' timed out after 5s"
+    assert outcome.output_tail == "started\n"
+    assert processes_with_token(token) == []
