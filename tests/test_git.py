@@ -190,6 +190,18 @@ def test_loc_after_counts_only_the_changed_files(repo: Git, fast_tmp: Path) -> N
     assert live == repo.loc(commit, globs, tests) == Loc(1, 2)
 
 
+def test_loc_after_never_reads_through_a_link(repo: Git, fast_tmp: Path) -> None:
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt-link"
+    repo.add_worktree(wt, "task/link", base)
+    outside = fast_tmp / "outside.py"
+    outside.write_text("x = 1\n" * 50)
+    (wt / "src" / "linked.py").symlink_to(outside)
+    changed = repo.changed_paths(wt, base)
+    assert changed == ["src/linked.py"]
+    assert repo.loc_after(base, changed, ["**/*.py"], [], cwd=wt) == repo.loc(base, ["**/*.py"], [])
+
+
 def test_rebase_moves_a_branch_or_aborts_cleanly(repo: Git, fast_tmp: Path) -> None:
     base = repo.rev_parse("HEAD")
     wt = fast_tmp / "wt-rebase"

@@ -384,15 +384,17 @@ class Git:
         admin = self._admin_dir(path)
         if admin is None:
             return False  # not a worktree of this repository
-        expected = f"gitdir: {admin}\n"
+        expected = f"gitdir: {admin}\n".encode()
         with contextlib.suppress(OSError):
-            if not dotgit.is_symlink() and dotgit.is_file() and dotgit.read_text() == expected:
-                return False
+            if not dotgit.is_symlink() and dotgit.is_file():
+                with dotgit.open("rb") as f:
+                    if f.read(len(expected) + 1) == expected:
+                        return False
         if dotgit.is_dir() and not dotgit.is_symlink():
             shutil.rmtree(dotgit)
         else:
             dotgit.unlink(missing_ok=True)
-        dotgit.write_text(expected)
+        dotgit.write_bytes(expected)
         return True
 
     def _admin_dir(self, path: Path) -> Path | None:
@@ -749,10 +751,13 @@ class Git:
             new = self._loc_at(head, list(changed), source_globs, test_globs)
         else:
             assert cwd is not None
+            # Never through a link: the agent's worktree may point one anywhere.
             files = {
                 p: (cwd / p).read_bytes()
                 for p in changed
-                if matches_any(p, source_globs) and (cwd / p).is_file()
+                if matches_any(p, source_globs)
+                and (cwd / p).is_file()
+                and not (cwd / p).is_symlink()
             }
             new = _loc(files, source_globs, test_globs)
         return Loc(
@@ -780,7 +785,7 @@ class Git:
         for path in dict.fromkeys(p for p in listing.split("\0") if p):
             if matches_any(path, source_globs):
                 file = cwd / path
-                if file.is_file():
+                if file.is_file() and not file.is_symlink():
                     contents[path] = file.read_bytes()
         return _loc(contents, source_globs, test_globs)
 
