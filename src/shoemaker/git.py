@@ -397,6 +397,11 @@ class Git:
         dotgit.write_bytes(expected)
         return True
 
+    def _pinned(self, cwd: Path) -> dict[str, str]:
+        """GIT_DIR and GIT_WORK_TREE for git in worktree ``cwd`` (none for the main one)."""
+        admin = None if cwd.resolve() == self.root.resolve() else self._admin_dir(cwd)
+        return {} if admin is None else {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(cwd)}
+
     def _admin_dir(self, path: Path) -> Path | None:
         """The directory under ``.git/worktrees`` of the worktree at ``path``."""
         real = path.resolve()
@@ -655,9 +660,12 @@ class Git:
     def _with_untracked_index(self, cwd: Path) -> dict[str, str]:
         """A temporary index holding the worktree's files, untracked ones included, so a diff
         can show them without touching the worktree's own index."""
-        index = self._run(["rev-parse", "--git-path", "index"], cwd).strip()
+        # The live diff runs while an agent may still work there: git is told the repository
+        # instead of reading the worktree's .git, which the agent could point elsewhere.
+        pinned = self._pinned(cwd)
+        index = self._run(["rev-parse", "--git-path", "index"], cwd, env=pinned).strip()
         tmp_index = (cwd / index).with_name(f"shoemaker-diff-{os.getpid()}-{id(cwd)}.index")
-        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        env = {**pinned, "GIT_INDEX_FILE": str(tmp_index)}
         self._run(["read-tree", "HEAD"], cwd, env=env)
         self._run(["add", "-A"], cwd, env=env)
         return env
