@@ -181,8 +181,10 @@ async def test_a_process_the_agent_detaches_dies_with_its_run(
     # open. Found by the run's cgroup, or (a machine without one) by the run's marker.
     if not cgroup:
         monkeypatch.setattr(RunCgroup, "create", classmethod(lambda cls: None))
-    elif RunCgroup.create() is None:
+    elif (probe := RunCgroup.create()) is None:
         pytest.skip("this machine does not let shoemaker make a cgroup v2")
+    else:
+        probe.remove()
     token = new_token()
     spec = RunSpec(
         argv=["setsid", "-f", "sleep", "300"],

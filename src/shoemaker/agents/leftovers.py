@@ -32,6 +32,8 @@ _GONE_SEC = 10.0
 _counter = itertools.count(1)
 # Cgroups of runs still going, so that an interpreter exit kills what is in them.
 _LIVE: set[Path] = set()
+# Cgroups of finished runs whose removal was refused (a process not yet reaped).
+_PENDING: set[Path] = set()
 
 
 def environments() -> Iterator[tuple[int, list[bytes]]]:
@@ -119,6 +121,10 @@ class RunCgroup:
             return None
         parent = mount / own.lstrip("/")
         _remove_stale(parent)
+        for pending in list(_PENDING):
+            with contextlib.suppress(OSError):
+                pending.rmdir()
+                _PENDING.discard(pending)
         path = parent / f"{_CGROUP_PREFIX}{os.getpid()}-{next(_counter)}"
         try:
             path.mkdir()
@@ -160,9 +166,15 @@ class RunCgroup:
                     os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+        """Remove the cgroup; refused while a killed process is not yet reaped (by its new
+        parent), so a refusal is tried again when the next cgroup is made."""
         _LIVE.discard(self.path)
+        try:
+            self.path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            _PENDING.add(self.path)
 
 
 def _remove_stale(parent: Path) -> None:
@@ -179,6 +191,9 @@ def _kill_live_at_exit() -> None:
     for path in list(_LIVE):
         with contextlib.suppress(OSError):
             (path / "cgroup.kill").write_text("1")
+    for path in list(_PENDING):
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 atexit.register(_kill_live_at_exit)

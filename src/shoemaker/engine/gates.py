@@ -204,6 +204,7 @@ async def _run(
         reader.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.shield(asyncio.wait_for(proc.wait(), _DRAIN_SEC))
+        leftovers.close()  # again: the main process is reaped now
     duration = time.monotonic() - started
     tail = output[-OUTPUT_TAIL * 4 :].decode("utf-8", "replace")[-OUTPUT_TAIL:]
     if timed_out:
