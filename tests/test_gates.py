@@ -4,6 +4,7 @@ failure there reverts it), retries that stop when a failure repeats, unrunnable 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.gates import GateBox, fingerprint, run_gate
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.recovery import landed_tasks
+from shoemaker.engine.stitch import Stitcher
 from shoemaker.model import TaskState
 
 
@@ -340,3 +342,25 @@ async def test_a_gate_that_runs_too_long_is_killed_with_what_it_started(
     assert outcome.reason == "gate 'slow' timed out after 5s"
     assert outcome.output_tail == "started\n"
     assert processes_with_token(token) == []
+
+
+async def test_a_merge_whose_gates_cannot_get_a_worktree_is_undone(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: Stitcher, task: object, merge: str) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Stitcher, "_verify_worktree", disk_full)  # a full disk, simulated
+    project = make_project(
+        fast_tmp,
+        [task("Unverified", files={"new.py": "NEW = 1\n"})],
+        gates=[check("ok", "print('ok')")],
+        max_retries=0,
+    )
+    gen = start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.FAILED
+    assert "no worktree for the gates after the merge" in t.reason
+    commits = project.git.log(f"{gen.start_commit}..{gen.branch}")
+    assert landed_tasks(commits) == {} and not (project.root / "new.py").exists()

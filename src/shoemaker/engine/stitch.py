@@ -505,13 +505,21 @@ class Stitcher:
         if not self._gates(task, changed, "merged"):
             return None
         # Never in the person's checkout: what the gates execute is the agent's work.
-        worktree = await asyncio.to_thread(self._verify_worktree, task, merge)
         try:
-            failure = await self._run_gates(
-                task, worktree, runs[-1].id if runs else None, changed, "merged"
-            )
-        finally:
-            await asyncio.shield(asyncio.to_thread(self._remove_verify_worktree, task, worktree))
+            worktree = await asyncio.to_thread(self._verify_worktree, task, merge)
+        except (GitError, OSError) as exc:
+            # Unverified is not verified: the merge is undone like a failed gate's.
+            reason = f"no worktree for the gates after the merge: {exc}"
+            failure: Failure | None = Failure(reason, fingerprint("verify", reason))
+        else:
+            try:
+                failure = await self._run_gates(
+                    task, worktree, runs[-1].id if runs else None, changed, "merged"
+                )
+            finally:
+                await asyncio.shield(
+                    asyncio.to_thread(self._remove_verify_worktree, task, worktree)
+                )
         if failure:
             await asyncio.to_thread(self._revert, task, merge, failure.reason)
         return failure
