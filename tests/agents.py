@@ -57,3 +57,16 @@ def processes_with_token(token: str) -> list[int]:
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
     return found
+
+
+def sleepers(token: str) -> list[int]:
+    """Live ``sleep 300`` processes that carry ``token`` (left behind by a detaching test)."""
+    found = []
+    for pid in processes_with_token(token):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[-3:-1] == [b"sleep", b"300"]:
+            found.append(pid)
+    return found

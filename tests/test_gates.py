@@ -3,15 +3,25 @@ failure there reverts it), retries that stop when a failure repeats, unrunnable 
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from agents import new_token, processes_with_token, sleepers
 from projects import check, make_project, task
+from shoemaker.agents.leftovers import RunCgroup
+from shoemaker.config import Config, GateConfig
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.gates import fingerprint
+from shoemaker.engine.gates import GateBox, fingerprint, run_gate
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.recovery import landed_tasks
+from shoemaker.engine.stitch import Stitcher
 from shoemaker.model import TaskState
 
 
@@ -67,8 +77,11 @@ async def test_different_failures_retry_until_max_retries(fast_tmp: Path) -> Non
 
 
 async def test_a_gate_failing_after_the_merge_reverts_it(fast_tmp: Path) -> None:
-    # In a worktree .git is a file; in the main checkout, where merges land, a directory.
-    only_in_worktrees = "import os, sys; print('after merge'); sys.exit(os.path.isdir('.git'))"
+    # A task's worktree is on its branch; the merge is checked in a detached worktree of it.
+    only_in_worktrees = (
+        "import subprocess, sys; print('after merge'); "
+        "sys.exit(subprocess.run(['git', 'symbolic-ref', '-q', 'HEAD']).returncode)"
+    )
     project = make_project(
         fast_tmp,
         [task("Lands then fails", files={"new.py": "NEW = 1\n"})],
@@ -90,6 +103,47 @@ async def test_a_gate_failing_after_the_merge_reverts_it(fast_tmp: Path) -> None
         ("worktree", True),
         ("merged", False),
     ]
+    assert [w.path for w in project.git.worktrees()] == [project.root]  # none left
+
+
+WHERE = (
+    "import os, subprocess; print('cwd', os.getcwd()); "
+    "print('head', subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, "
+    "text=True).stdout.strip())"
+)
+
+
+async def test_the_gates_after_the_merge_run_in_a_worktree_of_it_not_in_the_checkout(
+    fast_tmp: Path,
+) -> None:
+    project = make_project(
+        fast_tmp, [task("Lands", files={"new.py": "NEW = 1\n"})], gates=[check("where", WHERE)]
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE, t.reason
+    merged = next(g for g in project.store.gate_results(t.id) if g["location"] == "merged")
+    lines = dict(line.split(" ", 1) for line in merged["output_tail"].splitlines())
+    assert Path(lines["cwd"]) != project.root and project.root not in Path(lines["cwd"]).parents
+    assert lines["head"] == t.merged_commit  # the merge commit itself, detached
+    assert not Path(lines["cwd"]).exists()  # removed after its gates
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "marker"])
+async def test_a_process_a_gate_detaches_dies_with_it(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, cgroup: bool
+) -> None:
+    if not cgroup:
+        monkeypatch.setattr(RunCgroup, "create", classmethod(lambda cls: None))
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    # setsid's child leaves the gate's process group and holds its output pipe open.
+    gate = GateConfig(name="detach", command=["setsid", "-f", "sleep", "300"], timeout_sec=120)
+    outcome = await run_gate(gate, fast_tmp)
+    assert outcome.passed and outcome.exit_code == 0, outcome.reason
+    assert sleepers(token) == [] and processes_with_token(token) == []
 
 
 async def test_severities_warn_and_fix(fast_tmp: Path) -> None:
@@ -150,3 +204,163 @@ def test_a_gate_naming_nothing_runnable_is_a_configuration_error(fast_tmp: Path)
     assert proc.returncode == 2
     assert "gates[0] (tests): 'no-such-tool-xyz' is not on PATH" in proc.stderr
     assert project.store.list_tasks("g") == []  # nothing ran
+
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
+CONFTEST = """\
+import os, pathlib
+for target in {targets!r}:
+    try:
+        pathlib.Path(target).write_text("escaped")
+        print("WROTE", target)
+    except OSError as exc:
+        print("REFUSED", target, exc.strerror)
+print("CWD", os.getcwd())
+"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_a_conftest_the_agent_wrote_runs_in_the_sandbox(fast_tmp: Path) -> None:
+    # On the real disk: inside bwrap /dev (so /dev/shm) is a fresh mount, which would hide
+    # the main checkout instead of showing it read-only.
+    host = Path.home() / ".cache" / f"shoemaker-gates-test-{fast_tmp.name}"
+    host.mkdir(parents=True)
+    try:
+        repo, outside = host / "repo", host / "escaped.txt"
+        conftest = CONFTEST.format(targets=[str(repo / "pwned.txt"), str(outside)])
+        project = make_project(
+            host,
+            [
+                task(
+                    "Tests",
+                    files={"conftest.py": conftest, "test_ok.py": "def test_ok():\n    pass\n"},
+                )
+            ],
+            sandbox="bwrap",
+            gates=[{"name": "pytest", "command": PYTEST}],
+        )
+        start_generation(project, "g")
+        await Engine(project).run(cycles=1)
+        (t,) = project.store.list_tasks("g")
+        assert t.state == TaskState.DONE, t.reason
+        results = {g["location"]: g["output_tail"] for g in project.store.gate_results(t.id)}
+        assert set(results) == {"worktree", "merged"}
+        for where, output in results.items():
+            assert "WROTE" not in output, (where, output)
+            assert output.count("Read-only file system") == 2, (where, output)
+            cwd = Path(output.split("CWD ", 1)[1].split()[0])
+            assert cwd != project.root and project.root not in cwd.parents, where
+        assert not (repo / "pwned.txt").exists() and not outside.exists()
+        assert project.git.is_clean()
+    finally:
+        shutil.rmtree(host)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_a_sandboxed_gate_keeps_its_cwd_and_tail(fast_tmp: Path) -> None:
+    (fast_tmp / "sub").mkdir()
+    code = "import os, sys; print('x' * 9000); print('cwd', os.getcwd()); sys.exit(4)"
+    gate = GateConfig(name="sub", command=[sys.executable, "-c", code], cwd="sub")
+    outcome = await run_gate(gate, fast_tmp, GateBox(Config(sandbox="bwrap")))
+    assert (outcome.passed, outcome.exit_code) == (False, 4)
+    assert outcome.reason == "gate 'sub' exited 4 (expected 0)"
+    assert outcome.output_tail.endswith(f"cwd {fast_tmp / 'sub'}\n")
+    assert len(outcome.output_tail) == 8_000
+
+
+async def test_cancelling_during_the_gates_after_the_merge_removes_their_worktree(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    fifo = fast_tmp / "gate-started"
+    os.mkfifo(fifo)
+    # Passes in the task's worktree (on its branch); after the merge (detached) it says so
+    # through the FIFO, then waits to be stopped.
+    blocks_after_merge = (
+        "import subprocess, time\n"
+        "if subprocess.run(['git', 'symbolic-ref', '-q', 'HEAD']).returncode:\n"
+        f"    open({str(fifo)!r}, 'w').write('started')\n"
+        "    time.sleep(300)\n"
+    )
+    project = make_project(
+        fast_tmp,
+        [task("Lands", files={"new.py": "NEW = 1\n"})],
+        gates=[check("blocks", blocks_after_merge)],
+    )
+    start_generation(project, "g")
+    run = asyncio.create_task(Engine(project).run(cycles=1))
+    assert await asyncio.to_thread(fifo.read_text) == "started"
+    (verifying,) = [w.path for w in project.git.worktrees() if w.path.name.startswith("verify-")]
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+    assert not verifying.exists() and processes_with_token(token) == []
+
+
+async def test_a_repository_of_the_agents_making_never_runs_its_configuration(
+    fast_tmp: Path,
+) -> None:
+    # The agent points its worktree's .git at a repository it wrote, whose core.fsmonitor
+    # any git command there would execute on the host.
+    pwned = fast_tmp / "pwned"
+    evil = {
+        ".git": "gitdir: evil\n",
+        "evil/HEAD": "ref: refs/heads/main\n",
+        "evil/config": f"[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch {pwned}\n",
+        "evil/objects/.keep": "",
+        "evil/refs/.keep": "",
+    }
+    project = make_project(
+        fast_tmp,
+        [task("Swaps", files={**evil, "new.py": "NEW = 1\n"})],
+        gates=[check("ok", "print('ok')")],
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE, t.reason
+    assert not pwned.exists()
+    assert (project.root / "new.py").read_text() == "NEW = 1\n"
+    logs = [e.message for _, e in project.store.events_after(0) if e.kind == "log"]
+    assert any("which the agent had replaced" in m for m in logs)
+
+
+async def test_a_gate_that_runs_too_long_is_killed_with_what_it_started(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    code = (
+        "import subprocess, time; print('started', flush=True); "
+        "subprocess.Popen(['setsid', '-f', 'sleep', '300']); time.sleep(300)"
+    )
+    gate = GateConfig(name="slow", command=[sys.executable, "-c", code], timeout_sec=5)
+    outcome = await run_gate(gate, fast_tmp)
+    assert (outcome.passed, outcome.exit_code) == (False, None)
+    assert outcome.reason == "gate 'slow' timed out after 5s"
+    assert outcome.output_tail == "started\n"
+    assert processes_with_token(token) == []
+
+
+async def test_a_merge_whose_gates_cannot_get_a_worktree_is_undone(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: Stitcher, task: object, merge: str) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Stitcher, "_verify_worktree", disk_full)  # a full disk, simulated
+    project = make_project(
+        fast_tmp,
+        [task("Unverified", files={"new.py": "NEW = 1\n"})],
+        gates=[check("ok", "print('ok')")],
+        max_retries=0,
+    )
+    gen = start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.FAILED
+    assert "no worktree for the gates after the merge" in t.reason
+    commits = project.git.log(f"{gen.start_commit}..{gen.branch}")
+    assert landed_tasks(commits) == {} and not (project.root / "new.py").exists()

@@ -217,6 +217,43 @@ def test_loc_after_counts_only_the_changed_files(repo: Git, fast_tmp: Path) -> N
     assert live == repo.loc(commit, globs, tests) == Loc(1, 2)
 
 
+def test_loc_after_never_reads_through_a_link(repo: Git, fast_tmp: Path) -> None:
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt-link"
+    repo.add_worktree(wt, "task/link", base)
+    outside = fast_tmp / "outside.py"
+    outside.write_text("x = 1\n" * 50)
+    (wt / "src" / "linked.py").symlink_to(outside)
+    changed = repo.changed_paths(wt, base)
+    assert changed == ["src/linked.py"]
+    assert repo.loc_after(base, changed, ["**/*.py"], [], cwd=wt) == repo.loc(base, ["**/*.py"], [])
+
+
+def evil_gitfile(wt: Path, pwned: Path) -> None:
+    """Point ``wt``'s .git at a repository whose core.fsmonitor git would execute."""
+    evil = wt / "evil"
+    (evil / "objects").mkdir(parents=True)
+    (evil / "refs").mkdir()
+    (evil / "HEAD").write_text("ref: refs/heads/main\n")
+    config = f"[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch {pwned}\n"
+    (evil / "config").write_text(config)
+    (wt / ".git").write_text("gitdir: evil\n")
+
+
+def test_the_live_diff_never_uses_a_replaced_gitfile(repo: Git, fast_tmp: Path) -> None:
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt-evil"
+    repo.add_worktree(wt, "task/evil", base)
+    (wt / "new.py").write_text("n = 1\n")
+    pwned = fast_tmp / "pwned"
+    evil_gitfile(wt, pwned)
+    assert "+n = 1" in repo.diff_text(base, cwd=wt)
+    assert "new.py" in [f.path for f in repo.diff_stat_worktree(wt, base).files]
+    assert not pwned.exists()
+    assert repo.restore_gitfile(wt) and not repo.restore_gitfile(wt)
+    assert repo.current_branch(wt) == "task/evil" and not pwned.exists()
+
+
 def test_rebase_moves_a_branch_or_aborts_cleanly(repo: Git, fast_tmp: Path) -> None:
     base = repo.rev_parse("HEAD")
     wt = fast_tmp / "wt-rebase"

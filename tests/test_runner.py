@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
+from agents import (
+    REHEARSAL,
+    STREAM_ARGS,
+    agent_env,
+    new_token,
+    processes_with_token,
+    sleepers,
+    stitch_prompt,
+)
+from projects import make_project, task
+from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
     ProcessRunner,
@@ -19,6 +29,9 @@ from shoemaker.agents.runner import (
     agent_environment,
 )
 from shoemaker.agents.streamjson import StreamEvent
+from shoemaker.engine.engine import Engine
+from shoemaker.engine.generation import start_generation
+from shoemaker.model import TaskState
 
 
 async def run(
@@ -158,6 +171,70 @@ async def test_children_left_behind_are_killed(fast_tmp: Path) -> None:
     result = await run(fast_tmp, "", argv, grace=0.3)
     assert result.exit_code == 0 and result.killed is None
     assert not result.ok and "no result line" in result.reason
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "marker"])
+async def test_a_process_the_agent_detaches_dies_with_its_run(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, cgroup: bool
+) -> None:
+    # The agent is `setsid -f` itself: its child leaves the process group and keeps stdout
+    # open. Found by the run's cgroup, or (a machine without one) by the run's marker.
+    if not cgroup:
+        monkeypatch.setattr(RunCgroup, "create", classmethod(lambda cls: None))
+    elif (probe := RunCgroup.create()) is None:
+        pytest.skip("this machine does not let shoemaker make a cgroup v2")
+    else:
+        probe.remove()
+    token = new_token()
+    spec = RunSpec(
+        argv=["setsid", "-f", "sleep", "300"],
+        cwd=fast_tmp,
+        env={**agent_env(token), RUN_MARKER: f"test#{token}"},
+        prompt="",
+        transcript_path=fast_tmp / "transcript.jsonl",
+        max_time_sec=60,
+        idle_timeout_sec=60,
+        kill_grace_sec=0.3,
+    )
+    result = await ProcessRunner().run(spec)
+    assert result.exit_code == 0 and not result.ok and result.killed is None
+    assert sleepers(token) == [] and processes_with_token(token) == []
+
+
+async def test_a_detach_directive_of_the_rehearsal_agent_is_reaped(fast_tmp: Path) -> None:
+    token = new_token()
+    prompt = stitch_prompt(detach=["setsid -f sleep 300"], files={"a.txt": "x"})
+    result = await run(fast_tmp, prompt, token=token)  # asserts that nothing of it is left
+    assert result.ok, result.reason
+    assert result.summary.tool_uses == {"Write": 1, "Bash": 1}
+
+
+@pytest.mark.parametrize("sandbox", ["none", "bwrap"])
+async def test_what_an_agent_detaches_in_a_task_is_gone_when_its_run_ends(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, sandbox: str
+) -> None:
+    if sandbox == "bwrap" and not Path("/usr/bin/bwrap").exists():
+        pytest.skip("bubblewrap: .ci/run installs it")
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = make_project(
+        fast_tmp,
+        [task("Detaches", detach=["setsid -f sleep 300"], files={"d.py": "D = 1\n"})],
+        sandbox=sandbox,
+    )
+    start_generation(project, "g")
+    seen: list[list[int]] = []
+    # When the agent's run is over (its AgentFinished), nothing of it may be left.
+    project.bus.add_listener(
+        lambda e: seen.append(sleepers(token)) if e.kind == "agent_finished" else None
+    )  # type: ignore[union-attr]
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    assert t.state == TaskState.DONE, t.reason
+    assert seen == [[], []]  # measure, then the task's run
+    (run,) = project.store.runs(task_id=t.id)
+    assert "Started in the background (exit code 0)" in project.store.transcript(run.id).decode()
+    assert processes_with_token(token) == []
 
 
 async def test_lines_of_sixteen_megabytes_and_more(fast_tmp: Path) -> None:

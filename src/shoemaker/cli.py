@@ -334,6 +334,18 @@ def _require_generation(project: Project) -> None:
         raise CliError("\n".join(problems))
 
 
+def _refuse_linked_docs(project: Project) -> None:
+    """Refuse (exit 2) before measure runs when a document it would read is a link out of
+    the repository: nothing is measured, stored or shown."""
+    from shoemaker.engine.measure import MeasureError, collect_docs
+
+    cfg = project.config
+    try:
+        collect_docs(project.root, cfg.doc_globs, cfg.max_doc_bytes)
+    except MeasureError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
     """Refusals of ``run`` that are bad input (exit 2), before anything starts: a checkout
     merges cannot land in (not the generation branch; a person's merge or staged files), a
@@ -368,6 +380,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     selection = _before_run(project, args)
+    if selection is None:
+        _refuse_linked_docs(project)
 
     async def go() -> int:
         from shoemaker.engine.engine import Engine
@@ -388,6 +402,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_measure(args: argparse.Namespace) -> int:
     project = _open_project(args)
     _require_generation(project)
+    _refuse_linked_docs(project)
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:
@@ -488,6 +503,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for plan in plans:
             print(f"plan {plan.id}: {plan.state} {plan.path} {plan.reason}".rstrip())
         return 0
+    _refuse_linked_docs(project)
     console = _attach_output(project, args.events, show_agent=not project.config.silence_agent)
 
     async def go() -> int:

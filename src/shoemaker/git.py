@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -388,6 +389,44 @@ class Git:
         self._run_in(path, ["rebase", "--abort"], check=False)
         return False, conflicts
 
+    def restore_gitfile(self, path: Path) -> bool:
+        """Make the ``.git`` of worktree ``path`` the file git wrote when it added it, pointing
+        into this repository. What ran in the worktree (an agent, a gate) may have replaced it
+        with a repository of its own, whose configuration (``core.fsmonitor``, hooks) the next
+        git command there would execute. Returns whether it had to be restored."""
+        dotgit = path / ".git"
+        admin = self._admin_dir(path)
+        if admin is None:
+            return False  # not a worktree of this repository
+        expected = f"gitdir: {admin}\n".encode()
+        with contextlib.suppress(OSError):
+            if not dotgit.is_symlink() and dotgit.is_file():
+                with dotgit.open("rb") as f:
+                    if f.read(len(expected) + 1) == expected:
+                        return False
+        if dotgit.is_dir() and not dotgit.is_symlink():
+            shutil.rmtree(dotgit)
+        else:
+            dotgit.unlink(missing_ok=True)
+        dotgit.write_bytes(expected)
+        return True
+
+    def _pinned(self, cwd: Path) -> dict[str, str]:
+        """GIT_DIR and GIT_WORK_TREE for git in worktree ``cwd`` (none for the main one)."""
+        admin = None if cwd.resolve() == self.root.resolve() else self._admin_dir(cwd)
+        return {} if admin is None else {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(cwd)}
+
+    def _admin_dir(self, path: Path) -> Path | None:
+        """The directory under ``.git/worktrees`` of the worktree at ``path``."""
+        real = path.resolve()
+        with contextlib.suppress(OSError):
+            for admin in (self.common_dir / "worktrees").iterdir():
+                with contextlib.suppress(OSError):
+                    registered = (admin / "gitdir").read_text().strip()
+                    if Path(registered).parent.resolve() == real:
+                        return admin
+        return None
+
     def detach_worktree(self, path: Path) -> None:
         """Leave a worktree detached at its commit and clean, so its branch is free."""
         self._run(["checkout", "-q", "-f", "--detach"], path)
@@ -670,9 +709,12 @@ class Git:
     def _with_untracked_index(self, cwd: Path) -> dict[str, str]:
         """A temporary index holding the worktree's files, untracked ones included, so a diff
         can show them without touching the worktree's own index."""
-        index = self._run(["rev-parse", "--git-path", "index"], cwd).strip()
+        # The live diff runs while an agent may still work there: git is told the repository
+        # instead of reading the worktree's .git, which the agent could point elsewhere.
+        pinned = self._pinned(cwd)
+        index = self._run(["rev-parse", "--git-path", "index"], cwd, env=pinned).strip()
         tmp_index = (cwd / index).with_name(f"shoemaker-diff-{os.getpid()}-{id(cwd)}.index")
-        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        env = {**pinned, "GIT_INDEX_FILE": str(tmp_index)}
         self._run(["read-tree", "HEAD"], cwd, env=env)
         self._run(["add", "-A"], cwd, env=env)
         return env
@@ -766,10 +808,13 @@ class Git:
             new = self._loc_at(head, list(changed), source_globs, test_globs)
         else:
             assert cwd is not None
+            # Never through a link: the agent's worktree may point one anywhere.
             files = {
                 p: (cwd / p).read_bytes()
                 for p in changed
-                if matches_any(p, source_globs) and (cwd / p).is_file()
+                if matches_any(p, source_globs)
+                and (cwd / p).is_file()
+                and not (cwd / p).is_symlink()
             }
             new = _loc(files, source_globs, test_globs)
         return Loc(
@@ -797,7 +842,7 @@ class Git:
         for path in dict.fromkeys(p for p in listing.split("\0") if p):
             if matches_any(path, source_globs):
                 file = cwd / path
-                if file.is_file():
+                if file.is_file() and not file.is_symlink():
                     contents[path] = file.read_bytes()
         return _loc(contents, source_globs, test_globs)
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shoemaker.confined import Refused, read_text
 from shoemaker.errors import BadInput
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -58,15 +59,27 @@ def render_prompt(
 ) -> str:
     """Render a prompt template with Jinja2; an undefined variable is an error, not blank text."""
     import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
     path = find_prompt(name, repo, configured)
-    env = jinja2.Environment(
+    # A template may be a file of the repository, which agents change: rendered in a sandbox,
+    # so that it can only fill in text, never reach Python.
+    env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
     try:
-        template = env.from_string(path.read_text(encoding="utf-8"))
+        if repo is not None and path.absolute().is_relative_to(repo.absolute()):
+            text = read_text(repo, path)  # never a link out of the repository
+        else:
+            text = path.read_text(encoding="utf-8")
+        template = env.from_string(text)
         return template.render(**variables)
+    except Refused as exc:
+        raise ResourceError(
+            f"prompt template {exc}; templates in the repository are read only from inside "
+            "it: replace the link with the file"
+        ) from None
     except jinja2.TemplateError as exc:
         raise ResourceError(f"{path}: cannot render prompt: {exc}") from None

@@ -98,6 +98,7 @@ STITCH_KEYS = {
     "append",
     "delete",
     "run",
+    "detach",
     "text",
     "duration",
     "tokens",
@@ -208,9 +209,10 @@ def _validate_stitch(d: dict[str, Any]) -> None:
     if "delete" in d:
         for path in _expect(d["delete"], list, "delete"):
             _expect(path, str, "delete[]")
-    if "run" in d:
-        for cmd in _expect(d["run"], list, "run"):
-            _expect(cmd, str, "run[]")
+    for key in ("run", "detach"):
+        if key in d:
+            for cmd in _expect(d[key], list, key):
+                _expect(cmd, str, f"{key}[]")
     for key in ("duration", "heartbeat"):
         if key in d:
             _expect(d[key], (int, float), key)
@@ -511,6 +513,7 @@ def _plan(d: dict[str, Any]) -> list[tuple[str, str, Any]]:
     steps += [("append", path, text) for path, text in (d.get("append") or {}).items()]
     steps += [("delete", path, None) for path in d.get("delete") or []]
     steps += [("run", cmd, None) for cmd in d.get("run") or []]
+    steps += [("detach", cmd, None) for cmd in d.get("detach") or []]
     return steps
 
 
@@ -526,6 +529,20 @@ def _do(em: Emitter, kind: str, target: str, payload: Any) -> None:
         except OSError as exc:
             output, failed = f"{argv[0] if argv else target}: {exc.strerror}", True
         em.tool("Bash", {"command": target, "description": f"Run {target}"}, output, failed)
+        return
+    if kind == "detach":
+        # Like a background command: only the command itself is waited for, never what it
+        # leaves running (`setsid -f …`), and its output goes nowhere.
+        argv = shlex.split(target)
+        io = subprocess.DEVNULL
+        try:
+            code = subprocess.run(
+                argv, cwd=cwd, stdin=io, stdout=io, stderr=io, check=False
+            ).returncode
+            output, failed = f"Started in the background (exit code {code})", code != 0
+        except OSError as exc:
+            output, failed = f"{argv[0] if argv else target}: {exc.strerror}", True
+        em.tool("Bash", {"command": target, "run_in_background": True}, output, failed)
         return
     path = _inside(cwd, target)
     if path is None:

@@ -4,9 +4,10 @@ The process gets the prompt on stdin, runs in its own process group, and is watc
 clocks: a hard limit on wall time and an idle watchdog (no stdout for N seconds). Stopping it
 escalates: SIGINT to the whole group first (the CLI answers with a last result line, so the
 run's cost is known) while stdout is still read, then SIGTERM, then SIGKILL, each after a grace
-period, so nothing it spawned outlives it. Every stdout byte goes to the transcript file as it
-arrives, and lines of any size (stream-json lines reach megabytes) are split by hand instead of
-with ``readline``'s limit.
+period, so nothing it spawned outlives it; what left the group (``setsid -f``) is found by the
+run's cgroup or environment marker (``agents/leftovers.py``) and killed too. Every stdout byte
+goes to the transcript file as it arrives, and lines of any size (stream-json lines reach
+megabytes) are split by hand instead of with ``readline``'s limit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
+from shoemaker.agents.leftovers import exited as _exited
 from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
 
 #: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
@@ -124,41 +127,6 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-async def _exited(pid: int) -> None:
-    """Wait until ``pid`` has exited, without reaping it.
-
-    ``Process.wait()`` cannot be used for this: asyncio only reports the exit once the pipes
-    are closed too, and a child left behind by the agent keeps them open.
-    """
-    try:
-        fd = os.pidfd_open(pid)
-    except (OSError, AttributeError):
-        while _alive(pid):  # no pidfd (old kernel): look at /proc now and then
-            await asyncio.sleep(0.2)
-        return
-    loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-
-    def ready() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(fd, ready)
-    try:
-        await exited
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 async def _call(sink: Callable[..., Awaitable[None] | None] | None, *args: object) -> None:
     if sink is None:
         return
@@ -189,6 +157,8 @@ class ProcessRunner:
     ) -> RunResult:
         started = time.monotonic()
         builder = SummaryBuilder()
+        # What leaves the process group (setsid, a double fork) is found by cgroup or marker.
+        leftovers = Leftovers(spec.env.get(RUN_MARKER))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv,
@@ -198,8 +168,10 @@ class ProcessRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, killed as a whole
+                preexec_fn=leftovers.preexec,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            leftovers.close()
             reason = f"cannot start agent {spec.argv[0]!r}: {exc.strerror or exc}"
             if isinstance(exc, FileNotFoundError):
                 reason += " (is it installed? set agent.command in configuration.yaml)"
@@ -215,7 +187,9 @@ class ProcessRunner:
             with spec.transcript_path.open("wb") as transcript:
                 feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt))
                 errs = asyncio.create_task(self._drain_stderr(proc, watch))
-                orphans = asyncio.create_task(self._kill_orphans(proc, pgid, watch, spec))
+                orphans = asyncio.create_task(
+                    self._kill_orphans(proc, pgid, watch, spec, leftovers)
+                )
                 try:
                     killed = await self._pump_stdout(
                         proc, spec, watch, builder, transcript, on_lines
@@ -241,10 +215,13 @@ class ProcessRunner:
                     # The main process may be gone while children it spawned linger, holding
                     # stderr open: they die with their group.
                     await asyncio.shield(self._reap_group(proc, pgid, spec.kill_grace_sec))
+                    # And what left the group: a process the agent detached dies with its run.
+                    await asyncio.shield(leftovers.reap())
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await asyncio.wait_for(errs, spec.kill_grace_sec)
         finally:
             _LIVE_GROUPS.discard(pgid)
+            leftovers.close()
 
         exit_code = proc.returncode
         summary = builder.summary(exit_code)
@@ -357,14 +334,20 @@ class ProcessRunner:
 
     @staticmethod
     async def _kill_orphans(
-        proc: asyncio.subprocess.Process, pgid: int, watch: _Watch, spec: RunSpec
+        proc: asyncio.subprocess.Process,
+        pgid: int,
+        watch: _Watch,
+        spec: RunSpec,
+        leftovers: Leftovers,
     ) -> None:
-        """A child the agent left behind can hold stdout open after the agent exited: kill it."""
+        """A child the agent left behind can hold stdout open after the agent exited: kill it,
+        in the agent's group or out of it."""
         await _exited(proc.pid)
         try:
             await asyncio.wait_for(watch.eof.wait(), spec.kill_grace_sec)
         except TimeoutError:
             _signal_group(pgid, signal.SIGKILL)
+            await leftovers.reap()
 
     @staticmethod
     async def _interrupt(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.agents.claude import agent_argv
+from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
 from shoemaker.agents.runner import (
     CANCELLED,
     AgentCancelled,
@@ -43,9 +44,6 @@ class AgentCall:
     attempt: int
     prompt: str
     cwd: Path
-
-
-RUN_MARKER = "SHOEMAKER_RUN"
 
 
 def run_marker(project: Project, run_id: int) -> str:

@@ -1,8 +1,9 @@
 """Gates: the checks shoemaker runs itself, because an agent's word that "tests pass" is not proof.
 
 A gate is an argv list, or a shell line that a person wrote in ``configuration.yaml`` (never text
-from an agent). It runs in its own process group with a timeout; its output tail is kept so that
-a retry can show the agent what failed.
+from an agent). It runs in its own process group with a timeout, in the agent's sandbox when
+one is configured (a gate executes the agent's work: its tests, a conftest.py); its output tail
+is kept so that a retry can show the agent what failed.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, exited
 from shoemaker.agents.runner import DROPPED_ENV
-from shoemaker.config import GateConfig
+from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
+from shoemaker.config import Config, GateConfig
 from shoemaker.git import matches_any
 
 OUTPUT_TAIL = 8_000
+_DRAIN_SEC = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,24 +108,73 @@ def describe_command(gate: GateConfig) -> str:
     return gate.command if isinstance(gate.command, str) else " ".join(gate.command)
 
 
-async def run_gate(gate: GateConfig, worktree: Path) -> GateOutcome:
-    """Run one gate in ``worktree`` and judge it by its exit code."""
+@dataclass(frozen=True, slots=True)
+class GateBox:
+    """Where gates run: in the agent's sandbox when one is configured, since what they execute
+    (tests, a conftest.py, build scripts) is the agent's work as much as its code is."""
+
+    config: Config
+    git_dir: Path | None = None
+    """The repository's common git directory, readable inside (a worktree's .git points there)."""
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.config.sandbox != "none"
+
+
+def _boxed(
+    box: GateBox, argv: list[str], env: dict[str, str], worktree: Path, cwd: Path, home: Path
+) -> list[str]:
+    """``argv`` as it runs in the sandbox: the worktree writable, ``home`` its HOME."""
+    config = box.config
+    if cwd != worktree:
+        argv = ["env", "-C", str(cwd), *argv]  # the sandbox starts in the worktree itself
+    if config.sandbox in ("podman", "docker"):
+        env["HOME"] = str(home)
+        env.update(podman_args(config)[1])
+    names = [RUN_MARKER, "PYTHONDONTWRITEBYTECODE"]
+    return wrap(config, argv, names, SandboxPaths(worktree, home, None, box.git_dir))
+
+
+async def run_gate(gate: GateConfig, worktree: Path, box: GateBox | None = None) -> GateOutcome:
+    """Run one gate in ``worktree`` (in the sandbox of ``box``, if any) and judge it by its
+    exit code. Whatever it leaves running, in its process group or not, is killed when its
+    main process ends."""
     started = time.monotonic()
     cwd = worktree / gate.cwd
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     # Bytecode caches would otherwise appear as untracked files in the worktree.
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    env[RUN_MARKER] = f"gate-{uuid.uuid4().hex}"
+    if box is None or not box.sandboxed:
+        return await _run(gate, gate_argv(gate), cwd, env, started)
+    # A HOME of its own (with TMPDIR inside), like an agent's sandboxed run.
+    home = Path(tempfile.mkdtemp(prefix="shoemaker-gate-home-"))
+    (home / "tmp").mkdir()
+    try:
+        argv = _boxed(box, gate_argv(gate), env, worktree, cwd, home)
+        return await _run(gate, argv, cwd, env, started)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _run(
+    gate: GateConfig, argv: list[str], cwd: Path, env: dict[str, str], started: float
+) -> GateOutcome:
+    leftovers = Leftovers(env[RUN_MARKER])
     try:
         proc = await asyncio.create_subprocess_exec(
-            *gate_argv(gate),
+            *argv,
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=leftovers.preexec,
         )
     except OSError as exc:
+        leftovers.close()
         return GateOutcome(
             gate.name,
             False,
@@ -129,25 +184,29 @@ async def run_gate(gate: GateConfig, worktree: Path) -> GateOutcome:
             f"gate {gate.name!r} cannot run {gate_argv(gate)[0]!r}: {exc.strerror or exc}; "
             "fix its command in configuration.yaml",
         )
+    output = bytearray()
+    reader = asyncio.create_task(_read_all(proc, output))
+    timed_out = False
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), gate.timeout_sec)
-        timed_out = False
+        # The main process decides; what it left (in its group, detached, holding the
+        # output pipe open) is killed as soon as it ends, so a gate never waits on it.
+        await asyncio.wait_for(exited(proc.pid), gate.timeout_sec)
     except TimeoutError:
         timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = await proc.communicate()
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await asyncio.shield(proc.wait())
-        raise
     finally:
-        # Whatever the gate started in the background goes with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.shield(leftovers.reap())
+        # Every writer is dead, so the pipe ends at once; the bound is for a runtime whose
+        # processes are beyond reach (a container's).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.shield(asyncio.wait_for(reader, _DRAIN_SEC))
+        reader.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.shield(asyncio.wait_for(proc.wait(), _DRAIN_SEC))
+        leftovers.close()  # again: the main process is reaped now
     duration = time.monotonic() - started
-    tail = out.decode("utf-8", "replace")[-OUTPUT_TAIL:]
+    tail = output[-OUTPUT_TAIL * 4 :].decode("utf-8", "replace")[-OUTPUT_TAIL:]
     if timed_out:
         return GateOutcome(
             gate.name,
@@ -164,3 +223,9 @@ async def run_gate(gate: GateConfig, worktree: Path) -> GateOutcome:
         else (f"gate {gate.name!r} exited {proc.returncode} (expected {gate.expected_exit})")
     )
     return GateOutcome(gate.name, passed, proc.returncode, duration, tail, reason)
+
+
+async def _read_all(proc: asyncio.subprocess.Process, into: bytearray) -> None:
+    assert proc.stdout is not None
+    while chunk := await proc.stdout.read(1 << 16):
+        into += chunk

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from shoemaker.confined import Refused, leaves, read_text
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import recover
 from shoemaker.errors import BadInput
@@ -165,16 +166,28 @@ def _refuse_bad_ref_names(project: Project, name: str, branch: str) -> None:
 def _seed_texts(project: Project, name: str, base: str) -> dict[str, str]:
     """Render the configured seed files before anything changes (a bad template refuses)."""
     import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
+    root = project.root
+    # A template is a file of the repository, which agents change: rendered in a sandbox, so
+    # that it can only fill in text, never reach Python.
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     out = {}
     for dest, template in project.config.seed_files.items():
-        path = project.root / template
-        try:
-            text = path.read_text()
-            template_ = jinja2.Template(
-                text, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+        path = root / template
+        if leaves(root, root / dest):
+            raise GenerationError(
+                f"seed_files: {dest}: leads out of the repository (a link on the way?); "
+                "write seed files inside it: fix seed_files or remove the link"
             )
-            out[dest] = template_.render(generation=name, base_branch=base)
+        try:
+            text = read_text(root, path, template)
+            out[dest] = env.from_string(text).render(generation=name, base_branch=base)
+        except Refused as exc:
+            raise GenerationError(
+                f"seed_files: {dest}: template {exc}; templates are read only from inside the "
+                "repository: replace the link with the file"
+            ) from None
         except OSError as exc:
             raise GenerationError(
                 f"seed_files: {dest}: cannot read its template {template}: {exc.strerror}"

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoemaker.confined import Refused, read_bytes, read_text
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.history import write_measure_history
 from shoemaker.engine.project import Project
@@ -45,7 +46,9 @@ class Doc:
 
 
 def collect_docs(root: Path, globs: list[str], max_bytes: int) -> tuple[list[Doc], list[str]]:
-    """Documents matching ``globs`` (sorted, de-duplicated), up to ``max_bytes`` in total."""
+    """Documents matching ``globs`` (sorted, de-duplicated), up to ``max_bytes`` in total.
+    A link that leads out of the repository is refused (:class:`MeasureError` naming it):
+    what it points to would go into the prompt, the store and the screen."""
     seen: set[Path] = set()
     paths: list[Path] = []
     for pattern in globs:
@@ -58,7 +61,13 @@ def collect_docs(root: Path, globs: list[str], max_bytes: int) -> tuple[list[Doc
     used = 0
     for path in paths:
         rel = path.relative_to(root).as_posix()
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = read_text(root, path, rel)
+        except Refused as exc:
+            raise MeasureError(
+                f"doc_globs: {exc}; measure reads only files inside the repository: replace "
+                "the link with the document itself, or remove it; nothing was measured"
+            ) from None
         if used + len(text) > max_bytes:
             omitted.append(rel)
             continue
@@ -113,13 +122,17 @@ async def measure(
             project,
             AgentCall(Phase.MEASURE, generation.name, None, 0, prompt, worktree),
         )
-        output = worktree / PROPOSALS_FILE
-        file_text = output.read_bytes() if output.is_file() else None  # decoded when parsed
+        file_text, refused = await asyncio.to_thread(_read_proposals, worktree)
     finally:
         await asyncio.to_thread(pool.release, worktree)
         if own_pool:
             await asyncio.to_thread(pool.close)
 
+    if refused is not None:
+        raise MeasureError(
+            f"measure run {run_id}: {refused}; the proposals must be a file the agent writes "
+            "in its worktree; nothing was added"
+        )
     if not result.ok:
         raise MeasureError(f"measure run {run_id} failed: {result.reason}")
     try:
@@ -170,6 +183,20 @@ def _existing(project: Project, generation: Generation) -> dict[str, int]:
     """The generation's tasks by :func:`title_key` (a cancelled task may be proposed again)."""
     tasks = project.store.list_tasks(generation.name)
     return {title_key(t.title): t.id for t in tasks if t.state != TaskState.CANCELLED}
+
+
+def _read_proposals(worktree: Path) -> tuple[bytes | None, Refused | None]:
+    """The proposals file's bytes, decoded when parsed (None when there is none), or why it
+    was refused."""
+    output = worktree / PROPOSALS_FILE
+    if not output.is_symlink() and not output.exists():
+        return None, None
+    try:
+        return read_bytes(worktree, output, PROPOSALS_FILE), None
+    except Refused as exc:
+        return None, exc
+    except FileNotFoundError:
+        return None, None  # a link to nothing: no file
 
 
 def _insert(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from shoemaker.confined import leaves
 from shoemaker.engine.estimate import Estimate, estimate_tasks
 from shoemaker.engine.generation import GenerationError, revert_task
 from shoemaker.engine.measure import MeasureError, measure
@@ -36,6 +37,7 @@ WAITING = (PlanState.CREATED, PlanState.VALIDATED)
 async def make_plan(project: Project, gen: Generation) -> tuple[Plan, list[Task], Estimate]:
     """Run measure into a new plan and write the plan file; nothing is executed."""
     store = project.store
+    _refuse_links(project, plan_path(project, 0).parent)  # before anything is recorded
     plan, event = await asyncio.to_thread(store.create_plan, gen.name)
     project.bus.announce(event)
     cycle = await asyncio.to_thread(store.next_cycle, gen.name)
@@ -52,6 +54,15 @@ async def make_plan(project: Project, gen: Generation) -> tuple[Plan, list[Task]
         )
     )
     return store.get_plan(plan.id), tasks, estimate
+
+
+def _refuse_links(project: Project, path: Path) -> None:
+    if leaves(project.root, path):
+        # A link on the way (committed into the repository) would send the plan elsewhere.
+        raise GenerationError(
+            f"{path.relative_to(project.root)} leads out of the repository (a link on the "
+            "way?); plans are written only inside it: remove the link and plan again"
+        )
 
 
 def plan_path(project: Project, plan_id: int) -> Path:
@@ -89,7 +100,9 @@ def _write_plan_file(
     lines += [f"- {a}" for a in estimate.assumptions]
     path = plan_path(project, plan.id)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_links(project, path)
     tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)  # a link there is removed, never written through
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)  # the file appears whole or not at all
     return path

@@ -32,11 +32,13 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoemaker.engine.agent_call import RUN_MARKER, run_marker
+from shoemaker.agents.leftovers import environments as _environments
+from shoemaker.agents.leftovers import marked_processes as _marked_processes
+from shoemaker.engine.agent_call import run_marker
 from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.events import Log, Recovered
@@ -136,23 +138,6 @@ def _kill_stale_agent(pid: int, argv: list[str], started: float) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
-
-
-def _environments() -> Iterator[tuple[int, list[bytes]]]:
-    """Each live process (but this one) with its environment, where it may be read."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            yield int(entry.name), (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone, or another user's
-
-
-def _marked_processes(markers: set[str]) -> list[int]:
-    """Live processes whose environment carries one of ``markers`` as SHOEMAKER_RUN."""
-    wanted = {f"{RUN_MARKER}={m}".encode() for m in markers}
-    return [pid for pid, env in _environments() if wanted.intersection(env)]
 
 
 def _orphaned_gits() -> list[int]:
@@ -304,6 +289,12 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     for wt in git.worktrees():
         if wt.path == git.root or project.worktree_root not in wt.path.parents:
             continue
+        if wt.branch and wt.path.is_dir():
+            # What the agent left may have replaced .git with a repository of its own, whose
+            # configuration the git calls below would execute.
+            with contextlib.suppress(OSError):
+                if git.restore_gitfile(wt.path):
+                    log(f"restored {wt.path / '.git'}, which the agent had replaced")
         if wt.branch and wt.path.is_dir() and git.dirty_paths(wt.path):
             with contextlib.suppress(GitError):
                 git.commit_all(

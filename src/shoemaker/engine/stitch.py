@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.config import GateConfig
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.gates import (
+    GateBox,
     describe_command,
     fingerprint,
     gates_for,
@@ -265,6 +267,7 @@ class Stitcher:
         crash_point("agent-finished")
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
+        await asyncio.to_thread(self._restore_gitfile, task, worktree)
         if not result.ok:
             await asyncio.to_thread(self._preserve, task, worktree, "agent-failed")
             detail = f"{result.reason}\n{result.summary.result_text or ''}"
@@ -372,12 +375,20 @@ class Stitcher:
         head = git.rev_parse("HEAD", worktree)
         return None if head == base else head
 
+    def _restore_gitfile(self, task: Task, worktree: Path) -> None:
+        """Before shoemaker's own git runs in a worktree the agent had: its ``.git`` points
+        into this repository again (a repository of the agent's making would have its
+        configuration executed by that git)."""
+        if self.project.git.restore_gitfile(worktree):
+            self._log(task.id, f"restored {worktree / '.git'}, which the agent had replaced")
+
     def _preserve(self, task: Task, worktree: Path, outcome: str) -> None:
         """Commit whatever an unsuccessful attempt left to its branch, then give the worktree
         back to the pool. A worktree that is no longer on the task's branch is not this task's
         any more (released, and maybe another task's now; or broken): it is left alone."""
         git = self.project.git
         if worktree.exists():
+            self._restore_gitfile(task, worktree)
             if git.current_branch(worktree) != task_branch(self.generation.name, task.id):
                 return
             with contextlib.suppress(Exception):
@@ -423,16 +434,19 @@ class Stitcher:
     def _changed(self, base: str, commit: str) -> list[str]:
         return [f.path for f in self.project.git.diff_stat(base, commit).files]
 
+    def _gates(self, task: Task, changed: list[str], where: str) -> list[GateConfig]:
+        gates = gates_for(self.project.config.gates, task.title, changed)
+        return [g for g in gates if g.after_merge] if where == "merged" else gates
+
     async def _run_gates(
         self, task: Task, cwd: Path, run_id: int | None, changed: list[str], where: str
     ) -> Failure | None:
-        """Run the task's gates in ``cwd`` (its worktree, or the main checkout after the
-        merge); the first failure that is not a warning, or None."""
-        gates = gates_for(self.project.config.gates, task.title, changed)
-        if where == "merged":
-            gates = [g for g in gates if g.after_merge]
-        for gate in gates:
-            outcome = await run_gate(gate, cwd)
+        """Run the task's gates in ``cwd`` (its worktree, or a detached worktree of the merge
+        commit), in the agent's sandbox if one is configured; the first failure that is not a
+        warning, or None."""
+        box = GateBox(self.project.config, self.project.git.common_dir)
+        for gate in self._gates(task, changed, where):
+            outcome = await run_gate(gate, cwd, box)
             await asyncio.to_thread(
                 self.project.store.record_gate,
                 task_id=task.id,
@@ -538,12 +552,45 @@ class Stitcher:
         nothing else merges meanwhile, so a failure is this task's and ``merge`` is reverted."""
         runs = await asyncio.to_thread(self.project.store.runs, task.id)
         changed = await asyncio.to_thread(self._changed, base, commit)
-        failure = await self._run_gates(
-            task, self.project.root, runs[-1].id if runs else None, changed, "merged"
-        )
+        if not self._gates(task, changed, "merged"):
+            return None
+        # Never in the person's checkout: what the gates execute is the agent's work.
+        try:
+            worktree = await asyncio.to_thread(self._verify_worktree, task, merge)
+        except (GitError, OSError) as exc:
+            # Unverified is not verified: the merge is undone like a failed gate's.
+            reason = f"no worktree for the gates after the merge: {exc}"
+            failure: Failure | None = Failure(reason, fingerprint("verify", reason))
+        else:
+            try:
+                failure = await self._run_gates(
+                    task, worktree, runs[-1].id if runs else None, changed, "merged"
+                )
+            finally:
+                await asyncio.shield(
+                    asyncio.to_thread(self._remove_verify_worktree, task, worktree)
+                )
         if failure:
             await asyncio.to_thread(self._revert, task, merge, failure.reason)
         return failure
+
+    def _verify_worktree(self, task: Task, merge: str) -> Path:
+        """A detached worktree of ``merge``, for the gates that run after the merge."""
+        git = self.project.git
+        path = self.project.worktree_root / f"verify-{self.generation.name}-{task.id}"
+        git.clear_worktree_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git.add_detached_worktree(path, merge)
+        return path
+
+    def _remove_verify_worktree(self, task: Task, path: Path) -> None:
+        try:
+            self.project.git.restore_gitfile(path)  # a gate may have replaced it
+            self.project.git.remove_worktree(path)
+        except (GitError, OSError) as exc:
+            # The merge's fate is decided by its gates; a worktree left here goes with the
+            # next recovery.
+            self._log(task.id, f"could not remove {path}: {exc}", "warning")
 
     async def _done(
         self,

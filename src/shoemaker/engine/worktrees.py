@@ -73,6 +73,8 @@ class WorktreePool:
 
     def release(self, path: Path) -> None:
         """Return a worktree to the pool: detached and clean, so its branch can go."""
+        if path.exists():
+            self.git.restore_gitfile(path)  # before git runs there again
         if not self.reuse:
             self.discard(path)
             return
