@@ -3,6 +3,7 @@ rehearsal agent under bubblewrap and podman (with an image imported locally: no 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -200,6 +201,32 @@ async def test_a_real_bwrap_run_writes_only_its_worktree(fast_tmp: Path) -> None
     assert "Read-only file system" in log
     # A network namespace of its own: the host's listener is out of reach.
     assert "Network is unreachable" in log or "Connection refused" in log
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_stopping_a_bwrap_run_interrupts_the_agent_inside_so_its_cost_is_known(
+    fast_tmp: Path,
+) -> None:
+    """bwrap gives the agent a session of its own and dies of SIGINT itself: the interrupt
+    must reach the agent inside, which answers with a last result line (cost reported, not
+    estimated), as it does without a sandbox."""
+    project = make_project(fast_tmp, [task("Hang", outcome="hang")], sandbox="bwrap")
+    start_generation(project, "g")
+    started = asyncio.Event()
+    project.bus.add_listener(
+        lambda e: started.set() if e.kind == "agent_output" and e.task_id is not None else None
+    )  # type: ignore[union-attr]
+    run = asyncio.create_task(Engine(project).run(cycles=1))
+    await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    (t,) = project.store.list_tasks("g")
+    (r,) = project.store.runs(task_id=t.id)
+    assert r.argv[0] == "bwrap"
+    assert r.reason.startswith("cancelled")
+    assert (r.exit_code, r.ended, r.subtype) == (0, "result", "error_during_execution")
+    assert r.cost_usd > 0 and not r.cost_estimated
 
 
 def _image() -> None:

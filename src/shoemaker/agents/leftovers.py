@@ -218,6 +218,22 @@ class Leftovers:
         found.discard(os.getpid())
         return {pid for pid in found if alive(pid)}
 
+    def interrupt_inside(self, wrapper: str) -> list[int]:
+        """SIGINT every process of the run but the sandbox's own (``wrapper``, e.g. bwrap):
+        an agent in a session of its own never gets the group's Ctrl-C, and the sandbox
+        process would die of it and take the agent down before it says what it cost.
+        Returns the pids signalled."""
+        signalled = []
+        for pid in sorted(self.find()):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == wrapper:
+                    continue
+                os.kill(pid, signal.SIGINT)
+            except (OSError, ValueError):
+                continue  # gone, or not ours to signal
+            signalled.append(pid)
+        return signalled
+
     async def reap(self, rounds: int = 20) -> list[int]:
         """Kill every process of the run that is still there and wait until they are gone
         (a process may fork while it is being killed: so in rounds, until none is found).

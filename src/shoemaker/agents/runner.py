@@ -203,7 +203,14 @@ class ProcessRunner:
                         try:
                             await asyncio.shield(
                                 self._interrupt(
-                                    proc, pgid, spec, watch, builder, transcript, on_lines
+                                    proc,
+                                    pgid,
+                                    spec,
+                                    watch,
+                                    builder,
+                                    transcript,
+                                    on_lines,
+                                    leftovers,
                                 )
                             )
                         finally:
@@ -358,12 +365,18 @@ class ProcessRunner:
         builder: SummaryBuilder,
         transcript: BinaryIO,
         on_lines: LineSink | None,
+        leftovers: Leftovers,
     ) -> None:
         """Interrupt the run as Ctrl-C would, and read what it prints for up to the grace
-        period: the CLI answers SIGINT with a last result line that says what the run cost."""
+        period: the CLI answers SIGINT with a last result line that says what the run cost.
+        Under bwrap the agent has a session of its own and bwrap dies of SIGINT: the agent
+        is signalled where it is instead."""
         if watch.eof.is_set():
             return
-        _signal_group(pgid, signal.SIGINT)
+        if spec.argv and Path(spec.argv[0]).name == "bwrap":
+            await asyncio.to_thread(leftovers.interrupt_inside, "bwrap")
+        else:
+            _signal_group(pgid, signal.SIGINT)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 ProcessRunner._pump_stdout(
