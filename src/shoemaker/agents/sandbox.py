@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -67,17 +68,25 @@ def podman_args(config: Config) -> tuple[list[str], dict[str, str]]:
 ROOT_SANDBOX_ID = 65534
 
 
-def wrap(config: Config, argv: list[str], env_names: list[str], paths: SandboxPaths) -> list[str]:
-    """``argv`` as it runs in the configured sandbox (unchanged for ``none``)."""
+def wrap(
+    config: Config,
+    argv: list[str],
+    env_names: list[str],
+    paths: SandboxPaths,
+    *,
+    user: int | None = None,
+) -> list[str]:
+    """``argv`` as it runs in the configured sandbox (unchanged for ``none``). ``user``: the
+    uid that will start it, when not this process's (``doctor``'s trial as another user)."""
     kind = config.sandbox
     if kind == "none":
         return argv
     if kind == "bwrap":
-        return _bwrap(config, argv, paths)
+        return _bwrap(config, argv, paths, os.getuid() if user is None else user)
     return _container(config, argv, env_names, paths)
 
 
-def _bwrap(config: Config, argv: list[str], paths: SandboxPaths) -> list[str]:
+def _bwrap(config: Config, argv: list[str], paths: SandboxPaths, user: int) -> list[str]:
     wt, home = str(paths.worktree), str(paths.home)
     # /tmp stays the host's, read-only (the agent's interpreter or repository may live
     # there); TMPDIR points into the run's own HOME instead.
@@ -92,13 +101,13 @@ def _bwrap(config: Config, argv: list[str], paths: SandboxPaths) -> list[str]:
     # After every bind (one may hold a socket, git's fsmonitor has one in the git dir): the
     # host's unix sockets (a container daemon, tmux, an ssh agent, the system bus) stay
     # connectable through a read-only mount, and the agent still has their owner's uid: masked.
-    for socket_path in _host_sockets((paths.worktree, paths.home)):
+    for socket_path in _host_sockets((paths.worktree, paths.home), user):
         out += ["--ro-bind", "/dev/null", socket_path]
     out += ["--chdir", wt, "--setenv", "HOME", home]
     # No capability and no way back to one: an unprivileged id in a user namespace of its own
     # (as root too, where bwrap would otherwise keep every capability), an empty bounding set,
     # no nested user namespace; its own pids (no /proc/<host pid>/cwd), session, ipc and uts.
-    uid, gid = (os.getuid(), os.getgid()) if os.getuid() else (ROOT_SANDBOX_ID, ROOT_SANDBOX_ID)
+    uid, gid = (user, _primary_gid(user)) if user else (ROOT_SANDBOX_ID, ROOT_SANDBOX_ID)
     out += ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
     out += ["--cap-drop", "ALL", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     if "--disable-userns" in _bwrap_options():
@@ -140,8 +149,9 @@ def _git_file_read_only(worktree: Path, mount: Callable[[str], list[str]]) -> li
     return mount(str(dot_git)) if dot_git.is_file() else []
 
 
-def _host_sockets(inside: tuple[Path, ...]) -> list[str]:
-    """Paths of the unix sockets bound on this host (outside ``inside``), from /proc/net/unix."""
+def _host_sockets(inside: tuple[Path, ...], user: int) -> list[str]:
+    """Paths of the unix sockets bound on this host (outside ``inside``) that ``user`` could
+    connect to, from /proc/net/unix."""
     try:
         lines = Path("/proc/net/unix").read_text().splitlines()[1:]
     except OSError:
@@ -155,11 +165,39 @@ def _host_sockets(inside: tuple[Path, ...]) -> list[str]:
         if any(path.is_relative_to(p) for p in inside):
             continue
         try:
-            if stat.S_ISSOCK(path.lstat().st_mode):
+            # One the agent's user cannot connect to (another user's, behind a private
+            # directory) needs no mask, and bwrap could not make a mount point there.
+            if stat.S_ISSOCK(path.lstat().st_mode) and _connectable(path, user):
                 found.add(str(path))
         except OSError:
             continue  # gone, or not reachable from here
     return sorted(found)
+
+
+def _primary_gid(uid: int) -> int:
+    if uid == os.getuid():
+        return os.getgid()
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return uid
+
+
+def _connectable(path: Path, uid: int) -> bool:
+    """Whether ``uid`` (with its primary group alone) may connect to the socket at ``path``:
+    search permission on every directory above it, write permission on it."""
+    if uid == 0:
+        return True
+    if uid == os.getuid():
+        return os.access(path, os.W_OK)
+    gid = _primary_gid(uid)
+
+    def allows(p: Path, bit: int) -> bool:
+        st = p.stat()
+        shift = 6 if st.st_uid == uid else 3 if st.st_gid == gid else 0
+        return bool(st.st_mode & (bit << shift))
+
+    return all(allows(d, 1) for d in path.parents) and allows(path, 2)
 
 
 @functools.cache

@@ -244,7 +244,8 @@ def prove(
     trial.listen(sockets / "host.sock")
     try:
         # wrap() masks the sockets it finds bound: the listener exists before it is called.
-        argv = [*launcher, *wrap(config, trial.argv(config.sandbox, python), [], trial.paths)]
+        wrapped = wrap(config, trial.argv(config.sandbox, python), [], trial.paths, user=user)
+        argv = [*launcher, *wrapped]
         env = {**os.environ, **podman_args(config)[1]}
         try:
             proc = subprocess.run(
