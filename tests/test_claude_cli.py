@@ -154,9 +154,12 @@ async def test_sigterm_during_a_run_stops_the_real_cli(
     release.set()
     (record,) = project.store.runs(task_id=task_id)
     assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
-    # Interrupted first: the real CLI answers SIGINT with a last result, so the cost is known.
-    assert (record.exit_code, record.subtype) == (0, "error_during_execution")
-    assert not record.cost_estimated
+    # Interrupted first: the real CLI exits by itself (0), not killed by SIGTERM or SIGKILL.
+    # Timing decides whether it prints a last result line first (most often it does, and then
+    # its cost is the reported one); on a loaded machine it may exit without one.
+    assert record.exit_code == 0
+    if record.subtype is not None:
+        assert record.subtype == "error_during_execution" and not record.cost_estimated
     assert b'"subtype":"init"' in project.store.transcript(record.id)  # it had started
     task = project.store.get_task(task_id)
     assert task.state == TaskState.READY and task.reason == "interrupted"
