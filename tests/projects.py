@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from agents import STREAM_ARGS, directive
+from shoemaker.engine.engine import Engine
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
 
@@ -65,3 +68,17 @@ def cli(
         timeout=120,
         env={**os.environ, **env} if env else None,
     )
+
+
+async def run_and_cancel_once_an_agent_speaks(project: Project) -> None:
+    """Run one cycle and cancel it (as Ctrl-C or `k` would) at the first line a task's agent
+    prints; returns once the run has ended cancelled."""
+    spoke = asyncio.Event()
+    project.bus.add_listener(
+        lambda e: spoke.set() if e.kind == "agent_output" and e.task_id is not None else None
+    )  # type: ignore[union-attr]
+    run = asyncio.create_task(Engine(project).run(cycles=1))
+    await spoke.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from projects import make_project, task
+from projects import make_project, run_and_cancel_once_an_agent_speaks, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation, stop_generation
 from shoemaker.engine.measure import MeasureError
@@ -228,15 +227,7 @@ async def test_a_hanging_agent_is_killed_and_recorded(fast_tmp: Path) -> None:
 async def test_cancelling_a_run_returns_the_task_to_ready(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [task("Hang", outcome="hang", files={"w.py": "w = 1\n"})])
     start_generation(project, "g")
-    started = asyncio.Event()
-    project.bus.add_listener(
-        lambda e: started.set() if e.kind == "agent_output" and e.task_id is not None else None
-    )  # type: ignore[union-attr]
-    run = asyncio.create_task(Engine(project).run(cycles=1))
-    await started.wait()
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    await run_and_cancel_once_an_agent_speaks(project)
     (t,) = project.store.list_tasks("g")
     assert t.state == TaskState.READY and t.attempts == 1 and t.reason == "interrupted"
     assert project.store.get_generation("g").state == "paused"

@@ -3,7 +3,6 @@ rehearsal agent under bubblewrap and podman (with an image imported locally: no 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from projects import make_project, task
+from projects import make_project, run_and_cancel_once_an_agent_speaks, task
 from shoemaker.agents.sandbox import (
     ROOT_SANDBOX_ID,
     SandboxPaths,
@@ -213,15 +212,7 @@ async def test_stopping_a_bwrap_run_interrupts_the_agent_inside_so_its_cost_is_k
     estimated), as it does without a sandbox."""
     project = make_project(fast_tmp, [task("Hang", outcome="hang")], sandbox="bwrap")
     start_generation(project, "g")
-    started = asyncio.Event()
-    project.bus.add_listener(
-        lambda e: started.set() if e.kind == "agent_output" and e.task_id is not None else None
-    )  # type: ignore[union-attr]
-    run = asyncio.create_task(Engine(project).run(cycles=1))
-    await started.wait()
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    await run_and_cancel_once_an_agent_speaks(project)
     (t,) = project.store.list_tasks("g")
     (r,) = project.store.runs(task_id=t.id)
     assert r.argv[0] == "bwrap"
