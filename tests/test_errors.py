@@ -309,12 +309,13 @@ HOLDER = textwrap.dedent(
     import sqlite3, sys
     from pathlib import Path
     from shoemaker.engine.project import Project, RunLock
-    root, run = Path(sys.argv[1]), sys.argv[2] == "run"
-    if run:
+    root, holds = Path(sys.argv[1]), sys.argv[2:]
+    if "run" in holds:
         lock = RunLock(Project.open(root))
         assert lock.acquire()
-    db = sqlite3.connect(root / ".shoemaker" / "shoemaker.db", isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
+    if "store" in holds:
+        db = sqlite3.connect(root / ".shoemaker" / "shoemaker.db", isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
     print("holding", flush=True)
     sys.stdin.read()
     """
@@ -322,11 +323,11 @@ HOLDER = textwrap.dedent(
 
 
 @contextmanager
-def holding_the_store(root: Path, run: bool) -> Iterator[int]:
-    """Another process holds the store's write lock (and with ``run``, the run lock) until
-    the block ends; yields its pid."""
+def holding(root: Path, *locks: str) -> Iterator[int]:
+    """Another process holds ``locks`` ("store": the store's write lock, "run": the run lock)
+    until the block ends; yields its pid."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(root), "run" if run else "store"],
+        [sys.executable, "-c", HOLDER, str(root), *locks],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -349,7 +350,7 @@ def test_a_locked_store_says_who_holds_it_after_the_configured_wait(
     project.close()
     root = project.root
     before = snapshot(root)
-    with holding_the_store(root, run) as pid:
+    with holding(root, "store", *(["run"] if run else [])) as pid:
         proc = shoemaker(root, "pause")
     who = f"shoemaker pid {pid}" if run else "another process (not a shoemaker run)"
     assert_one_line(proc, 2, "shoemaker.db: locked by", who, "0.5 s (store_wait_sec)")
@@ -382,28 +383,9 @@ def test_start_in_a_repository_without_a_commit_says_to_commit_first(fast_tmp: P
 def test_a_second_run_is_refused_with_exit_2_naming_the_holder(with_generation: Path) -> None:
     root = with_generation
     before = snapshot(root)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path\n"
-            "from shoemaker.engine.project import Project, RunLock\n"
-            "lock = RunLock(Project.open(Path(sys.argv[1])))\n"
-            "assert lock.acquire(); print('holding', flush=True); sys.stdin.read()",
-            str(root),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdin is not None
-    try:
-        assert holder.stdout.readline() == "holding\n"
+    with holding(root, "run") as pid:
         proc = shoemaker(root, "run", "--events", "none")
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
-    assert_one_line(proc, 2, f"shoemaker pid {holder.pid}", "is running generation g")
+    assert_one_line(proc, 2, f"shoemaker pid {pid}", "is running generation g")
     assert snapshot(root) == before
 
 
