@@ -106,7 +106,13 @@ def test_demo_on_screen_diff_and_quit(tmux: Tmux, fast_tmp: Path) -> None:
     while tmux.pane("#{pane_dead}") != "1" or tmux.pane("#{pane_dead_status}") == "":
         assert time.monotonic() < deadline, (
             _leftovers(token)
-            + tmux("list-panes", "-a", "-F", "#{pane_dead} #{pane_pid} #{pane_current_command}")
+            + tmux(
+                "list-panes",
+                "-a",
+                "-F",
+                "#{pane_dead} #{pane_dead_status} #{pane_dead_signal} #{pane_pid} "
+                "#{pane_current_command}",
+            )
             + tmux.screen()
         )
         time.sleep(0.1)
