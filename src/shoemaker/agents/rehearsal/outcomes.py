@@ -134,6 +134,7 @@ def _work(s: Script, steps: list[tuple[str, str, Any]]) -> None:
 
 
 def _success(s: Script) -> int:
+    """All the work, the final text and a result line."""
     _work(s, s.steps)
     s.em.text(s.final)
     s.em.result(s.directives, s.prompt, s.final)
