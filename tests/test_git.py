@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shoemaker.git import Git, GitError, Loc, matches_any
+from shoemaker.git import Git, GitError
+from shoemaker.globs import matches_any
+from shoemaker.loc import Loc
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -1,5 +1,7 @@
 """The git layer: branches, tags, worktrees, commits with trailers, merges, diff stats, LOC.
 
+For LOC it reads the files from git or a worktree; ``loc.py`` counts them.
+
 GitPython opens the repository and answers simple questions; everything else is plain ``git``
 with argv lists, because that is where GitPython is thin (worktrees, trailers, merge-tree).
 Calls are blocking and take an explicit working directory, so threads may work on different
@@ -10,17 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from shoemaker.crashpoints import crash_point
 from shoemaker.errors import Failed
+from shoemaker.globs import matches_any
+from shoemaker.loc import Loc, count_loc
 
 IDENTITY_ENV = {
     "GIT_AUTHOR_NAME": "shoemaker",
@@ -81,14 +83,6 @@ class DiffStat:
 
 
 @dataclass(frozen=True, slots=True)
-class Loc:
-    """Non-blank lines of code, split into production and test code."""
-
-    production: int
-    test: int
-
-
-@dataclass(frozen=True, slots=True)
 class MergeOutcome:
     merged: bool
     commit: str = ""
@@ -109,50 +103,6 @@ class CommitInfo:
     subject: str
     trailers: dict[str, str]
     parents: tuple[str, ...]
-
-
-@lru_cache(maxsize=512)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """A gitignore-like glob: ``**`` spans directories, ``*`` stays within one."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def matches_any(path: str, globs: Sequence[str]) -> bool:
-    return any(_glob_regex(g).match(path) for g in globs)
-
-
-def _count_nonblank(data: bytes) -> int:
-    return sum(1 for line in data.splitlines() if line.strip())
-
-
-def _loc(files: Mapping[str, bytes], source_globs: Sequence[str], test_globs: Sequence[str]) -> Loc:
-    production = test = 0
-    for path, data in files.items():
-        if b"\0" in data[:8000]:
-            continue  # binary
-        lines = _count_nonblank(data)
-        if matches_any(path, test_globs):
-            test += lines
-        else:
-            production += lines
-    return Loc(production, test)
 
 
 class Git:
@@ -785,7 +735,7 @@ class Git:
             size = int(out[pos:header_end].split()[2])
             contents[path] = out[header_end + 1 : header_end + 1 + size]
             pos = header_end + 1 + size + 1
-        return _loc(contents, source_globs, test_globs)
+        return count_loc(contents, source_globs, test_globs)
 
     def loc_after(
         self,
@@ -816,7 +766,7 @@ class Git:
                 and (cwd / p).is_file()
                 and not (cwd / p).is_symlink()
             }
-            new = _loc(files, source_globs, test_globs)
+            new = count_loc(files, source_globs, test_globs)
         return Loc(
             before.production - old.production + new.production, before.test - old.test + new.test
         )
@@ -844,7 +794,7 @@ class Git:
                 file = cwd / path
                 if file.is_file() and not file.is_symlink():
                     contents[path] = file.read_bytes()
-        return _loc(contents, source_globs, test_globs)
+        return count_loc(contents, source_globs, test_globs)
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -872,8 +822,6 @@ __all__ = [
     "FileStat",
     "Git",
     "GitError",
-    "Loc",
     "MergeOutcome",
     "Worktree",
-    "matches_any",
 ]

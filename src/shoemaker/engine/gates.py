@@ -27,7 +27,7 @@ from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, exited
 from shoemaker.agents.runner import DROPPED_ENV
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.config import Config, GateConfig
-from shoemaker.git import matches_any
+from shoemaker.globs import matches_any
 
 OUTPUT_TAIL = 8_000
 _DRAIN_SEC = 5.0

@@ -19,7 +19,8 @@ from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import recover
 from shoemaker.errors import BadInput
 from shoemaker.events import Log
-from shoemaker.git import GitError, matches_any
+from shoemaker.git import GitError
+from shoemaker.globs import matches_any
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, task_branch
 from shoemaker.store import StoreError
 

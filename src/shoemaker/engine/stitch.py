@@ -34,7 +34,9 @@ from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.errors import BadInput, Failed
 from shoemaker.events import GateResult, Log, LogLevel, MergeResult, MetricsRecorded
-from shoemaker.git import GitError, Loc, MergeOutcome, matches_any
+from shoemaker.git import GitError, MergeOutcome
+from shoemaker.globs import matches_any
+from shoemaker.loc import Loc
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.resources import render_prompt
 

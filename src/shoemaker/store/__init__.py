@@ -1,4 +1,5 @@
-"""shoemaker's state: one SQLite file (see ``store.py``; schema and migrations in ``schema.py``)."""
+"""shoemaker's state: one SQLite file. ``Store`` (``store.py``) is composed of one module per
+table group over the connection in ``base.py``; schema and migrations are in ``schema.py``."""
 
 from shoemaker.store.store import NewTask, RunRecord, Store, StoreBusy, StoreError
 

@@ -1,0 +1,95 @@
+"""What a stitch script does in the working directory, each step reported as a tool use."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from shoemaker.agents.rehearsal.emitter import Emitter
+
+
+def _inside(cwd: Path, rel: str) -> Path | None:
+    target = (cwd / rel).resolve()
+    root = cwd.resolve()
+    return target if target == root or root in target.parents else None
+
+
+def plan_steps(d: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The steps of a stitch script, in the order they run: writes, appends, deletes, commands."""
+    steps: list[tuple[str, str, Any]] = []
+    steps += [("write", path, text) for path, text in (d.get("files") or {}).items()]
+    steps += [("append", path, text) for path, text in (d.get("append") or {}).items()]
+    steps += [("delete", path, None) for path in d.get("delete") or []]
+    steps += [("run", cmd, None) for cmd in d.get("run") or []]
+    steps += [("detach", cmd, None) for cmd in d.get("detach") or []]
+    return steps
+
+
+def act(em: Emitter, kind: str, target: str, payload: Any) -> None:
+    """Take one step and print it as the tool use the real CLI would have made."""
+    cwd = em.cwd
+    if kind == "run":
+        argv = shlex.split(target)
+        try:
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+            output, failed = (proc.stdout + proc.stderr)[-4000:], proc.returncode != 0
+            if failed:
+                output = f"Exit code {proc.returncode}\n{output}"
+        except OSError as exc:
+            output, failed = f"{argv[0] if argv else target}: {exc.strerror}", True
+        em.tool("Bash", {"command": target, "description": f"Run {target}"}, output, failed)
+        return
+    if kind == "detach":
+        # Like a background command: only the command itself is waited for, never what it
+        # leaves running (`setsid -f …`), and its output goes nowhere.
+        argv = shlex.split(target)
+        io = subprocess.DEVNULL
+        try:
+            code = subprocess.run(
+                argv, cwd=cwd, stdin=io, stdout=io, stderr=io, check=False
+            ).returncode
+            output, failed = f"Started in the background (exit code {code})", code != 0
+        except OSError as exc:
+            output, failed = f"{argv[0] if argv else target}: {exc.strerror}", True
+        em.tool("Bash", {"command": target, "run_in_background": True}, output, failed)
+        return
+    path = _inside(cwd, target)
+    if path is None:
+        name = {"write": "Write", "append": "Edit", "delete": "Bash"}[kind]
+        em.tool(
+            name, {"file_path": target}, f"Refused: {target} is outside the working directory", True
+        )
+        return
+    if kind == "write":
+        existed = path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(payload, encoding="utf-8")
+        verb = "updated" if existed else "created"
+        em.tool(
+            "Write",
+            {"file_path": str(path), "content": payload},
+            f"File {verb} successfully at: {path}",
+            False,
+        )
+    elif kind == "append":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(old + payload, encoding="utf-8")
+        em.tool(
+            "Edit",
+            {"file_path": str(path), "old_string": old[-200:], "new_string": old[-200:] + payload},
+            f"The file {path} has been updated.",
+            False,
+        )
+    else:
+        existed = path.exists()
+        if existed:
+            path.unlink()
+        em.tool(
+            "Bash",
+            {"command": f"rm {shlex.quote(target)}", "description": f"Delete {target}"},
+            "" if existed else f"rm: cannot remove '{target}': No such file or directory",
+            not existed,
+        )

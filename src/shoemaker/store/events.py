@@ -1,0 +1,62 @@
+"""The append-only event log, written in the same transaction as the rows an event announces."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from shoemaker.events import Event, parse_event
+from shoemaker.store.base import StoreBase
+
+
+class EventStore(StoreBase):
+    """The ``events`` table; every state change appends to it inside its own transaction."""
+
+    def _insert_event(self, db: sqlite3.Connection, event: Event) -> int:
+        cur = db.execute(
+            "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",
+            (
+                event.ts,
+                event.generation,
+                event.kind,
+                getattr(event, "task_id", None),
+                self.redactor.text(event.model_dump_json()),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def append_events(self, events: Iterable[Event]) -> int:
+        """Append events in one transaction; returns the sequence number of the last one."""
+        seq = 0
+        with self._tx() as db:
+            for event in events:
+                seq = self._insert_event(db, event)
+        return seq
+
+    def events_after(
+        self, seq: int, limit: int = 1000, generation: str | None = None
+    ) -> list[tuple[int, Event]]:
+        """Events with a sequence number above ``seq``, oldest first (for followers)."""
+        if generation is None:
+            rows = self._query(
+                "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            )
+        else:
+            rows = self._query(
+                "SELECT seq, data FROM events WHERE seq > ? AND generation = ? "
+                "ORDER BY seq LIMIT ?",
+                (seq, generation, limit),
+            )
+        return [(int(r["seq"]), parse_event(r["data"])) for r in rows]
+
+    def events_of_kind(self, generation: str, kinds: Sequence[str]) -> list[Event]:
+        """Every event of the given kinds for a generation, oldest first."""
+        rows = self._query(
+            f"SELECT data FROM events WHERE generation = ? AND kind IN "
+            f"({','.join('?' * len(kinds))}) ORDER BY seq",
+            (generation, *kinds),
+        )
+        return [parse_event(r["data"]) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])

@@ -1,0 +1,296 @@
+"""Tasks and their dependencies: insertion, states, promotion and blocking."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shoemaker.events import TaskStateChanged
+from shoemaker.model import Task, TaskState, check_task_transition
+from shoemaker.store.base import StoreError
+from shoemaker.store.events import EventStore
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task about to be inserted.
+
+    ``depends_on`` holds ids of tasks already in the store; ``after`` holds positions of
+    earlier tasks in the same batch (whose ids do not exist yet).
+    """
+
+    title: str
+    description: str = ""
+    priority: int = 0
+    depends_on: tuple[int, ...] = ()
+    after: tuple[int, ...] = ()
+
+
+class TaskStore(EventStore):
+    """The ``tasks`` and ``task_deps`` tables."""
+
+    def _task(self, row: sqlite3.Row, deps: list[int]) -> Task:
+        return Task(
+            id=row["id"],
+            generation=row["generation"],
+            title=row["title"],
+            description=row["description"],
+            state=TaskState(row["state"]),
+            priority=row["priority"],
+            attempts=row["attempts"],
+            interruptions=row["interruptions"],
+            reason=row["reason"],
+            fingerprint=row["fingerprint"],
+            plan_id=row["plan_id"],
+            branch=row["branch"],
+            worktree=row["worktree"],
+            cycle=row["cycle"],
+            source=row["source"],
+            merged_commit=row["merged_commit"],
+            depends_on=deps,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def _deps_map(self, task_ids: Sequence[int] | None = None) -> dict[int, list[int]]:
+        deps: dict[int, list[int]] = {}
+        for r in self._query("SELECT task_id, depends_on FROM task_deps ORDER BY depends_on"):
+            if task_ids is None or r[0] in task_ids:
+                deps.setdefault(r[0], []).append(r[1])
+        return deps
+
+    def add_tasks(
+        self,
+        generation: str,
+        tasks: Sequence[NewTask],
+        cycle: int,
+        source: str,
+        plan_id: int | None = None,
+    ) -> tuple[list[Task], list[TaskStateChanged]]:
+        """Insert tasks and their dependencies in one transaction.
+
+        A task whose dependencies are all done starts ``ready``; otherwise ``proposed``.
+        """
+        now = time.time()
+        events: list[TaskStateChanged] = []
+        ids: list[int] = []
+        with self._tx() as db:
+            done = {
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM tasks WHERE generation = ? AND state = ?",
+                    (generation, TaskState.DONE),
+                )
+            }
+            known = {r[0] for r in db.execute("SELECT id FROM tasks")}
+            for position, new in enumerate(tasks):
+                missing = [d for d in new.depends_on if d not in known]
+                if missing:
+                    raise StoreError(f"task {new.title!r} depends on unknown task ids {missing}")
+                if any(not 0 <= a < position for a in new.after):
+                    raise StoreError(f"task {new.title!r} must come after its dependencies")
+                deps = sorted({*new.depends_on, *(ids[a] for a in new.after)})
+                state = TaskState.READY if all(d in done for d in deps) else TaskState.PROPOSED
+                cur = db.execute(
+                    "INSERT INTO tasks (generation, title, description, state, priority, cycle, "
+                    "source, plan_id, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        generation,
+                        self.redactor.text(new.title),
+                        self.redactor.text(new.description),
+                        state,
+                        new.priority,
+                        cycle,
+                        source,
+                        plan_id,
+                        now,
+                        now,
+                    ),
+                )
+                task_id = int(cur.lastrowid or 0)
+                known.add(task_id)
+                ids.append(task_id)
+                db.executemany(
+                    "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                    [(task_id, d) for d in deps],
+                )
+                event = TaskStateChanged(
+                    generation=generation,
+                    task_id=task_id,
+                    title=new.title,
+                    old=None,
+                    new=state,
+                    reason=f"added by {source}",
+                    depends_on=deps,
+                )
+                self._insert_event(db, event)
+                events.append(event)
+        return [self.get_task(i) for i in ids], events
+
+    def get_task(self, task_id: int) -> Task:
+        rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise StoreError(f"no task with id {task_id}; see `shoemaker tasks`")
+        deps = [
+            r[0]
+            for r in self._query(
+                "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on", (task_id,)
+            )
+        ]
+        return self._task(rows[0], deps)
+
+    def list_tasks(
+        self, generation: str | None = None, states: Iterable[TaskState] | None = None
+    ) -> list[Task]:
+        sql, params = "SELECT * FROM tasks", []
+        where = []
+        if generation is not None:
+            where.append("generation = ?")
+            params.append(generation)
+        if states is not None:
+            wanted = list(states)
+            where.append(f"state IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._query(sql + " ORDER BY id", params)
+        deps = self._deps_map()
+        return [self._task(r, deps.get(r["id"], [])) for r in rows]
+
+    def transition_task(
+        self,
+        task_id: int,
+        new: TaskState,
+        reason: str = "",
+        *,
+        count_attempt: bool = False,
+        interrupted: bool = False,
+        **fields: str,
+    ) -> TaskStateChanged:
+        """Move a task to ``new`` (checked against the state machine) in one transaction.
+
+        ``fields`` may set ``branch``, ``worktree``, ``merged_commit`` or ``fingerprint`` in the
+        same transaction (intent first: the worktree is recorded before the agent relies on it).
+        ``interrupted`` counts the attempt that ends here as cut short by shoemaker stopping.
+        """
+        with self._tx() as db:
+            return self._transition(
+                db,
+                task_id,
+                new,
+                reason,
+                count_attempt=count_attempt,
+                interrupted=interrupted,
+                fields=fields,
+            )
+
+    def _transition(
+        self,
+        db: sqlite3.Connection,
+        task_id: int,
+        new: TaskState,
+        reason: str,
+        *,
+        count_attempt: bool = False,
+        interrupted: bool = False,
+        fields: dict[str, str] | None = None,
+    ) -> TaskStateChanged:
+        """``transition_task`` inside a transaction the caller holds."""
+        fields = fields or {}
+        allowed = {"branch", "worktree", "merged_commit", "fingerprint"}
+        if set(fields) - allowed:
+            raise ValueError(f"cannot set {sorted(set(fields) - allowed)} on a task")
+        row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no task with id {task_id}; see `shoemaker tasks`")
+        old = TaskState(row["state"])
+        check_task_transition(task_id, old, new)
+        attempts = row["attempts"] + (1 if count_attempt else 0)
+        sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
+        params: list[Any] = [new, reason, attempts, time.time()]
+        if interrupted:
+            sets.append("interruptions = interruptions + 1")
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            params.append(value)
+        db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
+        event = TaskStateChanged(
+            generation=row["generation"],
+            task_id=task_id,
+            title=row["title"],
+            old=old,
+            new=new,
+            reason=reason,
+            attempt=attempts,
+        )
+        self._insert_event(db, event)
+        return event
+
+    def finish_task(
+        self, task_id: int, reason: str, merged_commit: str | None = None
+    ) -> list[TaskStateChanged]:
+        """Record a task ``done`` and promote the dependents that this unblocks, in one
+        transaction: a crash never leaves a done task's dependents waiting. Returns the
+        events, the task's own first."""
+        fields = {"merged_commit": merged_commit} if merged_commit else {}
+        with self._tx() as db:
+            done = self._transition(db, task_id, TaskState.DONE, reason, fields=fields)
+            return [done, *self._promote(db, done.generation or "")]
+
+    def count_conflict(self, task_id: int) -> int:
+        """Record one more conflict of a task's work; returns how many it has had."""
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET conflicts = conflicts + 1 WHERE id = ?", (task_id,))
+            row = db.execute("SELECT conflicts FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return int(row[0])
+
+    def promote_unblocked(self, generation: str) -> list[TaskStateChanged]:
+        """Move ``proposed`` tasks whose dependencies are all done to ``ready`` (idempotent).
+
+        Checked and moved in one transaction: two tasks finishing at once (two threads, two
+        processes) never promote the same dependent twice."""
+        with self._tx() as db:
+            return self._promote(db, generation)
+
+    def _promote(self, db: sqlite3.Connection, generation: str) -> list[TaskStateChanged]:
+        waiting = db.execute(
+            "SELECT t.id FROM tasks t WHERE t.generation = ? AND t.state = ? AND NOT EXISTS "
+            "(SELECT 1 FROM task_deps d JOIN tasks dep ON dep.id = d.depends_on "
+            "WHERE d.task_id = t.id AND dep.state != ?) ORDER BY t.id",
+            (generation, TaskState.PROPOSED, TaskState.DONE),
+        ).fetchall()
+        return [
+            self._transition(db, row["id"], TaskState.READY, "dependencies done") for row in waiting
+        ]
+
+    def dependents(self, task_id: int) -> list[int]:
+        """Every task that depends on ``task_id``, directly or not, in id order."""
+        children: dict[int, list[int]] = {}
+        for child, deps in self._deps_map().items():
+            for d in deps:
+                children.setdefault(d, []).append(child)
+        frontier, seen = [task_id], set()
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                if child not in seen:
+                    seen.add(child)
+                    frontier.append(child)
+        return sorted(seen)
+
+    def block_dependents(
+        self, generation: str, failed_id: int, why: str = "failed"
+    ) -> list[TaskStateChanged]:
+        """Block every open task that depends, directly or not, on a failed task."""
+        events = []
+        for child in self.dependents(failed_id):
+            if self.get_task(child).state in (TaskState.PROPOSED, TaskState.READY):
+                events.append(
+                    self.transition_task(
+                        child, TaskState.BLOCKED, f"depends on task {failed_id}, which {why}"
+                    )
+                )
+        return events
