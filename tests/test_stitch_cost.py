@@ -28,10 +28,10 @@ from shoemaker.model import TaskState
 from shoemaker.store import Store
 
 #: The figures this project reached (docs/PERFORMANCE.md, "What a task costs").
-STITCH_STORE_CALLS = 20
-STITCH_GIT_PROCESSES = 42
-RUN_STORE_CALLS = 60
-RUN_GIT_PROCESSES = 67
+STITCH_STORE_CALLS = 15
+STITCH_GIT_PROCESSES = 26
+RUN_STORE_CALLS = 55
+RUN_GIT_PROCESSES = 51
 
 _in_stitch: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stitch", default=False)
 
