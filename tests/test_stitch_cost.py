@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -68,7 +69,7 @@ class Tally:
 
 def _wrap_store(monkeypatch: pytest.MonkeyPatch, tally: Tally) -> None:
     for name, attr in vars(Store).items():
-        if name.startswith("_") or not callable(attr):
+        if name.startswith("_") or not inspect.isfunction(attr):
             continue
 
         def counted(*args: Any, _name: str = name, _f: Callable[..., Any] = attr, **kw: Any) -> Any:
