@@ -20,8 +20,8 @@ from shoemaker.config import Config, GateConfig
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.gates import GateBox, fingerprint, run_gate
 from shoemaker.engine.generation import start_generation
+from shoemaker.engine.merge_queue import MergeQueue
 from shoemaker.engine.recovery import landed_tasks
-from shoemaker.engine.stitch import Stitcher
 from shoemaker.model import TaskState
 
 
@@ -347,10 +347,10 @@ async def test_a_gate_that_runs_too_long_is_killed_with_what_it_started(
 async def test_a_merge_whose_gates_cannot_get_a_worktree_is_undone(
     fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def disk_full(self: Stitcher, task: object, merge: str) -> Path:
+    def disk_full(self: MergeQueue, task: object, merge: str) -> Path:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Stitcher, "_verify_worktree", disk_full)  # a full disk, simulated
+    monkeypatch.setattr(MergeQueue, "_verify_worktree", disk_full)  # a full disk, simulated
     project = make_project(
         fast_tmp,
         [task("Unverified", files={"new.py": "NEW = 1\n"})],

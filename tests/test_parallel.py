@@ -11,6 +11,7 @@ import pytest
 
 from agents import new_token, processes_with_token
 from projects import make_project, task
+from shoemaker.engine.attempts import preserve
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.scheduler import critical_path_lengths, launch_order
@@ -252,11 +253,13 @@ def test_a_task_never_touches_the_worktree_it_gave_back(fast_tmp: Path) -> None:
     assert stitcher.pool.reserve() == worktree
     stitcher.pool.prepare(worktree, task_branch("g", two.id), head)
     (worktree / "two.py").write_text("TWO = 2\n")
-    stitcher._preserve(one, worktree, "interrupted")
+    preserve(project, stitcher.pool, one, worktree, "interrupted")
     assert project.git.current_branch(worktree) == task_branch("g", two.id)
     assert project.git.rev_parse(task_branch("g", two.id)) == head  # nothing committed
     assert (worktree / "two.py").read_text() == "TWO = 2\n"
-    stitcher._preserve(two, worktree, "interrupted")  # its own: committed and released
+    preserve(
+        project, stitcher.pool, two, worktree, "interrupted"
+    )  # its own: committed and released
     assert project.git.log(f"{head}..{task_branch('g', two.id)}")[0].trailers[
         "Shoemaker-Task"
     ] == str(two.id)

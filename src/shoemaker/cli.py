@@ -540,7 +540,7 @@ def _plan_verb(project: Project, args: argparse.Namespace) -> str:
 
 def cmd_review(args: argparse.Namespace) -> int:
     """List the tasks waiting for review, or approve or reject one."""
-    from shoemaker.engine.stitch import Stitcher
+    from shoemaker.engine import review
     from shoemaker.model import TaskState
 
     project = _open_project(args)
@@ -552,16 +552,12 @@ def cmd_review(args: argparse.Namespace) -> int:
         for t in waiting:
             print(f"#{t.id} {t.title} — {t.reason} (branch {t.branch})")
         return 0
-    stitcher = Stitcher(project, gen)
 
     async def go() -> int:
-        try:
-            if args.verb == "approve":
-                outcome = await stitcher.approve(args.task)
-            else:
-                outcome = await stitcher.reject(args.task, args.note or "")
-        finally:
-            await asyncio.to_thread(stitcher.pool.close)
+        if args.verb == "approve":
+            outcome = await review.approve(project, gen, args.task)
+        else:
+            outcome = await review.reject(project, gen, args.task, args.note or "")
         print(f"task #{outcome.task_id}: {outcome.state.value} ({outcome.reason})")
         return 0 if outcome.state in (TaskState.DONE, TaskState.READY) else EXIT_FAILED
 

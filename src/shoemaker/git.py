@@ -447,6 +447,16 @@ class Git:
         )
         return self.rev_parse("HEAD", cwd)
 
+    def commit_staged(self, cwd: Path, message: str) -> str:
+        """Commit what is staged in ``cwd`` (the caller knows something is); the new sha."""
+        self._run(
+            [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
+            cwd,
+            env=self._commit_env(),
+            input=message,
+        )
+        return self.rev_parse("HEAD", cwd)
+
     def revert(
         self,
         commit: str,
@@ -777,6 +787,14 @@ class Git:
         self._run(["add", "-A"], cwd)
         out = self._run(["diff", "--cached", "--name-only", "-z", "--no-renames", base], cwd)
         return [p for p in out.split("\0") if p]
+
+    def stage_all_stat(self, cwd: Path, base: str) -> DiffStat:
+        """Stage everything in ``cwd`` (untracked included), as a commit of it would, and
+        return what the staged tree changes against ``base``."""
+        self._run(["add", "-A"], cwd)
+        return self._numstat(
+            self._run(["diff", "--cached", "--numstat", "--no-renames", base], cwd)
+        )
 
     def tracked_files(self, dirs: Sequence[str], cwd: Path | None = None) -> list[str]:
         """Files git tracks under ``dirs`` (paths relative to the repository)."""

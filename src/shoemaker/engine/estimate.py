@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shoemaker.engine.project import Project
-from shoemaker.engine.stitch import Stitcher
+from shoemaker.engine.prompts import render_stitch_prompt
 from shoemaker.model import Generation, Task, TaskState
 
 #: Characters per token, roughly, for English prose and code.
@@ -86,7 +86,6 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
             f"prices of {name!r} for the model {result.model}: ${price.input:g} in / "
             f"${price.output:g} out per million tokens (configuration: prices)",
         ]
-    stitcher = Stitcher(project, gen)
     for task in tasks:
         if history:
             nearest = sorted(history, key=lambda h: abs(h[0] - len(task.description)))[:similar]
@@ -101,7 +100,7 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
                 )
             )
             continue
-        prompt = stitcher.render_prompt(task, task.attempts + 1)
+        prompt = render_stitch_prompt(project, task, task.attempts + 1)
         tokens_in = len(prompt) // CHARS_PER_TOKEN * cfg.estimate.turns
         tokens_out = cfg.estimate.output_tokens
         usd = price.cost(tokens_in, tokens_out)

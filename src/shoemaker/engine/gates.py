@@ -22,12 +22,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, exited
 from shoemaker.agents.runner import DROPPED_ENV
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.config import Config, GateConfig
+from shoemaker.events import GateResult, Log
 from shoemaker.globs import matches_any
+
+if TYPE_CHECKING:
+    from shoemaker.engine.project import Project
+    from shoemaker.model import Task
 
 OUTPUT_TAIL = 8_000
 _DRAIN_SEC = 5.0
@@ -44,6 +50,16 @@ class GateOutcome:
     output_tail: str
     reason: str
     """Empty when passed; else why not (exit code, timeout, nothing runnable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an attempt was not merged, how alike failures are recognised, and what comes next:
+    ``retry`` (a fresh attempt) or ``fix`` (the next attempt keeps this work)."""
+
+    reason: str
+    fingerprint: str
+    remediation: str = "retry"
 
 
 def gates_for_title(gates: Sequence[GateConfig], title: str) -> list[GateConfig]:
@@ -63,6 +79,15 @@ def gates_for(gates: Sequence[GateConfig], title: str, changed: Sequence[str]) -
         for g in gates_for_title(gates, title)
         if not g.paths or any(matches_any(path, g.paths) for path in changed)
     ]
+
+
+def gates_at(
+    config: Config, title: str, changed: Sequence[str], where: Literal["worktree", "merged"]
+) -> list[GateConfig]:
+    """The gates of a task's change that run ``where``: all of them in its worktree, those
+    marked ``after_merge`` on the merge commit."""
+    gates = gates_for(config.gates, title, changed)
+    return [g for g in gates if g.after_merge] if where == "merged" else gates
 
 
 def gate_problems(gates: Sequence[GateConfig], root: Path) -> list[str]:
@@ -229,3 +254,59 @@ async def _read_all(proc: asyncio.subprocess.Process, into: bytearray) -> None:
     assert proc.stdout is not None
     while chunk := await proc.stdout.read(1 << 16):
         into += chunk
+
+
+async def run_gates(
+    project: Project,
+    task: Task,
+    cwd: Path,
+    run_id: int | None,
+    changed: Sequence[str],
+    where: Literal["worktree", "merged"],
+) -> Failure | None:
+    """Run the task's gates in ``cwd`` (its worktree, or a detached worktree of the merge
+    commit), in the agent's sandbox if one is configured, each recorded and announced; the
+    first failure that is not a warning, or None."""
+    box = GateBox(project.config, project.git.common_dir)
+    for gate in gates_at(project.config, task.title, changed, where):
+        outcome = await run_gate(gate, cwd, box)
+        await asyncio.to_thread(
+            project.store.record_gate,
+            task_id=task.id,
+            run_id=run_id,
+            name=gate.name,
+            location=where,
+            passed=outcome.passed,
+            exit_code=outcome.exit_code,
+            duration_s=outcome.duration_s,
+            output_tail=outcome.output_tail,
+        )
+        project.bus.emit(
+            GateResult(
+                generation=task.generation,
+                task_id=task.id,
+                name=gate.name,
+                where=where,
+                passed=outcome.passed,
+                exit_code=outcome.exit_code,
+                expected_exit=gate.expected_exit,
+                duration_s=outcome.duration_s,
+                output_tail=outcome.output_tail[-2000:],
+                reason=outcome.reason,
+            )
+        )
+        if outcome.passed:
+            continue
+        if gate.severity == "warn":
+            message = f"warning: {outcome.reason} (severity warn)"
+            project.bus.emit(
+                Log(generation=task.generation, task_id=task.id, level="warning", message=message)
+            )
+            continue
+        place = " after the merge" if where == "merged" else ""
+        return Failure(
+            f"{outcome.reason}{place}",
+            fingerprint(f"gate:{gate.name}", outcome.output_tail or outcome.reason),
+            gate.severity,
+        )
+    return None

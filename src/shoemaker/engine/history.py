@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import yaml
 if TYPE_CHECKING:
     from shoemaker.engine.project import Project
     from shoemaker.model import Generation, Task
+    from shoemaker.store import RunRecord
 
 
 def _write(project: Project, path: Path, record: dict[str, Any]) -> Path:
@@ -27,8 +29,7 @@ def _write(project: Project, path: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def _run_record(project: Project, run_id: int) -> dict[str, Any]:
-    run = project.store.get_run(run_id)
+def _run_record(run: RunRecord) -> dict[str, Any]:
     return {
         "run": run.id,
         "attempt": run.attempt,
@@ -58,7 +59,7 @@ def write_measure_history(
         "generation": generation.name,
         "cycle": cycle,
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **_run_record(project, run_id),
+        **_run_record(project.store.get_run(run_id)),
         "proposed": [{"id": t.id, "title": t.title, "depends_on": t.depends_on} for t in tasks],
     }
     path = project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml"
@@ -70,9 +71,14 @@ def task_history_path(project: Project, task: Task) -> Path:
     return project.history_dir / task.generation / f"task-{task.id:04d}.yaml"
 
 
-def write_task_history(project: Project, task: Task) -> Path:
+def write_task_history(
+    project: Project, task: Task, task_runs: Sequence[RunRecord] | None = None
+) -> Path:
+    """The record of a finished task; ``task_runs``: its runs, when the caller has them."""
     metrics = project.store.metrics(task.id)
-    runs = [_run_record(project, r.id) for r in project.store.runs(task_id=task.id)]
+    if task_runs is None:
+        task_runs = project.store.runs(task_id=task.id)
+    runs = [_run_record(r) for r in task_runs]
     record = {
         "kind": "task",
         "generation": task.generation,

@@ -8,13 +8,19 @@ the prompt asked for, or else from a fenced ```yaml list in its final text.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 
-from shoemaker.confined import Refused, read_bytes, read_text
+from shoemaker.confined import Refused, read_bytes
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.history import write_measure_history
 from shoemaker.engine.project import Project
+from shoemaker.engine.prompts import (
+    PROPOSALS_FILE,
+    Doc,
+    MeasureError,
+    collect_docs,
+    render_measure_prompt,
+)
 from shoemaker.engine.proposals import (
     Proposal,
     ProposalError,
@@ -25,79 +31,9 @@ from shoemaker.engine.proposals import (
     title_key,
 )
 from shoemaker.engine.worktrees import WorktreePool
-from shoemaker.errors import Failed
 from shoemaker.events import Log, MeasureFinished
 from shoemaker.model import Generation, Phase, Task, TaskState
-from shoemaker.resources import render_prompt
 from shoemaker.store import NewTask
-
-#: Where, relative to the measure worktree, the agent writes its proposals.
-PROPOSALS_FILE = "shoemaker-proposals.json"
-
-
-class MeasureError(Failed):
-    """measure could not produce a valid set of tasks; nothing was added."""
-
-
-@dataclass(frozen=True, slots=True)
-class Doc:
-    path: str
-    text: str
-
-
-def collect_docs(root: Path, globs: list[str], max_bytes: int) -> tuple[list[Doc], list[str]]:
-    """Documents matching ``globs`` (sorted, de-duplicated), up to ``max_bytes`` in total.
-    A link that leads out of the repository is refused (:class:`MeasureError` naming it):
-    what it points to would go into the prompt, the store and the screen."""
-    seen: set[Path] = set()
-    paths: list[Path] = []
-    for pattern in globs:
-        for path in sorted(root.glob(pattern)):
-            if path.is_file() and path not in seen and ".git" not in path.parts:
-                seen.add(path)
-                paths.append(path)
-    docs: list[Doc] = []
-    omitted: list[str] = []
-    used = 0
-    for path in paths:
-        rel = path.relative_to(root).as_posix()
-        try:
-            text = read_text(root, path, rel)
-        except Refused as exc:
-            raise MeasureError(
-                f"doc_globs: {exc}; measure reads only files inside the repository: replace "
-                "the link with the document itself, or remove it; nothing was measured"
-            ) from None
-        if used + len(text) > max_bytes:
-            omitted.append(rel)
-            continue
-        used += len(text)
-        docs.append(Doc(rel, text))
-    return docs, omitted
-
-
-def render_measure_prompt(project: Project, generation: Generation, cycle: int) -> str:
-    cfg = project.config
-    docs, omitted = collect_docs(project.root, cfg.doc_globs, cfg.max_doc_bytes)
-    tasks = project.store.list_tasks(generation.name)
-    return render_prompt(
-        "measure.md",
-        {
-            "project": project.root.name,
-            "generation": generation.name,
-            "cycle": cycle,
-            "docs": docs,
-            "omitted_docs": omitted,
-            "tasks": [{"id": t.id, "state": t.state.value, "title": t.title} for t in tasks],
-            "user_prompt": cfg.user_prompt,
-            "output_path": PROPOSALS_FILE,
-            "max_issues": cfg.max_issues,
-            "lines_min": cfg.estimated_lines_min,
-            "lines_max": cfg.estimated_lines_max,
-        },
-        repo=project.root,
-        configured=cfg.measure_prompt,
-    )
 
 
 async def measure(
@@ -225,3 +161,13 @@ def _insert(
     )
     project.bus.announce(*events)
     return tasks
+
+
+__all__ = [
+    "PROPOSALS_FILE",
+    "Doc",
+    "MeasureError",
+    "collect_docs",
+    "measure",
+    "render_measure_prompt",
+]

@@ -24,6 +24,7 @@ from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
+from shoemaker.engine import review
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import (
     GenerationError,
@@ -33,7 +34,6 @@ from shoemaker.engine.generation import (
     switch_generation,
 )
 from shoemaker.engine.project import Project
-from shoemaker.engine.stitch import Stitcher
 from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
 from shoemaker.errors import ShoemakerError
 from shoemaker.events import (
@@ -651,19 +651,18 @@ class ShoemakerApp(App[None]):
         gen = self.snapshot.current
         if gen is None:
             return
-        stitcher = Stitcher(self.project, self.project.store.get_generation(gen.name))
+        generation = self.project.store.get_generation(gen.name)
         try:
             outcome = (
-                await stitcher.approve(task_id)
+                await review.approve(self.project, generation, task_id)
                 if note is None
-                else await stitcher.reject(task_id, note)
+                else await review.reject(self.project, generation, task_id, note)
             )
         except ENGINE_ERRORS as exc:
             self.notify(str(exc), title="review", severity="error", timeout=15)
         else:
             self.notify(f"task #{task_id}: {outcome.state.value} ({outcome.reason})")
         finally:
-            await asyncio.to_thread(stitcher.pool.close)
             self._dirty = True
 
     def action_follow(self) -> None:

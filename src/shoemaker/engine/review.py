@@ -1,0 +1,58 @@
+"""Review: a person approves or rejects a task that touched ``review_globs``.
+
+A task whose change touches a path of ``review_globs`` waits in ``needs_review`` after its
+gates. Approving lands it through the generation's merge queue (the same queue a run uses,
+shared with other processes through the merge file lock); rejecting sends it back to ``ready``
+with the person's note, which its next prompt shows. ``shoemaker review`` and the dashboard's
+``a`` / ``x`` keys both come here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from shoemaker.engine.attempts import keep_for_retry
+from shoemaker.engine.project import Project
+from shoemaker.engine.stitch import Stitcher, StitchOutcome
+from shoemaker.errors import BadInput
+from shoemaker.model import Generation, Task, TaskState
+
+
+class ReviewRefused(BadInput):
+    """A review verb for a task that is not waiting for review; nothing was changed."""
+
+
+def _waiting(project: Project, task_id: int) -> Task:
+    task = project.store.get_task(task_id)
+    if task.state != TaskState.NEEDS_REVIEW:
+        raise ReviewRefused(
+            f"task {task_id} is {task.state}, not waiting for review; see `shoemaker review`"
+        )
+    return task
+
+
+async def approve(project: Project, generation: Generation, task_id: int) -> StitchOutcome:
+    """A person approved a task waiting in review: merge it."""
+    task = await asyncio.to_thread(_waiting, project, task_id)
+    stitcher = Stitcher(project, generation)
+    try:
+        git = project.git
+        base = await asyncio.to_thread(git.merge_base, task.branch, generation.branch)
+        head = await asyncio.to_thread(git.rev_parse, task.branch)
+        attempt = await asyncio.to_thread(stitcher.landed_attempt, task, base, head)
+        event = project.store.transition_task(task_id, TaskState.MERGING, "approved")
+        project.bus.announce(event)
+        return await stitcher.land(attempt)
+    finally:
+        await asyncio.to_thread(stitcher.pool.close)
+
+
+async def reject(
+    project: Project, generation: Generation, task_id: int, note: str
+) -> StitchOutcome:
+    """A person rejected a task in review: it runs again with their note in its prompt."""
+    task = await asyncio.to_thread(_waiting, project, task_id)
+    reason = f"review rejected it: {note.strip() or 'no note given'}"
+    await asyncio.to_thread(keep_for_retry, project, generation, task, task.attempts)
+    project.bus.announce(project.store.transition_task(task_id, TaskState.READY, reason))
+    return StitchOutcome(task_id, TaskState.READY, reason)
