@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
@@ -21,9 +22,15 @@ from shoemaker.engine.project import Project
 from shoemaker.events import AgentOutput, AgentStarted
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.store import NewTask
-from shoemaker.tui.app import ShoemakerApp
+from shoemaker.tui.app import ShoemakerApp, make_app
 from shoemaker.tui.bridge import EngineEvent
-from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, TaskScreen
+from shoemaker.tui.screens import (
+    ConfirmScreen,
+    GenerationsScreen,
+    HelpScreen,
+    NoteScreen,
+    TaskScreen,
+)
 from shoemaker.tui.widgets import STATE_STYLE, TaskQueue
 from shoemaker.tui.widgets import AgentOutput as OutputPane
 from tui_data import CLOCK, fixed_project
@@ -323,35 +330,68 @@ async def test_output_pane_follows_the_running_task(fast_tmp: Path) -> None:
         assert pane.border_title == "Agent output · #2 B"
 
 
-async def test_attach_follows_a_run_that_another_process_drives(fast_tmp: Path) -> None:
-    demo = fast_tmp / "demo"
-    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": new_token()}
-    cli = [sys.executable, "-m", "shoemaker", "-C", str(demo)]
-    subprocess.run(
-        [sys.executable, "-m", "shoemaker", "demo", "--prepare", str(demo)],
-        check=True,
-        capture_output=True,
-        env=env,
+async def test_a_locked_repository_opens_attached_pauses_kills_and_takes_over(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = rehearsal_project(
+        fast_tmp,
+        task("Hang", outcome="hang", heartbeat=1, files={"h.py": "h = 1\n"}),
+        task("Next"),
     )
-    subprocess.run([*cli, "generation", "start", "att"], check=True, capture_output=True, env=env)
-    app = ShoemakerApp(Project.open(demo), mode="attach")
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.snapshot.current is not None)
-        assert app.check_action("run", ()) is None  # read-only
-        assert "read-only" in app.disabled_reason("run")
-        proc = await asyncio.create_subprocess_exec(
-            *cli,
-            "run",
-            "--events",
-            "none",
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert await proc.wait() == 0
-        await until(pilot, lambda: app.snapshot.totals.done == 6)
-        assert app.buffers.received > 0  # agent output read back from the store
-        assert "attached, read-only" in app.sub_title
+    start_generation(project, "g")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shoemaker",
+        "-C",
+        str(project.root),
+        "run",
+        "--events",
+        "none",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not any(t.state == TaskState.RUNNING for t in project.store.list_tasks("g")):
+            assert loop.time() < deadline and proc.returncode is None, "the run never started"
+            await asyncio.sleep(0.05)
+        app = make_app(project.root)  # what plain `shoemaker` opens
+        assert app.mode == "attach"
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.other_run == proc.pid)
+            await until(pilot, lambda: f"attached to the run of pid {proc.pid}" in app.sub_title)
+            assert app.check_action("run", ()) is None
+            assert "attached" in app.disabled_reason("run")
+            # Pause through the store: the other run starts nothing new.
+            await until(pilot, lambda: app.check_action("pause", ()) is True)
+            await pilot.press("p")
+            await until(
+                pilot,
+                lambda: project.store.get_generation("g").state == GenerationState.PAUSED,
+            )
+            # Kill: asks first, then interrupts the other process, which keeps the work.
+            await pilot.press("k")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("enter")  # No has the focus
+            assert proc.returncode is None
+            await pilot.press("k", "y")
+            assert await proc.wait() != 0
+            # The driving run ended: the dashboard offers to take over.
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            assert app.mode == "live" and app.other_run is None
+            await until(pilot, lambda: app.check_action("resume", ()) is True)
+            assert "attached" not in app.sub_title
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert processes_with_token(token) == []
+    assert [t.state for t in project.store.list_tasks("g")] == [TaskState.READY] * 2
 
 
 async def test_follow_can_be_turned_off(fast_tmp: Path) -> None:
@@ -389,6 +429,9 @@ async def test_next_agent_switches_between_running_agents(fast_tmp: Path) -> Non
         assert seen == {1, 2, 3}
         assert app.check_action("kill_run", ()) is True
         await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "#1 Hang 0" in str(app.screen.detail)  # names what it stops
+        await pilot.press("y")
         await wait_engine(pilot)
         await until(pilot, lambda: not app._running_tasks() and app.snapshot.totals.total == 3)
     assert all(t.state == TaskState.READY for t in project.store.list_tasks("g"))
@@ -461,3 +504,168 @@ async def test_reset_asks_then_abandons_the_generation(fast_tmp: Path) -> None:
         "g-abandoned",
         "g-start",
     ]
+
+
+# -- every key, every screen, every state -----------------------------------------------------
+
+
+def binding_keys(*holders: object) -> list[str]:
+    """The keys of the bindings of ``holders`` (classes or instances with ``BINDINGS``)."""
+    keys: list[str] = []
+    for holder in holders:
+        for binding in getattr(holder, "BINDINGS", []):
+            assert isinstance(binding, Binding)
+            keys += [k.strip() for k in binding.key.split(",")]
+    return list(dict.fromkeys(keys))
+
+
+async def press_everything(pilot: Pilot[None], depth: int = 0) -> list[str]:
+    """Press every key of the screen on top (its own and the app's), opening each screen a key
+    pushes and pressing everything there too; returns the screens visited."""
+    app = pilot.app
+    screen = app.screen
+    visited = [type(screen).__name__]
+    keys = [k for k in binding_keys(screen, app) if k not in ("q", "escape")]
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause()
+        assert app.is_running, f"{key} on {type(screen).__name__} ended the app"
+        if screen not in app.screen_stack:
+            break  # the key closed this screen (switching a generation does)
+        if app.screen is not screen:
+            if depth == 0 and not isinstance(app.screen, ConfirmScreen | NoteScreen):
+                visited += await press_everything(pilot, depth + 1)
+            for _ in range(5):
+                if app.screen is screen:
+                    break
+                await pilot.press("escape")
+                await pilot.pause()
+            assert app.screen is screen, f"{key} left {type(app.screen).__name__} open"
+    return visited
+
+
+def record_errors(app: ShoemakerApp) -> list[str]:
+    errors: list[str] = []
+    report = app.report_error
+
+    def recorded(title: str, exc: BaseException) -> None:
+        errors.append(f"{title}: {exc!r}")
+        report(title, exc)
+
+    app.report_error = recorded  # type: ignore[method-assign]
+    return errors
+
+
+def cursor_to(app: ShoemakerApp, task_id: int) -> None:
+    queue = app.query_one(TaskQueue)
+    queue.move_cursor(row=[r.id for r in queue.rows_shown].index(task_id))
+
+
+async def stop_engine(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ShoemakerApp)
+    for worker in app.workers:
+        if worker.group == "engine":
+            worker.cancel()
+    await wait_engine(pilot)
+
+
+async def test_every_key_on_every_screen_idle_with_a_review_and_a_failure(
+    fast_tmp: Path,
+) -> None:
+    app = fixed_app(fast_tmp)
+    errors = record_errors(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for task_id in (9, 6):  # waiting for review, then failed
+            app.action_filter(None)
+            cursor_to(app, task_id)
+            visited = await press_everything(pilot)
+            await stop_engine(pilot)
+            assert {"TaskScreen", "GenerationsScreen", "HelpScreen"} <= set(visited)
+        assert app.is_running
+    assert errors == [], errors
+
+
+async def test_every_key_on_every_screen_attached(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp, mode="attach")
+    errors = record_errors(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        cursor_to(app, 9)
+        await press_everything(pilot)
+        assert app.is_running
+    assert errors == [], errors
+
+
+async def test_every_key_on_every_screen_while_agents_run_and_when_paused(
+    fast_tmp: Path,
+) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Migrate", files={"migrations/1.sql": "x\n"}),
+            task("Broken", outcome="crash"),
+            task("Hang", outcome="hang", files={"h.py": "h = 1\n"}),
+        ],
+        review_globs=["migrations/**"],
+        max_retries=0,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project, parallel=3)
+    errors = record_errors(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: (
+                {TaskState.NEEDS_REVIEW, TaskState.FAILED, TaskState.RUNNING}
+                <= set(queue_states(app))
+            ),
+        )
+        app.engine.pause() if app.engine else None
+        await until(pilot, lambda: app.check_action("pause", ()) is None)
+        assert app.busy == "running"  # paused, the hanging agent still at work
+        await press_everything(pilot)
+        assert app.is_running
+        await stop_engine(pilot)
+        # Idle again, with the review and the failure; a run may start again from here.
+        await press_everything(pilot)
+        await stop_engine(pilot)
+        assert app.is_running
+    assert errors == [], errors
+
+
+async def test_filter_cycles_on_from_the_review_queue_and_v_toggles_it(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("v")
+        assert queue_states(app) == [TaskState.NEEDS_REVIEW]
+        await pilot.press("f")
+        assert app.is_running
+        assert app.queue.state_filter not in (None, TaskState.NEEDS_REVIEW)
+        await pilot.press("v", "v")
+        assert app.queue.state_filter is None and len(queue_states(app)) == 12
+        seen = set()
+        for _ in range(len(TaskState) + 1):
+            await pilot.press("f")
+            seen.add(app.queue.state_filter)
+        assert seen == {None, *TaskState}
+
+
+async def test_an_action_that_raises_is_a_notification_not_an_exit(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+
+        def broken() -> None:
+            raise RuntimeError("a bug in a key")
+
+        app.action_follow = broken  # type: ignore[method-assign]
+        await pilot.press("F")
+        await pilot.pause()
+        assert app.is_running
+        (note,) = [n for n in app._notifications if n.title == "follow failed"]
+        assert "RuntimeError: a bug in a key" in note.message and note.severity == "error"

@@ -6,7 +6,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -136,6 +136,23 @@ class RunLock:
             return False
         self.release()
         return True
+
+    def holder(self) -> int | None:
+        """The pid of the process that holds the lock now, from ``/proc/locks`` (None when
+        free, or when the kernel does not say)."""
+        try:
+            st = self.path.stat()
+            table = Path("/proc/locks").read_text()
+        except OSError:
+            return None
+        file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        for line in table.splitlines():
+            # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == file_id:
+                with suppress(ValueError):
+                    return int(fields[4])
+        return None
 
     def release(self) -> None:
         if self._handle is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.syntax import Syntax
@@ -280,47 +281,49 @@ class GenerationsScreen(Screen[None]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """The keys, what they do, and which are disabled and why."""
+    """Every key of the screen it was opened on, what it does, and why it is disabled."""
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
 
+    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = list(rows)
+
     def compose(self) -> ComposeResult:
-        app = self.shoemaker
         table: DataTable[str] = DataTable(id="help-table", cursor_type="row")
         table.add_columns("key", "action", "")
-        for binding in app.BINDINGS:
-            if isinstance(binding, Binding) and binding.show:
-                action = binding.action
-                enabled = app.check_action(action, ())
-                note = "" if enabled else app.disabled_reason(action)
-                table.add_row(binding.key_display or binding.key, binding.description, note)
+        for row in self.rows:
+            table.add_row(*row)
         with Vertical(id="help-box"):
             yield Label("[b]shoemaker keys[/]  (ctrl+p: command palette · escape: close)")
             yield table
 
-    @property
-    def shoemaker(self) -> ShoemakerApp:
-        return self.app  # type: ignore[return-value]
-
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Asks before something that cannot be undone."""
+    """Asks before something that cannot be undone; No has the focus, so Enter alone never
+    does it."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
         self.question = question
+        self.detail = detail
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question)
+            yield Static(Text(self.question, style="bold"), classes="question")
+            if self.detail:
+                yield Static(Text(self.detail), classes="detail")
             with Horizontal():
-                yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")
+                yield Button("Yes (y)", variant="error", id="yes")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
@@ -335,14 +338,19 @@ class NoteScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
         self.question = question
+        self.detail = detail
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question)
-            yield Input(placeholder="a note for the agent; enter to send", id="note")
+            yield Static(Text(self.question, style="bold"), classes="question")
+            if self.detail:
+                yield Static(Text(self.detail), classes="detail")
+            yield Input(
+                placeholder="a note for the agent; enter to send, escape to cancel", id="note"
+            )
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:

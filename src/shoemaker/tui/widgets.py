@@ -42,7 +42,7 @@ STATE_ORDER = {
     TaskState.DONE: 5,
     TaskState.CANCELLED: 6,
 }
-#: The filter cycle of the queue (None shows everything).
+#: The filter cycle of the queue (None shows everything): every state a task can be in.
 FILTERS: tuple[TaskState | None, ...] = (
     None,
     TaskState.READY,
@@ -51,7 +51,11 @@ FILTERS: tuple[TaskState | None, ...] = (
     TaskState.FAILED,
     TaskState.BLOCKED,
     TaskState.CONFLICT,
+    TaskState.NEEDS_REVIEW,
+    TaskState.VERIFYING,
+    TaskState.MERGING,
     TaskState.PROPOSED,
+    TaskState.CANCELLED,
 )
 
 
@@ -146,7 +150,9 @@ class TaskQueue(DataTable[str | Text]):
         self.border_title = f"Tasks · {label}"
 
     def cycle_filter(self) -> TaskState | None:
-        self.state_filter = FILTERS[(FILTERS.index(self.state_filter) + 1) % len(FILTERS)]
+        """The next filter of :data:`FILTERS`, from whichever filter is set now."""
+        at = FILTERS.index(self.state_filter) if self.state_filter in FILTERS else 0
+        self.state_filter = FILTERS[(at + 1) % len(FILTERS)]
         self._title()
         return self.state_filter
 
