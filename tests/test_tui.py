@@ -668,3 +668,40 @@ async def test_an_action_that_raises_is_a_notification_not_an_exit(fast_tmp: Pat
         assert app.is_running
         (note,) = [n for n in app._notifications if n.title == "follow failed"]
         assert "RuntimeError: a bug in a key" in note.message and note.severity == "error"
+
+
+async def test_the_diff_of_a_task_waiting_for_review_is_its_own(fast_tmp: Path) -> None:
+    # One pooled worktree: the second task runs in it while the first waits for review.
+    project = make_project(
+        fast_tmp,
+        [
+            task("Migrate", files={"migrations/1.sql": "create table t;\n"}),
+            task(
+                "Busy",
+                files={"busy.py": "b = 1\n"},
+                run=[f"{sys.executable} -c 'import time; time.sleep(120)'"],
+            ),
+        ],
+        review_globs=["migrations/**"],
+        max_parallel=1,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: queue_states(app).count(TaskState.NEEDS_REVIEW) == 1)
+        await until(pilot, lambda: any("busy.py" in line for line in app.buffers.lines.get(2, [])))
+        first, second = project.store.get_task(1), project.store.get_task(2)
+        assert first.worktree == second.worktree  # the same pooled worktree
+        app.action_filter(TaskState.NEEDS_REVIEW.value)
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen) and screen.task_id == 1
+        await until(pilot, lambda: screen.diff is not None)
+        assert screen.diff is not None and screen.diff.source == "branch"
+        files = screen.query_one("#diff-files", DataTable)
+        assert [files.get_row_at(i)[0] for i in range(files.row_count)] == ["migrations/1.sql"]
+        assert "busy.py" not in screen.diff.text and "create table t;" in screen.diff.text
+        await pilot.press("escape")
+        await stop_engine(pilot)

@@ -236,7 +236,8 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
 
 @dataclass(frozen=True, slots=True)
 class DiffView:
-    """A task's changes: live from its worktree while it runs, else from its commits."""
+    """A task's changes: live from its worktree while its branch is checked out there, else
+    from its commits."""
 
     source: str
     """``worktree``, ``branch``, ``merged`` or ``none``."""
@@ -245,22 +246,28 @@ class DiffView:
 
 
 def load_diff(project: Project, task_id: int) -> DiffView:
+    """The changes of task ``task_id`` and nothing else.
+
+    Pooled worktrees are reused: the one a task ran in may hold another task's branch by now
+    (a task waiting for review, failed or in conflict has given its worktree back). So the
+    worktree is shown only while it has this task's branch checked out; otherwise the merged
+    commit, else the task branch against its merge base with the generation branch.
+    """
     store, git = project.store, project.git
     task = store.get_task(task_id)
     gen = store.get_generation(task.generation)
     empty = DiffView("none", DiffStat(()), "")
     try:
+        has_branch = bool(task.branch) and git.ref_exists(f"refs/heads/{task.branch}")
+        target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
         worktree = Path(task.worktree) if task.worktree else None
         if (
-            worktree is not None
+            has_branch
+            and worktree is not None
             and worktree.is_dir()
-            and git.ref_exists(f"refs/heads/{task.branch}")
+            and git.current_branch(worktree) == task.branch
         ):
-            base = (
-                git.merge_base(task.branch, gen.branch)
-                if git.ref_exists(f"refs/heads/{gen.branch}")
-                else git.rev_parse(task.branch)
-            )
+            base = git.merge_base(task.branch, target)
             return DiffView(
                 "worktree",
                 git.diff_stat_worktree(worktree, base),
@@ -273,8 +280,7 @@ def load_diff(project: Project, task_id: int) -> DiffView:
                 git.diff_stat(parent, task.merged_commit),
                 git.diff_text(parent, task.merged_commit),
             )
-        if task.branch and git.ref_exists(f"refs/heads/{task.branch}"):
-            target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
+        if has_branch:
             base = git.merge_base(task.branch, target)
             return DiffView(
                 "branch", git.diff_stat(base, task.branch), git.diff_text(base, task.branch)
