@@ -9,13 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Log, Static, TabbedContent
 
 from agents import new_token, processes_with_token
-from projects import make_project, task
+from projects import check, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentOutput, AgentStarted
@@ -30,8 +31,7 @@ from shoemaker.tui.screens import (
     NoteScreen,
     TaskScreen,
 )
-from shoemaker.tui.widgets import STATE_STYLE, TaskQueue
-from shoemaker.tui.widgets import AgentOutput as OutputPane
+from shoemaker.tui.widgets import STATE_STYLE, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
@@ -705,3 +705,262 @@ async def test_the_diff_of_a_task_waiting_for_review_is_its_own(fast_tmp: Path) 
         assert "busy.py" not in screen.diff.text and "create table t;" in screen.diff.text
         await pilot.press("escape")
         await stop_engine(pilot)
+
+
+# -- why a task failed --------------------------------------------------------------------------
+
+
+async def test_why_a_task_failed_is_one_key_away(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [task("Gate fails", files={"a.py": "A = 1\n"}), task("Crashes", outcome="crash")],
+        gates=[
+            check("tests", "import sys; print('expected 4, got 3'); sys.exit(1)", tasks=["Gate*"])
+        ],
+        max_retries=1,
+        max_parallel=2,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await wait_engine(pilot)
+        await until(pilot, lambda: queue_states(app).count(TaskState.FAILED) == 2)
+        # The main screen: the gates' verdicts and the crashed agent's last words, in colour.
+        gate_line = "» verifying: tests… failed (exit 1)"
+        assert gate_line in app.buffers.lines[1]
+        await until(pilot, lambda: len(app.buffers.lines[2]) > 0)
+        crashed = list(app.buffers.lines[2])
+        assert any(line.startswith("» ended: ") for line in crashed)
+        await until(pilot, lambda: any("» stderr: TypeError" in x for x in app.buffers.lines[2]))
+        highlight = app.output.highlighter
+        assert "red" in str(highlight(Text(gate_line)).spans[0].style)
+        assert "cyan" in str(highlight(Text("[Write: a.py]")).spans[0].style)
+        assert "red" in str(highlight(Text("[ERROR: result error]")).spans[0].style)
+        # Attention: notifications and the header's count.
+        await until(pilot, lambda: "2 failed" in app.sub_title)
+        titles = [n.title for n in app._notifications]
+        assert titles.count("task failed") == 2
+        # The task screen: the Attempts tab says why, for the latest attempt first.
+        cursor_to(app, 1)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        await until(pilot, lambda: screen.detail is not None)
+        await pilot.press("a")
+        why = screen.query_one("#why-text", Static)
+        assert "attempt 2 · verifying: tests… failed (exit 1" in str(why.render())
+        assert "expected 4, got 3" in str(why.render())
+        gates = screen.query_one("#gates", DataTable)
+        assert [gates.get_row_at(i)[1] for i in range(gates.row_count)] == ["1", "2"]
+        gates.focus()
+        await pilot.press("up")
+        assert "attempt 1 · verifying" in str(why.render())
+        # The log ends each attempt with the gates' verdicts.
+        assert screen.detail is not None
+        log = list(screen.detail.log)
+        assert sum(line.startswith("» verifying: tests… failed (exit 1") for line in log) == 2
+        assert "»   expected 4, got 3" in log
+        # Enter on the task screen opens nothing more; escape goes back.
+        await pilot.press("l", "enter")
+        assert app.screen is screen
+        await pilot.press("escape")
+        cursor_to(app, 2)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        await until(pilot, lambda: screen.detail is not None)
+        await pilot.press("a")
+        text = str(screen.query_one("#why-text", Static).render())
+        assert "stderr:" in text and "TypeError: Cannot read properties" in text
+        assert any(x.startswith("» stderr: TypeError") for x in screen.detail.log)
+
+
+async def test_the_task_screen_reloads_only_while_the_task_is_active(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        done = TaskScreen(app.project, 1, refresh_s=0.02)
+        await app.push_screen(done)
+        await until(pilot, lambda: done.ticks >= 10)
+        assert done.loads == 1  # done: loaded once
+
+
+async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_tmp: Path) -> None:
+    files = {f"f{i:02}.py": f"x = {i}\n" for i in range(24)}
+    project = rehearsal_project(fast_tmp, task("Slow", files=files, duration=10))
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: len(app.buffers.lines.get(1, ())) >= 2)
+        screen = TaskScreen(project, 1, refresh_s=0.05)
+        await app.push_screen(screen)
+        log = screen.query_one("#task-log", Log)
+        await until(pilot, lambda: log.max_scroll_y > 3)
+        log.scroll_to(y=2, animate=False)
+        await pilot.pause()
+        shown = len(screen._log_shown)
+        await until(pilot, lambda: len(screen._log_shown) > shown + 3)
+        assert log.scroll_y == 2  # new lines were appended; the place was kept
+        # The file list grows as the agent writes; the cursor stays on the file it was on.
+        await pilot.press("d")
+        files = screen.query_one("#diff-files", DataTable)
+        await until(pilot, lambda: files.row_count >= 4)
+        files.move_cursor(row=2, animate=False)
+        picked, count = files.get_row_at(2)[0], files.row_count
+        await until(pilot, lambda: files.row_count > count)
+        assert files.cursor_row == 2 and files.get_row_at(2)[0] == picked
+        await wait_engine(pilot)
+        await until(pilot, lambda: screen.detail is not None and not screen.live)
+        loads, ticks = screen.loads, screen.ticks
+        await until(pilot, lambda: screen.ticks >= ticks + 10)
+        assert screen.loads == loads  # finished: no more reloading
+        # Enter on a file jumps the diff to it.
+        files.focus()
+        files.move_cursor(row=10, animate=False)
+        await pilot.press("enter")
+        scroll = screen.query_one("#diff-scroll")
+        target = screen._file_starts[str(files.get_row_at(10)[0])]
+        assert target > 0 and scroll.scroll_y == target
+
+
+async def test_the_task_screen_says_loading_until_it_has_loaded(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import shoemaker.tui.screens as screens
+
+    gate = threading.Event()
+    real = screens.load_diff
+
+    def held(project: Project, task_id: int) -> object:
+        gate.wait(30)
+        return real(project, task_id)
+
+    monkeypatch.setattr(screens, "load_diff", held)
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = TaskScreen(app.project, 3, tab="diff", refresh_s=0.02)
+        await app.push_screen(screen)
+        await pilot.pause()
+        assert "loading…" in str(screen.query_one("#diff-text", Static).render())
+        assert "loading…" in str(screen.query_one("#task-summary", Static).render())
+        gate.set()
+        await until(pilot, lambda: screen.loads >= 1)
+        assert "loading…" not in str(screen.query_one("#task-summary", Static).render())
+
+
+# -- following, attention, keys and dialogs -----------------------------------------------------
+
+
+async def test_follow_never_moves_the_cursor_the_person_just_moved(fast_tmp: Path) -> None:
+    project = rehearsal_project(
+        fast_tmp,
+        task("A", files={"a.py": "A = 1\n"}, duration=1),
+        task("B", [0], outcome="hang", heartbeat=1),
+        task("C", [1]),
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project, follow_idle_s=3600)
+    started: list[int | None] = []
+
+    def hook(message: Message) -> None:
+        if isinstance(message, EngineEvent) and isinstance(message.event, AgentStarted):
+            started.append(message.event.task_id)
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: app.output.task_id == 1)  # nobody touched anything yet
+        await until(pilot, lambda: len(app.queue.rows_shown) == 3)
+        app.queue.focus()
+        while app.queue.selected_task != 3:  # the person walks to C, which waits for B
+            await pilot.press("down")
+        assert app.output.task_id == 3
+        await until(pilot, lambda: 2 in started)
+        await pilot.pause()
+        # B's agent started while the person was on C: the pane and the cursor stayed there.
+        assert app.queue.selected_task == 3 and app.output.task_id == 3
+        app._tick()
+        assert str(app.output.border_subtitle).startswith("paused")
+        # Once the person leaves it alone long enough, following goes on.
+        app.follow_idle_s = 0
+        app._tick()
+        assert str(app.output.border_subtitle).startswith("following")
+        await stop_engine(pilot)
+
+
+async def test_help_lists_every_key_of_the_screen_it_opens_on(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = {row[0] for row in app.screen.rows}
+        assert {"F", "k", "a", "x", "n", "v", "X", "R", "G"} <= keys  # hidden ones too
+        await pilot.press("escape", "enter")
+        assert isinstance(app.screen, TaskScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        actions = {row[1] for row in app.screen.rows}
+        assert {"Back", "Log", "Diff", "Attempts", "Prompt", "Raw/condensed", "Help"} <= actions
+        assert not {"Start", "Run", "Open", "Filter"} & actions  # main-screen keys
+
+
+async def test_footer_offers_approve_and_reject_on_a_task_that_needs_review(
+    fast_tmp: Path,
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        cursor_to(app, 1)
+        await pilot.pause()
+        shown = app.screen.active_bindings
+        assert "a" not in shown or not shown["a"].enabled
+        cursor_to(app, 9)
+        await pilot.pause()
+        shown = app.screen.active_bindings
+        assert shown["a"].enabled and shown["a"].binding.description == "Approve"
+        assert shown["x"].enabled and shown["x"].binding.description == "Reject"
+        # The header counts what waits for the person.
+        assert "1 awaiting review · 1 failed · 1 in conflict · 1 blocked" in app.sub_title
+
+
+async def test_stop_asks_with_the_tasks_left_undone_and_enter_says_no(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("s")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert "9 task(s) are left undone" in dialog.detail and "#9 Touch the migrations" in (
+            dialog.detail
+        )
+        assert app.focused is not None and app.focused.id == "no"
+        detail = dialog.query_one(".detail", Static)
+        assert detail.size.height > 1  # wrapped, not cut
+        await pilot.press("enter")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.project.store.open_generations()  # nothing stopped
+        await pilot.press("x")  # the cursor is on a ready task: reject does nothing
+        assert not isinstance(app.screen, NoteScreen)
+        cursor_to(app, 9)
+        await pilot.press("x")
+        note = app.screen
+        assert isinstance(note, NoteScreen)
+        box = note.query_one("#confirm-box")
+        assert abs(box.region.x - (80 - box.region.right)) <= 1  # centred
+        await pilot.press("escape")
+
+
+def test_screens_do_not_import_the_app() -> None:
+    code = (
+        "import sys, shoemaker.tui.screens, shoemaker.tui.widgets; "
+        "sys.exit('shoemaker.tui.app' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

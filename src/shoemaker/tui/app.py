@@ -39,8 +39,9 @@ from shoemaker.engine.generation import (
 from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.stitch import EngineError, Stitcher
-from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
+from shoemaker.engine.views import MARK, Snapshot, last_lines, load_snapshot, load_task_detail
 from shoemaker.events import (
+    AgentFinished,
     AgentStarted,
     BudgetCrossed,
     GenerationStateChanged,
@@ -59,7 +60,7 @@ from shoemaker.tui.screens import (
     NoteScreen,
     TaskScreen,
 )
-from shoemaker.tui.widgets import FILTERS, AgentOutput, GenerationsPanel, MetricsPanel, TaskQueue
+from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]
 ENGINE_ERRORS = (GenerationError, MeasureError, EngineError, ResourceError, GitError)
@@ -83,6 +84,8 @@ ATTACHED_ACTIONS = {"pause", "kill_run", "approve", "reject", "resume"}
 GLOBAL_ACTIONS = {"help", "quit"}
 #: Task states whose agent is at work (or whose work is being checked and merged).
 ACTIVE = (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING)
+#: Task states whose agent has not started yet.
+NOT_STARTED = (TaskState.READY, TaskState.PROPOSED)
 #: Task states that leave nothing to do.
 FINISHED = (TaskState.DONE, TaskState.CANCELLED)
 #: Task states that wait for the person, in the order the header counts them.
@@ -221,6 +224,7 @@ class ShoemakerApp(App[None]):
         parallel: int | None = None,
         clock: Callable[[], float] = time.time,
         css_path: Path | None = None,
+        follow_idle_s: float = 8.0,
     ) -> None:
         super().__init__(css_path=css_path or data_dir("styles") / "dashboard.tcss")
         self.project = project
@@ -233,6 +237,10 @@ class ShoemakerApp(App[None]):
         self.engine: Engine | None = None
         self.busy: str | None = None
         self.follow = True
+        self.follow_idle_s = follow_idle_s
+        """Follow moves the output pane only after the person left the cursor and the output
+        alone this long (or while the pane shows a task that is finished)."""
+        self._agent_hint = ""
         self.snapshots_loaded = 0
         self._cursor_wanted: int | None = None
         self.note = ""
@@ -250,7 +258,7 @@ class ShoemakerApp(App[None]):
         self.generations_panel = GenerationsPanel(id="generations")
         self.metrics = MetricsPanel(clock=self.clock, id="metrics")
         self.queue = TaskQueue(id="queue")
-        self.output = AgentOutput(id="output")
+        self.output = OutputPane(id="output")
         yield Header(show_clock=False)
         with Horizontal(id="top"):
             yield self.generations_panel
@@ -334,7 +342,7 @@ class ShoemakerApp(App[None]):
         self.sub_title = " · ".join(parts)
         self.refresh_bindings()
         if isinstance(self.screen, GenerationsScreen):
-            self.screen.show()
+            self.screen.show(snap)
 
     def _refresh_if_dirty(self) -> None:
         if self._dirty and not self._loading:
@@ -343,13 +351,17 @@ class ShoemakerApp(App[None]):
     def _tick(self) -> None:
         # Elapsed time and burn rate move even when no event arrives.
         self.metrics.show(self.snapshot)
+        if self.output.is_attached:
+            self._output_subtitle()
 
     @on(EngineEvent)
     def engine_event(self, message: EngineEvent) -> None:
         self._dirty = True
         event = message.event
-        if isinstance(event, AgentStarted) and self.follow:
+        if isinstance(event, AgentStarted) and self._may_follow():
             self.show_output(event.task_id, move_cursor=True)
+        elif isinstance(event, AgentFinished) and not event.ok:
+            self._last_words(event.run_id, event.task_id)
         elif isinstance(event, Log) and event.level in ("warning", "error"):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
         elif isinstance(event, BudgetCrossed):
@@ -376,6 +388,28 @@ class ShoemakerApp(App[None]):
                 )
 
     # -- agent output -------------------------------------------------------------------------
+
+    def _may_follow(self) -> bool:
+        """Whether following may move the pane (and the cursor) now: never while the person
+        is using them, unless the pane shows a task that has finished."""
+        if not self.follow:
+            return False
+        touched = max(self.queue.touched_at, self.output.touched_at)
+        if time.monotonic() - touched >= self.follow_idle_s:
+            return True
+        shown = next((r for r in self.snapshot.tasks if r.id == self.output.task_id), None)
+        return shown is not None and shown.state not in (*ACTIVE, *NOT_STARTED)
+
+    def _output_subtitle(self) -> None:
+        state = "following" if self._may_follow() else "paused"
+        self.output.border_subtitle = " · ".join(p for p in (state, self._agent_hint) if p)
+
+    @work(group="last-words", exit_on_error=False, description="a failed agent's stderr")
+    async def _last_words(self, run_id: int, task_id: int | None) -> None:
+        """A crashed agent's stderr, into the output pane under its task."""
+        run = await asyncio.to_thread(self.project.store.get_run, run_id)
+        for line in last_lines(run.stderr_tail, 8):
+            self.buffers.add(task_id, f"{MARK}stderr: {line}")
 
     def flush_output(self) -> None:
         out = self.output
@@ -678,7 +712,7 @@ class ShoemakerApp(App[None]):
     def action_open_task(self, tab: str = "log") -> None:
         task_id = self._selected()
         if task_id is not None:
-            self.push_screen(TaskScreen(task_id, tab))
+            self.push_screen(TaskScreen(self.project, task_id, tab))
 
     def action_diff(self) -> None:
         self.action_open_task("diff")
@@ -710,9 +744,8 @@ class ShoemakerApp(App[None]):
             else running[0]
         )
         self.show_output(following, move_cursor=True)
-        self.output.border_subtitle = (
-            f"agent {running.index(following) + 1} of {len(running)} · n: next"
-        )
+        self._agent_hint = f"agent {running.index(following) + 1} of {len(running)} · n: next"
+        self._output_subtitle()
 
     def action_kill_run(self) -> None:
         running = [r for r in self.snapshot.tasks if r.state in ACTIVE]
@@ -808,9 +841,14 @@ class ShoemakerApp(App[None]):
     def action_follow(self) -> None:
         self.follow = not self.follow
         self.notify(f"follow running agents: {'on' if self.follow else 'off'}")
+        self._output_subtitle()
 
     def action_generations(self) -> None:
-        self.push_screen(GenerationsScreen())
+        def chosen(name: str | None) -> None:
+            if name:
+                self.switch_generation(name)
+
+        self.push_screen(GenerationsScreen(self.snapshot), chosen)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows()))
