@@ -270,6 +270,7 @@ class ShoemakerApp(App[None]):
     def on_mount(self) -> None:
         self.metrics.parallel = self.parallel or self.project.config.max_parallel
         self.output.border_title = "Agent output"
+        self._output_subtitle()
         self.queue.focus()
         if self.mode == "attach":
             self.run_worker(
@@ -454,6 +455,7 @@ class ShoemakerApp(App[None]):
         task_id = self.queue.selected_task
         if task_id is not None and task_id != self.output.task_id:
             self.show_output(task_id)
+        self.refresh_bindings()  # approve and reject show only on a task waiting for review
 
     @on(DataTable.RowSelected, "#queue")
     def task_selected(self, event: DataTable.RowSelected) -> None:

@@ -219,7 +219,9 @@ class TaskScreen(Screen[None]):
         line.no_wrap = True
         line.overflow = "ellipsis"
         reason = Text(t.reason or " ", style="dim", no_wrap=True, overflow="ellipsis")
-        self.query_one("#task-summary", Static).update(Text("\n").join([line, reason]))
+        summary = Text("\n").join([line, reason])
+        summary.no_wrap, summary.overflow = True, "ellipsis"
+        self.query_one("#task-summary", Static).update(summary)
 
     def _log(self) -> None:
         if self.detail is None:
