@@ -381,10 +381,8 @@ class ShoemakerApp(App[None]):
             self.generation = event.generation
             if event.new == GenerationState.STOPPED:
                 self.notify(
-                    f"generation {event.generation} finished: merged into "
-                    f"{event.base_branch or 'its base branch'}",
-                    title="generation finished",
-                    timeout=20,
+                    f"{event.generation} merged into {event.base_branch or 'its base'}",
+                    title="generation stopped",
                     markup=False,
                 )
 
@@ -661,12 +659,10 @@ class ShoemakerApp(App[None]):
     async def _stop(self) -> None:
         self._set_busy("stopping")
         try:
-            report = await asyncio.to_thread(stop_generation, self.project, None)
+            # The generation's `stopped` event says it on screen ("generation finished").
+            await asyncio.to_thread(stop_generation, self.project, None)
         except GenerationError as exc:
             self.notify(str(exc), title="cannot stop", severity="error", timeout=15)
-        else:
-            gen = report.generation
-            self.notify(f"generation {gen.name} merged into {gen.base_branch}", title="stopped")
         finally:
             self._set_busy(None)
 
