@@ -955,7 +955,10 @@ async def test_stop_asks_with_the_tasks_left_undone_and_enter_says_no(fast_tmp: 
         assert isinstance(note, NoteScreen)
         box = note.query_one("#confirm-box")
         assert abs(box.region.x - (80 - box.region.right)) <= 1  # centred
+        await pilot.press("enter")  # no note: nothing is sent
+        assert app.screen is note
         await pilot.press("escape")
+        assert app.project.store.get_task(9).state == TaskState.NEEDS_REVIEW
 
 
 def test_screens_do_not_import_the_app() -> None:

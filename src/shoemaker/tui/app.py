@@ -570,6 +570,11 @@ class ShoemakerApp(App[None]):
 
     # -- actions ------------------------------------------------------------------------------
 
+    def refresh_bindings(self) -> None:
+        # Cursor moves and workers may end while the app tears its screens down.
+        if self.screen_stack:
+            super().refresh_bindings()
+
     def _set_busy(self, what: str | None) -> None:
         self.busy = what
         self._dirty = True

@@ -546,7 +546,8 @@ class NoteScreen(ModalScreen[str | None]):
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
+        if event.value.strip():  # Enter alone sends nothing: the agent needs to know what
+            self.dismiss(event.value)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
