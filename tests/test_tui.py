@@ -967,3 +967,14 @@ def test_screens_do_not_import_the_app() -> None:
         "sys.exit('shoemaker.tui.app' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_a_task_screen_that_cannot_load_says_so_in_place(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = TaskScreen(app.project, 999, refresh_s=0.02)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.ticks >= 5)
+        assert "cannot load task #999" in str(screen.query_one("#task-summary", Static).render())
+        assert app.is_running and not list(app._notifications)

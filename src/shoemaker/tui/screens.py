@@ -193,6 +193,13 @@ class TaskScreen(Screen[None]):
             rendered = None
             if self.diff is None or diff.text != self.diff.text:
                 rendered = await asyncio.to_thread(render_diff, diff.text)
+        except Exception as exc:
+            # Said in place of the summary, not as a notification a second (the next tick
+            # tries again: a locked store or a git index lock pass).
+            if self.is_attached:
+                problem = Text(f"cannot load task #{self.task_id}: {exc}", style="bold red")
+                self.query_one("#task-summary", Static).update(problem)
+            return
         finally:
             self._loading = False
         if not self.is_attached:
