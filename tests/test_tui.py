@@ -19,11 +19,11 @@ from agents import new_token, processes_with_token
 from projects import check, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
-from shoemaker.events import AgentOutput, AgentStarted
+from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
-from shoemaker.tui.bridge import EngineEvent
+from shoemaker.tui.bridge import EngineEvent, story_lines
 from shoemaker.tui.screens import (
     ConfirmScreen,
     GenerationsScreen,
@@ -789,7 +789,8 @@ async def test_the_task_screen_reloads_only_while_the_task_is_active(fast_tmp: P
 
 async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_tmp: Path) -> None:
     files = {f"f{i:02}.py": f"x = {i}\n" for i in range(24)}
-    project = rehearsal_project(fast_tmp, task("Slow", files=files, duration=10))
+    # Slow enough that files still arrive while the test looks, even on a loaded machine.
+    project = rehearsal_project(fast_tmp, task("Slow", files=files, duration=16))
     start_generation(project, "g")
     app = ShoemakerApp(project)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -879,8 +880,11 @@ async def test_follow_never_moves_the_cursor_the_person_just_moved(fast_tmp: Pat
         await until(pilot, lambda: app.output.task_id == 1)  # nobody touched anything yet
         await until(pilot, lambda: len(app.queue.rows_shown) == 3)
         app.queue.focus()
-        while app.queue.selected_task != 3:  # the person walks to C, which waits for B
-            await pilot.press("down")
+        for _ in range(20):  # the person walks to C, which waits for B
+            if app.queue.selected_task == 3:
+                break
+            ids = [r.id for r in app.queue.rows_shown]
+            await pilot.press("down" if ids.index(3) > app.queue.cursor_row else "up")
         assert app.output.task_id == 3
         await until(pilot, lambda: 2 in started)
         await pilot.pause()
@@ -978,3 +982,19 @@ async def test_a_task_screen_that_cannot_load_says_so_in_place(fast_tmp: Path) -
         await until(pilot, lambda: screen.ticks >= 5)
         assert "cannot load task #999" in str(screen.query_one("#task-summary", Static).render())
         assert app.is_running and not list(app._notifications)
+
+
+def test_story_lines_say_what_shoemaker_did() -> None:
+    merged = MergeResult(task_id=1, branch="task/g-1", merged=True, commit="abc1234def")
+    conflict = MergeResult(
+        task_id=2,
+        branch="task/g-2",
+        merged=False,
+        conflict_files=["store.py"],
+        reason="conflict",
+    )
+    gate = GateResult(task_id=1, name="tests", where="merged", passed=False, exit_code=2)
+    assert story_lines(merged) == ["» merged as abc1234"]
+    assert story_lines(conflict) == ["» merge failed: store.py (conflict)"]
+    assert story_lines(gate) == ["» after the merge: tests… failed (exit 2)"]
+    assert story_lines(AgentStarted(run_id=1, task_id=1, phase="stitch", argv=[], cwd="/")) == []
