@@ -329,15 +329,20 @@ async def test_output_pane_follows_the_running_task(fast_tmp: Path) -> None:
         assert pane.border_title == "Agent output · #2 B"
 
 
-async def test_a_locked_repository_opens_attached_pauses_kills_and_takes_over(
+async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_takes_over(
     fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = new_token()
     monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
-    project = rehearsal_project(
+    project = make_project(
         fast_tmp,
-        task("Hang", outcome="hang", heartbeat=1, files={"h.py": "h = 1\n"}),
-        task("Next"),
+        [
+            task("Hang", outcome="hang", heartbeat=1, files={"h.py": "h = 1\n"}),
+            task("Migrate", files={"migrations/1.sql": "x\n"}),
+            task("Next", [1]),
+        ],
+        review_globs=["migrations/**"],
+        max_parallel=2,
     )
     start_generation(project, "g")
     proc = await asyncio.create_subprocess_exec(
@@ -365,6 +370,12 @@ async def test_a_locked_repository_opens_attached_pauses_kills_and_takes_over(
             await until(pilot, lambda: f"attached to the run of pid {proc.pid}" in app.sub_title)
             assert app.check_action("run", ()) is None
             assert "attached" in app.disabled_reason("run")
+            # Approve while the other process runs: the merge goes through the merge lock.
+            await until(pilot, lambda: TaskState.NEEDS_REVIEW in queue_states(app))
+            await until(pilot, lambda: "1 awaiting review" in app.sub_title)
+            cursor_to(app, 2)
+            await pilot.press("a")
+            await until(pilot, lambda: project.store.get_task(2).state == TaskState.DONE)
             # Pause through the store: the other run starts nothing new.
             await until(pilot, lambda: app.check_action("pause", ()) is True)
             await pilot.press("p")
@@ -390,7 +401,9 @@ async def test_a_locked_repository_opens_attached_pauses_kills_and_takes_over(
             proc.kill()
             await proc.wait()
     assert processes_with_token(token) == []
-    assert [t.state for t in project.store.list_tasks("g")] == [TaskState.READY] * 2
+    states = [t.state for t in project.store.list_tasks("g")]
+    assert states[:2] == [TaskState.READY, TaskState.DONE]
+    assert (project.root / "migrations" / "1.sql").exists()
 
 
 async def test_follow_can_be_turned_off(fast_tmp: Path) -> None:
