@@ -47,6 +47,8 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float 
 
 
 def fixed_app(tmp: Path, **kw: object) -> ShoemakerApp:
+    # Following stays paused once a key moved the cursor, however slow the machine.
+    kw.setdefault("follow_idle_s", 3600)
     return ShoemakerApp(fixed_project(tmp), clock=lambda: CLOCK, **kw)  # type: ignore[arg-type]
 
 

@@ -454,6 +454,7 @@ class ShoemakerApp(App[None]):
         if task_id is not None and task_id != self.output.task_id:
             self.show_output(task_id)
         self.refresh_bindings()  # approve and reject show only on a task waiting for review
+        self._output_subtitle()  # a cursor the person moved pauses following
 
     @on(DataTable.RowSelected, "#queue")
     def task_selected(self, event: DataTable.RowSelected) -> None:
