@@ -19,6 +19,7 @@ from agents import new_token, processes_with_token
 from projects import check, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
+from shoemaker.engine.views import load_diff
 from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.store import NewTask
@@ -1013,3 +1014,21 @@ def test_story_lines_say_what_shoemaker_did() -> None:
     assert story_lines(conflict) == ["» merge failed: store.py (conflict)"]
     assert story_lines(gate) == ["» after the merge: tests… failed (exit 2)"]
     assert story_lines(AgentStarted(run_id=1, task_id=1, phase="stitch", argv=[], cwd="/")) == []
+
+
+def test_the_diff_of_a_task_sent_back_shows_its_last_attempt(fast_tmp: Path) -> None:
+    project = rehearsal_project(fast_tmp)
+    gen = start_generation(project, "g")
+    (t,), _ = project.store.add_tasks("g", [NewTask("A", "Do A.")], 1, "test")
+    git = project.git
+    assert load_diff(project, t.id).source == "none"
+    for n, text in ((1, "first\n"), (2, "second\n")):
+        branch = f"attempt/g-{t.id}-{n}"
+        git.create_branch(branch, gen.branch)
+        git.checkout(branch)
+        (project.root / "a.py").write_text(text)
+        git.commit_all(project.root, f"attempt {n}")
+        git.checkout(gen.branch)
+    diff = load_diff(project, t.id)
+    assert (diff.source, diff.ref) == ("attempt", f"attempt/g-{t.id}-2")
+    assert [f.path for f in diff.stat.files] == ["a.py"] and "+second" in diff.text

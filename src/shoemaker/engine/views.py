@@ -306,9 +306,21 @@ class DiffView:
     from its commits."""
 
     source: str
-    """``worktree``, ``branch``, ``merged`` or ``none``."""
+    """``worktree``, ``branch``, ``merged``, ``attempt`` or ``none``."""
     stat: DiffStat
     text: str
+    ref: str = ""
+    """The branch shown, for ``branch`` and ``attempt``."""
+
+
+def _newest_attempt(branches: list[str]) -> str | None:
+    """``attempt/G-ID-N[.K]`` with the highest N, then K."""
+
+    def number(branch: str) -> tuple[int, ...]:
+        tail = branch.rsplit("-", 1)[-1]
+        return tuple(int(p) for p in tail.split(".") if p.isdigit())
+
+    return max(branches, key=number, default=None)
 
 
 def load_diff(project: Project, task_id: int) -> DiffView:
@@ -317,7 +329,8 @@ def load_diff(project: Project, task_id: int) -> DiffView:
     Pooled worktrees are reused: the one a task ran in may hold another task's branch by now
     (a task waiting for review, failed or in conflict has given its worktree back). So the
     worktree is shown only while it has this task's branch checked out; otherwise the merged
-    commit, else the task branch against its merge base with the generation branch.
+    commit, else the task branch against its merge base with the generation branch, else
+    the newest ``attempt/*`` branch an earlier attempt's work was set aside on.
     """
     store, git = project.store, project.git
     task = store.get_task(task_id)
@@ -349,8 +362,15 @@ def load_diff(project: Project, task_id: int) -> DiffView:
         if has_branch:
             base = git.merge_base(task.branch, target)
             return DiffView(
-                "branch", git.diff_stat(base, task.branch), git.diff_text(base, task.branch)
+                "branch",
+                git.diff_stat(base, task.branch),
+                git.diff_text(base, task.branch),
+                task.branch,
             )
+        kept = _newest_attempt(git.branches(f"attempt/{gen.name}-{task.id}-*"))
+        if kept:
+            base = git.merge_base(kept, target)
+            return DiffView("attempt", git.diff_stat(base, kept), git.diff_text(base, kept), kept)
     except (GitError, OSError):
         return empty
     return empty

@@ -263,7 +263,8 @@ class TaskScreen(Screen[None]):
         label = {
             "worktree": "live from the worktree",
             "merged": "as merged",
-            "branch": "on the task branch",
+            "branch": f"on {diff.ref}",
+            "attempt": f"an earlier attempt, kept on {diff.ref}",
             "none": "nothing yet",
         }[diff.source]
         self.query_one("#diff-scroll").border_title = label
