@@ -18,7 +18,7 @@ from shoemaker.model import TaskState
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.screens import TaskScreen
-from shoemaker.tui.widgets import AgentOutput, TaskQueue
+from shoemaker.tui.widgets import OutputPane, TaskQueue
 
 MARKUP = "Fix [/] and [bold]"
 
@@ -134,7 +134,7 @@ async def test_the_dashboard_shows_titles_as_data(fast_tmp: Path) -> None:
         queue = app.query_one(TaskQueue)
         assert Text.from_markup(queue.get_cell_at((0, 1))).plain == MARKUP
         app.show_output(task_.id)
-        title = app.query_one(AgentOutput).border_title  # its markup, escaped
+        title = app.query_one(OutputPane).border_title  # its markup, escaped
         assert Content.from_markup(title or "").plain == f"Agent output · #{task_.id} {MARKUP}"
         app.notify(f"task {MARKUP}")  # data, never markup: this would raise otherwise
         await pilot.press("enter")

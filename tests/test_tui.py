@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.text import Text
+from textual.binding import Binding
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Log, Static, TabbedContent
 
 from agents import new_token, processes_with_token
-from projects import make_project, task
+from projects import check, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
-from shoemaker.events import AgentOutput, AgentStarted
+from shoemaker.engine.views import load_diff
+from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.store import NewTask
-from shoemaker.tui.app import ShoemakerApp
-from shoemaker.tui.bridge import EngineEvent
-from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, TaskScreen
-from shoemaker.tui.widgets import STATE_STYLE, TaskQueue
-from shoemaker.tui.widgets import AgentOutput as OutputPane
+from shoemaker.tui.app import ShoemakerApp, make_app
+from shoemaker.tui.bridge import EngineEvent, story_lines
+from shoemaker.tui.screens import (
+    ConfirmScreen,
+    GenerationsScreen,
+    HelpScreen,
+    NoteScreen,
+    TaskScreen,
+)
+from shoemaker.tui.widgets import STATE_STYLE, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
@@ -41,6 +48,8 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float 
 
 
 def fixed_app(tmp: Path, **kw: object) -> ShoemakerApp:
+    # Following stays paused once a key moved the cursor, however slow the machine.
+    kw.setdefault("follow_idle_s", 3600)
     return ShoemakerApp(fixed_project(tmp), clock=lambda: CLOCK, **kw)  # type: ignore[arg-type]
 
 
@@ -323,35 +332,81 @@ async def test_output_pane_follows_the_running_task(fast_tmp: Path) -> None:
         assert pane.border_title == "Agent output · #2 B"
 
 
-async def test_attach_follows_a_run_that_another_process_drives(fast_tmp: Path) -> None:
-    demo = fast_tmp / "demo"
-    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": new_token()}
-    cli = [sys.executable, "-m", "shoemaker", "-C", str(demo)]
-    subprocess.run(
-        [sys.executable, "-m", "shoemaker", "demo", "--prepare", str(demo)],
-        check=True,
-        capture_output=True,
-        env=env,
+async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_takes_over(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = make_project(
+        fast_tmp,
+        [
+            task("Hang", outcome="hang", heartbeat=1, files={"h.py": "h = 1\n"}),
+            task("Migrate", files={"migrations/1.sql": "x\n"}),
+            task("Next", [1]),
+        ],
+        review_globs=["migrations/**"],
+        max_parallel=2,
     )
-    subprocess.run([*cli, "generation", "start", "att"], check=True, capture_output=True, env=env)
-    app = ShoemakerApp(Project.open(demo), mode="attach")
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.snapshot.current is not None)
-        assert app.check_action("run", ()) is None  # read-only
-        assert "read-only" in app.disabled_reason("run")
-        proc = await asyncio.create_subprocess_exec(
-            *cli,
-            "run",
-            "--events",
-            "none",
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert await proc.wait() == 0
-        await until(pilot, lambda: app.snapshot.totals.done == 6)
-        assert app.buffers.received > 0  # agent output read back from the store
-        assert "attached, read-only" in app.sub_title
+    start_generation(project, "g")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shoemaker",
+        "-C",
+        str(project.root),
+        "run",
+        "--events",
+        "none",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not any(t.state == TaskState.RUNNING for t in project.store.list_tasks("g")):
+            assert loop.time() < deadline and proc.returncode is None, "the run never started"
+            await asyncio.sleep(0.05)
+        app = make_app(project.root)  # what plain `shoemaker` opens
+        assert app.mode == "attach"
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.other_run == proc.pid)
+            await until(pilot, lambda: f"attached to the run of pid {proc.pid}" in app.sub_title)
+            assert app.check_action("run", ()) is None
+            assert "attached" in app.disabled_reason("run")
+            # Approve while the other process runs: the merge goes through the merge lock.
+            await until(pilot, lambda: TaskState.NEEDS_REVIEW in queue_states(app))
+            await until(pilot, lambda: "1 awaiting review" in app.sub_title)
+            cursor_to(app, 2)
+            await pilot.press("a")
+            await until(pilot, lambda: project.store.get_task(2).state == TaskState.DONE)
+            # Pause through the store: the other run starts nothing new.
+            await until(pilot, lambda: app.check_action("pause", ()) is True)
+            await pilot.press("p")
+            await until(
+                pilot,
+                lambda: project.store.get_generation("g").state == GenerationState.PAUSED,
+            )
+            # Kill: asks first, then interrupts the other process, which keeps the work.
+            await pilot.press("k")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("enter")  # No has the focus
+            assert proc.returncode is None
+            await pilot.press("k", "y")
+            assert await proc.wait() != 0
+            # The driving run ended: the dashboard offers to take over.
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            assert app.mode == "live" and app.other_run is None
+            await until(pilot, lambda: app.check_action("resume", ()) is True)
+            assert "attached" not in app.sub_title
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert processes_with_token(token) == []
+    states = [t.state for t in project.store.list_tasks("g")]
+    assert states[:2] == [TaskState.READY, TaskState.DONE]
+    assert (project.root / "migrations" / "1.sql").exists()
 
 
 async def test_follow_can_be_turned_off(fast_tmp: Path) -> None:
@@ -389,6 +444,9 @@ async def test_next_agent_switches_between_running_agents(fast_tmp: Path) -> Non
         assert seen == {1, 2, 3}
         assert app.check_action("kill_run", ()) is True
         await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "#1 Hang 0" in str(app.screen.detail)  # names what it stops
+        await pilot.press("y")
         await wait_engine(pilot)
         await until(pilot, lambda: not app._running_tasks() and app.snapshot.totals.total == 3)
     assert all(t.state == TaskState.READY for t in project.store.list_tasks("g"))
@@ -461,3 +519,527 @@ async def test_reset_asks_then_abandons_the_generation(fast_tmp: Path) -> None:
         "g-abandoned",
         "g-start",
     ]
+
+
+# -- every key, every screen, every state -----------------------------------------------------
+
+
+def binding_keys(*holders: object) -> list[str]:
+    """The keys of the bindings of ``holders`` (classes or instances with ``BINDINGS``)."""
+    keys: list[str] = []
+    for holder in holders:
+        for binding in getattr(holder, "BINDINGS", []):
+            assert isinstance(binding, Binding)
+            keys += [k.strip() for k in binding.key.split(",")]
+    return list(dict.fromkeys(keys))
+
+
+async def press_everything(pilot: Pilot[None], depth: int = 0) -> list[str]:
+    """Press every key of the screen on top (its own and the app's), opening each screen a key
+    pushes and pressing everything there too; returns the screens visited."""
+    app = pilot.app
+    screen = app.screen
+    visited = [type(screen).__name__]
+    keys = [k for k in binding_keys(screen, app) if k not in ("q", "escape")]
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause()
+        assert app.is_running, f"{key} on {type(screen).__name__} ended the app"
+        if screen not in app.screen_stack:
+            break  # the key closed this screen (switching a generation does)
+        if app.screen is not screen:
+            if depth == 0 and not isinstance(app.screen, ConfirmScreen | NoteScreen):
+                visited += await press_everything(pilot, depth + 1)
+            for _ in range(5):
+                if app.screen is screen:
+                    break
+                await pilot.press("escape")
+                await pilot.pause()
+            assert app.screen is screen, f"{key} left {type(app.screen).__name__} open"
+    return visited
+
+
+def record_errors(app: ShoemakerApp) -> list[str]:
+    errors: list[str] = []
+    report = app.report_error
+
+    def recorded(title: str, exc: BaseException) -> None:
+        errors.append(f"{title}: {exc!r}")
+        report(title, exc)
+
+    app.report_error = recorded  # type: ignore[method-assign]
+    return errors
+
+
+def cursor_to(app: ShoemakerApp, task_id: int) -> None:
+    queue = app.query_one(TaskQueue)
+    queue.move_cursor(row=[r.id for r in queue.rows_shown].index(task_id))
+
+
+async def stop_engine(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ShoemakerApp)
+    for worker in app.workers:
+        if worker.group == "engine":
+            worker.cancel()
+    await wait_engine(pilot)
+
+
+async def test_every_key_on_every_screen_idle_with_a_review_and_a_failure(
+    fast_tmp: Path,
+) -> None:
+    app = fixed_app(fast_tmp)
+    errors = record_errors(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for task_id in (9, 6):  # waiting for review, then failed
+            app.action_filter(None)
+            cursor_to(app, task_id)
+            visited = await press_everything(pilot)
+            await stop_engine(pilot)
+            assert {"TaskScreen", "GenerationsScreen", "HelpScreen"} <= set(visited)
+        assert app.is_running
+    assert errors == [], errors
+
+
+async def test_every_key_on_every_screen_attached(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp, mode="attach")
+    errors = record_errors(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        cursor_to(app, 9)
+        await press_everything(pilot)
+        assert app.is_running
+    assert errors == [], errors
+
+
+async def test_every_key_on_every_screen_while_agents_run_and_when_paused(
+    fast_tmp: Path,
+) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Migrate", files={"migrations/1.sql": "x\n"}),
+            task("Broken", outcome="crash"),
+            task("Hang", outcome="hang", files={"h.py": "h = 1\n"}),
+        ],
+        review_globs=["migrations/**"],
+        max_retries=0,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project, parallel=3)
+    errors = record_errors(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: (
+                {TaskState.NEEDS_REVIEW, TaskState.FAILED, TaskState.RUNNING}
+                <= set(queue_states(app))
+            ),
+        )
+        app.engine.pause() if app.engine else None
+        await until(pilot, lambda: app.check_action("pause", ()) is None)
+        assert app.busy == "running"  # paused, the hanging agent still at work
+        await press_everything(pilot)
+        assert app.is_running
+        await stop_engine(pilot)
+        # Idle again, with the review and the failure; a run may start again from here.
+        await press_everything(pilot)
+        await stop_engine(pilot)
+        assert app.is_running
+    assert errors == [], errors
+
+
+async def test_filter_cycles_on_from_the_review_queue_and_v_toggles_it(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("v")
+        assert queue_states(app) == [TaskState.NEEDS_REVIEW]
+        await pilot.press("f")
+        assert app.is_running
+        assert app.queue.state_filter not in (None, TaskState.NEEDS_REVIEW)
+        await pilot.press("v", "v")
+        assert app.queue.state_filter is None and len(queue_states(app)) == 12
+        seen = set()
+        for _ in range(len(TaskState) + 1):
+            await pilot.press("f")
+            seen.add(app.queue.state_filter)
+        assert seen == {None, *TaskState}
+
+
+async def test_an_action_that_raises_is_a_notification_not_an_exit(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+
+        def broken() -> None:
+            raise RuntimeError("a bug in a key")
+
+        app.action_follow = broken  # type: ignore[method-assign]
+        await pilot.press("F")
+        await pilot.pause()
+        assert app.is_running
+        (note,) = [n for n in app._notifications if n.title == "follow failed"]
+        assert "RuntimeError: a bug in a key" in note.message and note.severity == "error"
+
+
+async def test_the_diff_of_a_task_waiting_for_review_is_its_own(fast_tmp: Path) -> None:
+    # One pooled worktree: the second task runs in it while the first waits for review.
+    project = make_project(
+        fast_tmp,
+        [
+            task("Migrate", files={"migrations/1.sql": "create table t;\n"}),
+            task(
+                "Busy",
+                files={"busy.py": "b = 1\n"},
+                run=[f"{sys.executable} -c 'import time; time.sleep(120)'"],
+            ),
+        ],
+        review_globs=["migrations/**"],
+        max_parallel=1,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: queue_states(app).count(TaskState.NEEDS_REVIEW) == 1)
+        await until(pilot, lambda: any("busy.py" in line for line in app.buffers.lines.get(2, [])))
+        first, second = project.store.get_task(1), project.store.get_task(2)
+        assert first.worktree == second.worktree  # the same pooled worktree
+        app.action_filter(TaskState.NEEDS_REVIEW.value)
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen) and screen.task_id == 1
+        await until(pilot, lambda: screen.diff is not None)
+        assert screen.diff is not None and screen.diff.source == "branch"
+        files = screen.query_one("#diff-files", DataTable)
+        assert [files.get_row_at(i)[0] for i in range(files.row_count)] == ["migrations/1.sql"]
+        assert "busy.py" not in screen.diff.text and "create table t;" in screen.diff.text
+        await pilot.press("escape")
+        await stop_engine(pilot)
+
+
+# -- why a task failed --------------------------------------------------------------------------
+
+
+async def test_why_a_task_failed_is_one_key_away(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [task("Gate fails", files={"a.py": "A = 1\n"}), task("Crashes", outcome="crash")],
+        gates=[
+            check("tests", "import sys; print('expected 4, got 3'); sys.exit(1)", tasks=["Gate*"])
+        ],
+        max_retries=1,
+        max_parallel=2,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await wait_engine(pilot)
+        await until(pilot, lambda: queue_states(app).count(TaskState.FAILED) == 2)
+        # The main screen: the gates' verdicts and the crashed agent's last words, in colour.
+        gate_line = "» verifying: tests… failed (exit 1)"
+        assert gate_line in app.buffers.lines[1]
+        await until(pilot, lambda: len(app.buffers.lines[2]) > 0)
+        crashed = list(app.buffers.lines[2])
+        assert any(line.startswith("» ended: ") for line in crashed)
+        await until(pilot, lambda: any("» stderr: TypeError" in x for x in app.buffers.lines[2]))
+        highlight = app.output.highlighter
+        assert "red" in str(highlight(Text(gate_line)).spans[0].style)
+        assert "cyan" in str(highlight(Text("[Write: a.py]")).spans[0].style)
+        assert "red" in str(highlight(Text("[ERROR: result error]")).spans[0].style)
+        # Attention: notifications and the header's count.
+        await until(pilot, lambda: "2 failed" in app.sub_title)
+        titles = [n.title for n in app._notifications]
+        assert titles.count("task failed") == 2
+        # The task screen: the Attempts tab says why, for the latest attempt first.
+        cursor_to(app, 1)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        await until(pilot, lambda: screen.detail is not None)
+        await pilot.press("a")
+        why = screen.query_one("#why-text", Static)
+        assert "attempt 2 · verifying: tests… failed (exit 1" in str(why.render())
+        assert "expected 4, got 3" in str(why.render())
+        gates = screen.query_one("#gates", DataTable)
+        assert [gates.get_row_at(i)[1] for i in range(gates.row_count)] == ["1", "2"]
+        gates.focus()
+        await pilot.press("up")
+        assert "attempt 1 · verifying" in str(why.render())
+        # The log ends each attempt with the gates' verdicts.
+        assert screen.detail is not None
+        log = list(screen.detail.log)
+        assert sum(line.startswith("» verifying: tests… failed (exit 1") for line in log) == 2
+        assert "»   expected 4, got 3" in log
+        # Enter on the task screen opens nothing more; escape goes back.
+        await pilot.press("l", "enter")
+        assert app.screen is screen
+        await pilot.press("escape")
+        cursor_to(app, 2)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        await until(pilot, lambda: screen.detail is not None)
+        await pilot.press("a")
+        text = str(screen.query_one("#why-text", Static).render())
+        assert "stderr:" in text and "TypeError: Cannot read properties" in text
+        assert any(x.startswith("» stderr: TypeError") for x in screen.detail.log)
+
+
+async def test_the_task_screen_reloads_only_while_the_task_is_active(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        done = TaskScreen(app.project, 1, refresh_s=0.02)
+        await app.push_screen(done)
+        await until(pilot, lambda: done.ticks >= 10)
+        assert done.loads == 1  # done: loaded once
+
+
+async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_tmp: Path) -> None:
+    files = {f"f{i:02}.py": f"x = {i}\n" for i in range(24)}
+    # Slow enough that files still arrive while the test looks, even on a loaded machine.
+    project = rehearsal_project(fast_tmp, task("Slow", files=files, duration=16))
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: len(app.buffers.lines.get(1, ())) >= 2)
+        screen = TaskScreen(project, 1, refresh_s=0.05)
+        await app.push_screen(screen)
+        log = screen.query_one("#task-log", Log)
+        await until(pilot, lambda: log.max_scroll_y > 3)
+        log.scroll_to(y=2, animate=False)
+        await pilot.pause()
+        shown = len(screen._log_shown)
+        await until(pilot, lambda: len(screen._log_shown) > shown + 3)
+        assert log.scroll_y == 2  # new lines were appended; the place was kept
+        # The file list grows as the agent writes; the cursor stays on the file it was on.
+        await pilot.press("d")
+        files = screen.query_one("#diff-files", DataTable)
+        await until(pilot, lambda: files.row_count >= 4)
+        files.move_cursor(row=2, animate=False)
+        picked, count = files.get_row_at(2)[0], files.row_count
+        await until(pilot, lambda: files.row_count > count)
+        assert files.cursor_row == 2 and files.get_row_at(2)[0] == picked
+        await wait_engine(pilot)
+        await until(pilot, lambda: screen.detail is not None and not screen.live)
+        loads, ticks = screen.loads, screen.ticks
+        await until(pilot, lambda: screen.ticks >= ticks + 10)
+        assert screen.loads == loads  # finished: no more reloading
+        # Enter on a file jumps the diff to it.
+        files.focus()
+        files.move_cursor(row=10, animate=False)
+        await pilot.press("enter")
+        scroll = screen.query_one("#diff-scroll")
+        target = screen._file_starts[str(files.get_row_at(10)[0])]
+        assert target > 0 and scroll.scroll_y == target
+
+
+async def test_the_task_screen_says_loading_until_it_has_loaded(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import shoemaker.tui.screens as screens
+
+    gate = threading.Event()
+    real = screens.load_diff
+
+    def held(project: Project, task_id: int) -> object:
+        gate.wait(30)
+        return real(project, task_id)
+
+    monkeypatch.setattr(screens, "load_diff", held)
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = TaskScreen(app.project, 3, tab="diff", refresh_s=0.02)
+        await app.push_screen(screen)
+        await pilot.pause()
+        assert "loading…" in str(screen.query_one("#diff-text", Static).render())
+        assert "loading…" in str(screen.query_one("#task-summary", Static).render())
+        gate.set()
+        await until(pilot, lambda: screen.loads >= 1)
+        assert "loading…" not in str(screen.query_one("#task-summary", Static).render())
+
+
+# -- following, attention, keys and dialogs -----------------------------------------------------
+
+
+def wait_for_file(path: Path) -> str:
+    """A command for the rehearsal agent's `run`: returns once ``path`` exists, so that a test
+    decides when that agent finishes (however slow the machine is)."""
+    return (
+        f'{sys.executable} -c "import os, time; '
+        f"[time.sleep(0.02) for _ in iter(lambda: os.path.exists('{path}'), True)]\""
+    )
+
+
+async def test_follow_never_moves_the_cursor_the_person_just_moved(fast_tmp: Path) -> None:
+    go = fast_tmp / "go"
+    project = rehearsal_project(
+        fast_tmp,
+        task("A", files={"a.py": "A = 1\n"}, run=[wait_for_file(go)]),
+        task("B", [0], outcome="hang", heartbeat=1),
+        task("C", [1]),
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project, follow_idle_s=3600)
+    started: list[int | None] = []
+
+    def hook(message: Message) -> None:
+        if isinstance(message, EngineEvent) and isinstance(message.event, AgentStarted):
+            started.append(message.event.task_id)
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: app.output.task_id == 1)  # nobody touched anything yet
+        await until(pilot, lambda: len(app.queue.rows_shown) == 3)
+        app.queue.focus()
+        for _ in range(20):  # the person walks to C, which waits for B
+            if app.queue.selected_task == 3:
+                break
+            ids = [r.id for r in app.queue.rows_shown]
+            await pilot.press("down" if ids.index(3) > app.queue.cursor_row else "up")
+        assert app.output.task_id == 3
+        go.touch()  # A finishes only now: B's agent starts while the person is on C
+        await until(pilot, lambda: 2 in started)
+        await pilot.pause()
+        # B's agent started while the person was on C: the pane and the cursor stayed there.
+        assert app.queue.selected_task == 3 and app.output.task_id == 3
+        app._tick()
+        assert str(app.output.border_subtitle).startswith("paused")
+        # Once the person leaves it alone long enough, following goes on.
+        app.follow_idle_s = 0
+        app._tick()
+        assert str(app.output.border_subtitle).startswith("following")
+        await stop_engine(pilot)
+
+
+async def test_help_lists_every_key_of_the_screen_it_opens_on(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = {row[0] for row in app.screen.rows}
+        assert {"F", "k", "a", "x", "n", "v", "X", "R", "G"} <= keys  # hidden ones too
+        await pilot.press("escape", "enter")
+        assert isinstance(app.screen, TaskScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        actions = {row[1] for row in app.screen.rows}
+        assert {"Back", "Log", "Diff", "Attempts", "Prompt", "Raw/condensed", "Help"} <= actions
+        assert not {"Start", "Run", "Open", "Filter"} & actions  # main-screen keys
+
+
+async def test_footer_offers_approve_and_reject_on_a_task_that_needs_review(
+    fast_tmp: Path,
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        cursor_to(app, 1)
+        await pilot.pause()
+        shown = app.screen.active_bindings
+        assert "a" not in shown or not shown["a"].enabled
+        cursor_to(app, 9)
+        await pilot.pause()
+        shown = app.screen.active_bindings
+        assert shown["a"].enabled and shown["a"].binding.description == "Approve"
+        assert shown["x"].enabled and shown["x"].binding.description == "Reject"
+        # The header counts what waits for the person.
+        assert "1 awaiting review · 1 failed · 1 in conflict · 1 blocked" in app.sub_title
+
+
+async def test_stop_asks_with_the_tasks_left_undone_and_enter_says_no(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("s")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert "9 task(s) are left undone" in dialog.detail and "#9 Touch the migrations" in (
+            dialog.detail
+        )
+        assert app.focused is not None and app.focused.id == "no"
+        detail = dialog.query_one(".detail", Static)
+        assert detail.size.height > 1  # wrapped, not cut
+        await pilot.press("enter")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.project.store.open_generations()  # nothing stopped
+        await pilot.press("x")  # the cursor is on a ready task: reject does nothing
+        assert not isinstance(app.screen, NoteScreen)
+        cursor_to(app, 9)
+        await pilot.press("x")
+        note = app.screen
+        assert isinstance(note, NoteScreen)
+        box = note.query_one("#confirm-box")
+        assert abs(box.region.x - (80 - box.region.right)) <= 1  # centred
+        await pilot.press("enter")  # no note: nothing is sent
+        assert app.screen is note
+        await pilot.press("escape")
+        assert app.project.store.get_task(9).state == TaskState.NEEDS_REVIEW
+
+
+def test_screens_do_not_import_the_app() -> None:
+    code = (
+        "import sys, shoemaker.tui.screens, shoemaker.tui.widgets; "
+        "sys.exit('shoemaker.tui.app' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_a_task_screen_that_cannot_load_says_so_in_place(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = TaskScreen(app.project, 999, refresh_s=0.02)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.ticks >= 5)
+        assert "cannot load task #999" in str(screen.query_one("#task-summary", Static).render())
+        assert app.is_running and not list(app._notifications)
+
+
+def test_story_lines_say_what_shoemaker_did() -> None:
+    merged = MergeResult(task_id=1, branch="task/g-1", merged=True, commit="abc1234def")
+    conflict = MergeResult(
+        task_id=2,
+        branch="task/g-2",
+        merged=False,
+        conflict_files=["store.py"],
+        reason="conflict",
+    )
+    gate = GateResult(task_id=1, name="tests", where="merged", passed=False, exit_code=2)
+    assert story_lines(merged) == ["» merged as abc1234"]
+    assert story_lines(conflict) == ["» merge failed: store.py (conflict)"]
+    assert story_lines(gate) == ["» after the merge: tests… failed (exit 2)"]
+    assert story_lines(AgentStarted(run_id=1, task_id=1, phase="stitch", argv=[], cwd="/")) == []
+
+
+def test_the_diff_of_a_task_sent_back_shows_its_last_attempt(fast_tmp: Path) -> None:
+    project = rehearsal_project(fast_tmp)
+    gen = start_generation(project, "g")
+    (t,), _ = project.store.add_tasks("g", [NewTask("A", "Do A.")], 1, "test")
+    git = project.git
+    assert load_diff(project, t.id).source == "none"
+    for n, text in ((1, "first\n"), (2, "second\n")):
+        branch = f"attempt/g-{t.id}-{n}"
+        git.create_branch(branch, gen.branch)
+        git.checkout(branch)
+        (project.root / "a.py").write_text(text)
+        git.commit_all(project.root, f"attempt {n}")
+        git.checkout(gen.branch)
+    diff = load_diff(project, t.id)
+    assert (diff.source, diff.ref) == ("attempt", f"attempt/g-{t.id}-2")
+    assert [f.path for f in diff.stat.files] == ["a.py"] and "+second" in diff.text

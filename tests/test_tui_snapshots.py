@@ -46,3 +46,34 @@ def test_task_screen(
     snap_compare: Callable[..., bool], fast_tmp: Path, size: tuple[int, int]
 ) -> None:
     assert snap_compare(fixed_app(fast_tmp), terminal_size=size, run_before=task_ready)
+
+
+async def failed_task_attempts(pilot: Pilot[None]) -> None:
+    """The failed task's Attempts tab: its gate, and why it failed."""
+    await loaded(pilot)
+    app = pilot.app
+    assert isinstance(app, ShoemakerApp)
+    app.action_filter("failed")
+    await pilot.press("enter")
+    screen = app.screen
+    assert isinstance(screen, TaskScreen) and screen.task_id == 6
+    await until(pilot, lambda: screen.detail is not None)
+    await pilot.press("a")
+    await pilot.pause()
+
+
+async def stop_dialog(pilot: Pilot[None]) -> None:
+    await loaded(pilot)
+    await pilot.press("s")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_failed_task_attempts(
+    snap_compare: Callable[..., bool], fast_tmp: Path, size: tuple[int, int]
+) -> None:
+    assert snap_compare(fixed_app(fast_tmp), terminal_size=size, run_before=failed_task_attempts)
+
+
+def test_stop_dialog(snap_compare: Callable[..., bool], fast_tmp: Path) -> None:
+    assert snap_compare(fixed_app(fast_tmp), terminal_size=(80, 24), run_before=stop_dialog)

@@ -794,7 +794,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tui", help="the dashboard (also what `shoemaker` alone opens)")
     p.add_argument(
-        "--attach", action="store_true", help="follow, read-only, a run that another process drives"
+        "--attach",
+        action="store_true",
+        help="follow a run that another process drives (pause, kill and review it from here)",
     )
     p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
     p.set_defaults(func=cmd_tui)

@@ -155,6 +155,11 @@ class RunLock:
         self.release()
         return True
 
+    def holder(self) -> int | None:
+        """The pid of the process that holds the lock now (None when free, or unknown)."""
+        owner = _lock_owner(self.path)
+        return owner[0] if owner else None
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.truncate(0)
@@ -170,10 +175,9 @@ def _command_line() -> str:
     return " ".join([name, *sys.argv[1:]])[:120]
 
 
-def run_lock_holder(state_dir: Path) -> str | None:
-    """Who holds the run lock of the project whose state is in ``state_dir``: "pid N
-    (command)", or None when nobody does."""
-    path = state_dir / RUN_LOCK_FILE
+def _lock_owner(path: Path) -> tuple[int | None, str] | None:
+    """Who holds the run lock at ``path``, as its holder wrote it: (pid, command line), or
+    None when nobody does (checked by trying a shared lock for a moment)."""
     try:
         with path.open("r") as handle:
             try:
@@ -186,6 +190,16 @@ def run_lock_holder(state_dir: Path) -> str | None:
     except OSError:
         return None
     pid, _, command = text.partition(" ")
-    if not pid.isdigit():
+    return (int(pid) if pid.isdigit() else None), command
+
+
+def run_lock_holder(state_dir: Path) -> str | None:
+    """Who holds the run lock of the project whose state is in ``state_dir``: "pid N
+    (command)", or None when nobody does."""
+    owner = _lock_owner(state_dir / RUN_LOCK_FILE)
+    if owner is None:
+        return None
+    pid, command = owner
+    if pid is None:
         return "a shoemaker run"
     return f"shoemaker pid {pid}" + (f" (`{command}`)" if command else "")

@@ -181,16 +181,53 @@ def load_snapshot(
 
 
 @dataclass(frozen=True, slots=True)
+class GateRow:
+    """One gate's verdict on one attempt, with the tail of what it printed."""
+
+    name: str
+    where: str
+    """``worktree`` (after the agent) or ``merged`` (on the generation branch)."""
+    passed: bool
+    exit_code: int | None
+    duration_s: float
+    output_tail: str
+    attempt: int | None
+    """The attempt of the run the gate checked (None when it checked no run)."""
+    run_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDetail:
     """What the task screen shows, apart from the live diff."""
 
     task: TaskRow
     description: str
     runs: tuple[RunRecord, ...]
-    gates: tuple[dict[str, object], ...]
+    gates: tuple[GateRow, ...]
     prompt: str
     log: tuple[str, ...]
     raw: tuple[str, ...]
+
+
+#: How shoemaker's own lines (gates, merges, an agent's end) begin in a log of agent output.
+MARK = "» "
+
+
+def gate_verdict(
+    name: str, where: str, passed: bool, exit_code: int | None, duration_s: float | None = None
+) -> str:
+    """``verifying: tests… failed (exit 1)``: one gate's verdict as a line of the log."""
+    phase = "after the merge" if where == "merged" else "verifying"
+    took = f", {duration_s:.1f}s" if duration_s is not None else ""
+    if passed:
+        return f"{MARK}{phase}: {name}… passed{f' ({took[2:]})' if took else ''}"
+    code = "no exit code" if exit_code is None else f"exit {exit_code}"
+    return f"{MARK}{phase}: {name}… failed ({code}{took})"
+
+
+def last_lines(text: str | None, count: int) -> list[str]:
+    """The last ``count`` non-blank lines of ``text``."""
+    return [line for line in (text or "").splitlines() if line.strip()][-count:]
 
 
 def _run_lines(project: Project, run: RunRecord) -> list[bytes]:
@@ -201,12 +238,41 @@ def _run_lines(project: Project, run: RunRecord) -> list[bytes]:
     return [line for line in data.splitlines() if line.strip()]
 
 
+def _ending(run: RunRecord, gates: list[GateRow]) -> list[str]:
+    """How an attempt ended: the agent's verdict, its last words when it failed, then the
+    gates' verdicts (with the tail of a failed gate's output)."""
+    lines = [f"{MARK}ended: {'ok' if run.ok else run.reason or 'not ok'}"]
+    if not run.ok:
+        if run.is_error and run.result_text:
+            lines += [f"{MARK}result: {line}" for line in last_lines(run.result_text, 3)]
+        lines += [f"{MARK}stderr: {line}" for line in last_lines(run.stderr_tail, 8)]
+    for g in gates:
+        lines.append(gate_verdict(g.name, g.where, g.passed, g.exit_code, g.duration_s))
+        if not g.passed:
+            lines += [f"{MARK}  {line}" for line in last_lines(g.output_tail, 5)]
+    return lines
+
+
 def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> TaskDetail:
     store = project.store
     task = store.get_task(task_id)
     snapshot = load_snapshot(store, task.generation)
     row = next(r for r in snapshot.tasks if r.id == task_id)
     runs = store.runs(task_id=task_id)
+    attempt_of = {run.id: run.attempt for run in runs}
+    gates = [
+        GateRow(
+            str(g["name"]),
+            str(g["location"]),
+            bool(g["passed"]),
+            g["exit_code"],
+            float(g["duration_s"] or 0.0),
+            str(g["output_tail"] or ""),
+            attempt_of.get(g["run_id"]),
+            g["run_id"],
+        )
+        for g in store.gate_results(task_id)
+    ]
     log: list[str] = []
     raw: list[str] = []
     for run in runs:
@@ -222,12 +288,12 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
             if shown:
                 log.append(shown)
         if run.ended_at is not None:
-            log.append(f"   ended: {'ok' if run.ok else run.reason or 'not ok'}")
+            log += _ending(run, [g for g in gates if g.run_id == run.id])
     return TaskDetail(
         task=row,
         description=task.description,
         runs=tuple(runs),
-        gates=tuple(store.gate_results(task_id)),
+        gates=tuple(gates),
         prompt=runs[-1].prompt if runs else "",
         log=tuple(log[-max_lines:]),
         raw=tuple(raw[-max_lines:]),
@@ -236,31 +302,51 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
 
 @dataclass(frozen=True, slots=True)
 class DiffView:
-    """A task's changes: live from its worktree while it runs, else from its commits."""
+    """A task's changes: live from its worktree while its branch is checked out there, else
+    from its commits."""
 
     source: str
-    """``worktree``, ``branch``, ``merged`` or ``none``."""
+    """``worktree``, ``branch``, ``merged``, ``attempt`` or ``none``."""
     stat: DiffStat
     text: str
+    ref: str = ""
+    """The branch shown, for ``branch`` and ``attempt``."""
+
+
+def _newest_attempt(branches: list[str]) -> str | None:
+    """``attempt/G-ID-N[.K]`` with the highest N, then K."""
+
+    def number(branch: str) -> tuple[int, ...]:
+        tail = branch.rsplit("-", 1)[-1]
+        return tuple(int(p) for p in tail.split(".") if p.isdigit())
+
+    return max(branches, key=number, default=None)
 
 
 def load_diff(project: Project, task_id: int) -> DiffView:
+    """The changes of task ``task_id`` and nothing else.
+
+    Pooled worktrees are reused: the one a task ran in may hold another task's branch by now
+    (a task waiting for review, failed or in conflict has given its worktree back). So the
+    worktree is shown only while it has this task's branch checked out; otherwise the merged
+    commit, else the task branch against its merge base with the generation branch, else
+    the newest ``attempt/*`` branch an earlier attempt's work was set aside on.
+    """
     store, git = project.store, project.git
     task = store.get_task(task_id)
     gen = store.get_generation(task.generation)
     empty = DiffView("none", DiffStat(()), "")
     try:
+        has_branch = bool(task.branch) and git.ref_exists(f"refs/heads/{task.branch}")
+        target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
         worktree = Path(task.worktree) if task.worktree else None
         if (
-            worktree is not None
+            has_branch
+            and worktree is not None
             and worktree.is_dir()
-            and git.ref_exists(f"refs/heads/{task.branch}")
+            and git.current_branch(worktree) == task.branch
         ):
-            base = (
-                git.merge_base(task.branch, gen.branch)
-                if git.ref_exists(f"refs/heads/{gen.branch}")
-                else git.rev_parse(task.branch)
-            )
+            base = git.merge_base(task.branch, target)
             return DiffView(
                 "worktree",
                 git.diff_stat_worktree(worktree, base),
@@ -273,12 +359,18 @@ def load_diff(project: Project, task_id: int) -> DiffView:
                 git.diff_stat(parent, task.merged_commit),
                 git.diff_text(parent, task.merged_commit),
             )
-        if task.branch and git.ref_exists(f"refs/heads/{task.branch}"):
-            target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
+        if has_branch:
             base = git.merge_base(task.branch, target)
             return DiffView(
-                "branch", git.diff_stat(base, task.branch), git.diff_text(base, task.branch)
+                "branch",
+                git.diff_stat(base, task.branch),
+                git.diff_text(base, task.branch),
+                task.branch,
             )
+        kept = _newest_attempt(git.branches(f"attempt/{gen.name}-{task.id}-*"))
+        if kept:
+            base = git.merge_base(kept, target)
+            return DiffView("attempt", git.diff_stat(base, kept), git.diff_text(base, kept), kept)
     except (GitError, OSError):
         return empty
     return empty

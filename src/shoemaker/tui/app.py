@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from textual import on, work
+from textual import log, on, work
+from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
@@ -28,20 +32,23 @@ from shoemaker.engine import review
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import (
     GenerationError,
+    pause_generation,
     reset_generation,
     start_generation,
     stop_generation,
     switch_generation,
 )
-from shoemaker.engine.project import Project
-from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
+from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.views import MARK, Snapshot, last_lines, load_snapshot, load_task_detail
 from shoemaker.errors import ShoemakerError
 from shoemaker.events import (
+    AgentFinished,
     AgentStarted,
     BudgetCrossed,
     GenerationStateChanged,
     Log,
     Recovered,
+    TaskStateChanged,
 )
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import data_dir
@@ -53,12 +60,12 @@ from shoemaker.tui.screens import (
     NoteScreen,
     TaskScreen,
 )
-from shoemaker.tui.widgets import FILTERS, AgentOutput, GenerationsPanel, MetricsPanel, TaskQueue
+from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]
 #: Every error shoemaker explains: shown as a notification, the dashboard goes on.
 ENGINE_ERRORS = (ShoemakerError,)
-#: Actions that change something; read-only (attached) dashboards disable them.
+#: Actions that change something; an attached dashboard allows only ATTACHED_ACTIONS.
 ENGINE_ACTIONS = {
     "start",
     "run",
@@ -71,6 +78,33 @@ ENGINE_ACTIONS = {
     "approve",
     "reject",
 }
+#: What an attached dashboard may do to a run that another process drives: through the store
+#: (pause, reviews), with a signal (kill, as an interrupt would), or by taking over (resume).
+ATTACHED_ACTIONS = {"pause", "kill_run", "approve", "reject", "resume"}
+#: Keys that act everywhere; the main screen's other keys are hidden on the other screens.
+GLOBAL_ACTIONS = {"help", "quit"}
+#: Task states whose agent is at work (or whose work is being checked and merged).
+ACTIVE = (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING)
+#: Task states whose agent has not started yet.
+NOT_STARTED = (TaskState.READY, TaskState.PROPOSED)
+#: Task states that leave nothing to do.
+FINISHED = (TaskState.DONE, TaskState.CANCELLED)
+#: Task states that wait for the person, in the order the header counts them.
+ATTENTION = {
+    TaskState.NEEDS_REVIEW: "awaiting review",
+    TaskState.FAILED: "failed",
+    TaskState.CONFLICT: "in conflict",
+    TaskState.BLOCKED: "blocked",
+}
+
+
+def waiting_for_you(snap: Snapshot) -> list[str]:
+    """What waits for the person, for the header: ``["1 awaiting review", "1 failed"]``."""
+    counts = {state: 0 for state in ATTENTION}
+    for row in snap.tasks:
+        if row.state in counts:
+            counts[row.state] += 1
+    return [f"{n} {ATTENTION[state]}" for state, n in counts.items() if n]
 
 
 class ShoemakerCommands(Provider):
@@ -155,7 +189,6 @@ class ShoemakerApp(App[None]):
             "approve",
             "Approve",
             id="approve",
-            show=False,
             tooltip="Merge the task under the cursor, which waits for review",
         ),
         Binding(
@@ -163,7 +196,6 @@ class ShoemakerApp(App[None]):
             "reject",
             "Reject",
             id="reject",
-            show=False,
             tooltip="Send the task under the cursor back to its agent with a note",
         ),
         Binding(
@@ -193,6 +225,7 @@ class ShoemakerApp(App[None]):
         parallel: int | None = None,
         clock: Callable[[], float] = time.time,
         css_path: Path | None = None,
+        follow_idle_s: float = 8.0,
     ) -> None:
         super().__init__(css_path=css_path or data_dir("styles") / "dashboard.tcss")
         self.project = project
@@ -205,6 +238,10 @@ class ShoemakerApp(App[None]):
         self.engine: Engine | None = None
         self.busy: str | None = None
         self.follow = True
+        self.follow_idle_s = follow_idle_s
+        """Follow moves the output pane only after the person left the cursor and the output
+        alone this long (or while the pane shows a task that is finished)."""
+        self._agent_hint = ""
         self.snapshots_loaded = 0
         self._cursor_wanted: int | None = None
         self.note = ""
@@ -212,6 +249,8 @@ class ShoemakerApp(App[None]):
         self.bridge = EventBridge(self, self.buffers)
         self._dirty = True
         self._loading = False
+        self.other_run: int | None = None
+        """In attach mode: the pid of the process that drives the run, while it runs."""
 
     def notify(
         self,
@@ -232,7 +271,7 @@ class ShoemakerApp(App[None]):
         self.generations_panel = GenerationsPanel(id="generations")
         self.metrics = MetricsPanel(clock=self.clock, id="metrics")
         self.queue = TaskQueue(id="queue")
-        self.output = AgentOutput(id="output")
+        self.output = OutputPane(id="output")
         yield Header(show_clock=False)
         with Horizontal(id="top"):
             yield self.generations_panel
@@ -244,6 +283,7 @@ class ShoemakerApp(App[None]):
     def on_mount(self) -> None:
         self.metrics.parallel = self.parallel or self.project.config.max_parallel
         self.output.border_title = "Agent output"
+        self._output_subtitle()
         self.queue.focus()
         if self.mode == "attach":
             self.run_worker(
@@ -251,6 +291,14 @@ class ShoemakerApp(App[None]):
                 group="follow",
                 exit_on_error=False,
                 description="follow the store",
+            )
+            self.set_interval(1.0, self._watch_other_run, name="watch the run lock")
+            self._watch_other_run()
+            self.notify(
+                "following a run that another process drives: p pauses it, k kills it, "
+                "a/x review; R takes over once it ended",
+                title="attached",
+                timeout=10,
             )
         else:
             self.bridge.attach_bus(self.project.bus)
@@ -293,15 +341,22 @@ class ShoemakerApp(App[None]):
             self._cursor_wanted = None
         self.metrics.show(snap)
         state = snap.current.state if snap.current else "no generation"
-        status = f" · {self.busy}…" if self.busy else ""
-        attach = " · attached, read-only" if self.mode == "attach" else ""
-        note = f" · {self.note}" if self.note else ""
-        self.sub_title = (
-            f"{self.project.root.name} · {self.generation or '—'} {state}{status}{attach}{note}"
-        )
+        parts = [f"{self.project.root.name} · {self.generation or '—'} {state}"]
+        if self.busy:
+            parts.append(f"{self.busy}…")
+        if self.mode == "attach":
+            parts.append(
+                f"attached to the run of pid {self.other_run}"
+                if self.other_run is not None
+                else "attached: no run in progress"
+            )
+        parts += waiting_for_you(snap)
+        if self.note:
+            parts.append(self.note)
+        self.sub_title = " · ".join(parts)
         self.refresh_bindings()
         if isinstance(self.screen, GenerationsScreen):
-            self.screen.show()
+            self.screen.show(snap)
 
     def _refresh_if_dirty(self) -> None:
         if self._dirty and not self._loading:
@@ -310,23 +365,63 @@ class ShoemakerApp(App[None]):
     def _tick(self) -> None:
         # Elapsed time and burn rate move even when no event arrives.
         self.metrics.show(self.snapshot)
+        if self.output.is_attached:
+            self._output_subtitle()
 
     @on(EngineEvent)
     def engine_event(self, message: EngineEvent) -> None:
         self._dirty = True
         event = message.event
-        if isinstance(event, AgentStarted) and self.follow:
+        if isinstance(event, AgentStarted) and self._may_follow():
             self.show_output(event.task_id, move_cursor=True)
+        elif isinstance(event, AgentFinished) and not event.ok:
+            self._last_words(event.run_id, event.task_id)
         elif isinstance(event, Log) and event.level in ("warning", "error"):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
         elif isinstance(event, BudgetCrossed):
             self.notify(event.message, title="budget reached", severity="error", timeout=20)
         elif isinstance(event, Recovered):
             self.notify(event.summary, title="recovered after a crash", severity="warning")
+        elif isinstance(event, TaskStateChanged) and event.new in ATTENTION:
+            self.notify(
+                f"#{event.task_id} {event.title}: {event.reason or event.new}",
+                title=f"task {ATTENTION[TaskState(event.new)]}",
+                severity="warning" if event.new == TaskState.NEEDS_REVIEW else "error",
+                timeout=15,
+                markup=False,
+            )
         elif isinstance(event, GenerationStateChanged) and event.generation:
             self.generation = event.generation
+            if event.new == GenerationState.STOPPED:
+                self.notify(
+                    f"{event.generation} merged into {event.base_branch or 'its base'}",
+                    title="generation stopped",
+                    markup=False,
+                )
 
     # -- agent output -------------------------------------------------------------------------
+
+    def _may_follow(self) -> bool:
+        """Whether following may move the pane (and the cursor) now: never while the person
+        is using them, unless the pane shows a task that has finished."""
+        if not self.follow:
+            return False
+        touched = max(self.queue.touched_at, self.output.touched_at)
+        if time.monotonic() - touched >= self.follow_idle_s:
+            return True
+        shown = next((r for r in self.snapshot.tasks if r.id == self.output.task_id), None)
+        return shown is not None and shown.state not in (*ACTIVE, *NOT_STARTED)
+
+    def _output_subtitle(self) -> None:
+        state = "following" if self._may_follow() else "paused"
+        self.output.border_subtitle = " · ".join(p for p in (state, self._agent_hint) if p)
+
+    @work(group="last-words", exit_on_error=False, description="a failed agent's stderr")
+    async def _last_words(self, run_id: int, task_id: int | None) -> None:
+        """A crashed agent's stderr, into the output pane under its task."""
+        run = await asyncio.to_thread(self.project.store.get_run, run_id)
+        for line in last_lines(run.stderr_tail, 8):
+            self.buffers.add(task_id, f"{MARK}stderr: {line}")
 
     def flush_output(self) -> None:
         out = self.output
@@ -371,6 +466,8 @@ class ShoemakerApp(App[None]):
         task_id = self.queue.selected_task
         if task_id is not None and task_id != self.output.task_id:
             self.show_output(task_id)
+        self.refresh_bindings()  # approve and reject show only on a task waiting for review
+        self._output_subtitle()  # a cursor the person moved pauses following
 
     @on(DataTable.RowSelected, "#queue")
     def task_selected(self, event: DataTable.RowSelected) -> None:
@@ -411,8 +508,12 @@ class ShoemakerApp(App[None]):
         )
 
     def disabled_reason(self, action: str) -> str:
-        if self.mode == "attach" and action in ENGINE_ACTIONS:
-            return "read-only: another process drives this run"
+        if action in self.main_actions and not self._on_main_screen():
+            return "on the main screen only"
+        if self.mode == "attach" and action in ENGINE_ACTIONS - ATTACHED_ACTIONS:
+            return "attached: another process drives this run"
+        if self.mode == "attach" and action == "resume":
+            return "the other process still runs; resume takes over once it ended"
         if self.busy and action in ENGINE_ACTIONS - {"pause", "kill_run", "approve", "reject"}:
             return f"busy: {self.busy}"
         reasons = {
@@ -432,17 +533,32 @@ class ShoemakerApp(App[None]):
         }
         return reasons.get(action, "")
 
+    @property
+    def main_actions(self) -> set[str]:
+        """The actions of the main screen's keys (all but help and quit)."""
+        return {b.action for b in self.BINDINGS if isinstance(b, Binding)} - GLOBAL_ACTIONS
+
+    def _on_main_screen(self) -> bool:
+        """Whether the main screen is the one shown (modal dialogs above it aside)."""
+        for screen in reversed(self.screen_stack):
+            if not screen.is_modal:
+                return screen is self.screen_stack[0]
+        return True
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.main_actions and not self._on_main_screen():
+            return False  # the task and generations screens have keys of their own
+        if action in ("approve", "reject"):
+            # Reviews go through the merge queue, so they may happen while a run goes on; the
+            # footer shows them only on a task that waits for one.
+            return self._selected_review() is not None
+        if action in ENGINE_ACTIONS and self.mode == "attach":
+            return self._check_attached(action)
         if action in ENGINE_ACTIONS:
-            if self.mode == "attach":
-                return None
             if action == "pause":
                 return True if self.busy == "running" and not self._paused() else None
             if action == "kill_run":
                 return True if self.busy == "running" else None
-            if action in ("approve", "reject"):
-                # Reviews go through the merge queue, so they may happen while a run goes on.
-                return None if self._selected_review() is None else True
             if self.busy:
                 return None
             if action == "start":
@@ -452,10 +568,26 @@ class ShoemakerApp(App[None]):
             return True if self._selected() is not None else None
         return True
 
+    def _check_attached(self, action: str) -> bool | None:
+        cur = self.snapshot.current
+        if action == "pause":
+            running = cur is not None and cur.state == GenerationState.RUNNING
+            return True if running and self.other_run is not None else None
+        if action == "kill_run":
+            return True if self.other_run is not None else None
+        if action == "resume":
+            return True if self.other_run is None and self._open_generation() else None
+        return None
+
     def _paused(self) -> bool:
         return self.engine is not None and self.engine.paused
 
     # -- actions ------------------------------------------------------------------------------
+
+    def refresh_bindings(self) -> None:
+        # Cursor moves and workers may end while the app tears its screens down.
+        if self.screen_stack:
+            super().refresh_bindings()
 
     def _set_busy(self, what: str | None) -> None:
         self.busy = what
@@ -503,32 +635,53 @@ class ShoemakerApp(App[None]):
         return report.failed == 0
 
     def action_pause(self) -> None:
-        if self.engine is not None:
+        if self.mode == "attach":
+            self._review_worker(self._pause_other(), "pause the other process's run")
+        elif self.engine is not None:
             self.engine.pause()
             self.notify("pausing: running tasks finish, no new task starts")
             self.refresh_bindings()
 
+    async def _pause_other(self) -> None:
+        # As `shoemaker pause`: the driving run reads the state before each launch.
+        said = await asyncio.to_thread(pause_generation, self.project)
+        self.notify(said, title="pause", markup=False)
+        self._dirty = True
+
     def action_stop(self) -> None:
-        gen = self.generation
+        gen = self.snapshot.current
+        if gen is None:
+            return
+        undone = [r for r in self.snapshot.tasks if r.state not in FINISHED]
+        left = (
+            f"{len(undone)} task(s) are left undone: "
+            + ", ".join(f"#{r.id} {r.title} ({r.state.value})" for r in undone[:8])
+            + (f" and {len(undone) - 8} more" if len(undone) > 8 else "")
+            + "."
+            if undone
+            else "Every task is finished."
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._engine_worker(self._stop(), "stop the generation")
 
         self.push_screen(
-            ConfirmScreen(f"Stop generation {gen}: merge it into its base branch and tag it?"),
+            ConfirmScreen(
+                f"Stop generation {gen.name}?",
+                f"Tags it {gen.name}-finished, merges {gen.branch} into {gen.base_branch} and "
+                f"deletes the generation branch. {left}",
+            ),
             answered,
         )
 
     async def _stop(self) -> None:
         self._set_busy("stopping")
         try:
-            report = await asyncio.to_thread(stop_generation, self.project, None)
+            # The generation's `stopped` event says it on screen ("generation finished").
+            await asyncio.to_thread(stop_generation, self.project, None)
         except GenerationError as exc:
             self.notify(str(exc), title="cannot stop", severity="error", timeout=15)
-        else:
-            gen = report.generation
-            self.notify(f"generation {gen.name} merged into {gen.base_branch}", title="stopped")
         finally:
             self._set_busy(None)
 
@@ -576,7 +729,7 @@ class ShoemakerApp(App[None]):
     def action_open_task(self, tab: str = "log") -> None:
         task_id = self._selected()
         if task_id is not None:
-            self.push_screen(TaskScreen(task_id, tab))
+            self.push_screen(TaskScreen(self.project, task_id, tab))
 
     def action_diff(self) -> None:
         self.action_open_task("diff")
@@ -593,8 +746,7 @@ class ShoemakerApp(App[None]):
         queue.show(self.snapshot.tasks)
 
     def _running_tasks(self) -> list[int]:
-        active = (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING)
-        return [r.id for r in self.snapshot.tasks if r.state in active]
+        return [r.id for r in self.snapshot.tasks if r.state in ACTIVE]
 
     def action_next_agent(self) -> None:
         """Cycle the output pane through the running agents."""
@@ -609,18 +761,47 @@ class ShoemakerApp(App[None]):
             else running[0]
         )
         self.show_output(following, move_cursor=True)
-        self.output.border_subtitle = (
-            f"agent {running.index(following) + 1} of {len(running)} · n: next"
-        )
+        self._agent_hint = f"agent {running.index(following) + 1} of {len(running)} · n: next"
+        self._output_subtitle()
 
     def action_kill_run(self) -> None:
-        for worker in self.workers:
-            if worker.group == "engine" and worker.is_running:
-                worker.cancel()
-        self.notify("stopping running agents: their work is kept on their branches")
+        running = [r for r in self.snapshot.tasks if r.state in ACTIVE]
+        names = ", ".join(f"#{r.id} {r.title}" for r in running[:8]) or "none right now"
+        other = self.other_run if self.mode == "attach" else None
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            if other is not None:
+                self._kill_other(other)
+                return
+            for worker in self.workers:
+                if worker.group == "engine" and worker.is_running:
+                    worker.cancel()
+            self.notify("stopping running agents: their work is kept on their branches")
+
+        whose = f"the run of process {other}" if other is not None else "the run"
+        self.push_screen(
+            ConfirmScreen(
+                f"Kill {whose} now?",
+                f"Running agents are stopped at once ({names}); their work is kept on their "
+                "branches and the tasks go back to ready.",
+            ),
+            answered,
+        )
+
+    def _kill_other(self, pid: int) -> None:
+        # The other process takes SIGTERM as an interrupt: agents stopped, work kept.
+        if RunLock(self.project).holder() != pid:
+            self.notify("that run has ended already", title="kill")
+            return
+        os.kill(pid, signal.SIGTERM)
+        self.notify(f"asked process {pid} to stop its agents", title="kill")
 
     def action_review_queue(self) -> None:
-        self.action_filter(TaskState.NEEDS_REVIEW.value)
+        """The review queue, or back to every task when it is shown already."""
+        review = TaskState.NEEDS_REVIEW
+        self.action_filter(None if self.queue.state_filter == review else review.value)
 
     def _selected_review(self) -> int | None:
         task_id = self._selected()
@@ -641,7 +822,15 @@ class ShoemakerApp(App[None]):
             if note is not None:
                 self._review_worker(self._review(task_id, note), f"reject task {task_id}")
 
-        self.push_screen(NoteScreen(f"Reject task #{task_id}: what should change?"), noted)
+        row = next(r for r in self.snapshot.tasks if r.id == task_id)
+        self.push_screen(
+            NoteScreen(
+                f"Reject task #{task_id} {row.title}?",
+                "Its work is set aside on an attempt branch and the task goes back to ready; "
+                "the note reaches the agent's next prompt. What should change?",
+            ),
+            noted,
+        )
 
     def _review_worker(self, coro: Coroutine[Any, Any, object], description: str) -> None:
         # Not in the exclusive engine group: a review must not cancel a run that goes on.
@@ -668,19 +857,46 @@ class ShoemakerApp(App[None]):
     def action_follow(self) -> None:
         self.follow = not self.follow
         self.notify(f"follow running agents: {'on' if self.follow else 'off'}")
+        self._output_subtitle()
 
     def action_generations(self) -> None:
-        self.push_screen(GenerationsScreen())
+        def chosen(name: str | None) -> None:
+            if name:
+                self.switch_generation(name)
+
+        self.push_screen(GenerationsScreen(self.snapshot), chosen)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """Every key of the screen shown now: (key, what it does, why it is disabled)."""
+        rows: list[tuple[str, str, str]] = []
+        screen = self.screen
+        if not self._on_main_screen():
+            for binding in screen.BINDINGS:
+                assert isinstance(binding, Binding)
+                rows.append((binding.key_display or binding.key, binding.description, ""))
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            action = binding.action
+            enabled = self.check_action(action, ())
+            if enabled is False and not self._on_main_screen():
+                continue  # a main-screen key: not one of this screen's
+            note = "" if enabled else self.disabled_reason(action)
+            rows.append((binding.key_display or binding.key, binding.description, note))
+        return rows
 
     def action_resume(self) -> None:
+        if self.mode == "attach":
+            self.take_over()
         # A run recovers first; what recovery did arrives as a Recovered event (a notification).
         self._engine_worker(self._run(), "resume the generation")
 
     def action_reset(self) -> None:
-        gen = self.generation
+        gen = self.snapshot.current
+        if gen is None:
+            return
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -688,11 +904,66 @@ class ShoemakerApp(App[None]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Abandon generation {gen}: tag it {gen}-abandoned, check out its base and "
-                "remove its branches and worktrees?"
+                f"Abandon generation {gen.name}?",
+                f"Tags its last commit {gen.name}-abandoned, checks out {gen.base_branch}, and "
+                f"removes {gen.branch}, its task branches and its worktrees. The work stays "
+                "reachable only through the tag.",
             ),
             answered,
         )
+
+    # -- attached to another process's run ----------------------------------------------------
+
+    @work(group="run-lock", exclusive=True, exit_on_error=False, description="watch the run lock")
+    async def _watch_other_run(self) -> None:
+        if self.mode != "attach":
+            return
+        pid = await asyncio.to_thread(RunLock(self.project).holder)
+        ended = self.other_run is not None and pid is None
+        if pid != self.other_run:
+            self.other_run = pid
+            self._dirty = True
+            self.refresh_bindings()
+        if ended:
+            self.offer_takeover()
+
+    def offer_takeover(self) -> None:
+        """The driving run ended: this dashboard may drive the next ones."""
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.other_run is None:
+                self.take_over()
+
+        if not self._on_main_screen() or self.screen is not self.screen_stack[0]:
+            self.notify(
+                "the run of the other process ended: R resumes from here",
+                title="run ended",
+                timeout=20,
+            )
+            return
+        self.push_screen(
+            ConfirmScreen(
+                "The run of the other process ended. Take over?",
+                "This dashboard then drives the next runs itself (r, R, g, s…); "
+                "until then it only follows the store.",
+            ),
+            answered,
+        )
+
+    def take_over(self) -> None:
+        """Stop following the store and drive runs from this process."""
+        if self.mode != "attach":
+            return
+        for worker in self.workers:
+            if worker.group in ("follow", "run-lock"):
+                worker.cancel()
+        self.mode = "live"
+        self.other_run = None
+        self.bridge.attach_bus(self.project.bus)
+        self.note = ""
+        self._dirty = True
+        self.refresh_bindings()
+        self.notify("this dashboard drives the runs now", title="taken over")
 
     async def _reset(self) -> None:
         self._set_busy("resetting")
@@ -743,9 +1014,36 @@ class ShoemakerApp(App[None]):
             )
         return commands
 
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Every key, click and palette command lands here: an action that raises is reported
+        as a notification, and the app that drives the agents goes on."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as exc:
+            name = action if isinstance(action, str) else action[1]
+            self.report_error(f"{name} failed", exc)
+            return True
+
+    def report_error(self, title: str, exc: BaseException) -> None:
+        """An unexpected error, shown and logged instead of ending the app."""
+        log.error(title, exc_info=exc)
+        self.notify(
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            title=title,
+            severity="error",
+            timeout=20,
+        )
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "engine" and event.state == WorkerState.ERROR:
-            self.notify(str(event.worker.error), title="error", severity="error", timeout=20)
+        if event.state != WorkerState.ERROR or event.worker.error is None:
+            return
+        self.report_error(event.worker.description or event.worker.group, event.worker.error)
+        if event.worker.group == "engine":
             self._set_busy(None)
 
 
@@ -759,4 +1057,8 @@ def make_app(
 ) -> ShoemakerApp:
     """Build the dashboard for the repository containing ``directory`` (used by CLI and tests)."""
     project = Project.open(directory)
-    return ShoemakerApp(project, mode=mode, demo=demo, parallel=parallel, clock=clock)
+    holder = RunLock(project).holder() if mode == "live" and not demo else None
+    app = ShoemakerApp(
+        project, mode="attach" if holder else mode, demo=demo, parallel=parallel, clock=clock
+    )
+    return app

@@ -16,7 +16,8 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from shoemaker.engine.bus import EventBus
-from shoemaker.events import AgentOutput, Event
+from shoemaker.engine.views import MARK, gate_verdict
+from shoemaker.events import AgentFinished, AgentOutput, Event, GateResult, MergeResult
 from shoemaker.store import Store
 
 #: Lines kept in memory per task; the full transcript stays in the store.
@@ -56,6 +57,25 @@ class OutputBuffers:
         self.pending.clear()
 
 
+def story_lines(event: Event) -> list[str]:
+    """What shoemaker itself did, as lines of the task's output: gate verdicts, the merge,
+    how an agent run ended when it did not end well."""
+    if isinstance(event, GateResult):
+        return [gate_verdict(event.name, event.where, event.passed, event.exit_code)]
+    if isinstance(event, MergeResult):
+        if event.merged:
+            return [f"{MARK}merged as {event.commit[:7]}"]
+        files = f": {', '.join(event.conflict_files[:5])}" if event.conflict_files else ""
+        return [
+            f"{MARK}merge failed{files} ({event.reason})"
+            if event.reason
+            else f"{MARK}merge failed{files}"
+        ]
+    if isinstance(event, AgentFinished) and not event.ok:
+        return [f"{MARK}ended: {event.reason or event.ended}"]
+    return []
+
+
 class EventBridge:
     """Feeds one Textual message pump (the app) from a live bus or from a store."""
 
@@ -68,8 +88,10 @@ class EventBridge:
         self.seen += 1
         if isinstance(event, AgentOutput):
             self.buffers.add(event.task_id, event.text)
-        else:
-            self.target.post_message(EngineEvent(event))
+            return
+        for line in story_lines(event):
+            self.buffers.add(getattr(event, "task_id", None), line)
+        self.target.post_message(EngineEvent(event))
 
     def attach_bus(self, bus: EventBus) -> None:
         bus.add_listener(self)

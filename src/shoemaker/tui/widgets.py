@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from rich.highlighter import Highlighter
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Log, Sparkline, Static
 
-from shoemaker.engine.views import GenerationRow, Snapshot, TaskRow
+from shoemaker.engine.views import MARK, GenerationRow, Snapshot, TaskRow
 from shoemaker.model import TaskState
 
 #: Colour of each task state, from the theme's palette names where one fits.
@@ -43,7 +45,7 @@ STATE_ORDER = {
     TaskState.DONE: 5,
     TaskState.CANCELLED: 6,
 }
-#: The filter cycle of the queue (None shows everything).
+#: The filter cycle of the queue (None shows everything): every state a task can be in.
 FILTERS: tuple[TaskState | None, ...] = (
     None,
     TaskState.READY,
@@ -52,7 +54,11 @@ FILTERS: tuple[TaskState | None, ...] = (
     TaskState.FAILED,
     TaskState.BLOCKED,
     TaskState.CONFLICT,
+    TaskState.NEEDS_REVIEW,
+    TaskState.VERIFYING,
+    TaskState.MERGING,
     TaskState.PROPOSED,
+    TaskState.CANCELLED,
 )
 
 
@@ -120,7 +126,33 @@ class GenerationsPanel(Static):
         self.update(table if rows else Text("no generation yet: press g to start one", "dim"))
 
 
-class TaskQueue(DataTable[str | Text]):
+#: Keys that move a cursor or scroll; other keys pressed in a widget are the app's verbs.
+NAVIGATION_KEYS = {"up", "down", "pageup", "pagedown", "home", "end", "left", "right"}
+
+
+class Touched:
+    """Remembers when the person last moved the cursor or scrolled in a widget."""
+
+    touched_at = float("-inf")
+
+    def touch(self) -> None:
+        self.touched_at = time.monotonic()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in NAVIGATION_KEYS:
+            self.touch()
+
+    def on_mouse_down(self) -> None:
+        self.touch()
+
+    def on_mouse_scroll_up(self) -> None:
+        self.touch()
+
+    def on_mouse_scroll_down(self) -> None:
+        self.touch()
+
+
+class TaskQueue(Touched, DataTable[str | Text]):
     """The task graph as a table: ready and running tasks first, filterable by state."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -147,7 +179,9 @@ class TaskQueue(DataTable[str | Text]):
         self.border_title = f"Tasks · {label}"
 
     def cycle_filter(self) -> TaskState | None:
-        self.state_filter = FILTERS[(FILTERS.index(self.state_filter) + 1) % len(FILTERS)]
+        """The next filter of :data:`FILTERS`, from whichever filter is set now."""
+        at = FILTERS.index(self.state_filter) if self.state_filter in FILTERS else 0
+        self.state_filter = FILTERS[(at + 1) % len(FILTERS)]
         self._title()
         return self.state_filter
 
@@ -206,7 +240,28 @@ class TaskQueue(DataTable[str | Text]):
         return self.rows_shown[self.cursor_row].id
 
 
-class AgentOutput(Log):
+class OutputHighlighter(Highlighter):
+    """Colours a condensed log line: tool calls, their results, errors and shoemaker's own
+    lines (gates, merges, how an agent ended)."""
+
+    def highlight(self, text: Text) -> None:
+        plain = text.plain
+        if plain.startswith(("[ERROR", f"{MARK}stderr:", f"{MARK}result:")):
+            text.stylize("bold red")
+        elif plain.startswith(MARK):
+            good = ("passed", "merged as", "ended: ok")
+            bad = "failed" in plain or "conflict" in plain or plain.startswith(f"{MARK}ended:")
+            style = "green" if any(g in plain for g in good) else "bold red" if bad else "magenta"
+            text.stylize(style)
+        elif plain.lstrip().startswith("↳"):
+            text.stylize("dim")
+        elif plain.startswith("──"):
+            text.stylize("bold")
+        elif plain.startswith("[") and "]" in plain:
+            text.stylize("cyan", 0, plain.index("]") + 1)  # a tool call, or the agent's own note
+
+
+class OutputPane(Touched, Log):
     """Condensed agent output, tailing; tailing pauses while the user has scrolled up.
 
     Lines are not written as they arrive: ``feed`` hands over a batch, written in one
@@ -214,7 +269,8 @@ class AgentOutput(Log):
     """
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=2_000, auto_scroll=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(max_lines=2_000, auto_scroll=False, highlight=True, **kwargs)  # type: ignore[arg-type]
+        self.highlighter = OutputHighlighter()
         self.task_id: int | None = None
 
     def feed(self, lines: list[str]) -> None:
