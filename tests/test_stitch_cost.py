@@ -68,15 +68,21 @@ class Tally:
 
 
 def _wrap_store(monkeypatch: pytest.MonkeyPatch, tally: Tally) -> None:
-    for name, attr in vars(Store).items():
-        if name.startswith("_") or not inspect.isfunction(attr):
-            continue
+    # Store is composed of one class per table group: its public methods are inherited.
+    seen: set[str] = set()
+    for cls in Store.__mro__:
+        for name, attr in vars(cls).items():
+            if name.startswith("_") or name in seen or not inspect.isfunction(attr):
+                continue
+            seen.add(name)
 
-        def counted(*args: Any, _name: str = name, _f: Callable[..., Any] = attr, **kw: Any) -> Any:
-            tally.count_store(_name, args)
-            return _f(*args, **kw)
+            def counted(
+                *args: Any, _name: str = name, _f: Callable[..., Any] = attr, **kw: Any
+            ) -> Any:
+                tally.count_store(_name, args)
+                return _f(*args, **kw)
 
-        monkeypatch.setattr(Store, name, functools.wraps(attr)(counted))
+            monkeypatch.setattr(Store, name, functools.wraps(attr)(counted))
 
 
 def _wrap_git(monkeypatch: pytest.MonkeyPatch, tally: Tally) -> None:
