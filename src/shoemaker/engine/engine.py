@@ -126,8 +126,7 @@ class Engine:
         return self._pause.is_set()
 
     def _set_state(self, gen: Generation, state: GenerationState, reason: str) -> None:
-        event = self.project.store.set_generation_state(gen.name, state, reason)
-        self.project.bus.announce(event)
+        self.project.store.set_generation_state(gen.name, state, reason)
 
     async def run(self, cycles: int | None = None, selection: Selection | None = None) -> RunReport:
         """Run up to ``cycles`` measure+stitch cycles (default: configuration.cycles).
