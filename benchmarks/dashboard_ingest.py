@@ -64,10 +64,7 @@ def make_project(root: Path, agents: int, rate: float, seconds: float) -> Projec
 
 
 def add_tasks(project: Project, gen: Generation, count: int) -> None:
-    _, changes = project.store.add_tasks(
-        gen.name, [NewTask(f"load {i}") for i in range(count)], 1, "bench"
-    )
-    project.bus.announce(*changes)
+    project.store.add_tasks(gen.name, [NewTask(f"load {i}") for i in range(count)], 1, "bench")
 
 
 async def headless(root: Path, agents: int, rate: float, seconds: float) -> float:

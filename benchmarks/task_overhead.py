@@ -74,8 +74,7 @@ async def shoemaker_per_task(root: Path, files: int, tasks: int, reuse: bool) ->
         NewTask(f"task {i}", f"<!-- rehearsal\nfiles: {{t{i}.py: 'T = {i}'}}\n-->")
         for i in range(tasks)
     ]
-    _, changes = project.store.add_tasks(gen.name, news, 1, "bench")
-    project.bus.announce(*changes)
+    project.store.add_tasks(gen.name, news, 1, "bench")
     engine = Engine(project, max_parallel=1)
     started = time.perf_counter()
     outcomes = await engine.stitch_ready(gen)

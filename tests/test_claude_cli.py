@@ -66,8 +66,7 @@ def claude_project(tmp: Path, api: MockApi, **settings: Any) -> Project:
 
 
 def add_task(project: Project, title: str = "Write hello") -> int:
-    (task,), events = project.store.add_tasks("g", [NewTask(title, f"{title}.")], 1, "test")
-    project.bus.announce(*events)
+    (task,), _ = project.store.add_tasks("g", [NewTask(title, f"{title}.")], 1, "test")
     return task.id
 
 

@@ -14,7 +14,7 @@ from projects import make_project, task
 from shoemaker.engine.attempts import preserve
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
-from shoemaker.engine.scheduler import critical_path_lengths, launch_order
+from shoemaker.engine.graph import critical_path_lengths, launch_order
 from shoemaker.engine.stitch import Stitcher
 from shoemaker.events import AgentStarted, Event
 from shoemaker.git import Git

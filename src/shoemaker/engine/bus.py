@@ -1,15 +1,22 @@
-"""The in-process side of the event stream: persist, then fan out to subscribers.
+"""The in-process side of the event stream: the bus owns delivery.
 
-Events that a store transaction already wrote (state changes) are *announced*; everything else is
-*emitted*, which appends it to the store first. Subscribers are either plain callbacks, called in
-order on the emitting thread of the event loop, or bounded async queues; a slow queue subscriber
-loses agent output lines (counted) but never a state change.
+State changes are written by the store in the transaction that changes the row; the store
+hands each committed transaction's events to the bus (``Store.on_commit``, wired by
+``Project``). Everything else is *emitted*: appended to the store in a transaction of its own,
+which the store announces the same way. Either way listeners hear an event only once it is
+committed, and in commit order.
+
+Listeners are plain callbacks, called on the bus's event loop: a commit on a worker thread
+(``asyncio.to_thread``) is handed over with ``call_soon_threadsafe``; with no running loop
+(a CLI verb) delivery is synchronous.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from shoemaker.events import AgentOutput, Event, parse_event
 from shoemaker.secrets import NO_SECRETS, Redactor
@@ -18,57 +25,39 @@ from shoemaker.store import Store
 Listener = Callable[[Event], None]
 
 
-class Subscription:
-    """A bounded queue of events for one async consumer."""
-
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
-        self._bus = bus
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-        self.dropped = 0
-
-    def offer(self, event: Event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            if isinstance(event, AgentOutput):
-                self.dropped += 1
-                return
-            # Make room for a state change by dropping the oldest entry.
-            self.queue.get_nowait()
-            self.dropped += 1
-            self.queue.put_nowait(event)
-
-    def close(self) -> None:
-        self._bus.unsubscribe(self)
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.queue.get()
-
-
 class EventBus:
-    """Where the engine's events go."""
+    """Where the engine's events go: persisted by the store, then delivered to listeners on
+    the event loop, in commit order."""
 
     def __init__(self, store: Store | None, redactor: Redactor = NO_SECRETS) -> None:
         self._store = store
         self._redactor = redactor
         self._listeners: list[Listener] = []
-        self._subscriptions: list[Subscription] = []
+        # Events waiting for delivery, in commit order (appended under the store's lock).
+        self._pending: deque[Event] = deque()
+        self._guard = threading.Lock()
+        self._delivering = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add_listener(self, listener: Listener) -> None:
+        self._bind_running_loop()
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
-    def subscribe(self, maxsize: int = 10_000) -> Subscription:
-        sub = Subscription(self, maxsize)
-        self._subscriptions.append(sub)
-        return sub
+    def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Deliver on ``loop`` (default: the running one) from now on. The bus also binds
+        itself to the running loop whenever it is used on that loop's thread."""
+        self._loop = loop or asyncio.get_running_loop()
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        if sub in self._subscriptions:
-            self._subscriptions.remove(sub)
+    def _bind_running_loop(self) -> asyncio.AbstractEventLoop | None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        self._loop = running
+        return running
 
     def emit(self, *events: Event) -> None:
         """Persist events (one transaction), then deliver them."""
@@ -86,20 +75,53 @@ class EventBus:
         return event if clean == raw else parse_event(clean)
 
     def emit_all(self, events: Iterable[Event]) -> None:
-        batch = [self._clean(e) for e in events]
+        batch = list(events)
         if not batch:
             return
         if self._store is not None:
+            # The store redacts what it writes and announces the batch once committed.
             self._store.append_events(batch)
-        self.announce_all(batch)
-
-    def announce(self, *events: Event | None) -> None:
-        """Deliver events that are already in the store."""
-        self.announce_all(e for e in events if e is not None)
+        else:
+            self.announce_all(batch)
 
     def announce_all(self, events: Iterable[Event]) -> None:
-        for event in map(self._clean, events):
-            for listener in self._listeners:
-                listener(event)
-            for sub in self._subscriptions:
-                sub.offer(event)
+        """Deliver events that are already in the store (the store's ``on_commit``)."""
+        batch = [self._clean(e) for e in events]
+        if not batch:
+            return
+        with self._guard:
+            self._pending.extend(batch)
+        if self._bind_running_loop() is not None:
+            self._deliver_pending()
+            return
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                loop.call_soon_threadsafe(self._deliver_pending)
+                return
+            except RuntimeError:  # closed between the check and the call
+                pass
+        self._deliver_pending()
+
+    def _deliver_pending(self) -> None:
+        """Deliver every pending event, oldest first. One delivery at a time: an event a
+        listener causes is delivered after the current one, not in the middle of it."""
+        with self._guard:
+            if self._delivering:
+                return
+            self._delivering = True
+        try:
+            while True:
+                with self._guard:
+                    if not self._pending:
+                        # Cleared in the same breath as the check: an event appended by
+                        # another thread from now on finds nobody delivering and does it.
+                        self._delivering = False
+                        return
+                    event = self._pending.popleft()
+                for listener in list(self._listeners):
+                    listener(event)
+        except BaseException:
+            with self._guard:
+                self._delivering = False
+            raise

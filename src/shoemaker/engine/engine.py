@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from shoemaker.engine.budgets import budget_lines, crossed
 from shoemaker.engine.doctor import preflight
 from shoemaker.engine.generation import GenerationError, current_generation
+from shoemaker.engine.graph import launch_order
 from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import (
     plan_starts,
@@ -26,7 +27,6 @@ from shoemaker.engine.plans import (
 )
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
-from shoemaker.engine.scheduler import launch_order
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, CycleStarted, Event, Log
 from shoemaker.model import Generation, GenerationState, Task, TaskState
@@ -126,8 +126,7 @@ class Engine:
         return self._pause.is_set()
 
     def _set_state(self, gen: Generation, state: GenerationState, reason: str) -> None:
-        event = self.project.store.set_generation_state(gen.name, state, reason)
-        self.project.bus.announce(event)
+        self.project.store.set_generation_state(gen.name, state, reason)
 
     async def run(self, cycles: int | None = None, selection: Selection | None = None) -> RunReport:
         """Run up to ``cycles`` measure+stitch cycles (default: configuration.cycles).

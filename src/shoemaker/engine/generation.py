@@ -133,11 +133,10 @@ def start_generation(project: Project, name: str | None = None) -> Generation:
         seeds = _seed_texts(project, name, base) if cfg.reset_sources else {}
 
         head = git.rev_parse("HEAD")
-        generation, event = store.create_generation(name, branch, base, head)
+        generation, _ = store.create_generation(name, branch, base, head)
         git.tag(f"{name}-start", head, f"shoemaker generation {name} starts from {base}")
         git.create_branch(branch, head)
         git.checkout(branch)
-        project.bus.announce(event)
         if cfg.reset_sources:
             _reset_sources(project, name, seeds)
     return generation
@@ -234,10 +233,9 @@ def pause_generation(project: Project, generation: Generation | None = None) -> 
     if gen.state == GenerationState.PAUSED:
         return f"generation {gen.name} is already paused; `shoemaker resume` goes on"
     running = gen.state == GenerationState.RUNNING and not RunLock(project).free()
-    event = project.store.set_generation_state(
+    project.store.set_generation_state(
         gen.name, GenerationState.PAUSED, "pause requested" if running else "paused"
     )
-    project.bus.announce(event)
     if running:
         return (
             f"generation {gen.name}: pause requested; running agents finish, no new task "
@@ -300,8 +298,7 @@ def reset_generation(project: Project, generation: Generation | None = None) -> 
         if has_branch and not git.ref_exists(f"refs/tags/{tag}"):
             git.tag(tag, gen.branch, f"shoemaker generation {gen.name} abandoned")
         # Intent first: the store says abandoned before the branches go.
-        event = store.set_generation_state(gen.name, GenerationState.ABANDONED, "reset")
-        project.bus.announce(event)
+        store.set_generation_state(gen.name, GenerationState.ABANDONED, "reset")
         if git.current_branch() != gen.base_branch:
             git.checkout(gen.base_branch)
         branches = [
@@ -395,8 +392,7 @@ def _stop(project: Project, gen: Generation) -> StopReport:
         )
     git.tag(f"{gen.name}-merged", outcome.commit, f"shoemaker generation {gen.name} merged")
     git.delete_branch(gen.branch, force=True)
-    event = store.set_generation_state(gen.name, GenerationState.STOPPED, "merged")
-    project.bus.announce(event)
+    store.set_generation_state(gen.name, GenerationState.STOPPED, "merged")
     _cleanup_dirs(project)
     kept = [
         t.branch
@@ -451,9 +447,7 @@ def revert_task(project: Project, task_id: int, retry: bool = False) -> str:
                 f"lines ({exc.stderr.strip()[:200]})"
             ) from None
         new = TaskState.READY if retry else TaskState.CANCELLED
-        project.bus.announce(
-            store.transition_task(task_id, new, f"reverted by {commit[:10]}", merged_commit="")
-        )
+        store.transition_task(task_id, new, f"reverted by {commit[:10]}", merged_commit="")
         if not retry:
-            project.bus.announce(*store.block_dependents(gen.name, task_id, "was reverted"))
+            store.block_dependents(gen.name, task_id, "was reverted")
     return commit

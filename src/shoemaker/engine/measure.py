@@ -156,10 +156,9 @@ def _insert(
         )
         for p in kept
     ]
-    tasks, events = project.store.add_tasks(
+    tasks, _ = project.store.add_tasks(
         generation.name, news, cycle, source="measure", plan_id=plan_id
     )
-    project.bus.announce(*events)
     return tasks
 
 

@@ -38,20 +38,18 @@ async def make_plan(project: Project, gen: Generation) -> tuple[Plan, list[Task]
     """Run measure into a new plan and write the plan file; nothing is executed."""
     store = project.store
     _refuse_links(project, plan_path(project, 0).parent)  # before anything is recorded
-    plan, event = await asyncio.to_thread(store.create_plan, gen.name)
-    project.bus.announce(event)
+    project.bus.bind_loop()  # its first event is committed on a worker thread
+    plan, _ = await asyncio.to_thread(store.create_plan, gen.name)
     cycle = await asyncio.to_thread(store.next_cycle, gen.name)
     try:
         tasks = await measure(project, gen, cycle, plan_id=plan.id)
     except MeasureError as exc:
-        project.bus.announce(store.set_plan_state(plan.id, PlanState.FAILED, str(exc)))
+        store.set_plan_state(plan.id, PlanState.FAILED, str(exc))
         raise
     estimate = await asyncio.to_thread(estimate_tasks, project, gen, tasks)
     path = await asyncio.to_thread(_write_plan_file, project, plan, gen, tasks, estimate)
-    project.bus.announce(
-        store.set_plan_state(
-            plan.id, PlanState.VALIDATED, f"{len(tasks)} task(s) proposed", path=str(path)
-        )
+    store.set_plan_state(
+        plan.id, PlanState.VALIDATED, f"{len(tasks)} task(s) proposed", path=str(path)
     )
     return store.get_plan(plan.id), tasks, estimate
 
@@ -124,19 +122,17 @@ def find_plan(project: Project, ref: str) -> Plan:
 
 
 def approve_plan(project: Project, plan: Plan) -> None:
-    project.bus.announce(project.store.set_plan_state(plan.id, PlanState.APPROVED, "approved"))
+    project.store.set_plan_state(plan.id, PlanState.APPROVED, "approved")
 
 
 def reject_plan(project: Project, plan: Plan, note: str = "") -> list[int]:
     """Reject a plan; its tasks that have not run are cancelled. Returns their ids."""
     store = project.store
-    project.bus.announce(store.set_plan_state(plan.id, PlanState.REJECTED, note or "rejected"))
+    store.set_plan_state(plan.id, PlanState.REJECTED, note or "rejected")
     cancelled = []
     for task in plan_tasks(project, plan):
         if task.state in (TaskState.PROPOSED, TaskState.READY, TaskState.BLOCKED):
-            project.bus.announce(
-                store.transition_task(task.id, TaskState.CANCELLED, f"plan {plan.id} rejected")
-            )
+            store.transition_task(task.id, TaskState.CANCELLED, f"plan {plan.id} rejected")
             cancelled.append(task.id)
     return cancelled
 
@@ -152,11 +148,7 @@ def rollback_plan(project: Project, plan: Plan) -> list[str]:
         for task in sorted(plan_tasks(project, plan), key=lambda t: -t.id)
         if task.state == TaskState.DONE and task.merged_commit
     ]
-    project.bus.announce(
-        project.store.set_plan_state(
-            plan.id, PlanState.ROLLED_BACK, f"{len(commits)} task(s) reverted"
-        )
-    )
+    project.store.set_plan_state(plan.id, PlanState.ROLLED_BACK, f"{len(commits)} task(s) reverted")
     return commits
 
 
@@ -182,9 +174,7 @@ def refuse_waiting_plans(project: Project, gen: Generation) -> None:
 def plan_starts(project: Project, plan_id: int) -> None:
     """A task of the plan is about to start: an approved plan is executing from now on."""
     if project.store.get_plan(plan_id).state == PlanState.APPROVED:
-        project.bus.announce(
-            project.store.set_plan_state(plan_id, PlanState.EXECUTING, "its first task started")
-        )
+        project.store.set_plan_state(plan_id, PlanState.EXECUTING, "its first task started")
 
 
 def settle_plans(project: Project, gen: Generation) -> None:
@@ -198,15 +188,11 @@ def settle_plans(project: Project, gen: Generation) -> None:
         states = {t.state for t in tasks}
         bad = states & {TaskState.FAILED, TaskState.CONFLICT, TaskState.BLOCKED}
         if states <= {TaskState.DONE}:
-            project.bus.announce(
-                store.set_plan_state(plan.id, PlanState.COMPLETE, "every task merged")
-            )
+            store.set_plan_state(plan.id, PlanState.COMPLETE, "every task merged")
         elif bad:
             failed = [t.id for t in tasks if t.state in bad]
-            project.bus.announce(
-                store.set_plan_state(
-                    plan.id,
-                    PlanState.FAILED,
-                    "tasks " + ", ".join(f"#{i}" for i in failed) + " did not merge",
-                )
+            store.set_plan_state(
+                plan.id,
+                PlanState.FAILED,
+                "tasks " + ", ".join(f"#{i}" for i in failed) + " did not merge",
             )

@@ -72,14 +72,9 @@ class Project:
         # (Only now: a store that cannot be opened leaves the repository as it was.)
         git.ensure_excluded(f"/{cfg.state_dir.strip('/')}/")
         git.ensure_excluded(f"/{cfg.secrets_dir.strip('/')}/")  # credentials are never committed
-        return cls(
-            root=root,
-            config=cfg,
-            git=git,
-            store=store,
-            bus=EventBus(store, redactor),
-            redactor=redactor,
-        )
+        bus = EventBus(store, redactor)
+        store.on_commit = bus.announce_all  # the store announces every write it commits
+        return cls(root=root, config=cfg, git=git, store=store, bus=bus, redactor=redactor)
 
     def close(self) -> None:
         self.store.close()

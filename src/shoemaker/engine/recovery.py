@@ -334,27 +334,22 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             for state in (TaskState.VERIFYING, TaskState.MERGING):
                 if state != store.get_task(task.id).state:
                     with contextlib.suppress(ValueError):
-                        project.bus.announce(
-                            store.transition_task(
-                                task.id,
-                                state,
-                                "merged before a crash; found by recovery",
-                                merged_commit=landed[task.id],
-                            )
+                        store.transition_task(
+                            task.id,
+                            state,
+                            "merged before a crash; found by recovery",
+                            merged_commit=landed[task.id],
                         )
             report.landed[task.id] = landed[task.id]
             log(f"task {task.id} had merged ({landed[task.id][:10]}); its gates run next")
         elif task.state in ACTIVE_TASK_STATES:
-            project.bus.announce(
-                store.transition_task(
-                    task.id, TaskState.READY, "interrupted; recovered", interrupted=True
-                )
+            store.transition_task(
+                task.id, TaskState.READY, "interrupted; recovered", interrupted=True
             )
             report.requeued.append(task.id)
             log(f"task {task.id} was {task.state.value}; back to ready")
     promoted = store.promote_unblocked(gen.name)
     if promoted:
-        project.bus.announce(*promoted)
         report.promoted = [event.task_id for event in promoted]
         log(f"task(s) {', '.join(map(str, report.promoted))}: dependencies done; now ready")
     git.prune_worktrees()

@@ -40,8 +40,7 @@ async def approve(project: Project, generation: Generation, task_id: int) -> Sti
         base = await asyncio.to_thread(git.merge_base, task.branch, generation.branch)
         head = await asyncio.to_thread(git.rev_parse, task.branch)
         attempt = await asyncio.to_thread(stitcher.landed_attempt, task, base, head)
-        event = project.store.transition_task(task_id, TaskState.MERGING, "approved")
-        project.bus.announce(event)
+        project.store.transition_task(task_id, TaskState.MERGING, "approved")
         return await stitcher.land(attempt)
     finally:
         await asyncio.to_thread(stitcher.pool.close)
@@ -54,5 +53,5 @@ async def reject(
     task = await asyncio.to_thread(_waiting, project, task_id)
     reason = f"review rejected it: {note.strip() or 'no note given'}"
     await asyncio.to_thread(keep_for_retry, project, generation, task, task.attempts)
-    project.bus.announce(project.store.transition_task(task_id, TaskState.READY, reason))
+    project.store.transition_task(task_id, TaskState.READY, reason)
     return StitchOutcome(task_id, TaskState.READY, reason)

@@ -73,8 +73,7 @@ class Stitcher:
         self.queue = MergeQueue(project, generation, self.pool)
 
     def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: Any) -> None:
-        event = self.project.store.transition_task(task_id, state, reason, **kw)
-        self.project.bus.announce(event)
+        self.project.store.transition_task(task_id, state, reason, **kw)
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -285,9 +284,8 @@ class Stitcher:
     async def _after_done(self, attempt: Attempt, reason: str, merge: str | None = None) -> None:
         """The task is done: recorded with the promotions it causes in one transaction."""
         task = attempt.task
-        events = await asyncio.to_thread(self.project.store.finish_task, task.id, reason, merge)
+        await asyncio.to_thread(self.project.store.finish_task, task.id, reason, merge)
         crash_point("done-recorded")
-        self.project.bus.announce(*events)
         done = dataclasses.replace(
             task,
             state=TaskState.DONE,
@@ -318,8 +316,7 @@ class Stitcher:
             )
             return StitchOutcome(task.id, TaskState.READY, failure.reason)
         self._transition(task.id, TaskState.FAILED, final, fingerprint=failure.fingerprint)
-        events = await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
-        self.project.bus.announce(*events)
+        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
         failed = dataclasses.replace(
             task,
             state=TaskState.FAILED,
@@ -351,8 +348,7 @@ class Stitcher:
         broken = worktree.is_dir() and not worktree.joinpath(".git").exists()
         reason = f"{exc}" + (f" (its worktree {worktree} has no .git any more)" if broken else "")
         self._transition(task.id, TaskState.FAILED, reason, fingerprint=fingerprint("git", reason))
-        events = await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
-        self.project.bus.announce(*events)
+        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
         failed = await asyncio.to_thread(store.get_task, task.id)
         await asyncio.to_thread(write_task_history, self.project, failed)
         return StitchOutcome(task.id, TaskState.FAILED, reason)

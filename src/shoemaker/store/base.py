@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.errors import BadInput
+from shoemaker.events import Event
 from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -24,8 +25,19 @@ class StoreBusy(StoreError):
     """Another process held the store's write lock for longer than the configured wait."""
 
 
+#: Called with the events of each committed transaction, in the order they were written.
+OnCommit = Callable[[list[Event]], None]
+
+
 class StoreBase:
-    """The connection: opening, migrations, transactions and queries, behind one lock."""
+    """The connection: opening, migrations, transactions and queries, behind one lock.
+
+    ``on_commit`` (set by whoever delivers events: the project's bus) hears the events of
+    every transaction right after it commits, still under the lock, so that successive calls
+    come in commit order; a rolled-back transaction announces nothing.
+    """
+
+    on_commit: OnCommit | None = None
 
     def __init__(
         self,
@@ -52,6 +64,7 @@ class StoreBase:
                 f"{path.parent}: is a file, where shoemaker keeps its state directory; move it away"
             ) from None
         self._lock = threading.RLock()
+        self._written: list[Event] = []  # the events of the transaction in progress
         try:
             # isolation_level=None: we issue BEGIN ourselves so each transaction is explicit.
             self._db = sqlite3.connect(
@@ -125,15 +138,24 @@ class StoreBase:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._failure(exc) or exc from None
+            self._written = []
             try:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException as exc:
+                self._written = []
                 with suppress(sqlite3.Error):  # a corrupt file may refuse even this
                     self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error) and (failure := self._failure(exc)):
                     raise failure from None
                 raise
+            written, self._written = self._written, []
+            if written and self.on_commit is not None:
+                self.on_commit(written)
+
+    def _wrote(self, event: Event) -> None:
+        """Note an event the transaction in progress wrote, to announce once it commits."""
+        self._written.append(event)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

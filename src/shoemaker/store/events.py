@@ -23,6 +23,7 @@ class EventStore(StoreBase):
                 self.redactor.text(event.model_dump_json()),
             ),
         )
+        self._wrote(event)
         return int(cur.lastrowid or 0)
 
     def append_events(self, events: Iterable[Event]) -> int:

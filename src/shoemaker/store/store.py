@@ -1,8 +1,9 @@
 """The store: one SQLite file (WAL) that is the source of truth for generations, tasks and runs.
 
 Every state change is one transaction that also appends the event announcing it, so the log and
-the tables never disagree. Calls are blocking and thread-safe (one connection behind a lock);
-async code calls them through ``asyncio.to_thread`` where they may take a while.
+the tables never disagree; once it commits, its events go to ``on_commit`` (the project's bus).
+Calls are blocking and thread-safe (one connection behind a lock); async code calls them
+through ``asyncio.to_thread`` where they may take a while.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Tasks and their dependencies: insertion, states, promotion and blocking."""
+"""Tasks and their dependencies: insertion, states, promotion and blocking (the rules of
+which tasks a done unblocks or a failure blocks are ``engine/graph.py``'s; the atomic writes
+are here)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shoemaker.engine import graph
 from shoemaker.events import TaskStateChanged
 from shoemaker.model import Task, TaskState, check_task_transition
 from shoemaker.store.base import StoreError
@@ -257,40 +260,50 @@ class TaskStore(EventStore):
             return self._promote(db, generation)
 
     def _promote(self, db: sqlite3.Connection, generation: str) -> list[TaskStateChanged]:
-        waiting = db.execute(
-            "SELECT t.id FROM tasks t WHERE t.generation = ? AND t.state = ? AND NOT EXISTS "
-            "(SELECT 1 FROM task_deps d JOIN tasks dep ON dep.id = d.depends_on "
-            "WHERE d.task_id = t.id AND dep.state != ?) ORDER BY t.id",
-            (generation, TaskState.PROPOSED, TaskState.DONE),
-        ).fetchall()
+        states, deps, own = self._graph(db, generation)
         return [
-            self._transition(db, row["id"], TaskState.READY, "dependencies done") for row in waiting
+            self._transition(db, task_id, TaskState.READY, "dependencies done")
+            for task_id in graph.unblocked(states, deps, among=own)
         ]
+
+    def _graph(
+        self, db: sqlite3.Connection, generation: str
+    ) -> tuple[dict[int, TaskState], dict[int, list[int]], list[int]]:
+        """A generation's task states and dependencies, read inside the caller's transaction,
+        and the ids of its own tasks (``states`` also holds dependencies outside it, should
+        there be any)."""
+        deps: dict[int, list[int]] = {}
+        for r in db.execute(
+            "SELECT d.task_id, d.depends_on FROM task_deps d JOIN tasks t ON t.id = d.task_id "
+            "WHERE t.generation = ? ORDER BY d.depends_on",
+            (generation,),
+        ):
+            deps.setdefault(r[0], []).append(r[1])
+        rows = db.execute(
+            "SELECT id, state, generation FROM tasks WHERE generation = ? OR id IN "
+            "(SELECT d.depends_on FROM task_deps d JOIN tasks t ON t.id = d.task_id "
+            "WHERE t.generation = ?)",
+            (generation, generation),
+        ).fetchall()
+        states = {r[0]: TaskState(r[1]) for r in rows}
+        return states, deps, [r[0] for r in rows if r[2] == generation]
 
     def dependents(self, task_id: int) -> list[int]:
         """Every task that depends on ``task_id``, directly or not, in id order."""
-        children: dict[int, list[int]] = {}
-        for child, deps in self._deps_map().items():
-            for d in deps:
-                children.setdefault(d, []).append(child)
-        frontier, seen = [task_id], set()
-        while frontier:
-            for child in children.get(frontier.pop(), []):
-                if child not in seen:
-                    seen.add(child)
-                    frontier.append(child)
-        return sorted(seen)
+        return graph.dependents(self._deps_map(), task_id)
 
     def block_dependents(
         self, generation: str, failed_id: int, why: str = "failed"
     ) -> list[TaskStateChanged]:
-        """Block every open task that depends, directly or not, on a failed task."""
-        events = []
-        for child in self.dependents(failed_id):
-            if self.get_task(child).state in (TaskState.PROPOSED, TaskState.READY):
-                events.append(
-                    self.transition_task(
-                        child, TaskState.BLOCKED, f"depends on task {failed_id}, which {why}"
-                    )
-                )
-        return events
+        """Block every open task that depends, directly or not, on a failed task, in one
+        transaction."""
+        reason = graph.blocked_reason(failed_id, why)
+        with self._tx() as db:
+            deps: dict[int, list[int]] = {}
+            for r in db.execute("SELECT task_id, depends_on FROM task_deps"):
+                deps.setdefault(r[0], []).append(r[1])
+            states = {r[0]: TaskState(r[1]) for r in db.execute("SELECT id, state FROM tasks")}
+            return [
+                self._transition(db, child, TaskState.BLOCKED, reason)
+                for child in graph.blocked_by_failure(states, deps, failed_id)
+            ]

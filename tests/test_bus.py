@@ -1,0 +1,159 @@
+"""The bus owns delivery: the store announces what it commits, listeners hear it on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from shoemaker.engine.bus import EventBus
+from shoemaker.events import Event, Log, TaskStateChanged
+from shoemaker.model import IllegalTransition, TaskState
+from shoemaker.secrets import Redactor
+from shoemaker.store import NewTask, Store
+
+
+def wired(path: Path, redactor: Redactor | None = None) -> tuple[Store, EventBus]:
+    """A store and a bus wired as ``Project.open`` wires them."""
+    store = Store(path / "shoemaker.db", *([redactor] if redactor else []))
+    bus = EventBus(store, *([redactor] if redactor else []))
+    store.on_commit = bus.announce_all
+    return store, bus
+
+
+def test_store_announces_each_committed_transaction_once_in_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "shoemaker.db")
+    heard: list[list[Event]] = []
+    store.on_commit = heard.append
+    _, created = store.create_generation("g", "generation-g", "main", "0" * 40)
+    tasks, added = store.add_tasks(
+        "g", [NewTask("a"), NewTask("b", after=(0,)), NewTask("c", after=(0,))], 1, "test"
+    )
+    assert heard == [[created], added]
+    a = tasks[0].id
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+        store.transition_task(a, state)
+    heard.clear()
+    done = store.finish_task(a, "merged")
+    # The done and the two promotions it causes: one transaction, one announcement.
+    assert [(e.task_id, e.new) for e in done] == [(a, "done"), (a + 1, "ready"), (a + 2, "ready")]
+    assert heard == [done]
+    heard.clear()
+    store.next_cycle("g")  # a transaction that writes no event announces nothing
+    assert store.append_events([]) == 0
+    assert heard == []
+
+
+def test_a_rolled_back_transaction_announces_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "shoemaker.db")
+    store.create_generation("g", "generation-g", "main", "0" * 40)
+    (a, b), _ = store.add_tasks("g", [NewTask("a"), NewTask("b", after=(0,))], 1, "test")
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+        store.transition_task(a.id, state)
+    heard: list[list[Event]] = []
+    store.on_commit = heard.append
+    db = sqlite3.connect(store.path)
+    db.execute(
+        "CREATE TRIGGER no_ready BEFORE UPDATE OF state ON tasks WHEN NEW.state = 'ready' "
+        "BEGIN SELECT RAISE(ABORT, 'promotion refused'); END"
+    )
+    db.commit()
+    # The done was written (and its event inserted) before the promotion failed.
+    with pytest.raises(sqlite3.DatabaseError, match="promotion refused"):
+        store.finish_task(a.id, "merged")
+    with pytest.raises(IllegalTransition):
+        store.transition_task(b.id, TaskState.DONE)
+    assert heard == []
+    db.execute("DROP TRIGGER no_ready")
+    db.commit()
+    db.close()
+    # The next transaction announces only its own events, none left over from the others.
+    assert heard == [] and store.get_task(a.id).state == TaskState.MERGING
+    events = store.finish_task(a.id, "merged")
+    assert heard == [events] and [e.task_id for e in events] == [a.id, b.id]
+
+
+def test_without_a_running_loop_delivery_is_synchronous(tmp_path: Path) -> None:
+    store, bus = wired(tmp_path)
+    heard: list[tuple[int, Event]] = []
+    bus.add_listener(lambda e: heard.append((threading.get_ident(), e)))
+    _, created = store.create_generation("g", "generation-g", "main", "0" * 40)
+    assert heard == [(threading.get_ident(), created)]
+    bus.emit(Log(generation="g", message="hello"))
+    assert [e.kind for _, e in heard] == ["generation_state", "log"]
+    # Emitted events are persisted, then delivered once.
+    assert [e for _, e in store.events_after(0)] == [e for _, e in heard]
+
+
+async def test_commits_on_worker_threads_are_delivered_on_the_loop_in_commit_order(
+    tmp_path: Path,
+) -> None:
+    store, bus = wired(tmp_path)
+    loop_thread = threading.get_ident()
+    heard: list[tuple[int, Event]] = []
+    bus.add_listener(lambda e: heard.append((threading.get_ident(), e)))
+    await asyncio.to_thread(store.create_generation, "g", "generation-g", "main", "0" * 40)
+    tasks, _ = await asyncio.to_thread(
+        store.add_tasks, "g", [NewTask(f"t{i}") for i in range(8)], 1, "test"
+    )
+
+    def walk(task_id: int) -> None:
+        for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+            store.transition_task(task_id, state, f"walk {task_id}")
+            bus.emit(Log(generation="g", task_id=task_id, message=f"{task_id} is {state}"))
+        store.finish_task(task_id, "merged")
+
+    # Eight workers commit at once, interleaving; the loop writes meanwhile too.
+    workers = [asyncio.to_thread(walk, t.id) for t in tasks]
+    bus.emit(Log(generation="g", message="from the loop"))
+    await asyncio.gather(*workers)
+    assert {thread for thread, _ in heard} == {loop_thread}
+    committed = [e for _, e in store.events_after(0, limit=10_000)]
+    assert [e for _, e in heard] == committed
+    assert len(committed) == 1 + 8 + 1 + 8 * 7  # generation, tasks, the loop's log, walks
+
+
+async def test_a_write_by_a_listener_is_delivered_after_the_event_it_answers(
+    tmp_path: Path,
+) -> None:
+    store, bus = wired(tmp_path)
+    store.create_generation("g", "generation-g", "main", "0" * 40)
+    heard: list[str] = []
+
+    def answer(event: Event) -> None:
+        heard.append(f"{event.kind} begins")
+        if isinstance(event, TaskStateChanged) and event.new == TaskState.READY:
+            store.transition_task(event.task_id, TaskState.RUNNING, "answered")
+        heard.append(f"{event.kind} ends")
+
+    bus.add_listener(answer)
+    (task,), _ = await asyncio.to_thread(store.add_tasks, "g", [NewTask("a")], 1, "test")
+    assert heard == ["task_state begins", "task_state ends"] * 2
+    assert store.get_task(task.id).state == TaskState.RUNNING
+
+
+async def test_a_closed_loop_falls_back_to_synchronous_delivery(tmp_path: Path) -> None:
+    store, bus = wired(tmp_path)
+    other = asyncio.new_event_loop()
+    other.close()
+    bus.bind_loop(other)  # e.g. the loop of an earlier asyncio.run in the same process
+    heard: list[Event] = []
+    bus.add_listener(heard.append)  # on this loop's thread: binds to the running loop again
+    bus.bind_loop(other)
+    created = await asyncio.to_thread(
+        lambda: store.create_generation("g", "generation-g", "main", "0" * 40)[1]
+    )
+    assert heard == [created]
+
+
+def test_secrets_never_reach_a_listener(tmp_path: Path) -> None:
+    store, bus = wired(tmp_path, Redactor({"hunter2hunter2": "API_KEY"}))
+    heard: list[Event] = []
+    bus.add_listener(heard.append)
+    store.create_generation("g", "generation-g", "main", "0" * 40)
+    store.add_tasks("g", [NewTask("use hunter2hunter2")], 1, "test")
+    bus.emit(Log(generation="g", message="the key is hunter2hunter2"))
+    assert heard and not any("hunter2hunter2" in e.model_dump_json() for e in heard)
