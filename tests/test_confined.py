@@ -15,10 +15,11 @@ import pytest
 from agents import STREAM_ARGS
 from projects import cli, make_project, task
 from shoemaker.confined import Refused, read_text
-from shoemaker.engine.generation import GenerationError, start_generation
+from shoemaker.engine.generation import start_generation
 from shoemaker.engine.measure import MeasureError, collect_docs, measure
 from shoemaker.engine.plans import make_plan
 from shoemaker.engine.project import Project
+from shoemaker.errors import GenerationError
 from shoemaker.resources import ResourceError, render_prompt
 
 SECRET = "TOP-SECRET-6f1d2c"

@@ -138,11 +138,11 @@ def test_every_error_class_has_the_root_and_the_exit_code_of_its_kind() -> None:
     from shoemaker.config import ConfigError
     from shoemaker.demo import DemoError
     from shoemaker.engine.doctor import DoctorError
-    from shoemaker.engine.generation import GenerationError
     from shoemaker.engine.measure import MeasureError
     from shoemaker.engine.project import ProjectError
     from shoemaker.engine.review import ReviewRefused
     from shoemaker.engine.stitch import EngineError
+    from shoemaker.errors import GenerationError
     from shoemaker.git import GitError
     from shoemaker.resources import ResourceError
     from shoemaker.store import StoreBusy, StoreError

@@ -18,9 +18,10 @@ from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token, stit
 from projects import check, cli, make_project, task
 from shoemaker.engine.agent_call import RUN_MARKER, run_marker
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.generation import GenerationError, start_generation
+from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.recovery import recover
+from shoemaker.errors import GenerationError
 from shoemaker.git import IDENTITY_ENV
 from shoemaker.model import Task, TaskState, task_branch
 from shoemaker.store import NewTask

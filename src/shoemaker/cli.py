@@ -533,7 +533,7 @@ def _plan_verb(project: Project, args: argparse.Namespace) -> str:
         commits = plans.rollback_plan(project, plan)
         return f"plan {plan.id} rolled back: {len(commits)} task(s) reverted"
     except IllegalTransition as exc:
-        from shoemaker.engine.generation import GenerationError
+        from shoemaker.errors import GenerationError
 
         raise GenerationError(f"{exc}; see `shoemaker plan list`") from None
 
@@ -841,7 +841,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report_bug(exc: Exception, args: argparse.Namespace, argv: list[str]) -> int:
     """The last resort: one line on the terminal, the traceback in a log file."""
-    from shoemaker.errors import clip, write_crash_log
+    from shoemaker.crashlog import write_crash_log
+    from shoemaker.errors import clip
 
     command = " ".join(c for c in (args.command, getattr(args, "verb", None)) if c)
     log = write_crash_log(exc, argv)

@@ -4,17 +4,12 @@ Every error shoemaker expects is a :class:`ShoemakerError` whose message is one 
 wrong, which file, field or task, and what to do. Its kind decides the exit code: bad input
 (a file, an argument, a refused verb; nothing was changed) exits 2, failed work exits 1. Each
 front door (``cli.main``, the dashboard) catches the root once. Anything else is a bug:
-``cli.main`` writes its traceback to a log file (:func:`write_crash_log`) and prints one line.
+``cli.main`` writes its traceback to a log file (``crashlog.py``) and prints one line.
 """
 
 from __future__ import annotations
 
-import os
 import reprlib
-import tempfile
-import time
-import traceback
-from pathlib import Path
 from typing import Any, ClassVar
 
 EXIT_FAILED = 1
@@ -41,6 +36,11 @@ class Failed(ShoemakerError):
     """The work failed (an agent, a gate, a merge, measure, git). Exit code 1."""
 
     exit_code: ClassVar[int] = EXIT_FAILED
+
+
+class GenerationError(BadInput):
+    """A lifecycle verb refused (start, run, stop, reset, switch, recovery before a run);
+    nothing was changed. The message says why and what to do."""
 
 
 _REPR = reprlib.Repr()
@@ -73,37 +73,3 @@ def one_line(exc: BaseException) -> str:
     """An error's message as the one line a front door prints."""
     text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return clip(text, LINE_LIMIT) if text else type(exc).__name__
-
-
-def crash_dir() -> Path:
-    """Where tracebacks of unexpected errors go: the user cache (a broken project directory
-    must not keep the details from being written)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "shoemaker" / "crashes"
-
-
-def write_crash_log(exc: BaseException, argv: list[str]) -> Path | None:
-    """Write ``exc``'s traceback and the command line to a new log file; returns its path,
-    or None when no file could be written anywhere."""
-    from shoemaker.secrets import MIN_LENGTH, Redactor, is_secret_name
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    text = f"shoemaker {' '.join(argv)}\n\n" + "".join(
-        traceback.format_exception(type(exc), exc, exc.__traceback__)
-    )
-    # A traceback may quote an argv or an environment; secret values stay out of the log.
-    env_secrets = {
-        value.strip(): name
-        for name, value in os.environ.items()
-        if is_secret_name(name) and len(value.strip()) >= MIN_LENGTH
-    }
-    text = Redactor(env_secrets).text(text)
-    for directory in (crash_dir(), Path(tempfile.gettempdir())):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"shoemaker-crash-{stamp}-{os.getpid()}.log"
-            path.write_text(text, encoding="utf-8")
-            return path
-        except OSError:
-            continue
-    return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from shoemaker.engine.budgets import budget_lines, crossed
 from shoemaker.engine.doctor import preflight
-from shoemaker.engine.generation import GenerationError, current_generation
+from shoemaker.engine.generation import current_generation
 from shoemaker.engine.graph import launch_order
 from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import (
@@ -28,6 +28,7 @@ from shoemaker.engine.plans import (
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
+from shoemaker.errors import GenerationError
 from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, CycleStarted, Event, Log
 from shoemaker.model import Generation, GenerationState, Task, TaskState
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from shoemaker.confined import Refused, leaves, read_text
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import recover
-from shoemaker.errors import BadInput
+from shoemaker.errors import GenerationError
 from shoemaker.events import Log
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
@@ -25,10 +25,6 @@ from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, Tas
 from shoemaker.store import StoreError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class GenerationError(BadInput):
-    """A lifecycle verb refused; nothing was changed. The message says why and what to do."""
 
 
 def default_name() -> str:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from shoemaker.confined import leaves
 from shoemaker.engine.estimate import Estimate, estimate_tasks
-from shoemaker.engine.generation import GenerationError, revert_task
+from shoemaker.engine.generation import revert_task
 from shoemaker.engine.measure import MeasureError, measure
 from shoemaker.engine.project import Project
+from shoemaker.errors import GenerationError
 from shoemaker.model import (
     PLAN_TRANSITIONS,
     RUNNABLE_PLAN_STATES,

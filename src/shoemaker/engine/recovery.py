@@ -41,6 +41,7 @@ from shoemaker.agents.leftovers import marked_processes as _marked_processes
 from shoemaker.engine.agent_call import run_marker
 from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
+from shoemaker.errors import GenerationError
 from shoemaker.events import Log, Recovered
 from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
@@ -181,9 +182,6 @@ def landed_tasks(newest_first: Sequence[CommitInfo]) -> dict[int, str]:
 
 
 def _refusal(message: str) -> Exception:
-    # generation.py imports this module, so its error class is looked up when needed.
-    from shoemaker.engine.generation import GenerationError
-
     return GenerationError(message)
 
 

@@ -31,7 +31,6 @@ from textual.worker import Worker, WorkerState
 from shoemaker.engine import review
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import (
-    GenerationError,
     pause_generation,
     reset_generation,
     start_generation,
@@ -40,7 +39,7 @@ from shoemaker.engine.generation import (
 )
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.views import MARK, Snapshot, last_lines, load_snapshot, load_task_detail
-from shoemaker.errors import ShoemakerError
+from shoemaker.errors import GenerationError, ShoemakerError
 from shoemaker.events import (
     AgentFinished,
     AgentStarted,
