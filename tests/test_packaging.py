@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import os
 import subprocess
 import sys
 import sysconfig
 import venv
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO_ROOT
 
@@ -39,6 +43,57 @@ def test_core_modules_do_not_import_textual() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _imports(module: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``module`` imports, at the top or inside a function (either
+    way a dependency), leaving out imports only a type checker sees."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, *([base] if base else [])])
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+            else:
+                visit([c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt)])
+
+    visit(ast.parse(path.read_text()).body)
+    modules = set()
+    for name in found:
+        while name and name not in known:  # `from pkg import name` names a module or a symbol
+            name = name.rpartition(".")[0]
+        if name and name != module:
+            modules.add(name)
+    return modules
+
+
+def test_no_import_cycle_between_files() -> None:
+    """Each file's imports point one way: no two modules reach each other, even through a
+    deferred import (which hides a tangle rather than removing it)."""
+    src = REPO_ROOT / "src"
+    paths = {}
+    for path in sorted((src / "shoemaker").rglob("*.py")):
+        parts = path.relative_to(src).with_suffix("").parts
+        if "demo_repo" not in parts:
+            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {m: _imports(m, p, set(paths)) for m, p in paths.items()}
+    assert (
+        graph["shoemaker.tui.screens"] and "shoemaker.tui.app" not in graph["shoemaker.tui.screens"]
+    )
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
 
 
 def test_help_does_not_import_textual() -> None:
