@@ -35,8 +35,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
     import time
 
+    from shoemaker.engine.ending import stop_generation
     from shoemaker.engine.engine import Engine
-    from shoemaker.engine.generation import start_generation, stop_generation
+    from shoemaker.engine.generation import start_generation
     from shoemaker.headless import summary_table
     from shoemaker.model import TaskState
 

@@ -34,7 +34,7 @@ def _start(project: Project, args: argparse.Namespace) -> str:
 
 
 def _stop(project: Project, args: argparse.Namespace) -> str:
-    from shoemaker.engine.generation import stop_generation
+    from shoemaker.engine.ending import stop_generation
 
     report = stop_generation(project)
     gen = report.generation
@@ -47,7 +47,8 @@ def _stop(project: Project, args: argparse.Namespace) -> str:
 
 
 def _reset(project: Project, args: argparse.Namespace) -> str:
-    from shoemaker.engine.generation import find_generation, reset_generation
+    from shoemaker.engine.ending import reset_generation
+    from shoemaker.engine.generation import find_generation
 
     named = find_generation(project, args.name) if args.name else None
     report = reset_generation(project, named)

@@ -25,14 +25,9 @@ from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
 from shoemaker.engine import review
+from shoemaker.engine.ending import reset_generation, stop_generation
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.generation import (
-    GenerationError,
-    reset_generation,
-    start_generation,
-    stop_generation,
-    switch_generation,
-)
+from shoemaker.engine.generation import GenerationError, start_generation, switch_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import Snapshot, load_snapshot, load_task_detail
 from shoemaker.errors import ShoemakerError
