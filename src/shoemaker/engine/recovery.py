@@ -181,7 +181,8 @@ def landed_tasks(newest_first: Sequence[CommitInfo]) -> dict[int, str]:
 
 
 def _refusal(message: str) -> Exception:
-    # generation.py imports this module, so its error class is looked up when needed.
+    # The lifecycle verbs (ending.py) import this module, so their error class is looked up
+    # when needed.
     from shoemaker.engine.generation import GenerationError
 
     return GenerationError(message)
