@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from projects import make_project, run_and_cancel_once_an_agent_speaks, task
+from shoemaker.engine.ending import stop_generation
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.generation import start_generation, stop_generation
+from shoemaker.engine.generation import start_generation
 from shoemaker.engine.measure import MeasureError
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentStarted, Event

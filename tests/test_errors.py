@@ -395,10 +395,10 @@ def test_an_unexpected_error_is_one_line_and_a_log_file_never_a_traceback(
 ) -> None:
     cache = fast_tmp / "cache"
     code = (
-        "import sys, shoemaker.cli as cli\n"
+        "import sys, shoemaker.cli as cli, shoemaker.cli.parser as parser\n"
         "def boom(args):\n"
         "    raise KeyError('something nobody expected')\n"
-        "cli.cmd_tasks = boom\n"
+        "parser.cmd_tasks = boom\n"
         "sys.exit(cli.main(['tasks']))\n"
     )
     proc = subprocess.run(

@@ -29,14 +29,9 @@ from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
 from shoemaker.engine import review
+from shoemaker.engine.ending import reset_generation, stop_generation
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.generation import (
-    pause_generation,
-    reset_generation,
-    start_generation,
-    stop_generation,
-    switch_generation,
-)
+from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.views import MARK, Snapshot, last_lines, load_snapshot, load_task_detail
 from shoemaker.errors import GenerationError, ShoemakerError

@@ -1,24 +1,14 @@
-"""Configuration: ``configuration.yaml`` at the repository root, as typed pydantic models.
-
-Precedence (one rule, documented here and in the README): built-in defaults, then the file, then
-command-line flags for the few settings that have one (``--parallel``, ``--cycles``). Every field
-has a docstring; ``shoemaker init`` writes the file with those docstrings as comments, so the
-file explains itself.
-"""
+"""The settings of ``configuration.yaml`` as pydantic models; each field's docstring is the
+comment ``shoemaker init`` writes above it."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shoemaker.errors import BadInput, clip, echo
-
-CONFIG_FILE = "configuration.yaml"
 _MODEL_SUFFIX = re.compile(r"\[[^\]]*\]$")
 
 DEFAULT_AGENT_ARGS = [
@@ -28,10 +18,6 @@ DEFAULT_AGENT_ARGS = [
     "--output-format",
     "stream-json",
 ]
-
-
-class ConfigError(BadInput):
-    """A configuration file that cannot be used. The message names the file, field and fix."""
 
 
 class _Strict(BaseModel):
@@ -349,177 +335,3 @@ class Config(_Strict):
     def priced_model(self) -> str:
         """The model an estimate prices: ``agent.model``, else the CLI's default model."""
         return self.agent.model or CLI_DEFAULT_MODEL
-
-
-MAX_CONFIG_BYTES = 1_000_000
-"""A configuration is a page of settings; a bigger file is refused before it is parsed."""
-MAX_CONFIG_VALUES = 100_000
-"""Values (after YAML aliases are expanded) a configuration may hold; more is refused."""
-
-_FIX = "fix it, or write a fresh one with `shoemaker init --force`"
-
-
-def load_config(repo: Path) -> Config:
-    """Read ``configuration.yaml`` from ``repo`` (defaults when the file does not exist)."""
-    path = repo / CONFIG_FILE
-    if not path.exists():
-        return Config()
-    return _validated(path, read_settings(path))
-
-
-def read_settings(path: Path) -> dict[str, Any]:
-    """The mapping in a configuration file, refusing with one line what cannot be a
-    configuration: not a file, too big, not UTF-8, not YAML, nested or aliased beyond reason."""
-    try:
-        if not path.is_file():
-            raise ConfigError(f"{path}: is not a regular file; move it away and {_FIX}")
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"{path}: {size:,} bytes, more than a configuration may hold "
-                f"({MAX_CONFIG_BYTES:,}); {_FIX}"
-            )
-        data = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot be read ({exc.strerror}); check its permissions"
-        ) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; "
-            "save the file as UTF-8"
-        ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}:{where} is not valid YAML ({clip(problem)}); {_FIX}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a configuration; {_FIX}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of settings at the top, got {type(raw).__name__}"
-        )
-    if _too_many_values(raw, MAX_CONFIG_VALUES):
-        raise ConfigError(
-            f"{path}: holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are "
-            f"expanded; write the settings out without aliases"
-        )
-    return raw
-
-
-def _too_many_values(data: Any, limit: int) -> bool:
-    """Whether ``data`` holds more than ``limit`` values, counted without recursion and
-    stopping at the limit: an alias bomb expands to billions, a self-reference forever."""
-    count = 0
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        count += 1
-        if count > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
-
-
-def _validated(path: Path, raw: dict[str, Any]) -> Config:
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_explain(path, exc)) from None
-
-
-def _explain(path: Path, exc: ValidationError) -> str:
-    """One line naming the file, each bad field and what to do about it (echoed values are
-    clipped: a value may be a YAML alias bomb)."""
-    problems = []
-    for err in exc.errors(include_url=False, include_context=False):
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            fix = "unknown setting; check the spelling against `shoemaker init --print`"
-        elif err["type"] == "missing":
-            fix = "required; add it"
-        else:
-            msg = clip(err["msg"].removeprefix("Value error, "))
-            fix = f"{msg} (got {echo(err.get('input'))})"
-        problems.append(f"{field}: {fix}")
-    shown = "; ".join(problems[:5]) + (
-        f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
-    )
-    return f"{path}: invalid configuration: {shown}"
-
-
-def default_config_text() -> str:
-    """The commented default ``configuration.yaml`` that ``shoemaker init`` writes."""
-    out = [
-        "# shoemaker configuration. Every setting is shown with its default;",
-        "# delete what you do not change. Precedence: defaults < this file < command-line flags.",
-        "",
-    ]
-    _emit_model(Config(), out, indent="")
-    return "\n".join(out) + "\n"
-
-
-def _emit_model(model: BaseModel, out: list[str], indent: str) -> None:
-    for name, info in type(model).model_fields.items():
-        value = getattr(model, name)
-        if info.description:
-            out.extend(f"{indent}# {line.strip()}" for line in info.description.splitlines())
-        if isinstance(value, BaseModel):
-            out.append(f"{indent}{name}:")
-            _emit_model(value, out, indent + "  ")
-        else:
-            plain = (
-                {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
-                if isinstance(value, dict)
-                else value
-            )
-            dumped = yaml.safe_dump(
-                {name: plain}, default_flow_style=True, sort_keys=False, width=200
-            ).strip()
-            # safe_dump wraps the single mapping in braces in flow style; drop them.
-            out.append(f"{indent}{dumped[1:-1] if dumped.startswith('{') else dumped}")
-        if not indent:
-            out.append("")
-
-
-GATES_EXAMPLE = """\
-# Example gates (argv lists are safest; a string is run by /bin/sh):
-# gates:
-#   - name: tests
-#     command: [python, -m, pytest, -q]
-#     timeout_sec: 600
-"""
-
-
-def write_default_config(repo: Path, force: bool = False) -> Path:
-    """Write the commented default file; refuses to overwrite unless ``force``."""
-    path = repo / CONFIG_FILE
-    if path.is_dir():
-        raise ConfigError(f"{path} is a directory; move it away, then run `shoemaker init`")
-    if path.exists() and not force:
-        raise ConfigError(f"{path} already exists; use --force to overwrite it")
-    text = default_config_text() + GATES_EXAMPLE
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def save_config(repo: Path, data: dict[str, Any]) -> Path:
-    """Validate ``data`` and write it as the repository's configuration (used by the demo)."""
-    Config.model_validate(data)
-    path = repo / CONFIG_FILE
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path

@@ -1,0 +1,189 @@
+"""The argparse tree: every command, its options and the function that runs it."""
+
+from __future__ import annotations
+
+import argparse
+
+from shoemaker.cli.dashboard import cmd_tui
+from shoemaker.cli.demo import cmd_demo
+from shoemaker.cli.lifecycle import (
+    _lifecycle,
+    _pause,
+    _reset,
+    _start,
+    _stop,
+    _switch,
+    cmd_generation_list,
+)
+from shoemaker.cli.plans import _plan_verb, cmd_estimate, cmd_plan
+from shoemaker.cli.preflight import cmd_doctor, cmd_init
+from shoemaker.cli.review import cmd_review
+from shoemaker.cli.run import cmd_measure, cmd_run
+from shoemaker.cli.tasks import _revert, cmd_tasks
+from shoemaker.cli.transcript import cmd_transcript
+
+EXIT_CODES = (
+    "exit codes: 0 success; 1 the work failed (an agent, a gate, a merge, measure); 2 bad "
+    "input; 3 a budget paused the generation (`shoemaker list` says which); 130/143 "
+    "interrupted"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from shoemaker import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="shoemaker",
+        description="Turn a spec-driven repository into a software factory run by coding agents.",
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=f"shoemaker {__version__}")
+    parser.add_argument(
+        "-C",
+        dest="directory",
+        default=".",
+        metavar="DIR",
+        help="run as if started in DIR (like git -C)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="write a commented default configuration.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--print", action="store_true", help="print the default instead of writing it")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("transcript", help="summarise a stream-json transcript file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=cmd_transcript)
+
+    def add_events(p: argparse.ArgumentParser, default: str = "story") -> None:
+        p.add_argument(
+            "--events",
+            choices=["story", "ndjson", "none"],
+            default=default,
+            help="story: a readable log; ndjson: one event per line on stdout; none "
+            f"(default: {default})",
+        )
+
+    # The lifecycle verbs, also reachable as `shoemaker generation VERB`.
+    gen = sub.add_parser(
+        "generation", help="start, pause, stop, reset, switch, list: the same verbs, grouped"
+    )
+    gsub = gen.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verbs in (sub, gsub):
+        p = verbs.add_parser(
+            "start", help="tag the base, create the generation branch, check it out"
+        )
+        p.add_argument("name", nargs="?", help="generation name (default: a timestamp)")
+        p.set_defaults(func=_lifecycle(_start))
+        p = verbs.add_parser(
+            "pause", help="let running agents finish, start no new task; resume goes on"
+        )
+        p.set_defaults(func=_lifecycle(_pause))
+        p = verbs.add_parser("stop", help="tag, merge the generation into its base, tag again")
+        p.set_defaults(func=_lifecycle(_stop))
+        p = verbs.add_parser(
+            "reset", help="abandon a generation: tag it, remove its branches and worktrees"
+        )
+        p.add_argument("name", nargs="?", help="the generation (default: the current one)")
+        p.set_defaults(func=_lifecycle(_reset))
+        p = verbs.add_parser("switch", help="check out another open generation")
+        p.add_argument("name", help="the generation's name or branch")
+        p.set_defaults(func=_lifecycle(_switch))
+        p = verbs.add_parser("list", help="all generations with their state and progress")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_generation_list)
+
+    for verb, text in (
+        ("run", "run measure+stitch cycles on the current generation"),
+        ("resume", "after a pause or a crash: recover what was left, then run"),
+    ):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument(
+            "--cycles", type=int, help="at most N cycles (default: configuration cycles)"
+        )
+        p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
+        add_events(p)
+        p.add_argument(
+            "--only", type=int, nargs="+", default=[], metavar="ID", help="run only these tasks"
+        )
+        p.add_argument(
+            "--skip", type=int, nargs="+", default=[], metavar="ID", help="never run these"
+        )
+        p.add_argument(
+            "--from", dest="start", type=int, metavar="ID", help="run this task and later ones"
+        )
+        p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("measure", help="propose tasks once, without stitching")
+    add_events(p)
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("review", help="tasks waiting for review: list, approve, reject")
+    rsub = p.add_subparsers(dest="verb", metavar="VERB")
+    p.set_defaults(func=cmd_review, verb=None)
+    r = rsub.add_parser("approve", help="merge a task that waits for review")
+    r.add_argument("task", type=int)
+    r.set_defaults(func=cmd_review)
+    r = rsub.add_parser("reject", help="send a task back to its agent with a note")
+    r.add_argument("task", type=int)
+    r.add_argument("--note", required=True, help="what to change; it goes into the next prompt")
+    r.set_defaults(func=cmd_review)
+
+    p = sub.add_parser(
+        "plan", help="measure into a reviewable plan file with its estimate; nothing runs"
+    )
+    add_events(p, default="none")
+    p.set_defaults(func=cmd_plan, verb=None)
+    psub = p.add_subparsers(dest="verb", metavar="VERB")
+    r = psub.add_parser("list", help="the plans of the current generation and their states")
+    r.set_defaults(func=cmd_plan)
+    r = psub.add_parser("reject", help="reject a plan; its tasks are cancelled")
+    r.add_argument("plan", help="the plan's id or file")
+    r.add_argument("--note", help="why")
+    r.set_defaults(func=_lifecycle(_plan_verb))
+    r = psub.add_parser("rollback", help="revert the merged tasks of a failed or complete plan")
+    r.add_argument("plan", help="the plan's id or file")
+    r.set_defaults(func=_lifecycle(_plan_verb))
+    p = sub.add_parser("approve", help="approve a plan, so that run executes its tasks")
+    p.add_argument("plan", help="the plan's id or file")
+    p.set_defaults(func=_lifecycle(_plan_verb), verb="approve")
+
+    p = sub.add_parser("doctor", help="preflight: git, the agent CLI, credentials, directories")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("estimate", help="expected tokens and dollars of the tasks still to run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("task", help="act on one task")
+    tsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    r = tsub.add_parser(
+        "revert",
+        help="revert a merged task on the generation branch (refused if others build on it)",
+    )
+    r.add_argument("task", type=int)
+    r.add_argument("--retry", action="store_true", help="then run it again (default: cancel it)")
+    r.set_defaults(func=_lifecycle(_revert))
+
+    p = sub.add_parser("tasks", help="the tasks of the current generation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("tui", help="the dashboard (also what `shoemaker` alone opens)")
+    p.add_argument(
+        "--attach",
+        action="store_true",
+        help="follow a run that another process drives (pause, kill and review it from here)",
+    )
+    p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
+    p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("demo", help="build a sample repository and run a whole generation on it")
+    p.add_argument("--headless", action="store_true", help="print the story instead of a dashboard")
+    p.add_argument("--dir", help="create the demo repository here (default: a new temp dir)")
+    p.add_argument("--prepare", metavar="DIR", help="only create and configure the repository")
+    p.add_argument("--parallel", type=int, help="agents at once")
+    p.set_defaults(func=cmd_demo)
+    return parser
