@@ -16,6 +16,7 @@ from agents import STREAM_ARGS, directive
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
+from support.scripted import Key, ScriptedRunner
 
 
 def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -> Project:
@@ -41,6 +42,13 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
     (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
     git.commit_all(git.root, "spec")
     return Project.open(git.root)
+
+
+def scripted(project: Project, scripts: dict[Key, dict[str, Any]] | None = None) -> Project:
+    """``project`` with its agents acted out by the scripted runner: no agent process starts.
+    Scripts by task and attempt (or measure) override the rehearsal blocks of the prompts."""
+    project.runner = ScriptedRunner(scripts or {})
+    return project
 
 
 def check(name: str, code: str, **settings: Any) -> dict[str, Any]:
