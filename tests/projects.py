@@ -33,9 +33,11 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
             "command": sys.executable,
             "args": ["-m", "shoemaker.agents.rehearsal", *STREAM_ARGS],
             "env": {"IS_SANDBOX": "1"},
+            # Bounds, never waits: an agent that answers at once ends as soon as it does. The
+            # grace leaves an interrupted agent time to print its last line on a busy machine.
             "max_time_sec": 60,
             "idle_timeout_sec": 30,
-            "kill_grace_sec": 2,
+            "kill_grace_sec": 5,
         },
         **settings,
     }
@@ -84,7 +86,7 @@ async def run_and_cancel_once_an_agent_speaks(project: Project) -> None:
     spoke = asyncio.Event()
     project.bus.add_listener(
         lambda e: spoke.set() if e.kind == "agent_output" and e.task_id is not None else None
-    )  # type: ignore[union-attr]
+    )
     run = asyncio.create_task(Engine(project).run(cycles=1))
     await spoke.wait()
     run.cancel()

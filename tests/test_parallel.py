@@ -16,7 +16,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.scheduler import critical_path_lengths, launch_order
 from shoemaker.engine.stitch import Stitcher
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import Task, TaskState, task_branch
 from shoemaker.store import NewTask
@@ -170,12 +170,17 @@ async def test_cancelling_while_four_agents_run(
     )
     start_generation(project, "g")
     started: list[int] = []
+    spoke: set[int] = set()
     four = asyncio.Event()
 
     def count(event: Event) -> None:
         if isinstance(event, AgentStarted) and event.task_id is not None:
             started.append(event.task_id)
-            if len(started) == 4:
+        # An agent that has printed a line runs the agent's code: its process is there, with
+        # its environment (a process just started may still be the engine's fork).
+        if isinstance(event, AgentOutput) and event.task_id is not None:
+            spoke.add(event.task_id)
+            if len(spoke) == 4:
                 four.set()
 
     project.bus.add_listener(count)
