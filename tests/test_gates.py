@@ -367,11 +367,13 @@ async def test_a_merge_whose_gates_cannot_get_a_worktree_is_undone(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(MergeQueue, "_verify_worktree", disk_full)  # a full disk, simulated
-    project = make_project(
-        fast_tmp,
-        [task("Unverified", files={"new.py": "NEW = 1\n"})],
-        gates=[check("ok", "print('ok')")],
-        max_retries=0,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Unverified", files={"new.py": "NEW = 1\n"})],
+            gates=[check("ok", "print('ok')")],
+            max_retries=0,
+        )
     )
     gen = start_generation(project, "g")
     await Engine(project).run(cycles=1)
