@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
+from scripted import MEASURE, ScriptedRunner, no_pid
 from shoemaker.agents.runner import AgentCancelled, ProcessRunner, RunResult, RunSpec
 from shoemaker.agents.streamjson import StreamEvent
-from support.scripted import MEASURE, ScriptedRunner, no_pid
 
 
 def spec_in(cwd: Path, prompt: str, idle: float = 60, max_time: float = 60) -> RunSpec:

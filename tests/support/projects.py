@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from agents import STREAM_ARGS, directive
+from scripted import Key, ScriptedRunner
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
-from support.scripted import Key, ScriptedRunner
 
 
 def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -> Project:
