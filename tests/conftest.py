@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Helpers that are not tests (tests/support/) import as top-level modules: `from projects import …`.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 _SHM = Path("/dev/shm")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents import new_token, processes_with_token
-from projects import make_project, task
+from projects import make_project, scripted, task
 from shoemaker.agents.claude import agent_argv
 from shoemaker.config import AgentConfig
 from shoemaker.engine.budgets import budget_lines
@@ -29,7 +29,7 @@ async def test_a_generation_budget_crossed_mid_generation_pauses_before_the_next
     fast_tmp: Path,
 ) -> None:
     tasks = [task(n, files={f"{n}.py": "X = 1\n"}, cost_usd=0.05) for n in "abcd"]
-    project = make_project(fast_tmp, tasks, budgets={"generation": {"usd": 0.08}})
+    project = scripted(make_project(fast_tmp, tasks, budgets={"generation": {"usd": 0.08}}))
     start_generation(project, "g")
     report = await Engine(project).run(cycles=3)
     assert report.stopped_because.startswith("paused: generation budget: $0.")
@@ -75,10 +75,12 @@ async def test_on_cross_cancel_stops_running_agents(
 
 
 async def test_budget_lines_show_spend_against_each_limit(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [task("A", cost_usd=0.25, tokens={"input": 1000, "output": 500})],
-        budgets={"generation": {"usd": 1.0, "tokens": 100_000}, "task": {"usd": 0.2}},
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("A", cost_usd=0.25, tokens={"input": 1000, "output": 500})],
+            budgets={"generation": {"usd": 1.0, "tokens": 100_000}, "task": {"usd": 0.2}},
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -95,10 +97,12 @@ async def test_budget_lines_show_spend_against_each_limit(fast_tmp: Path) -> Non
 async def test_the_dashboard_shows_spend_against_each_budget(fast_tmp: Path) -> None:
     from shoemaker.tui.app import ShoemakerApp
 
-    project = make_project(
-        fast_tmp,
-        [task("A", cost_usd=0.25)],
-        budgets={"generation": {"usd": 0.2}, "day": {"tokens": 1_000_000}},
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("A", cost_usd=0.25)],
+            budgets={"generation": {"usd": 0.2}, "day": {"tokens": 1_000_000}},
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)

@@ -18,7 +18,8 @@ from shoemaker.store import NewTask, Store
 
 def wired(path: Path, redactor: Redactor | None = None) -> tuple[Store, EventBus]:
     """A store and a bus wired as ``Project.open`` wires them."""
-    store = Store(path / "shoemaker.db", *([redactor] if redactor else []))
+    db = path / "shoemaker.db"
+    store = Store(db, redactor) if redactor else Store(db)
     bus = EventBus(store, *([redactor] if redactor else []))
     store.on_commit = bus.announce_all
     return store, bus

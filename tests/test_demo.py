@@ -19,7 +19,7 @@ def shoemaker(
     *args: str, token: str | None = None, **kw: object
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token or new_token()}
-    return subprocess.run(
+    done: subprocess.CompletedProcess[str] = subprocess.run(
         [sys.executable, "-m", "shoemaker", *args],
         capture_output=True,
         text=True,
@@ -27,6 +27,7 @@ def shoemaker(
         timeout=600,
         **kw,
     )  # type: ignore[call-overload]
+    return done
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Whole generations with the rehearsal agent as a real process, on real repositories."""
+"""Whole generations on real repositories: a few with the rehearsal agent as a real process,
+the engine's logic (conflicts, retries, failures) with the scripted runner."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import make_project, run_and_cancel_once_an_agent_speaks, task
+from projects import make_project, run_and_cancel_once_an_agent_speaks, scripted, task
 from shoemaker.engine.ending import stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
@@ -89,7 +90,7 @@ async def test_a_generation_with_dependencies_lands_every_task(fast_tmp: Path) -
 
 
 async def test_a_dependency_cycle_is_refused_and_nothing_is_added(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [task("A", [1]), task("B", [0])])
+    project = scripted(make_project(fast_tmp, [task("A", [1]), task("B", [0])]))
     start_generation(project, "g")
     with pytest.raises(MeasureError, match=r"dependency cycle: .*'A'.*'B'"):
         await Engine(project).measure_once()
@@ -98,7 +99,7 @@ async def test_a_dependency_cycle_is_refused_and_nothing_is_added(fast_tmp: Path
 
 
 async def test_a_missing_title_names_the_task(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [task("A"), {"description": "untitled"}])
+    project = scripted(make_project(fast_tmp, [task("A"), {"description": "untitled"}]))
     start_generation(project, "g")
     with pytest.raises(MeasureError, match="task 1: missing title"):
         await Engine(project).measure_once()
@@ -119,7 +120,7 @@ def concurrent_edits(project: Project, values: list[int]) -> None:
 async def test_a_conflict_is_rerun_on_the_new_head_with_the_conflict_in_its_prompt(
     fast_tmp: Path,
 ) -> None:
-    project = make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})])
+    project = scripted(make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})]))
     start_generation(project, "g")
     concurrent_edits(project, [3])
     await Engine(project).run(cycles=1)
@@ -137,7 +138,7 @@ async def test_a_conflict_is_rerun_on_the_new_head_with_the_conflict_in_its_prom
 
 
 async def test_a_conflict_that_repeats_parks_the_task_with_its_branch(fast_tmp: Path) -> None:
-    project = make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})])
+    project = scripted(make_project(fast_tmp, [task("Edit app", files={"app.py": "VALUE = 2\n"})]))
     gen = start_generation(project, "g")
     concurrent_edits(project, [3, 4])
     report = await Engine(project).run(cycles=1)
@@ -153,26 +154,28 @@ async def test_a_conflict_that_repeats_parks_the_task_with_its_branch(fast_tmp: 
 
 
 async def test_a_failing_gate_is_retried_with_its_output_in_the_prompt(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [
-            task(
-                "Fix it",
-                files={"ok.txt": "no\n"},
-                on_attempt={2: {"files": {"ok.txt": "yes\n"}}},
-            )
-        ],
-        gates=[
-            {
-                "name": "check",
-                "command": [
-                    sys.executable,
-                    "-c",
-                    "import sys; t = open('ok.txt').read(); print('observed=' + t.strip()); "
-                    "sys.exit(t != 'yes\\n')",
-                ],
-            }
-        ],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                task(
+                    "Fix it",
+                    files={"ok.txt": "no\n"},
+                    on_attempt={2: {"files": {"ok.txt": "yes\n"}}},
+                )
+            ],
+            gates=[
+                {
+                    "name": "check",
+                    "command": [
+                        sys.executable,
+                        "-c",
+                        "import sys; t = open('ok.txt').read(); print('observed=' + t.strip()); "
+                        "sys.exit(t != 'yes\\n')",
+                    ],
+                }
+            ],
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -193,10 +196,12 @@ async def test_a_failing_gate_is_retried_with_its_output_in_the_prompt(fast_tmp:
 
 @pytest.mark.parametrize("outcome", ["crash", "api_error", "max_turns", "malformed"])
 async def test_agent_failures_end_in_a_named_state(fast_tmp: Path, outcome: str) -> None:
-    project = make_project(
-        fast_tmp,
-        [task("Bad", outcome=outcome, files={"x.py": "x = 1\n"}), task("After", [0])],
-        max_retries=1,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Bad", outcome=outcome, files={"x.py": "x = 1\n"}), task("After", [0])],
+            max_retries=1,
+        )
     )
     start_generation(project, "g")
     report = await Engine(project).run(cycles=1)
@@ -209,16 +214,23 @@ async def test_agent_failures_end_in_a_named_state(fast_tmp: Path, outcome: str)
     assert len(runs) == 2 and all(r.ok is False and r.reason for r in runs)
 
 
+#: The idle clock of a real agent that hangs: it runs from the moment the process starts, so
+#: it must leave the interpreter time to start and answer SIGINT on a loaded machine.
+HANG_IDLE_SEC = 5.0
+
+
 async def test_a_hanging_agent_is_killed_and_recorded(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [task("Hang", outcome="hang")], max_retries=0)
     cfg = project.config.model_copy(
-        update={"agent": project.config.agent.model_copy(update={"idle_timeout_sec": 0.5})}
+        update={
+            "agent": project.config.agent.model_copy(update={"idle_timeout_sec": HANG_IDLE_SEC})
+        }
     )
     project = Project.open(project.root, cfg)
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")
-    assert t.state == TaskState.FAILED and "idle: no output for 0.5s" in t.reason
+    assert t.state == TaskState.FAILED and f"idle: no output for {HANG_IDLE_SEC:g}s" in t.reason
     (run,) = project.store.runs(task_id=t.id)
     # Interrupted first: the agent's last result line says what the run cost.
     assert run.exit_code == 0 and run.subtype == "error_during_execution"
@@ -251,7 +263,7 @@ async def test_a_run_without_a_result_line_is_charged_for_its_messages(fast_tmp:
     cfg = project.config.model_copy(
         update={"agent": project.config.agent.model_copy(update={"model": "rehearsal-m"})}
     )
-    project = Project.open(project.root, cfg)
+    project = scripted(Project.open(project.root, cfg))
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")

@@ -152,8 +152,8 @@ def test_every_error_class_has_the_root_and_the_exit_code_of_its_kind() -> None:
     failed = [EngineError, DoctorError, MeasureError, ProposalError, GitError]
     for cls in bad_input:
         assert issubclass(cls, BadInput) and cls.exit_code == 2, cls
-    for cls in failed:
-        assert issubclass(cls, Failed) and cls.exit_code == 1, cls
+    for kind in failed:
+        assert issubclass(kind, Failed) and kind.exit_code == 1, kind
     # Code written against the old bases goes on working.
     assert issubclass(ResourceError, FileNotFoundError) and issubclass(GitError, RuntimeError)
     assert issubclass(ProposalError, ValueError) and issubclass(StoreError, RuntimeError)

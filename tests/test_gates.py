@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agents import new_token, processes_with_token, sleepers
-from projects import check, make_project, task
+from projects import check, make_project, scripted, task
 from shoemaker.agents.leftovers import RunCgroup
 from shoemaker.config import Config, GateConfig
 from shoemaker.engine.engine import Engine
@@ -45,11 +45,13 @@ def test_a_fingerprint_ignores_times_addresses_and_worktree_paths() -> None:
 
 
 async def test_an_identical_failure_stops_retrying(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [task("Never", files={"ok.txt": "no\n"}), task("After", [0])],
-        gates=[check("ok", READS_OK)],
-        max_retries=5,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Never", files={"ok.txt": "no\n"}), task("After", [0])],
+            gates=[check("ok", READS_OK)],
+            max_retries=5,
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -61,11 +63,13 @@ async def test_an_identical_failure_stops_retrying(fast_tmp: Path) -> None:
 
 async def test_different_failures_retry_until_max_retries(fast_tmp: Path) -> None:
     attempts = {n: {"files": {"ok.txt": f"no {n}\n"}} for n in (2, 3)}
-    project = make_project(
-        fast_tmp,
-        [task("Flaky", files={"ok.txt": "no 1\n"}, on_attempt=attempts)],
-        gates=[check("ok", READS_OK)],
-        max_retries=2,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Flaky", files={"ok.txt": "no 1\n"}, on_attempt=attempts)],
+            gates=[check("ok", READS_OK)],
+            max_retries=2,
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -82,11 +86,13 @@ async def test_a_gate_failing_after_the_merge_reverts_it(fast_tmp: Path) -> None
         "import subprocess, sys; print('after merge'); "
         "sys.exit(subprocess.run(['git', 'symbolic-ref', '-q', 'HEAD']).returncode)"
     )
-    project = make_project(
-        fast_tmp,
-        [task("Lands then fails", files={"new.py": "NEW = 1\n"})],
-        gates=[check("post", only_in_worktrees)],
-        max_retries=0,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Lands then fails", files={"new.py": "NEW = 1\n"})],
+            gates=[check("post", only_in_worktrees)],
+            max_retries=0,
+        )
     )
     gen = start_generation(project, "g")
     start_tree = tree_of(project.root)
@@ -116,8 +122,10 @@ WHERE = (
 async def test_the_gates_after_the_merge_run_in_a_worktree_of_it_not_in_the_checkout(
     fast_tmp: Path,
 ) -> None:
-    project = make_project(
-        fast_tmp, [task("Lands", files={"new.py": "NEW = 1\n"})], gates=[check("where", WHERE)]
+    project = scripted(
+        make_project(
+            fast_tmp, [task("Lands", files={"new.py": "NEW = 1\n"})], gates=[check("where", WHERE)]
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -147,20 +155,22 @@ async def test_a_process_a_gate_detaches_dies_with_it(
 
 
 async def test_severities_warn_and_fix(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [
-            task("Warned", files={"w.py": "W = 1\n"}),
-            task(
-                "Fixed",
-                files={"ok.txt": "no\n", "kept.py": "KEPT = 1\n"},
-                on_attempt={2: {"files": {"ok.txt": "yes\n"}}},
-            ),
-        ],
-        gates=[
-            check("lint", "import sys; sys.exit(3)", severity="warn", tasks=["Warned"]),
-            check("ok", READS_OK, severity="fix", tasks=["Fix*"]),
-        ],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                task("Warned", files={"w.py": "W = 1\n"}),
+                task(
+                    "Fixed",
+                    files={"ok.txt": "no\n", "kept.py": "KEPT = 1\n"},
+                    on_attempt={2: {"files": {"ok.txt": "yes\n"}}},
+                ),
+            ],
+            gates=[
+                check("lint", "import sys; sys.exit(3)", severity="warn", tasks=["Warned"]),
+                check("ok", READS_OK, severity="fix", tasks=["Fix*"]),
+            ],
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -177,10 +187,12 @@ async def test_severities_warn_and_fix(fast_tmp: Path) -> None:
 
 
 async def test_a_gate_with_paths_runs_only_when_they_change(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [task("Docs", files={"docs/x.md": "x\n"}), task("Code", files={"c.py": "C = 1\n"})],
-        gates=[check("py", "print('checked')", paths=["**/*.py"])],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Docs", files={"docs/x.md": "x\n"}), task("Code", files={"c.py": "C = 1\n"})],
+            gates=[check("py", "print('checked')", paths=["**/*.py"])],
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -283,10 +295,12 @@ async def test_cancelling_during_the_gates_after_the_merge_removes_their_worktre
         f"    open({str(fifo)!r}, 'w').write('started')\n"
         "    time.sleep(300)\n"
     )
-    project = make_project(
-        fast_tmp,
-        [task("Lands", files={"new.py": "NEW = 1\n"})],
-        gates=[check("blocks", blocks_after_merge)],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Lands", files={"new.py": "NEW = 1\n"})],
+            gates=[check("blocks", blocks_after_merge)],
+        )
     )
     start_generation(project, "g")
     run = asyncio.create_task(Engine(project).run(cycles=1))
@@ -312,10 +326,12 @@ async def test_a_repository_of_the_agents_making_never_runs_its_configuration(
         "evil/objects/.keep": "",
         "evil/refs/.keep": "",
     }
-    project = make_project(
-        fast_tmp,
-        [task("Swaps", files={**evil, "new.py": "NEW = 1\n"})],
-        gates=[check("ok", "print('ok')")],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Swaps", files={**evil, "new.py": "NEW = 1\n"})],
+            gates=[check("ok", "print('ok')")],
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -351,11 +367,13 @@ async def test_a_merge_whose_gates_cannot_get_a_worktree_is_undone(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(MergeQueue, "_verify_worktree", disk_full)  # a full disk, simulated
-    project = make_project(
-        fast_tmp,
-        [task("Unverified", files={"new.py": "NEW = 1\n"})],
-        gates=[check("ok", "print('ok')")],
-        max_retries=0,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Unverified", files={"new.py": "NEW = 1\n"})],
+            gates=[check("ok", "print('ok')")],
+            max_retries=0,
+        )
     )
     gen = start_generation(project, "g")
     await Engine(project).run(cycles=1)

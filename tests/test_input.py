@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.content import Content
+from textual.coordinate import Coordinate
 
 from agents import directive
 from projects import cli, make_project, task
@@ -130,7 +131,8 @@ async def test_the_dashboard_shows_titles_as_data(fast_tmp: Path) -> None:
         while app.snapshots_loaded == 0:
             await pilot.pause(0.02)
         queue = app.query_one(TaskQueue)
-        assert Text.from_markup(queue.get_cell_at((0, 1))).plain == MARKUP
+        cell = queue.get_cell_at(Coordinate(0, 1))
+        assert isinstance(cell, str) and Text.from_markup(cell).plain == MARKUP
         app.show_output(task_.id)
         title = app.query_one(OutputPane).border_title  # its markup, escaped
         assert Content.from_markup(title or "").plain == f"Agent output · #{task_.id} {MARKUP}"

@@ -10,31 +10,33 @@ from pathlib import Path
 import pytest
 
 from agents import new_token, processes_with_token
-from projects import make_project, task
+from projects import make_project, scripted, task
 from shoemaker.engine.attempts import preserve
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import critical_path_lengths, launch_order
 from shoemaker.engine.stitch import Stitcher
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import Task, TaskState, task_branch
 from shoemaker.store import NewTask
 
 
 async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [
-            task("Ten", files={"app.py": "VALUE = 10\n"}, duration=0.1),
-            task(
-                "Twenty",
-                files={"app.py": "VALUE = 20\n"},
-                duration=1.2,
-                on_attempt={2: {"files": {"app.py": "VALUE = 10 + 20\n"}}},
-            ),
-        ],
-        max_parallel=2,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                task("Ten", files={"app.py": "VALUE = 10\n"}, duration=0.1),
+                task(
+                    "Twenty",
+                    files={"app.py": "VALUE = 20\n"},
+                    duration=1.2,
+                    on_attempt={2: {"files": {"app.py": "VALUE = 10 + 20\n"}}},
+                ),
+            ],
+            max_parallel=2,
+        )
     )
     gen = start_generation(project, "g")
     report = await Engine(project).run(cycles=1)
@@ -49,13 +51,15 @@ async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) ->
 
 
 async def test_a_sensitive_task_waits_for_review_and_merges_after_approval(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [
-            task("Add a migration", files={"migrations/001.sql": "CREATE TABLE t (id int);\n"}),
-            task("After it", [0], files={"after.py": "A = 1\n"}),
-        ],
-        review_globs=["migrations/**"],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                task("Add a migration", files={"migrations/001.sql": "CREATE TABLE t (id int);\n"}),
+                task("After it", [0], files={"after.py": "A = 1\n"}),
+            ],
+            review_globs=["migrations/**"],
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -93,10 +97,12 @@ async def test_a_sensitive_task_waits_for_review_and_merges_after_approval(fast_
 
 
 async def test_a_rejected_task_runs_again_with_the_note(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [task("Add a migration", files={"migrations/001.sql": "DROP TABLE t;\n"})],
-        review_globs=["migrations/**"],
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Add a migration", files={"migrations/001.sql": "DROP TABLE t;\n"})],
+            review_globs=["migrations/**"],
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -125,13 +131,15 @@ async def test_a_rejected_task_runs_again_with_the_note(fast_tmp: Path) -> None:
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [
-            task(f"T{i}", files={f"t{i}.py": f"T = {i}\n"}, duration=0.1 * (i % 3 + 1))
-            for i in range(10)
-        ],
-        max_parallel=4,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                task(f"T{i}", files={f"t{i}.py": f"T = {i}\n"}, duration=0.1 * (i % 3 + 1))
+                for i in range(10)
+            ],
+            max_parallel=4,
+        )
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
@@ -162,12 +170,17 @@ async def test_cancelling_while_four_agents_run(
     )
     start_generation(project, "g")
     started: list[int] = []
+    spoke: set[int] = set()
     four = asyncio.Event()
 
     def count(event: Event) -> None:
         if isinstance(event, AgentStarted) and event.task_id is not None:
             started.append(event.task_id)
-            if len(started) == 4:
+        # An agent that has printed a line runs the agent's code: its process is there, with
+        # its environment (a process just started may still be the engine's fork).
+        if isinstance(event, AgentOutput) and event.task_id is not None:
+            spoke.add(event.task_id)
+            if len(spoke) == 4:
                 four.set()
 
     project.bus.add_listener(count)
@@ -213,17 +226,19 @@ async def test_an_agent_that_breaks_its_worktree_fails_only_its_task(fast_tmp: P
         )
 
     before = outer_state()
-    project = make_project(
-        fast_tmp,
-        [
-            # Its .git file shoemaker puts back (tests/test_gates.py), but not the repository's
-            # record of the worktree that file names: git there fails from then on.
-            task("Breaks git", files={"x.py": "X = 1\n"}, run=[BREAK_WORKTREE]),
-            task("Slow one", files={"b.py": "B = 1\n"}, duration=1.0),
-            task("Slow two", files={"c.py": "C = 1\n"}, duration=1.0),
-            task("After the broken one", [0], files={"d.py": "D = 1\n"}),
-        ],
-        max_parallel=3,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                # Its .git file shoemaker puts back (tests/test_gates.py), but not the repository's
+                # record of the worktree that file names: git there fails from then on.
+                task("Breaks git", files={"x.py": "X = 1\n"}, run=[BREAK_WORKTREE]),
+                task("Slow one", files={"b.py": "B = 1\n"}, duration=1.0),
+                task("Slow two", files={"c.py": "C = 1\n"}, duration=1.0),
+                task("After the broken one", [0], files={"d.py": "D = 1\n"}),
+            ],
+            max_parallel=3,
+        )
     )
     start_generation(project, "g")
     report = await Engine(project).run(cycles=1)  # the run goes on: nothing is raised
@@ -289,17 +304,19 @@ def test_critical_path_lengths_and_launch_order() -> None:
 
 
 async def test_critical_path_order_is_observable(fast_tmp: Path) -> None:
-    project = make_project(
-        fast_tmp,
-        [
-            task("Alone"),
-            task("Short head"),
-            task("Short end", [1]),
-            task("Long head"),
-            task("Long middle", [3]),
-            task("Long end", [4]),
-        ],
-        max_parallel=1,
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [
+                task("Alone"),
+                task("Short head"),
+                task("Short end", [1]),
+                task("Long head"),
+                task("Long middle", [3]),
+                task("Long end", [4]),
+            ],
+            max_parallel=1,
+        )
     )
     start_generation(project, "g")
     order: list[int] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from projects import cli, make_project, task
+from projects import cli, make_project, scripted, task
 from shoemaker.engine.engine import Engine, Selection
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
@@ -17,6 +17,16 @@ def four(fast_tmp: Path) -> Project:
     project = make_project(fast_tmp, [task(n, files={f"{n}.py": "X = 1\n"}) for n in "abcd"])
     start_generation(project, "g")
     assert cli(project, "measure").returncode == 0
+    return project
+
+
+async def four_scripted(fast_tmp: Path) -> Project:
+    """The same four tasks, measured in this process, their agents scripted."""
+    project = scripted(
+        make_project(fast_tmp, [task(n, files={f"{n}.py": "X = 1\n"}) for n in "abcd"])
+    )
+    start_generation(project, "g")
+    await Engine(project).measure_once()
     return project
 
 
@@ -33,7 +43,7 @@ def test_run_only_runs_the_named_tasks_and_does_not_measure(fast_tmp: Path) -> N
 
 
 async def test_skip_and_from(fast_tmp: Path) -> None:
-    project = four(fast_tmp)
+    project = await four_scripted(fast_tmp)
     await Engine(project).run(cycles=1, selection=Selection(start=2, skip=frozenset({3})))
     assert done_ids(project) == [2, 4]
     await Engine(project).run(cycles=1, selection=Selection(skip=frozenset({3})))

@@ -92,6 +92,7 @@ def landed_before_a_crash(project: Project, files: dict[str, str]) -> tuple[Task
     for name, text in files.items():
         (project.root / name).write_text(text)
     sha = project.git.commit_all(project.root, "A (task #1)", "", {"Shoemaker-Task": str(t.id)})
+    assert sha is not None
     return project.store.get_task(t.id), sha
 
 

@@ -33,6 +33,10 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.model import TaskState
 
+#: A clock that must outlast an agent's start-up: the idle and hard clocks run from the moment
+#: the process starts, and the rehearsal agent takes about 2 s to start on a busy 2-core machine.
+START_SEC = 5.0
+
 
 async def run(
     cwd: Path,
@@ -103,14 +107,45 @@ async def test_failure_outcomes(fast_tmp: Path, outcome: str, exit_code: int, re
 
 
 async def test_idle_watchdog_kills_a_silent_agent(fast_tmp: Path) -> None:
-    result = await run(fast_tmp, stitch_prompt(outcome="hang"), idle=0.5)
+    result = await run(fast_tmp, stitch_prompt(outcome="hang"), idle=START_SEC)
     assert result.killed == "idle" and not result.ok
-    assert "no output for 0.5s" in result.reason
+    assert f"no output for {START_SEC:g}s" in result.reason
     # Interrupted first, as Ctrl-C would: like the CLI, the agent then prints a last result
     # that says what the run cost, and exits 0.
     s = result.summary
     assert result.exit_code == 0 and s.subtype == "error_during_execution" and s.is_error
     assert s.cost_usd is not None and s.cost_usd > 0 and s.input_tokens
+
+
+async def stopped_once_it_speaks(
+    cwd: Path, argv: list[str], lines: int = 1, grace: float = 0.3
+) -> RunResult:
+    """Run ``argv`` and stop the run (as a cancelled task, the way a clock running out does)
+    once ``lines`` lines arrived: by then the agent has set its signal handlers."""
+    token = new_token()
+    spoke = asyncio.Event()
+    seen: list[bytes] = []
+
+    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+        seen.extend(raw for raw, _ in batch)
+        if len(seen) >= lines:
+            spoke.set()
+
+    spec = RunSpec(
+        argv=argv,
+        cwd=cwd,
+        env=agent_env(token),
+        prompt="",
+        transcript_path=cwd / "transcript.jsonl",
+        kill_grace_sec=grace,
+    )
+    run = asyncio.create_task(ProcessRunner().run(spec, on_lines=on_lines))
+    await spoke.wait()
+    run.cancel()
+    with pytest.raises(AgentCancelled) as raised:
+        await run
+    assert processes_with_token(token) == [], "a process of the run outlived it"
+    return raised.value.result
 
 
 async def test_an_agent_deaf_to_the_interrupt_gets_sigterm(fast_tmp: Path) -> None:
@@ -123,17 +158,18 @@ async def test_an_agent_deaf_to_the_interrupt_gets_sigterm(fast_tmp: Path) -> No
         time.sleep(60)
     """,
     )
-    result = await run(fast_tmp, "", argv, idle=0.3, grace=0.3)
-    assert result.killed == "idle" and result.exit_code == -15
+    result = await stopped_once_it_speaks(fast_tmp, argv)
+    assert result.killed == "cancelled" and result.exit_code == -15
     assert result.summary.ended == "no_result"
 
 
 async def test_hard_timeout_kills_a_chatty_agent(fast_tmp: Path) -> None:
     prompt = stitch_prompt(outcome="hang", heartbeat=0.05)
-    result = await run(fast_tmp, prompt, max_time=1.0, idle=0.5)
+    # The idle clock outlasts start-up; the heartbeat keeps it from running out after that.
+    result = await run(fast_tmp, prompt, max_time=START_SEC, idle=START_SEC)
     assert result.killed == "timeout"
     assert result.summary.lines > 3  # it was talking all along
-    assert "hard limit of 1s" in result.reason
+    assert f"hard limit of {START_SEC:g}s" in result.reason
 
 
 def script(tmp: Path, body: str) -> list[str]:
@@ -154,8 +190,8 @@ async def test_stubborn_agent_is_killed_after_the_grace_period(fast_tmp: Path) -
             time.sleep(1)
     """,
     )
-    result = await run(fast_tmp, "", argv, idle=0.3, grace=0.3)
-    assert result.killed == "idle" and result.exit_code == -9
+    result = await stopped_once_it_speaks(fast_tmp, argv)
+    assert result.killed == "cancelled" and result.exit_code == -9
 
 
 async def test_children_left_behind_are_killed(fast_tmp: Path) -> None:
@@ -227,7 +263,7 @@ async def test_what_an_agent_detaches_in_a_task_is_gone_when_its_run_ends(
     # When the agent's run is over (its AgentFinished), nothing of it may be left.
     project.bus.add_listener(
         lambda e: seen.append(sleepers(token)) if e.kind == "agent_finished" else None
-    )  # type: ignore[union-attr]
+    )
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")
     assert t.state == TaskState.DONE, t.reason
@@ -345,7 +381,7 @@ async def test_a_run_killed_without_a_result_is_charged_for_its_messages(fast_tm
         time.sleep(60)
     """,
     )
-    result = await run(fast_tmp, "", argv, idle=0.3, grace=0.3)
+    result = await stopped_once_it_speaks(fast_tmp, argv, lines=3)
     assert result.exit_code == -15 and result.summary.ended == "no_result"
     assert result.summary.message_usage == (30, 2, 7, 100)
 

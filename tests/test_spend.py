@@ -26,7 +26,9 @@ def test_default_prices_are_the_cli_default_models() -> None:
     )
     assert config.priced_model() == CLI_DEFAULT_MODEL == "claude-opus-4-8"
     # A model's own entry is found with or without the CLI's context-window suffix.
-    own = Config(prices={"default": {"input": 1, "output": 1}, "m": {"input": 2, "output": 3}})
+    own = Config(
+        prices={"default": ModelPrice(input=1, output=1), "m": ModelPrice(input=2, output=3)}
+    )
     assert own.price("m[1m]") == ("m", ModelPrice(input=2, output=3))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Log, Static, TabbedContent
@@ -74,7 +75,8 @@ async def test_every_task_state_is_rendered_in_its_colour(fast_tmp: Path) -> Non
         queue = app.query_one(TaskQueue)
         assert set(queue_states(app)) == set(TaskState)
         for row, shown in enumerate(queue.rows_shown):
-            cell = queue.get_cell_at((row, 2))
+            cell = queue.get_cell_at(Coordinate(row, 2))
+            assert isinstance(cell, Text)
             assert cell.plain == shown.state.value.replace("_", " ")
             assert str(cell.style) == STATE_STYLE[shown.state]
         # Ready tasks first, then running work, finished work last.
@@ -155,7 +157,7 @@ async def test_generations_screen_lists_and_switches(fast_tmp: Path) -> None:
         table = app.screen.query_one("#gens-table", DataTable)
         assert table.get_row_at(0)[:2] == ["g1", "running"]
         await pilot.press("enter")
-        assert not isinstance(app.screen, GenerationsScreen)
+        assert type(app.screen) is not GenerationsScreen  # (isinstance would narrow for good)
         assert app.generation == "g1"
 
 
@@ -214,8 +216,13 @@ async def test_nothing_to_pause_in_this_process(fast_tmp: Path) -> None:
 # -- a live engine ----------------------------------------------------------------------------
 
 
+def current_filter(app: ShoemakerApp) -> TaskState | None:
+    """The queue's filter, read afresh (a type checker would keep it narrowed across keys)."""
+    return app.queue.state_filter
+
+
 def rehearsal_project(tmp: Path, *tasks: dict[str, object]) -> Project:
-    return make_project(tmp, list(tasks))  # type: ignore[arg-type]
+    return make_project(tmp, list(tasks))
 
 
 async def wait_engine(pilot: Pilot[None]) -> None:
@@ -396,7 +403,7 @@ async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_take
             # The driving run ended: the dashboard offers to take over.
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
-            assert app.mode == "live" and app.other_run is None
+            assert (app.mode, app.other_run) == ("live", None)
             await until(pilot, lambda: app.check_action("resume", ()) is True)
             assert "attached" not in app.sub_title
     finally:
@@ -662,7 +669,7 @@ async def test_filter_cycles_on_from_the_review_queue_and_v_toggles_it(fast_tmp:
         assert app.is_running
         assert app.queue.state_filter not in (None, TaskState.NEEDS_REVIEW)
         await pilot.press("v", "v")
-        assert app.queue.state_filter is None and len(queue_states(app)) == 12
+        assert current_filter(app) is None and len(queue_states(app)) == 12
         seen = set()
         for _ in range(len(TaskState) + 1):
             await pilot.press("f")
@@ -784,13 +791,14 @@ async def test_why_a_task_failed_is_one_key_away(fast_tmp: Path) -> None:
         await pilot.press("escape")
         cursor_to(app, 2)
         await pilot.press("enter")
-        screen = app.screen
-        assert isinstance(screen, TaskScreen)
-        await until(pilot, lambda: screen.detail is not None)
+        crash_screen = app.screen
+        assert isinstance(crash_screen, TaskScreen)
+        await until(pilot, lambda: crash_screen.detail is not None)
         await pilot.press("a")
-        text = str(screen.query_one("#why-text", Static).render())
+        text = str(crash_screen.query_one("#why-text", Static).render())
         assert "stderr:" in text and "TypeError: Cannot read properties" in text
-        assert any(x.startswith("» stderr: TypeError") for x in screen.detail.log)
+        assert crash_screen.detail is not None
+        assert any(x.startswith("» stderr: TypeError") for x in crash_screen.detail.log)
 
 
 async def test_the_task_screen_reloads_only_while_the_task_is_active(fast_tmp: Path) -> None:
@@ -824,23 +832,23 @@ async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_t
         assert log.scroll_y == 2  # new lines were appended; the place was kept
         # The file list grows as the agent writes; the cursor stays on the file it was on.
         await pilot.press("d")
-        files = screen.query_one("#diff-files", DataTable)
-        await until(pilot, lambda: files.row_count >= 4)
-        files.move_cursor(row=2, animate=False)
-        picked, count = files.get_row_at(2)[0], files.row_count
-        await until(pilot, lambda: files.row_count > count)
-        assert files.cursor_row == 2 and files.get_row_at(2)[0] == picked
+        file_list = screen.query_one("#diff-file_list", DataTable)
+        await until(pilot, lambda: file_list.row_count >= 4)
+        file_list.move_cursor(row=2, animate=False)
+        picked, count = file_list.get_row_at(2)[0], file_list.row_count
+        await until(pilot, lambda: file_list.row_count > count)
+        assert file_list.cursor_row == 2 and file_list.get_row_at(2)[0] == picked
         await wait_engine(pilot)
         await until(pilot, lambda: screen.detail is not None and not screen.live)
         loads, ticks = screen.loads, screen.ticks
         await until(pilot, lambda: screen.ticks >= ticks + 10)
         assert screen.loads == loads  # finished: no more reloading
         # Enter on a file jumps the diff to it.
-        files.focus()
-        files.move_cursor(row=10, animate=False)
+        file_list.focus()
+        file_list.move_cursor(row=10, animate=False)
         await pilot.press("enter")
         scroll = screen.query_one("#diff-scroll")
-        target = screen._file_starts[str(files.get_row_at(10)[0])]
+        target = screen._file_starts[str(file_list.get_row_at(10)[0])]
         assert target > 0 and scroll.scroll_y == target
 
 
@@ -852,7 +860,7 @@ async def test_the_task_screen_says_loading_until_it_has_loaded(
     import shoemaker.tui.screens as screens
 
     gate = threading.Event()
-    real = screens.load_diff
+    real = load_diff
 
     def held(project: Project, task_id: int) -> object:
         gate.wait(30)

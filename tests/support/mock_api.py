@@ -107,6 +107,7 @@ def _stream(turn: Turn, model: str, cwd: str, number: int) -> bytes:
     ]
     stop = "end_turn"
     for index, block in enumerate(turn.blocks):
+        start: dict[str, Any]
         if block["type"] == "text":
             start = {"type": "text", "text": ""}
             delta = {"type": "text_delta", "text": block["text"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -165,7 +166,7 @@ def fixed_project(root: Path) -> Project:
         if path and current == TaskState.PROPOSED and path[0] != TaskState.BLOCKED:
             store.transition_task(task_id, TaskState.READY)
         for state in (s for s in path if s != TaskState.READY):
-            extra = (
+            extra: dict[str, Any] = (
                 {"merged_commit": merged} if state == TaskState.DONE and task_id == ids[0] else {}
             )
             store.transition_task(

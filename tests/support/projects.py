@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from agents import STREAM_ARGS, directive
+from scripted import Key, ScriptedRunner
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
@@ -32,15 +33,24 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
             "command": sys.executable,
             "args": ["-m", "shoemaker.agents.rehearsal", *STREAM_ARGS],
             "env": {"IS_SANDBOX": "1"},
+            # Bounds, never waits: an agent that answers at once ends as soon as it does. The
+            # grace leaves an interrupted agent time to print its last line on a busy machine.
             "max_time_sec": 60,
             "idle_timeout_sec": 30,
-            "kill_grace_sec": 2,
+            "kill_grace_sec": 5,
         },
         **settings,
     }
     (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
     git.commit_all(git.root, "spec")
     return Project.open(git.root)
+
+
+def scripted(project: Project, scripts: dict[Key, dict[str, Any]] | None = None) -> Project:
+    """``project`` with its agents acted out by the scripted runner: no agent process starts.
+    Scripts by task and attempt (or measure) override the rehearsal blocks of the prompts."""
+    project.runner = ScriptedRunner(scripts or {})
+    return project
 
 
 def check(name: str, code: str, **settings: Any) -> dict[str, Any]:
@@ -76,7 +86,7 @@ async def run_and_cancel_once_an_agent_speaks(project: Project) -> None:
     spoke = asyncio.Event()
     project.bus.add_listener(
         lambda e: spoke.set() if e.kind == "agent_output" and e.task_id is not None else None
-    )  # type: ignore[union-attr]
+    )
     run = asyncio.create_task(Engine(project).run(cycles=1))
     await spoke.wait()
     run.cancel()
