@@ -30,7 +30,7 @@ from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recov
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
 from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, CycleStarted, Event, Log
-from shoemaker.model import Generation, GenerationState, Task, TaskState
+from shoemaker.model import Generation, GenerationState, Phase, Task, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,10 +329,27 @@ class Engine:
         on their branches and their tasks go back to ready, as when a run is cancelled)."""
         if self.project.config.budgets.on_cross != "cancel" or not running:
             return
-        # Only agents still at work: a task past its agent (gates, merge) has spent its money.
+        # Only agents still at work (or about to start): a task whose agent has ended this
+        # attempt (its run crossed the budget, say) has spent its money; its gates and merge
+        # go on. It is still `running` for a moment after its agent exits, so the state alone
+        # does not tell.
         store = self.project.store
-        states = {t.id: t.state for t in await asyncio.to_thread(store.list_tasks, gen.name)}
-        stopping = [w for w, task_id in running.items() if states.get(task_id) == TaskState.RUNNING]
+        tasks = {t.id: t for t in await asyncio.to_thread(store.list_tasks, gen.name)}
+        ended = {
+            (r.task_id, r.attempt)
+            for r in await asyncio.to_thread(store.runs, None, gen.name)
+            if r.phase == Phase.STITCH and r.ended_at is not None
+        }
+
+        def at_work(task_id: int) -> bool:
+            task = tasks.get(task_id)
+            return (
+                task is not None
+                and task.state == TaskState.RUNNING
+                and (task_id, task.attempts) not in ended
+            )
+
+        stopping = [w for w, task_id in running.items() if at_work(task_id)]
         for worker in stopping:
             worker.cancel()
         await asyncio.gather(*stopping, return_exceptions=True)
