@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shoemaker.engine.bus import EventBus
-from shoemaker.events import Event, Log, TaskStateChanged
+from shoemaker.events import Event, Notice, TaskStateChanged
 from shoemaker.model import IllegalTransition, TaskState
 from shoemaker.secrets import Redactor
 from shoemaker.store import NewTask, Store
@@ -83,7 +83,7 @@ def test_without_a_running_loop_delivery_is_synchronous(tmp_path: Path) -> None:
     bus.add_listener(lambda e: heard.append((threading.get_ident(), e)))
     _, created = store.create_generation("g", "generation-g", "main", "0" * 40)
     assert heard == [(threading.get_ident(), created)]
-    bus.emit(Log(generation="g", message="hello"))
+    bus.emit(Notice(generation="g", message="hello"))
     assert [e.kind for _, e in heard] == ["generation_state", "log"]
     # Emitted events are persisted, then delivered once.
     assert [e for _, e in store.events_after(0)] == [e for _, e in heard]
@@ -104,12 +104,12 @@ async def test_commits_on_worker_threads_are_delivered_on_the_loop_in_commit_ord
     def walk(task_id: int) -> None:
         for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             store.transition_task(task_id, state, f"walk {task_id}")
-            bus.emit(Log(generation="g", task_id=task_id, message=f"{task_id} is {state}"))
+            bus.emit(Notice(generation="g", task_id=task_id, message=f"{task_id} is {state}"))
         store.finish_task(task_id, "merged")
 
     # Eight workers commit at once, interleaving; the loop writes meanwhile too.
     workers = [asyncio.to_thread(walk, t.id) for t in tasks]
-    bus.emit(Log(generation="g", message="from the loop"))
+    bus.emit(Notice(generation="g", message="from the loop"))
     await asyncio.gather(*workers)
     assert {thread for thread, _ in heard} == {loop_thread}
     committed = [e for _, e in store.events_after(0, limit=10_000)]
@@ -156,5 +156,5 @@ def test_secrets_never_reach_a_listener(tmp_path: Path) -> None:
     bus.add_listener(heard.append)
     store.create_generation("g", "generation-g", "main", "0" * 40)
     store.add_tasks("g", [NewTask("use hunter2hunter2")], 1, "test")
-    bus.emit(Log(generation="g", message="the key is hunter2hunter2"))
+    bus.emit(Notice(generation="g", message="the key is hunter2hunter2"))
     assert heard and not any("hunter2hunter2" in e.model_dump_json() for e in heard)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shoemaker.events import Log, TaskStateChanged
+from shoemaker.events import Notice, TaskStateChanged
 from shoemaker.model import GenerationState, IllegalTransition, TaskState
 from shoemaker.store import NewTask, Store, StoreError
 from shoemaker.store.schema import SCHEMA_VERSION
@@ -169,7 +169,7 @@ def test_two_tasks_finishing_together_promote_their_dependent_once(store: Store)
 
 
 def test_event_log_is_append_only(store: Store) -> None:
-    store.append_events([Log(message="hello")])
+    store.append_events([Notice(message="hello")])
     db = sqlite3.connect(store.path)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM events")

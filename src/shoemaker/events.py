@@ -212,14 +212,15 @@ class Recovered(_Event):
     summary: str = ""
 
 
-LogLevel = Literal["debug", "info", "warning", "error"]
+NoticeLevel = Literal["debug", "info", "warning", "error"]
 
 
-class Log(_Event):
+class Notice(_Event):
     """Free text for a person: what is happening that no other event describes."""
 
+    # Serialised as "log", as it always was: stored events and the NDJSON stream keep their shape.
     kind: Literal["log"] = "log"
-    level: LogLevel = "info"
+    level: NoticeLevel = "info"
     message: str
     task_id: int | None = None
 
@@ -239,7 +240,7 @@ Event = Annotated[
     | Recovered
     | BudgetCrossed
     | PlanStateChanged
-    | Log,
+    | Notice,
     Field(discriminator="kind"),
 ]
 

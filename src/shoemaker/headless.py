@@ -22,10 +22,10 @@ from shoemaker.events import (
     Event,
     GateResult,
     GenerationStateChanged,
-    Log,
     MeasureFinished,
     MergeResult,
     MetricsRecorded,
+    Notice,
     Recovered,
     TaskStateChanged,
 )
@@ -141,7 +141,7 @@ class StoryPrinter:
                 c.print(f"[bold red]budget[/]: {escape(event.message)}")
             case Recovered():
                 c.print(f"[bold yellow]recovered[/]: {escape(event.summary)}")
-            case Log():
+            case Notice():
                 style = {"warning": "yellow", "error": "bold red"}.get(event.level, "dim")
                 c.print(f"[{style}]{escape(event.message)}[/]")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from shoemaker.agents.runner import RunResult
 from shoemaker.engine.project import Project
 from shoemaker.engine.worktrees import WorktreePool
-from shoemaker.events import Log, LogLevel, MetricsRecorded
+from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
 from shoemaker.git import DiffStat
 from shoemaker.loc import Loc
 from shoemaker.model import Generation, Task, task_branch
@@ -69,8 +69,10 @@ def commit_message(task: Task) -> tuple[str, str]:
     return f"{task.title} (task #{task.id})", body[:4000]
 
 
-def log(project: Project, task: Task, message: str, level: LogLevel = "info") -> None:
-    project.bus.emit(Log(generation=task.generation, task_id=task.id, level=level, message=message))
+def log(project: Project, task: Task, message: str, level: NoticeLevel = "info") -> None:
+    project.bus.emit(
+        Notice(generation=task.generation, task_id=task.id, level=level, message=message)
+    )
 
 
 def _loc_trailer(loc: Loc) -> str:

@@ -29,7 +29,14 @@ from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
-from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, CycleStarted, Event, Log
+from shoemaker.events import (
+    AgentFinished,
+    BudgetCrossed,
+    CycleFinished,
+    CycleStarted,
+    Event,
+    Notice,
+)
 from shoemaker.model import Generation, GenerationState, Phase, Task, TaskState
 
 
@@ -274,7 +281,7 @@ class Engine:
             if current.state == GenerationState.PAUSED:
                 self._pause.set()
                 self.project.bus.emit(
-                    Log(generation=gen.name, message="pause requested: no new task starts")
+                    Notice(generation=gen.name, message="pause requested: no new task starts")
                 )
         return self._pause.is_set()
 
@@ -319,7 +326,7 @@ class Engine:
             )
         )
         if not ready:
-            project.bus.emit(Log(generation=gen.name, message="no task was ready to stitch"))
+            project.bus.emit(Notice(generation=gen.name, message="no task was ready to stitch"))
         return CycleReport(merged, failed, loc, idle=not ready)
 
     async def _cancel_if_configured(

@@ -28,7 +28,7 @@ from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, exited
 from shoemaker.agents.runner import DROPPED_ENV
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.config import Config, GateConfig
-from shoemaker.events import GateResult, Log
+from shoemaker.events import GateResult, Notice
 from shoemaker.globs import matches_any
 
 if TYPE_CHECKING:
@@ -300,7 +300,9 @@ async def run_gates(
         if gate.severity == "warn":
             message = f"warning: {outcome.reason} (severity warn)"
             project.bus.emit(
-                Log(generation=task.generation, task_id=task.id, level="warning", message=message)
+                Notice(
+                    generation=task.generation, task_id=task.id, level="warning", message=message
+                )
             )
             continue
         place = " after the merge" if where == "merged" else ""

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from shoemaker.confined import Refused, leaves, read_text
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.errors import GenerationError
-from shoemaker.events import Log
+from shoemaker.events import Notice
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, GenerationState, TaskState, task_branch
@@ -211,7 +211,7 @@ def _reset_sources(project: Project, name: str, seeds: dict[str, str]) -> None:
         {"Shoemaker-Generation": name},
     )
     project.bus.emit(
-        Log(
+        Notice(
             generation=name,
             message=f"reset sources: removed {len(removed)} file(s), wrote {len(seeds)} seed(s)",
         )

@@ -31,7 +31,7 @@ from shoemaker.engine.proposals import (
     title_key,
 )
 from shoemaker.engine.worktrees import WorktreePool
-from shoemaker.events import Log, MeasureFinished
+from shoemaker.events import MeasureFinished, Notice
 from shoemaker.model import Generation, Phase, Task, TaskState
 from shoemaker.store import NewTask
 
@@ -85,16 +85,16 @@ async def measure(
             raw, source, await asyncio.to_thread(_existing, project, generation)
         )
     except ProposalError as exc:
-        project.bus.emit(Log(generation=generation.name, level="error", message=str(exc)))
+        project.bus.emit(Notice(generation=generation.name, level="error", message=str(exc)))
         raise MeasureError(str(exc)) from None
     proposals = checked.proposals
     for notice in checked.notices:
-        project.bus.emit(Log(generation=generation.name, level="warning", message=notice))
+        project.bus.emit(Notice(generation=generation.name, level="warning", message=notice))
 
     kept, dropped = limit_proposals(proposals, project.config.max_issues)
     if dropped:
         project.bus.emit(
-            Log(
+            Notice(
                 generation=generation.name,
                 level="warning",
                 message=f"measure proposed {len(proposals)} tasks; kept {len(kept)} "

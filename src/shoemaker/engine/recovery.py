@@ -21,7 +21,7 @@ recovery followed by a run). What it does, in order:
 6. ``proposed`` tasks whose dependencies are all done are promoted to ``ready`` (a task's
    ``done`` and its promotions are one transaction; this catches stores written otherwise).
 
-Each step is a Log event, and a Recovered event sums them up (the dashboard shows it as a
+Each step is a Notice event, and a Recovered event sums them up (the dashboard shows it as a
 notification, the headless story as a line).
 """
 
@@ -42,7 +42,7 @@ from shoemaker.engine.agent_call import run_marker
 from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.errors import GenerationError
-from shoemaker.events import Log, Recovered
+from shoemaker.events import Notice, Recovered
 from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
 
@@ -246,7 +246,7 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     report = RecoveryReport()
 
     def log(message: str) -> None:
-        project.bus.emit(Log(generation=gen.name, message=f"recovery: {message}"))
+        project.bus.emit(Notice(generation=gen.name, message=f"recovery: {message}"))
 
     gits = _wait_for_orphaned_gits()
     if gits:

@@ -301,7 +301,7 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
 
 
 @dataclass(frozen=True, slots=True)
-class DiffView:
+class TaskDiff:
     """A task's changes: live from its worktree while its branch is checked out there, else
     from its commits."""
 
@@ -323,7 +323,7 @@ def _newest_attempt(branches: list[str]) -> str | None:
     return max(branches, key=number, default=None)
 
 
-def load_diff(project: Project, task_id: int) -> DiffView:
+def load_diff(project: Project, task_id: int) -> TaskDiff:
     """The changes of task ``task_id`` and nothing else.
 
     Pooled worktrees are reused: the one a task ran in may hold another task's branch by now
@@ -335,7 +335,7 @@ def load_diff(project: Project, task_id: int) -> DiffView:
     store, git = project.store, project.git
     task = store.get_task(task_id)
     gen = store.get_generation(task.generation)
-    empty = DiffView("none", DiffStat(()), "")
+    empty = TaskDiff("none", DiffStat(()), "")
     try:
         has_branch = bool(task.branch) and git.ref_exists(f"refs/heads/{task.branch}")
         target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
@@ -347,21 +347,21 @@ def load_diff(project: Project, task_id: int) -> DiffView:
             and git.current_branch(worktree) == task.branch
         ):
             base = git.merge_base(task.branch, target)
-            return DiffView(
+            return TaskDiff(
                 "worktree",
                 git.diff_stat_worktree(worktree, base),
                 git.diff_text(base, cwd=worktree),
             )
         if task.merged_commit:
             parent = f"{task.merged_commit}^"
-            return DiffView(
+            return TaskDiff(
                 "merged",
                 git.diff_stat(parent, task.merged_commit),
                 git.diff_text(parent, task.merged_commit),
             )
         if has_branch:
             base = git.merge_base(task.branch, target)
-            return DiffView(
+            return TaskDiff(
                 "branch",
                 git.diff_stat(base, task.branch),
                 git.diff_text(base, task.branch),
@@ -370,7 +370,7 @@ def load_diff(project: Project, task_id: int) -> DiffView:
         kept = _newest_attempt(git.branches(f"attempt/{gen.name}-{task.id}-*"))
         if kept:
             base = git.merge_base(kept, target)
-            return DiffView("attempt", git.diff_stat(base, kept), git.diff_text(base, kept), kept)
+            return TaskDiff("attempt", git.diff_stat(base, kept), git.diff_text(base, kept), kept)
     except (GitError, OSError):
         return empty
     return empty

@@ -40,7 +40,7 @@ from shoemaker.events import (
     AgentStarted,
     BudgetCrossed,
     GenerationStateChanged,
-    Log,
+    Notice,
     Recovered,
     TaskStateChanged,
 )
@@ -370,7 +370,7 @@ class ShoemakerApp(App[None]):
             self.show_output(event.task_id, move_cursor=True)
         elif isinstance(event, AgentFinished) and not event.ok:
             self._last_words(event.run_id, event.task_id)
-        elif isinstance(event, Log) and event.level in ("warning", "error"):
+        elif isinstance(event, Notice) and event.level in ("warning", "error"):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
         elif isinstance(event, BudgetCrossed):
             self.notify(event.message, title="budget reached", severity="error", timeout=20)

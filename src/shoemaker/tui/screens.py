@@ -34,10 +34,10 @@ from textual.widgets import (
 from shoemaker.agents.sandbox import sandbox_of
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import (
-    DiffView,
     GateRow,
     Snapshot,
     TaskDetail,
+    TaskDiff,
     gate_verdict,
     load_diff,
     load_task_detail,
@@ -133,7 +133,7 @@ class TaskScreen(Screen[None]):
         self.refresh_s = refresh_s
         self.raw = False
         self.detail: TaskDetail | None = None
-        self.diff: DiffView | None = None
+        self.diff: TaskDiff | None = None
         self.loads = 0
         self.ticks = 0
         self._loading = False
@@ -251,7 +251,7 @@ class TaskScreen(Screen[None]):
         self._log_shown = lines
         log.refresh()
 
-    def _diff(self, diff: DiffView, rendered: tuple[Text, dict[str, int]] | None) -> None:
+    def _diff(self, diff: TaskDiff, rendered: tuple[Text, dict[str, int]] | None) -> None:
         files = self.query_one("#diff-files", DataTable)
         sync_rows(
             files,
