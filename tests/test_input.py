@@ -18,7 +18,7 @@ from shoemaker.engine.proposals import MAX_TITLE_CHARS
 from shoemaker.model import TaskState
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
-from shoemaker.tui.screens import TaskScreen
+from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import OutputPane, TaskQueue
 
 MARKUP = "Fix [/] and [bold]"

@@ -26,13 +26,8 @@ from shoemaker.model import GenerationState, TaskState
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
 from shoemaker.tui.bridge import EngineEvent, story_lines
-from shoemaker.tui.screens import (
-    ConfirmScreen,
-    GenerationsScreen,
-    HelpScreen,
-    NoteScreen,
-    TaskScreen,
-)
+from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
+from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import STATE_STYLE, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
@@ -857,7 +852,7 @@ async def test_the_task_screen_says_loading_until_it_has_loaded(
 ) -> None:
     import threading
 
-    import shoemaker.tui.screens as screens
+    import shoemaker.tui.task_screen as screens
 
     gate = threading.Event()
     real = load_diff
@@ -1002,7 +997,7 @@ async def test_stop_asks_with_the_tasks_left_undone_and_enter_says_no(fast_tmp: 
 
 def test_screens_do_not_import_the_app() -> None:
     code = (
-        "import sys, shoemaker.tui.screens, shoemaker.tui.widgets; "
+        "import sys, shoemaker.tui.screens, shoemaker.tui.task_screen, shoemaker.tui.widgets; "
         "sys.exit('shoemaker.tui.app' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

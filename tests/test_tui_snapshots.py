@@ -9,7 +9,7 @@ import pytest
 from textual.pilot import Pilot
 
 from shoemaker.tui.app import ShoemakerApp
-from shoemaker.tui.screens import TaskScreen
+from shoemaker.tui.task_screen import TaskScreen
 from test_tui import fixed_app, loaded, until
 
 SIZES = [(80, 24), (160, 48)]

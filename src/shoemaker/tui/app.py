@@ -47,13 +47,8 @@ from shoemaker.events import (
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
-from shoemaker.tui.screens import (
-    ConfirmScreen,
-    GenerationsScreen,
-    HelpScreen,
-    NoteScreen,
-    TaskScreen,
-)
+from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
+from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]

@@ -1,0 +1,376 @@
+"""The task screen: one task in full — its log (condensed or raw), its diff, every attempt
+with why it failed, and the prompt it was sent.
+
+It is given what it shows (a project and a task id) and reaches into nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from rich.console import RenderableType
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Log,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from shoemaker.agents.sandbox import sandbox_of
+from shoemaker.engine.project import Project
+from shoemaker.engine.views import (
+    GateRow,
+    TaskDetail,
+    TaskDiff,
+    gate_verdict,
+    load_diff,
+    load_task_detail,
+)
+from shoemaker.model import ACTIVE_TASK_STATES
+from shoemaker.store import RunRecord
+from shoemaker.tui.rows import sync_rows
+from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
+
+#: Largest diff rendered with highlighting; beyond it the text is cut (the file list is whole).
+MAX_DIFF_CHARS = 200_000
+LOADING = Text("loading…", style="dim")
+
+
+def render_diff(text: str) -> tuple[Text, dict[str, int]]:
+    """The diff highlighted, and the line each file's part starts on. Slow for a big diff:
+    call it in a thread."""
+    text = text[:MAX_DIFF_CHARS]
+    if not text:
+        return Text("no changes", style="dim"), {}
+    body = Syntax(text, "diff", theme="ansi_dark", word_wrap=False).highlight(text)
+    body.no_wrap = True
+    starts: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines()):
+        if line.startswith("diff --git a/") and " b/" in line:
+            starts.setdefault(line.split(" b/", 1)[1], number)
+    return body, starts
+
+
+class TaskScreen(Screen[None]):
+    """One task: its log (condensed or raw), diff, attempts with why each failed, and prompt.
+
+    It reloads every ``refresh_s`` while the task is active, once otherwise, and changes only
+    what changed: rows in place, the log by appending, the diff only when it differs
+    (highlighted in a thread).
+    """
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="task.back", tooltip="Back to the queue"),
+        Binding("l", "tab('log')", "Log", id="task.log", tooltip="The agent's condensed output"),
+        Binding("d", "tab('diff')", "Diff", id="task.diff", tooltip="What the task changed"),
+        Binding(
+            "a",
+            "tab('attempts')",
+            "Attempts",
+            id="task.attempts",
+            tooltip="Runs and gates of every attempt, and why each failed",
+        ),
+        Binding(
+            "p", "tab('prompt')", "Prompt", id="task.prompt", tooltip="The prompt sent to the agent"
+        ),
+        Binding(
+            "t",
+            "toggle_raw",
+            "Raw/condensed",
+            id="task.raw",
+            tooltip="Switch the log between condensed lines and raw stream-json",
+        ),
+    ]
+
+    def __init__(
+        self, project: Project, task_id: int, tab: str = "log", refresh_s: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.project = project
+        self.task_id = task_id
+        self.initial_tab = tab
+        self.refresh_s = refresh_s
+        self.raw = False
+        self.detail: TaskDetail | None = None
+        self.diff: TaskDiff | None = None
+        self.loads = 0
+        self.ticks = 0
+        self._loading = False
+        self._log_shown: tuple[str, ...] = ()
+        self._file_starts: dict[str, int] = {}
+        self._why: tuple[str, int] | None = None
+        """What the why pane shows: ("gate" | "run", index); None until the person picks."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(LOADING, id="task-summary")
+        with TabbedContent(initial=self.initial_tab):
+            with TabPane("Log", id="log"):
+                yield Log(max_lines=5_000, id="task-log", highlight=True)
+            with TabPane("Diff", id="diff"), Horizontal():
+                yield DataTable(id="diff-files", cursor_type="row")
+                with VerticalScroll(id="diff-scroll"):
+                    yield Static(LOADING, id="diff-text")
+            with TabPane("Attempts", id="attempts"), Vertical():
+                yield DataTable(id="runs", cursor_type="row")
+                yield DataTable(id="gates", cursor_type="row")
+                with VerticalScroll(id="why"):
+                    yield Static(LOADING, id="why-text")
+            with TabPane("Prompt", id="prompt"), VerticalScroll():
+                yield Static(LOADING, id="prompt-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#task-log", Log).highlighter = OutputHighlighter()
+        files = self.query_one("#diff-files", DataTable)
+        files.add_columns("file", "+", "−")
+        files.border_title = "Files"
+        files.border_subtitle = "enter: jump to it"
+        runs = self.query_one("#runs", DataTable)
+        runs.add_columns(
+            "try", "run", "sandbox", "exit", "result", "tokens in/out", "cost", "time", "reason"
+        )
+        runs.border_title = "Attempts"
+        gates = self.query_one("#gates", DataTable)
+        gates.add_columns("gate", "try", "where", "passed", "exit", "time")
+        gates.border_title = "Gates"
+        self.query_one("#why").border_title = "Why"
+        self.sub_title = f"task #{self.task_id}"
+        self.load()
+        self.set_interval(self.refresh_s, self._tick, name="reload an active task")
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        if not self._loading and (self.detail is None or self.live):
+            self.load()
+
+    @work(group="task-screen", exit_on_error=False, description="load task")
+    async def load(self) -> None:
+        self._loading = True
+        try:
+            detail, diff = await asyncio.gather(
+                asyncio.to_thread(load_task_detail, self.project, self.task_id),
+                asyncio.to_thread(load_diff, self.project, self.task_id),
+            )
+            rendered = None
+            if self.diff is None or diff.text != self.diff.text:
+                rendered = await asyncio.to_thread(render_diff, diff.text)
+        except Exception as exc:
+            # Said in place of the summary, not as a notification a second (the next tick
+            # tries again: a locked store or a git index lock pass).
+            if self.is_attached:
+                problem = Text(f"cannot load task #{self.task_id}: {exc}", style="bold red")
+                self.query_one("#task-summary", Static).update(problem)
+            return
+        finally:
+            self._loading = False
+        if not self.is_attached:
+            return
+        self.detail, self.diff = detail, diff
+        self._summary(detail)
+        self._log()
+        self._diff(diff, rendered)
+        self._attempts(detail)
+        self.query_one("#prompt-text", Static).update(Text(detail.prompt or "(not run yet)"))
+        self.loads += 1
+
+    def _summary(self, d: TaskDetail) -> None:
+        t = d.task
+        line = Text.assemble(
+            (f"#{t.id} ", "bold"),
+            (t.title, "bold"),
+            "  ",
+            state_text(t.state),
+            f"  after {' '.join(f'#{x}' for x in t.depends_on) or '—'}",
+            f"  · {t.attempts} attempt(s) · ${t.cost_usd:.3f}",
+            f"  · branch {t.branch or '—'}",
+        )
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        reason = Text(t.reason or " ", style="dim", no_wrap=True, overflow="ellipsis")
+        summary = Text("\n").join([line, reason])
+        summary.no_wrap, summary.overflow = True, "ellipsis"
+        self.query_one("#task-summary", Static).update(summary)
+
+    def _log(self) -> None:
+        if self.detail is None:
+            return
+        lines = self.detail.raw if self.raw else self.detail.log
+        log = self.query_one("#task-log", Log)
+        log.border_title = "raw stream-json" if self.raw else "condensed"
+        old = self._log_shown
+        if lines == old:
+            return
+        follow = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        if old and lines[: len(old)] == old:
+            log.write_lines(list(lines[len(old) :]), scroll_end=follow)
+        else:
+            log.clear()
+            log.write_lines(list(lines), scroll_end=follow)
+        self._log_shown = lines
+        log.refresh()
+
+    def _diff(self, diff: TaskDiff, rendered: tuple[Text, dict[str, int]] | None) -> None:
+        files = self.query_one("#diff-files", DataTable)
+        sync_rows(
+            files,
+            [
+                (
+                    f.path,
+                    [f.path, Text(f"+{f.insertions}", "green"), Text(f"−{f.deletions}", "red")],
+                )
+                for f in diff.stat.files
+            ],
+        )
+        label = {
+            "worktree": "live from the worktree",
+            "merged": "as merged",
+            "branch": f"on {diff.ref}",
+            "attempt": f"an earlier attempt, kept on {diff.ref}",
+            "none": "nothing yet",
+        }[diff.source]
+        self.query_one("#diff-scroll").border_title = label
+        if rendered is not None:
+            body, self._file_starts = rendered
+            self.query_one("#diff-text", Static).update(body)
+
+    @on(DataTable.RowSelected, "#diff-files")
+    def jump_to_file(self, event: DataTable.RowSelected) -> None:
+        line = self._file_starts.get(str(event.row_key.value))
+        if line is not None:
+            self.query_one("#diff-scroll", VerticalScroll).scroll_to(y=line, animate=False)
+
+    def _attempts(self, d: TaskDetail) -> None:
+        runs: list[tuple[str, Sequence[RenderableType]]] = []
+        for r in d.runs:
+            result = (
+                "running" if r.ended_at is None else ("ok" if r.ok else r.subtype or r.ended or "")
+            )
+            runs.append(
+                (
+                    str(r.id),
+                    [
+                        str(r.attempt),
+                        str(r.id),
+                        sandbox_of(r.argv),
+                        "" if r.exit_code is None else str(r.exit_code),
+                        result if r.ok or r.ended_at is None else Text(result, "red"),
+                        f"{tokens(r.input_tokens)}/{tokens(r.output_tokens)}",
+                        f"{'~' if r.cost_estimated else ''}${r.cost_usd:.3f}",
+                        duration(r.wall_s or 0),
+                        r.reason[:80],
+                    ],
+                )
+            )
+        sync_rows(self.query_one("#runs", DataTable), runs)
+        gates: list[tuple[str, Sequence[RenderableType]]] = []
+        for n, g in enumerate(d.gates):
+            gates.append(
+                (
+                    str(n),
+                    [
+                        g.name,
+                        "" if g.attempt is None else str(g.attempt),
+                        "after merge" if g.where == "merged" else g.where,
+                        Text("passed", "green") if g.passed else Text("failed", "red"),
+                        "" if g.exit_code is None else str(g.exit_code),
+                        duration(g.duration_s),
+                    ],
+                )
+            )
+        sync_rows(self.query_one("#gates", DataTable), gates)
+        if self.loads == 0:  # the cursor starts on what failed last
+            latest = self._latest_failure()
+            if latest is not None:
+                table = self.query_one("#gates" if latest[0] == "gate" else "#runs", DataTable)
+                table.move_cursor(row=latest[1], animate=False)
+        self._show_why()
+
+    def _latest_failure(self) -> tuple[str, int] | None:
+        """The last failed gate of the last attempt that failed, else its failed run."""
+        d = self.detail
+        if d is None:
+            return None
+        failed_runs = [n for n, r in enumerate(d.runs) if r.ended_at is not None and not r.ok]
+        failed_gates = [n for n, g in enumerate(d.gates) if not g.passed]
+        last_run = d.runs[failed_runs[-1]].attempt if failed_runs else -1
+        last_gate = d.gates[failed_gates[-1]].attempt or 0 if failed_gates else -1
+        if failed_gates and last_gate >= last_run:
+            return ("gate", failed_gates[-1])
+        if failed_runs:
+            return ("run", failed_runs[-1])
+        return None
+
+    def _show_why(self) -> None:
+        d = self.detail
+        if d is None:
+            return
+        which = self._why or self._latest_failure()
+        why = self.query_one("#why-text", Static)
+        if which is None:
+            why.update(Text("nothing failed", style="dim"))
+        elif which[0] == "gate" and which[1] < len(d.gates):
+            why.update(gate_why(d.gates[which[1]]))
+        elif which[0] == "run" and which[1] < len(d.runs):
+            why.update(run_why(d.runs[which[1]]))
+
+    @on(DataTable.RowHighlighted, "#gates")
+    def gate_picked(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.has_focus:
+            self._why = ("gate", event.cursor_row)
+            self._show_why()
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def run_picked(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.has_focus:
+            self._why = ("run", event.cursor_row)
+            self._show_why()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_toggle_raw(self) -> None:
+        self.raw = not self.raw
+        self.action_tab("log")
+        self._log()
+
+    @property
+    def live(self) -> bool:
+        return self.detail is not None and self.detail.task.state in ACTIVE_TASK_STATES
+
+
+def gate_why(g: GateRow) -> Text:
+    """A gate's verdict and the tail of its output."""
+    head = gate_verdict(g.name, g.where, g.passed, g.exit_code, g.duration_s).removeprefix("» ")
+    attempt = f"attempt {g.attempt} · " if g.attempt is not None else ""
+    text = Text(f"{attempt}{head}\n", style="bold red" if not g.passed else "bold green")
+    text.append(g.output_tail.strip() or "(no output)", style="" if g.output_tail else "dim")
+    return text
+
+
+def run_why(r: RunRecord) -> Text:
+    """How an agent run ended: its reason, its error result and its stderr."""
+    if r.ended_at is None:
+        return Text(f"attempt {r.attempt} · run {r.id} · still running", style="dim")
+    state = "ok" if r.ok else r.reason or "not ok"
+    text = Text(
+        f"attempt {r.attempt} · run {r.id} · {state}\n", style="bold" if r.ok else "bold red"
+    )
+    if r.result_text and (r.is_error or not r.ok):
+        text.append("result: ", style="bold")
+        text.append(r.result_text.strip() + "\n")
+    if r.stderr_tail.strip():
+        text.append("stderr:\n", style="bold")
+        text.append(r.stderr_tail.rstrip() + "\n")
+    return text
