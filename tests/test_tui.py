@@ -400,7 +400,7 @@ async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_take
             await pilot.press("y")
             assert (app.mode, app.other_run) == ("live", None)
             await until(pilot, lambda: app.check_action("resume", ()) is True)
-            assert "attached" not in app.sub_title
+            await until(pilot, lambda: "attached" not in app.sub_title)  # at the next snapshot
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -827,7 +827,7 @@ async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_t
         assert log.scroll_y == 2  # new lines were appended; the place was kept
         # The file list grows as the agent writes; the cursor stays on the file it was on.
         await pilot.press("d")
-        file_list = screen.query_one("#diff-file_list", DataTable)
+        file_list = screen.query_one("#diff-files", DataTable)
         await until(pilot, lambda: file_list.row_count >= 4)
         file_list.move_cursor(row=2, animate=False)
         picked, count = file_list.get_row_at(2)[0], file_list.row_count
