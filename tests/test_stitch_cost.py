@@ -31,7 +31,7 @@ from shoemaker.store import Store
 #: The figures this project reached (docs/PERFORMANCE.md, "What a task costs").
 STITCH_STORE_CALLS = 15
 STITCH_GIT_PROCESSES = 22
-RUN_STORE_CALLS = 42
+RUN_STORE_CALLS = 38
 RUN_GIT_PROCESSES = 33
 
 _in_stitch: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stitch", default=False)

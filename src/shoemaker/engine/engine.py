@@ -37,7 +37,14 @@ from shoemaker.events import (
     Event,
     Notice,
 )
-from shoemaker.model import Generation, GenerationState, Phase, Task, TaskState
+from shoemaker.model import (
+    TERMINAL_TASK_STATES,
+    Generation,
+    GenerationState,
+    Phase,
+    Task,
+    TaskState,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +192,10 @@ class Engine:
                 report.merged += outcome.state == TaskState.DONE
             for n in range(limit):
                 self._cycle_started = None
-                # After the first cycle, the check at the end of the last one has just asked
-                # the store.
-                if await self._should_pause(gen, ask_store=n == 0) or await self._over_budget(gen):
+                # The store was just asked (the check that ended the last cycle) or just
+                # written (the state set above), unless landed merges were settled since.
+                settled = n == 0 and bool(self.recovery.landed)
+                if await self._should_pause(gen, ask_store=settled) or await self._over_budget(gen):
                     final, why = GenerationState.PAUSED, self._paused_because()
                     break
                 if cfg.max_tasks and self._tasks_left(await self._tasks(gen)) == 0:
@@ -383,9 +391,10 @@ class Engine:
         a task waiting in the merge queue does not keep another agent from starting.
         ``tasks``: the generation's tasks, when the caller has just listed them.
 
-        The tasks are listed again when a task has ended (its merge may have made others
-        ready) or when the last listing had more to start than there were slots; a slot freed
-        by a task that went on to its merge, with nothing left to start, asks the store nothing.
+        The tasks are listed again when a task has ended and may start again or others may
+        now be ready (the last listing had unfinished ones besides those running), or when the
+        last listing had more to start than there were slots; a slot freed by a task that went
+        on to its merge, with nothing left to start, asks the store nothing.
         """
         stitcher = self.stitcher(gen)
         running: dict[asyncio.Task[StitchOutcome], int] = {}
@@ -395,6 +404,9 @@ class Engine:
         # Whether a listing may find a task to start: at first, after a task ended, or when
         # the last listing had more to start than there were slots.
         pending = True
+        # Whether the last listing had a task, other than those running, that is not finished
+        # (one a merge may make ready, say): only then can a task's end make another startable.
+        waiting = True
 
         def release() -> None:
             slots[0] += 1
@@ -433,6 +445,10 @@ class Engine:
                             stitcher.stitch(task, release), name=f"stitch-{task.id}"
                         )
                         running[worker] = task.id
+                    started = set(running.values())
+                    waiting = any(
+                        t.state not in TERMINAL_TASK_STATES and t.id not in started for t in listed
+                    )
                 if not running:
                     break
                 freed.clear()
@@ -448,8 +464,10 @@ class Engine:
                 for worker in running.copy():
                     if worker in done:
                         running.pop(worker)
-                        pending = True  # its merge may have made others ready
-                        outcomes.append(worker.result())  # an EngineError propagates from here
+                        outcome = worker.result()  # an EngineError propagates from here
+                        outcomes.append(outcome)
+                        if waiting or outcome.state not in TERMINAL_TASK_STATES:
+                            pending = True  # it may start again, or have made others ready
         except BaseException:
             for worker in running:
                 worker.cancel()
