@@ -30,9 +30,9 @@ from shoemaker.store import Store
 
 #: The figures this project reached (docs/PERFORMANCE.md, "What a task costs").
 STITCH_STORE_CALLS = 15
-STITCH_GIT_PROCESSES = 26
-RUN_STORE_CALLS = 55
-RUN_GIT_PROCESSES = 51
+STITCH_GIT_PROCESSES = 22
+RUN_STORE_CALLS = 38
+RUN_GIT_PROCESSES = 33
 
 _in_stitch: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stitch", default=False)
 
@@ -134,7 +134,8 @@ async def test_one_task_costs_no_more_store_calls_and_git_processes_than_measure
     figures = (
         f"stitch: {sum(tally.stitch_store.values())} store calls ({_show(tally.stitch_store)}); "
         f"{sum(tally.stitch_git.values())} git processes ({_show(tally.stitch_git)})\n"
-        f"run: {sum(tally.store.values())} store calls, {sum(tally.git.values())} git processes"
+        f"run: {sum(tally.store.values())} store calls ({_show(tally.store)}); "
+        f"{sum(tally.git.values())} git processes ({_show(tally.git)})"
     )
     print(figures)
     assert sum(tally.stitch_store.values()) == STITCH_STORE_CALLS, figures

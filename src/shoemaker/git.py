@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -32,6 +33,7 @@ IDENTITY_ENV = {
 }
 GIT_OWNER_MARKER = "SHOEMAKER_GIT_OWNER"
 """Set in every git process shoemaker starts, to the pid of the shoemaker that started it."""
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
 # Options that make commits and merges independent of a user's signing or hooks setup.
@@ -608,7 +610,8 @@ class Git:
         """Land ``branch`` as one commit with ``message``; on conflict, nothing changes (a
         person's uncommitted changes there neither: git refuses to merge over them)."""
         where = cwd or self.root
-        head = self.rev_parse("HEAD", where)
+        # HEAD moves only when the commit lands: until then, a failure resolves it once to
+        # go back to it, and a success costs no look-up before the merge.
         before = self.dirty_paths(where)
         proc = self._run_in(
             where,
@@ -618,9 +621,10 @@ class Git:
         )
         if proc.returncode != 0:
             conflicts = self._conflicted(where)
-            self._undo(where, head, before)
+            self._undo(where, self.rev_parse("HEAD", where), before)
             return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
         if self._run_in(where, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
+            head = self.rev_parse("HEAD", where)
             self._undo(where, head, before)
             return MergeOutcome(True, head, (), "already merged")
         crash_point("squash-staged")
@@ -632,7 +636,7 @@ class Git:
                 input=message,
             )
         except GitError as exc:
-            self._undo(where, head, before)
+            self._undo(where, self.rev_parse("HEAD", where), before)
             return MergeOutcome(False, "", (), str(exc))
         return MergeOutcome(True, self.rev_parse("HEAD", where))
 
@@ -707,7 +711,8 @@ class Git:
 
         Cached per commit: a generation head is counted once, however many tasks start there.
         """
-        sha = self.rev_parse(ref)
+        # A full commit id is its own answer; only a name is resolved.
+        sha = ref if _FULL_SHA.fullmatch(ref) else self.rev_parse(ref)
         key = (sha, tuple(source_globs), tuple(test_globs))
         if key not in self._loc_cache:
             self._loc_cache[key] = self._loc_at(sha, None, source_globs, test_globs)

@@ -37,7 +37,14 @@ from shoemaker.events import (
     Event,
     Notice,
 )
-from shoemaker.model import Generation, GenerationState, Phase, Task, TaskState
+from shoemaker.model import (
+    TERMINAL_TASK_STATES,
+    Generation,
+    GenerationState,
+    Phase,
+    Task,
+    TaskState,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,8 @@ class Engine:
         self._cycle_started: float | None = None
         self.selection: Selection | None = None
         self._runnable_plans: set[int] = set()
+        # Whether a task of a plan was seen this run: only then are plans read and settled.
+        self._planned = False
         # Set by each agent result, so the stitch loop checks the budgets at once.
         self._spent = asyncio.Event()
         self._budget_reason = ""
@@ -160,7 +169,7 @@ class Engine:
             if selection is not None:
                 selection.check(await self._tasks(gen))
             self.selection = selection
-            self.recovery = await asyncio.to_thread(recover, project, gen)
+            self.recovery = await asyncio.to_thread(recover, project, gen, True)
             return await self._run(gen, cycles)
         finally:
             project.bus.remove_listener(self._on_event)
@@ -181,12 +190,15 @@ class Engine:
                 outcome = await self.stitcher(gen).settle_landed(task_id, merge)
                 report.outcomes.append(outcome)
                 report.merged += outcome.state == TaskState.DONE
-            for _ in range(limit):
+            for n in range(limit):
                 self._cycle_started = None
-                if await self._should_pause(gen) or await self._over_budget(gen):
+                # The store was just asked (the check that ended the last cycle) or just
+                # written (the state set above), unless landed merges were settled since.
+                settled = n == 0 and bool(self.recovery.landed)
+                if await self._should_pause(gen, ask_store=settled) or await self._over_budget(gen):
                     final, why = GenerationState.PAUSED, self._paused_because()
                     break
-                if self._tasks_left(await self._tasks(gen)) == 0:
+                if cfg.max_tasks and self._tasks_left(await self._tasks(gen)) == 0:
                     why = f"max_tasks reached ({cfg.max_tasks} tasks done)"
                     break
                 cycle = await self._cycle(gen, report)
@@ -233,9 +245,13 @@ class Engine:
         return f"paused: {self._budget_reason} reached" if self._budget_reason else "paused"
 
     async def _tasks(self, gen: Generation) -> list[Task]:
-        """The generation's tasks, and (for ``_may_start``) which plans may run now."""
-        self._runnable_plans = await asyncio.to_thread(runnable_plans, self.project, gen)
-        return await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+        """The generation's tasks, and (for ``_may_start``) which plans may run now (read only
+        when a task belongs to a plan)."""
+        tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+        if any(t.plan_id is not None for t in tasks):
+            self._planned = True
+            self._runnable_plans = await asyncio.to_thread(runnable_plans, self.project, gen)
+        return tasks
 
     def _tasks_left(self, tasks: list[Task], running: int = 0) -> int | None:
         """How many more tasks max_tasks lets this run start (None: no limit)."""
@@ -274,9 +290,10 @@ class Engine:
         )
         return True
 
-    async def _should_pause(self, gen: Generation) -> bool:
-        """Paused here (the dashboard) or asked to by ``shoemaker pause`` through the store."""
-        if not self._pause.is_set():
+    async def _should_pause(self, gen: Generation, ask_store: bool = True) -> bool:
+        """Paused here (the dashboard) or asked to by ``shoemaker pause`` through the store
+        (not asked with ``ask_store=False``: a caller that has just asked)."""
+        if ask_store and not self._pause.is_set():
             current = await asyncio.to_thread(self.project.store.get_generation, gen.name)
             if current.state == GenerationState.PAUSED:
                 self._pause.set()
@@ -310,9 +327,11 @@ class Engine:
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
         if self.selection is None and not project.config.require_approval:
             await measure(project, gen, cycle, self.stitcher(gen).pool)
-        ready = [t for t in await self._tasks(gen) if self._may_start(t)]
-        outcomes = await self.stitch_ready(gen) if ready else []
-        await asyncio.to_thread(settle_plans, project, gen)
+        tasks = await self._tasks(gen)
+        ready = [t for t in tasks if self._may_start(t)]
+        outcomes = await self.stitch_ready(gen, tasks) if ready else []
+        if self._planned:
+            await asyncio.to_thread(settle_plans, project, gen)
         report.outcomes.extend(outcomes)
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
         failed = sum(1 for o in outcomes if o.state in (TaskState.FAILED, TaskState.CONFLICT))
@@ -363,17 +382,31 @@ class Engine:
         for worker in stopping:
             running.pop(worker)
 
-    async def stitch_ready(self, gen: Generation) -> list[StitchOutcome]:
+    async def stitch_ready(
+        self, gen: Generation, tasks: list[Task] | None = None
+    ) -> list[StitchOutcome]:
         """Stitch ready tasks until none is left, with at most ``max_parallel`` agents at once.
 
         A slot is taken for a task's worktree, agent and gates and given back before its merge:
         a task waiting in the merge queue does not keep another agent from starting.
+        ``tasks``: the generation's tasks, when the caller has just listed them.
+
+        The tasks are listed again when a task has ended and may start again or others may
+        now be ready (the last listing had unfinished ones besides those running), or when the
+        last listing had more to start than there were slots; a slot freed by a task that went
+        on to its merge, with nothing left to start, asks the store nothing.
         """
         stitcher = self.stitcher(gen)
         running: dict[asyncio.Task[StitchOutcome], int] = {}
         outcomes: list[StitchOutcome] = []
         slots = [self.max_parallel]
         freed = asyncio.Event()
+        # Whether a listing may find a task to start: at first, after a task ended, or when
+        # the last listing had more to start than there were slots.
+        pending = True
+        # Whether the last listing had a task, other than those running, that is not finished
+        # (one a merge may make ready, say): only then can a task's end make another startable.
+        waiting = True
 
         def release() -> None:
             slots[0] += 1
@@ -385,13 +418,16 @@ class Engine:
                     self._spent.clear()
                     if await self._over_budget(gen, list(running.values())):
                         await self._cancel_if_configured(gen, running)
-                if slots[0] > 0 and not await self._should_pause(gen):
+                if slots[0] > 0 and not self.paused and pending:
                     busy = set(running.values())
-                    tasks = await self._tasks(gen)
-                    left = self._tasks_left(tasks, len(running))
+                    listed = tasks if tasks is not None else await self._tasks(gen)
+                    tasks, pending = None, False  # a listing is used once
+                    left = self._tasks_left(listed, len(running))
                     candidates = [
-                        t for t in launch_order(tasks) if t.id not in busy and self._may_start(t)
+                        t for t in launch_order(listed) if t.id not in busy and self._may_start(t)
                     ]
+                    if candidates and await self._should_pause(gen):
+                        candidates = []
                     if candidates and await self._over_budget(
                         gen, [t.id for t in candidates[: slots[0]]]
                     ):
@@ -399,6 +435,7 @@ class Engine:
                         candidates = []
                     for task in candidates:
                         if slots[0] <= 0 or left == 0:
+                            pending = True
                             break
                         if task.plan_id is not None:
                             await asyncio.to_thread(plan_starts, self.project, task.plan_id)
@@ -408,6 +445,10 @@ class Engine:
                             stitcher.stitch(task, release), name=f"stitch-{task.id}"
                         )
                         running[worker] = task.id
+                    started = set(running.values())
+                    waiting = any(
+                        t.state not in TERMINAL_TASK_STATES and t.id not in started for t in listed
+                    )
                 if not running:
                     break
                 freed.clear()
@@ -423,7 +464,10 @@ class Engine:
                 for worker in running.copy():
                     if worker in done:
                         running.pop(worker)
-                        outcomes.append(worker.result())  # an EngineError propagates from here
+                        outcome = worker.result()  # an EngineError propagates from here
+                        outcomes.append(outcome)
+                        if waiting or outcome.state not in TERMINAL_TASK_STATES:
+                            pending = True  # it may start again, or have made others ready
         except BaseException:
             for worker in running:
                 worker.cancel()

@@ -44,6 +44,8 @@ def current_generation(project: Project) -> Generation:
         )
     if not open_:
         raise GenerationError("no generation is open; start one with `shoemaker start`")
+    if len(open_) == 1:
+        return open_[0]  # whatever is checked out
     head = project.git.current_branch()
     for gen in open_:
         if gen.branch == head:

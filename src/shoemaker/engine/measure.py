@@ -8,6 +8,7 @@ the prompt asked for, or else from a fenced ```yaml list in its final text.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from shoemaker.confined import Refused, read_bytes
@@ -45,7 +46,10 @@ async def measure(
 ) -> list[Task]:
     """Run measure once; returns the tasks it added (possibly none), held by ``plan_id``
     until that plan is approved when one is given."""
-    prompt = await asyncio.to_thread(render_measure_prompt, project, generation, cycle)
+    # One listing serves the prompt and the check against what exists: only measure adds
+    # tasks, and a run's measure holds the run lock.
+    known = await asyncio.to_thread(project.store.list_tasks, generation.name)
+    prompt = await asyncio.to_thread(render_measure_prompt, project, generation, cycle, known)
     own_pool = pool is None
     pool = pool or WorktreePool(
         project.git, project.worktree_root, generation.name, project.config.reuse_worktrees
@@ -81,9 +85,7 @@ async def measure(
             raw = found if found is not None else []
             if found is None:
                 source = "none"
-        checked = check_proposals(
-            raw, source, await asyncio.to_thread(_existing, project, generation)
-        )
+        checked = check_proposals(raw, source, _existing(known))
     except ProposalError as exc:
         project.bus.emit(Notice(generation=generation.name, level="error", message=str(exc)))
         raise MeasureError(str(exc)) from None
@@ -115,9 +117,8 @@ async def measure(
     return tasks
 
 
-def _existing(project: Project, generation: Generation) -> dict[str, int]:
+def _existing(tasks: Sequence[Task]) -> dict[str, int]:
     """The generation's tasks by :func:`title_key` (a cancelled task may be proposed again)."""
-    tasks = project.store.list_tasks(generation.name)
     return {title_key(t.title): t.id for t in tasks if t.state != TaskState.CANCELLED}
 
 

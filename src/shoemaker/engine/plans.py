@@ -163,8 +163,10 @@ def runnable_plans(project: Project, gen: Generation) -> set[int]:
 
 def refuse_waiting_plans(project: Project, gen: Generation) -> None:
     """With ``require_approval``, a run refuses while a plan waits for a person."""
+    if not project.config.require_approval:
+        return
     waiting = [p for p in project.store.list_plans(gen.name) if p.state in WAITING]
-    if project.config.require_approval and waiting:
+    if waiting:
         p = waiting[0]
         raise GenerationError(
             f"plan {p.id} is not approved (require_approval is on): review {p.path or 'it'}, "

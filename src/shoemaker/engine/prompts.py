@@ -7,6 +7,7 @@ what went wrong the last time. Templates come from ``prompts/`` (``resources.ren
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +66,15 @@ def collect_docs(root: Path, globs: list[str], max_bytes: int) -> tuple[list[Doc
     return docs, omitted
 
 
-def render_measure_prompt(project: Project, generation: Generation, cycle: int) -> str:
-    """measure's prompt: the documents, the generation's tasks and the proposal limits."""
+def render_measure_prompt(
+    project: Project, generation: Generation, cycle: int, tasks: Sequence[Task] | None = None
+) -> str:
+    """measure's prompt: the documents, the generation's tasks (``tasks``, when the caller
+    has listed them) and the proposal limits."""
     cfg = project.config
     docs, omitted = collect_docs(project.root, cfg.doc_globs, cfg.max_doc_bytes)
-    tasks = project.store.list_tasks(generation.name)
+    if tasks is None:
+        tasks = project.store.list_tasks(generation.name)
     return render_prompt(
         "measure.md",
         {

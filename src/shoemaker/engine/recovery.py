@@ -205,11 +205,12 @@ def _own_merge(project: Project, gen: Generation) -> bool:
     return bool(named & merging)
 
 
-def _foreign_git_state(project: Project, gen: Generation) -> str | None:
+def _foreign_git_state(project: Project, gen: Generation, current: str | None = None) -> str | None:
     """What in the main checkout is a person's and in the way: a merge in progress or staged
-    files that shoemaker did not leave (None: nothing, or only shoemaker's own merge)."""
+    files that shoemaker did not leave (None: nothing, or only shoemaker's own merge).
+    ``current``: the branch checked out, when the caller has just asked git."""
     git = project.git
-    if git.current_branch() != gen.branch:
+    if (current or git.current_branch()) != gen.branch:
         return None  # recovery touches no merge there; running checks the checkout
     merging, staged = git.is_merging(), git.staged_paths()
     if not (merging or staged) or _own_merge(project, gen):
@@ -235,13 +236,26 @@ def check_main_checkout(project: Project, gen: Generation) -> None:
             f"shoemaker merges into {gen.branch} there: "
             f"`git checkout {gen.branch}` (or `shoemaker switch {gen.name}`) and run again"
         )
-    problem = _foreign_git_state(project, gen)
+    problem = _foreign_git_state(project, gen, current)
     if problem:
         raise _refusal(problem)
 
 
-def recover(project: Project, gen: Generation) -> RecoveryReport:
-    """Reconcile one generation after a crash (blocking; call it from a thread)."""
+def _leftover_worktrees(project: Project) -> bool:
+    """Whether anything is in the worktree directory (a run removes its worktrees at its end)."""
+    root = project.worktree_root
+    return root.is_dir() and any(root.iterdir())
+
+
+def recover(project: Project, gen: Generation, checked: bool = False) -> RecoveryReport:
+    """Reconcile one generation after a crash (blocking; call it from a thread).
+
+    ``checked``: ``check_main_checkout`` has just passed, holding the run lock, so the main
+    checkout holds nothing of a person's. When the store has no unfinished run and no task at
+    work, and the worktree directory is empty, there is nothing of a dead process for git to
+    show: the git steps are skipped (a staged merge could only be shoemaker's if a task were
+    ``merging``, and one that is not was refused already).
+    """
     store, git = project.store, project.git
     report = RecoveryReport()
 
@@ -251,10 +265,13 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
     gits = _wait_for_orphaned_gits()
     if gits:
         log(f"waited for {len(gits)} git process(es) of the stopped shoemaker to finish")
-    problem = _foreign_git_state(project, gen)
-    if problem:
-        raise _refusal(problem)  # before anything changes
+    if not checked:
+        problem = _foreign_git_state(project, gen)
+        if problem:
+            raise _refusal(problem)  # before anything changes
     unfinished = [run for run in store.runs(generation=gen.name) if run.ended_at is None]
+    tasks = store.list_tasks(gen.name)
+    at_work = any(t.state in ACTIVE_TASK_STATES for t in tasks)
     for run in unfinished:
         if run.pid is not None and _kill_stale_agent(run.pid, run.argv, run.started_at):
             report.killed.append(run.pid)
@@ -284,7 +301,8 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
 
     # Worktrees the dead process used: what an agent left uncommitted is committed to its
     # task branch (kept, never thrown away), then the worktree goes.
-    for wt in git.worktrees():
+    look_at_worktrees = bool(unfinished) or at_work or bool(gits) or _leftover_worktrees(project)
+    for wt in git.worktrees() if look_at_worktrees else []:
         if wt.path == git.root or project.worktree_root not in wt.path.parents:
             continue
         if wt.branch and wt.path.is_dir():
@@ -305,17 +323,21 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
         git.remove_worktree(wt.path)
         report.worktrees_removed.append(str(wt.path))
 
-    with merge_file_lock(project):
-        if git.current_branch() == gen.branch and (git.is_merging() or git.has_staged()):
-            problem = _foreign_git_state(project, gen)
+    landed: dict[int, str] = {}
+    # A half-done merge or a landed one to find needs a task the dead process was working on.
+    with merge_file_lock(project) if at_work else contextlib.nullcontext():
+        current = git.current_branch() if at_work else None
+        if current == gen.branch and (git.is_merging() or git.has_staged()):
+            problem = _foreign_git_state(project, gen, current)
             if problem:  # appeared since the first check; still not shoemaker's to undo
                 raise _refusal(problem)
             git.abort_merge()  # shoemaker's staged merge goes; a person's unstaged edits stay
             report.merge_undone = True
             log(f"undid a merge left half done on {gen.branch}")
-        landed = landed_tasks(git.log(f"{gen.start_commit}..{gen.branch}"))
+        if at_work:
+            landed = landed_tasks(git.log(f"{gen.start_commit}..{gen.branch}"))
 
-    for task in store.list_tasks(gen.name):
+    for task in tasks:
         if task.state == TaskState.DONE:
             # Squash-merged work never makes its branch an ancestor: a done task's branch left
             # by a crash between the merge and its deletion holds nothing that did not land.
@@ -346,11 +368,14 @@ def recover(project: Project, gen: Generation) -> RecoveryReport:
             )
             report.requeued.append(task.id)
             log(f"task {task.id} was {task.state.value}; back to ready")
-    promoted = store.promote_unblocked(gen.name)
-    if promoted:
-        report.promoted = [event.task_id for event in promoted]
-        log(f"task(s) {', '.join(map(str, report.promoted))}: dependencies done; now ready")
-    git.prune_worktrees()
+    # Recovery moves no task to done, so the proposed ones are those listed above.
+    if any(t.state == TaskState.PROPOSED for t in tasks):
+        promoted = store.promote_unblocked(gen.name)
+        if promoted:
+            report.promoted = [event.task_id for event in promoted]
+            log(f"task(s) {', '.join(map(str, report.promoted))}: dependencies done; now ready")
+    if look_at_worktrees:
+        git.prune_worktrees()
     if report.anything:
         project.bus.emit(report.event(gen.name))
     return report

@@ -27,6 +27,11 @@ class WorktreePool:
         self._busy: set[Path] = set()
         self._counter = 0
         self._adopted = False
+        # Paths this pool knows git has registered (adopted, or added by it), and new paths
+        # that nothing is registered at (chosen after ``_adopt`` pruned): ``prepare`` need not
+        # ask ``git worktree list`` about either.
+        self._registered: set[Path] = set()
+        self._fresh: set[Path] = set()
 
     def _adopt(self) -> None:
         """Worktrees of this pool left by an earlier run become idle members again."""
@@ -35,6 +40,7 @@ class WorktreePool:
             if wt.path.parent == self.root and wt.path.name.startswith(f"{self.prefix}-"):
                 self._idle.append(wt.path)
         self._idle.sort()
+        self._registered.update(self._idle)
         self._adopted = True
 
     def reserve(self) -> Path:
@@ -50,26 +56,43 @@ class WorktreePool:
                     path = self.root / f"{self.prefix}-{self._counter}"
                     if path not in self._busy and not path.exists():
                         break
+                if path not in self._registered:
+                    self._fresh.add(path)
             self._busy.add(path)
             return path
 
     def prepare(self, path: Path, branch: str | None, base: str) -> None:
         """Make ``path`` a clean checkout of ``base``, on a new ``branch`` (or detached)."""
-        registered = any(w.path == path for w in self.git.worktrees())
-        if not registered:
-            self.git.clear_worktree_path(path)
+        with self._lock:
+            fresh = path in self._fresh and not path.exists()
+            self._fresh.discard(path)
+            known = path in self._registered
+        if not known and not fresh:
+            known = any(w.path == path for w in self.git.worktrees())
+        if not known:
+            if not fresh:
+                self.git.clear_worktree_path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             if branch is None:
                 self.git.add_detached_worktree(path, base)
             else:
                 self.git.add_worktree(path, branch, base)
+            with self._lock:
+                self._registered.add(path)
             return
         try:
             self.git.reset_worktree(path, branch, base)
         except GitError:
-            # A worktree too damaged to reset is replaced, never half used.
+            # A worktree too damaged to reset (or removed behind the pool's back) is
+            # replaced, never half used.
+            self._forget(path)
             self.git.remove_worktree(path)
             self.prepare(path, branch, base)
+
+    def _forget(self, path: Path) -> None:
+        with self._lock:
+            self._registered.discard(path)
+            self._fresh.discard(path)
 
     def release(self, path: Path) -> None:
         """Return a worktree to the pool: detached and clean, so its branch can go."""
@@ -90,6 +113,7 @@ class WorktreePool:
 
     def discard(self, path: Path) -> None:
         """Remove a worktree for good."""
+        self._forget(path)
         self.git.remove_worktree(path)
         with self._lock:
             self._busy.discard(path)
@@ -100,5 +124,6 @@ class WorktreePool:
         """Remove the idle worktrees (at the end of a run, nothing is left behind)."""
         with self._lock:
             idle, self._idle = self._idle, []
+            self._registered.difference_update(idle)
         for path in idle:
             self.git.remove_worktree(path)

@@ -68,9 +68,11 @@ class GenerationStore(EventStore):
     def open_generations(self) -> list[Generation]:
         """Generations that are neither stopped nor abandoned."""
         return [
-            g
-            for g in self.list_generations()
-            if g.state not in (GenerationState.STOPPED, GenerationState.ABANDONED)
+            self._generation(r)
+            for r in self._query(
+                "SELECT * FROM generations WHERE state NOT IN (?, ?) ORDER BY created_at",
+                (GenerationState.STOPPED, GenerationState.ABANDONED),
+            )
         ]
 
     def set_generation_state(
