@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from shoemaker.model import GenerationState, TaskState
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -27,8 +29,8 @@ class GenerationStateChanged(_Event):
     """A generation was started, began running, went idle, was stopped or abandoned."""
 
     kind: Literal["generation_state"] = "generation_state"
-    old: str | None
-    new: str
+    old: GenerationState | None
+    new: GenerationState
     reason: str = ""
     branch: str = ""
     base_branch: str = ""
@@ -57,8 +59,8 @@ class TaskStateChanged(_Event):
     kind: Literal["task_state"] = "task_state"
     task_id: int
     title: str
-    old: str | None
-    new: str
+    old: TaskState | None
+    new: TaskState
     reason: str = ""
     attempt: int = 0
     depends_on: list[int] = Field(default_factory=list)
