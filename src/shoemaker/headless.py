@@ -29,20 +29,7 @@ from shoemaker.events import (
     Recovered,
     TaskStateChanged,
 )
-
-STATE_STYLE = {
-    "proposed": "dim",
-    "ready": "cyan",
-    "running": "bold yellow",
-    "verifying": "yellow",
-    "merging": "magenta",
-    "done": "bold green",
-    "failed": "bold red",
-    "blocked": "red",
-    "conflict": "bold red",
-    "needs_review": "blue",
-    "cancelled": "dim",
-}
+from shoemaker.palette import STATE_STYLE
 
 
 class NdjsonPrinter:
@@ -91,7 +78,7 @@ class StoryPrinter:
                 )
             case TaskStateChanged():
                 self.titles[event.task_id] = event.title
-                style = STATE_STYLE.get(event.new, "")
+                style = STATE_STYLE[event.new]
                 deps = (
                     f" after {', '.join(f'#{d}' for d in event.depends_on)}"
                     if (event.old is None and event.depends_on)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from shoemaker.model import TaskState
+
 
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
@@ -27,6 +29,13 @@ def _state_text(state: str, reason: str) -> str:
     if state != "paused" or not reason or reason == "paused":
         return state
     return reason if reason.startswith("paused") else f"paused: {reason}"
+
+
+def _task_state_markup(state: TaskState) -> str:
+    """A task's state as Rich markup in the colour the story and the dashboard give it."""
+    from shoemaker.palette import STATE_STYLE
+
+    return f"[{STATE_STYLE[state]}]{state.value}[/]"
 
 
 def _print_estimate(estimate: Any, as_json: bool) -> None:

@@ -16,21 +16,8 @@ from textual.widgets import DataTable, Log, Sparkline, Static
 
 from shoemaker.engine.views import MARK, GenerationRow, Snapshot, TaskRow
 from shoemaker.model import TaskState
+from shoemaker.palette import STATE_STYLE
 
-#: Colour of each task state, from the theme's palette names where one fits.
-STATE_STYLE: dict[TaskState, str] = {
-    TaskState.PROPOSED: "dim",
-    TaskState.READY: "bold cyan",
-    TaskState.RUNNING: "bold yellow",
-    TaskState.VERIFYING: "yellow",
-    TaskState.MERGING: "magenta",
-    TaskState.DONE: "bold green",
-    TaskState.FAILED: "bold red",
-    TaskState.BLOCKED: "red",
-    TaskState.CONFLICT: "bold red",
-    TaskState.NEEDS_REVIEW: "bold blue",
-    TaskState.CANCELLED: "dim strike",
-}
 #: Queue order: ready tasks first, then what is running, finished work last.
 STATE_ORDER = {
     TaskState.READY: 0,
