@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from shoemaker.model import GenerationState, TaskState
+from shoemaker.model import GenerationState, TaskState, Usage
 
 
 class _Event(BaseModel):
@@ -23,6 +23,15 @@ class _Event(BaseModel):
     """Wall-clock time the event was emitted (seconds since the epoch)."""
     generation: str | None = None
     """The generation the event belongs to, when there is one."""
+
+
+def _usage(event: AgentFinished | MetricsRecorded) -> Usage:
+    return Usage(
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_creation_input_tokens,
+        event.cache_read_input_tokens,
+    )
 
 
 class GenerationStateChanged(_Event):
@@ -115,6 +124,11 @@ class AgentFinished(_Event):
     """No result line gave the cost: the run's message usage at the configured price."""
     wall_s: float = 0.0
 
+    @property
+    def usage(self) -> Usage:
+        """The token counts as one value (on the wire they stay four fields)."""
+        return _usage(self)
+
 
 class GateResult(_Event):
     """A configured gate ran in a task's worktree or on the generation branch."""
@@ -161,6 +175,11 @@ class MetricsRecorded(_Event):
     prod_loc_after: int = 0
     test_loc_before: int = 0
     test_loc_after: int = 0
+
+    @property
+    def usage(self) -> Usage:
+        """The token counts as one value (on the wire they stay four fields)."""
+        return _usage(self)
 
 
 class MeasureFinished(_Event):

@@ -105,7 +105,7 @@ class StoryPrinter:
                 status = "[green]ok[/]" if event.ok else f"[red]{escape(event.reason)}[/]"
                 c.print(
                     f"{self._task(event.task_id)} agent finished: {status} "
-                    f"[dim]{event.input_tokens + event.output_tokens} tokens, "
+                    f"[dim]{event.usage.input_tokens + event.usage.output_tokens} tokens, "
                     f"{'~' if event.cost_estimated else ''}${event.cost_usd:.4f}, "
                     f"{event.wall_s:.1f}s[/]"
                 )

@@ -49,8 +49,8 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
                         {
                             "id": t.task_id,
                             "title": t.title,
-                            "input_tokens": t.input_tokens,
-                            "output_tokens": t.output_tokens,
+                            "input_tokens": t.usage.input_tokens,
+                            "output_tokens": t.usage.output_tokens,
                             "usd": round(t.usd, 6),
                             "basis": t.basis,
                         }
@@ -70,8 +70,8 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
         table.add_row(
             str(t.task_id),
             _esc(t.title),
-            f"{t.input_tokens:,}",
-            f"{t.output_tokens:,}",
+            f"{t.usage.input_tokens:,}",
+            f"{t.usage.output_tokens:,}",
             f"${t.usd:.4f}",
             t.basis,
         )

@@ -7,12 +7,13 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoemaker.model import Spend
+from shoemaker.model import Spend, Usage
 from shoemaker.store.base import StoreBase, StoreError
+from shoemaker.store.metrics import usage_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +38,7 @@ class RunRecord:
     is_error: bool | None
     ok: bool | None
     reason: str
-    input_tokens: int
-    output_tokens: int
-    cache_creation_input_tokens: int
-    cache_read_input_tokens: int
+    usage: Usage
     cost_usd: float
     num_turns: int | None
     session_id: str | None
@@ -56,7 +54,21 @@ class RunRecord:
     configured price (``prices``), a floor."""
 
 
-_RUN_COLUMNS = [f for f in RunRecord.__dataclass_fields__]
+#: The token counts are four columns of ``runs``, one field (``usage``) of a record.
+_USAGE_COLUMNS = list(Usage.__dataclass_fields__)
+_RUN_COLUMNS = [
+    c for f in RunRecord.__dataclass_fields__ for c in (_USAGE_COLUMNS if f == "usage" else [f])
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUsage:
+    """What every run of one task spent: tokens, dollars and agent wall time."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    runs: int = 0
 
 
 def _compress(source: bytes | Path) -> bytes:
@@ -114,16 +126,26 @@ class RunStore(StoreBase):
         with self._tx() as db:
             db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
 
-    def finish_run(self, run_id: int, *, transcript: bytes | Path, **values: Any) -> None:
-        """Store a run's outcome and its raw transcript, compressed.
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        transcript: bytes | Path,
+        usage: Usage | None = None,
+        **values: Any,
+    ) -> None:
+        """Store a run's outcome (columns of ``runs`` by name, the token counts as ``usage``)
+        and its raw transcript, compressed.
 
         ``transcript`` is the raw bytes or the file that holds them; a file is compressed in
         chunks, so a transcript of hundreds of megabytes never sits in memory whole. A
         missing file stores an empty transcript.
         """
-        unknown = set(values) - set(_RUN_COLUMNS)
+        unknown = set(values) - (set(_RUN_COLUMNS) - set(_USAGE_COLUMNS))
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
+        if usage is not None:
+            values.update(asdict(usage))
         if "model_usage" in values and values["model_usage"] is not None:
             values["model_usage"] = json.dumps(values["model_usage"])
         for key, value in values.items():
@@ -148,6 +170,7 @@ class RunStore(StoreBase):
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
         data = dict(row)
+        data["usage"] = Usage(*(int(data.pop(c) or 0) for c in _USAGE_COLUMNS))
         data["argv"] = json.loads(data["argv"])
         data["env_names"] = json.loads(data["env_names"])
         data["model_usage"] = json.loads(data["model_usage"]) if data["model_usage"] else None
@@ -192,7 +215,7 @@ class RunStore(StoreBase):
         )[0]
         return Spend(int(row[0]), float(row[1]), float(row[2]))
 
-    def task_usage(self, generation: str) -> dict[int, dict[str, float]]:
+    def task_usage(self, generation: str) -> dict[int, TaskUsage]:
         """Per task: tokens, dollars and agent wall time summed over all its runs."""
         rows = self._query(
             "SELECT task_id, SUM(input_tokens) AS input_tokens, "
@@ -204,7 +227,9 @@ class RunStore(StoreBase):
             (generation,),
         )
         return {
-            int(r["task_id"]): {k: float(r[k]) for k in r.keys() if k != "task_id"}  # noqa: SIM118
+            int(r["task_id"]): TaskUsage(
+                usage_of(r), float(r["cost_usd"]), float(r["wall_s"]), int(r["runs"])
+            )
             for r in rows
         }
 

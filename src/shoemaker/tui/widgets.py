@@ -199,7 +199,9 @@ class TaskQueue(Touched, DataTable[str | Text]):
                 state_text(r.state),
                 self._after(r, done),
                 str(r.attempts),
-                tokens(r.input_tokens + r.output_tokens) if r.input_tokens else "",
+                tokens(r.usage.input_tokens + r.usage.output_tokens)
+                if r.usage.input_tokens
+                else "",
                 f"${r.cost_usd:.3f}" if r.cost_usd else "",
                 duration(r.duration_s) if r.duration_s else "",
                 key=str(r.id),
@@ -319,10 +321,11 @@ class MetricsPanel(Vertical):
         )
         eta = remaining * mean / max(1, self.parallel)
         eta_text = duration(eta) if remaining and mean else "—"
+        u = t.usage
         lines = [
-            f"[b]in[/] {tokens(t.input_tokens)} · [b]out[/] {tokens(t.output_tokens)} · "
-            f"[b]cache[/] {tokens(t.cache_read_input_tokens)}/"
-            f"{tokens(t.cache_creation_input_tokens)}",
+            f"[b]in[/] {tokens(u.input_tokens)} · [b]out[/] {tokens(u.output_tokens)} · "
+            f"[b]cache[/] {tokens(u.cache_read_input_tokens)}/"
+            f"{tokens(u.cache_creation_input_tokens)}",
             f"[b]cost[/] ${t.cost_usd:.2f} · {rate} · [b]LOC[/] [green]+{t.insertions}[/] "
             f"[red]−{t.deletions}[/]",
             f"[b]tasks[/] [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total} in all",
