@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shoemaker.events import Notice, TaskStateChanged
-from shoemaker.model import GenerationState, IllegalTransition, TaskState, Usage
+from shoemaker.model import GenerationState, IllegalTransition, Spend, TaskState, Usage
 from shoemaker.store import (
     GateRecord,
     GenerationTotals,
@@ -248,6 +248,8 @@ def test_reads_return_records_with_one_usage(store: Store) -> None:
     assert row.fetchone() == (10, 2, 3, 4)
     both = Usage(11, 3, 3, 10)
     assert store.task_usage("g1") == {task.id: TaskUsage(both, 0.75, 2.0, 2)}
+    spent = store.spend(generation="g1")
+    assert spent == Spend(both, 0.75, 2.0) and spent.tokens == 14  # a budget counts in + out
     store.record_gate(
         task_id=task.id,
         run_id=runs[1],

@@ -208,12 +208,15 @@ class RunStore(StoreBase):
                 where.append(clause)
                 params.append(value)
         row = self._query(
-            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
-            "COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) FROM runs WHERE "
-            + " AND ".join(where),
+            "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, "
+            "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
+            "COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens, "
+            "COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens, "
+            "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) "
+            "FROM runs WHERE " + " AND ".join(where),
             [time.time(), *params],
         )[0]
-        return Spend(int(row[0]), float(row[1]), float(row[2]))
+        return Spend(usage_of(row), float(row[4]), float(row[5]))
 
     def task_usage(self, generation: str) -> dict[int, TaskUsage]:
         """Per task: tokens, dollars and agent wall time summed over all its runs."""
