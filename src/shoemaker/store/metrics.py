@@ -56,6 +56,10 @@ class GenerationTotals:
     deletions: int = 0
 
 
+#: SQL summing the token columns of ``runs``, each named after its column (see :func:`usage_of`).
+USAGE_SUMS = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in Usage.__dataclass_fields__)
+
+
 def usage_of(row: sqlite3.Row) -> Usage:
     """The token columns of a row (a ``runs`` row or sums named after its columns)."""
     return Usage(
@@ -133,10 +137,7 @@ class MetricStore(StoreBase):
     def generation_totals(self, generation: str) -> GenerationTotals:
         """Tokens and dollars spent by every run of a generation, and LOC it merged."""
         row = self._query(
-            "SELECT COUNT(*) AS runs, COALESCE(SUM(input_tokens), 0) AS input_tokens, "
-            "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
-            "COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens, "
-            "COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens, "
+            f"SELECT COUNT(*) AS runs, {USAGE_SUMS}, "
             "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM runs WHERE generation = ?",
             (generation,),
         )[0]

@@ -13,7 +13,7 @@ from typing import Any
 
 from shoemaker.model import Spend, Usage
 from shoemaker.store.base import StoreBase, StoreError
-from shoemaker.store.metrics import usage_of
+from shoemaker.store.metrics import USAGE_SUMS, usage_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +208,8 @@ class RunStore(StoreBase):
                 where.append(clause)
                 params.append(value)
         row = self._query(
-            "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, "
-            "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
-            "COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens, "
-            "COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens, "
-            "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) "
+            f"SELECT {USAGE_SUMS}, COALESCE(SUM(cost_usd), 0), "
+            "COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) "
             "FROM runs WHERE " + " AND ".join(where),
             [time.time(), *params],
         )[0]
@@ -221,10 +218,7 @@ class RunStore(StoreBase):
     def task_usage(self, generation: str) -> dict[int, TaskUsage]:
         """Per task: tokens, dollars and agent wall time summed over all its runs."""
         rows = self._query(
-            "SELECT task_id, SUM(input_tokens) AS input_tokens, "
-            "SUM(output_tokens) AS output_tokens, "
-            "SUM(cache_creation_input_tokens) AS cache_creation_input_tokens, "
-            "SUM(cache_read_input_tokens) AS cache_read_input_tokens, "
+            f"SELECT task_id, {USAGE_SUMS}, "
             "SUM(cost_usd) AS cost_usd, SUM(COALESCE(wall_s, 0)) AS wall_s, COUNT(*) AS runs "
             "FROM runs WHERE generation = ? AND task_id IS NOT NULL GROUP BY task_id",
             (generation,),
