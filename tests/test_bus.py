@@ -158,3 +158,29 @@ def test_secrets_never_reach_a_listener(tmp_path: Path) -> None:
     store.add_tasks("g", [NewTask("use hunter2hunter2")], 1, "test")
     bus.emit(Notice(generation="g", message="the key is hunter2hunter2"))
     assert heard and not any("hunter2hunter2" in e.model_dump_json() for e in heard)
+
+
+def test_state_events_carry_enums_and_keep_their_json() -> None:
+    from shoemaker.events import GenerationStateChanged, parse_event
+    from shoemaker.model import GenerationState
+
+    task = TaskStateChanged(
+        ts=1.5, generation="g", task_id=3, title="t", old=None, new=TaskState.READY, attempt=1
+    )
+    gen = GenerationStateChanged(
+        ts=2.0, generation="g", old=GenerationState.ACTIVE, new=GenerationState.RUNNING
+    )
+    # The stream and the stored events read exactly as when the states were plain strings.
+    assert task.model_dump_json() == (
+        '{"ts":1.5,"generation":"g","kind":"task_state","task_id":3,"title":"t","old":null,'
+        '"new":"ready","reason":"","attempt":1,"depends_on":[]}'
+    )
+    assert gen.model_dump_json() == (
+        '{"ts":2.0,"generation":"g","kind":"generation_state","old":"active","new":"running",'
+        '"reason":"","branch":"","base_branch":""}'
+    )
+    for event in (task, gen):
+        back = parse_event(event.model_dump_json())
+        assert back == event and back.model_dump_json() == event.model_dump_json()
+    back_task = parse_event(task.model_dump_json())
+    assert isinstance(back_task, TaskStateChanged) and back_task.new is TaskState.READY

@@ -21,7 +21,7 @@ from shoemaker.engine.engine import Engine, Selection
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentStarted, Event
-from shoemaker.model import TaskState
+from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
 
 CLAUDE = Path(
@@ -97,7 +97,7 @@ async def test_a_file_the_real_cli_writes_lands_with_its_tokens_and_cost(
     assert summary.cost_usd is not None and run.cost_usd == pytest.approx(summary.cost_usd)
     assert run.cost_usd > 0 and run.num_turns == 2
     # Two main-loop replies of 120 input and 40 output tokens each, as the result line says.
-    assert (run.input_tokens, run.output_tokens) == (240, 80)
+    assert (run.usage.input_tokens, run.usage.output_tokens) == (240, 80)
     assert len([r for r in api.requests if r.get("tools")]) == 2
 
 
@@ -212,10 +212,10 @@ async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
     # cost, one that reports nothing, or none at all), the billed reply is charged: its 120
     # input tokens, and its output (a placeholder of 1 when only the message says so).
     assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
-    assert record.input_tokens == 120 and record.output_tokens in (1, 40)
+    assert record.usage.input_tokens == 120 and record.usage.output_tokens in (1, 40)
     assert record.cost_usd > 0
     if record.cost_estimated:
         _, price = project.config.price(None)
-        assert record.cost_usd == pytest.approx(price.cost(120, 1))
+        assert record.cost_usd == pytest.approx(price.cost(Usage(120, 1)))
     assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
     assert processes_with_token(token) == []

@@ -55,7 +55,7 @@ async def test_a_generation_with_dependencies_lands_every_task(fast_tmp: Path) -
     for run in project.store.runs(generation="g1"):
         raw = project.store.transcript(run.id)
         assert raw.count(b'"type": "result"') == 1
-        assert run.ok and run.exit_code == 0 and run.input_tokens > 0
+        assert run.ok and run.exit_code == 0 and run.usage.input_tokens > 0
         assert "IS_SANDBOX" in run.env_names
     kinds = {e.kind for e in events_of(project)}
     assert {
@@ -185,7 +185,7 @@ async def test_a_failing_gate_is_retried_with_its_output_in_the_prompt(fast_tmp:
     assert "observed=no" not in first.prompt
     assert "gate check output:\nobserved=no" in second.prompt
     gates = project.store.gate_results(t.id)
-    assert [(g["location"], bool(g["passed"])) for g in gates] == [
+    assert [(g.location, g.passed) for g in gates] == [
         ("worktree", False),
         ("worktree", True),
         ("merged", True),  # and once more on the generation branch, after the merge
@@ -271,7 +271,10 @@ async def test_a_run_without_a_result_line_is_charged_for_its_messages(fast_tmp:
     # The rehearsal agent reports 4 input and 1 output token on each message, as placeholders.
     lines = [json.loads(line) for line in project.store.transcript(run.id).splitlines()]
     messages = {line["message"]["id"] for line in lines if line["type"] == "assistant"}
-    assert messages and (run.input_tokens, run.output_tokens) == (4 * len(messages), len(messages))
+    assert messages and (run.usage.input_tokens, run.usage.output_tokens) == (
+        4 * len(messages),
+        len(messages),
+    )
     assert run.cost_estimated and run.cost_usd == pytest.approx(len(messages) * 5 * 0.1)
     finished = project.store.events_of_kind("g", ["agent_finished"])
     assert [e.cost_usd for e in finished if isinstance(e, AgentFinished) and e.task_id] == [

@@ -105,7 +105,7 @@ async def test_a_gate_failing_after_the_merge_reverts_it(fast_tmp: Path) -> None
     assert tree_of(project.root) == start_tree
     assert not (project.root / "new.py").exists()
     gates = project.store.gate_results(t.id)
-    assert [(g["location"], bool(g["passed"])) for g in gates] == [
+    assert [(g.location, g.passed) for g in gates] == [
         ("worktree", True),
         ("merged", False),
     ]
@@ -131,8 +131,8 @@ async def test_the_gates_after_the_merge_run_in_a_worktree_of_it_not_in_the_chec
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")
     assert t.state == TaskState.DONE, t.reason
-    merged = next(g for g in project.store.gate_results(t.id) if g["location"] == "merged")
-    lines = dict(line.split(" ", 1) for line in merged["output_tail"].splitlines())
+    merged = next(g for g in project.store.gate_results(t.id) if g.location == "merged")
+    lines = dict(line.split(" ", 1) for line in merged.output_tail.splitlines())
     assert Path(lines["cwd"]) != project.root and project.root not in Path(lines["cwd"]).parents
     assert lines["head"] == t.merged_commit  # the merge commit itself, detached
     assert not Path(lines["cwd"]).exists()  # removed after its gates
@@ -182,7 +182,7 @@ async def test_severities_warn_and_fix(fast_tmp: Path) -> None:
     assert project.git.branches("attempt/*") == []
     second = project.store.runs(task_id=fixed.id)[1].prompt
     assert "already holds that attempt's work" in second and "saw no" in second
-    names = {g["name"] for g in project.store.gate_results(warned.id)}
+    names = {g.name for g in project.store.gate_results(warned.id)}
     assert names == {"lint"}  # the per-task gate "ok" is Fixed's only
 
 
@@ -255,7 +255,7 @@ async def test_a_conftest_the_agent_wrote_runs_in_the_sandbox(fast_tmp: Path) ->
         await Engine(project).run(cycles=1)
         (t,) = project.store.list_tasks("g")
         assert t.state == TaskState.DONE, t.reason
-        results = {g["location"]: g["output_tail"] for g in project.store.gate_results(t.id)}
+        results = {g.location: g.output_tail for g in project.store.gate_results(t.id)}
         assert set(results) == {"worktree", "merged"}
         for where, output in results.items():
             assert "WROTE" not in output, (where, output)

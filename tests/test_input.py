@@ -170,3 +170,28 @@ def test_a_commit_message_never_carries_a_nul_or_a_second_subject_line(fast_tmp:
     (git.root / "x.txt").write_text("x\n")
     assert git.commit_all(git.root, "Add\x00 x", "a\x00b") is not None
     assert git.log("HEAD", max_count=1)[0].subject == "Add x"
+
+
+def test_story_and_cli_table_colour_states_from_one_palette() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shoemaker.cli.output import _task_state_markup
+    from shoemaker.events import TaskStateChanged
+    from shoemaker.headless import StoryPrinter
+    from shoemaker.model import TaskState
+    from shoemaker.palette import STATE_STYLE
+
+    assert set(STATE_STYLE) == set(TaskState)
+    for state in TaskState:
+        markup = Text.from_markup(_task_state_markup(state))
+        assert markup.plain == state.value and str(markup.spans[0].style) == STATE_STYLE[state]
+        story, alone = StringIO(), StringIO()
+        StoryPrinter(Console(file=story, force_terminal=True, color_system="standard"))(
+            TaskStateChanged(task_id=1, title="t", old=None, new=state)
+        )
+        Console(file=alone, force_terminal=True, color_system="standard").print(
+            Text(state.value, style=STATE_STYLE[state]), end=""
+        )
+        assert alone.getvalue().removesuffix("\x1b[0m") in story.getvalue()

@@ -107,11 +107,9 @@ async def test_a_landed_merge_is_recorded_not_rerun(fast_tmp: Path) -> None:
     done = project.store.get_task(t.id)
     assert done.state == TaskState.DONE and done.merged_commit == sha
     assert [o.task_id for o in run.outcomes] == [t.id] and run.merged == 1
-    assert [(g["location"], bool(g["passed"])) for g in project.store.gate_results(t.id)] == [
-        ("merged", True)
-    ]
+    assert [(g.location, g.passed) for g in project.store.gate_results(t.id)] == [("merged", True)]
     metrics = project.store.metrics(t.id)
-    assert metrics is not None and metrics["merge_sha"] == sha and metrics["insertions"] == 2
+    assert metrics is not None and metrics.merge_sha == sha and metrics.insertions == 2
     assert project.git.log(f"{gen.start_commit}..{gen.branch}")[0].sha == sha  # nothing rerun
     assert not project.git.ref_exists(f"refs/heads/{t.branch}")
 

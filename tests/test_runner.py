@@ -31,7 +31,7 @@ from shoemaker.agents.runner import (
 from shoemaker.agents.streamjson import StreamEvent
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
-from shoemaker.model import TaskState
+from shoemaker.model import TaskState, Usage
 
 #: A clock that must outlast an agent's start-up: the idle and hard clocks run from the moment
 #: the process starts, and the rehearsal agent takes about 2 s to start on a busy 2-core machine.
@@ -383,7 +383,7 @@ async def test_a_run_killed_without_a_result_is_charged_for_its_messages(fast_tm
     )
     result = await stopped_once_it_speaks(fast_tmp, argv, lines=3)
     assert result.exit_code == -15 and result.summary.ended == "no_result"
-    assert result.summary.message_usage == (30, 2, 7, 100)
+    assert result.summary.message_usage == Usage(30, 2, 7, 100)
 
 
 async def test_missing_executable_is_a_clear_failure(fast_tmp: Path) -> None:

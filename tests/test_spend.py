@@ -79,8 +79,10 @@ async def test_a_tasks_trailers_sum_every_attempt(fast_tmp: Path) -> None:
         ("Cache-Read", "cache_read_input_tokens"),
         ("Cache-Creation", "cache_creation_input_tokens"),
     ):
-        assert trailers[f"Shoemaker-Tokens-{name}"] == str(sum(getattr(r, field) for r in runs))
-    assert int(trailers["Shoemaker-Tokens-Input"]) > runs[1].input_tokens
+        assert trailers[f"Shoemaker-Tokens-{name}"] == str(
+            sum(getattr(r.usage, field) for r in runs)
+        )
+    assert int(trailers["Shoemaker-Tokens-Input"]) > runs[1].usage.input_tokens
     # The history file keeps each attempt, and the same total.
     history = yaml.safe_load((project.history_dir / "g" / f"task-{t.id:04d}.yaml").read_text())
     assert [r["cost_usd"] for r in history["runs"]] == [0.25, 0.5]

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from shoemaker.events import Notice, TaskStateChanged
-from shoemaker.model import GenerationState, IllegalTransition, TaskState
-from shoemaker.store import NewTask, Store, StoreError
+from shoemaker.model import GenerationState, IllegalTransition, Spend, TaskState, Usage
+from shoemaker.store import (
+    GateRecord,
+    GenerationTotals,
+    MetricsRecord,
+    NewTask,
+    Store,
+    StoreError,
+    TaskUsage,
+)
 from shoemaker.store.schema import SCHEMA_VERSION
 
 
@@ -212,3 +220,71 @@ def test_generation_state_machine(store: Store) -> None:
     with pytest.raises(IllegalTransition):
         store.set_generation_state("g1", GenerationState.RUNNING)
     assert store.open_generations() == []
+
+
+def test_reads_return_records_with_one_usage(store: Store) -> None:
+    (task,), _ = store.add_tasks("g1", [NewTask("t")], cycle=1, source="test")
+    runs = []
+    for usage, cost in ((Usage(10, 2, 3, 4), 0.25), (Usage(1, 1, 0, 6), 0.5)):
+        run_id = store.start_run(
+            generation="g1",
+            task_id=task.id,
+            phase="stitch",
+            attempt=1,
+            prompt="p",
+            argv=["a"],
+            env_names=[],
+            cwd="/x",
+        )
+        store.finish_run(run_id, transcript=b"", usage=usage, cost_usd=cost, wall_s=1.0)
+        runs.append(run_id)
+    assert [store.get_run(r).usage for r in runs] == [Usage(10, 2, 3, 4), Usage(1, 1, 0, 6)]
+    # The columns stay four: a record's usage is read back from, and written to, each.
+    row = sqlite3.connect(store.path).execute(
+        "SELECT input_tokens, output_tokens, cache_creation_input_tokens, "
+        "cache_read_input_tokens FROM runs WHERE id = ?",
+        (runs[0],),
+    )
+    assert row.fetchone() == (10, 2, 3, 4)
+    both = Usage(11, 3, 3, 10)
+    assert store.task_usage("g1") == {task.id: TaskUsage(both, 0.75, 2.0, 2)}
+    spent = store.spend(generation="g1")
+    assert spent == Spend(both, 0.75, 2.0) and spent.tokens == 14  # a budget counts in + out
+    store.record_gate(
+        task_id=task.id,
+        run_id=runs[1],
+        name="tests",
+        location="worktree",
+        passed=False,
+        exit_code=1,
+        duration_s=0.5,
+        output_tail="boom",
+    )
+    (gate,) = store.gate_results(task.id)
+    assert isinstance(gate, GateRecord)
+    assert (gate.run_id, gate.name, gate.passed, gate.exit_code, gate.output_tail) == (
+        runs[1],
+        "tests",
+        False,
+        1,
+        "boom",
+    )
+    assert store.metrics(task.id) is None
+    store.record_metrics(
+        task.id,
+        commit_sha="c",
+        merge_sha="m",
+        files_changed=1,
+        insertions=5,
+        deletions=2,
+        prod_loc_before=10,
+        prod_loc_after=13,
+        test_loc_before=0,
+        test_loc_after=0,
+        duration_s=3.0,
+    )
+    metrics = store.metrics(task.id)
+    assert isinstance(metrics, MetricsRecord)
+    assert (metrics.merge_sha, metrics.insertions, metrics.deletions) == ("m", 5, 2)
+    assert store.generation_totals("g1") == GenerationTotals(2, both, 0.75, 5, 2)
+    assert store.generation_totals("nothing") == GenerationTotals()

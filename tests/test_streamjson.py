@@ -20,6 +20,7 @@ from shoemaker.agents.streamjson import (
     summarize_file,
     summarize_lines,
 )
+from shoemaker.model import Usage
 
 FIXTURES = Path(
     os.environ.get("SHOEMAKER_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures" / "stream-json")
@@ -132,7 +133,7 @@ def test_fixture_model_usage_is_kept_and_preferred_for_accounting() -> None:
     summary = summarize_file(FIXTURES / name)
     assert summary.model_usage is not None
     assert summary.model_usage["claude-opus-4-5-20251101"]["inputTokens"] == 38
-    assert summary.accounted_usage() == (38, 765, 31159, 28775)
+    assert summary.accounted_usage() == Usage(38, 765, 31159, 28775)
 
 
 def result(**fields: object) -> str:
@@ -198,7 +199,7 @@ def test_a_run_without_a_result_counts_each_message_once() -> None:
     # lines with the same usage; summed by hand from the fixture.
     s = summarize_file(FIXTURES / "link-assistant__hive-mind__background-disabled.jsonl")
     assert s.results == 0 and s.input_tokens is None  # the result's fields stay unknown
-    assert s.message_usage == (28, 9, 18155, 31503) == s.accounted_usage()
+    assert s.message_usage == Usage(28, 9, 18155, 31503) == s.accounted_usage()
     assert s.model == "claude-haiku-4-5-20251001"
     synthetic = json.dumps(
         {
@@ -397,10 +398,10 @@ def test_a_result_that_reports_nothing_after_sigint_is_charged_for_its_messages(
     ]
     s = summarize_lines(lines, exit_code=0)
     assert s.results == 1 and s.cost_usd == 0 and s.result_undercounts
-    assert s.accounted_usage() == (120, 31, 7, 50) == s.message_usage
+    assert s.accounted_usage() == Usage(120, 31, 7, 50) == s.message_usage
     # A result that reports what was used is believed, whatever the messages said.
     honest = summarize_lines([*lines[:-1], result(total_cost_usd=0.01, usage={"input_tokens": 5})])
-    assert not honest.result_undercounts and honest.accounted_usage() == (5, 0, 0, 0)
+    assert not honest.result_undercounts and honest.accounted_usage() == Usage(5)
     # Nothing reported and nothing used: nothing to charge.
     assert not summarize_lines([result(total_cost_usd=0, usage=zero)]).result_undercounts
 

@@ -23,12 +23,13 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.views import load_diff
 from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
 from shoemaker.model import GenerationState, TaskState
+from shoemaker.palette import STATE_STYLE
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
 from shoemaker.tui.bridge import EngineEvent, story_lines
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import STATE_STYLE, OutputPane, TaskQueue
+from shoemaker.tui.widgets import OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)

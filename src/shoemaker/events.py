@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from shoemaker.model import GenerationState, TaskState, Usage
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -23,12 +25,21 @@ class _Event(BaseModel):
     """The generation the event belongs to, when there is one."""
 
 
+def _usage(event: AgentFinished | MetricsRecorded) -> Usage:
+    return Usage(
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_creation_input_tokens,
+        event.cache_read_input_tokens,
+    )
+
+
 class GenerationStateChanged(_Event):
     """A generation was started, began running, went idle, was stopped or abandoned."""
 
     kind: Literal["generation_state"] = "generation_state"
-    old: str | None
-    new: str
+    old: GenerationState | None
+    new: GenerationState
     reason: str = ""
     branch: str = ""
     base_branch: str = ""
@@ -57,8 +68,8 @@ class TaskStateChanged(_Event):
     kind: Literal["task_state"] = "task_state"
     task_id: int
     title: str
-    old: str | None
-    new: str
+    old: TaskState | None
+    new: TaskState
     reason: str = ""
     attempt: int = 0
     depends_on: list[int] = Field(default_factory=list)
@@ -113,6 +124,11 @@ class AgentFinished(_Event):
     """No result line gave the cost: the run's message usage at the configured price."""
     wall_s: float = 0.0
 
+    @property
+    def usage(self) -> Usage:
+        """The token counts as one value (on the wire they stay four fields)."""
+        return _usage(self)
+
 
 class GateResult(_Event):
     """A configured gate ran in a task's worktree or on the generation branch."""
@@ -159,6 +175,11 @@ class MetricsRecorded(_Event):
     prod_loc_after: int = 0
     test_loc_before: int = 0
     test_loc_after: int = 0
+
+    @property
+    def usage(self) -> Usage:
+        """The token counts as one value (on the wire they stay four fields)."""
+        return _usage(self)
 
 
 class MeasureFinished(_Event):

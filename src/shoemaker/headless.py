@@ -29,20 +29,7 @@ from shoemaker.events import (
     Recovered,
     TaskStateChanged,
 )
-
-STATE_STYLE = {
-    "proposed": "dim",
-    "ready": "cyan",
-    "running": "bold yellow",
-    "verifying": "yellow",
-    "merging": "magenta",
-    "done": "bold green",
-    "failed": "bold red",
-    "blocked": "red",
-    "conflict": "bold red",
-    "needs_review": "blue",
-    "cancelled": "dim",
-}
+from shoemaker.palette import STATE_STYLE
 
 
 class NdjsonPrinter:
@@ -91,7 +78,7 @@ class StoryPrinter:
                 )
             case TaskStateChanged():
                 self.titles[event.task_id] = event.title
-                style = STATE_STYLE.get(event.new, "")
+                style = STATE_STYLE[event.new]
                 deps = (
                     f" after {', '.join(f'#{d}' for d in event.depends_on)}"
                     if (event.old is None and event.depends_on)
@@ -118,7 +105,7 @@ class StoryPrinter:
                 status = "[green]ok[/]" if event.ok else f"[red]{escape(event.reason)}[/]"
                 c.print(
                     f"{self._task(event.task_id)} agent finished: {status} "
-                    f"[dim]{event.input_tokens + event.output_tokens} tokens, "
+                    f"[dim]{event.usage.input_tokens + event.usage.output_tokens} tokens, "
                     f"{'~' if event.cost_estimated else ''}${event.cost_usd:.4f}, "
                     f"{event.wall_s:.1f}s[/]"
                 )

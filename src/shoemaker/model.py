@@ -219,8 +219,13 @@ def task_branch(generation: str, task_id: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """Tokens (input + output), dollars and agent wall seconds of some runs."""
+    """Tokens, dollars and agent wall seconds of some runs."""
 
-    tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     usd: float = 0.0
     wall_s: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """What a token budget counts: input and output (the cache is priced, not counted)."""
+        return self.usage.input_tokens + self.usage.output_tokens

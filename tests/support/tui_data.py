@@ -11,7 +11,7 @@ import yaml
 
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
-from shoemaker.model import TaskState
+from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
 
 CREATED = 1_700_000_000.0
@@ -198,8 +198,7 @@ def fixed_project(root: Path) -> Project:
                 subtype="success",
                 is_error=not ok,
                 ok=ok,
-                input_tokens=fresh,
-                output_tokens=out,
+                usage=Usage(fresh, out),
                 cost_usd=cost,
                 wall_s=wall,
                 ended_at=CREATED + 60,

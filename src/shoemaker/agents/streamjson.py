@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoemaker.model import Usage
+
 _EXCERPT = 200
 
 
@@ -278,8 +280,8 @@ class TranscriptSummary:
     model: str | None = None
     cwd: str | None = None
     init_session_id: str | None = None
-    message_usage: tuple[int, int, int, int] | None = None
-    """(input, output, cache creation, cache read) summed over the API messages, each
+    message_usage: Usage | None = None
+    """Tokens summed over the API messages, each
     message's last reported usage: what a run without a result line (killed, crashed), or with
     one that reports nothing (the CLI's answer to SIGINT), is charged for. The API billed those
     messages all the same; output tokens are often placeholders there, so a floor."""
@@ -288,8 +290,8 @@ class TranscriptSummary:
         """Exactly the keys of ``shoemaker transcript --json``, in order."""
         return {key: getattr(self, key) for key in _JSON_KEYS}
 
-    def accounted_usage(self) -> tuple[int, int, int, int]:
-        """Tokens to account for: (input, output, cache creation, cache read).
+    def accounted_usage(self) -> Usage:
+        """Tokens to account for.
 
         ``modelUsage`` covers every model the run used, subagents included, while ``usage``
         covers the main loop only; so the former wins when the CLI printed it. A run without
@@ -307,25 +309,26 @@ class TranscriptSummary:
         return (
             self.results > 0
             and not self.cost_usd
-            and sum(self._result_usage()) == 0
-            and sum(self.message_usage or ()) > 0
+            and self._result_usage().total == 0
+            and (self.message_usage or Usage()).total > 0
         )
 
-    def _result_usage(self) -> tuple[int, int, int, int]:
+    def _result_usage(self) -> Usage:
         if self.model_usage:
-            totals = [0, 0, 0, 0]
-            keys = (
-                "inputTokens",
-                "outputTokens",
-                "cacheCreationInputTokens",
-                "cacheReadInputTokens",
+            return sum(
+                (
+                    Usage(
+                        _int(usage.get("inputTokens")) or 0,
+                        _int(usage.get("outputTokens")) or 0,
+                        _int(usage.get("cacheCreationInputTokens")) or 0,
+                        _int(usage.get("cacheReadInputTokens")) or 0,
+                    )
+                    for usage in self.model_usage.values()
+                    if isinstance(usage, dict)
+                ),
+                Usage(),
             )
-            for usage in self.model_usage.values():
-                if isinstance(usage, dict):
-                    for n, key in enumerate(keys):
-                        totals[n] += _int(usage.get(key)) or 0
-            return totals[0], totals[1], totals[2], totals[3]
-        return (
+        return Usage(
             self.input_tokens or 0,
             self.output_tokens or 0,
             self.cache_creation_input_tokens or 0,
@@ -357,7 +360,7 @@ class SummaryBuilder:
         self._last_result: dict[str, Any] | None = None
         self._tool_ids: set[str] = set()
         # message.id → its latest usage: several lines share an id and repeat its usage.
-        self._message_usage: dict[str, tuple[int, int, int, int]] = {}
+        self._message_usage: dict[str, Usage] = {}
 
     @property
     def cwd(self) -> str | None:
@@ -407,7 +410,7 @@ class SummaryBuilder:
             return  # a synthetic message reports an API failure, not tokens the API billed
         usage, mid = message.get("usage"), message.get("id")
         if isinstance(usage, dict) and isinstance(mid, str):
-            self._message_usage[mid] = (
+            self._message_usage[mid] = Usage(
                 _int(usage.get("input_tokens")) or 0,
                 _int(usage.get("output_tokens")) or 0,
                 _int(usage.get("cache_creation_input_tokens")) or 0,
@@ -420,8 +423,7 @@ class SummaryBuilder:
         s.tool_uses = dict(self._summary.tool_uses)
         s.exit_code = exit_code
         if self._message_usage:
-            sums = [sum(u[n] for u in self._message_usage.values()) for n in range(4)]
-            s.message_usage = (sums[0], sums[1], sums[2], sums[3])
+            s.message_usage = sum(self._message_usage.values(), Usage())
         r = self._last_result
         if r is None:
             return s
@@ -531,10 +533,12 @@ def format_summary(s: TranscriptSummary) -> str:
         + (f", {s.bad_values} numbers not finite" if s.bad_values else ""),
     ]
     if s.message_usage and (s.ended != "result" or s.result_undercounts):
-        fresh, out, created, read = s.message_usage
+        m = s.message_usage
         lines.append(
-            f"messages: {fresh:,} in, {out:,} out (a floor), {read:,} cache read, "
-            f"{created:,} cache created: what the run is charged for, at the configured prices"
+            f"messages: {m.input_tokens:,} in, {m.output_tokens:,} out (a floor), "
+            f"{m.cache_read_input_tokens:,} cache read, "
+            f"{m.cache_creation_input_tokens:,} cache created: what the run is charged for, "
+            "at the configured prices"
         )
     if s.model_usage:
         for model, usage in s.model_usage.items():

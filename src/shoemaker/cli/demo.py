@@ -61,17 +61,17 @@ async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
                 ("cycles", str(report.cycles)),
                 (
                     "tokens in / out",
-                    f"{int(totals['input_tokens']):,} / {int(totals['output_tokens']):,}",
+                    f"{totals.usage.input_tokens:,} / {totals.usage.output_tokens:,}",
                 ),
                 (
                     "cache read / created",
-                    f"{int(totals['cache_read_input_tokens']):,} / "
-                    f"{int(totals['cache_creation_input_tokens']):,}",
+                    f"{totals.usage.cache_read_input_tokens:,} / "
+                    f"{totals.usage.cache_creation_input_tokens:,}",
                 ),
-                ("cost", f"${totals['cost_usd']:.4f}"),
+                ("cost", f"${totals.cost_usd:.4f}"),
                 (
                     "LOC added / removed",
-                    f"+{int(totals['insertions'])} / −{int(totals['deletions'])}",
+                    f"+{totals.insertions} / −{totals.deletions}",
                 ),
                 ("wall time", f"{time.monotonic() - started:.1f}s"),
                 ("merged into", f"{stop.generation.base_branch} at {stop.merge_commit[:12]}"),

@@ -94,7 +94,7 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
                 "reason": gen.reason,
                 "tasks_done": done,
                 "tasks_total": len(tasks),
-                "cost_usd": round(totals["cost_usd"], 6),
+                "cost_usd": round(totals.cost_usd, 6),
             }
         )
     if args.json:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from shoemaker.model import TaskState
+
 
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
@@ -29,6 +31,13 @@ def _state_text(state: str, reason: str) -> str:
     return reason if reason.startswith("paused") else f"paused: {reason}"
 
 
+def _task_state_markup(state: TaskState) -> str:
+    """A task's state as Rich markup in the colour the story and the dashboard give it."""
+    from shoemaker.palette import STATE_STYLE
+
+    return f"[{STATE_STYLE[state]}]{state.value}[/]"
+
+
 def _print_estimate(estimate: Any, as_json: bool) -> None:
     from rich.table import Table
 
@@ -40,8 +49,8 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
                         {
                             "id": t.task_id,
                             "title": t.title,
-                            "input_tokens": t.input_tokens,
-                            "output_tokens": t.output_tokens,
+                            "input_tokens": t.usage.input_tokens,
+                            "output_tokens": t.usage.output_tokens,
                             "usd": round(t.usd, 6),
                             "basis": t.basis,
                         }
@@ -61,8 +70,8 @@ def _print_estimate(estimate: Any, as_json: bool) -> None:
         table.add_row(
             str(t.task_id),
             _esc(t.title),
-            f"{t.input_tokens:,}",
-            f"{t.output_tokens:,}",
+            f"{t.usage.input_tokens:,}",
+            f"{t.usage.output_tokens:,}",
             f"${t.usd:.4f}",
             t.basis,
         )

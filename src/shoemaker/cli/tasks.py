@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from shoemaker.cli.common import _current, _open_project
-from shoemaker.cli.output import _console, _esc, _state_text
+from shoemaker.cli.output import _console, _esc, _state_text, _task_state_markup
 
 if TYPE_CHECKING:
     from shoemaker.engine.project import Project
@@ -15,8 +15,6 @@ if TYPE_CHECKING:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
-
-    from shoemaker.headless import STATE_STYLE
 
     project = _open_project(args)
     gen = _current(project)
@@ -50,10 +48,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         title=f"generation {_esc(gen.name)}" + (f" — {_esc(state)}" if state != "active" else ""),
     )
     for t in tasks:
-        style = STATE_STYLE.get(t.state.value, "")
         table.add_row(
             str(t.id),
-            f"[{style}]{t.state.value}[/]",
+            _task_state_markup(t.state),
             _esc(t.title),
             " ".join(f"#{d}" for d in t.depends_on),
             str(t.attempts),

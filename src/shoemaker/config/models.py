@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shoemaker.model import Usage
+
 _MODEL_SUFFIX = re.compile(r"\[[^\]]*\]$")
 
 DEFAULT_AGENT_ARGS = [
@@ -64,13 +66,13 @@ class ModelPrice(_Strict):
     cache_read: float = Field(default=0, ge=0)
     cache_write: float = Field(default=0, ge=0)
 
-    def cost(self, input: int, output: int, cache_creation: int = 0, cache_read: int = 0) -> float:
+    def cost(self, usage: Usage) -> float:
         """Dollars for these tokens."""
         return (
-            input * self.input
-            + output * self.output
-            + cache_creation * self.cache_write
-            + cache_read * self.cache_read
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_creation_input_tokens * self.cache_write
+            + usage.cache_read_input_tokens * self.cache_read
         ) / 1_000_000
 
 

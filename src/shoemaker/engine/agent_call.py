@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shoemaker.agents.claude import agent_argv
@@ -179,7 +179,7 @@ def spent(project: Project, summary: TranscriptSummary) -> tuple[float, bool]:
     ):
         return summary.cost_usd or 0.0, False
     _, price = project.config.price(summary.model)
-    return price.cost(*summary.accounted_usage()), True
+    return price.cost(summary.accounted_usage()), True
 
 
 def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:
@@ -206,7 +206,7 @@ def _store_result(
         is_error=s.is_error,
         ok=result.ok,
         reason=result.reason,
-        **_tokens(s),
+        usage=s.accounted_usage(),
         cost_usd=cost,
         cost_estimated=estimated,
         num_turns=s.num_turns,
@@ -224,21 +224,10 @@ def _store_result(
         transcript.unlink()
 
 
-def _tokens(summary: TranscriptSummary) -> dict[str, int]:
-    fresh, out, created, read = summary.accounted_usage()
-    return {
-        "input_tokens": fresh,
-        "output_tokens": out,
-        "cache_creation_input_tokens": created,
-        "cache_read_input_tokens": read,
-    }
-
-
 def _finished(
     call: AgentCall, run_id: int, result: RunResult, cost: float, estimated: bool
 ) -> AgentFinished:
     s = result.summary
-    fresh, out, created, read = s.accounted_usage()
     return AgentFinished(
         generation=call.generation,
         run_id=run_id,
@@ -250,10 +239,7 @@ def _finished(
         subtype=s.subtype,
         is_error=s.is_error,
         reason=result.reason,
-        input_tokens=fresh,
-        output_tokens=out,
-        cache_creation_input_tokens=created,
-        cache_read_input_tokens=read,
+        **asdict(s.accounted_usage()),
         cost_usd=cost,
         cost_estimated=estimated,
         wall_s=result.wall_s,

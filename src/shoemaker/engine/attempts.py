@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shoemaker.agents.runner import RunResult
@@ -20,7 +20,7 @@ from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
 from shoemaker.git import DiffStat
 from shoemaker.loc import Loc
-from shoemaker.model import Generation, Task, task_branch
+from shoemaker.model import Generation, Task, Usage, task_branch
 from shoemaker.store import RunRecord
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -196,7 +196,7 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
     before = git.loc(base, cfg.source_globs, cfg.test_globs)
     after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, cwd=worktree)
     subject, body = commit_message(task)
-    usage = sum_runs(runs)
+    spent = sum_runs(runs)
     message = git.format_message(
         subject,
         body,
@@ -206,11 +206,11 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
             "Shoemaker-Attempt": str(attempt.number),
             "Shoemaker-Run": str(attempt.run_id),
             "Shoemaker-Runs": str(len(runs)),
-            "Shoemaker-Tokens-Input": str(usage.input_tokens),
-            "Shoemaker-Tokens-Output": str(usage.output_tokens),
-            "Shoemaker-Tokens-Cache-Read": str(usage.cache_read_input_tokens),
-            "Shoemaker-Tokens-Cache-Creation": str(usage.cache_creation_input_tokens),
-            "Shoemaker-Cost-USD": f"{usage.cost_usd:.6f}",
+            "Shoemaker-Tokens-Input": str(spent.usage.input_tokens),
+            "Shoemaker-Tokens-Output": str(spent.usage.output_tokens),
+            "Shoemaker-Tokens-Cache-Read": str(spent.usage.cache_read_input_tokens),
+            "Shoemaker-Tokens-Cache-Creation": str(spent.usage.cache_creation_input_tokens),
+            "Shoemaker-Cost-USD": f"{spent.cost_usd:.6f}",
             "Shoemaker-LOC-Before": _loc_trailer(before),
             "Shoemaker-LOC-After": _loc_trailer(after),
             "Shoemaker-Duration-S": f"{elapsed:.1f}",
@@ -239,21 +239,14 @@ def measure_change(project: Project, attempt: Attempt) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RunTotals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
+    """What several runs spent: their tokens and dollars, summed."""
+
+    usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
 
 
 def sum_runs(runs: list[RunRecord]) -> RunTotals:
-    return RunTotals(
-        sum(r.input_tokens for r in runs),
-        sum(r.output_tokens for r in runs),
-        sum(r.cache_creation_input_tokens for r in runs),
-        sum(r.cache_read_input_tokens for r in runs),
-        sum(r.cost_usd for r in runs),
-    )
+    return RunTotals(sum((r.usage for r in runs), Usage()), sum(r.cost_usd for r in runs))
 
 
 def record_metrics(
@@ -265,7 +258,7 @@ def record_metrics(
     assert before is not None and after is not None and attempt.commit is not None
     if attempt.runs is None:
         attempt.runs = project.store.runs(task_id=task.id)
-    usage = sum_runs(attempt.runs)
+    spent = sum_runs(attempt.runs)
     project.store.record_metrics(
         task.id,
         commit_sha=attempt.commit,
@@ -282,11 +275,8 @@ def record_metrics(
     return MetricsRecorded(
         generation=task.generation,
         task_id=task.id,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_creation_input_tokens=usage.cache_creation_input_tokens,
-        cache_read_input_tokens=usage.cache_read_input_tokens,
-        cost_usd=usage.cost_usd,
+        **asdict(spent.usage),
+        cost_usd=spent.cost_usd,
         duration_s=duration,
         files_changed=stat.files_changed,
         insertions=stat.insertions,

@@ -336,9 +336,7 @@ class Engine:
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
         failed = sum(1 for o in outcomes if o.state in (TaskState.FAILED, TaskState.CONFLICT))
         after = await asyncio.to_thread(project.store.generation_totals, gen.name)
-        loc = int(
-            after["insertions"] - before["insertions"] + after["deletions"] - before["deletions"]
-        )
+        loc = after.insertions - before.insertions + after.deletions - before.deletions
         project.bus.emit(
             CycleFinished(
                 generation=gen.name, cycle=cycle, merged=merged, failed=failed, loc_delta=loc

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
-from shoemaker.model import Generation, Task, TaskState
+from shoemaker.model import Generation, Task, TaskState, Usage
 
 #: Characters per token, roughly, for English prose and code.
 CHARS_PER_TOKEN = 4
@@ -22,8 +22,8 @@ CHARS_PER_TOKEN = 4
 class TaskEstimate:
     task_id: int
     title: str
-    input_tokens: int
-    output_tokens: int
+    usage: Usage
+    """Input and output tokens (an estimate leaves the cache out)."""
     usd: float
     basis: str
     """``history`` or ``prompt size``."""
@@ -38,7 +38,7 @@ class Estimate:
 
     @property
     def total_tokens(self) -> int:
-        return sum(t.input_tokens + t.output_tokens for t in self.tasks)
+        return sum(t.usage.input_tokens + t.usage.output_tokens for t in self.tasks)
 
     @property
     def total_usd(self) -> float:
@@ -53,13 +53,13 @@ def _history(project: Project) -> list[tuple[int, int, int, float]]:
         usage = store.task_usage(gen.name)
         for task in store.list_tasks(gen.name, [TaskState.DONE]):
             u = usage.get(task.id)
-            if u and u.get("cost_usd", 0) > 0:
+            if u and u.cost_usd > 0:
                 out.append(
                     (
                         len(task.description),
-                        int(u["input_tokens"]),
-                        int(u["output_tokens"]),
-                        float(u["cost_usd"]),
+                        u.usage.input_tokens,
+                        u.usage.output_tokens,
+                        u.cost_usd,
                     )
                 )
     return out
@@ -93,19 +93,21 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
                 TaskEstimate(
                     task.id,
                     task.title,
-                    round(sum(h[1] for h in nearest) / len(nearest)),
-                    round(sum(h[2] for h in nearest) / len(nearest)),
+                    Usage(
+                        round(sum(h[1] for h in nearest) / len(nearest)),
+                        round(sum(h[2] for h in nearest) / len(nearest)),
+                    ),
                     sum(h[3] for h in nearest) / len(nearest),
                     "history",
                 )
             )
             continue
         prompt = render_stitch_prompt(project, task, task.attempts + 1)
-        tokens_in = len(prompt) // CHARS_PER_TOKEN * cfg.estimate.turns
-        tokens_out = cfg.estimate.output_tokens
-        usd = price.cost(tokens_in, tokens_out)
+        usage = Usage(
+            len(prompt) // CHARS_PER_TOKEN * cfg.estimate.turns, cfg.estimate.output_tokens
+        )
         result.tasks.append(
-            TaskEstimate(task.id, task.title, tokens_in, tokens_out, usd, "prompt size")
+            TaskEstimate(task.id, task.title, usage, price.cost(usage), "prompt size")
         )
     return result
 

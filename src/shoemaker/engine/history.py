@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,10 @@ def _run_record(run: RunRecord) -> dict[str, Any]:
         "reason": run.reason,
         "session_id": run.session_id,
         "tokens": {
-            "input": run.input_tokens,
-            "output": run.output_tokens,
-            "cache_creation": run.cache_creation_input_tokens,
-            "cache_read": run.cache_read_input_tokens,
+            "input": run.usage.input_tokens,
+            "output": run.usage.output_tokens,
+            "cache_creation": run.usage.cache_creation_input_tokens,
+            "cache_read": run.usage.cache_read_input_tokens,
         },
         "cost_usd": run.cost_usd,
         "cost_estimated": run.cost_estimated,
@@ -103,15 +104,17 @@ def write_task_history(
         },
         "gates": [
             {
-                "name": g["name"],
-                "where": g["location"],
-                "passed": bool(g["passed"]),
-                "exit_code": g["exit_code"],
-                "duration_s": round(g["duration_s"], 3),
+                "name": g.name,
+                "where": g.location,
+                "passed": g.passed,
+                "exit_code": g.exit_code,
+                "duration_s": round(g.duration_s, 3),
             }
             for g in project.store.gate_results(task.id)
         ],
-        "metrics": {k: v for k, v in (metrics or {}).items() if k != "task_id"},
+        "metrics": {
+            k: v for k, v in (asdict(metrics) if metrics else {}).items() if k != "task_id"
+        },
     }
     path = task_history_path(project, task)
     return _write(project, path, record)

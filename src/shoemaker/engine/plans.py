@@ -89,7 +89,7 @@ def _write_plan_file(
         lines += [
             f"### #{task.id} {task.title}",
             "",
-            f"After: {after} · estimate: {e.input_tokens + e.output_tokens:,} tokens, "
+            f"After: {after} · estimate: {e.usage.input_tokens + e.usage.output_tokens:,} tokens, "
             f"${e.usd:.4f} ({e.basis})",
             "",
             task.description.strip(),

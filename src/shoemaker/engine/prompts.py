@@ -108,8 +108,8 @@ def failure_context(project: Project, task: Task) -> str:
         if last.stderr_tail.strip():
             parts.append(f"stderr:\n{last.stderr_tail.strip()[-2000:]}")
     for gate in project.store.gate_results(task.id):
-        if gate["run_id"] == last.id and not gate["passed"]:
-            parts.append(f"gate {gate['name']} output:\n{gate['output_tail'][-3000:]}")
+        if gate.run_id == last.id and not gate.passed:
+            parts.append(f"gate {gate.name} output:\n{gate.output_tail[-3000:]}")
     return "\n\n".join(p for p in parts if p)[-FAILURE_CONTEXT:]
 
 

@@ -17,8 +17,8 @@ from shoemaker.engine.budgets import BudgetLine, budget_lines
 from shoemaker.engine.project import Project
 from shoemaker.events import CycleFinished
 from shoemaker.git import DiffStat, GitError
-from shoemaker.model import Generation, GenerationState, TaskState
-from shoemaker.store import RunRecord, Store
+from shoemaker.model import Generation, GenerationState, TaskState, Usage
+from shoemaker.store import RunRecord, Store, TaskUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +42,7 @@ class TaskRow:
     state: TaskState
     depends_on: tuple[int, ...]
     attempts: int
-    input_tokens: int
-    output_tokens: int
+    usage: Usage
     cost_usd: float
     duration_s: float
     reason: str
@@ -53,10 +52,7 @@ class TaskRow:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     insertions: int = 0
     deletions: int = 0
@@ -117,7 +113,7 @@ def load_snapshot(
                 gen.cycle,
                 sum(1 for t in tasks if t.state == TaskState.DONE),
                 len(tasks),
-                spent["cost_usd"],
+                spent.cost_usd,
                 gen.created_at,
                 gen.stopped_at,
             )
@@ -130,7 +126,7 @@ def load_snapshot(
     tasks = store.list_tasks(chosen.name)
     task_rows = []
     for t in tasks:
-        u = usage.get(t.id, {})
+        u = usage.get(t.id, TaskUsage())
         task_rows.append(
             TaskRow(
                 t.id,
@@ -138,10 +134,9 @@ def load_snapshot(
                 t.state,
                 tuple(t.depends_on),
                 t.attempts,
-                int(u.get("input_tokens", 0)),
-                int(u.get("output_tokens", 0)),
-                u.get("cost_usd", 0.0),
-                u.get("wall_s", 0.0),
+                u.usage,
+                u.cost_usd,
+                u.wall_s,
                 t.reason,
                 t.branch,
                 t.priority,
@@ -151,17 +146,14 @@ def load_snapshot(
     done = [r for r in task_rows if r.state == TaskState.DONE]
     done.sort(key=lambda r: next(t.updated_at for t in tasks if t.id == r.id))
     totals = Totals(
-        int(g["input_tokens"]),
-        int(g["output_tokens"]),
-        int(g["cache_read_input_tokens"]),
-        int(g["cache_creation_input_tokens"]),
-        g["cost_usd"],
-        int(g["insertions"]),
-        int(g["deletions"]),
+        g.usage,
+        g.cost_usd,
+        g.insertions,
+        g.deletions,
         len(done),
         sum(1 for r in task_rows if r.state in _FAILED),
         len(task_rows),
-        int(g["runs"]),
+        g.runs,
     )
     cycles = tuple(
         e
@@ -262,14 +254,14 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
     attempt_of = {run.id: run.attempt for run in runs}
     gates = [
         GateRow(
-            str(g["name"]),
-            str(g["location"]),
-            bool(g["passed"]),
-            g["exit_code"],
-            float(g["duration_s"] or 0.0),
-            str(g["output_tail"] or ""),
-            attempt_of.get(g["run_id"]),
-            g["run_id"],
+            g.name,
+            g.location,
+            g.passed,
+            g.exit_code,
+            g.duration_s,
+            g.output_tail,
+            attempt_of.get(g.run_id) if g.run_id is not None else None,
+            g.run_id,
         )
         for g in store.gate_results(task_id)
     ]

@@ -2,10 +2,72 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from shoemaker.model import Usage
 from shoemaker.store.base import StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """One gate's outcome as stored: where it ran (``worktree``, ``merged``…) and its output."""
+
+    id: int
+    task_id: int
+    run_id: int | None
+    name: str
+    location: str
+    passed: bool
+    exit_code: int | None
+    duration_s: float
+    output_tail: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsRecord:
+    """What a merged task changed: its commits, diff size and lines of code before and after."""
+
+    task_id: int
+    commit_sha: str
+    merge_sha: str
+    files_changed: int
+    insertions: int
+    deletions: int
+    prod_loc_before: int
+    prod_loc_after: int
+    test_loc_before: int
+    test_loc_after: int
+    duration_s: float
+    recorded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationTotals:
+    """What every run of a generation spent, and the lines its merged tasks changed."""
+
+    runs: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    insertions: int = 0
+    deletions: int = 0
+
+
+#: SQL summing the token columns of ``runs``, each named after its column (see :func:`usage_of`).
+USAGE_SUMS = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in Usage.__dataclass_fields__)
+
+
+def usage_of(row: sqlite3.Row) -> Usage:
+    """The token columns of a row (a ``runs`` row or sums named after its columns)."""
+    return Usage(
+        int(row["input_tokens"] or 0),
+        int(row["output_tokens"] or 0),
+        int(row["cache_creation_input_tokens"] or 0),
+        int(row["cache_read_input_tokens"] or 0),
+    )
 
 
 class MetricStore(StoreBase):
@@ -40,12 +102,22 @@ class MetricStore(StoreBase):
                 ),
             )
 
-    def gate_results(self, task_id: int) -> list[dict[str, Any]]:
+    def gate_results(self, task_id: int) -> list[GateRecord]:
+        rows = self._query("SELECT * FROM gate_results WHERE task_id = ? ORDER BY id", (task_id,))
         return [
-            dict(r)
-            for r in self._query(
-                "SELECT * FROM gate_results WHERE task_id = ? ORDER BY id", (task_id,)
+            GateRecord(
+                id=r["id"],
+                task_id=r["task_id"],
+                run_id=r["run_id"],
+                name=r["name"],
+                location=r["location"],
+                passed=bool(r["passed"]),
+                exit_code=r["exit_code"],
+                duration_s=float(r["duration_s"] or 0.0),
+                output_tail=r["output_tail"] or "",
+                created_at=r["created_at"],
             )
+            for r in rows
         ]
 
     def record_metrics(self, task_id: int, **values: Any) -> None:
@@ -58,17 +130,14 @@ class MetricStore(StoreBase):
                 list(values.values()),
             )
 
-    def metrics(self, task_id: int) -> dict[str, Any] | None:
+    def metrics(self, task_id: int) -> MetricsRecord | None:
         rows = self._query("SELECT * FROM metrics WHERE task_id = ?", (task_id,))
-        return dict(rows[0]) if rows else None
+        return MetricsRecord(**dict(rows[0])) if rows else None
 
-    def generation_totals(self, generation: str) -> dict[str, float]:
+    def generation_totals(self, generation: str) -> GenerationTotals:
         """Tokens and dollars spent by every run of a generation, and LOC it merged."""
         row = self._query(
-            "SELECT COUNT(*) AS runs, COALESCE(SUM(input_tokens), 0) AS input_tokens, "
-            "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
-            "COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens, "
-            "COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens, "
+            f"SELECT COUNT(*) AS runs, {USAGE_SUMS}, "
             "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM runs WHERE generation = ?",
             (generation,),
         )[0]
@@ -77,6 +146,10 @@ class MetricStore(StoreBase):
             "FROM metrics m JOIN tasks t ON t.id = m.task_id WHERE t.generation = ?",
             (generation,),
         )[0]
-        totals = {k: float(row[k]) for k in row.keys()}  # noqa: SIM118 - a Row is not a dict
-        totals["insertions"], totals["deletions"] = float(loc[0]), float(loc[1])
-        return totals
+        return GenerationTotals(
+            runs=int(row["runs"]),
+            usage=usage_of(row),
+            cost_usd=float(row["cost_usd"]),
+            insertions=int(loc[0]),
+            deletions=int(loc[1]),
+        )

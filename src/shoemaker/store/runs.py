@@ -7,12 +7,13 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoemaker.model import Spend
+from shoemaker.model import Spend, Usage
 from shoemaker.store.base import StoreBase, StoreError
+from shoemaker.store.metrics import USAGE_SUMS, usage_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +38,7 @@ class RunRecord:
     is_error: bool | None
     ok: bool | None
     reason: str
-    input_tokens: int
-    output_tokens: int
-    cache_creation_input_tokens: int
-    cache_read_input_tokens: int
+    usage: Usage
     cost_usd: float
     num_turns: int | None
     session_id: str | None
@@ -56,7 +54,21 @@ class RunRecord:
     configured price (``prices``), a floor."""
 
 
-_RUN_COLUMNS = [f for f in RunRecord.__dataclass_fields__]
+#: The token counts are four columns of ``runs``, one field (``usage``) of a record.
+_USAGE_COLUMNS = list(Usage.__dataclass_fields__)
+_RUN_COLUMNS = [
+    c for f in RunRecord.__dataclass_fields__ for c in (_USAGE_COLUMNS if f == "usage" else [f])
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUsage:
+    """What every run of one task spent: tokens, dollars and agent wall time."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    runs: int = 0
 
 
 def _compress(source: bytes | Path) -> bytes:
@@ -114,16 +126,26 @@ class RunStore(StoreBase):
         with self._tx() as db:
             db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
 
-    def finish_run(self, run_id: int, *, transcript: bytes | Path, **values: Any) -> None:
-        """Store a run's outcome and its raw transcript, compressed.
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        transcript: bytes | Path,
+        usage: Usage | None = None,
+        **values: Any,
+    ) -> None:
+        """Store a run's outcome (columns of ``runs`` by name, the token counts as ``usage``)
+        and its raw transcript, compressed.
 
         ``transcript`` is the raw bytes or the file that holds them; a file is compressed in
         chunks, so a transcript of hundreds of megabytes never sits in memory whole. A
         missing file stores an empty transcript.
         """
-        unknown = set(values) - set(_RUN_COLUMNS)
+        unknown = set(values) - (set(_RUN_COLUMNS) - set(_USAGE_COLUMNS))
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
+        if usage is not None:
+            values.update(asdict(usage))
         if "model_usage" in values and values["model_usage"] is not None:
             values["model_usage"] = json.dumps(values["model_usage"])
         for key, value in values.items():
@@ -148,6 +170,7 @@ class RunStore(StoreBase):
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
         data = dict(row)
+        data["usage"] = Usage(*(int(data.pop(c) or 0) for c in _USAGE_COLUMNS))
         data["argv"] = json.loads(data["argv"])
         data["env_names"] = json.loads(data["env_names"])
         data["model_usage"] = json.loads(data["model_usage"]) if data["model_usage"] else None
@@ -185,26 +208,25 @@ class RunStore(StoreBase):
                 where.append(clause)
                 params.append(value)
         row = self._query(
-            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
-            "COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) FROM runs WHERE "
-            + " AND ".join(where),
+            f"SELECT {USAGE_SUMS}, COALESCE(SUM(cost_usd), 0), "
+            "COALESCE(SUM(COALESCE(wall_s, ? - started_at)), 0) "
+            "FROM runs WHERE " + " AND ".join(where),
             [time.time(), *params],
         )[0]
-        return Spend(int(row[0]), float(row[1]), float(row[2]))
+        return Spend(usage_of(row), float(row[4]), float(row[5]))
 
-    def task_usage(self, generation: str) -> dict[int, dict[str, float]]:
+    def task_usage(self, generation: str) -> dict[int, TaskUsage]:
         """Per task: tokens, dollars and agent wall time summed over all its runs."""
         rows = self._query(
-            "SELECT task_id, SUM(input_tokens) AS input_tokens, "
-            "SUM(output_tokens) AS output_tokens, "
-            "SUM(cache_creation_input_tokens) AS cache_creation_input_tokens, "
-            "SUM(cache_read_input_tokens) AS cache_read_input_tokens, "
+            f"SELECT task_id, {USAGE_SUMS}, "
             "SUM(cost_usd) AS cost_usd, SUM(COALESCE(wall_s, 0)) AS wall_s, COUNT(*) AS runs "
             "FROM runs WHERE generation = ? AND task_id IS NOT NULL GROUP BY task_id",
             (generation,),
         )
         return {
-            int(r["task_id"]): {k: float(r[k]) for k in r.keys() if k != "task_id"}  # noqa: SIM118
+            int(r["task_id"]): TaskUsage(
+                usage_of(r), float(r["cost_usd"]), float(r["wall_s"]), int(r["runs"])
+            )
             for r in rows
         }
 

@@ -374,7 +374,7 @@ class ShoemakerApp(App[None]):
         elif isinstance(event, TaskStateChanged) and event.new in ATTENTION:
             self.notify(
                 f"#{event.task_id} {event.title}: {event.reason or event.new}",
-                title=f"task {ATTENTION[TaskState(event.new)]}",
+                title=f"task {ATTENTION[event.new]}",
                 severity="warning" if event.new == TaskState.NEEDS_REVIEW else "error",
                 timeout=15,
                 markup=False,

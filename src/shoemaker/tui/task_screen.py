@@ -266,7 +266,7 @@ class TaskScreen(Screen[None]):
                         sandbox_of(r.argv),
                         "" if r.exit_code is None else str(r.exit_code),
                         result if r.ok or r.ended_at is None else Text(result, "red"),
-                        f"{tokens(r.input_tokens)}/{tokens(r.output_tokens)}",
+                        f"{tokens(r.usage.input_tokens)}/{tokens(r.usage.output_tokens)}",
                         f"{'~' if r.cost_estimated else ''}${r.cost_usd:.3f}",
                         duration(r.wall_s or 0),
                         r.reason[:80],

@@ -16,21 +16,8 @@ from textual.widgets import DataTable, Log, Sparkline, Static
 
 from shoemaker.engine.views import MARK, GenerationRow, Snapshot, TaskRow
 from shoemaker.model import TaskState
+from shoemaker.palette import STATE_STYLE
 
-#: Colour of each task state, from the theme's palette names where one fits.
-STATE_STYLE: dict[TaskState, str] = {
-    TaskState.PROPOSED: "dim",
-    TaskState.READY: "bold cyan",
-    TaskState.RUNNING: "bold yellow",
-    TaskState.VERIFYING: "yellow",
-    TaskState.MERGING: "magenta",
-    TaskState.DONE: "bold green",
-    TaskState.FAILED: "bold red",
-    TaskState.BLOCKED: "red",
-    TaskState.CONFLICT: "bold red",
-    TaskState.NEEDS_REVIEW: "bold blue",
-    TaskState.CANCELLED: "dim strike",
-}
 #: Queue order: ready tasks first, then what is running, finished work last.
 STATE_ORDER = {
     TaskState.READY: 0,
@@ -212,7 +199,9 @@ class TaskQueue(Touched, DataTable[str | Text]):
                 state_text(r.state),
                 self._after(r, done),
                 str(r.attempts),
-                tokens(r.input_tokens + r.output_tokens) if r.input_tokens else "",
+                tokens(r.usage.input_tokens + r.usage.output_tokens)
+                if r.usage.input_tokens
+                else "",
                 f"${r.cost_usd:.3f}" if r.cost_usd else "",
                 duration(r.duration_s) if r.duration_s else "",
                 key=str(r.id),
@@ -332,10 +321,11 @@ class MetricsPanel(Vertical):
         )
         eta = remaining * mean / max(1, self.parallel)
         eta_text = duration(eta) if remaining and mean else "—"
+        u = t.usage
         lines = [
-            f"[b]in[/] {tokens(t.input_tokens)} · [b]out[/] {tokens(t.output_tokens)} · "
-            f"[b]cache[/] {tokens(t.cache_read_input_tokens)}/"
-            f"{tokens(t.cache_creation_input_tokens)}",
+            f"[b]in[/] {tokens(u.input_tokens)} · [b]out[/] {tokens(u.output_tokens)} · "
+            f"[b]cache[/] {tokens(u.cache_read_input_tokens)}/"
+            f"{tokens(u.cache_creation_input_tokens)}",
             f"[b]cost[/] ${t.cost_usd:.2f} · {rate} · [b]LOC[/] [green]+{t.insertions}[/] "
             f"[red]−{t.deletions}[/]",
             f"[b]tasks[/] [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total} in all",
