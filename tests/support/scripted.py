@@ -40,7 +40,7 @@ from shoemaker.agents.rehearsal.directives import (
     stitch_directives,
 )
 from shoemaker.agents.rehearsal.emitter import Emitter
-from shoemaker.agents.rehearsal.outcomes import _default_stitch
+from shoemaker.agents.rehearsal.outcomes import _default_stitch, emit_api_error, emit_interrupted
 from shoemaker.agents.runner import (
     AgentCancelled,
     LineSink,
@@ -262,32 +262,7 @@ class _Act:
             await self._flush()
 
     def _api_error(self, d: dict[str, Any], prompt: str) -> None:
-        em = self.em
-        status = int(d.get("api_error_status", 529))
-        kind = {
-            401: "authentication_failed",
-            429: "rate_limit",
-            500: "server_error",
-            529: "overloaded",
-        }.get(status, "unknown")
-        for n in (1, 2):
-            em.line(
-                {
-                    "type": "system",
-                    "subtype": "api_retry",
-                    "attempt": n,
-                    "max_retries": 2,
-                    "retry_delay_ms": 500 * n,
-                    "error_status": status,
-                    "error": kind,
-                    "uuid": str(uuid.uuid4()),
-                    "session_id": em.session_id,
-                }
-            )
-        message = f'API Error: {status} {{"type":"error","error":{{"type":"{kind}"}}}}'
-        em.new_turn()
-        em.assistant({"type": "text", "text": message}, error=kind, model="<synthetic>")
-        em.result(d, prompt, message, is_error=True, api_status=status, terminal="api_error")
+        emit_api_error(self.em, d, prompt)
 
     async def _hang(self, d: dict[str, Any]) -> RunResult:
         """Wait for the clock that would stop the real agent first (or to be cancelled)."""
@@ -306,28 +281,7 @@ class _Act:
 
     def _interrupted(self) -> None:
         """What the CLI prints when it is interrupted: a note and an error result."""
-        em = self.em
-        em.line(
-            {
-                "type": "user",
-                "message": {
-                    "role": "user",
-                    "content": [{"type": "text", "text": "[Request interrupted by user]"}],
-                },
-                "parent_tool_use_id": None,
-                "session_id": em.session_id,
-                "uuid": str(uuid.uuid4()),
-            }
-        )
-        em.result(
-            {},
-            self.spec.prompt,
-            "",
-            subtype="error_during_execution",
-            is_error=True,
-            errors=["Request interrupted by user"],
-            terminal="aborted_streaming",
-        )
+        emit_interrupted(self.em, self.spec.prompt)
 
     async def _flush(self) -> None:
         """Pass on the lines made so far, then let other tasks run, as reading a pipe would."""

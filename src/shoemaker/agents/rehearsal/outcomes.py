@@ -54,28 +54,7 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
     attempt = int(stitch.group(2)) if stitch else 1
 
     def on_sigint(signum: int, frame: object) -> None:
-        em.line(
-            {
-                "type": "user",
-                "message": {
-                    "role": "user",
-                    "content": [{"type": "text", "text": "[Request interrupted by user]"}],
-                },
-                "parent_tool_use_id": None,
-                "session_id": em.session_id,
-                "uuid": str(uuid.uuid4()),
-            },
-            delay=False,
-        )
-        em.result(
-            {},
-            prompt,
-            "",
-            subtype="error_during_execution",
-            is_error=True,
-            errors=["Request interrupted by user"],
-            terminal="aborted_streaming",
-        )
+        emit_interrupted(em, prompt)
         os._exit(0)
 
     signal.signal(signal.SIGINT, on_sigint)
@@ -209,9 +188,41 @@ def _malformed(s: Script) -> int:
     return s.exit_code(0)
 
 
+def emit_interrupted(em: Emitter, prompt: str) -> None:
+    """What the CLI prints when Ctrl-C interrupts it: a note, then an error result that still
+    says what the run cost."""
+    em.line(
+        {
+            "type": "user",
+            "message": {
+                "role": "user",
+                "content": [{"type": "text", "text": "[Request interrupted by user]"}],
+            },
+            "parent_tool_use_id": None,
+            "session_id": em.session_id,
+            "uuid": str(uuid.uuid4()),
+        },
+        delay=False,
+    )
+    em.result(
+        {},
+        prompt,
+        "",
+        subtype="error_during_execution",
+        is_error=True,
+        errors=["Request interrupted by user"],
+        terminal="aborted_streaming",
+    )
+
+
 def _api_error(s: Script) -> int:
     """The API refuses: two retries announced, a synthetic error message, an error result."""
-    em, directives, prompt = s.em, s.directives, s.prompt
+    emit_api_error(s.em, s.directives, s.prompt)
+    return s.exit_code(1)
+
+
+def emit_api_error(em: Emitter, directives: dict[str, Any], prompt: str) -> None:
+    """The lines of a run the API refuses (``api_error_status``, default 529)."""
     status = int(directives.get("api_error_status", 529))
     kind = {
         401: "authentication_failed",
@@ -237,7 +248,6 @@ def _api_error(s: Script) -> int:
     em.new_turn()
     em.assistant({"type": "text", "text": message}, error=kind, model="<synthetic>")
     em.result(directives, prompt, message, is_error=True, api_status=status, terminal="api_error")
-    return s.exit_code(1)
 
 
 def _sleep_forever() -> NoReturn:
