@@ -17,9 +17,10 @@ from conftest import REPO_ROOT
 from mock_api import MockApi, Turn, mock_api, text, tool
 from projects import make_project
 from shoemaker.agents.streamjson import summarize_file
-from shoemaker.engine.engine import Engine, Selection
+from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
+from shoemaker.engine.selection import Selection
 from shoemaker.events import AgentStarted, Event
 from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from projects import cli, make_project, scripted, task
-from shoemaker.engine.engine import Engine, Selection
+from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import landed_tasks
+from shoemaker.engine.selection import Selection
 from shoemaker.model import TaskState
 
 

@@ -18,8 +18,8 @@ from shoemaker.cli.output import _esc
 from shoemaker.errors import EXIT_FAILED
 
 if TYPE_CHECKING:
-    from shoemaker.engine.engine import Selection
     from shoemaker.engine.project import Project
+    from shoemaker.engine.selection import Selection
 
 
 async def _engine_call(
@@ -58,10 +58,10 @@ def _before_run(project: Project, args: argparse.Namespace) -> Selection | None:
     merges cannot land in (not the generation branch; a person's merge or staged files), a
     plan that waits for approval, unknown ids in ``--only``/``--skip``/``--from``. Returns the
     selection, if any."""
-    from shoemaker.engine.engine import Selection
     from shoemaker.engine.plans import refuse_waiting_plans
     from shoemaker.engine.project import RunLock
     from shoemaker.engine.recovery import check_main_checkout
+    from shoemaker.engine.selection import Selection
 
     gen = _current(project)
     selection = None
