@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from shoemaker.engine.bus import EventBus
-from shoemaker.events import Event, Notice, TaskStateChanged
+from shoemaker.events import (
+    AgentFinished,
+    AgentStarted,
+    CycleStarted,
+    Event,
+    MetricsRecorded,
+    Notice,
+    TaskStateChanged,
+)
 from shoemaker.model import IllegalTransition, TaskState
 from shoemaker.secrets import Redactor
 from shoemaker.store import NewTask, Store
@@ -75,6 +83,70 @@ def test_a_rolled_back_transaction_announces_nothing(tmp_path: Path) -> None:
     assert heard == [] and store.get_task(a.id).state == TaskState.MERGING
     events = store.finish_task(a.id, "merged")
     assert heard == [events] and [e.task_id for e in events] == [a.id, b.id]
+
+
+def test_a_write_and_the_event_announcing_it_are_one_transaction(tmp_path: Path) -> None:
+    """The run's pid, its outcome, a task's metrics and a new cycle carry their events: each
+    is announced with (and only with) the write it announces, and is in the log with it."""
+    store = Store(tmp_path / "shoemaker.db")
+    store.create_generation("g", "generation-g", "main", "0" * 40)
+    (task,), _ = store.add_tasks("g", [NewTask("a")], 1, "test")
+    heard: list[list[Event]] = []
+    store.on_commit = heard.append
+    run_id = store.start_run(
+        generation="g",
+        task_id=task.id,
+        phase="stitch",
+        attempt=1,
+        prompt="p",
+        argv=["agent"],
+        env_names=[],
+        cwd="/x",
+    )
+    started = AgentStarted(
+        generation="g",
+        run_id=run_id,
+        task_id=task.id,
+        phase="stitch",
+        attempt=1,
+        argv=["agent"],
+        cwd="/x",
+        pid=42,
+    )
+    store.set_run_pid(run_id, 42, started)
+    finished = AgentFinished(
+        generation="g",
+        run_id=run_id,
+        task_id=task.id,
+        phase="stitch",
+        ok=True,
+        exit_code=0,
+        ended="result",
+    )
+    run = store.finish_run(run_id, transcript=b"", ok=True, cost_usd=0.25, announce=finished)
+    metrics = MetricsRecorded(generation="g", task_id=task.id, insertions=3)
+    record = store.record_metrics(
+        task.id,
+        metrics,
+        commit_sha="c",
+        merge_sha="m",
+        files_changed=1,
+        insertions=3,
+        deletions=0,
+        prod_loc_before=0,
+        prod_loc_after=3,
+        test_loc_before=0,
+        test_loc_after=0,
+        duration_s=1.0,
+    )
+    cycle = store.next_cycle("g", announce=True)
+    assert heard[:3] == [[started], [finished], [metrics]]
+    assert heard[3] == [CycleStarted(generation="g", cycle=cycle, ts=heard[3][0].ts)]
+    # What the calls return is what a later read finds.
+    assert (run.pid, run.ok, run.cost_usd) == (42, True, 0.25) and run == store.get_run(run_id)
+    assert record == store.metrics(task.id)
+    logged = [e.kind for _, e in store.events_after(0, generation="g")]
+    assert logged[-4:] == ["agent_started", "agent_finished", "metrics", "cycle_started"]
 
 
 def test_without_a_running_loop_delivery_is_synchronous(tmp_path: Path) -> None:

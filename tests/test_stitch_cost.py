@@ -29,9 +29,9 @@ from shoemaker.model import TaskState
 from shoemaker.store import Store
 
 #: The figures this project reached (docs/PERFORMANCE.md, "What a task costs").
-STITCH_STORE_CALLS = 15
+STITCH_STORE_CALLS = 11
 STITCH_GIT_PROCESSES = 22
-RUN_STORE_CALLS = 38
+RUN_STORE_CALLS = 29
 RUN_GIT_PROCESSES = 33
 
 _in_stitch: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stitch", default=False)

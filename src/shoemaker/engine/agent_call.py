@@ -30,6 +30,7 @@ from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
 from shoemaker.secrets import is_secret_name, token_file
+from shoemaker.store import RunRecord
 
 _INVALID_EXCERPT = 160
 
@@ -79,8 +80,8 @@ def _sandboxed(
     return wrap(config, argv, names, paths)
 
 
-async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]:
-    """Run the configured agent once; returns the run id and how it ended."""
+async def call_agent(project: Project, call: AgentCall) -> tuple[RunRecord, RunResult]:
+    """Run the configured agent once; returns the run as stored and how it ended."""
     cfg = project.config.agent
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
@@ -130,8 +131,9 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
         bus.emit_all(out)
 
     def on_pid(pid: int) -> None:
-        project.store.set_run_pid(run_id, pid)
-        bus.emit(
+        project.store.set_run_pid(
+            run_id,
+            pid,
             AgentStarted(
                 generation=call.generation,
                 run_id=run_id,
@@ -141,7 +143,7 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
                 argv=argv,
                 cwd=str(call.cwd),
                 pid=pid,
-            )
+            ),
         )
 
     try:
@@ -157,16 +159,18 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[int, RunResult]
     finally:
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
-    await _conclude(project, call, run_id, result, transcript)
-    return run_id, result
+    return await _conclude(project, call, run_id, result, transcript), result
 
 
 async def _conclude(
     project: Project, call: AgentCall, run_id: int, result: RunResult, transcript: Path
-) -> None:
+) -> RunRecord:
+    """Store how the run ended, announced in the same transaction; the run as stored."""
     cost, estimated = spent(project, result.summary)
-    await asyncio.to_thread(_store_result, project, run_id, result, transcript, cost, estimated)
-    project.bus.emit(_finished(call, run_id, result, cost, estimated))
+    finished = _finished(call, run_id, result, cost, estimated)
+    return await asyncio.to_thread(
+        _store_result, project, run_id, result, transcript, (cost, estimated), finished
+    )
 
 
 def spent(project: Project, summary: TranscriptSummary) -> tuple[float, bool]:
@@ -193,11 +197,11 @@ def _store_result(
     run_id: int,
     result: RunResult,
     transcript: Path,
-    cost: float,
-    estimated: bool,
-) -> None:
-    s = result.summary
-    project.store.finish_run(
+    spent: tuple[float, bool],
+    finished: AgentFinished,
+) -> RunRecord:
+    s, (cost, estimated) = result.summary, spent
+    record = project.store.finish_run(
         run_id,
         transcript=transcript,
         exit_code=result.exit_code,
@@ -218,10 +222,12 @@ def _store_result(
         result_text=s.result_text,
         stderr_tail=result.stderr_tail,
         transcript_lines=result.lines,
+        announce=finished,
     )
     # The compressed copy in the store is now the evidence; the plain file was only a buffer.
     with contextlib.suppress(FileNotFoundError):
         transcript.unlink()
+    return record
 
 
 def _finished(

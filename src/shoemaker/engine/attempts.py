@@ -21,7 +21,7 @@ from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
 from shoemaker.git import DiffStat
 from shoemaker.loc import Loc
 from shoemaker.model import Generation, Task, Usage, task_branch
-from shoemaker.store import RunRecord
+from shoemaker.store import MetricsRecord, RunRecord
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
@@ -249,30 +249,26 @@ def sum_runs(runs: list[RunRecord]) -> RunTotals:
     return RunTotals(sum((r.usage for r in runs), Usage()), sum(r.cost_usd for r in runs))
 
 
+#: The figures of ``MetricsRecorded`` that the ``metrics`` row keeps as well.
+_STORED_FIGURES = set(MetricsRecord.__dataclass_fields__) - {
+    "task_id",
+    "commit_sha",
+    "merge_sha",
+    "recorded_at",
+}
+
+
 def record_metrics(
     project: Project, attempt: Attempt, merge: str, duration: float
-) -> MetricsRecorded:
-    """Store the landed attempt's metrics; the event that announces them."""
+) -> MetricsRecord:
+    """Store the landed attempt's metrics, announced in the same transaction."""
     task, stat = attempt.task, attempt.stat
     before, after = attempt.loc_before, attempt.loc_after
     assert before is not None and after is not None and attempt.commit is not None
     if attempt.runs is None:
         attempt.runs = project.store.runs(task_id=task.id)
     spent = sum_runs(attempt.runs)
-    project.store.record_metrics(
-        task.id,
-        commit_sha=attempt.commit,
-        merge_sha=merge,
-        files_changed=stat.files_changed,
-        insertions=stat.insertions,
-        deletions=stat.deletions,
-        prod_loc_before=before.production,
-        prod_loc_after=after.production,
-        test_loc_before=before.test,
-        test_loc_after=after.test,
-        duration_s=duration,
-    )
-    return MetricsRecorded(
+    announce = MetricsRecorded(
         generation=task.generation,
         task_id=task.id,
         **asdict(spent.usage),
@@ -285,4 +281,9 @@ def record_metrics(
         prod_loc_after=after.production,
         test_loc_before=before.test,
         test_loc_after=after.test,
+    )
+    # The store's row holds the same figures as the event (and the commits).
+    figures = announce.model_dump(include=_STORED_FIGURES)
+    return project.store.record_metrics(
+        task.id, announce, commit_sha=attempt.commit, merge_sha=merge, **figures
     )

@@ -34,7 +34,6 @@ from shoemaker.events import (
     AgentFinished,
     BudgetCrossed,
     CycleFinished,
-    CycleStarted,
     Event,
     Notice,
 )
@@ -292,10 +291,9 @@ class Engine:
 
     async def _cycle(self, gen: Generation, report: RunReport) -> CycleReport:
         project = self.project
-        cycle = await asyncio.to_thread(project.store.next_cycle, gen.name)
+        cycle = await asyncio.to_thread(project.store.next_cycle, gen.name, True)
         self._cycle_started = time.time()
         report.cycles += 1
-        project.bus.emit(CycleStarted(generation=gen.name, cycle=cycle))
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
         if self.selection is None and not project.config.require_approval:
             await measure(project, gen, cycle, self.stitcher(gen).pool)

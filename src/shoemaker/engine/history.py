@@ -18,7 +18,7 @@ import yaml
 if TYPE_CHECKING:
     from shoemaker.engine.project import Project
     from shoemaker.model import Generation, Task
-    from shoemaker.store import RunRecord
+    from shoemaker.store import MetricsRecord, RunRecord
 
 
 def _write(project: Project, path: Path, record: dict[str, Any]) -> Path:
@@ -53,14 +53,14 @@ def _run_record(run: RunRecord) -> dict[str, Any]:
 
 
 def write_measure_history(
-    project: Project, generation: Generation, cycle: int, run_id: int, tasks: list[Task]
+    project: Project, generation: Generation, cycle: int, run: RunRecord, tasks: list[Task]
 ) -> Path:
     record = {
         "kind": "measure",
         "generation": generation.name,
         "cycle": cycle,
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **_run_record(project.store.get_run(run_id)),
+        **_run_record(run),
         "proposed": [{"id": t.id, "title": t.title, "depends_on": t.depends_on} for t in tasks],
     }
     path = project.history_dir / generation.name / f"cycle-{cycle:03d}-measure.yaml"
@@ -73,10 +73,15 @@ def task_history_path(project: Project, task: Task) -> Path:
 
 
 def write_task_history(
-    project: Project, task: Task, task_runs: Sequence[RunRecord] | None = None
+    project: Project,
+    task: Task,
+    task_runs: Sequence[RunRecord] | None = None,
+    metrics: MetricsRecord | None = None,
 ) -> Path:
-    """The record of a finished task; ``task_runs``: its runs, when the caller has them."""
-    metrics = project.store.metrics(task.id)
+    """The record of a finished task; ``task_runs`` (its runs) and ``metrics`` (a merged
+    task's), when the caller has them."""
+    if metrics is None:
+        metrics = project.store.metrics(task.id)
     if task_runs is None:
         task_runs = project.store.runs(task_id=task.id)
     runs = [_run_record(r) for r in task_runs]

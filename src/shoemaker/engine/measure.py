@@ -58,10 +58,11 @@ async def measure(
     head = await asyncio.to_thread(project.git.rev_parse, generation.branch)
     await asyncio.to_thread(pool.prepare, worktree, None, head)
     try:
-        run_id, result = await call_agent(
+        run, result = await call_agent(
             project,
             AgentCall(Phase.MEASURE, generation.name, None, 0, prompt, worktree),
         )
+        run_id = run.id
         file_text, refused = await asyncio.to_thread(_read_proposals, worktree)
     finally:
         await asyncio.to_thread(pool.release, worktree)
@@ -113,7 +114,7 @@ async def measure(
             source=source,
         )
     )
-    await asyncio.to_thread(write_measure_history, project, generation, cycle, run_id, tasks)
+    await asyncio.to_thread(write_measure_history, project, generation, cycle, run, tasks)
     return tasks
 
 

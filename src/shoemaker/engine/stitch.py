@@ -45,6 +45,7 @@ from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
+from shoemaker.store import MetricsRecord
 
 
 class EngineError(Failed):
@@ -142,12 +143,13 @@ class Stitcher:
         prompt = await asyncio.to_thread(
             render_stitch_prompt, project, task, attempt.number, attempt.continuing
         )
-        attempt.run_id, result = await call_agent(
+        run, result = await call_agent(
             project,
             AgentCall(
                 Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree
             ),
         )
+        attempt.run_id = run.id
         attempt.result = result
         crash_point("agent-finished")
         if result.exit_code is None and result.killed is None:
@@ -266,9 +268,8 @@ class Stitcher:
         self, attempt: Attempt, merge: str, duration: float, reason: str
     ) -> StitchOutcome:
         metrics = await asyncio.to_thread(record_metrics, self.project, attempt, merge, duration)
-        self.project.bus.emit(metrics)
         crash_point("metrics-recorded")
-        await self._after_done(attempt, reason, merge)
+        await self._after_done(attempt, reason, merge, metrics)
         if attempt.branch:
             await asyncio.to_thread(self._delete_branch, attempt.branch)
         return StitchOutcome(attempt.task.id, TaskState.DONE, reason)
@@ -281,7 +282,13 @@ class Stitcher:
             if git.ref_exists(f"refs/heads/{branch}"):
                 raise  # there, and still not deleted; a branch already gone is fine
 
-    async def _after_done(self, attempt: Attempt, reason: str, merge: str | None = None) -> None:
+    async def _after_done(
+        self,
+        attempt: Attempt,
+        reason: str,
+        merge: str | None = None,
+        metrics: MetricsRecord | None = None,
+    ) -> None:
         """The task is done: recorded with the promotions it causes in one transaction."""
         task = attempt.task
         await asyncio.to_thread(self.project.store.finish_task, task.id, reason, merge)
@@ -293,7 +300,7 @@ class Stitcher:
             attempts=attempt.number,
             merged_commit=merge or task.merged_commit,
         )
-        await asyncio.to_thread(write_task_history, self.project, done, attempt.runs)
+        await asyncio.to_thread(write_task_history, self.project, done, attempt.runs, metrics)
         crash_point("history-written")
 
     async def _give_back(self, attempt: Attempt, failure: Failure) -> StitchOutcome:

@@ -153,6 +153,22 @@ class StoreBase:
             if written and self.on_commit is not None:
                 self.on_commit(written)
 
+    def _insert_event(self, db: sqlite3.Connection, event: Event) -> int:
+        """Append ``event`` to the log inside the caller's transaction (announced once it
+        commits); returns its sequence number."""
+        cur = db.execute(
+            "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",
+            (
+                event.ts,
+                event.generation,
+                event.kind,
+                getattr(event, "task_id", None),
+                self.redactor.text(event.model_dump_json()),
+            ),
+        )
+        self._wrote(event)
+        return int(cur.lastrowid or 0)
+
     def _wrote(self, event: Event) -> None:
         """Note an event the transaction in progress wrote, to announce once it commits."""
         self._written.append(event)

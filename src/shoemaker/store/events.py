@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from shoemaker.events import Event, parse_event
@@ -11,20 +10,6 @@ from shoemaker.store.base import StoreBase
 
 class EventStore(StoreBase):
     """The ``events`` table; every state change appends to it inside its own transaction."""
-
-    def _insert_event(self, db: sqlite3.Connection, event: Event) -> int:
-        cur = db.execute(
-            "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",
-            (
-                event.ts,
-                event.generation,
-                event.kind,
-                getattr(event, "task_id", None),
-                self.redactor.text(event.model_dump_json()),
-            ),
-        )
-        self._wrote(event)
-        return int(cur.lastrowid or 0)
 
     def append_events(self, events: Iterable[Event]) -> int:
         """Append events in one transaction; returns the sequence number of the last one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from shoemaker.events import GenerationStateChanged
+from shoemaker.events import CycleStarted, GenerationStateChanged
 from shoemaker.model import Generation, GenerationState, check_generation_transition
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
@@ -105,12 +105,15 @@ class GenerationStore(EventStore):
             self._insert_event(db, event)
         return event
 
-    def next_cycle(self, name: str) -> int:
-        """Increment and return the generation's cycle counter."""
+    def next_cycle(self, name: str, announce: bool = False) -> int:
+        """Increment and return the generation's cycle counter; ``announce``: the cycle
+        starts now (``CycleStarted``, in the same transaction)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE generations SET cycle = cycle + 1, updated_at = ? WHERE name = ?",
                 (time.time(), name),
             )
             row = db.execute("SELECT cycle FROM generations WHERE name = ?", (name,)).fetchone()
+            if announce:
+                self._insert_event(db, CycleStarted(generation=name, cycle=int(row[0])))
         return int(row[0])

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoemaker.events import Event
 from shoemaker.model import Usage
 from shoemaker.store.base import StoreBase
 
@@ -120,15 +121,23 @@ class MetricStore(StoreBase):
             for r in rows
         ]
 
-    def record_metrics(self, task_id: int, **values: Any) -> None:
+    def record_metrics(
+        self, task_id: int, announce: Event | None = None, **values: Any
+    ) -> MetricsRecord:
+        """Store a merged task's metrics (columns of ``metrics`` by name), with the event
+        that announces them; returns them as stored."""
         values["task_id"] = task_id
         values.setdefault("recorded_at", time.time())
+        record = MetricsRecord(**values)
         cols = ", ".join(values)
         with self._tx() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO metrics ({cols}) VALUES ({', '.join('?' * len(values))})",
                 list(values.values()),
             )
+            if announce is not None:
+                self._insert_event(db, announce)
+        return record
 
     def metrics(self, task_id: int) -> MetricsRecord | None:
         rows = self._query("SELECT * FROM metrics WHERE task_id = ?", (task_id,))

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoemaker.events import Event
 from shoemaker.model import Spend, Usage
 from shoemaker.store.base import StoreBase, StoreError
 from shoemaker.store.metrics import USAGE_SUMS, usage_of
@@ -122,9 +123,12 @@ class RunStore(StoreBase):
             )
             return int(cur.lastrowid or 0)
 
-    def set_run_pid(self, run_id: int, pid: int) -> None:
+    def set_run_pid(self, run_id: int, pid: int, announce: Event | None = None) -> None:
+        """Record the process a run started, with the event that announces it."""
         with self._tx() as db:
             db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+            if announce is not None:
+                self._insert_event(db, announce)
 
     def finish_run(
         self,
@@ -132,10 +136,12 @@ class RunStore(StoreBase):
         *,
         transcript: bytes | Path,
         usage: Usage | None = None,
+        announce: Event | None = None,
         **values: Any,
-    ) -> None:
+    ) -> RunRecord:
         """Store a run's outcome (columns of ``runs`` by name, the token counts as ``usage``)
-        and its raw transcript, compressed.
+        and its raw transcript, compressed, with the event that announces it; returns the run
+        as stored.
 
         ``transcript`` is the raw bytes or the file that holds them; a file is compressed in
         chunks, so a transcript of hundreds of megabytes never sits in memory whole. A
@@ -160,6 +166,14 @@ class RunStore(StoreBase):
                 f"UPDATE runs SET {cols}, transcript = ? WHERE id = ?",
                 [*values.values(), _compress(transcript), run_id],
             )
+            if announce is not None:
+                self._insert_event(db, announce)
+            row = db.execute(
+                f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"no run with id {run_id}")
+        return self._run(row)
 
     def get_run(self, run_id: int) -> RunRecord:
         rows = self._query(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,))

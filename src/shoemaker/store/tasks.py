@@ -132,7 +132,20 @@ class TaskStore(EventStore):
                 )
                 self._insert_event(db, event)
                 events.append(event)
-        return [self.get_task(i) for i in ids], events
+            if not ids:
+                return [], events
+            # Read back in the same transaction: the tasks as stored, in one query each.
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(f"SELECT * FROM tasks WHERE id IN ({marks}) ORDER BY id", ids)
+            dep_map: dict[int, list[int]] = {}
+            for task_id, dep in db.execute(
+                f"SELECT task_id, depends_on FROM task_deps WHERE task_id IN ({marks}) "
+                "ORDER BY depends_on",
+                ids,
+            ):
+                dep_map.setdefault(task_id, []).append(dep)
+            added = [self._task(r, dep_map.get(r["id"], [])) for r in rows]
+        return added, events
 
     def get_task(self, task_id: int) -> Task:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
