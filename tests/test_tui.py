@@ -689,6 +689,29 @@ async def test_an_action_that_raises_is_a_notification_not_an_exit(fast_tmp: Pat
         assert "RuntimeError: a bug in a key" in note.message and note.severity == "error"
 
 
+async def test_a_handler_or_timer_that_raises_is_a_notification_not_an_exit(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(TaskQueue, "on_resize", broken)
+    monkeypatch.setattr(ShoemakerApp, "_tick", broken)
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.resize_terminal(100, 30)
+        await until(pilot, lambda: any(n.title == "tick failed" for n in app._notifications))
+        titles = [n.title for n in app._notifications if n.severity == "error"]
+        assert "TaskQueue: on_resize failed" in titles
+        # Shown once, however often the timer fails again; and every pump goes on.
+        assert titles.count("tick failed") == 1
+        queue = app.query_one(TaskQueue)
+        row = queue.cursor_row
+        await pilot.press("down")
+        assert app.is_running and queue.cursor_row == row + 1
+
+
 async def test_the_diff_of_a_task_waiting_for_review_is_its_own(fast_tmp: Path) -> None:
     # One pooled worktree: the second task runs in it while the first waits for review.
     project = make_project(

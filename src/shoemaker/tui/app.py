@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from textual import log, on, work
+from textual import on, work
 from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -47,6 +47,7 @@ from shoemaker.events import (
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
+from shoemaker.tui.guard import Guarded, guarded_interval, report_error
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
@@ -117,7 +118,7 @@ class ShoemakerCommands(Provider):
                 yield Hit(score, matcher.highlight(title), action, help=help_text)
 
 
-class ShoemakerApp(App[None]):
+class ShoemakerApp(Guarded, App[None]):
     """Generations, the task queue, live agent output and metrics, driven from the keyboard."""
 
     TITLE = "shoemaker"
@@ -281,7 +282,7 @@ class ShoemakerApp(App[None]):
                 exit_on_error=False,
                 description="follow the store",
             )
-            self.set_interval(1.0, self._watch_other_run, name="watch the run lock")
+            guarded_interval(self, 1.0, self._watch_other_run, "watch the run lock")
             self._watch_other_run()
             self.notify(
                 "following a run that another process drives: p pauses it, k kills it, "
@@ -291,9 +292,9 @@ class ShoemakerApp(App[None]):
             )
         else:
             self.bridge.attach_bus(self.project.bus)
-        self.set_interval(1 / 30, self.flush_output, name="flush output")
-        self.set_interval(0.2, self._refresh_if_dirty, name="refresh snapshot")
-        self.set_interval(1.0, self._tick, name="tick")
+        guarded_interval(self, 1 / 30, self.flush_output, "flush output")
+        guarded_interval(self, 0.2, self._refresh_if_dirty, "refresh snapshot")
+        guarded_interval(self, 1.0, self._tick, "tick")
         self.refresh_snapshot()
         if self.demo:
             self.run_worker(
@@ -1020,13 +1021,7 @@ class ShoemakerApp(App[None]):
 
     def report_error(self, title: str, exc: BaseException) -> None:
         """An unexpected error, shown and logged instead of ending the app."""
-        log.error(title, exc_info=exc)
-        self.notify(
-            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-            title=title,
-            severity="error",
-            timeout=20,
-        )
+        report_error(self, title, exc)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR or event.worker.error is None:

@@ -28,10 +28,11 @@ from textual.widgets import (
 from shoemaker.engine.views import (
     Snapshot,
 )
+from shoemaker.tui.guard import Guarded
 from shoemaker.tui.rows import sync_rows
 
 
-class GenerationsScreen(Screen[str | None]):
+class GenerationsScreen(Guarded, Screen[str | None]):
     """Every generation and the shown one's cycles; dismissed with the name to switch to."""
 
     BINDINGS = [
@@ -108,7 +109,7 @@ class GenerationsScreen(Screen[str | None]):
             self.dismiss(name)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Guarded, ModalScreen[None]):
     """Every key of the screen it was opened on, what it does, and why it is disabled."""
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
@@ -127,7 +128,7 @@ class HelpScreen(ModalScreen[None]):
             yield table
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(Guarded, ModalScreen[bool]):
     """Asks before something that cannot be undone; No has the focus, so Enter alone never
     does it."""
 
@@ -161,7 +162,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class NoteScreen(ModalScreen[str | None]):
+class NoteScreen(Guarded, ModalScreen[str | None]):
     """Asks for a line of text (a rejection note); escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]

@@ -39,6 +39,7 @@ from shoemaker.engine.views import (
 )
 from shoemaker.model import ACTIVE_TASK_STATES
 from shoemaker.store import RunRecord
+from shoemaker.tui.guard import Guarded, guarded_interval
 from shoemaker.tui.rows import sync_rows
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
 
@@ -62,7 +63,7 @@ def render_diff(text: str) -> tuple[Text, dict[str, int]]:
     return body, starts
 
 
-class TaskScreen(Screen[None]):
+class TaskScreen(Guarded, Screen[None]):
     """One task: its log (condensed or raw), diff, attempts with why each failed, and prompt.
 
     It reloads every ``refresh_s`` while the task is active, once otherwise, and changes only
@@ -148,7 +149,7 @@ class TaskScreen(Screen[None]):
         self.query_one("#why").border_title = "Why"
         self.sub_title = f"task #{self.task_id}"
         self.load()
-        self.set_interval(self.refresh_s, self._tick, name="reload an active task")
+        guarded_interval(self, self.refresh_s, self._tick, "reload an active task")
 
     def _tick(self) -> None:
         self.ticks += 1

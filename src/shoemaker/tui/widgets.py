@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Log, Sparkline, Static
 from shoemaker.engine.views import MARK, GenerationRow, Snapshot, TaskRow
 from shoemaker.model import TaskState
 from shoemaker.palette import STATE_STYLE
+from shoemaker.tui.guard import Guarded
 
 #: Queue order: ready tasks first, then what is running, finished work last.
 STATE_ORDER = {
@@ -72,7 +73,7 @@ def state_text(state: TaskState) -> Text:
     return Text(state.value.replace("_", " "), style=STATE_STYLE[state])
 
 
-class GenerationsPanel(Static):
+class GenerationsPanel(Guarded, Static):
     """Every generation: name, state, base branch, cycle, tasks done/total, cost so far.
 
     A plain table that fits 36 columns; switching happens on the generations screen.
@@ -139,7 +140,7 @@ class Touched:
         self.touch()
 
 
-class TaskQueue(Touched, DataTable[str | Text]):
+class TaskQueue(Guarded, Touched, DataTable[str | Text]):
     """The task graph as a table: ready and running tasks first, filterable by state."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -250,7 +251,7 @@ class OutputHighlighter(Highlighter):
             text.stylize("cyan", 0, plain.index("]") + 1)  # a tool call, or the agent's own note
 
 
-class OutputPane(Touched, Log):
+class OutputPane(Guarded, Touched, Log):
     """Condensed agent output, tailing; tailing pauses while the user has scrolled up.
 
     Lines are not written as they arrive: ``feed`` hands over a batch, written in one
@@ -278,7 +279,7 @@ class OutputPane(Touched, Log):
         self.refresh()
 
 
-class MetricsPanel(Vertical):
+class MetricsPanel(Guarded, Vertical):
     """Tokens, cost, burn rate, tasks, LOC, time and ETA, with per-task sparklines."""
 
     def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
