@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import cli, make_project, task
+from projects import cli, make_project, scripted, task
 from shoemaker.agents.done_signal import (
     FILE_NAME,
     MAX_BYTES,
@@ -221,6 +221,15 @@ async def test_a_signal_file_that_is_no_signal_fails_the_attempt(fast_tmp: Path)
     assert t.state == TaskState.FAILED
     assert "its signal file does not start with 'shoemaker-done 1'" in t.reason
     assert not (project.root / "s.py").exists()
+
+
+async def test_the_scripted_runner_signals_as_the_real_agent_does(fast_tmp: Path) -> None:
+    """Engine tests that start no agent process still run the real `shoemaker done`."""
+    project = scripted(
+        make_project(fast_tmp, [task("Wall", signal={"status": "blocked", "reason": "why"})])
+    )
+    (t,) = (await _run_generation(project)).values()
+    assert (t.state, t.reason) == (TaskState.BLOCKED, "its agent is blocked: why")
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
