@@ -175,11 +175,22 @@ async def test_done_status_blocked_ends_the_task_blocked(fast_tmp: Path) -> None
     assert not any((project.root / name).exists() for name in ("pwned", "pwned2"))
     events = _events(project)
     told = [e for e in events if isinstance(e, Notice) and "needs you" in e.message]
-    assert told and told[0].level == "warning" and "touch pwned" in told[0].message
+    assert told and "touch pwned" in told[0].message
     # The person sees it in `shoemaker tasks` too (state and reason).
     listed = cli(project, "tasks")
     assert listed.returncode == 0 and "blocked" in listed.stdout
     assert "its agent is blocked" in listed.stdout
+
+
+async def test_a_secret_in_the_agents_reason_is_never_stored(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVICE_API_KEY", "sk-live-0123456789abcdef")
+    says = 'sh -c \'"$SHOEMAKER" done --status blocked --reason "$SERVICE_API_KEY is refused"\''
+    project = make_project(fast_tmp, [task("Leaky", run=[says])])
+    (t,) = (await _run_generation(project)).values()
+    assert t.state == TaskState.BLOCKED, t.reason
+    assert t.reason == "its agent is blocked: [redacted SERVICE_API_KEY] is refused"
 
 
 async def test_require_done_signal_fails_an_attempt_without_the_signal(fast_tmp: Path) -> None:

@@ -342,7 +342,7 @@ class Stitcher:
         if not ran_ok:
             return None  # the run's own failure says more
         if done.error:
-            reason = f"agent run {run_id}: {done.error}"
+            reason = self.project.redactor.text(f"agent run {run_id}: {done.error}")
             return Failure(reason, fingerprint("signal", done.error))
         if done.signal is None and self.project.config.require_done_signal:
             reason = (
@@ -361,10 +361,12 @@ class Stitcher:
             preserve, project, self.pool, task, attempt.worktree, "agent-blocked"
         )
         await asyncio.to_thread(keep_for_retry, project, self.generation, task, attempt.number)
-        reason = f"its agent is blocked: {why}"
+        # The agent's words are kept and shown, so no secret value may be among them.
+        reason = f"its agent is blocked: {project.redactor.text(why)}"
         self._transition(task.id, TaskState.BLOCKED, reason)
         await asyncio.to_thread(store.block_dependents, self.generation.name, task.id, "is blocked")
-        log(project, task, f"task #{task.id} needs you: {reason}", "warning")
+        # The state change is the dashboard's notification; this is the story's line.
+        log(project, task, f"task #{task.id} needs you: {reason}")
         blocked = await asyncio.to_thread(store.get_task, task.id)
         await asyncio.to_thread(write_task_history, project, blocked, attempt.runs)
         return StitchOutcome(task.id, TaskState.BLOCKED, reason)
