@@ -124,7 +124,7 @@ async def call_agent(
     env[RUN_MARKER] = ""
     home = _run_home() if sandbox != "none" else None
     # The signal goes in a directory of the run's own that every sandbox leaves writable:
-    # its HOME, or (no sandbox) a fresh directory beside it; removed when the run ends.
+    # its HOME, or (no sandbox) a fresh temporary directory; removed when the run ends.
     signal_dir = None
     read_only: tuple[Path, ...] = ()
     if done is not None:
