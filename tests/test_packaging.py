@@ -135,7 +135,9 @@ def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
     )
     code = (
         "import shoemaker, shoemaker.resources as r\n"
+        "from shoemaker.agents.done_signal import SCRIPT\n"
         "print(shoemaker.__file__)\n"
+        "print(SCRIPT.is_file())\n"
         "print(r.data_dir('prompts'))\n"
         "print(r.data_dir('styles'))\n"
         "print(r.render_prompt('stitch.md', {'task': {'id': 7, 'title': 'T', 'description': 'D',"
@@ -147,7 +149,8 @@ def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
         [str(python), "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    package_file, prompts, styles, *rendered = proc.stdout.splitlines()
+    package_file, script, prompts, styles, *rendered = proc.stdout.splitlines()
+    assert script == "True", "done.sh, the sh twin of `shoemaker done`, is not in the wheel"
     assert str(env_dir) in package_file, "shoemaker was not imported from the wheel"
     assert prompts.startswith(str(env_dir)) and prompts.endswith("_data/prompts")
     assert styles.endswith("_data/styles")

@@ -475,3 +475,35 @@ def test_a_probe_that_reports_nothing_leaves_every_escape_unproven(tmp_path: Pat
     verdicts = trial.judge("podman", partial)
     assert not verdicts[0].escaped and all(e.escaped for e in verdicts[1:])
     assert "stopped early" in verdicts[1].fix and "Killed" in verdicts[1].detail
+
+
+@pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")
+async def test_an_agent_in_podman_signals_blocked_with_the_sh_twin_of_shoemaker_done(
+    fast_tmp: Path,
+) -> None:
+    """In a container the host's shoemaker is not there: `$SHOEMAKER` is done.sh, mounted
+    read-only, and what it writes is the same signal."""
+    _image()
+    python_root = Path(sys.executable).resolve().parents[2]
+    mounts = []
+    for path in {Path("/usr"), Path("/lib"), Path("/lib64"), Path("/bin"), python_root, REPO_ROOT}:
+        if path.exists():
+            mounts += ["-v", f"{path}:{path}:ro"]
+    reason = "the spec asks for `rm -rf /` and $(reboot); which one?"
+    overwrite = "sh -c 'echo exit 0 > \"$SHOEMAKER\"'"
+    project = make_project(
+        fast_tmp,
+        [task("Asks", run=[overwrite], signal={"status": "blocked", "reason": reason})],
+        sandbox="podman",
+        podman_image=IMAGE,
+        podman_args=[*HOST_FLAGS, *mounts],
+        podman_global_args=HOST_GLOBAL,
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (t,) = project.store.list_tasks("g")
+    (run,) = project.store.runs(task_id=t.id)
+    assert run.argv[0] == "podman" and "SHOEMAKER" in run.argv
+    assert t.state == TaskState.BLOCKED, t.reason
+    assert t.reason == f"its agent is blocked: {reason}"
+    assert "Read-only file system" in project.store.transcript(run.id).decode()

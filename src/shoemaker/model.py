@@ -20,6 +20,8 @@ class TaskState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     BLOCKED = "blocked"
+    """A dependency failed or is blocked, or the task's agent signalled that it needs a person
+    (``shoemaker done --status blocked``); the reason says which."""
     CONFLICT = "conflict"
     NEEDS_REVIEW = "needs_review"
     CANCELLED = "cancelled"
@@ -32,8 +34,8 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.PROPOSED: frozenset({_T.READY, _T.BLOCKED, _T.CANCELLED}),
     _T.READY: frozenset({_T.RUNNING, _T.BLOCKED, _T.CANCELLED}),
     # running → ready: the attempt was interrupted (pause, crash) and counts, but the task
-    # itself did not fail.
-    _T.RUNNING: frozenset({_T.VERIFYING, _T.FAILED, _T.READY, _T.CANCELLED}),
+    # itself did not fail. running → blocked: its agent signalled that it cannot go on.
+    _T.RUNNING: frozenset({_T.VERIFYING, _T.FAILED, _T.READY, _T.BLOCKED, _T.CANCELLED}),
     _T.VERIFYING: frozenset({_T.MERGING, _T.FAILED, _T.READY, _T.NEEDS_REVIEW, _T.CANCELLED}),
     _T.MERGING: frozenset({_T.DONE, _T.CONFLICT, _T.FAILED, _T.READY}),
     _T.NEEDS_REVIEW: frozenset({_T.MERGING, _T.READY, _T.CANCELLED}),

@@ -255,8 +255,8 @@ class _Act:
                     f"File created successfully at: {target}",
                     False,
                 )
-            elif kind in ("run", "detach"):
-                await asyncio.to_thread(act, em, kind, target, payload)
+            elif kind in ("run", "detach", "signal"):
+                await asyncio.to_thread(act, em, kind, target, payload, self.spec.env)
             else:
                 act(em, kind, target, payload)
             await self._flush()

@@ -35,6 +35,8 @@ class SandboxPaths:
     """The token file, mounted read-only at HOME/.claude/.credentials.json."""
     git_dir: Path | None = None
     """The repository's common git directory, readable (a worktree's .git points into it)."""
+    read_only: tuple[Path, ...] = ()
+    """Files inside ``home`` mounted read-only over themselves (the run's ``shoemaker done``)."""
 
 
 def podman_args(config: Config) -> tuple[list[str], dict[str, str]]:
@@ -98,6 +100,8 @@ def _bwrap(config: Config, argv: list[str], paths: SandboxPaths, user: int) -> l
         out += ["--ro-bind", str(paths.credentials), str(paths.home / CREDENTIALS_IN_HOME)]
     out += ["--bind", wt, wt]
     out += _git_file_read_only(paths.worktree, lambda f: ["--ro-bind", f, f])
+    for path in paths.read_only:
+        out += ["--ro-bind", str(path), str(path)]
     # After every bind (one may hold a socket, git's fsmonitor has one in the git dir): the
     # host's unix sockets (a container daemon, tmux, an ssh agent, the system bus) stay
     # connectable through a read-only mount, and the agent still has their owner's uid: masked.
@@ -135,6 +139,8 @@ def _container(
         out += ["-v", f"{paths.git_dir}:{paths.git_dir}:ro"]
     if paths.credentials is not None:
         out += ["-v", f"{paths.credentials}:{paths.home / CREDENTIALS_IN_HOME}:ro"]
+    for path in paths.read_only:
+        out += ["-v", f"{path}:{path}:ro"]
     for name in env_names:
         if name != "HOME":
             out += ["-e", name]  # the value comes from this process's environment

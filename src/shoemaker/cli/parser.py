@@ -6,6 +6,7 @@ import argparse
 
 from shoemaker.cli.dashboard import cmd_tui
 from shoemaker.cli.demo import cmd_demo
+from shoemaker.cli.done import cmd_done
 from shoemaker.cli.lifecycle import (
     _lifecycle,
     _pause,
@@ -166,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("task", type=int)
     r.add_argument("--retry", action="store_true", help="then run it again (default: cancel it)")
     r.set_defaults(func=_lifecycle(_revert))
+
+    p = sub.add_parser(
+        "done", help="inside a task's run: the agent signals the task completed or blocked"
+    )
+    p.add_argument("--status", choices=["completed", "blocked"], default="completed")
+    p.add_argument("--reason", help="what a person must do or decide (required when blocked)")
+    p.set_defaults(func=cmd_done)
 
     p = sub.add_parser("tasks", help="the tasks of the current generation")
     p.add_argument("--json", action="store_true")

@@ -242,6 +242,9 @@ class Config(_Strict):
     """Attempts after a task's first failed one before it is failed (attempts cut short because
     shoemaker stopped, by a crash or a signal, do not count). Retrying stops earlier when the
     same failure repeats."""
+    require_done_signal: bool = False
+    """A stitch run must end with the agent's own signal (`shoemaker done`, as the stitch
+    prompt says); one that exits without it is a failed attempt (retried as any other)."""
     max_tasks: int = Field(default=0, ge=0)
     """A run stops once the generation has this many tasks done (0: no limit)."""
     stall_cycles: int = Field(default=2, ge=0)

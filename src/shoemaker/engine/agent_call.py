@@ -16,6 +16,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shoemaker.agents.claude import agent_argv
+from shoemaker.agents.done_signal import (
+    FILE_NAME,
+    SIGNAL_ENV,
+    BadSignal,
+    DoneSignal,
+    read_signal,
+    signal_command,
+    signal_environment,
+)
 from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
 from shoemaker.agents.runner import (
     CANCELLED,
@@ -47,6 +56,23 @@ class AgentCall:
     cwd: Path
 
 
+@dataclass(slots=True)
+class DoneChannel:
+    """A stitch run's completion signal (``agents/done_signal.py``): what its agent said, or
+    why what it wrote is not a signal. Neither set: it said nothing."""
+
+    task_id: int
+    signal: DoneSignal | None = None
+    error: str = ""
+
+    def take(self, path: Path) -> None:
+        """Read the file the agent may have left at ``path``."""
+        try:
+            self.signal = read_signal(path, self.task_id)
+        except BadSignal as exc:
+            self.error = str(exc)
+
+
 def run_marker(project: Project, run_id: int) -> str:
     """The value of ``SHOEMAKER_RUN`` in run ``run_id``'s processes: project and run."""
     return f"{project.state_dir}#{run_id}"
@@ -60,7 +86,12 @@ def _run_home() -> Path:
 
 
 def _sandboxed(
-    project: Project, argv: list[str], env: dict[str, str], cwd: Path, home: Path | None
+    project: Project,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    home: Path | None,
+    read_only: tuple[Path, ...] = (),
 ) -> list[str]:
     """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME."""
     config = project.config
@@ -74,19 +105,35 @@ def _sandboxed(
     names = [
         n
         for n in env
-        if n in config.agent.env or is_secret_name(n) or n in (RUN_MARKER, "IS_SANDBOX")
+        if n in config.agent.env
+        or is_secret_name(n)
+        or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV)
     ]
-    paths = SandboxPaths(cwd, home, token if token.is_file() else None, project.git.common_dir)
+    credentials = token if token.is_file() else None
+    paths = SandboxPaths(cwd, home, credentials, project.git.common_dir, read_only)
     return wrap(config, argv, names, paths)
 
 
-async def call_agent(project: Project, call: AgentCall) -> tuple[RunRecord, RunResult]:
-    """Run the configured agent once; returns the run as stored and how it ended."""
+async def call_agent(
+    project: Project, call: AgentCall, done: DoneChannel | None = None
+) -> tuple[RunRecord, RunResult]:
+    """Run the configured agent once; returns the run as stored and how it ended. With
+    ``done``, the agent may signal how its task ended, and ``done`` holds what it said."""
     cfg = project.config.agent
+    sandbox = project.config.sandbox
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
-    home = _run_home() if project.config.sandbox != "none" else None
-    argv = _sandboxed(project, agent_argv(cfg), env, call.cwd, home)
+    home = _run_home() if sandbox != "none" else None
+    # The signal goes in a directory of the run's own that every sandbox leaves writable:
+    # its HOME, or (no sandbox) a fresh temporary directory; removed when the run ends.
+    signal_dir = None
+    read_only: tuple[Path, ...] = ()
+    if done is not None:
+        signal_dir = home or Path(tempfile.mkdtemp(prefix="shoemaker-signal-"))
+        command = signal_command(sandbox, signal_dir)
+        read_only = (command,) if command.is_relative_to(signal_dir) else ()
+        env.update(signal_environment(done.task_id, signal_dir, command))
+    argv = _sandboxed(project, agent_argv(cfg), env, call.cwd, home, read_only)
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
@@ -148,6 +195,8 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[RunRecord, RunR
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+        if done is not None and signal_dir is not None:
+            await asyncio.to_thread(done.take, signal_dir / FILE_NAME)
     except AgentCancelled as cancelled:
         await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
         raise
@@ -157,8 +206,8 @@ async def call_agent(project: Project, call: AgentCall) -> tuple[RunRecord, RunR
         await asyncio.shield(_conclude(project, call, run_id, nothing, transcript))
         raise
     finally:
-        if home is not None:
-            shutil.rmtree(home, ignore_errors=True)
+        for directory in {d for d in (home, signal_dir) if d is not None}:
+            shutil.rmtree(directory, ignore_errors=True)
     return await _conclude(project, call, run_id, result, transcript), result
 
 

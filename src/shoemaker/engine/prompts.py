@@ -134,6 +134,7 @@ def render_stitch_prompt(
             "gates": [{"name": g.name, "command": describe_command(g)} for g in gates],
             "previous_failure": failure_context(project, task) if attempt > 1 else "",
             "continuing": continuing,
+            "require_done_signal": cfg.require_done_signal,
         },
         repo=project.root,
         configured=cfg.stitch_prompt,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.crashpoints import crash_point
-from shoemaker.engine.agent_call import AgentCall, call_agent
+from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
 from shoemaker.engine.attempts import (
     Attempt,
     commit,
@@ -143,11 +143,13 @@ class Stitcher:
         prompt = await asyncio.to_thread(
             render_stitch_prompt, project, task, attempt.number, attempt.continuing
         )
+        done = DoneChannel(task.id)
         run, result = await call_agent(
             project,
             AgentCall(
                 Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree
             ),
+            done,
         )
         attempt.run_id = run.id
         attempt.result = result
@@ -155,6 +157,13 @@ class Stitcher:
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         await asyncio.to_thread(restore_gitfile, project, task, worktree)
+        if done.signal is not None and done.signal.status == "blocked":
+            # The agent's word, whatever its exit: another attempt would meet the same wall.
+            return await self._blocked(attempt, done.signal.reason)
+        signal_failure = self._signal_failure(attempt.run_id, result.ok, done)
+        if signal_failure is not None:
+            await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
+            return await self._give_back(attempt, signal_failure)
         if not result.ok:
             await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
             detail = f"{result.reason}\n{result.summary.result_text or ''}"
@@ -333,6 +342,41 @@ class Stitcher:
         )
         await asyncio.to_thread(write_task_history, self.project, failed, attempt.runs)
         return StitchOutcome(task.id, TaskState.FAILED, final)
+
+    def _signal_failure(self, run_id: int, ran_ok: bool, done: DoneChannel) -> Failure | None:
+        """A run that ended well by its exit but not by its signal: a signal file that is no
+        signal, or none at all when ``require_done_signal`` asks for one."""
+        if not ran_ok:
+            return None  # the run's own failure says more
+        if done.error:
+            reason = self.project.redactor.text(f"agent run {run_id}: {done.error}")
+            return Failure(reason, fingerprint("signal", done.error))
+        if done.signal is None and self.project.config.require_done_signal:
+            reason = (
+                f"agent run {run_id} ended without signalling done (require_done_signal): "
+                'it must run `"$SHOEMAKER" done` as its last step'
+            )
+            return Failure(reason, fingerprint("signal", "missing"))
+        return None
+
+    async def _blocked(self, attempt: Attempt, why: str) -> StitchOutcome:
+        """The agent signalled that the task needs a person: blocked with its reason, no
+        retry; its work kept on attempt/*, its dependents blocked, the person told."""
+        project, task, store = self.project, attempt.task, self.project.store
+        assert attempt.worktree is not None
+        await asyncio.to_thread(
+            preserve, project, self.pool, task, attempt.worktree, "agent-blocked"
+        )
+        await asyncio.to_thread(keep_for_retry, project, self.generation, task, attempt.number)
+        # The agent's words are kept and shown, so no secret value may be among them.
+        reason = f"its agent is blocked: {project.redactor.text(why)}"
+        self._transition(task.id, TaskState.BLOCKED, reason)
+        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id, "is blocked")
+        # The state change is the dashboard's notification; this is the story's line.
+        log(project, task, f"task #{task.id} needs you: {reason}")
+        blocked = await asyncio.to_thread(store.get_task, task.id)
+        await asyncio.to_thread(write_task_history, project, blocked, attempt.runs)
+        return StitchOutcome(task.id, TaskState.BLOCKED, reason)
 
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +19,29 @@ def _inside(cwd: Path, rel: str) -> Path | None:
 
 
 def plan_steps(d: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    """The steps of a stitch script, in the order they run: writes, appends, deletes, commands."""
+    """The steps of a stitch script, in the order they run: writes, appends, deletes,
+    commands, and last the signal."""
     steps: list[tuple[str, str, Any]] = []
     steps += [("write", path, text) for path, text in (d.get("files") or {}).items()]
     steps += [("append", path, text) for path, text in (d.get("append") or {}).items()]
     steps += [("delete", path, None) for path in d.get("delete") or []]
     steps += [("run", cmd, None) for cmd in d.get("run") or []]
     steps += [("detach", cmd, None) for cmd in d.get("detach") or []]
+    if "signal" in d:
+        signal = d["signal"]
+        steps.append(("signal", signal.get("status", "completed"), signal.get("reason", "")))
     return steps
 
 
-def act(em: Emitter, kind: str, target: str, payload: Any) -> None:
-    """Take one step and print it as the tool use the real CLI would have made."""
+def act(
+    em: Emitter, kind: str, target: str, payload: Any, env: Mapping[str, str] | None = None
+) -> None:
+    """Take one step and print it as the tool use the real CLI would have made. ``env``: the
+    agent's environment (default: this process's)."""
     cwd = em.cwd
+    if kind == "signal":
+        _signal(em, target, payload, os.environ if env is None else env)
+        return
     if kind == "run":
         argv = shlex.split(target)
         try:
@@ -55,7 +67,7 @@ def act(em: Emitter, kind: str, target: str, payload: Any) -> None:
             output, failed = f"{argv[0] if argv else target}: {exc.strerror}", True
         em.tool("Bash", {"command": target, "run_in_background": True}, output, failed)
         return
-    path = _inside(cwd, target)
+    path = _inside(cwd, target)  # write, append or delete
     if path is None:
         name = {"write": "Write", "append": "Edit", "delete": "Bash"}[kind]
         em.tool(
@@ -93,3 +105,24 @@ def act(em: Emitter, kind: str, target: str, payload: Any) -> None:
             "" if existed else f"rm: cannot remove '{target}': No such file or directory",
             not existed,
         )
+
+
+def _signal(em: Emitter, status: str, reason: str, env: Mapping[str, str]) -> None:
+    """Run ``"$SHOEMAKER" done`` as an agent told so by the prompt would: the command its
+    environment names, without a shell."""
+    args = ["done", "--status", status, *(["--reason", reason] if reason else [])]
+    shown = f'"$SHOEMAKER" {shlex.join(args)}'
+    command = env.get("SHOEMAKER", "")
+    if not command:
+        em.tool("Bash", {"command": shown}, "SHOEMAKER is not set: not inside a run", True)
+        return
+    try:
+        proc = subprocess.run(
+            [command, *args], cwd=em.cwd, env=dict(env), capture_output=True, text=True
+        )
+        output, failed = (proc.stdout + proc.stderr)[-4000:], proc.returncode != 0
+        if failed:
+            output = f"Exit code {proc.returncode}\n{output}"
+    except OSError as exc:
+        output, failed = f"{command}: {exc.strerror}", True
+    em.tool("Bash", {"command": shown, "description": f"Signal {status}"}, output, failed)

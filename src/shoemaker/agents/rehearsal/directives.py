@@ -30,6 +30,7 @@ STITCH_KEYS = {
     "exit_code",
     "api_error_status",
     "heartbeat",
+    "signal",
 }
 MEASURE_KEYS = {"propose", "propose_via"}
 
@@ -102,6 +103,13 @@ def _validate_stitch(d: dict[str, Any]) -> None:
                     f"tokens.{key} is not one of input, output, cache_read, cache_creation"
                 )
             _expect(value, int, f"tokens.{key}")
+    if "signal" in d:
+        signal = _expect(d["signal"], dict, "signal")
+        if set(signal) - {"status", "reason"}:
+            raise DirectiveError("signal takes status and reason only")
+        if signal.get("status", "completed") not in ("completed", "blocked"):
+            raise DirectiveError("signal.status must be completed or blocked")
+        _expect(signal.get("reason", ""), str, "signal.reason")
     if d.get("outcome", "success") not in OUTCOMES:
         raise DirectiveError(f"outcome must be one of {', '.join(OUTCOMES)}")
     for key in ("exit_code", "api_error_status"):
