@@ -246,6 +246,8 @@ def fixed_project(root: Path) -> Project:
         db.execute("UPDATE generations SET created_at = ?, updated_at = ?", (CREATED, CREATED))
         db.execute("UPDATE generations SET state = 'running'")
         db.execute("UPDATE tasks SET created_at = ?, updated_at = ? + id", (CREATED, CREATED))
+        # Each run ended a minute in, after its wall time.
+        db.execute("UPDATE runs SET started_at = ? - wall_s", (CREATED + 60,))
     db.close()
     return project
 

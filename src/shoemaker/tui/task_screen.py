@@ -62,6 +62,17 @@ def render_diff(text: str) -> tuple[Text, dict[str, int]]:
     return body, starts
 
 
+def diff_label(diff: TaskDiff) -> str:
+    """Where a diff comes from, in words: ``live from the worktree``, ``as merged``…"""
+    return {
+        "worktree": "live from the worktree",
+        "merged": "as merged",
+        "branch": f"on {diff.ref}",
+        "attempt": f"an earlier attempt, kept on {diff.ref}",
+        "none": "nothing yet",
+    }[diff.source]
+
+
 class TaskScreen(Screen[None]):
     """One task: its log (condensed or raw), diff, attempts with why each failed, and prompt.
 
@@ -233,14 +244,7 @@ class TaskScreen(Screen[None]):
                 for f in diff.stat.files
             ],
         )
-        label = {
-            "worktree": "live from the worktree",
-            "merged": "as merged",
-            "branch": f"on {diff.ref}",
-            "attempt": f"an earlier attempt, kept on {diff.ref}",
-            "none": "nothing yet",
-        }[diff.source]
-        self.query_one("#diff-scroll").border_title = label
+        self.query_one("#diff-scroll").border_title = diff_label(diff)
         if rendered is not None:
             body, self._file_starts = rendered
             self.query_one("#diff-text", Static).update(body)
