@@ -160,8 +160,13 @@ class MetricsPanel(Vertical):
 
     @staticmethod
     def _extra(snap: Snapshot) -> Text:
-        """What running agents spent so far, then spend against each budget."""
+        """Spend against each budget, then what running agents spent so far (their queue rows
+        show it too, where a narrow panel cuts this row)."""
         parts: list[Text | str] = []
+        if snap.budgets:
+            # Crossed budgets first: what the width cuts off is never the one that stopped work.
+            ordered = sorted(snap.budgets, key=lambda b: not b.crossed)
+            parts.append(Text.assemble(("budget ", "bold"), _joined([_budget(b) for b in ordered])))
         running = [r.so_far for r in snap.tasks if r.so_far and r.state in ACTIVE_TASK_STATES]
         if running:
             spent = sum((s.usage for s in running), Usage())
@@ -171,10 +176,6 @@ class MetricsPanel(Vertical):
                     ("running ", "bold"),
                     f"{tokens(spent.input_tokens + spent.output_tokens)} tok ~${cost:.3f} so far",
                 )
-            )
-        if snap.budgets:
-            parts.append(
-                Text.assemble(("budget ", "bold"), _joined([_budget(b) for b in snap.budgets]))
             )
         return _joined(parts)
 
