@@ -1,4 +1,4 @@
-"""Pictures of the dashboard with fixed data and a fixed clock, at 80×24 and 160×48."""
+"""Pictures of the dashboard with fixed data and a fixed clock, at 80×24, 160×48 and 220×55."""
 
 from __future__ import annotations
 
@@ -13,16 +13,39 @@ from shoemaker.tui.task_screen import TaskScreen
 from test_tui import fixed_app, loaded, until
 
 SIZES = [(80, 24), (160, 48)]
+#: From 160 columns on the main screen has a diff side panel; at 220 it has room to read.
+MAIN_SIZES = [*SIZES, (220, 55)]
+
+
+async def settled(pilot: Pilot[None], task_id: int) -> None:
+    """The cursor's task shown in the output pane (and in the diff side panel, when the
+    screen is wide enough for it), and the footer redrawn for it."""
+    app = pilot.app
+    assert isinstance(app, ShoemakerApp)
+    side = app.side
+    await until(pilot, lambda: app.output.task_id == task_id and app.output.line_count > 0)
+    await until(
+        pilot, lambda: not side.display or (side.task_id == task_id and side.diff is not None)
+    )
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
 
 
 async def main_ready(pilot: Pilot[None]) -> None:
     """The queue loaded and the cursor on the running task, whose output is shown."""
     await loaded(pilot)
+    await pilot.press("down")
+    await settled(pilot, 3)
+
+
+async def merged_task_ready(pilot: Pilot[None]) -> None:
+    """The cursor on the first merged task: its diff in the side panel."""
+    await loaded(pilot)
     app = pilot.app
     assert isinstance(app, ShoemakerApp)
-    await pilot.press("down")
-    await until(pilot, lambda: app.output.task_id == 3 and app.output.line_count > 0)
-    await pilot.pause()
+    ids = [r.id for r in app.queue.rows_shown]
+    app.queue.move_cursor(row=ids.index(1))
+    await settled(pilot, 1)
 
 
 async def task_ready(pilot: Pilot[None]) -> None:
@@ -34,11 +57,17 @@ async def task_ready(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", MAIN_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_main_screen(
     snap_compare: Callable[..., bool], fast_tmp: Path, size: tuple[int, int]
 ) -> None:
     assert snap_compare(fixed_app(fast_tmp), terminal_size=size, run_before=main_ready)
+
+
+def test_main_screen_with_a_merged_diff_beside_the_queue(
+    snap_compare: Callable[..., bool], fast_tmp: Path
+) -> None:
+    assert snap_compare(fixed_app(fast_tmp), terminal_size=(220, 55), run_before=merged_task_ready)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
