@@ -18,6 +18,7 @@ from shoemaker.model import TaskState, Usage
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.metrics import MetricsPanel, sparkline
 from shoemaker.tui.screens import HelpScreen
+from shoemaker.tui.task_screen import TaskScreen
 from test_tui import fixed_app, loaded, stop_engine, until
 from tui_data import CLOCK, CREATED, agent_at_work, assistant_line, fixed_project
 
@@ -55,7 +56,7 @@ def rows(app: ShoemakerApp) -> dict[str, str]:
 # -- 80×24 ------------------------------------------------------------------------------------
 
 
-async def test_at_80x24_the_footer_shows_help_and_quit(fast_tmp: Path) -> None:
+async def test_at_80x24_the_footer_shows_help_and_quit_on_every_screen(fast_tmp: Path) -> None:
     app = fixed_app(fast_tmp)
     async with app.run_test(size=NARROW) as pilot:
         await loaded(pilot)
@@ -63,7 +64,13 @@ async def test_at_80x24_the_footer_shows_help_and_quit(fast_tmp: Path) -> None:
         footer = painted(app)[-1]
         assert "? Help" in footer and "q Quit" in footer
         assert footer.index("? Help") < footer.index("q Quit")
-        assert "g Start" in footer  # the other keys fill the room left of them
+        # The other keys fill the room left of them, as many as fit whole.
+        assert footer.startswith(" g Start  r Run ") and " d D" not in footer
+        await pilot.press("enter")  # the task screen's keys, too
+        assert isinstance(app.screen, TaskScreen)
+        await until(pilot, lambda: "esc Back" in painted(app)[-1])
+        footer = painted(app)[-1]
+        assert "? Help" in footer and "q Quit" in footer
 
 
 async def test_at_80x24_the_queue_shows_8_rows_with_their_state(fast_tmp: Path) -> None:

@@ -18,7 +18,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Header,
     Input,
     Label,
@@ -28,6 +27,7 @@ from textual.widgets import (
 from shoemaker.engine.views import (
     Snapshot,
 )
+from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.rows import sync_rows
 
 
@@ -53,7 +53,7 @@ class GenerationsScreen(Screen[str | None]):
         yield Header()
         yield DataTable(id="gens-table", cursor_type="row")
         yield DataTable(id="cycles-table", cursor_type="row")
-        yield Footer()
+        yield PinnedFooter()
 
     def on_mount(self) -> None:
         gens = self.query_one("#gens-table", DataTable)

@@ -19,7 +19,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     Log,
     Static,
@@ -39,6 +38,7 @@ from shoemaker.engine.views import (
 )
 from shoemaker.model import ACTIVE_TASK_STATES
 from shoemaker.store import RunRecord
+from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.rows import sync_rows
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
 
@@ -140,7 +140,7 @@ class TaskScreen(Screen[None]):
                     yield Static(LOADING, id="why-text")
             with TabPane("Prompt", id="prompt"), VerticalScroll():
                 yield Static(LOADING, id="prompt-text")
-        yield Footer()
+        yield PinnedFooter()
 
     def on_mount(self) -> None:
         self.query_one("#task-log", Log).highlighter = OutputHighlighter()
