@@ -137,7 +137,7 @@ class GenerationsPanel(DataTable[Text]):
         for r, v in zip(rows, values, strict=True):
             self.add_row(*(cell(v[name], right) for name, right in columns), key=r.name)
         if not rows:
-            self.border_subtitle = "g starts one"
+            self.border_subtitle = "none yet: g starts one"
             return
         self.border_subtitle = ""
         names = [r.name for r in rows]
