@@ -11,10 +11,11 @@ from textual.pilot import Pilot
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.task_screen import TaskScreen
 from test_tui import fixed_app, loaded, until
+from tui_data import CLOCK, agent_at_work, assistant_line, fixed_project, live_worktree
 
 SIZES = [(80, 24), (160, 48)]
 #: From 160 columns on the main screen has a diff side panel; at 220 it has room to read.
-MAIN_SIZES = [*SIZES, (220, 55)]
+WIDE = (220, 55)
 
 
 async def settled(pilot: Pilot[None], task_id: int) -> None:
@@ -57,17 +58,31 @@ async def task_ready(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", MAIN_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_main_screen(
     snap_compare: Callable[..., bool], fast_tmp: Path, size: tuple[int, int]
 ) -> None:
     assert snap_compare(fixed_app(fast_tmp), terminal_size=size, run_before=main_ready)
 
 
+def test_main_screen_with_a_running_agent_and_its_live_diff(
+    snap_compare: Callable[..., bool], fast_tmp: Path
+) -> None:
+    """Task #3's agent at work: what it spent so far in its row and in the metrics, and
+    what it changed so far beside the queue."""
+    project = fixed_project(fast_tmp)
+    agent_at_work(project, 3, [assistant_line("m1", "Rendering the queue.", 1800, 240)])
+    live_worktree(
+        project, 3, {"queue.py": "def render(rows):\n    return [str(r) for r in rows]\n"}
+    )
+    app = ShoemakerApp(project, clock=lambda: CLOCK, follow_idle_s=3600)
+    assert snap_compare(app, terminal_size=WIDE, run_before=main_ready)
+
+
 def test_main_screen_with_a_merged_diff_beside_the_queue(
     snap_compare: Callable[..., bool], fast_tmp: Path
 ) -> None:
-    assert snap_compare(fixed_app(fast_tmp), terminal_size=(220, 55), run_before=merged_task_ready)
+    assert snap_compare(fixed_app(fast_tmp), terminal_size=WIDE, run_before=merged_task_ready)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

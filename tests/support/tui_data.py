@@ -301,3 +301,18 @@ def agent_at_work(project: Project, task_id: int, lines: list[bytes]) -> Path:
         db.execute("UPDATE runs SET started_at = ? WHERE id = ?", (CLOCK - 20, run))
     db.close()
     return transcript
+
+
+def live_worktree(project: Project, task_id: int, files: dict[str, str]) -> Path:
+    """Task ``task_id``'s branch checked out in a worktree of its own, where its agent has
+    written ``files`` so far (not committed)."""
+    task = project.store.get_task(task_id)
+    path = project.root.parent / "worktrees" / f"task-{task_id}"
+    project.git.add_worktree(path, task.branch, "generation-g1")
+    for name, text in files.items():
+        (path / name).write_text(text)
+    db = sqlite3.connect(project.store.path)
+    with db:
+        db.execute("UPDATE tasks SET worktree = ? WHERE id = ?", (str(path), task_id))
+    db.close()
+    return path
