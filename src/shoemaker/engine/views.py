@@ -305,7 +305,10 @@ class LiveUsage:
             return offset
         whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits
         for line in whole.splitlines():
-            builder.feed(line)
+            # Only the lines that name the model or report usage are parsed: tool results,
+            # the bulk of a transcript, are skipped unread.
+            if b'"usage"' in line or b'"init"' in line:
+                builder.feed(line)
         return offset + len(whole)
 
 
