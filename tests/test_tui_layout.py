@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from projects import make_project, task
 from shoemaker.engine.generation import start_generation
@@ -172,6 +173,24 @@ async def test_the_diff_side_panel_shows_from_160_columns_and_follows_the_cursor
         await pilot.press("down")
         assert side.task_id == ids[ids.index(1) + 1]
         assert threads and not any(threads)  # git ran in threads, never on the event loop
+
+
+async def test_the_diff_side_panel_lists_7_files_and_counts_the_rest(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    git = app.project.git
+    for n in range(9):
+        (git.root / f"part_{n}.py").write_text(f"n = {n}\n")
+    merged = git.commit_all(git.root, "Add the task store (task #2)")
+    sql(app, "UPDATE tasks SET merged_commit = ? WHERE id = 2", merged)
+    async with app.run_test(size=WIDE) as pilot:
+        await loaded(pilot)
+        side = app.side
+        app.queue.move_cursor(row=[r.id for r in app.queue.rows_shown].index(2))
+        await until(pilot, lambda: side.task_id == 2 and side.diff is not None)
+        await pilot.pause()
+        listed = str(side.query_one("#side-files", Static).render()).splitlines()
+        assert listed == [f"+1 −0 part_{n}.py" for n in range(7)] + ["… and 2 more files"]
+        assert side.diff is not None and "part_8.py" in side.diff.text  # the diff has them all
 
 
 async def test_the_diff_side_panel_is_live_while_the_agent_works(fast_tmp: Path) -> None:

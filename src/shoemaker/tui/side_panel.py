@@ -21,6 +21,9 @@ from shoemaker.engine.views import TaskDiff, load_diff
 from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.tui.task_screen import LOADING, diff_label, render_diff
 
+#: Files listed above the diff; the rest are summed up in one line.
+MAX_FILES = 7
+
 
 class DiffPanel(Vertical):
     """The diff of one task (the one under the queue's cursor), with its file list."""
@@ -65,10 +68,11 @@ class DiffPanel(Vertical):
         self.border_subtitle = ""
         self._files.update("")
         self._body.update(LOADING if task_id is not None else Text("no task", style="dim"))
-        self.load()
+        if self.display:
+            self.load()
 
     def _tick(self) -> None:
-        if self.live and not self._loading:
+        if self.live and self.display and not self._loading:
             self.load()
 
     @work(group="side-diff", exclusive=True, exit_on_error=False, description="load a diff")
@@ -89,13 +93,16 @@ class DiffPanel(Vertical):
         self.loads += 1
         self.border_subtitle = diff_label(diff)
         files = Text()
-        for n, f in enumerate(diff.stat.files):
+        shown = diff.stat.files[:MAX_FILES]
+        for n, f in enumerate(shown):
             if n:
                 files.append("\n")
             files.append(f"+{f.insertions}", "green")
             files.append(" ")
             files.append(f"−{f.deletions}", "red")
             files.append(f" {f.path}")
+        if len(diff.stat.files) > len(shown):
+            files.append(f"\n… and {len(diff.stat.files) - len(shown)} more files", "dim")
         files.no_wrap, files.overflow = True, "ellipsis"
         self._files.update(files)
         self._files.display = bool(diff.stat.files)
