@@ -20,7 +20,6 @@ from textual.widgets import (
     DataTable,
     Header,
     Input,
-    Label,
     Static,
 )
 
@@ -122,8 +121,12 @@ class HelpScreen(ModalScreen[None]):
         table.add_columns("key", "action", "")
         for row in self.rows:
             table.add_row(*row)
-        with Vertical(id="help-box"):
-            yield Label("[b]shoemaker keys[/]  (ctrl+p: command palette · escape: close)")
+        # What the box is says its border: every row inside is a key, so that all of the main
+        # screen's keys fit at 80×24 (with one row to spare).
+        box = Vertical(id="help-box")
+        box.border_title = "shoemaker keys"
+        box.border_subtitle = "ctrl+p: command palette · escape: close"
+        with box:
             yield table
 
 
