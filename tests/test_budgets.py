@@ -110,6 +110,6 @@ async def test_the_dashboard_shows_spend_against_each_budget(fast_tmp: Path) -> 
     async with app.run_test(size=(120, 40)) as pilot:
         while app.snapshots_loaded == 0:
             await pilot.pause()
-        text = str(app.query_one("#metrics-text").render())
-    assert "budget generation $0.2" in text and "of $0.2000" in text
-    assert "day " in text and "of 1,000,000 tokens" in text
+        text = app.metrics.text()
+    assert "budget gen $0.25/$0.20" in text
+    assert "day " in text and "/1.0M tok" in text

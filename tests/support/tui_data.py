@@ -131,14 +131,16 @@ TRANSCRIPT = [
 ]
 
 
-def fixed_project(root: Path) -> Project:
-    """A repository (named ``project``) and a store with fixed rows; no agent ever runs."""
+def fixed_project(root: Path, **settings: Any) -> Project:
+    """A repository (named ``project``) and a store with fixed rows; no agent ever runs.
+    ``settings`` are added to its configuration (``budgets=…``)."""
     git = Git.init_repo(root / "project")
     (git.root / "config.py").write_text("class Config:\n    pass\n")
     config = {
         "worktree_dir": str(root / "worktrees"),
         "max_parallel": 2,
         "agent": {"command": "shoemaker-rehearsal"},
+        **settings,
     }
     (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
     base = git.commit_all(git.root, "initial")
@@ -246,6 +248,10 @@ def fixed_project(root: Path) -> Project:
         db.execute("UPDATE generations SET created_at = ?, updated_at = ?", (CREATED, CREATED))
         db.execute("UPDATE generations SET state = 'running'")
         db.execute("UPDATE tasks SET created_at = ?, updated_at = ? + id", (CREATED, CREATED))
+        # Every run ended two minutes in, after its wall time.
+        db.execute(
+            "UPDATE runs SET started_at = ? - wall_s, ended_at = ?", (CREATED + 120, CREATED + 120)
+        )
     db.close()
     return project
 
@@ -257,3 +263,56 @@ def _reason(state: TaskState) -> str:
         TaskState.NEEDS_REVIEW: "touches migrations/",
         TaskState.DONE: "merged",
     }.get(state, "")
+
+
+def assistant_line(message_id: str, text: str, input_tokens: int, output_tokens: int) -> bytes:
+    """One stream-json ``assistant`` line with the usage its message reported so far."""
+    line = {
+        "type": "assistant",
+        "message": {
+            "id": message_id,
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": text}],
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        },
+    }
+    return json.dumps(line).encode() + b"\n"
+
+
+def agent_at_work(project: Project, task_id: int, lines: list[bytes]) -> Path:
+    """A second attempt of running task ``task_id`` whose agent is still at work: its run
+    started and never ended, and ``lines`` are what it printed so far (its transcript file,
+    where a live agent's stream goes). Returns the transcript, to append to."""
+    run = project.store.start_run(
+        generation="g1",
+        task_id=task_id,
+        phase="stitch",
+        attempt=2,
+        prompt=f"# Task #{task_id}\n",
+        argv=["claude"],
+        env_names=["PATH"],
+        cwd="/w",
+    )
+    project.runs_dir.mkdir(parents=True, exist_ok=True)
+    transcript = project.runs_dir / f"{run}.jsonl"
+    transcript.write_bytes(b"".join(lines))
+    db = sqlite3.connect(project.store.path)
+    with db:
+        db.execute("UPDATE runs SET started_at = ? WHERE id = ?", (CLOCK - 20, run))
+    db.close()
+    return transcript
+
+
+def live_worktree(project: Project, task_id: int, files: dict[str, str]) -> Path:
+    """Task ``task_id``'s branch checked out in a worktree of its own, where its agent has
+    written ``files`` so far (not committed)."""
+    task = project.store.get_task(task_id)
+    path = project.root.parent / "worktrees" / f"task-{task_id}"
+    project.git.add_worktree(path, task.branch, "generation-g1")
+    for name, text in files.items():
+        (path / name).write_text(text)
+    db = sqlite3.connect(project.store.path)
+    with db:
+        db.execute("UPDATE tasks SET worktree = ? WHERE id = ?", (str(path), task_id))
+    db.close()
+    return path

@@ -314,6 +314,8 @@ class ProcessRunner:
             if spec.redact is not None:
                 # Whole lines only, so that a secret split across reads is still found.
                 transcript.write(spec.redact(b"\n".join(complete) + b"\n"))
+            # Whole lines reach the file now: the dashboard reads a live run's usage there.
+            transcript.flush()
             batch = ProcessRunner._parse(complete, builder, watch)
             if batch:
                 await _call(on_lines, batch)

@@ -8,6 +8,8 @@ run that another process drives, because they read only the store and the reposi
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from shoemaker.engine.budgets import BudgetLine, budget_lines
 from shoemaker.engine.project import Project
 from shoemaker.events import CycleFinished
 from shoemaker.git import DiffStat, GitError
-from shoemaker.model import Generation, GenerationState, TaskState, Usage
+from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, Usage
 from shoemaker.store import RunRecord, Store, TaskUsage
 
 
@@ -48,6 +50,19 @@ class TaskRow:
     reason: str
     branch: str
     priority: int
+    started_at: float | None = None
+    """When the task's latest run started (None before its first)."""
+    so_far: SoFar | None = None
+    """What its running agent spent so far (None when no agent of it runs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SoFar:
+    """A running agent's spend so far, from the per-message usage of its stream: the tokens
+    its messages reported, and their cost at the configured price (an estimate)."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,8 @@ class Totals:
     failed: int = 0
     total: int = 0
     runs: int = 0
+    blocked: int = 0
+    conflict: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +92,57 @@ class Snapshot:
     cycles: tuple[CycleFinished, ...] = ()
     budgets: tuple[BudgetLine, ...] = ()
     """Spend against each configured generation and day budget."""
+    run_spans: tuple[tuple[float, float | None], ...] = ()
+    """(start, end) of every agent run of the generation; end is None while it runs."""
+
+    def active_s(self, now: float) -> float:
+        """How long at least one agent was at work, up to ``now``."""
+        return active_time(self.run_spans, now)
+
+    def eta_s(self, now: float, parallel: int) -> float | None:
+        """The time the tasks that will still run should take, from the measured wall time of
+        the tasks done so far (agent, gates and merge); None when nothing will run or nothing
+        was measured yet."""
+        gen = self.current
+        if gen is None or gen.state in (GenerationState.STOPPED, GenerationState.ABANDONED):
+            return None
+        active = [r for r in self.tasks if r.state in ACTIVE_TASK_STATES]
+        waiting = [] if gen.state == GenerationState.PAUSED else will_start(self.tasks)
+        if not active and not waiting:
+            return None
+        if not self.duration_per_task:
+            return float("nan")
+        mean = sum(self.duration_per_task) / len(self.duration_per_task)
+        left = sum(max(0.0, mean - (now - (r.started_at or now))) for r in active)
+        return (left + mean * len(waiting)) / max(1, parallel)
 
 
-_FAILED = (TaskState.FAILED, TaskState.CONFLICT, TaskState.BLOCKED)
+#: Task states that end a task's chances: what depends on them will not run.
+_DEAD_ENDS = (TaskState.FAILED, TaskState.BLOCKED, TaskState.CONFLICT, TaskState.CANCELLED)
+
+
+def will_start(tasks: Iterable[TaskRow]) -> list[TaskRow]:
+    """Tasks that have not started and will: ready ones, and proposed ones none of whose
+    dependencies failed, is blocked, in conflict or cancelled."""
+    rows = list(tasks)
+    dead = {r.id for r in rows if r.state in _DEAD_ENDS}
+    return [
+        r
+        for r in rows
+        if r.state == TaskState.READY
+        or (r.state == TaskState.PROPOSED and not dead.intersection(r.depends_on))
+    ]
+
+
+def active_time(spans: Iterable[tuple[float, float | None]], now: float) -> float:
+    """The length of the union of ``spans`` (an open span ends at ``now``)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted((s, now if e is None else e) for s, e in spans):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
 
 
 def _choose(generations: list[Generation], prefer: str | None) -> Generation | None:
@@ -95,10 +160,14 @@ def _choose(generations: list[Generation], prefer: str | None) -> Generation | N
 
 
 def load_snapshot(
-    store: Store, prefer: str | None = None, config: Config | None = None
+    store: Store,
+    prefer: str | None = None,
+    config: Config | None = None,
+    live: LiveUsage | None = None,
 ) -> Snapshot:
     """Generations, the chosen one's tasks with their spend, totals and per-task series, and
-    (given the configuration) spend against its budgets."""
+    (given the configuration) spend against its budgets; given ``live``, what running agents
+    spent so far."""
     generations = store.list_generations()
     rows = []
     for gen in generations:
@@ -124,6 +193,10 @@ def load_snapshot(
     current = next(r for r in rows if r.name == chosen.name)
     usage = store.task_usage(chosen.name)
     tasks = store.list_tasks(chosen.name)
+    runs = store.runs(generation=chosen.name)
+    started = {r.task_id: r.started_at for r in runs if r.task_id is not None}
+    running = [r for r in runs if r.ended_at is None]
+    so_far = live.read(running) if live is not None else {}
     task_rows = []
     for t in tasks:
         u = usage.get(t.id, TaskUsage())
@@ -140,6 +213,8 @@ def load_snapshot(
                 t.reason,
                 t.branch,
                 t.priority,
+                started.get(t.id),
+                so_far.get(t.id),
             )
         )
     g = store.generation_totals(chosen.name)
@@ -151,9 +226,11 @@ def load_snapshot(
         g.insertions,
         g.deletions,
         len(done),
-        sum(1 for r in task_rows if r.state in _FAILED),
+        sum(1 for r in task_rows if r.state == TaskState.FAILED),
         len(task_rows),
         g.runs,
+        sum(1 for r in task_rows if r.state == TaskState.BLOCKED),
+        sum(1 for r in task_rows if r.state == TaskState.CONFLICT),
     )
     cycles = tuple(
         e
@@ -166,10 +243,73 @@ def load_snapshot(
         tuple(task_rows),
         totals,
         tuple(r.cost_usd for r in done),
-        tuple(r.duration_s for r in done),
+        tuple(_task_wall(store, r) for r in done),
         cycles,
         tuple(budget_lines(store, config, chosen.name)) if config is not None else (),
+        tuple((r.started_at, r.ended_at) for r in runs),
     )
+
+
+def _task_wall(store: Store, row: TaskRow) -> float:
+    """A done task's measured wall time: from its attempt's start to its merge, gates and
+    merge queue included; at least its agents' own time (a reviewed or recovered task's
+    attempt was timed from its approval or recovery)."""
+    measured = store.metrics(row.id)
+    return max(measured.duration_s if measured else 0.0, row.duration_s)
+
+
+class LiveUsage:
+    """What running agents spent so far, read from their transcripts on disk as they grow:
+    the usage each message reported (the latest per message id, as the final accounting
+    does), priced at the configured price of the model the stream names.
+
+    Each call reads only what was appended since the last one; a run that ended is
+    forgotten. Safe to call from several threads.
+    """
+
+    def __init__(self, runs_dir: Path, config: Config) -> None:
+        self.runs_dir = runs_dir
+        self.config = config
+        self._lock = threading.Lock()
+        self._read: dict[int, tuple[int, SummaryBuilder]] = {}
+
+    def read(self, running: Iterable[RunRecord]) -> dict[int, SoFar]:
+        """Per task id: the spend so far of its running agent(s)."""
+        out: dict[int, SoFar] = {}
+        with self._lock:
+            keep: dict[int, tuple[int, SummaryBuilder]] = {}
+            for run in running:
+                if run.task_id is None:
+                    continue
+                offset, builder = self._read.get(run.id, (0, SummaryBuilder()))
+                offset = self._feed(run.id, offset, builder)
+                keep[run.id] = (offset, builder)
+                summary = builder.summary()
+                if summary.message_usage is None:
+                    continue
+                _, price = self.config.price(summary.model)
+                before = out.get(run.task_id, SoFar())
+                out[run.task_id] = SoFar(
+                    before.usage + summary.message_usage,
+                    before.cost_usd + price.cost(summary.message_usage),
+                )
+            self._read = keep
+        return out
+
+    def _feed(self, run_id: int, offset: int, builder: SummaryBuilder) -> int:
+        try:
+            with (self.runs_dir / f"{run_id}.jsonl").open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return offset
+        whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+        for line in whole.splitlines():
+            # Only the lines that name the model or report usage are parsed: tool results,
+            # the bulk of a transcript, are skipped unread.
+            if b'"usage"' in line or b'"init"' in line:
+                builder.feed(line)
+        return offset + len(whole)
 
 
 @dataclass(frozen=True, slots=True)

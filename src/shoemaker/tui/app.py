@@ -22,10 +22,10 @@ from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Header
 from textual.worker import Worker, WorkerState
 
 from shoemaker.engine import review
@@ -33,7 +33,14 @@ from shoemaker.engine.ending import reset_generation, stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
 from shoemaker.engine.project import Project, RunLock
-from shoemaker.engine.views import MARK, Snapshot, last_lines, load_snapshot, load_task_detail
+from shoemaker.engine.views import (
+    MARK,
+    LiveUsage,
+    Snapshot,
+    last_lines,
+    load_snapshot,
+    load_task_detail,
+)
 from shoemaker.errors import GenerationError, ShoemakerError
 from shoemaker.events import (
     AgentFinished,
@@ -47,10 +54,13 @@ from shoemaker.events import (
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
+from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval, report_error
+from shoemaker.tui.metrics import MetricsPanel
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
+from shoemaker.tui.side_panel import DiffPanel
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
+from shoemaker.tui.widgets import FILTERS, GenerationsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]
 #: Every error shoemaker explains: shown as a notification, the dashboard goes on.
@@ -123,6 +133,8 @@ class ShoemakerApp(Guarded, App[None]):
 
     TITLE = "shoemaker"
     COMMANDS = App.COMMANDS | {ShoemakerCommands}
+    #: From 160 columns on the main screen shows the diff of the task under the cursor.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
     BINDINGS = [
         Binding("g", "start", "Start", id="start", tooltip="Start a new generation"),
         Binding("r", "run", "Run", id="run", tooltip="Run measure+stitch cycles"),
@@ -236,6 +248,7 @@ class ShoemakerApp(Guarded, App[None]):
         self._cursor_wanted: int | None = None
         self.note = ""
         self.buffers = OutputBuffers()
+        self.live_usage = LiveUsage(project.runs_dir, project.config)
         self.bridge = EventBridge(self, self.buffers)
         self._dirty = True
         self._loading = False
@@ -262,13 +275,17 @@ class ShoemakerApp(Guarded, App[None]):
         self.metrics = MetricsPanel(clock=self.clock, id="metrics")
         self.queue = TaskQueue(id="queue")
         self.output = OutputPane(id="output")
+        self.side = DiffPanel(self.project, id="side")
         yield Header(show_clock=False)
-        with Horizontal(id="top"):
-            yield self.generations_panel
-            yield self.metrics
-        yield self.queue
-        yield self.output
-        yield Footer()
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                with Horizontal(id="top"):
+                    yield self.generations_panel
+                    yield self.metrics
+                yield self.queue
+                yield self.output
+            yield self.side
+        yield PinnedFooter()
 
     def on_mount(self) -> None:
         self.metrics.parallel = self.parallel or self.project.config.max_parallel
@@ -312,7 +329,11 @@ class ShoemakerApp(Guarded, App[None]):
         self._loading, self._dirty = True, False
         try:
             snap = await asyncio.to_thread(
-                load_snapshot, self.project.store, self.generation, self.project.config
+                load_snapshot,
+                self.project.store,
+                self.generation,
+                self.project.config,
+                self.live_usage,
             )
         finally:
             self._loading = False
@@ -330,6 +351,7 @@ class ShoemakerApp(Guarded, App[None]):
         if self._cursor_wanted is not None and self._move_cursor_to(self._cursor_wanted):
             self._cursor_wanted = None
         self.metrics.show(snap)
+        self._show_side()
         state = snap.current.state if snap.current else "no generation"
         parts = [f"{self.project.root.name} · {self.generation or '—'} {state}"]
         if self.busy:
@@ -353,7 +375,10 @@ class ShoemakerApp(Guarded, App[None]):
             self.refresh_snapshot()
 
     def _tick(self) -> None:
-        # Elapsed time and burn rate move even when no event arrives.
+        # Elapsed time and burn rate move even when no event arrives; what running agents
+        # spent so far is read again.
+        if self._running_tasks():
+            self._dirty = True
         self.metrics.show(self.snapshot)
         if self.output.is_attached:
             self._output_subtitle()
@@ -456,8 +481,15 @@ class ShoemakerApp(Guarded, App[None]):
         task_id = self.queue.selected_task
         if task_id is not None and task_id != self.output.task_id:
             self.show_output(task_id)
+        self._show_side()
         self.refresh_bindings()  # approve and reject show only on a task waiting for review
         self._output_subtitle()  # a cursor the person moved pauses following
+
+    def _show_side(self) -> None:
+        """The diff side panel follows the cursor."""
+        task_id = self.queue.selected_task
+        row = next((r for r in self.snapshot.tasks if r.id == task_id), None)
+        self.side.show_task(task_id, row.title if row else "", row.state if row else None)
 
     @on(DataTable.RowSelected, "#queue")
     def task_selected(self, event: DataTable.RowSelected) -> None:

@@ -18,16 +18,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Header,
     Input,
-    Label,
     Static,
 )
 
 from shoemaker.engine.views import (
     Snapshot,
 )
+from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded
 from shoemaker.tui.rows import sync_rows
 
@@ -54,7 +53,7 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         yield Header()
         yield DataTable(id="gens-table", cursor_type="row")
         yield DataTable(id="cycles-table", cursor_type="row")
-        yield Footer()
+        yield PinnedFooter()
 
     def on_mount(self) -> None:
         gens = self.query_one("#gens-table", DataTable)
@@ -123,8 +122,12 @@ class HelpScreen(Guarded, ModalScreen[None]):
         table.add_columns("key", "action", "")
         for row in self.rows:
             table.add_row(*row)
-        with Vertical(id="help-box"):
-            yield Label("[b]shoemaker keys[/]  (ctrl+p: command palette · escape: close)")
+        # What the box is says its border: every row inside is a key, so that all of the main
+        # screen's keys fit at 80×24 (with one row to spare).
+        box = Vertical(id="help-box")
+        box.border_title = "shoemaker keys"
+        box.border_subtitle = "ctrl+p: command palette · escape: close"
+        with box:
             yield table
 
 

@@ -19,7 +19,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     Log,
     Static,
@@ -39,6 +38,7 @@ from shoemaker.engine.views import (
 )
 from shoemaker.model import ACTIVE_TASK_STATES
 from shoemaker.store import RunRecord
+from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval
 from shoemaker.tui.rows import sync_rows
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
@@ -61,6 +61,17 @@ def render_diff(text: str) -> tuple[Text, dict[str, int]]:
         if line.startswith("diff --git a/") and " b/" in line:
             starts.setdefault(line.split(" b/", 1)[1], number)
     return body, starts
+
+
+def diff_label(diff: TaskDiff) -> str:
+    """Where a diff comes from, in words: ``live from the worktree``, ``as merged``…"""
+    return {
+        "worktree": "live from the worktree",
+        "merged": "as merged",
+        "branch": f"on {diff.ref}",
+        "attempt": f"an earlier attempt, kept on {diff.ref}",
+        "none": "nothing yet",
+    }[diff.source]
 
 
 class TaskScreen(Guarded, Screen[None]):
@@ -130,7 +141,7 @@ class TaskScreen(Guarded, Screen[None]):
                     yield Static(LOADING, id="why-text")
             with TabPane("Prompt", id="prompt"), VerticalScroll():
                 yield Static(LOADING, id="prompt-text")
-        yield Footer()
+        yield PinnedFooter()
 
     def on_mount(self) -> None:
         self.query_one("#task-log", Log).highlighter = OutputHighlighter()
@@ -234,14 +245,7 @@ class TaskScreen(Guarded, Screen[None]):
                 for f in diff.stat.files
             ],
         )
-        label = {
-            "worktree": "live from the worktree",
-            "merged": "as merged",
-            "branch": f"on {diff.ref}",
-            "attempt": f"an earlier attempt, kept on {diff.ref}",
-            "none": "nothing yet",
-        }[diff.source]
-        self.query_one("#diff-scroll").border_title = label
+        self.query_one("#diff-scroll").border_title = diff_label(diff)
         if rendered is not None:
             body, self._file_starts = rendered
             self.query_one("#diff-text", Static).update(body)

@@ -1,20 +1,17 @@
-"""The main screen's panels: generations, the task queue, agent output and metrics."""
+"""The main screen's panels: generations, the task queue and agent output."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rich.highlighter import Highlighter
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Log, Sparkline, Static
+from textual.widgets import DataTable, Log
 
-from shoemaker.engine.views import MARK, GenerationRow, Snapshot, TaskRow
+from shoemaker.engine.views import MARK, GenerationRow, TaskRow
 from shoemaker.model import TaskState
 from shoemaker.palette import STATE_STYLE
 from shoemaker.tui.guard import Guarded
@@ -73,45 +70,80 @@ def state_text(state: TaskState) -> Text:
     return Text(state.value.replace("_", " "), style=STATE_STYLE[state])
 
 
-class GenerationsPanel(Guarded, Static):
-    """Every generation: name, state, base branch, cycle, tasks done/total, cost so far.
+#: The generations panel's columns in the order they are dropped from the end when the panel
+#: is too narrow for all of them: (name, right-justified).
+GENERATION_COLUMNS = (
+    ("name", False),
+    ("state", False),
+    ("tasks", True),
+    ("cost", True),
+    ("cyc", True),
+    ("base", False),
+)
 
-    A plain table that fits 36 columns; switching happens on the generations screen.
+
+class GenerationsPanel(Guarded, DataTable[Text]):
+    """Every generation: name, state, tasks done/total, cost so far, cycle and base branch,
+    as many columns as the width allows. It scrolls (with the mouse wheel) and keeps the
+    current generation, highlighted, in view; switching happens on the generations screen.
     """
+
+    can_focus = False
+
+    def __init__(self, **kwargs: object) -> None:
+        # Cells carry their own one-space gap: no padding is wasted at the panel's edges.
+        super().__init__(cursor_type="row", cell_padding=0, **kwargs)  # type: ignore[arg-type]
+        self._rows: Sequence[GenerationRow] = ()
+        self._current: str | None = None
+        self._shown: tuple[object, ...] = ()
 
     def on_mount(self) -> None:
         self.border_title = "Generations"
 
+    def on_resize(self) -> None:
+        self.show(self._rows, self._current)
+
     def show(self, rows: Sequence[GenerationRow], current: str | None) -> None:
-        table = Table(
-            box=None,
-            expand=True,
-            pad_edge=False,
-            show_edge=False,
-            header_style="bold",
-            padding=(0, 1, 0, 0),
-        )
-        for name, justify in (
-            ("name", "left"),
-            ("state", "left"),
-            ("base", "left"),
-            ("cyc", "right"),
-            ("tasks", "right"),
-            ("cost", "right"),
-        ):
-            table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
-        for r in rows:
-            style = "bold reverse" if r.name == current else ""
-            table.add_row(
-                Text(r.name),
-                r.state,
-                Text(r.base_branch),
-                str(r.cycle),
-                f"{r.done}/{r.total}",
-                f"${r.cost_usd:.2f}",
-                style=style,
-            )
-        self.update(table if rows else Text("no generation yet: press g to start one", "dim"))
+        self._rows, self._current = rows, current
+        values = [
+            {
+                "name": r.name,
+                "state": r.state,
+                "tasks": f"{r.done}/{r.total}",
+                "cost": f"${r.cost_usd:.2f}",
+                "cyc": str(r.cycle),
+                "base": r.base_branch,
+            }
+            for r in rows
+        ]
+        room = self.content_size.width
+        columns: list[tuple[str, bool]] = []
+        for name, right in GENERATION_COLUMNS:
+            need = max(len(name), *(len(v[name]) for v in values)) + 1 if values else len(name)
+            if columns and need > room:
+                break
+            columns.append((name, right))
+            room -= need
+        shown = (tuple(rows), current, tuple(columns))
+        if shown == self._shown:
+            return  # unchanged: leave the scroll where it is
+        self._shown = shown
+
+        def cell(text: str, right: bool) -> Text:
+            return Text(f" {text}", justify="right") if right else Text(f"{text} ")
+
+        self.clear(columns=True)
+        for name, right in columns:
+            self.add_column(cell(name, right), key=name)
+        for r, v in zip(rows, values, strict=True):
+            self.add_row(*(cell(v[name], right) for name, right in columns), key=r.name)
+        if not rows:
+            self.border_subtitle = "none yet: g starts one"
+            return
+        self.border_subtitle = ""
+        names = [r.name for r in rows]
+        if current in names:
+            self.move_cursor(row=names.index(current), animate=False, scroll=True)
 
 
 #: Keys that move a cursor or scroll; other keys pressed in a widget are the app's verbs.
@@ -182,7 +214,7 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
 
     def _title_width(self) -> int:
         # What the other columns and the borders take, measured at their widest.
-        return max(12, self.size.width - 58)
+        return max(12, self.size.width - 62)
 
     def show(self, rows: Sequence[TaskRow]) -> None:
         self._all = rows
@@ -200,10 +232,7 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
                 state_text(r.state),
                 self._after(r, done),
                 str(r.attempts),
-                tokens(r.usage.input_tokens + r.usage.output_tokens)
-                if r.usage.input_tokens
-                else "",
-                f"${r.cost_usd:.3f}" if r.cost_usd else "",
+                *self._spend(r),
                 duration(r.duration_s) if r.duration_s else "",
                 key=str(r.id),
             )
@@ -211,7 +240,25 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
         if selected in ids:
             self.move_cursor(row=ids.index(selected), animate=False)
         total = len(rows)
-        self.border_subtitle = f"{len(shown)} of {total}" if self.state_filter else f"{total}"
+        count = f"{len(shown)} of {total}" if self.state_filter else f"{total}"
+        live = any(r.so_far for r in shown)
+        self.border_subtitle = f"…: so far · {count}" if live else count
+
+    @staticmethod
+    def _spend(row: TaskRow) -> tuple[str | Text, str | Text]:
+        """Tokens in+out and cost; for a running agent, what it spent so far (its messages'
+        usage at the configured price: ``~$``), marked ``…``."""
+        spent = row.usage.input_tokens + row.usage.output_tokens
+        if row.so_far is None:
+            return (
+                tokens(spent) if row.usage.input_tokens else "",
+                f"${row.cost_usd:.3f}" if row.cost_usd else "",
+            )
+        live = row.so_far.usage
+        return (
+            Text(f"{tokens(spent + live.input_tokens + live.output_tokens)}…", style="italic"),
+            Text(f"~${row.cost_usd + row.so_far.cost_usd:.3f}…", style="italic"),
+        )
 
     @staticmethod
     def _after(row: TaskRow, done: set[int]) -> Text:
@@ -277,69 +324,3 @@ class OutputPane(Guarded, Touched, Log):
         self.clear()
         self.write_lines(lines[-2_000:], scroll_end=True)
         self.refresh()
-
-
-class MetricsPanel(Guarded, Vertical):
-    """Tokens, cost, burn rate, tasks, LOC, time and ETA, with per-task sparklines."""
-
-    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.clock = clock
-        self.parallel = 1
-        # Held, not queried: the once-a-second tick may fire while the app tears its
-        # screens down, and a query then finds nothing.
-        self._text = Static(id="metrics-text")
-        self._cost_spark = Sparkline([], id="cost-spark")
-        self._time_spark = Sparkline([], id="time-spark")
-
-    def compose(self) -> ComposeResult:
-        yield self._text
-        with Horizontal(classes="spark-row"):
-            yield Static("$/task", classes="spark-label")
-            yield self._cost_spark
-            yield Static(" s/task", classes="spark-label")
-            yield self._time_spark
-
-    def on_mount(self) -> None:
-        self.border_title = "Metrics"
-
-    def show(self, snap: Snapshot) -> None:
-        if not self.is_attached or not self._text.is_attached:
-            return  # not composed yet, or being torn down
-        t = snap.totals
-        gen = snap.current
-        elapsed = 0.0
-        if gen is not None:
-            end = gen.stopped_at if gen.stopped_at else self.clock()
-            elapsed = max(0.0, end - gen.created_at)
-        # A rate over less than a minute says more about start-up than about spending.
-        rate = f"${t.cost_usd / (elapsed / 3600):.2f}/h" if elapsed >= 60 else "—/h"
-        remaining = max(0, t.total - t.done - t.failed)
-        mean = (
-            sum(snap.duration_per_task) / len(snap.duration_per_task)
-            if snap.duration_per_task
-            else 0
-        )
-        eta = remaining * mean / max(1, self.parallel)
-        eta_text = duration(eta) if remaining and mean else "—"
-        u = t.usage
-        lines = [
-            f"[b]in[/] {tokens(u.input_tokens)} · [b]out[/] {tokens(u.output_tokens)} · "
-            f"[b]cache[/] {tokens(u.cache_read_input_tokens)}/"
-            f"{tokens(u.cache_creation_input_tokens)}",
-            f"[b]cost[/] ${t.cost_usd:.2f} · {rate} · [b]LOC[/] [green]+{t.insertions}[/] "
-            f"[red]−{t.deletions}[/]",
-            f"[b]tasks[/] [green]{t.done} done[/] · [red]{t.failed} failed[/] · {t.total} in all",
-            f"[b]time[/] {duration(elapsed)} · [b]ETA[/] {eta_text}",
-        ]
-        if snap.budgets:
-            lines.append(
-                "[b]budget[/] "
-                + " · ".join(
-                    f"[{'red' if b.crossed else 'green'}]{b.describe().replace(' budget:', '')}[/]"
-                    for b in snap.budgets
-                )
-            )
-        self._text.update("\n".join(lines))
-        self._cost_spark.data = list(snap.cost_per_task) or [0.0]
-        self._time_spark.data = list(snap.duration_per_task) or [0.0]
