@@ -49,3 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=20261125,
         help="the seed of the chaos test's kill moments (a failure names the one it used)",
     )
+
+
+#: The hang guard of a test that runs whole generations (``slow``): pytest's default (300 s,
+#: pyproject.toml) is reached by the crash-point test alone on two busy cores.
+SLOW_TIMEOUT_S = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
