@@ -214,6 +214,7 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
             "Shoemaker-LOC-Before": _loc_trailer(before),
             "Shoemaker-LOC-After": _loc_trailer(after),
             "Shoemaker-Duration-S": f"{elapsed:.1f}",
+            **({"Shoemaker-Source": task.origin.label} if task.origin else {}),
         },
     )
     # One commit per attempt: work carried over from an interrupted attempt (or committed

@@ -48,6 +48,8 @@ class TaskRow:
     reason: str
     branch: str
     priority: int
+    external_id: str = ""
+    """The task's id in the plan file it was imported from ("" for measure's tasks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ def load_snapshot(
                 t.reason,
                 t.branch,
                 t.priority,
+                t.external_id,
             )
         )
     g = store.generation_totals(chosen.name)
