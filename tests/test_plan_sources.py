@@ -1,0 +1,200 @@
+"""Plan files read as they are: epics and beads parsed, checked, imported, written back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shoemaker.model import TaskState
+from shoemaker.sources import beads, epics
+from shoemaker.sources.check import check
+from shoemaker.sources.importer import detect_format, import_plan, parse_paths
+from shoemaker.sources.model import PlanError, PlannedTask
+from shoemaker.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures" / "plans"
+
+
+def by_id(root: Path, path: Path, fmt: str = "auto") -> dict[str, PlannedTask]:
+    parsed = parse_paths(root, [path], fmt)
+    assert parsed.problems == []
+    return {t.external_id: t for t in parsed.tasks}
+
+
+def test_epics_every_naming_variant_and_their_dependencies() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "epics")
+    assert sorted(tasks) == [
+        "cli/CLI01",
+        "cli/CLI02",
+        "core/E01",
+        "core/E02",
+        "core/E03",
+        "phased/E2.1",
+    ]
+    deps = {i: t.depends_on for i, t in tasks.items()}
+    assert deps == {
+        "core/E01": (),
+        "core/E02": ("core/E01",),  # implicit: the highest lower-numbered one of core
+        "core/E03": ("core/E01", "core/E02"),  # bare numbers: the same module
+        "cli/CLI01": ("core/E02",),  # across modules
+        "cli/CLI02": ("cli/CLI01",),  # implicit, within the CLI prefix
+        "phased/E2.1": ("core/E03", "cli/CLI02"),
+    }
+
+
+def test_epic_front_matter_and_readme_status() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "epics")
+    e1, e2, e3 = (tasks[f"core/E0{n}"] for n in (1, 2, 3))
+    cli1 = tasks["cli/CLI01"]
+    assert e1.done  # 🟢 in the module README
+    assert not e2.done and not e3.done  # 🔴, and in_progress
+    assert e3.title == "Writer" and e3.extras["github_issue"] == 42
+    assert e2.title == "Parser" and e2.priority == 1 and cli1.priority == -1
+    # The whole file is the task's text, front matter included.
+    assert e3.description == (FIXTURES / "epics/core/03-epic-writer.md").read_text()
+    assert e3.path == "epics/core/03-epic-writer.md"
+
+
+def test_a_circular_plan_names_its_cycle_with_the_file_and_line() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "circular"])
+    problems = [str(p) for p in check(parsed)]
+    assert len(problems) == 1
+    assert problems[0].startswith("circular/loop/epic-0")
+    assert "dependency cycle: loop/E0" in problems[0]
+    for epic in ("loop/E01", "loop/E02", "loop/E03"):
+        assert epic in problems[0]
+
+
+def test_broken_plans_report_every_problem_on_its_line() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "broken"])
+    problems = sorted(str(p) for p in check(parsed))
+    assert problems == [
+        "broken/m/epic-01-a.md:1: duplicate id m/E01 (also at broken/m/01-epic-again.md:1)",
+        "broken/m/epic-01-a.md:3: m/E01 depends on m/E07, which no plan file or task has",
+        "broken/m/epic-01-a.md:4: priority 'urgent': use high, medium or low",
+    ]
+
+
+def test_beads_blocks_parent_child_comments_and_closed() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "beads")
+    b1, b2, b3, b4 = (tasks[f"bd-{n}"] for n in range(1, 5))
+    assert b1.done and not b2.done
+    assert b2.depends_on == ("bd-1",)
+    assert b3.depends_on == ("bd-2",)
+    # The parent (an epic) waits for its children.
+    assert b4.depends_on == ("bd-2", "bd-3")
+    assert b4.extras == {"issue_type": "epic", "children": ["bd-2", "bd-3"]}
+    assert "ann (2026-11-01T11:00:00Z): Keep reads lazy." in b2.description
+    assert "## Design\n\nAppend only." in b3.description
+    assert (b2.priority, b3.priority) == (2, 0)  # P0, P2
+
+
+def test_formats_are_detected_from_the_path() -> None:
+    assert detect_format(FIXTURES / "beads") == "beads"
+    assert detect_format(FIXTURES / "beads/.beads/issues.jsonl") == "beads"
+    assert detect_format(FIXTURES / "epics") == "epics"
+    assert detect_format(Path("shoemaker-proposals.json")) == "measure"
+
+
+def test_a_bad_beads_line_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "issues.jsonl"
+    file.write_text(
+        '{"id":"a","title":"A"}\nnot json\n{"id":"b","title":"B","dependencies":'
+        '[{"issue_id":"b","depends_on_id":"zz","type":"blocks"}]}\n'
+    )
+    problems = [str(p) for p in check(parse_paths(tmp_path, [file]))]
+    assert problems[0].startswith("issues.jsonl:2: not a JSON object")
+    assert problems[1] == "issues.jsonl:3: b depends on zz, which no plan file or task has"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "shoemaker.db")
+    s.create_generation("g", "generation-g", "main", "0" * 40)
+    return s
+
+
+def test_importing_twice_adds_nothing_and_an_edit_updates_a_task_not_started(
+    store: Store, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    gen = store.get_generation("g")
+    report = import_plan(store, root, gen, [root / "docs/plans"])
+    assert len(report.added) == 6
+    tasks = {t.external_id: t for t in store.list_tasks("g")}
+    assert tasks["core/E01"].state == TaskState.DONE
+    assert tasks["core/E02"].state == TaskState.READY  # its one dependency is done
+    assert tasks["core/E03"].state == TaskState.PROPOSED
+    assert tasks["core/E03"].depends_on == [tasks["core/E01"].id, tasks["core/E02"].id]
+    origin = tasks["cli/CLI01"].origin
+    assert origin is not None and origin.path == "docs/plans/cli/epic-cli-01-args.md"
+
+    again = import_plan(store, root, gen, [root / "docs/plans"])
+    assert (again.added, again.updated, again.unchanged) == ([], [], 6)
+
+    epic = root / "docs/plans/cli/epic-cli-02-help.md"
+    epic.write_text(epic.read_text() + "\nAlso list the commands.\n")
+    dry = import_plan(store, root, gen, [root / "docs/plans"], dry_run=True)
+    assert [t.external_id for t in dry.updated] == ["cli/CLI02"]
+    assert "Also list" not in store.get_task(tasks["cli/CLI02"].id).description
+    import_plan(store, root, gen, [root / "docs/plans"])
+    assert "Also list the commands." in store.get_task(tasks["cli/CLI02"].id).description
+    assert len(store.list_tasks("g")) == 6
+
+
+def test_a_plan_with_a_problem_imports_nothing(store: Store) -> None:
+    with pytest.raises(PlanError, match=r"dependency cycle.*nothing was imported"):
+        import_plan(store, FIXTURES, store.get_generation("g"), [FIXTURES / "circular"])
+    assert store.list_tasks("g") == []
+
+
+def test_measure_proposal_files_are_one_more_format(store: Store, tmp_path: Path) -> None:
+    file = tmp_path / "shoemaker-proposals.json"
+    file.write_text(
+        json.dumps(
+            [
+                {"index": 0, "title": "A", "description": "a", "dependency": -1},
+                {"index": 1, "title": "B", "description": "b", "dependency": 0},
+            ]
+        )
+    )
+    report = import_plan(store, tmp_path, store.get_generation("g"), [file])
+    a, b = report.added
+    assert (a.external_id, b.external_id) == ("shoemaker-proposals#0", "shoemaker-proposals#1")
+    assert b.depends_on == [a.id]
+
+
+def test_epic_write_back_marks_front_matter_and_the_readme_row() -> None:
+    text = (FIXTURES / "epics/core/epic-02-parser.md").read_text()
+    marked = epics.mark_complete(text)
+    assert marked.startswith("---\npriority: high\nstatus: complete\n---\n")
+    assert (
+        epics.mark_complete("---\nstatus: open\n---\n# x\n") == "---\nstatus: complete\n---\n# x\n"
+    )
+    assert epics.mark_complete("# x\n") == "---\nstatus: complete\n---\n# x\n"
+    readme = (FIXTURES / "epics/core/README.md").read_text()
+    name = epics.epic_name("epic-02-parser.md")
+    assert name is not None
+    rows = epics.mark_readme_row(readme, "epic-02-parser.md", name).split("\n")
+    assert [r for r in rows if "🟢" in r] == [
+        "| [01](epic-01-setup.md) | Setup | 🟢 |",
+        "| [02](epic-02-parser.md) | Parser | 🟢 |",
+    ]
+    assert "| [03](03-epic-writer.md) | Writer | 🟡 |" in rows
+
+
+def test_beads_export_changes_nothing_shoemaker_did_not_do(store: Store) -> None:
+    file = FIXTURES / "beads/.beads/issues.jsonl"
+    original = file.read_text()
+    import_plan(store, FIXTURES, store.get_generation("g"), [file])
+    tasks = store.list_tasks("g")
+    assert beads.export(original, tasks) == original
+    b2 = next(t for t in tasks if t.external_id == "bd-2")
+    store.transition_task(b2.id, TaskState.RUNNING, count_attempt=True)
+    lines = beads.export(original, store.list_tasks("g")).split("\n")
+    assert json.loads(lines[1])["status"] == "in_progress"
+    assert lines[0] == original.split("\n")[0] and lines[2:] == original.split("\n")[2:]
