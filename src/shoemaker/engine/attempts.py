@@ -21,6 +21,7 @@ from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
 from shoemaker.git import DiffStat
 from shoemaker.loc import Loc
 from shoemaker.model import Generation, Task, Usage, task_branch
+from shoemaker.sources.writeback import write_back
 from shoemaker.store import RunRecord
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -191,6 +192,8 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
     # The trailers account for every attempt of the task (failed and interrupted ones
     # too): what landing it cost. Each run's own figures are in its history file.
     runs = project.store.runs(task_id=task.id)
+    # The plan file says the task is complete in the very commit that completes it.
+    write_back(task, worktree)
     stat = git.stage_all_stat(worktree, base)
     changed = [f.path for f in stat.files]
     before = git.loc(base, cfg.source_globs, cfg.test_globs)

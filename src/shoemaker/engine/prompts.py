@@ -17,6 +17,7 @@ from shoemaker.engine.project import Project
 from shoemaker.errors import Failed
 from shoemaker.model import Generation, Task, task_branch
 from shoemaker.resources import render_prompt
+from shoemaker.sources.context import plan_context
 
 #: Where, relative to the measure worktree, the agent writes its proposals.
 PROPOSALS_FILE = "shoemaker-proposals.json"
@@ -133,6 +134,12 @@ def render_stitch_prompt(
             "branch": task_branch(task.generation, task.id),
             "gates": [{"name": g.name, "command": describe_command(g)} for g in gates],
             "previous_failure": failure_context(project, task) if attempt > 1 else "",
+            "plan_context": plan_context(
+                project.root,
+                project.git,
+                task,
+                [project.store.get_task(d) for d in task.depends_on] if task.origin else [],
+            ),
             "continuing": continuing,
         },
         repo=project.root,

@@ -184,8 +184,12 @@ class Stitcher:
             return await self._give_back(attempt, failure)
         globs = project.config.review_globs
         sensitive = [path for path in attempt.changed if matches_any(path, globs)]
-        if sensitive:
-            reason = f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
+        if sensitive or task.needs_review:
+            reason = (
+                f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
+                if sensitive
+                else "its plan file asks for review (needs_review): approve or reject it"
+            )
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
             return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
         self._transition(task.id, TaskState.MERGING, "gates passed")
