@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from projects import make_project
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.views import load_snapshot, load_task_detail
 from shoemaker.model import TaskState
 from shoemaker.sources import beads, epics
 from shoemaker.sources.check import check
@@ -198,3 +201,19 @@ def test_beads_export_changes_nothing_shoemaker_did_not_do(store: Store) -> None
     lines = beads.export(original, store.list_tasks("g")).split("\n")
     assert json.loads(lines[1])["status"] == "in_progress"
     assert lines[0] == original.split("\n")[0] and lines[2:] == original.split("\n")[2:]
+
+
+def test_the_dashboard_rows_and_task_screen_show_where_a_task_comes_from(tmp_path: Path) -> None:
+    project = make_project(tmp_path, [])
+    start_generation(project, "g")
+    import_plan(
+        project.store,
+        FIXTURES,
+        project.store.get_generation("g"),
+        [FIXTURES / "beads/.beads/issues.jsonl"],
+    )
+    rows = {r.external_id for r in load_snapshot(project.store, "g").tasks}
+    assert rows == {"bd-1", "bd-2", "bd-3", "bd-4"}
+    task = next(t for t in project.store.list_tasks("g") if t.external_id == "bd-2")
+    detail = load_task_detail(project, task.id)
+    assert detail.source == "beads bd-2 · beads/.beads/issues.jsonl"

@@ -202,6 +202,8 @@ class TaskDetail:
     prompt: str
     log: tuple[str, ...]
     raw: tuple[str, ...]
+    source: str = ""
+    """The plan file the task came from (``epics core/E03 · docs/plans/…``), "" for none."""
 
 
 #: How shoemaker's own lines (gates, merges, an agent's end) begin in a log of agent output.
@@ -292,6 +294,11 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
         prompt=runs[-1].prompt if runs else "",
         log=tuple(log[-max_lines:]),
         raw=tuple(raw[-max_lines:]),
+        source=(
+            f"{task.origin.format} {task.origin.external_id} · {task.origin.path}"
+            if task.origin
+            else ""
+        ),
     )
 
 
