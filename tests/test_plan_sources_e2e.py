@@ -16,6 +16,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.review import approve
+from shoemaker.events import Notice
 from shoemaker.model import Task, TaskState
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plans"
@@ -218,3 +219,35 @@ async def test_needs_review_waits_for_a_person_then_writes_back(fast_tmp: Path) 
     outcome = await approve(project, gen, task.id)
     assert outcome.state == TaskState.DONE
     assert "status: complete" in show(project, gen.branch, "docs/plans/core/epic-01-risky.md")
+
+
+async def test_a_broken_plan_source_is_reported_and_the_run_goes_on(fast_tmp: Path) -> None:
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [],
+            measure="off",
+            plan_sources=[{"path": "docs/plans", "format": "epics"}, {"path": "plan.json"}],
+        )
+    )
+    with_plan(project, "circular", "docs/plans")
+    (project.root / "plan.json").write_text(
+        json.dumps([{"index": 0, "title": "Add a", "description": "a", "dependency": -1}])
+    )
+    project.git.commit_all(project.root, "plan")
+    start_generation(project, "g1")
+    refused = cli(project, "tasks", "import", "docs/plans")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "dependency cycle: loop/E0" in refused.stderr
+    assert "nothing was imported" in refused.stderr
+    assert project.store.list_tasks("g1") == []
+
+    report = await Engine(project).run(cycles=1)
+    assert report.merged == 1  # the measure file's task; the circular plan added nothing
+    notices = [
+        e.message
+        for _, e in project.store.events_after(0, limit=10_000)
+        if isinstance(e, Notice) and e.level == "error"
+    ]
+    assert any(n.startswith("plan_sources: docs/plans/loop/epic-0") for n in notices)
+    assert [t.external_id for t in project.store.list_tasks("g1")] == ["plan#0"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from shoemaker.confined import leaves
 from shoemaker.model import Task, TaskState
 from shoemaker.sources import beads, epics
+from shoemaker.sources.model import PlanError, read_plan_file
 
 
 def write_back(task: Task, worktree: Path) -> list[str]:
@@ -22,10 +23,15 @@ def write_back(task: Task, worktree: Path) -> list[str]:
     target = worktree / origin.path
     if not target.is_file() or leaves(worktree, target):
         return []
-    if origin.format == epics.FORMAT:
-        return _epic(task, worktree, target)
-    if origin.format == beads.FORMAT:
-        return _beads(task, worktree, target)
+    try:
+        if origin.format == epics.FORMAT:
+            return _epic(task, worktree, target)
+        if origin.format == beads.FORMAT:
+            return _beads(task, worktree, target)
+    except PlanError:
+        # What the agent left there is no plan file any more (a FIFO, a huge file, not
+        # UTF-8): the task's work is what matters, and the file stays as the agent left it.
+        return []
     return []
 
 
@@ -40,18 +46,18 @@ def _write(worktree: Path, path: Path, old: str, new: str) -> list[str]:
 
 
 def _epic(task: Task, worktree: Path, target: Path) -> list[str]:
-    text = target.read_text(encoding="utf-8")
+    text = read_plan_file(worktree, target)
     changed = _write(worktree, target, text, epics.mark_complete(text))
     name = epics.epic_name(target.name) or epics.name_of(task.external_id.rsplit("/", 1)[-1], "E")
     readme = epics.readme_of(target)
     if name is not None and readme.is_file() and not leaves(worktree, readme):
-        old = readme.read_text(encoding="utf-8")
+        old = read_plan_file(worktree, readme)
         changed += _write(worktree, readme, old, epics.mark_readme_row(old, target.name, name))
     return changed
 
 
 def _beads(task: Task, worktree: Path, target: Path) -> list[str]:
-    text = target.read_text(encoding="utf-8")
+    text = read_plan_file(worktree, target)
     # The task is about to merge: the issue is closed by that merge.
     finishing = Task(
         task.id,
