@@ -11,8 +11,8 @@ import pytest
 from projects import make_project
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.views import load_snapshot, load_task_detail
-from shoemaker.model import TaskState
-from shoemaker.sources import beads, epics
+from shoemaker.model import PlanGate, TaskState
+from shoemaker.sources import beads, epics, phases
 from shoemaker.sources.check import check
 from shoemaker.sources.importer import detect_format, import_plan, parse_paths
 from shoemaker.sources.model import PlanError, PlannedTask
@@ -217,3 +217,72 @@ def test_the_dashboard_rows_and_task_screen_show_where_a_task_comes_from(tmp_pat
     task = next(t for t in project.store.list_tasks("g") if t.external_id == "bd-2")
     detail = load_task_detail(project, task.id)
     assert detail.source == "beads bd-2 · beads/.beads/issues.jsonl"
+
+
+def test_a_master_plan_with_decimal_phases_gates_and_wrapper() -> None:
+    master = FIXTURES / "phases/master-plan.md"
+    assert detect_format(master) == "phases"
+    tasks = by_id(FIXTURES, master)
+    assert list(tasks) == ["master-plan/P1", "master-plan/P2", "master-plan/P3.1"]
+    p1, p2, p3 = tasks.values()
+    assert (p1.depends_on, p2.depends_on, p3.depends_on) == (
+        (),
+        ("master-plan/P1",),
+        ("master-plan/P2",),
+    )
+    assert p1.gates == (PlanGate("compiles", "python -m compileall -q ."),)
+    assert p2.gates == (PlanGate("core-imports", 'python -c "import toolkit.core"'),)
+    assert p1.extras["notes_file"] == "notes/NOTES_toolkit_phase_1.md"
+    assert p2.extras["required_agents"] == ["doc-sync-manager"]
+    assert "notes_file" not in p2.extras  # reading notes is no requirement
+    assert (p1.title, p3.title) == ("Setup", "Report")
+    assert check(parse_paths(FIXTURES, [master])) == []
+
+
+def test_a_missing_phase_file_and_a_gate_without_a_command_are_problems() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "phases-broken/master-plan.md"])
+    assert sorted(str(p) for p in check(parsed)) == [
+        "phases-broken/master-plan.md:8: phase 2: phase file phase2-gone.md is missing",
+        "phases-broken/phase1-setup.md:7: gate 'echo' of master-plan/P1 has no command: "
+        "name what shoemaker runs, e.g. `command: pytest -q`",
+    ]
+
+
+def test_phase_write_back_ticks_the_checklist_and_the_master_row() -> None:
+    text = (FIXTURES / "phases/phase3.1-report.md").read_text()
+    marked = phases.mark_complete(text)
+    assert "**Status:** Complete" in marked
+    assert "- [x] 3.1.1: Write `toolkit/report.py`" in marked
+    assert marked.count("[ ]") == 0 and marked.count("[x]") == 2
+    master = (FIXTURES / "phases/master-plan.md").read_text()
+    rows = phases.mark_master_row(master, "phase3.1-report.md").split("\n")
+    assert "| 3.1 | [Report](phase3.1-report.md) | A report | Low | Complete |" in rows
+    assert "| 2 | [Core](phase2-core.md) | Core logic | Medium | Pending |" in rows
+
+
+def test_the_subagents_a_stream_shows_and_the_notes_a_phase_requires(tmp_path: Path) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.compliance import shortfall, subagents_in
+
+    line = {
+        "type": "assistant",
+        "message": {
+            "content": [{"type": "tool_use", "name": "Task", "input": {"subagent_type": "x"}}]
+        },
+    }
+    transcript = (json.dumps(line) + "\nnot json\n").encode()
+    assert subagents_in(transcript) == {"x"}
+    task = Task(
+        1,
+        "g",
+        "t",
+        "",
+        TaskState.RUNNING,
+        origin=TaskOrigin("phases", "p.md", "m/P1"),
+        extras={"required_agents": ["x", "y"], "notes_file": "notes/n.md"},
+    )
+    why = shortfall(task, transcript, tmp_path)
+    assert "subagent(s) y" in why and "notes file notes/n.md, which was not written" in why
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes/n.md").write_text("## Summary\n\n## Files Modified\n")
+    assert "lacks ## Key Decisions" in shortfall(task, transcript, tmp_path)

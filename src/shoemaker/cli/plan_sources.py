@@ -48,10 +48,11 @@ def cmd_plan_check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"shoemaker: {len(problems)} problem(s) in the plan", file=sys.stderr)
         return EXIT_BAD_INPUT
-    # One row per beads or measure file, and per module directory of epics.
+    # One row per beads or measure file, per module directory of epics, per master plan.
     groups: dict[tuple[str, str], list[PlannedTask]] = {}
     for task in parsed.tasks:
         where = str(Path(task.path).parent) if task.format == "epics" else task.path
+        where = str(task.extras.get("master_plan", where))
         groups.setdefault((task.format, where), []).append(task)
     table = Table(
         "format", "where", "tasks", "done", "dependencies", title="plan check: no problem"

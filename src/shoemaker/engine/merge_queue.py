@@ -17,7 +17,7 @@ from pathlib import Path
 
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.attempts import Attempt, log, measure_change
-from shoemaker.engine.gates import Failure, fingerprint, gates_at, run_gates
+from shoemaker.engine.gates import Failure, fingerprint, run_gates, task_gates
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.prompts import FAILURE_CONTEXT
 from shoemaker.engine.worktrees import WorktreePool
@@ -147,7 +147,7 @@ class MergeQueue:
         """The gates again, on the generation branch as it is now, inside the merge queue:
         nothing else merges meanwhile, so a failure is this task's and ``merge`` is reverted."""
         task = attempt.task
-        if not gates_at(self.project.config, task.title, attempt.changed, "merged"):
+        if not task_gates(self.project.config, task, attempt.changed, "merged"):
             return None
         # Never in the person's checkout: what the gates execute is the agent's work.
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.confined import Refused, read_text
-from shoemaker.engine.gates import describe_command, gates_for_title
+from shoemaker.engine.gates import describe_command, gates_for_title, plan_gates
 from shoemaker.engine.project import Project
 from shoemaker.errors import Failed
 from shoemaker.model import Generation, Task, task_branch
@@ -120,7 +120,7 @@ def render_stitch_prompt(
     """The stitch prompt of ``task``'s attempt ``attempt`` (also used for estimates);
     ``continuing``: the worktree holds earlier work to continue and fix."""
     cfg = project.config
-    gates = gates_for_title(cfg.gates, task.title)
+    gates = [*gates_for_title(cfg.gates, task.title), *plan_gates(task)]
     return render_prompt(
         "stitch.md",
         {

@@ -54,7 +54,7 @@ def check(parsed: Parsed, known: Collection[str] = ()) -> list[Problem]:
                 problems.append(
                     Problem(
                         task.path,
-                        task.line,
+                        task.dep_lines.get(f"gate:{gate.name}", task.line),
                         f"gate {gate.name!r} of {task.external_id} has no command: name what "
                         "shoemaker runs, e.g. `command: pytest -q`",
                     )

@@ -35,7 +35,31 @@ def plan_context(root: Path, git: Git, task: Task, dependencies: list[Task]) -> 
                 )
             except Refused:
                 pass
+    agents = task.extras.get("required_agents") or []
+    notes = task.extras.get("notes_file")
+    if agents or notes:
+        required = [
+            f"- run the `{a}` subagent (the Task tool with subagent_type `{a}`)" for a in agents
+        ]
+        if notes:
+            required.append(
+                f"- write your notes to `{notes}` with the sections `## Summary`, "
+                "`## Key Decisions` and `## Files Modified`"
+            )
+        parts.append(
+            "### Required by the plan\n\nThe work is not accepted without:\n" + "\n".join(required)
+        )
     done = [d for d in dependencies if d.state == TaskState.DONE]
+    for dep in done:
+        dep_notes = dep.extras.get("notes_file")
+        if isinstance(dep_notes, str) and not Path(dep_notes).is_absolute():
+            path = root / dep_notes
+            if path.is_file():
+                try:
+                    text = read_text(root, path)[:MAX_README_CHARS]
+                except Refused:
+                    continue
+                parts.append(f"### Notes of {dep.external_id} ({dep_notes})\n\n{text.strip()}")
     if done:
         parts.append("### Completed dependencies\n\n" + "\n".join(_summary(git, d) for d in done))
     return "\n\n".join(parts)

@@ -18,12 +18,17 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.proposals import MAX_TITLE_CHARS, clean_text
 from shoemaker.events import Notice
 from shoemaker.model import Generation, Task, TaskOrigin, TaskState
-from shoemaker.sources import beads, epics, measure_file
+from shoemaker.sources import beads, epics, measure_file, phases
 from shoemaker.sources.check import check, in_order
-from shoemaker.sources.model import FORMATS, Parsed, PlanError, Problem, shown_path
+from shoemaker.sources.model import FORMATS, Parsed, PlanError
 from shoemaker.store import NewTask, Store
 
-_PARSERS = {"epics": epics.parse, "beads": beads.parse, "measure": measure_file.parse}
+_PARSERS = {
+    "epics": epics.parse,
+    "phases": phases.parse,
+    "beads": beads.parse,
+    "measure": measure_file.parse,
+}
 
 
 def detect_format(path: Path) -> str:
@@ -47,12 +52,9 @@ def detect_format(path: Path) -> str:
 def _is_master_plan(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8", errors="replace") as f:
-            head = f.read(4096)
+            return phases.is_master_plan(f.read(8192))
     except OSError:
         return False
-    return any(
-        line.startswith("# ") and line.rstrip().endswith("Master Plan") for line in head.split("\n")
-    )
 
 
 def parse_paths(root: Path, paths: Sequence[Path], fmt: str = "auto") -> Parsed:
@@ -64,14 +66,7 @@ def parse_paths(root: Path, paths: Sequence[Path], fmt: str = "auto") -> Parsed:
         kind = detect_format(path) if fmt == "auto" else fmt
         if kind not in FORMATS:
             raise PlanError(f"--format {kind}: use one of auto, {', '.join(FORMATS)}")
-        parser = _PARSERS.get(kind)
-        if parser is None:
-            shown = shown_path(root, path)
-            parsed.problems.append(
-                Problem(shown, 1, f"the {kind} format cannot be read yet; use epics or beads")
-            )
-            continue
-        parsed.extend(parser(root, path))
+        parsed.extend(_PARSERS[kind](root, path))
     return parsed
 
 

@@ -42,7 +42,8 @@ class PlannedTask:
     extras: dict[str, Any] = field(default_factory=dict)
     """Kept and shown: ``github_issue``, beads comments, the epic's module."""
     dep_lines: dict[str, int] = field(default_factory=dict)
-    """The line that names each dependency, for the problems that concern it."""
+    """The line that names each dependency (and ``gate:NAME``, each gate), for the problems
+    that concern it."""
 
     def where(self, dep: str | None = None) -> str:
         line = self.dep_lines.get(dep, self.line) if dep else self.line

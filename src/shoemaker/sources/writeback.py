@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shoemaker.confined import leaves
 from shoemaker.model import Task, TaskState
-from shoemaker.sources import beads, epics
+from shoemaker.sources import beads, epics, phases
 from shoemaker.sources.model import PlanError, read_plan_file
 
 
@@ -28,6 +28,8 @@ def write_back(task: Task, worktree: Path) -> list[str]:
             return _epic(task, worktree, target)
         if origin.format == beads.FORMAT:
             return _beads(task, worktree, target)
+        if origin.format == phases.FORMAT:
+            return _phase(task, worktree, target)
     except PlanError:
         # What the agent left there is no plan file any more (a FIFO, a huge file, not
         # UTF-8): the task's work is what matters, and the file stays as the agent left it.
@@ -79,3 +81,15 @@ def _beads(task: Task, worktree: Path, target: Path) -> list[str]:
             if isinstance(issue, dict) and issue.get("id") == task.external_id:
                 lines[n] = beads.updated_line(line, finishing)
     return _write(worktree, target, text, "\n".join(lines))
+
+
+def _phase(task: Task, worktree: Path, target: Path) -> list[str]:
+    text = read_plan_file(worktree, target)
+    changed = _write(worktree, target, text, phases.mark_complete(text))
+    master = task.extras.get("master_plan")
+    if isinstance(master, str) and not Path(master).is_absolute():
+        path = worktree / master
+        if path.is_file() and not leaves(worktree, path):
+            old = read_plan_file(worktree, path)
+            changed += _write(worktree, path, old, phases.mark_master_row(old, target.name))
+    return changed
