@@ -251,3 +251,43 @@ async def test_a_broken_plan_source_is_reported_and_the_run_goes_on(fast_tmp: Pa
     ]
     assert any(n.startswith("plan_sources: docs/plans/loop/epic-0") for n in notices)
     assert [t.external_id for t in project.store.list_tasks("g1")] == ["plan#0"]
+
+
+async def test_a_master_plan_with_phases_gates_subagents_and_notes(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [], measure="off", max_retries=1)
+    with_plan(project, "phases", "docs/plan")
+    gen = start_generation(project, "g1")
+    imported = cli(project, "tasks", "import", "docs/plan/master-plan.md")
+    assert imported.returncode == 0, imported.stderr
+    report = await Engine(project).run(cycles=1)
+    assert (report.merged, report.failed) == (3, 0)
+    tasks = {t.external_id: t for t in project.store.list_tasks("g1")}
+    landed = merged_in_dependency_order(project, gen.start_commit, gen.branch)
+    assert [t.external_id for t in landed] == [
+        "master-plan/P1",
+        "master-plan/P2",
+        "master-plan/P3.1",
+    ]
+
+    # Phase 2 failed until its stream showed the required subagent.
+    p2 = tasks["master-plan/P2"]
+    runs = project.store.runs(task_id=p2.id)
+    assert p2.attempts == 2 and len(runs) == 2
+    assert "doc-sync-manager" in runs[1].prompt.split("## The previous attempt failed")[1]
+    # The previous phase's notes reached the next phase's prompt.
+    assert "The package exists." in runs[0].prompt
+    # The phases' own gates ran, in the worktree and after the merge.
+    gates = {(g.name, g.location) for g in project.store.gate_results(p2.id)}
+    assert gates == {("core-imports", "worktree"), ("core-imports", "merged")}
+    assert {g.name for g in project.store.gate_results(tasks["master-plan/P1"].id)} == {"compiles"}
+
+    # Written back: status, checklists, the master plan's rows.
+    for name in ("phase1-setup.md", "phase2-core.md", "phase3.1-report.md"):
+        text = show(project, gen.branch, f"docs/plan/{name}")
+        tasks_section = text.split("## Tasks")[1]
+        assert "**Status:** Complete" in text and "- [ ]" not in tasks_section, name
+        assert "- [x]" in tasks_section
+    master = show(project, gen.branch, "docs/plan/master-plan.md")
+    assert master.count("| Complete |") == 3 and "Pending |" not in master
+    check = cli(project, "plan", "check", "docs/plan/master-plan.md")
+    assert check.returncode == 0, check.stderr
