@@ -286,3 +286,30 @@ def test_the_subagents_a_stream_shows_and_the_notes_a_phase_requires(tmp_path: P
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes/n.md").write_text("## Summary\n\n## Files Modified\n")
     assert "lacks ## Key Decisions" in shortfall(task, transcript, tmp_path)
+
+
+def test_write_back_leaves_a_persons_uncommitted_file_and_links_alone(tmp_path: Path) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.writeback import write_back
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    task = Task(
+        1,
+        "g",
+        "Parser",
+        "",
+        TaskState.MERGING,
+        origin=TaskOrigin("epics", "docs/plans/core/epic-02-parser.md", "core/E02"),
+    )
+    readme = "docs/plans/core/README.md"
+    assert write_back(task, root, keep={readme}) == ["docs/plans/core/epic-02-parser.md"]
+    assert "🔴" in (root / readme).read_text()
+    assert write_back(task, root) == [readme]  # the epic says complete already
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("# Epic 02\n")
+    epic = root / "docs/plans/core/epic-02-parser.md"
+    epic.unlink()
+    epic.symlink_to(outside)
+    assert write_back(task, root) == []
+    assert outside.read_text() == "# Epic 02\n"

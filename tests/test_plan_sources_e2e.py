@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.review import approve
 from shoemaker.events import Notice
+from shoemaker.git import Git
 from shoemaker.model import Task, TaskState
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plans"
@@ -291,3 +293,37 @@ async def test_a_master_plan_with_phases_gates_subagents_and_notes(fast_tmp: Pat
     assert master.count("| Complete |") == 3 and "Pending |" not in master
     check = cli(project, "plan", "check", "docs/plan/master-plan.md")
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("fmt", ["epics", "phases", "beads"])
+def test_the_demo_runs_from_a_plan_file(fast_tmp: Path, fmt: str) -> None:
+    demo = fast_tmp / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoemaker",
+            "demo",
+            "--headless",
+            "--plan",
+            fmt,
+            "--dir",
+            str(demo),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "6/6" in proc.stdout
+    git = Git(demo)
+    log = [c for c in git.log("demo-start..demo-finished") if "Shoemaker-Task" in c.trailers]
+    assert len(log) == 6 and all(c.trailers["Shoemaker-Source"].startswith(f"{fmt}:") for c in log)
+    # The plan on the merged branch says what was done.
+    plan = {
+        "epics": "docs/plans/textkit/epic-06-document-the-api-in-the-readme.md",
+        "phases": "docs/plan/master-plan.md",
+        "beads": ".beads/issues.jsonl",
+    }[fmt]
+    text = (demo / plan).read_text()
+    assert {"epics": "status: complete", "phases": "| Complete |", "beads": '"closed"'}[fmt] in text

@@ -211,5 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="create the demo repository here (default: a new temp dir)")
     p.add_argument("--prepare", metavar="DIR", help="only create and configure the repository")
     p.add_argument("--parallel", type=int, help="agents at once")
+    p.add_argument(
+        "--plan",
+        choices=["epics", "phases", "beads"],
+        help="take the tasks from a plan file of this format instead of measure",
+    )
     p.set_defaults(func=cmd_demo)
     return parser

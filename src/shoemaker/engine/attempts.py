@@ -192,9 +192,10 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
     # The trailers account for every attempt of the task (failed and interrupted ones
     # too): what landing it cost. Each run's own figures are in its history file.
     runs = project.store.runs(task_id=task.id)
-    # The plan file says the task is complete in the very commit that completes it.
-    write_back(task, worktree)
     stat = git.stage_all_stat(worktree, base)
+    if not stat.files and write_back(task, worktree):
+        # Nothing to merge, so no merge to carry the plan's progress: this commit does.
+        stat = git.stage_all_stat(worktree, base)
     changed = [f.path for f in stat.files]
     before = git.loc(base, cfg.source_globs, cfg.test_globs)
     after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, cwd=worktree)

@@ -12,6 +12,7 @@ pipeline (``engine/stitch.py``) decides what that means for the task.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import MergeResult
 from shoemaker.git import GitError, MergeOutcome
 from shoemaker.model import Generation, Task
+from shoemaker.sources.writeback import write_back
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,9 @@ class MergeQueue:
             if refused:
                 return Landing(MergeOutcome(False, ""), refused=refused)
             message = attempt.message or git.commit_message(attempt.commit)
-            outcome = git.squash_merge(branch, message)
+            # The plan file's progress is written on the head it lands on, in its commit.
+            plan = functools.partial(write_back, attempt.task)
+            outcome = git.squash_merge(branch, message, before_commit=plan)
             if outcome.merged or not outcome.conflict_files:
                 return Landing(outcome)
             head = git.rev_parse(self.generation.branch)
@@ -115,7 +119,7 @@ class MergeQueue:
                 return Landing(outcome)
             commit = git.rev_parse(branch)
             log(self.project, attempt.task, f"rebased {branch} onto {head[:10]} after a conflict")
-            retried = git.squash_merge(branch, git.commit_message(commit))
+            retried = git.squash_merge(branch, git.commit_message(commit), before_commit=plan)
             if not retried.merged:
                 return Landing(outcome)
             attempt.base, attempt.commit, attempt.message = head, commit, ""
