@@ -313,3 +313,15 @@ def test_write_back_leaves_a_persons_uncommitted_file_and_links_alone(tmp_path: 
     epic.symlink_to(outside)
     assert write_back(task, root) == []
     assert outside.read_text() == "# Epic 02\n"
+
+
+def test_a_directory_without_epics_is_a_problem_not_an_empty_plan(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/README.md").write_text("# nothing planned\n")
+    problems = [str(p) for p in check(parse_paths(tmp_path, [tmp_path / "docs"], "epics"))]
+    assert problems == [
+        "docs:1: no epic files under it (epic-NN-slug.md, NN-epic-slug.md, "
+        "epic-PREFIX-NN-slug.md, epic-P.E-slug.md)"
+    ]
+    with pytest.raises(PlanError, match="no such file or directory"):
+        parse_paths(tmp_path, [tmp_path / "missing"])

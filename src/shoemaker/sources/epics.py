@@ -110,7 +110,17 @@ def parse(root: Path, path: Path) -> Parsed:
     """The epics of a plans root or of one epic file, with implicit dependencies resolved."""
     parsed = Parsed()
     found: list[tuple[PlannedTask, EpicName, bool]] = []
-    for file in discover(path):
+    files = discover(path)
+    if not files:
+        parsed.problems.append(
+            Problem(
+                shown_path(root, path),
+                1,
+                "no epic files under it (epic-NN-slug.md, NN-epic-slug.md, "
+                "epic-PREFIX-NN-slug.md, epic-P.E-slug.md)",
+            )
+        )
+    for file in files:
         one = _parse_file(root, file, parsed.problems)
         if one is not None:
             found.append(one)

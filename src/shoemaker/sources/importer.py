@@ -112,7 +112,12 @@ def import_plan(
             changed = (task.title, task.description) != (title, description)
             if changed and not dry_run and store.update_planned_text(task.id, title, description):
                 report.updated.append(store.get_task(task.id))
-            elif changed and dry_run and task.state in (TaskState.PROPOSED, TaskState.READY):
+            elif (
+                changed
+                and dry_run
+                and task.attempts == 0
+                and task.state in (TaskState.PROPOSED, TaskState.READY)
+            ):
                 report.updated.append(task)
             else:
                 report.unchanged += 1
