@@ -328,3 +328,13 @@ def test_a_task_from_a_plan_file_keeps_its_source_and_a_done_one_unblocks_its_de
     assert store.get_task(b.id).title == "b2"
     # measure's tasks have no source.
     assert store.add_tasks("g1", [NewTask("c")], 1, "measure")[0][0].origin is None
+
+
+def test_a_task_imported_meanwhile_is_refused_and_nothing_is_added(store: Store) -> None:
+    from shoemaker.model import TaskOrigin
+
+    origin = TaskOrigin("beads", ".beads/issues.jsonl", "bd-1")
+    store.add_tasks("g1", [NewTask("a", origin=origin)], 1, "import")
+    with pytest.raises(StoreError, match=r"bd-1 of \.beads/issues\.jsonl was imported meanwhile"):
+        store.add_tasks("g1", [NewTask("b"), NewTask("a", origin=origin)], 1, "import")
+    assert [t.title for t in store.list_tasks("g1")] == ["a"]

@@ -21,7 +21,7 @@ from shoemaker.model import Generation, Task, TaskOrigin, TaskState
 from shoemaker.sources import beads, epics, measure_file, phases
 from shoemaker.sources.check import check, in_order
 from shoemaker.sources.model import FORMATS, Parsed, PlanError
-from shoemaker.store import NewTask, Store
+from shoemaker.store import NewTask, Store, StoreError
 
 _PARSERS = {
     "epics": epics.parse,
@@ -164,7 +164,8 @@ def import_configured(project: Project, gen: Generation) -> list[ImportReport]:
             report = import_plan(
                 project.store, project.root, gen, [project.root / source.path], source.format
             )
-        except PlanError as exc:
+        except (PlanError, StoreError) as exc:
+            # A broken plan (or one imported meanwhile by a command) waits for the next cycle.
             project.bus.emit(
                 Notice(generation=gen.name, level="error", message=f"plan_sources: {exc}")
             )

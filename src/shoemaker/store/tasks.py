@@ -110,7 +110,21 @@ class TaskStore(EventStore):
                 )
             }
             known = {r[0] for r in db.execute("SELECT id FROM tasks")}
+            imported = {
+                (r[0], r[1])
+                for r in db.execute(
+                    "SELECT origin_format, external_id FROM tasks "
+                    "WHERE generation = ? AND external_id != '' AND state != ?",
+                    (generation, TaskState.CANCELLED),
+                )
+            }
             for position, new in enumerate(tasks):
+                if new.origin and (new.origin.format, new.origin.external_id) in imported:
+                    # Another import (a run's plan_sources, a second command) got there first.
+                    raise StoreError(
+                        f"{new.origin.external_id} of {new.origin.path} was imported meanwhile; "
+                        "import again (it adds only what is still missing)"
+                    )
                 missing = [d for d in new.depends_on if d not in known]
                 if missing:
                     raise StoreError(f"task {new.title!r} depends on unknown task ids {missing}")
