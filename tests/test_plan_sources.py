@@ -325,3 +325,33 @@ def test_a_directory_without_epics_is_a_problem_not_an_empty_plan(tmp_path: Path
     ]
     with pytest.raises(PlanError, match="no such file or directory"):
         parse_paths(tmp_path, [tmp_path / "missing"])
+
+
+async def test_the_plans_view_groups_tasks_with_their_progress(fast_tmp: Path) -> None:
+    from textual.widgets import DataTable
+
+    from shoemaker.tui.app import ShoemakerApp
+    from shoemaker.tui.screens import PlansScreen
+    from tui_data import CLOCK, fixed_project
+
+    project = fixed_project(fast_tmp)
+    gen = project.store.get_generation("g1")
+    root = project.root
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    import_plan(project.store, root, gen, [root / "docs/plans"])
+    app = ShoemakerApp(project, clock=lambda: CLOCK, follow_idle_s=3600)
+    async with app.run_test(size=(120, 36)) as pilot:
+        while app.snapshots_loaded == 0:
+            await pilot.pause(0.02)
+        await pilot.press("P")
+        assert isinstance(app.screen, PlansScreen)
+        table = app.screen.query_one("#plans-table", DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[:4] for r in rows] == [
+            ["epics docs/plans/core", "1/3", "0", "0"],
+            ["epics docs/plans/cli", "0/2", "0", "0"],
+            ["epics docs/plans/phased", "0/1", "0", "0"],
+        ]
+        assert rows[0][4] == "███████░░░░░░░░░░░░░"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, PlansScreen)

@@ -17,7 +17,7 @@ from shoemaker.engine.budgets import BudgetLine, budget_lines
 from shoemaker.engine.project import Project
 from shoemaker.events import CycleFinished
 from shoemaker.git import DiffStat, GitError
-from shoemaker.model import Generation, GenerationState, TaskState, Usage
+from shoemaker.model import Generation, GenerationState, Task, TaskState, Usage
 from shoemaker.store import RunRecord, Store, TaskUsage
 
 
@@ -50,6 +50,9 @@ class TaskRow:
     priority: int
     external_id: str = ""
     """The task's id in the plan file it was imported from ("" for measure's tasks)."""
+    plan: str = ""
+    """The plan it belongs to (``epics docs/plans/core``: a module, a master plan, a beads
+    file), for the plans view; "" for measure's tasks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,20 @@ def _choose(generations: list[Generation], prefer: str | None) -> Generation | N
     if open_:
         return open_[-1]
     return generations[-1] if generations else None
+
+
+def plan_group(task: Task) -> str:
+    """Which plan a task belongs to: its epic's module directory, its master plan, its beads or
+    measure file ("" when no plan file gave it)."""
+    origin = task.origin
+    if origin is None:
+        return ""
+    where = origin.path
+    if origin.format == "epics":
+        where = where.rsplit("/", 1)[0] if "/" in where else "."
+    elif origin.format == "phases":
+        where = str(task.extras.get("master_plan", where))
+    return f"{origin.format} {where}"
 
 
 def load_snapshot(
@@ -143,6 +160,7 @@ def load_snapshot(
                 t.branch,
                 t.priority,
                 t.external_id,
+                plan_group(t),
             )
         )
     g = store.generation_totals(chosen.name)

@@ -47,7 +47,13 @@ from shoemaker.events import (
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
-from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
+from shoemaker.tui.screens import (
+    ConfirmScreen,
+    GenerationsScreen,
+    HelpScreen,
+    NoteScreen,
+    PlansScreen,
+)
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
 
@@ -201,6 +207,14 @@ class ShoemakerApp(App[None]):
             id="reset",
             tooltip="Abandon the generation: tag it NAME-abandoned, remove its branches",
         ),
+        Binding(
+            "P",
+            "plans",
+            "Plans",
+            id="plans",
+            show=False,
+            tooltip="Tasks from plan files, by module or master plan, with progress",
+        ),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit", tooltip="Stop agents cleanly and quit"),
     ]
@@ -344,7 +358,7 @@ class ShoemakerApp(App[None]):
             parts.append(self.note)
         self.sub_title = " · ".join(parts)
         self.refresh_bindings()
-        if isinstance(self.screen, GenerationsScreen):
+        if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
             self.screen.show(snap)
 
     def _refresh_if_dirty(self) -> None:
@@ -854,6 +868,9 @@ class ShoemakerApp(App[None]):
                 self.switch_generation(name)
 
         self.push_screen(GenerationsScreen(self.snapshot), chosen)
+
+    def action_plans(self) -> None:
+        self.push_screen(PlansScreen(self.snapshot))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows()))
