@@ -355,3 +355,18 @@ async def test_the_plans_view_groups_tasks_with_their_progress(fast_tmp: Path) -
         assert rows[0][4] == "███████░░░░░░░░░░░░░"
         await pilot.press("escape")
         assert not isinstance(app.screen, PlansScreen)
+
+
+def test_an_epic_imported_alone_follows_the_epics_beside_it(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    gen = store.get_generation("g")
+    import_plan(store, root, gen, [root / "docs/plans/core/epic-01-setup.md"])
+    (root / "docs/plans/core/epic-04-extra.md").write_text("# Epic 04: Extra\n")
+    with pytest.raises(PlanError, match="core/E04 depends on core/E03, which no plan file"):
+        import_plan(store, root, gen, [root / "docs/plans/core/epic-04-extra.md"])
+    import_plan(store, root, gen, [root / "docs/plans/core/epic-02-parser.md"])
+    import_plan(store, root, gen, [root / "docs/plans/core/03-epic-writer.md"])
+    (e4,) = import_plan(store, root, gen, [root / "docs/plans/core/epic-04-extra.md"]).added
+    e3 = next(t for t in store.list_tasks("g") if t.external_id == "core/E03")
+    assert e4.depends_on == [e3.id]

@@ -16,7 +16,7 @@ When an epic's task merges, its front matter says ``status: complete`` and its R
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,29 +125,30 @@ def parse(root: Path, path: Path) -> Parsed:
         if one is not None:
             found.append(one)
             parsed.files.append((FORMAT, one[0].path))
-    # Implicit dependencies: on the highest lower-numbered epic of the same module and prefix.
+    # Implicit dependencies: on the highest lower-numbered epic of the same module and prefix,
+    # among those read and those beside them (an epic imported on its own follows its module).
+    known = {(t.extras["module"], n) for t, n, _ in found}
+    for file in {Path(root / t.path).parent for t, _, _ in found} if path.is_file() else ():
+        for sibling in discover(file):
+            name = epic_name(sibling.name)
+            if name is not None:
+                known.add((file.name, name))
     tasks = []
     for task, name, explicit in found:
         if not explicit:
             module = task.extras["module"]
             lower = [
-                (n.number, t.external_id)
-                for t, n, _ in found
-                if t.extras["module"] == module
-                and n.prefix == name.prefix
-                and n.number < name.number
+                n
+                for m, n in known
+                if m == module and n.prefix == name.prefix and n.number < name.number
             ]
             if lower:
-                task = _with_deps(task, (max(lower)[1],))
+                task = replace(
+                    task, depends_on=(f"{module}/{max(lower, key=lambda n: n.number).short}",)
+                )
         tasks.append(task)
     parsed.tasks = tasks
     return parsed
-
-
-def _with_deps(task: PlannedTask, deps: tuple[str, ...]) -> PlannedTask:
-    from dataclasses import replace
-
-    return replace(task, depends_on=deps)
 
 
 def _parse_file(
