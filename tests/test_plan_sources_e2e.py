@@ -327,3 +327,21 @@ def test_the_demo_runs_from_a_plan_file(fast_tmp: Path, fmt: str) -> None:
     }[fmt]
     text = (demo / plan).read_text()
     assert {"epics": "status: complete", "phases": "| Complete |", "beads": '"closed"'}[fmt] in text
+
+
+async def test_an_epic_whose_agent_changes_nothing_still_lands_its_status(fast_tmp: Path) -> None:
+    project = scripted(make_project(fast_tmp, [], measure="off"))
+    epic = project.root / "docs/plans/core/epic-01-noop.md"
+    epic.parent.mkdir(parents=True)
+    epic.write_text("# Epic 01: Nothing to do\n\n<!-- rehearsal\ntext: it was done already\n-->\n")
+    project.git.commit_all(project.root, "plan")
+    gen = start_generation(project, "g1")
+    assert cli(project, "tasks", "import", "docs/plans").returncode == 0
+    report = await Engine(project).run(cycles=1)
+    (task,) = project.store.list_tasks("g1")
+    assert task.state == TaskState.DONE and report.merged == 1
+    changed = project.git.diff_stat(f"{task.merged_commit}^", task.merged_commit).files
+    assert [f.path for f in changed] == ["docs/plans/core/epic-01-noop.md"]
+    assert show(project, gen.branch, "docs/plans/core/epic-01-noop.md").startswith(
+        "---\nstatus: complete\n---\n"
+    )
