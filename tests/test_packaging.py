@@ -142,7 +142,8 @@ def test_built_wheel_ships_prompts_and_styles(tmp_path: Path) -> None:
         "print(r.data_dir('styles'))\n"
         "print(r.render_prompt('stitch.md', {'task': {'id': 7, 'title': 'T', 'description': 'D',"
         " 'attempt': 1}, 'generation': 'g', 'branch': 'task/g-7', 'gates': [],"
-        " 'previous_failure': '', 'continuing': False}))\n"
+        " 'previous_failure': '', 'continuing': False, 'plan_context': '',"
+        " 'require_done_signal': False}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     proc = subprocess.run(

@@ -288,3 +288,53 @@ def test_reads_return_records_with_one_usage(store: Store) -> None:
     assert (metrics.merge_sha, metrics.insertions, metrics.deletions) == ("m", 5, 2)
     assert store.generation_totals("g1") == GenerationTotals(2, both, 0.75, 5, 2)
     assert store.generation_totals("nothing") == GenerationTotals()
+
+
+def test_a_task_from_a_plan_file_keeps_its_source_and_a_done_one_unblocks_its_dependents(
+    store: Store,
+) -> None:
+    from shoemaker.model import PlanGate, TaskOrigin
+
+    origin = TaskOrigin("epics", "docs/plans/core/epic-01-a.md", "core/E01")
+    tasks, _ = store.add_tasks(
+        "g1",
+        [
+            NewTask("a", origin=origin, done=True, extras={"github_issue": 7}),
+            NewTask(
+                "b",
+                after=(0,),
+                needs_review=True,
+                plan_gates=(PlanGate("lint", "ruff check"), PlanGate("docs")),
+                origin=TaskOrigin("epics", "docs/plans/core/epic-02-b.md", "core/E02"),
+            ),
+        ],
+        1,
+        "import",
+    )
+    a, b = (store.get_task(t.id) for t in tasks)
+    assert (a.state, a.origin, a.extras, a.external_id) == (
+        TaskState.DONE,
+        origin,
+        {"github_issue": 7},
+        "core/E01",
+    )
+    assert b.state == TaskState.READY and b.needs_review
+    assert b.plan_gates == (PlanGate("lint", "ruff check"), PlanGate("docs", ""))
+    # A task that has not started takes its plan file's new text; a started one does not.
+    assert store.update_planned_text(b.id, "b2", "new text")
+    assert store.get_task(b.id).description == "new text"
+    store.transition_task(b.id, TaskState.RUNNING, count_attempt=True)
+    assert not store.update_planned_text(b.id, "b3", "newer")
+    assert store.get_task(b.id).title == "b2"
+    # measure's tasks have no source.
+    assert store.add_tasks("g1", [NewTask("c")], 1, "measure")[0][0].origin is None
+
+
+def test_a_task_imported_meanwhile_is_refused_and_nothing_is_added(store: Store) -> None:
+    from shoemaker.model import TaskOrigin
+
+    origin = TaskOrigin("beads", ".beads/issues.jsonl", "bd-1")
+    store.add_tasks("g1", [NewTask("a", origin=origin)], 1, "import")
+    with pytest.raises(StoreError, match=r"bd-1 of \.beads/issues\.jsonl was imported meanwhile"):
+        store.add_tasks("g1", [NewTask("b"), NewTask("a", origin=origin)], 1, "import")
+    assert [t.title for t in store.list_tasks("g1")] == ["a"]

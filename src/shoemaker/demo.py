@@ -48,8 +48,10 @@ def demo_config(worktree_dir: str = "") -> dict[str, Any]:
     }
 
 
-def prepare_demo(directory: Path, worktree_dir: str = "") -> Path:
-    """Create the demo repository in ``directory`` (which must be empty or absent)."""
+def prepare_demo(directory: Path, worktree_dir: str = "", plan: str | None = None) -> Path:
+    """Create the demo repository in ``directory`` (which must be empty or absent); with
+    ``plan`` (epics, phases, beads), its tasks come from a plan file of that format instead of
+    measure."""
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):
         raise DemoError(f"{directory} is not empty; give --dir a new or empty directory")
@@ -61,7 +63,13 @@ def prepare_demo(directory: Path, worktree_dir: str = "") -> Path:
         target = directory / rel.parent / _RENAMES.get(rel.name, rel.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    save_config(directory, demo_config(worktree_dir))
+    config = demo_config(worktree_dir)
+    if plan is not None:
+        from shoemaker.sources.demo_plans import write_plan
+
+        path = write_plan(directory, plan)
+        config.update(measure="off", plan_sources=[{"path": path, "format": plan}])
+    save_config(directory, config)
     git = Git.init_repo(directory, "main")
     git.commit_all(directory, "textkit: docs and a package skeleton", "", {})
     return directory

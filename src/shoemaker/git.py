@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -606,9 +606,17 @@ class Git:
         self._undo(where, head, before)
         return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
 
-    def squash_merge(self, branch: str, message: str, cwd: Path | None = None) -> MergeOutcome:
+    def squash_merge(
+        self,
+        branch: str,
+        message: str,
+        cwd: Path | None = None,
+        before_commit: Callable[[Path, frozenset[str]], Sequence[str]] | None = None,
+    ) -> MergeOutcome:
         """Land ``branch`` as one commit with ``message``; on conflict, nothing changes (a
-        person's uncommitted changes there neither: git refuses to merge over them)."""
+        person's uncommitted changes there neither: git refuses to merge over them).
+        ``before_commit(where, dirty)`` may change more files once the merge is staged (never
+        the ``dirty`` ones, a person's); the paths it returns go into the same commit."""
         where = cwd or self.root
         # HEAD moves only when the commit lands: until then, a failure resolves it once to
         # go back to it, and a success costs no look-up before the merge.
@@ -627,6 +635,14 @@ class Git:
             head = self.rev_parse("HEAD", where)
             self._undo(where, head, before)
             return MergeOutcome(True, head, (), "already merged")
+        if before_commit is not None:
+            try:
+                extra = list(before_commit(where, frozenset(before)))
+                if extra:
+                    self._run(["add", "--", *extra], where)
+            except (OSError, GitError) as exc:
+                self._undo(where, self.rev_parse("HEAD", where), before)
+                return MergeOutcome(False, "", (), f"writing the plan's progress failed: {exc}")
         crash_point("squash-staged")
         try:
             self._run(

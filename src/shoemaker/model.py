@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class TaskState(StrEnum):
@@ -171,6 +172,31 @@ class Usage:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TaskOrigin:
+    """Where a task imported from a plan file comes from: the file's format (``epics``,
+    ``beads``, ``measure``…), its path (relative to the repository when inside it) and the
+    task's id there, kept as its external id."""
+
+    format: str
+    path: str
+    external_id: str
+
+    @property
+    def label(self) -> str:
+        """``format:id``, as the ``Shoemaker-Source`` trailer writes it."""
+        return f"{self.format}:{self.external_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanGate:
+    """A gate a plan file names for one task; ``command`` is empty when the file gives none
+    (an error ``shoemaker plan check`` reports)."""
+
+    name: str
+    command: str = ""
+
+
 @dataclass(slots=True)
 class Task:
     """One unit of work: a row of the ``tasks`` table."""
@@ -196,6 +222,18 @@ class Task:
     depends_on: list[int] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
+    origin: TaskOrigin | None = None
+    """The plan file the task was imported from (None: measure proposed it)."""
+    needs_review: bool = False
+    """The plan asks a person to review the task before it merges."""
+    plan_gates: tuple[PlanGate, ...] = ()
+    """Gates the plan file names for this task."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """What else the plan file says that is kept and shown (``github_issue``, comments)."""
+
+    @property
+    def external_id(self) -> str:
+        return self.origin.external_id if self.origin else ""
 
 
 @dataclass(slots=True)

@@ -16,14 +16,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from shoemaker.demo import prepare_demo
 
     if args.prepare:
-        path = prepare_demo(Path(args.prepare))
+        path = prepare_demo(Path(args.prepare), plan=args.plan)
         print(f"demo repository ready in {path}")
         print(f"next: shoemaker -C {path} generation start && shoemaker -C {path} run")
         return 0
     import tempfile
 
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="shoemaker-demo-"))
-    path = prepare_demo(directory)
+    path = prepare_demo(directory, plan=args.plan)
     args.directory = str(path)
     if not args.headless:
         code = _dashboard(path, demo=True, parallel=args.parallel)

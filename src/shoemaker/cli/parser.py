@@ -16,6 +16,7 @@ from shoemaker.cli.lifecycle import (
     _switch,
     cmd_generation_list,
 )
+from shoemaker.cli.plan_sources import cmd_plan_check, cmd_tasks_export, cmd_tasks_import
 from shoemaker.cli.plans import _plan_verb, cmd_estimate, cmd_plan
 from shoemaker.cli.preflight import cmd_doctor, cmd_init
 from shoemaker.cli.review import cmd_review
@@ -65,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
             default=default,
             help="story: a readable log; ndjson: one event per line on stdout; none "
             f"(default: {default})",
+        )
+
+    def add_plan_paths(p: argparse.ArgumentParser) -> None:
+        p.add_argument("paths", nargs="+", metavar="PATH", help="plan files or directories")
+        p.add_argument(
+            "--format",
+            choices=["auto", "epics", "phases", "beads", "measure"],
+            default="auto",
+            help="the plans' format (default: from each path)",
         )
 
     # The lifecycle verbs, also reachable as `shoemaker generation VERB`.
@@ -147,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = psub.add_parser("rollback", help="revert the merged tasks of a failed or complete plan")
     r.add_argument("plan", help="the plan's id or file")
     r.set_defaults(func=_lifecycle(_plan_verb))
+    r = psub.add_parser(
+        "check", help="parse and check plan files (epics, beads, measure), touching nothing"
+    )
+    add_plan_paths(r)
+    r.set_defaults(func=cmd_plan_check)
     p = sub.add_parser("approve", help="approve a plan, so that run executes its tasks")
     p.add_argument("plan", help="the plan's id or file")
     p.set_defaults(func=_lifecycle(_plan_verb), verb="approve")
@@ -175,9 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="what a person must do or decide (required when blocked)")
     p.set_defaults(func=cmd_done)
 
-    p = sub.add_parser("tasks", help="the tasks of the current generation")
+    p = sub.add_parser("tasks", help="the tasks of the current generation; import, export")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_tasks)
+    p.set_defaults(func=cmd_tasks, verb=None)
+    tsub = p.add_subparsers(dest="verb", metavar="VERB")
+    r = tsub.add_parser(
+        "import", help="add the tasks of plan files (epics, beads, measure), keeping their ids"
+    )
+    add_plan_paths(r)
+    r.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+    r.set_defaults(func=cmd_tasks_import)
+    r = tsub.add_parser("export", help="write the generation's tasks as beads issues")
+    r.add_argument("--format", choices=["beads"], default="beads")
+    r.add_argument("file", nargs="?", help="where to write (default: standard output)")
+    r.set_defaults(func=cmd_tasks_export)
 
     p = sub.add_parser("tui", help="the dashboard (also what `shoemaker` alone opens)")
     p.add_argument(
@@ -193,5 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="create the demo repository here (default: a new temp dir)")
     p.add_argument("--prepare", metavar="DIR", help="only create and configure the repository")
     p.add_argument("--parallel", type=int, help="agents at once")
+    p.add_argument(
+        "--plan",
+        choices=["epics", "phases", "beads"],
+        help="take the tasks from a plan file of this format instead of measure",
+    )
     p.set_defaults(func=cmd_demo)
     return parser

@@ -20,7 +20,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         if not waiting:
             print("no task is waiting for review")
         for t in waiting:
-            print(f"#{t.id} {t.title} — {t.reason} (branch {t.branch})")
+            ext = f" [{t.external_id}]" if t.origin else ""
+            print(f"#{t.id}{ext} {t.title} — {t.reason} (branch {t.branch})")
         return 0
 
     async def go() -> int:

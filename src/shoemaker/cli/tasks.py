@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from shoemaker.engine.gates import gates_for_title
+
     project = _open_project(args)
     gen = _current(project)
     tasks = project.store.list_tasks(gen.name)
@@ -30,16 +32,33 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                         "depends_on": t.depends_on,
                         "attempts": t.attempts,
                         "reason": t.reason,
+                        "priority": t.priority,
+                        "source": (
+                            {
+                                "format": t.origin.format,
+                                "path": t.origin.path,
+                                "external_id": t.origin.external_id,
+                            }
+                            if t.origin
+                            else None
+                        ),
+                        "gates": [g.name for g in gates_for_title(project.config.gates, t.title)]
+                        + [g.name for g in t.plan_gates],
+                        **({"extras": t.extras} if t.extras else {}),
                     }
                     for t in tasks
                 ],
                 indent=2,
+                ensure_ascii=False,
             )
         )
         return 0
     state = _state_text(gen.state.value, gen.reason)
+    # The plan files' own ids, when some tasks came from plan files.
+    imported = any(t.origin for t in tasks)
     table = Table(
         "id",
+        *(["source id"] if imported else []),
         "state",
         "title",
         "after",
@@ -50,6 +69,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for t in tasks:
         table.add_row(
             str(t.id),
+            *([_esc(t.external_id)] if imported else []),
             _task_state_markup(t.state),
             _esc(t.title),
             " ".join(f"#{d}" for d in t.depends_on),

@@ -167,6 +167,23 @@ class GateConfig(_Strict):
         return value
 
 
+class PlanSourceConfig(_Strict):
+    """A plan file (or directory of them) that every cycle imports: epics, beads issues or a
+    measure proposals file, kept with their own ids."""
+
+    path: str
+    """Relative to the repository: a plans root (docs/plans), an epic, .beads/issues.jsonl."""
+    format: Literal["auto", "epics", "phases", "beads", "measure"] = "auto"
+    """The plan's format (auto: from the file's name and contents)."""
+
+    @field_validator("path")
+    @classmethod
+    def _path_inside(cls, value: str) -> str:
+        if not value.strip() or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError("must be a path inside the repository, e.g. docs/plans")
+        return value
+
+
 class Config(_Strict):
     """Everything in ``configuration.yaml``."""
 
@@ -255,6 +272,12 @@ class Config(_Strict):
     review_globs: list[str] = Field(default_factory=list)
     """Sensitive paths (e.g. migrations/**, **/auth/**): a task whose diff touches one waits
     in needs_review for a person to approve or reject it instead of merging."""
+
+    plan_sources: list[PlanSourceConfig] = Field(default_factory=list)
+    """Plans people write (epics, beads issues, measure files), read at the start of every
+    cycle: new tasks are added with their ids, edited ones updated while not started."""
+    measure: Literal["agent", "off"] = "agent"
+    """agent: every cycle asks the agent for new tasks; off: only imported plans run."""
 
     # -- prompts ------------------------------------------------------------------------------
     measure_prompt: str = ""

@@ -21,6 +21,7 @@ from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
 from shoemaker.git import DiffStat
 from shoemaker.loc import Loc
 from shoemaker.model import Generation, Task, Usage, task_branch
+from shoemaker.sources.writeback import write_back
 from shoemaker.store import MetricsRecord, RunRecord
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -192,6 +193,9 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
     # too): what landing it cost. Each run's own figures are in its history file.
     runs = project.store.runs(task_id=task.id)
     stat = git.stage_all_stat(worktree, base)
+    if not stat.files and write_back(task, worktree):
+        # Nothing to merge, so no merge to carry the plan's progress: this commit does.
+        stat = git.stage_all_stat(worktree, base)
     changed = [f.path for f in stat.files]
     before = git.loc(base, cfg.source_globs, cfg.test_globs)
     after = git.loc_after(base, changed, cfg.source_globs, cfg.test_globs, cwd=worktree)
@@ -214,6 +218,7 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
             "Shoemaker-LOC-Before": _loc_trailer(before),
             "Shoemaker-LOC-After": _loc_trailer(after),
             "Shoemaker-Duration-S": f"{elapsed:.1f}",
+            **({"Shoemaker-Source": task.origin.label} if task.origin else {}),
         },
     )
     # One commit per attempt: work carried over from an interrupted attempt (or committed

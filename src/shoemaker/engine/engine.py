@@ -45,6 +45,7 @@ from shoemaker.model import (
     Task,
     TaskState,
 )
+from shoemaker.sources.importer import import_configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +296,14 @@ class Engine:
         self._cycle_started = time.time()
         report.cycles += 1
         before = await asyncio.to_thread(project.store.generation_totals, gen.name)
-        if self.selection is None and not project.config.require_approval:
+        if project.config.plan_sources:
+            # Read every cycle: a person may add or edit a plan file while the generation runs.
+            await asyncio.to_thread(import_configured, project, gen)
+        if (
+            self.selection is None
+            and not project.config.require_approval
+            and project.config.measure == "agent"
+        ):
             await measure(project, gen, cycle, self.stitcher(gen).pool)
         tasks = await self._tasks(gen)
         ready = [t for t in tasks if self._may_start(t)]

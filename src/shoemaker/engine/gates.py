@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import tempfile
@@ -88,6 +89,23 @@ def gates_at(
     marked ``after_merge`` on the merge commit."""
     gates = gates_for(config.gates, title, changed)
     return [g for g in gates if g.after_merge] if where == "merged" else gates
+
+
+def plan_gates(task: Task) -> list[GateConfig]:
+    """The gates a task's plan file names, as gates shoemaker runs: each command split like a
+    shell would split it and run without one (the plan is a file in the repository)."""
+    return [
+        GateConfig(name=g.name, command=shlex.split(g.command))
+        for g in task.plan_gates
+        if g.command.strip()
+    ]
+
+
+def task_gates(
+    config: Config, task: Task, changed: Sequence[str], where: Literal["worktree", "merged"]
+) -> list[GateConfig]:
+    """:func:`gates_at` for the task, then the gates of its plan file."""
+    return [*gates_at(config, task.title, changed, where), *plan_gates(task)]
 
 
 def gate_problems(gates: Sequence[GateConfig], root: Path) -> list[str]:
@@ -268,7 +286,7 @@ async def run_gates(
     commit), in the agent's sandbox if one is configured, each recorded and announced; the
     first failure that is not a warning, or None."""
     box = GateBox(project.config, project.git.common_dir)
-    for gate in gates_at(project.config, task.title, changed, where):
+    for gate in task_gates(project.config, task, changed, where):
         outcome = await run_gate(gate, cwd, box)
         await asyncio.to_thread(
             project.store.record_gate,

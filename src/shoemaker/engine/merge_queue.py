@@ -12,18 +12,20 @@ pipeline (``engine/stitch.py``) decides what that means for the task.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.attempts import Attempt, log, measure_change
-from shoemaker.engine.gates import Failure, fingerprint, gates_at, run_gates
+from shoemaker.engine.gates import Failure, fingerprint, run_gates, task_gates
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.prompts import FAILURE_CONTEXT
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import MergeResult
 from shoemaker.git import GitError, MergeOutcome
 from shoemaker.model import Generation, Task
+from shoemaker.sources.writeback import write_back
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,9 @@ class MergeQueue:
             if refused:
                 return Landing(MergeOutcome(False, ""), refused=refused)
             message = attempt.message or git.commit_message(attempt.commit)
-            outcome = git.squash_merge(branch, message)
+            # The plan file's progress is written on the head it lands on, in its commit.
+            plan = functools.partial(write_back, attempt.task)
+            outcome = git.squash_merge(branch, message, before_commit=plan)
             if outcome.merged or not outcome.conflict_files:
                 return Landing(outcome)
             head = git.rev_parse(self.generation.branch)
@@ -115,7 +119,7 @@ class MergeQueue:
                 return Landing(outcome)
             commit = git.rev_parse(branch)
             log(self.project, attempt.task, f"rebased {branch} onto {head[:10]} after a conflict")
-            retried = git.squash_merge(branch, git.commit_message(commit))
+            retried = git.squash_merge(branch, git.commit_message(commit), before_commit=plan)
             if not retried.merged:
                 return Landing(outcome)
             attempt.base, attempt.commit, attempt.message = head, commit, ""
@@ -147,7 +151,7 @@ class MergeQueue:
         """The gates again, on the generation branch as it is now, inside the merge queue:
         nothing else merges meanwhile, so a failure is this task's and ``merge`` is reverted."""
         task = attempt.task
-        if not gates_at(self.project.config, task.title, attempt.changed, "merged"):
+        if not task_gates(self.project.config, task, attempt.changed, "merged"):
             return None
         # Never in the person's checkout: what the gates execute is the agent's work.
         try:

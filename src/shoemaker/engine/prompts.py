@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoemaker.confined import Refused, read_text
-from shoemaker.engine.gates import describe_command, gates_for_title
+from shoemaker.engine.gates import describe_command, gates_for_title, plan_gates
 from shoemaker.engine.project import Project
 from shoemaker.errors import Failed
 from shoemaker.model import Generation, Task, task_branch
 from shoemaker.resources import render_prompt
+from shoemaker.sources.context import plan_context
 
 #: Where, relative to the measure worktree, the agent writes its proposals.
 PROPOSALS_FILE = "shoemaker-proposals.json"
@@ -119,7 +120,7 @@ def render_stitch_prompt(
     """The stitch prompt of ``task``'s attempt ``attempt`` (also used for estimates);
     ``continuing``: the worktree holds earlier work to continue and fix."""
     cfg = project.config
-    gates = gates_for_title(cfg.gates, task.title)
+    gates = [*gates_for_title(cfg.gates, task.title), *plan_gates(task)]
     return render_prompt(
         "stitch.md",
         {
@@ -133,6 +134,12 @@ def render_stitch_prompt(
             "branch": task_branch(task.generation, task.id),
             "gates": [{"name": g.name, "command": describe_command(g)} for g in gates],
             "previous_failure": failure_context(project, task) if attempt > 1 else "",
+            "plan_context": plan_context(
+                project.root,
+                project.git,
+                task,
+                [project.store.get_task(d) for d in task.depends_on] if task.origin else [],
+            ),
             "continuing": continuing,
             "require_done_signal": cfg.require_done_signal,
         },

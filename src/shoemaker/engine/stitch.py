@@ -45,6 +45,7 @@ from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
+from shoemaker.sources.compliance import shortfall
 from shoemaker.store import MetricsRecord
 
 
@@ -175,6 +176,11 @@ class Stitcher:
                 ),
             )
 
+        short = await asyncio.to_thread(self._plan_shortfall, task, attempt)
+        if short:
+            await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
+            return await self._give_back(attempt, Failure(short, fingerprint("plan", short)))
+
         self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
         crash_point("verifying-recorded")
         await asyncio.to_thread(commit, project, attempt, time.monotonic() - attempt.started)
@@ -195,14 +201,27 @@ class Stitcher:
             return await self._give_back(attempt, failure)
         globs = project.config.review_globs
         sensitive = [path for path in attempt.changed if matches_any(path, globs)]
-        if sensitive:
-            reason = f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
+        if sensitive or task.needs_review:
+            reason = (
+                f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
+                if sensitive
+                else "its plan file asks for review (needs_review): approve or reject it"
+            )
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
             return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
         self._transition(task.id, TaskState.MERGING, "gates passed")
         crash_point("merging-recorded")
         release()  # the agent and gates are done: another task may start while this one merges
         return await self.land(attempt)
+
+    def _plan_shortfall(self, task: Task, attempt: Attempt) -> str:
+        """What the task's plan requires that the attempt did not do (a phase's subagent,
+        its notes file); "" for a task without such requirements."""
+        if not (task.extras.get("required_agents") or task.extras.get("notes_file")):
+            return ""
+        assert attempt.worktree is not None and attempt.run_id is not None
+        transcript = self.project.store.transcript(attempt.run_id)
+        return shortfall(task, transcript, attempt.worktree)
 
     async def land(self, attempt: Attempt) -> StitchOutcome:
         """Land a verified attempt through the merge queue (its task is ``merging``)."""

@@ -19,7 +19,7 @@ from shoemaker.engine.budgets import BudgetLine, budget_lines
 from shoemaker.engine.project import Project
 from shoemaker.events import CycleFinished
 from shoemaker.git import DiffStat, GitError
-from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, Usage
+from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, Task, TaskState, Usage
 from shoemaker.store import RunRecord, Store, TaskUsage
 
 
@@ -54,6 +54,11 @@ class TaskRow:
     """When the task's latest run started (None before its first)."""
     so_far: SoFar | None = None
     """What its running agent spent so far (None when no agent of it runs)."""
+    external_id: str = ""
+    """The task's id in the plan file it was imported from ("" for measure's tasks)."""
+    plan: str = ""
+    """The plan it belongs to (``epics docs/plans/core``: a module, a master plan, a beads
+    file), for the plans view; "" for measure's tasks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +164,20 @@ def _choose(generations: list[Generation], prefer: str | None) -> Generation | N
     return generations[-1] if generations else None
 
 
+def plan_group(task: Task) -> str:
+    """Which plan a task belongs to: its epic's module directory, its master plan, its beads or
+    measure file ("" when no plan file gave it)."""
+    origin = task.origin
+    if origin is None:
+        return ""
+    where = origin.path
+    if origin.format == "epics":
+        where = where.rsplit("/", 1)[0] if "/" in where else "."
+    elif origin.format == "phases":
+        where = str(task.extras.get("master_plan", where))
+    return f"{origin.format} {where}"
+
+
 def load_snapshot(
     store: Store,
     prefer: str | None = None,
@@ -213,8 +232,10 @@ def load_snapshot(
                 t.reason,
                 t.branch,
                 t.priority,
-                started.get(t.id),
-                so_far.get(t.id),
+                started_at=started.get(t.id),
+                so_far=so_far.get(t.id),
+                external_id=t.external_id,
+                plan=plan_group(t),
             )
         )
     g = store.generation_totals(chosen.name)
@@ -339,6 +360,8 @@ class TaskDetail:
     prompt: str
     log: tuple[str, ...]
     raw: tuple[str, ...]
+    source: str = ""
+    """The plan file the task came from (``epics core/E03 · docs/plans/…``), "" for none."""
 
 
 #: How shoemaker's own lines (gates, merges, an agent's end) begin in a log of agent output.
@@ -429,6 +452,11 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
         prompt=runs[-1].prompt if runs else "",
         log=tuple(log[-max_lines:]),
         raw=tuple(raw[-max_lines:]),
+        source=(
+            f"{task.origin.format} {task.origin.external_id} · {task.origin.path}"
+            if task.origin
+            else ""
+        ),
     )
 
 

@@ -160,6 +160,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: tasks imported from plan files (epics, beads issues, measure files): their format,
+    # file and id there (the external id a re-import matches on), and what the file says
+    # besides the text: review, gates, kept extras (JSON).
+    """
+    ALTER TABLE tasks ADD COLUMN origin_format TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN origin_path TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN external_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN needs_review INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN plan_gates TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tasks ADD COLUMN extras TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX tasks_by_external_id ON tasks(generation, origin_format, external_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

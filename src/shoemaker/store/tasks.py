@@ -4,15 +4,16 @@ are here)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shoemaker.engine import graph
 from shoemaker.events import TaskStateChanged
-from shoemaker.model import Task, TaskState, check_task_transition
+from shoemaker.model import PlanGate, Task, TaskOrigin, TaskState, check_task_transition
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
 
@@ -30,6 +31,16 @@ class NewTask:
     priority: int = 0
     depends_on: tuple[int, ...] = ()
     after: tuple[int, ...] = ()
+    origin: TaskOrigin | None = None
+    needs_review: bool = False
+    plan_gates: tuple[PlanGate, ...] = ()
+    extras: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+    """The plan file says it is finished: it is recorded ``done`` and never runs."""
+
+
+#: Tasks whose text a re-import may still change: nothing has worked on them yet.
+NOT_STARTED = (TaskState.PROPOSED, TaskState.READY)
 
 
 class TaskStore(EventStore):
@@ -56,6 +67,16 @@ class TaskStore(EventStore):
             depends_on=deps,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            origin=(
+                TaskOrigin(row["origin_format"], row["origin_path"], row["external_id"])
+                if row["origin_format"]
+                else None
+            ),
+            needs_review=bool(row["needs_review"]),
+            plan_gates=tuple(
+                PlanGate(g["name"], g.get("command", "")) for g in json.loads(row["plan_gates"])
+            ),
+            extras=json.loads(row["extras"]),
         )
 
     def _deps_map(self, task_ids: Sequence[int] | None = None) -> dict[int, list[int]]:
@@ -89,7 +110,21 @@ class TaskStore(EventStore):
                 )
             }
             known = {r[0] for r in db.execute("SELECT id FROM tasks")}
+            imported = {
+                (r[0], r[1])
+                for r in db.execute(
+                    "SELECT origin_format, external_id FROM tasks "
+                    "WHERE generation = ? AND external_id != '' AND state != ?",
+                    (generation, TaskState.CANCELLED),
+                )
+            }
             for position, new in enumerate(tasks):
+                if new.origin and (new.origin.format, new.origin.external_id) in imported:
+                    # Another import (a run's plan_sources, a second command) got there first.
+                    raise StoreError(
+                        f"{new.origin.external_id} of {new.origin.path} was imported meanwhile; "
+                        "import again (it adds only what is still missing)"
+                    )
                 missing = [d for d in new.depends_on if d not in known]
                 if missing:
                     raise StoreError(f"task {new.title!r} depends on unknown task ids {missing}")
@@ -97,10 +132,14 @@ class TaskStore(EventStore):
                     raise StoreError(f"task {new.title!r} must come after its dependencies")
                 deps = sorted({*new.depends_on, *(ids[a] for a in new.after)})
                 state = TaskState.READY if all(d in done for d in deps) else TaskState.PROPOSED
+                if new.done:
+                    state = TaskState.DONE
+                origin = new.origin or TaskOrigin("", "", "")
                 cur = db.execute(
                     "INSERT INTO tasks (generation, title, description, state, priority, cycle, "
-                    "source, plan_id, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "source, plan_id, created_at, updated_at, origin_format, origin_path, "
+                    "external_id, needs_review, plan_gates, extras) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         generation,
                         self.redactor.text(new.title),
@@ -112,10 +151,22 @@ class TaskStore(EventStore):
                         plan_id,
                         now,
                         now,
+                        origin.format,
+                        origin.path,
+                        origin.external_id,
+                        int(new.needs_review),
+                        self.redactor.text(
+                            json.dumps(
+                                [{"name": g.name, "command": g.command} for g in new.plan_gates]
+                            )
+                        ),
+                        self.redactor.text(json.dumps(new.extras, ensure_ascii=False)),
                     ),
                 )
                 task_id = int(cur.lastrowid or 0)
                 known.add(task_id)
+                if new.done:
+                    done.add(task_id)
                 ids.append(task_id)
                 db.executemany(
                     "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
@@ -127,7 +178,7 @@ class TaskStore(EventStore):
                     title=new.title,
                     old=None,
                     new=state,
-                    reason=f"added by {source}",
+                    reason=f"added by {source}" + (", done in its plan file" if new.done else ""),
                     depends_on=deps,
                 )
                 self._insert_event(db, event)
@@ -146,6 +197,23 @@ class TaskStore(EventStore):
                 dep_map.setdefault(task_id, []).append(dep)
             added = [self._task(r, dep_map.get(r["id"], [])) for r in rows]
         return added, events
+
+    def update_planned_text(self, task_id: int, title: str, description: str) -> bool:
+        """Give a task that has not started the text its plan file has now; False (and nothing
+        changed) once it has started."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE tasks SET title = ?, description = ?, updated_at = ? "
+                f"WHERE id = ? AND attempts = 0 AND state IN ({','.join('?' * len(NOT_STARTED))})",
+                (
+                    self.redactor.text(title),
+                    self.redactor.text(description),
+                    time.time(),
+                    task_id,
+                    *NOT_STARTED,
+                ),
+            )
+            return cur.rowcount > 0
 
     def get_task(self, task_id: int) -> Task:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))

@@ -57,7 +57,13 @@ from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval, report_error
 from shoemaker.tui.metrics import MetricsPanel
-from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
+from shoemaker.tui.screens import (
+    ConfirmScreen,
+    GenerationsScreen,
+    HelpScreen,
+    NoteScreen,
+    PlansScreen,
+)
 from shoemaker.tui.side_panel import DiffPanel
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import FILTERS, GenerationsPanel, OutputPane, TaskQueue
@@ -214,6 +220,14 @@ class ShoemakerApp(Guarded, App[None]):
             id="reset",
             tooltip="Abandon the generation: tag it NAME-abandoned, remove its branches",
         ),
+        Binding(
+            "P",
+            "plans",
+            "Plans",
+            id="plans",
+            show=False,
+            tooltip="Tasks from plan files, by module or master plan, with progress",
+        ),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit", tooltip="Stop agents cleanly and quit"),
     ]
@@ -367,7 +381,7 @@ class ShoemakerApp(Guarded, App[None]):
             parts.append(self.note)
         self.sub_title = " · ".join(parts)
         self.refresh_bindings()
-        if isinstance(self.screen, GenerationsScreen):
+        if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
             self.screen.show(snap)
 
     def _refresh_if_dirty(self) -> None:
@@ -887,6 +901,9 @@ class ShoemakerApp(Guarded, App[None]):
                 self.switch_generation(name)
 
         self.push_screen(GenerationsScreen(self.snapshot), chosen)
+
+    def action_plans(self) -> None:
+        self.push_screen(PlansScreen(self.snapshot))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows()))

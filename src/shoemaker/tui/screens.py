@@ -1,5 +1,5 @@
-"""Screens beyond the main one and the task screen (``task_screen.py``): the generations,
-help, and the confirmation and note dialogs.
+"""Screens beyond the main one and the task screen (``task_screen.py``): the generations, the
+plans, help, and the confirmation and note dialogs.
 
 Each screen is given what it shows (a snapshot, rows of keys, a question) and answers through
 ``dismiss``; none reaches into the app.
@@ -8,6 +8,7 @@ Each screen is given what it shows (a snapshot, rows of keys, a question) and an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
@@ -25,10 +26,93 @@ from textual.widgets import (
 
 from shoemaker.engine.views import (
     Snapshot,
+    TaskRow,
 )
+from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded
 from shoemaker.tui.rows import sync_rows
+
+
+@dataclass(frozen=True, slots=True)
+class PlanProgress:
+    """One plan's tasks counted by how far they are."""
+
+    plan: str
+    total: int
+    done: int
+    active: int
+    failed: int
+
+
+def plan_progress(snap: Snapshot) -> list[PlanProgress]:
+    """The tasks of ``snap`` that came from plan files, grouped by plan, in order of
+    appearance."""
+    groups: dict[str, list[TaskRow]] = {}
+    for row in snap.tasks:
+        if row.plan:
+            groups.setdefault(row.plan, []).append(row)
+    return [
+        PlanProgress(
+            plan,
+            len(rows),
+            sum(r.state == TaskState.DONE for r in rows),
+            sum(r.state in ACTIVE_TASK_STATES for r in rows),
+            sum(r.state in (TaskState.FAILED, TaskState.CONFLICT, TaskState.BLOCKED) for r in rows),
+        )
+        for plan, rows in groups.items()
+    ]
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    filled = round(width * done / total) if total else 0
+    return "█" * filled + "░" * (width - filled)
+
+
+class PlansScreen(Guarded, Screen[None]):
+    """The tasks from plan files, grouped by module, master plan or issues file, with the
+    progress of each."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Back", id="plans.back", tooltip="Back")]
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="plans-table", cursor_type="row")
+        yield PinnedFooter()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#plans-table", DataTable)
+        table.border_title = "Plans"
+        table.add_columns("plan", "done", "running", "failed", "progress")
+        self.sub_title = "plans"
+        self.show(self.snapshot)
+
+    def show(self, snap: Snapshot) -> None:
+        """Show ``snap`` (the app hands each new snapshot over while this screen is up)."""
+        self.snapshot = snap
+        table = self.query_one("#plans-table", DataTable)
+        rows = plan_progress(snap)
+        table.border_subtitle = "" if rows else "no task came from a plan file"
+        sync_rows(
+            table,
+            [
+                (
+                    p.plan,
+                    [
+                        Text(p.plan),
+                        f"{p.done}/{p.total}",
+                        str(p.active),
+                        str(p.failed),
+                        progress_bar(p.done, p.total),
+                    ],
+                )
+                for p in rows
+            ],
+        )
 
 
 class GenerationsScreen(Guarded, Screen[str | None]):

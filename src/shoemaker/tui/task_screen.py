@@ -207,6 +207,7 @@ class TaskScreen(Guarded, Screen[None]):
             f"  after {' '.join(f'#{x}' for x in t.depends_on) or '—'}",
             f"  · {t.attempts} attempt(s) · ${t.cost_usd:.3f}",
             f"  · branch {t.branch or '—'}",
+            f"  · from {d.source}" if d.source else "",
         )
         line.no_wrap = True
         line.overflow = "ellipsis"

@@ -226,9 +226,11 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
         done = {r.id for r in rows if r.state == TaskState.DONE}
         self.clear()
         for r in shown:
+            # A task from a plan file shows its id there first (`E05 · title`).
+            title = f"{r.external_id} · {r.title}" if r.external_id else r.title
             self.add_row(
                 f"#{r.id}",
-                escape(r.title if len(r.title) <= width else r.title[: width - 1] + "…"),
+                escape(title if len(title) <= width else title[: width - 1] + "…"),
                 state_text(r.state),
                 self._after(r, done),
                 str(r.attempts),

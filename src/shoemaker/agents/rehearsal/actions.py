@@ -19,9 +19,10 @@ def _inside(cwd: Path, rel: str) -> Path | None:
 
 
 def plan_steps(d: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    """The steps of a stitch script, in the order they run: writes, appends, deletes,
-    commands, and last the signal."""
+    """The steps of a stitch script, in the order they run: subagents, writes, appends,
+    deletes, commands, and last the signal."""
     steps: list[tuple[str, str, Any]] = []
+    steps += [("subagent", name, None) for name in d.get("subagents") or []]
     steps += [("write", path, text) for path, text in (d.get("files") or {}).items()]
     steps += [("append", path, text) for path, text in (d.get("append") or {}).items()]
     steps += [("delete", path, None) for path in d.get("delete") or []]
@@ -41,6 +42,19 @@ def act(
     cwd = em.cwd
     if kind == "signal":
         _signal(em, target, payload, os.environ if env is None else env)
+        return
+    if kind == "subagent":
+        # The CLI runs a subagent as a Task tool use naming its type.
+        em.tool(
+            "Task",
+            {
+                "description": f"Run {target}",
+                "prompt": f"Do your part as {target}.",
+                "subagent_type": target,
+            },
+            f"The {target} subagent finished its work.",
+            False,
+        )
         return
     if kind == "run":
         argv = shlex.split(target)

@@ -21,6 +21,7 @@ STITCH_KEYS = {
     "delete",
     "run",
     "detach",
+    "subagents",
     "text",
     "duration",
     "tokens",
@@ -87,7 +88,7 @@ def _validate_stitch(d: dict[str, Any]) -> None:
     if "delete" in d:
         for path in _expect(d["delete"], list, "delete"):
             _expect(path, str, "delete[]")
-    for key in ("run", "detach"):
+    for key in ("run", "detach", "subagents"):
         if key in d:
             for cmd in _expect(d[key], list, key):
                 _expect(cmd, str, f"{key}[]")

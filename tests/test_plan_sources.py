@@ -1,0 +1,372 @@
+"""Plan files read as they are: epics and beads parsed, checked, imported, written back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from projects import make_project
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.views import load_snapshot, load_task_detail
+from shoemaker.model import PlanGate, TaskState
+from shoemaker.sources import beads, epics, phases
+from shoemaker.sources.check import check
+from shoemaker.sources.importer import detect_format, import_plan, parse_paths
+from shoemaker.sources.model import PlanError, PlannedTask
+from shoemaker.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures" / "plans"
+
+
+def by_id(root: Path, path: Path, fmt: str = "auto") -> dict[str, PlannedTask]:
+    parsed = parse_paths(root, [path], fmt)
+    assert parsed.problems == []
+    return {t.external_id: t for t in parsed.tasks}
+
+
+def test_epics_every_naming_variant_and_their_dependencies() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "epics")
+    assert sorted(tasks) == [
+        "cli/CLI01",
+        "cli/CLI02",
+        "core/E01",
+        "core/E02",
+        "core/E03",
+        "phased/E2.1",
+    ]
+    deps = {i: t.depends_on for i, t in tasks.items()}
+    assert deps == {
+        "core/E01": (),
+        "core/E02": ("core/E01",),  # implicit: the highest lower-numbered one of core
+        "core/E03": ("core/E01", "core/E02"),  # bare numbers: the same module
+        "cli/CLI01": ("core/E02",),  # across modules
+        "cli/CLI02": ("cli/CLI01",),  # implicit, within the CLI prefix
+        "phased/E2.1": ("core/E03", "cli/CLI02"),
+    }
+
+
+def test_epic_front_matter_and_readme_status() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "epics")
+    e1, e2, e3 = (tasks[f"core/E0{n}"] for n in (1, 2, 3))
+    cli1 = tasks["cli/CLI01"]
+    assert e1.done  # 🟢 in the module README
+    assert not e2.done and not e3.done  # 🔴, and in_progress
+    assert e3.title == "Writer" and e3.extras["github_issue"] == 42
+    assert e2.title == "Parser" and e2.priority == 1 and cli1.priority == -1
+    # The whole file is the task's text, front matter included.
+    assert e3.description == (FIXTURES / "epics/core/03-epic-writer.md").read_text()
+    assert e3.path == "epics/core/03-epic-writer.md"
+
+
+def test_a_circular_plan_names_its_cycle_with_the_file_and_line() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "circular"])
+    problems = [str(p) for p in check(parsed)]
+    assert len(problems) == 1
+    assert problems[0].startswith("circular/loop/epic-0")
+    assert "dependency cycle: loop/E0" in problems[0]
+    for epic in ("loop/E01", "loop/E02", "loop/E03"):
+        assert epic in problems[0]
+
+
+def test_broken_plans_report_every_problem_on_its_line() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "broken"])
+    problems = sorted(str(p) for p in check(parsed))
+    assert problems == [
+        "broken/m/epic-01-a.md:1: duplicate id m/E01 (also at broken/m/01-epic-again.md:1)",
+        "broken/m/epic-01-a.md:3: m/E01 depends on m/E07, which no plan file or task has",
+        "broken/m/epic-01-a.md:4: priority 'urgent': use high, medium or low",
+    ]
+
+
+def test_beads_blocks_parent_child_comments_and_closed() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "beads")
+    b1, b2, b3, b4 = (tasks[f"bd-{n}"] for n in range(1, 5))
+    assert b1.done and not b2.done
+    assert b2.depends_on == ("bd-1",)
+    assert b3.depends_on == ("bd-2",)
+    # The parent (an epic) waits for its children.
+    assert b4.depends_on == ("bd-2", "bd-3")
+    assert b4.extras == {"issue_type": "epic", "children": ["bd-2", "bd-3"]}
+    assert "ann (2026-11-01T11:00:00Z): Keep reads lazy." in b2.description
+    assert "## Design\n\nAppend only." in b3.description
+    assert (b2.priority, b3.priority) == (2, 0)  # P0, P2
+
+
+def test_formats_are_detected_from_the_path() -> None:
+    assert detect_format(FIXTURES / "beads") == "beads"
+    assert detect_format(FIXTURES / "beads/.beads/issues.jsonl") == "beads"
+    assert detect_format(FIXTURES / "epics") == "epics"
+    assert detect_format(Path("shoemaker-proposals.json")) == "measure"
+
+
+def test_a_bad_beads_line_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "issues.jsonl"
+    file.write_text(
+        '{"id":"a","title":"A"}\nnot json\n{"id":"b","title":"B","dependencies":'
+        '[{"issue_id":"b","depends_on_id":"zz","type":"blocks"}]}\n'
+    )
+    problems = [str(p) for p in check(parse_paths(tmp_path, [file]))]
+    assert problems[0].startswith("issues.jsonl:2: not a JSON object")
+    assert problems[1] == "issues.jsonl:3: b depends on zz, which no plan file or task has"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "shoemaker.db")
+    s.create_generation("g", "generation-g", "main", "0" * 40)
+    return s
+
+
+def test_importing_twice_adds_nothing_and_an_edit_updates_a_task_not_started(
+    store: Store, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    gen = store.get_generation("g")
+    report = import_plan(store, root, gen, [root / "docs/plans"])
+    assert len(report.added) == 6
+    tasks = {t.external_id: t for t in store.list_tasks("g")}
+    assert tasks["core/E01"].state == TaskState.DONE
+    assert tasks["core/E02"].state == TaskState.READY  # its one dependency is done
+    assert tasks["core/E03"].state == TaskState.PROPOSED
+    assert tasks["core/E03"].depends_on == [tasks["core/E01"].id, tasks["core/E02"].id]
+    origin = tasks["cli/CLI01"].origin
+    assert origin is not None and origin.path == "docs/plans/cli/epic-cli-01-args.md"
+
+    again = import_plan(store, root, gen, [root / "docs/plans"])
+    assert (again.added, again.updated, again.unchanged) == ([], [], 6)
+
+    epic = root / "docs/plans/cli/epic-cli-02-help.md"
+    epic.write_text(epic.read_text() + "\nAlso list the commands.\n")
+    dry = import_plan(store, root, gen, [root / "docs/plans"], dry_run=True)
+    assert [t.external_id for t in dry.updated] == ["cli/CLI02"]
+    assert "Also list" not in store.get_task(tasks["cli/CLI02"].id).description
+    import_plan(store, root, gen, [root / "docs/plans"])
+    assert "Also list the commands." in store.get_task(tasks["cli/CLI02"].id).description
+    assert len(store.list_tasks("g")) == 6
+
+
+def test_a_plan_with_a_problem_imports_nothing(store: Store) -> None:
+    with pytest.raises(PlanError, match=r"dependency cycle.*nothing was imported"):
+        import_plan(store, FIXTURES, store.get_generation("g"), [FIXTURES / "circular"])
+    assert store.list_tasks("g") == []
+
+
+def test_measure_proposal_files_are_one_more_format(store: Store, tmp_path: Path) -> None:
+    file = tmp_path / "shoemaker-proposals.json"
+    file.write_text(
+        json.dumps(
+            [
+                {"index": 0, "title": "A", "description": "a", "dependency": -1},
+                {"index": 1, "title": "B", "description": "b", "dependency": 0},
+            ]
+        )
+    )
+    report = import_plan(store, tmp_path, store.get_generation("g"), [file])
+    a, b = report.added
+    assert (a.external_id, b.external_id) == ("shoemaker-proposals#0", "shoemaker-proposals#1")
+    assert b.depends_on == [a.id]
+
+
+def test_epic_write_back_marks_front_matter_and_the_readme_row() -> None:
+    text = (FIXTURES / "epics/core/epic-02-parser.md").read_text()
+    marked = epics.mark_complete(text)
+    assert marked.startswith("---\npriority: high\nstatus: complete\n---\n")
+    assert (
+        epics.mark_complete("---\nstatus: open\n---\n# x\n") == "---\nstatus: complete\n---\n# x\n"
+    )
+    assert epics.mark_complete("# x\n") == "---\nstatus: complete\n---\n# x\n"
+    readme = (FIXTURES / "epics/core/README.md").read_text()
+    name = epics.epic_name("epic-02-parser.md")
+    assert name is not None
+    rows = epics.mark_readme_row(readme, "epic-02-parser.md", name).split("\n")
+    assert [r for r in rows if "🟢" in r] == [
+        "| [01](epic-01-setup.md) | Setup | 🟢 |",
+        "| [02](epic-02-parser.md) | Parser | 🟢 |",
+    ]
+    assert "| [03](03-epic-writer.md) | Writer | 🟡 |" in rows
+
+
+def test_beads_export_changes_nothing_shoemaker_did_not_do(store: Store) -> None:
+    file = FIXTURES / "beads/.beads/issues.jsonl"
+    original = file.read_text()
+    import_plan(store, FIXTURES, store.get_generation("g"), [file])
+    tasks = store.list_tasks("g")
+    assert beads.export(original, tasks) == original
+    b2 = next(t for t in tasks if t.external_id == "bd-2")
+    store.transition_task(b2.id, TaskState.RUNNING, count_attempt=True)
+    lines = beads.export(original, store.list_tasks("g")).split("\n")
+    assert json.loads(lines[1])["status"] == "in_progress"
+    assert lines[0] == original.split("\n")[0] and lines[2:] == original.split("\n")[2:]
+
+
+def test_the_dashboard_rows_and_task_screen_show_where_a_task_comes_from(tmp_path: Path) -> None:
+    project = make_project(tmp_path, [])
+    start_generation(project, "g")
+    import_plan(
+        project.store,
+        FIXTURES,
+        project.store.get_generation("g"),
+        [FIXTURES / "beads/.beads/issues.jsonl"],
+    )
+    rows = {r.external_id for r in load_snapshot(project.store, "g").tasks}
+    assert rows == {"bd-1", "bd-2", "bd-3", "bd-4"}
+    task = next(t for t in project.store.list_tasks("g") if t.external_id == "bd-2")
+    detail = load_task_detail(project, task.id)
+    assert detail.source == "beads bd-2 · beads/.beads/issues.jsonl"
+
+
+def test_a_master_plan_with_decimal_phases_gates_and_wrapper() -> None:
+    master = FIXTURES / "phases/master-plan.md"
+    assert detect_format(master) == "phases"
+    tasks = by_id(FIXTURES, master)
+    assert list(tasks) == ["master-plan/P1", "master-plan/P2", "master-plan/P3.1"]
+    p1, p2, p3 = tasks.values()
+    assert (p1.depends_on, p2.depends_on, p3.depends_on) == (
+        (),
+        ("master-plan/P1",),
+        ("master-plan/P2",),
+    )
+    assert p1.gates == (PlanGate("compiles", "python -m compileall -q ."),)
+    assert p2.gates == (PlanGate("core-imports", 'python -c "import toolkit.core"'),)
+    assert p1.extras["notes_file"] == "notes/NOTES_toolkit_phase_1.md"
+    assert p2.extras["required_agents"] == ["doc-sync-manager"]
+    assert "notes_file" not in p2.extras  # reading notes is no requirement
+    assert (p1.title, p3.title) == ("Setup", "Report")
+    assert check(parse_paths(FIXTURES, [master])) == []
+
+
+def test_a_missing_phase_file_and_a_gate_without_a_command_are_problems() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "phases-broken/master-plan.md"])
+    assert sorted(str(p) for p in check(parsed)) == [
+        "phases-broken/master-plan.md:8: phase 2: phase file phase2-gone.md is missing",
+        "phases-broken/phase1-setup.md:7: gate 'echo' of master-plan/P1 has no command: "
+        "name what shoemaker runs, e.g. `command: pytest -q`",
+    ]
+
+
+def test_phase_write_back_ticks_the_checklist_and_the_master_row() -> None:
+    text = (FIXTURES / "phases/phase3.1-report.md").read_text()
+    marked = phases.mark_complete(text)
+    assert "**Status:** Complete" in marked
+    assert "- [x] 3.1.1: Write `toolkit/report.py`" in marked
+    assert marked.count("[ ]") == 0 and marked.count("[x]") == 2
+    master = (FIXTURES / "phases/master-plan.md").read_text()
+    rows = phases.mark_master_row(master, "phase3.1-report.md").split("\n")
+    assert "| 3.1 | [Report](phase3.1-report.md) | A report | Low | Complete |" in rows
+    assert "| 2 | [Core](phase2-core.md) | Core logic | Medium | Pending |" in rows
+
+
+def test_the_subagents_a_stream_shows_and_the_notes_a_phase_requires(tmp_path: Path) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.compliance import shortfall, subagents_in
+
+    line = {
+        "type": "assistant",
+        "message": {
+            "content": [{"type": "tool_use", "name": "Task", "input": {"subagent_type": "x"}}]
+        },
+    }
+    transcript = (json.dumps(line) + "\nnot json\n").encode()
+    assert subagents_in(transcript) == {"x"}
+    task = Task(
+        1,
+        "g",
+        "t",
+        "",
+        TaskState.RUNNING,
+        origin=TaskOrigin("phases", "p.md", "m/P1"),
+        extras={"required_agents": ["x", "y"], "notes_file": "notes/n.md"},
+    )
+    why = shortfall(task, transcript, tmp_path)
+    assert "subagent(s) y" in why and "notes file notes/n.md, which was not written" in why
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes/n.md").write_text("## Summary\n\n## Files Modified\n")
+    assert "lacks ## Key Decisions" in shortfall(task, transcript, tmp_path)
+
+
+def test_write_back_leaves_a_persons_uncommitted_file_and_links_alone(tmp_path: Path) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.writeback import write_back
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    task = Task(
+        1,
+        "g",
+        "Parser",
+        "",
+        TaskState.MERGING,
+        origin=TaskOrigin("epics", "docs/plans/core/epic-02-parser.md", "core/E02"),
+    )
+    readme = "docs/plans/core/README.md"
+    assert write_back(task, root, keep={readme}) == ["docs/plans/core/epic-02-parser.md"]
+    assert "🔴" in (root / readme).read_text()
+    assert write_back(task, root) == [readme]  # the epic says complete already
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("# Epic 02\n")
+    epic = root / "docs/plans/core/epic-02-parser.md"
+    epic.unlink()
+    epic.symlink_to(outside)
+    assert write_back(task, root) == []
+    assert outside.read_text() == "# Epic 02\n"
+
+
+def test_a_directory_without_epics_is_a_problem_not_an_empty_plan(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/README.md").write_text("# nothing planned\n")
+    problems = [str(p) for p in check(parse_paths(tmp_path, [tmp_path / "docs"], "epics"))]
+    assert problems == [
+        "docs:1: no epic files under it (epic-NN-slug.md, NN-epic-slug.md, "
+        "epic-PREFIX-NN-slug.md, epic-P.E-slug.md)"
+    ]
+    with pytest.raises(PlanError, match="no such file or directory"):
+        parse_paths(tmp_path, [tmp_path / "missing"])
+
+
+async def test_the_plans_view_groups_tasks_with_their_progress(fast_tmp: Path) -> None:
+    from textual.widgets import DataTable
+
+    from shoemaker.tui.app import ShoemakerApp
+    from shoemaker.tui.screens import PlansScreen
+    from tui_data import CLOCK, fixed_project
+
+    project = fixed_project(fast_tmp)
+    gen = project.store.get_generation("g1")
+    root = project.root
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    import_plan(project.store, root, gen, [root / "docs/plans"])
+    app = ShoemakerApp(project, clock=lambda: CLOCK, follow_idle_s=3600)
+    async with app.run_test(size=(120, 36)) as pilot:
+        while app.snapshots_loaded == 0:
+            await pilot.pause(0.02)
+        await pilot.press("P")
+        assert isinstance(app.screen, PlansScreen)
+        table = app.screen.query_one("#plans-table", DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[:4] for r in rows] == [
+            ["epics docs/plans/core", "1/3", "0", "0"],
+            ["epics docs/plans/cli", "0/2", "0", "0"],
+            ["epics docs/plans/phased", "0/1", "0", "0"],
+        ]
+        assert rows[0][4] == "███████░░░░░░░░░░░░░"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, PlansScreen)
+
+
+def test_an_epic_imported_alone_follows_the_epics_beside_it(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    gen = store.get_generation("g")
+    import_plan(store, root, gen, [root / "docs/plans/core/epic-01-setup.md"])
+    (root / "docs/plans/core/epic-04-extra.md").write_text("# Epic 04: Extra\n")
+    with pytest.raises(PlanError, match="core/E04 depends on core/E03, which no plan file"):
+        import_plan(store, root, gen, [root / "docs/plans/core/epic-04-extra.md"])
+    import_plan(store, root, gen, [root / "docs/plans/core/epic-02-parser.md"])
+    import_plan(store, root, gen, [root / "docs/plans/core/03-epic-writer.md"])
+    (e4,) = import_plan(store, root, gen, [root / "docs/plans/core/epic-04-extra.md"]).added
+    e3 = next(t for t in store.list_tasks("g") if t.external_id == "core/E03")
+    assert e4.depends_on == [e3.id]
