@@ -10,7 +10,8 @@ import pytest
 
 from projects import make_project
 from shoemaker.engine.generation import start_generation
-from shoemaker.engine.views import load_snapshot, load_task_detail
+from shoemaker.engine.task_detail import load_task_detail
+from shoemaker.engine.views import load_snapshot
 from shoemaker.model import PlanGate, TaskState
 from shoemaker.sources import beads, epics, phases
 from shoemaker.sources.check import check

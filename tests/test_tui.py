@@ -20,7 +20,7 @@ from agents import new_token, processes_with_token
 from projects import check, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
-from shoemaker.engine.views import load_diff
+from shoemaker.engine.task_detail import load_diff
 from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.palette import STATE_STYLE

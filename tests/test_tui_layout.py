@@ -14,7 +14,8 @@ from textual.widgets import Static
 
 from projects import make_project, task
 from shoemaker.engine.generation import start_generation
-from shoemaker.engine.views import active_time, load_diff, load_snapshot, will_start
+from shoemaker.engine.task_detail import load_diff
+from shoemaker.engine.views import active_time, load_snapshot, will_start
 from shoemaker.model import TaskState, Usage
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.metrics import MetricsPanel, sparkline

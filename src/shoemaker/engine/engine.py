@@ -19,24 +19,13 @@ from shoemaker.engine.doctor import preflight
 from shoemaker.engine.generation import current_generation
 from shoemaker.engine.graph import launch_order
 from shoemaker.engine.measure import measure
-from shoemaker.engine.plans import (
-    plan_starts,
-    refuse_waiting_plans,
-    runnable_plans,
-    settle_plans,
-)
+from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, runnable_plans, settle_plans
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
-from shoemaker.events import (
-    AgentFinished,
-    BudgetCrossed,
-    CycleFinished,
-    Event,
-    Notice,
-)
+from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, Event, Notice
 from shoemaker.model import (
     TERMINAL_TASK_STATES,
     Generation,

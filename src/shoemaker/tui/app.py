@@ -33,14 +33,8 @@ from shoemaker.engine.ending import reset_generation, stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
 from shoemaker.engine.project import Project, RunLock
-from shoemaker.engine.views import (
-    MARK,
-    LiveUsage,
-    Snapshot,
-    last_lines,
-    load_snapshot,
-    load_task_detail,
-)
+from shoemaker.engine.task_detail import MARK, last_lines, load_task_detail
+from shoemaker.engine.views import LiveUsage, Snapshot, load_snapshot
 from shoemaker.errors import GenerationError, ShoemakerError
 from shoemaker.events import (
     AgentFinished,

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from shoemaker.engine.bus import EventBus
-from shoemaker.engine.views import MARK, gate_verdict
+from shoemaker.engine.task_detail import MARK, gate_verdict
 from shoemaker.events import AgentFinished, AgentOutput, Event, GateResult, MergeResult
 from shoemaker.store import Store
 

@@ -1,6 +1,6 @@
 """The diff side panel of a wide main screen: the changes of the task under the cursor.
 
-It shows what the task screen's Diff tab shows (:func:`shoemaker.engine.views.load_diff`,
+It shows what the task screen's Diff tab shows (:func:`shoemaker.engine.task_detail.load_diff`,
 highlighted by :func:`shoemaker.tui.task_screen.render_diff`), loaded and highlighted in
 threads. While the task is active it reloads every ``refresh_s``: live from the worktree
 while the task's branch is checked out there. Hidden (and idle) on a narrow screen.
@@ -17,7 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from shoemaker.engine.project import Project
-from shoemaker.engine.views import TaskDiff, load_diff
+from shoemaker.engine.task_detail import TaskDiff, load_diff
 from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.tui.guard import Guarded, guarded_interval
 from shoemaker.tui.task_screen import LOADING, diff_label, render_diff

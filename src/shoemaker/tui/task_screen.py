@@ -28,7 +28,7 @@ from textual.widgets import (
 
 from shoemaker.agents.sandbox import sandbox_of
 from shoemaker.engine.project import Project
-from shoemaker.engine.views import (
+from shoemaker.engine.task_detail import (
     GateRow,
     TaskDetail,
     TaskDiff,

@@ -11,7 +11,8 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable, Log
 
-from shoemaker.engine.views import MARK, GenerationRow, TaskRow
+from shoemaker.engine.task_detail import MARK
+from shoemaker.engine.views import GenerationRow, TaskRow
 from shoemaker.model import TaskState
 from shoemaker.palette import STATE_STYLE
 from shoemaker.tui.guard import Guarded

@@ -1,0 +1,221 @@
+"""What the task screen shows of one task: its log with each attempt's ending, its gates, and
+its own diff (live, merged, on its branch or an earlier attempt's), loaded in one call each.
+
+Like ``engine/views.py``, read-only and free of Textual: the dashboard calls these through a
+thread and renders the dataclasses they return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoemaker.agents.streamjson import SummaryBuilder, condense
+from shoemaker.engine.project import Project
+from shoemaker.engine.views import TaskRow, load_snapshot
+from shoemaker.git import DiffStat, GitError
+from shoemaker.store import RunRecord
+
+
+@dataclass(frozen=True, slots=True)
+class GateRow:
+    """One gate's verdict on one attempt, with the tail of what it printed."""
+
+    name: str
+    where: str
+    """``worktree`` (after the agent) or ``merged`` (on the generation branch)."""
+    passed: bool
+    exit_code: int | None
+    duration_s: float
+    output_tail: str
+    attempt: int | None
+    """The attempt of the run the gate checked (None when it checked no run)."""
+    run_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    """What the task screen shows, apart from the live diff."""
+
+    task: TaskRow
+    description: str
+    runs: tuple[RunRecord, ...]
+    gates: tuple[GateRow, ...]
+    prompt: str
+    log: tuple[str, ...]
+    raw: tuple[str, ...]
+    source: str = ""
+    """The plan file the task came from (``epics core/E03 · docs/plans/…``), "" for none."""
+
+
+#: How shoemaker's own lines (gates, merges, an agent's end) begin in a log of agent output.
+MARK = "» "
+
+
+def gate_verdict(
+    name: str, where: str, passed: bool, exit_code: int | None, duration_s: float | None = None
+) -> str:
+    """``verifying: tests… failed (exit 1)``: one gate's verdict as a line of the log."""
+    phase = "after the merge" if where == "merged" else "verifying"
+    took = f", {duration_s:.1f}s" if duration_s is not None else ""
+    if passed:
+        return f"{MARK}{phase}: {name}… passed{f' ({took[2:]})' if took else ''}"
+    code = "no exit code" if exit_code is None else f"exit {exit_code}"
+    return f"{MARK}{phase}: {name}… failed ({code}{took})"
+
+
+def last_lines(text: str | None, count: int) -> list[str]:
+    """The last ``count`` non-blank lines of ``text``."""
+    return [line for line in (text or "").splitlines() if line.strip()][-count:]
+
+
+def _run_lines(project: Project, run: RunRecord) -> list[bytes]:
+    data = project.store.transcript(run.id)
+    if not data:  # still running: the transcript is only on disk so far
+        with contextlib.suppress(FileNotFoundError):
+            data = (project.runs_dir / f"{run.id}.jsonl").read_bytes()
+    return [line for line in data.splitlines() if line.strip()]
+
+
+def _ending(run: RunRecord, gates: list[GateRow]) -> list[str]:
+    """How an attempt ended: the agent's verdict, its last words when it failed, then the
+    gates' verdicts (with the tail of a failed gate's output)."""
+    lines = [f"{MARK}ended: {'ok' if run.ok else run.reason or 'not ok'}"]
+    if not run.ok:
+        if run.is_error and run.result_text:
+            lines += [f"{MARK}result: {line}" for line in last_lines(run.result_text, 3)]
+        lines += [f"{MARK}stderr: {line}" for line in last_lines(run.stderr_tail, 8)]
+    for g in gates:
+        lines.append(gate_verdict(g.name, g.where, g.passed, g.exit_code, g.duration_s))
+        if not g.passed:
+            lines += [f"{MARK}  {line}" for line in last_lines(g.output_tail, 5)]
+    return lines
+
+
+def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> TaskDetail:
+    store = project.store
+    task = store.get_task(task_id)
+    snapshot = load_snapshot(store, task.generation)
+    row = next(r for r in snapshot.tasks if r.id == task_id)
+    runs = store.runs(task_id=task_id)
+    attempt_of = {run.id: run.attempt for run in runs}
+    gates = [
+        GateRow(
+            g.name,
+            g.location,
+            g.passed,
+            g.exit_code,
+            g.duration_s,
+            g.output_tail,
+            attempt_of.get(g.run_id) if g.run_id is not None else None,
+            g.run_id,
+        )
+        for g in store.gate_results(task_id)
+    ]
+    log: list[str] = []
+    raw: list[str] = []
+    for run in runs:
+        header = f"── attempt {run.attempt} · run {run.id} ──"
+        log.append(header)
+        raw.append(header)
+        builder = SummaryBuilder()
+        for line in _run_lines(project, run):
+            text = line.decode("utf-8", "replace")
+            raw.append(text)
+            event = builder.feed(line)
+            shown = condense(event, run.cwd) if event else f"[not JSON: {text[:160]}]"
+            if shown:
+                log.append(shown)
+        if run.ended_at is not None:
+            log += _ending(run, [g for g in gates if g.run_id == run.id])
+    return TaskDetail(
+        task=row,
+        description=task.description,
+        runs=tuple(runs),
+        gates=tuple(gates),
+        prompt=runs[-1].prompt if runs else "",
+        log=tuple(log[-max_lines:]),
+        raw=tuple(raw[-max_lines:]),
+        source=(
+            f"{task.origin.format} {task.origin.external_id} · {task.origin.path}"
+            if task.origin
+            else ""
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDiff:
+    """A task's changes: live from its worktree while its branch is checked out there, else
+    from its commits."""
+
+    source: str
+    """``worktree``, ``branch``, ``merged``, ``attempt`` or ``none``."""
+    stat: DiffStat
+    text: str
+    ref: str = ""
+    """The branch shown, for ``branch`` and ``attempt``."""
+
+
+def _newest_attempt(branches: list[str]) -> str | None:
+    """``attempt/G-ID-N[.K]`` with the highest N, then K."""
+
+    def number(branch: str) -> tuple[int, ...]:
+        tail = branch.rsplit("-", 1)[-1]
+        return tuple(int(p) for p in tail.split(".") if p.isdigit())
+
+    return max(branches, key=number, default=None)
+
+
+def load_diff(project: Project, task_id: int) -> TaskDiff:
+    """The changes of task ``task_id`` and nothing else.
+
+    Pooled worktrees are reused: the one a task ran in may hold another task's branch by now
+    (a task waiting for review, failed or in conflict has given its worktree back). So the
+    worktree is shown only while it has this task's branch checked out; otherwise the merged
+    commit, else the task branch against its merge base with the generation branch, else
+    the newest ``attempt/*`` branch an earlier attempt's work was set aside on.
+    """
+    store, git = project.store, project.git
+    task = store.get_task(task_id)
+    gen = store.get_generation(task.generation)
+    empty = TaskDiff("none", DiffStat(()), "")
+    try:
+        has_branch = bool(task.branch) and git.ref_exists(f"refs/heads/{task.branch}")
+        target = gen.branch if git.ref_exists(f"refs/heads/{gen.branch}") else gen.base_branch
+        worktree = Path(task.worktree) if task.worktree else None
+        if (
+            has_branch
+            and worktree is not None
+            and worktree.is_dir()
+            and git.current_branch(worktree) == task.branch
+        ):
+            base = git.merge_base(task.branch, target)
+            return TaskDiff(
+                "worktree",
+                git.diff_stat_worktree(worktree, base),
+                git.diff_text(base, cwd=worktree),
+            )
+        if task.merged_commit:
+            parent = f"{task.merged_commit}^"
+            return TaskDiff(
+                "merged",
+                git.diff_stat(parent, task.merged_commit),
+                git.diff_text(parent, task.merged_commit),
+            )
+        if has_branch:
+            base = git.merge_base(task.branch, target)
+            return TaskDiff(
+                "branch",
+                git.diff_stat(base, task.branch),
+                git.diff_text(base, task.branch),
+                task.branch,
+            )
+        kept = _newest_attempt(git.branches(f"attempt/{gen.name}-{task.id}-*"))
+        if kept:
+            base = git.merge_base(kept, target)
+            return TaskDiff("attempt", git.diff_stat(base, kept), git.diff_text(base, kept), kept)
+    except (GitError, OSError):
+        return empty
+    return empty
