@@ -185,5 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="create the demo repository here (default: a new temp dir)")
     p.add_argument("--prepare", metavar="DIR", help="only create and configure the repository")
     p.add_argument("--parallel", type=int, help="agents at once")
+    p.add_argument(
+        "--snags",
+        action="store_true",
+        help="also propose a task that waits for review and one whose gate fails",
+    )
     p.set_defaults(func=cmd_demo)
     return parser

@@ -240,6 +240,10 @@ class ShoemakerApp(App[None]):
         self._loading = False
         self.other_run: int | None = None
         """In attach mode: the pid of the process that drives the run, while it runs."""
+        self.demo_started: float | None = None
+        self.demo_ended: float | None = None
+        """When the demo generation started and stopped or was left open (monotonic): the
+        summary printed after quitting gives its wall time."""
 
     def notify(
         self,
@@ -690,6 +694,7 @@ class ShoemakerApp(App[None]):
 
     async def _demo(self) -> None:
         """The demo generation: start, run, stop, as the headless demo does."""
+        self.demo_started = time.monotonic()
         self._set_busy("starting")
         try:
             gen = await asyncio.to_thread(start_generation, self.project, "demo")
@@ -699,10 +704,17 @@ class ShoemakerApp(App[None]):
             return
         self.generation = gen.name
         self._set_busy(None)
-        if not await self._run():
-            self.notify("demo: some tasks failed; the generation stays open", severity="warning")
+        ok = await self._run()
+        tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+        if not ok or any(t.state in ATTENTION for t in tasks):
+            self.demo_ended = time.monotonic()
+            self.notify(
+                "demo: some tasks need you (v: review, f: filter); the generation stays open",
+                severity="warning",
+            )
             return
         await self._stop()
+        self.demo_ended = time.monotonic()
         self.notify(
             "demo finished: every task merged, generation merged into main",
             title="demo",
