@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from shoemaker.engine.project import Project
+    from shoemaker.tui.app import ShoemakerApp
 
 DEMO_GENERATION = "demo"
 
@@ -44,14 +45,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app.run()
     code = app.return_code or 0
     print(f"demo repository: {path}")
-    if app.demo_started is None:
+    summary = summary_after_dashboard(app, path)
+    if summary is None:
         return code
-    # The same table as the headless demo, for the generation as the person left it.
-    ended = app.demo_ended if app.demo_ended is not None else time.monotonic()
-    gen = app.project.store.get_generation(DEMO_GENERATION)
-    table, failed = demo_summary(app.project, gen.cycle, ended - app.demo_started, path)
+    table, failed = summary
     _console().print(table)
     return code or (EXIT_FAILED if failed else 0)
+
+
+def summary_after_dashboard(app: ShoemakerApp, path: Path) -> tuple[Table, int] | None:
+    """The headless demo's table for the generation as the person left the dashboard (None
+    when the demo never started one)."""
+    store = app.project.store
+    if app.demo_started is None or all(g.name != DEMO_GENERATION for g in store.list_generations()):
+        return None
+    ended = app.demo_ended if app.demo_ended is not None else time.monotonic()
+    gen = store.get_generation(DEMO_GENERATION)
+    return demo_summary(app.project, gen.cycle, ended - app.demo_started, path)
 
 
 async def _headless_demo(args: argparse.Namespace, path: Path) -> int:

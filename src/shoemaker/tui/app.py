@@ -49,6 +49,7 @@ from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
+from shoemaker.tui.theme import ThemeFile
 from shoemaker.tui.widgets import FILTERS, GenerationsPanel, MetricsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]
@@ -244,6 +245,8 @@ class ShoemakerApp(App[None]):
         self.demo_ended: float | None = None
         """When the demo generation started and stopped or was left open (monotonic): the
         summary printed after quitting gives its wall time."""
+        self.theme_file = ThemeFile()
+        self._theme_kept: str | None = None
 
     def notify(
         self,
@@ -256,6 +259,26 @@ class ShoemakerApp(App[None]):
     ) -> None:
         """Notifications carry task titles, reasons and errors: data, so plain by default."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    # -- theme --------------------------------------------------------------------------------
+
+    def _restore_theme(self) -> None:
+        """The theme chosen in an earlier session; a file that cannot be used is said once."""
+        name, problem = self.theme_file.load(self.available_themes)
+        if problem:
+            self.notify(problem, title="theme", severity="warning", timeout=15)
+        if name:
+            self.theme = name
+        self._theme_kept = self.theme
+
+    def watch_theme(self, name: str) -> None:
+        # Kept for the next session: chosen from the palette (ctrl+p → Change theme).
+        if self._theme_kept is None or name == self._theme_kept:
+            return
+        self._theme_kept = name
+        problem = self.theme_file.save(name)
+        if problem:
+            self.notify(problem, title="theme", severity="warning", timeout=15)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -274,6 +297,7 @@ class ShoemakerApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._restore_theme()
         self.metrics.parallel = self.parallel or self.project.config.max_parallel
         self.output.border_title = "Agent output"
         self._output_subtitle()
@@ -600,7 +624,16 @@ class ShoemakerApp(App[None]):
         try:
             gen = await asyncio.to_thread(start_generation, self.project, None)
         except GenerationError as exc:
-            self.notify(str(exc), title="cannot start", severity="error", timeout=10)
+            if not await asyncio.to_thread(self.project.git.ref_exists, "HEAD"):
+                self.notify(
+                    "this repository has no commit yet, and a generation starts from one: "
+                    "commit your files (git add …, git commit), then press g again",
+                    title="no commit yet",
+                    severity="warning",
+                    timeout=20,
+                )
+            else:
+                self.notify(str(exc), title="cannot start", severity="error", timeout=10)
         else:
             self.generation = gen.name
             self.notify(f"generation {gen.name} started on {gen.branch}")

@@ -10,13 +10,13 @@ import asyncio
 from collections.abc import Sequence
 
 from rich.console import RenderableType
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.widgets import (
     DataTable,
     Footer,
@@ -40,6 +40,7 @@ from shoemaker.engine.views import (
 from shoemaker.model import ACTIVE_TASK_STATES
 from shoemaker.store import RunRecord
 from shoemaker.tui.rows import sync_rows
+from shoemaker.tui.theme import DiffColours, diff_colours
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
 
 #: Largest diff rendered with highlighting; beyond it the text is cut (the file list is whole).
@@ -47,18 +48,48 @@ MAX_DIFF_CHARS = 200_000
 LOADING = Text("loading…", style="dim")
 
 
-def render_diff(text: str) -> tuple[Text, dict[str, int]]:
-    """The diff highlighted, and the line each file's part starts on. Slow for a big diff:
-    call it in a thread."""
+#: Lines of a diff's file header (``--- a/x`` is one, a removed line ``--- x`` within a hunk not).
+_HEADER_PREFIXES = (
+    "diff --git ",
+    "index ",
+    "--- ",
+    "+++ ",
+    "new file",
+    "deleted file",
+    "old mode",
+    "new mode",
+    "similarity",
+    "rename ",
+    "Binary files",
+)
+PLAIN_DIFF = DiffColours()
+
+
+def render_diff(text: str, colours: DiffColours = PLAIN_DIFF) -> tuple[Text, dict[str, int]]:
+    """The diff in ``colours`` (the theme's), and the line each file's part starts on. Slow
+    for a big diff: call it in a thread."""
     text = text[:MAX_DIFF_CHARS]
     if not text:
         return Text("no changes", style="dim"), {}
-    body = Syntax(text, "diff", theme="ansi_dark", word_wrap=False).highlight(text)
-    body.no_wrap = True
+    body = Text(no_wrap=True)
     starts: dict[str, int] = {}
+    in_hunk = False
     for number, line in enumerate(text.splitlines()):
-        if line.startswith("diff --git a/") and " b/" in line:
-            starts.setdefault(line.split(" b/", 1)[1], number)
+        if line.startswith("diff --git "):
+            in_hunk = False
+            if line.startswith("diff --git a/") and " b/" in line:
+                starts.setdefault(line.split(" b/", 1)[1], number)
+        if line.startswith("@@"):
+            in_hunk, style = True, colours.hunk
+        elif not in_hunk and line.startswith(_HEADER_PREFIXES):
+            style = colours.header
+        elif in_hunk and line.startswith("+"):
+            style = colours.added
+        elif in_hunk and line.startswith("-"):
+            style = colours.removed
+        else:
+            style = ""
+        body.append(line + "\n", style=style)
     return body, starts
 
 
@@ -111,6 +142,8 @@ class TaskScreen(Screen[None]):
         self._file_starts: dict[str, int] = {}
         self._why: tuple[str, int] | None = None
         """What the why pane shows: ("gate" | "run", index); None until the person picks."""
+        self.colours = PLAIN_DIFF
+        """The diff's colours, from the app's theme (and again whenever it changes)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -147,6 +180,8 @@ class TaskScreen(Screen[None]):
         gates.border_title = "Gates"
         self.query_one("#why").border_title = "Why"
         self.sub_title = f"task #{self.task_id}"
+        self.colours = diff_colours(self.app.current_theme)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self.load()
         self.set_interval(self.refresh_s, self._tick, name="reload an active task")
 
@@ -158,6 +193,7 @@ class TaskScreen(Screen[None]):
     @work(group="task-screen", exit_on_error=False, description="load task")
     async def load(self) -> None:
         self._loading = True
+        colours = self.colours
         try:
             detail, diff = await asyncio.gather(
                 asyncio.to_thread(load_task_detail, self.project, self.task_id),
@@ -165,7 +201,7 @@ class TaskScreen(Screen[None]):
             )
             rendered = None
             if self.diff is None or diff.text != self.diff.text:
-                rendered = await asyncio.to_thread(render_diff, diff.text)
+                rendered = await asyncio.to_thread(render_diff, diff.text, colours)
         except Exception as exc:
             # Said in place of the summary, not as a notification a second (the next tick
             # tries again: a locked store or a git index lock pass).
@@ -181,6 +217,8 @@ class TaskScreen(Screen[None]):
         self._summary(detail)
         self._log()
         self._diff(diff, rendered)
+        if rendered is not None and colours != self.colours:  # the theme changed meanwhile
+            self._recolour(diff.text, self.colours)
         self._attempts(detail)
         self.query_one("#prompt-text", Static).update(Text(detail.prompt or "(not run yet)"))
         self.loads += 1
@@ -243,6 +281,18 @@ class TaskScreen(Screen[None]):
         self.query_one("#diff-scroll").border_title = label
         if rendered is not None:
             body, self._file_starts = rendered
+            self.query_one("#diff-text", Static).update(body)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        self.colours = diff_colours(theme)
+        if self.diff is not None:
+            self._recolour(self.diff.text, self.colours)
+
+    @work(group="diff-colours", exclusive=True, exit_on_error=False, description="recolour diff")
+    async def _recolour(self, text: str, colours: DiffColours) -> None:
+        body, starts = await asyncio.to_thread(render_diff, text, colours)
+        if self.is_attached and self.diff is not None and self.diff.text == text:
+            self._file_starts = starts
             self.query_one("#diff-text", Static).update(body)
 
     @on(DataTable.RowSelected, "#diff-files")
