@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import pty
 import re
@@ -18,15 +19,17 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Log, Static
 
 from shoemaker.cli.demo import demo_summary, summary_after_dashboard
 from shoemaker.cli.splash import ENTER, LEAVE, splash
 from shoemaker.demo import prepare_demo
 from shoemaker.engine.project import Project
+from shoemaker.engine.views import LogCache, load_task_detail
 from shoemaker.git import Git
+from shoemaker.model import TaskState
 from shoemaker.tui.app import ShoemakerApp, make_app
-from shoemaker.tui.task_screen import TaskScreen, render_diff
+from shoemaker.tui.task_screen import LOG_LINES, TaskScreen, render_diff
 from shoemaker.tui.theme import DiffColours, ThemeFile, diff_colours, theme_path
 from shoemaker.tui.widgets import TaskQueue
 from tui_data import CLOCK, fixed_project
@@ -167,6 +170,115 @@ async def test_the_diff_follows_the_theme(fast_tmp: Path) -> None:
         assert light != dark
         await until(pilot, lambda: added_style() == light)
         assert screen.colours == diff_colours(app.current_theme)
+
+
+async def test_a_task_screen_opened_before_the_agent_starts_follows_it(fast_tmp: Path) -> None:
+    project = fixed_project(fast_tmp)
+    ready = next(t for t in project.store.list_tasks("g1") if t.title == "Write the docs")
+    app = fixed_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = TaskScreen(project, ready.id, refresh_s=0.02)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.loads > 0)
+        assert screen.detail is not None and screen.detail.task.state == TaskState.READY
+        project.store.transition_task(ready.id, TaskState.RUNNING, "started")
+        await until(
+            pilot,
+            lambda: screen.detail is not None and screen.detail.task.state == TaskState.RUNNING,
+        )
+
+
+# -- the log of a running task, read as it grows ------------------------------------------------
+
+
+def _text_line(n: int) -> bytes:
+    message = {"id": f"m{n}", "content": [{"type": "text", "text": f"line {n}"}]}
+    return json.dumps({"type": "assistant", "message": message}).encode() + b"\n"
+
+
+def test_a_running_tasks_log_is_read_as_it_grows(fast_tmp: Path) -> None:
+    """With a cache, each load parses only what the run wrote since; the window of the last
+    lines slides, says how many dropped off, and ends as a fresh read of the stored
+    transcript would."""
+    project = fixed_project(fast_tmp)
+    ready = next(t for t in project.store.list_tasks("g1") if t.title == "Write the docs")
+    run_id = project.store.start_run(
+        generation="g1",
+        task_id=ready.id,
+        phase="stitch",
+        attempt=1,
+        prompt="p",
+        argv=["agent"],
+        env_names=[],
+        cwd="/w",
+    )
+    path = project.runs_dir / f"{run_id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache = LogCache()
+    path.write_bytes(b"".join(_text_line(n) for n in range(3)) + b'{"type": "assis')
+    first = load_task_detail(project, ready.id, 4, cache)
+    header = f"── attempt 1 · run {run_id} ──"
+    assert first.log == (header, "line 0", "line 1", "line 2") and first.log_skipped == 0
+    parsed = cache.runs[run_id].offset
+    assert parsed == len(path.read_bytes()) - len(b'{"type": "assis')  # a half line waits
+    with path.open("ab") as handle:
+        handle.write(_text_line(3)[len(b'{"type": "assis') :] + _text_line(4))
+    second = load_task_detail(project, ready.id, 4, cache)
+    assert second.log == ("line 1", "line 2", "line 3", "line 4")
+    assert second.log_skipped == 2 and cache.runs[run_id].log_count == 5
+    project.store.finish_run(run_id, transcript=path, exit_code=0, ok=True)
+    path.unlink()  # as the run's end does: the store holds the transcript now
+    finished = project.store.get_run(run_id)
+    last = load_task_detail(project, ready.id, 4, cache)
+    fresh = load_task_detail(project, ready.id, 4)
+    assert last.log == fresh.log and last.log_skipped == fresh.log_skipped
+    assert last.raw == fresh.raw and finished.ended_at is not None
+    assert last.log[-1].startswith("» ended: ok")
+    assert cache.runs[run_id].complete
+
+
+async def test_the_task_screen_log_shows_the_last_lines_as_they_slide(fast_tmp: Path) -> None:
+    project = fixed_project(fast_tmp)
+    ready = next(t for t in project.store.list_tasks("g1") if t.title == "Write the docs")
+    run_id = project.store.start_run(
+        generation="g1",
+        task_id=ready.id,
+        phase="stitch",
+        attempt=1,
+        prompt="p",
+        argv=["agent"],
+        env_names=[],
+        cwd="/w",
+    )
+    project.store.transition_task(ready.id, TaskState.RUNNING, "started")
+    path = project.runs_dir / f"{run_id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    app = fixed_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = TaskScreen(project, ready.id, refresh_s=0.02)
+        await app.push_screen(screen)
+        log = screen.query_one("#task-log", Log)
+        await until(pilot, lambda: screen.loads > 0)
+        clears = []
+        clear = log.clear
+
+        def counted() -> Log:
+            clears.append(1)
+            return clear()
+
+        log.clear = counted  # type: ignore[method-assign]
+        written = 0
+        for batch in (3, LOG_LINES, 7):
+            with path.open("ab") as handle:
+                handle.write(b"".join(_text_line(n) for n in range(written, written + batch)))
+            written += batch
+            last = f"line {written - 1}"
+            await until(pilot, lambda last=last: last in log.lines[-1:])  # type: ignore[misc]
+            assert screen.detail is not None and log.lines == list(screen.detail.log)
+        assert log.line_count == LOG_LINES
+        assert screen.detail is not None and screen.detail.log_skipped == written + 1 - LOG_LINES
+        # Only new lines were written: the widget dropped the old ones itself.
+        assert clears == []
 
 
 # -- g without a commit -----------------------------------------------------------------------

@@ -31,13 +31,14 @@ from shoemaker.agents.sandbox import sandbox_of
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import (
     GateRow,
+    LogCache,
     TaskDetail,
     TaskDiff,
     gate_verdict,
     load_diff,
     load_task_detail,
 )
-from shoemaker.model import ACTIVE_TASK_STATES
+from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.store import RunRecord
 from shoemaker.tui.rows import sync_rows
 from shoemaker.tui.theme import DiffColours, diff_colours
@@ -46,6 +47,9 @@ from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, token
 #: Largest diff rendered with highlighting; beyond it the text is cut (the file list is whole).
 MAX_DIFF_CHARS = 200_000
 LOADING = Text("loading…", style="dim")
+#: Lines of the log shown (and read back from the transcripts): the last ones.
+LOG_LINES = 5_000
+LIVE_STATES = ACTIVE_TASK_STATES | {TaskState.READY, TaskState.PROPOSED}
 
 
 #: Lines of a diff's file header (``--- a/x`` is one, a removed line ``--- x`` within a hunk not).
@@ -96,9 +100,9 @@ def render_diff(text: str, colours: DiffColours = PLAIN_DIFF) -> tuple[Text, dic
 class TaskScreen(Screen[None]):
     """One task: its log (condensed or raw), diff, attempts with why each failed, and prompt.
 
-    It reloads every ``refresh_s`` while the task is active, once otherwise, and changes only
-    what changed: rows in place, the log by appending, the diff only when it differs
-    (highlighted in a thread).
+    It reloads every ``refresh_s`` while the task is active or yet to start, once otherwise,
+    and changes only what changed: rows in place, the log by appending, the diff only when it
+    differs (rendered in a thread).
     """
 
     BINDINGS = [
@@ -139,6 +143,10 @@ class TaskScreen(Screen[None]):
         self.ticks = 0
         self._loading = False
         self._log_shown: tuple[str, ...] = ()
+        self._log_skipped = 0
+        self._log_cache = LogCache()
+        self._texts: dict[str, Text] = {}
+        """The task's transcripts as read so far: a reload parses only what is new."""
         self._file_starts: dict[str, int] = {}
         self._why: tuple[str, int] | None = None
         """What the why pane shows: ("gate" | "run", index); None until the person picks."""
@@ -150,7 +158,7 @@ class TaskScreen(Screen[None]):
         yield Static(LOADING, id="task-summary")
         with TabbedContent(initial=self.initial_tab):
             with TabPane("Log", id="log"):
-                yield Log(max_lines=5_000, id="task-log", highlight=True)
+                yield Log(max_lines=LOG_LINES, id="task-log", highlight=True)
             with TabPane("Diff", id="diff"), Horizontal():
                 yield DataTable(id="diff-files", cursor_type="row")
                 with VerticalScroll(id="diff-scroll"):
@@ -196,7 +204,9 @@ class TaskScreen(Screen[None]):
         colours = self.colours
         try:
             detail, diff = await asyncio.gather(
-                asyncio.to_thread(load_task_detail, self.project, self.task_id),
+                asyncio.to_thread(
+                    load_task_detail, self.project, self.task_id, LOG_LINES, self._log_cache
+                ),
                 asyncio.to_thread(load_diff, self.project, self.task_id),
             )
             rendered = None
@@ -207,7 +217,7 @@ class TaskScreen(Screen[None]):
             # tries again: a locked store or a git index lock pass).
             if self.is_attached:
                 problem = Text(f"cannot load task #{self.task_id}: {exc}", style="bold red")
-                self.query_one("#task-summary", Static).update(problem)
+                self._set("#task-summary", problem)
             return
         finally:
             self._loading = False
@@ -220,8 +230,15 @@ class TaskScreen(Screen[None]):
         if rendered is not None and colours != self.colours:  # the theme changed meanwhile
             self._recolour(diff.text, self.colours)
         self._attempts(detail)
-        self.query_one("#prompt-text", Static).update(Text(detail.prompt or "(not run yet)"))
+        self._set("#prompt-text", Text(detail.prompt or "(not run yet)"))
         self.loads += 1
+
+    def _set(self, selector: str, text: Text) -> None:
+        """Show ``text`` unless it is shown already: an update lays the screen out again,
+        and a running task is reloaded every second."""
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text)
 
     def _summary(self, d: TaskDetail) -> None:
         t = d.task
@@ -239,7 +256,7 @@ class TaskScreen(Screen[None]):
         reason = Text(t.reason or " ", style="dim", no_wrap=True, overflow="ellipsis")
         summary = Text("\n").join([line, reason])
         summary.no_wrap, summary.overflow = True, "ellipsis"
-        self.query_one("#task-summary", Static).update(summary)
+        self._set("#task-summary", summary)
 
     def _log(self) -> None:
         if self.detail is None:
@@ -247,16 +264,21 @@ class TaskScreen(Screen[None]):
         lines = self.detail.raw if self.raw else self.detail.log
         log = self.query_one("#task-log", Log)
         log.border_title = "raw stream-json" if self.raw else "condensed"
-        old = self._log_shown
-        if lines == old:
+        skipped = self.detail.raw_skipped if self.raw else self.detail.log_skipped
+        old, old_skipped = self._log_shown, self._log_skipped
+        if lines == old and skipped == old_skipped:
             return
         follow = log.is_vertical_scroll_end or log.max_scroll_y == 0
-        if old and lines[: len(old)] == old:
-            log.write_lines(list(lines[len(old) :]), scroll_end=follow)
+        # The log is the last lines only: those that dropped off its top since are `dropped`.
+        dropped = skipped - old_skipped
+        kept = len(old) - dropped
+        if old and 0 <= kept <= len(lines) and lines[:kept] == old[dropped:]:
+            # The widget keeps as many lines as the log has: it drops the same ones.
+            log.write_lines(list(lines[kept:]), scroll_end=follow)
         else:
             log.clear()
             log.write_lines(list(lines), scroll_end=follow)
-        self._log_shown = lines
+        self._log_shown, self._log_skipped = lines, skipped
         log.refresh()
 
     def _diff(self, diff: TaskDiff, rendered: tuple[Text, dict[str, int]] | None) -> None:
@@ -367,13 +389,12 @@ class TaskScreen(Screen[None]):
         if d is None:
             return
         which = self._why or self._latest_failure()
-        why = self.query_one("#why-text", Static)
         if which is None:
-            why.update(Text("nothing failed", style="dim"))
+            self._set("#why-text", Text("nothing failed", style="dim"))
         elif which[0] == "gate" and which[1] < len(d.gates):
-            why.update(gate_why(d.gates[which[1]]))
+            self._set("#why-text", gate_why(d.gates[which[1]]))
         elif which[0] == "run" and which[1] < len(d.runs):
-            why.update(run_why(d.runs[which[1]]))
+            self._set("#why-text", run_why(d.runs[which[1]]))
 
     @on(DataTable.RowHighlighted, "#gates")
     def gate_picked(self, event: DataTable.RowHighlighted) -> None:
@@ -397,7 +418,9 @@ class TaskScreen(Screen[None]):
 
     @property
     def live(self) -> bool:
-        return self.detail is not None and self.detail.task.state in ACTIVE_TASK_STATES
+        """Whether the task may still change: at work, or yet to start (its agent may start
+        while the screen is open)."""
+        return self.detail is not None and self.detail.task.state in LIVE_STATES
 
 
 def gate_why(g: GateRow) -> Text:
