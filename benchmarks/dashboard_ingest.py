@@ -9,6 +9,9 @@ runner, each printing ``--rate`` stream-json lines per second. Measured in the s
 - dashboard: the same load with the app attached (headless Textual driver), lines per second
   that reached the output buffers, and key-press-to-screen latency (p50, p95) while loaded,
   against the same key presses on the idle dashboard;
+- the task screen: the same load once more, with the task screen open on a running task (it
+  reloads that task's log every second) and its tab keys pressed, against the same keys on
+  the task screen before the load;
 - memory: resident size before and after the loaded phase.
 
 Ratios are printed because absolute times drift on a shared machine.
@@ -21,6 +24,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -31,9 +35,10 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentOutput, Event
 from shoemaker.git import Git
-from shoemaker.model import Generation
+from shoemaker.model import Generation, TaskState
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
+from shoemaker.tui.task_screen import TaskScreen
 
 FIREHOSE = Path(__file__).resolve().parent / "firehose.py"
 
@@ -87,20 +92,40 @@ async def headless(root: Path, agents: int, rate: float, seconds: float) -> floa
 async def press_latencies(
     app: ShoemakerApp, presses: int, stop: asyncio.Event | None = None
 ) -> list[float]:
-    """Seconds from a key arriving until the screen has been redrawn after handling it.
+    """Seconds from a key arriving until the screen has been redrawn after handling it: ``f``
+    (the queue's filter) on the main screen.
 
     The key goes through the app's own key dispatch (as a terminal's would); the clock stops
     in a callback that runs after the next refresh of the screen.
     """
+    keys = ["f"] * presses
+    return await _latencies(app, keys, lambda: str(app.queue.border_title), stop)
+
+
+async def tab_latencies(
+    app: ShoemakerApp, screen: TaskScreen, presses: int, stop: asyncio.Event | None = None
+) -> list[float]:
+    """The same for the task screen's tab keys, ``a`` (attempts) and ``l`` (log) in turn."""
+    tabs = screen.query_one("TabbedContent")
+    keys = ["a" if n % 2 == 0 else "l" for n in range(presses)]
+    return await _latencies(app, keys, lambda: str(getattr(tabs, "active", "")), stop)
+
+
+async def _latencies(
+    app: ShoemakerApp,
+    keys: list[str],
+    shown: Callable[[], str],
+    stop: asyncio.Event | None,
+) -> list[float]:
     samples = []
-    for _ in range(presses):
+    for key in keys:
         if stop is not None and stop.is_set():
             break
         drawn = asyncio.Event()
-        before = app.queue.border_title
+        before = shown()
         t0 = time.perf_counter()
-        app.post_message(events.Key("f", "f"))
-        while app.queue.border_title == before:
+        app.post_message(events.Key(key, key))
+        while shown() == before:
             await asyncio.sleep(0.001)
         app.call_after_refresh(drawn.set)
         await drawn.wait()
@@ -156,6 +181,47 @@ async def dashboard(root: Path, agents: int, rate: float, seconds: float) -> dic
     return result
 
 
+async def task_screen(root: Path, agents: int, rate: float, seconds: float) -> dict[str, float]:
+    """Key → screen on the task screen of a running task, loaded and idle."""
+    project = make_project(root, agents, rate, seconds)
+    gen = start_generation(project, "task")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=(160, 48)) as pilot:
+        while not app.snapshots_loaded:
+            await pilot.pause(0.01)
+        add_tasks(project, gen, agents)
+        first = project.store.list_tasks(gen.name)[0].id
+        screen = TaskScreen(project, first)
+        await app.push_screen(screen)
+        while screen.loads == 0:
+            await pilot.pause(0.01)
+        idle = await tab_latencies(app, screen, 40)
+        done = asyncio.Event()
+
+        async def run() -> None:
+            await Engine(project).stitch_ready(gen)
+            done.set()
+
+        worker = asyncio.create_task(run())
+        while not (screen.detail is not None and screen.detail.task.state == TaskState.RUNNING):
+            await pilot.pause(0.01)
+        loaded: list[float] = []
+        lines = 0
+        while not done.is_set() and screen.live:
+            loaded += await tab_latencies(app, screen, 10, stop=done)
+            lines = max(lines, len(screen.detail.log) if screen.detail else 0)
+        await worker
+        await pilot.press("escape", "q")
+    return {
+        "idle_p50": pct(idle, 0.5),
+        "idle_p95": pct(idle, 0.95),
+        "load_p50": pct(loaded, 0.5),
+        "load_p95": pct(loaded, 0.95),
+        "samples": len(loaded),
+        "log_lines": lines,
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=4)
@@ -167,6 +233,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shoemaker-bench-", dir=base) as tmp:
         head = await headless(Path(tmp) / "a", args.agents, args.rate, args.seconds)
         dash = await dashboard(Path(tmp) / "b", args.agents, args.rate, args.seconds)
+        task = await task_screen(Path(tmp) / "c", args.agents, args.rate, args.seconds)
     print(
         f"offered load: {args.agents} agents × {args.rate:,.0f} lines/s = {offered:,.0f} lines/s"
         f" for {args.seconds:g}s"
@@ -186,6 +253,15 @@ async def main() -> None:
     print(
         f"latency ratio loaded/idle: p50 {dash['load_p50'] / dash['idle_p50']:.2f}×   "
         f"p95 {dash['load_p95'] / dash['idle_p95']:.2f}×   (goal: loaded p95 < 100 ms)"
+    )
+    print(
+        f"task screen on a running task, tab keys: idle p50 {task['idle_p50']:6.1f} ms   "
+        f"p95 {task['idle_p95']:6.1f} ms"
+    )
+    print(
+        f"task screen, loaded:    p50 {task['load_p50']:6.1f} ms   p95 {task['load_p95']:6.1f} ms"
+        f"   ({int(task['samples'])} presses, the log up to {int(task['log_lines']):,} lines;"
+        " goal: p95 < 100 ms)"
     )
     print(
         f"memory: {dash['rss_before']:.0f} MB before the load, {dash['rss_mid']:.0f} MB halfway,"

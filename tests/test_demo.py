@@ -70,6 +70,22 @@ def test_headless_demo_merges_every_task_and_the_generation(fast_tmp: Path) -> N
 
 
 @pytest.mark.slow
+def test_headless_demo_with_snags_leaves_what_needs_a_person_open(fast_tmp: Path) -> None:
+    token = new_token()
+    demo = fast_tmp / "demo"
+    proc = shoemaker("demo", "--headless", "--snags", "--dir", str(demo), token=token)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr  # a task failed its gate
+    assert processes_with_token(token) == []
+    out = proc.stdout
+    assert "6/8" in out and "tasks awaiting review" in out
+    assert "not merged: generation-demo stays open (active)" in out
+    listing = shoemaker("-C", str(demo), "tasks")
+    assert "needs_review" in listing.stdout or "needs review" in listing.stdout
+    git = Git(demo)
+    assert git.current_branch() == "generation-demo" and "demo-merged" not in git.tags()
+
+
+@pytest.mark.slow
 def test_run_prints_the_event_stream_as_ndjson(fast_tmp: Path) -> None:
     demo = fast_tmp / "demo"
     assert shoemaker("demo", "--prepare", str(demo)).returncode == 0

@@ -1,5 +1,6 @@
-"""`shoemaker demo` in a real terminal under tmux: the generation runs on screen, a diff opens
-from the keyboard, the app quits, and nothing is left running."""
+"""`shoemaker demo --snags` in a real terminal under tmux: the generation runs on screen, a task
+waits for review and one fails its gate; the keyboard alone reviews, looks and quits, the
+summary follows, and nothing is left running."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,10 +25,13 @@ class Tmux:
 
     def __init__(self, name: str) -> None:
         self.base = ["tmux", "-L", name]
+        # The server's environment is the panes' too: COLUMNS and LINES set by the test runner
+        # would override the pane's own size.
+        self.env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
 
     def __call__(self, *args: str) -> str:
         return subprocess.run(
-            [*self.base, *args], check=True, capture_output=True, text=True
+            [*self.base, *args], check=True, capture_output=True, text=True, env=self.env
         ).stdout
 
     def screen(self, history: int = 0) -> str:
@@ -42,6 +47,16 @@ class Tmux:
             assert time.monotonic() < deadline, f"{text!r} never appeared:\n{screen}"
             time.sleep(0.1)
 
+    def wait_gone(self, text: str, limit: float = 30) -> str:
+        """Poll the screen until ``text`` has gone from it."""
+        deadline = time.monotonic() + limit
+        while True:
+            screen = self.screen()
+            if text not in screen:
+                return screen
+            assert time.monotonic() < deadline, f"{text!r} never went:\n{screen}"
+            time.sleep(0.1)
+
     def pane(self, fmt: str) -> str:
         return self("display-message", "-p", "-t", "demo", fmt).strip()
 
@@ -54,7 +69,10 @@ def tmux(fast_tmp: Path) -> Iterator[Tmux]:
     subprocess.run([*server.base, "kill-server"], capture_output=True)
 
 
-def test_demo_on_screen_diff_and_quit(tmux: Tmux, fast_tmp: Path) -> None:
+def test_demo_with_snags_driven_from_the_keyboard(tmux: Tmux, fast_tmp: Path) -> None:
+    """The demo with a task that waits for review and one whose gate fails, handled from the
+    keyboard only: review queue, filter, diff, approve, the failed gate's output, a refused
+    stop, quit; then the summary table, and no process of the run left."""
     token = new_token()
     keep = (
         "PATH",
@@ -88,23 +106,52 @@ def test_demo_on_screen_diff_and_quit(tmux: Tmux, fast_tmp: Path) -> None:
         "-m",
         "shoemaker",
         "demo",
+        "--snags",
         "--dir",
         str(demo),
     )
     tmux("set-option", "-t", "demo", "remain-on-exit", "on")
+    keys = partial(tmux, "send-keys", "-t", "demo")
 
-    screen = tmux.wait_for("demo finished")
+    screen = tmux.wait_for("some tasks need you")
+    assert "1 awaiting review · 1 failed" in screen
     assert "Tasks" in screen and "Agent output" in screen and "Metrics" in screen
-    assert screen.count(" done ") >= 6 or "6 done" in screen
-    assert "stopped" in screen
 
-    tmux("send-keys", "-t", "demo", "d")
-    screen = tmux.wait_for("as merged")
-    assert "Files" in screen and "diff --git" in screen
+    keys("v")  # the review queue: the licence task alone
+    screen = tmux.wait_for("Tasks · needs_review")
+    assert [r.split()[1:3] for r in queue_rows(screen)] == [["#3", "Add"]], screen
+    keys("f")  # the filter goes on from the review queue, and the review task is not in it
+    screen = tmux.wait_for("Tasks · verifying")
+    assert queue_rows(screen) == [], screen
+    keys("v")  # back to the review queue
+    tmux.wait_for("Tasks · needs_review")
+    keys("d")  # the review task's own diff
+    screen = tmux.wait_for("diff --git a/LICENSE b/LICENSE")
+    assert "Add the licence" in screen and "+MIT License" in screen
+    keys("Escape")
+    tmux.wait_for("Tasks · needs_review")
+    keys("a")  # approved: merged into the generation
+    tmux.wait_for("task #3: done", limit=60)
+    tmux.wait_for("demo active · 1 failed")
 
-    tmux("send-keys", "-t", "demo", "Escape")
-    tmux.wait_for("Agent output")
-    tmux("send-keys", "-t", "demo", "q")
+    keys("v", "f", "f", "f", "f")  # every task, then the filter cycles to the failed ones
+    screen = tmux.wait_for("Tasks · failed")
+    assert [r.split()[1:4] for r in queue_rows(screen)] == [["#4", "Add", "title"]], screen
+    keys("Enter", "a")  # its task screen, on its attempts: the failed gate's output
+    screen = tmux.wait_for("AssertionError")
+    assert "verifying: tests… failed (exit 1" in screen
+    assert "test_small_words_stay_lower" in screen
+    keys("Escape")
+    tmux.wait_for("Tasks · failed")
+
+    keys("s")
+    screen = tmux.wait_for("Stop generation demo?")
+    assert "left undone" in screen and "Add title casing" in screen, screen
+    keys("Enter")  # No has the focus: the generation stays open
+    screen = tmux.wait_gone("Stop generation demo?")
+    assert "demo active" in screen.splitlines()[0]
+
+    keys("q")
     deadline = time.monotonic() + 30
     # The sh line has printed the demo's status and exited (the pane is dead).
     while "demo exit status:" not in tmux.screen(history=200) or tmux.pane("#{pane_dead}") != "1":
@@ -121,9 +168,35 @@ def test_demo_on_screen_diff_and_quit(tmux: Tmux, fast_tmp: Path) -> None:
         )
         time.sleep(0.1)
     screen = tmux.screen(history=200)
-    assert "demo exit status: 0" in screen, screen
+    # A failed task fails the demo, as headless; its summary follows the dashboard.
+    assert "demo exit status: 1" in screen, screen
     assert f"demo repository: {demo}" in screen
+    summary = screen[screen.index("demo summary") :]
+    for row in ("tasks done", "7/8", "tasks failed", "LOC added / removed", "wall time"):
+        assert row in summary, summary
+    assert "not merged: generation-demo stays open (active)" in summary
     assert processes_with_token(token) == []
+    refs = subprocess.run(
+        ["git", "-C", str(demo), "for-each-ref", "--format=%(refname)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    # The refused stop changed nothing: the generation is open, nothing merged into main.
+    assert "refs/heads/generation-demo" in refs and "refs/tags/demo-merged" not in refs
+
+
+def queue_rows(screen: str) -> list[str]:
+    """The task rows the queue panel shows (``│ #3  Add the licence  needs review …``)."""
+    lines = screen.splitlines()
+    top = next(n for n, line in enumerate(lines) if "Tasks · " in line)
+    rows = []
+    for line in lines[top + 2 :]:
+        if line.startswith("╰"):
+            break
+        if line.startswith("│ #"):
+            rows.append(line)
+    return rows
 
 
 def _leftovers(token: str) -> str:

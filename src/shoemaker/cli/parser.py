@@ -224,5 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["epics", "phases", "beads"],
         help="take the tasks from a plan file of this format instead of measure",
     )
+    p.add_argument(
+        "--snags",
+        action="store_true",
+        help="also propose a task that waits for review and one whose gate fails",
+    )
     p.set_defaults(func=cmd_demo)
     return parser

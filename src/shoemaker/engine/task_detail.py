@@ -7,8 +7,8 @@ thread and renders the dataclasses they return.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.agents.streamjson import SummaryBuilder, condense
@@ -45,6 +45,10 @@ class TaskDetail:
     prompt: str
     log: tuple[str, ...]
     raw: tuple[str, ...]
+    log_skipped: int = 0
+    """Lines of the log before ``log`` (cut to the last ``max_lines``); with a `LogCache`, a
+    later detail's log continues this one's when the sum of these two grew by what it added."""
+    raw_skipped: int = 0
     source: str = ""
     """The plan file the task came from (``epics core/E03 · docs/plans/…``), "" for none."""
 
@@ -70,12 +74,79 @@ def last_lines(text: str | None, count: int) -> list[str]:
     return [line for line in (text or "").splitlines() if line.strip()][-count:]
 
 
-def _run_lines(project: Project, run: RunRecord) -> list[bytes]:
+@dataclass
+class _RunLog:
+    """What has been read of one run's transcript: the bytes parsed, the parser's state, and
+    its last lines, condensed and raw (with how many there were in all)."""
+
+    max_lines: int
+    offset: int = 0
+    builder: SummaryBuilder = field(default_factory=SummaryBuilder)
+    log: deque[str] = field(init=False)
+    raw: deque[str] = field(init=False)
+    log_count: int = 0
+    raw_count: int = 0
+    complete: bool = False
+
+    def __post_init__(self) -> None:
+        self.log = deque(maxlen=self.max_lines)
+        self.raw = deque(maxlen=self.max_lines)
+
+    def feed(self, data: bytes, cwd: str) -> None:
+        """Parse the whole lines of ``data`` (which starts at ``offset``)."""
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
+            if not line.strip():
+                continue
+            text = line.decode("utf-8", "replace")
+            self.raw.append(text)
+            self.raw_count += 1
+            event = self.builder.feed(line)
+            shown = condense(event, cwd) if event else f"[not JSON: {text[:160]}]"
+            if shown:
+                self.log.append(shown)
+                self.log_count += 1
+        self.offset += end
+
+
+class LogCache:
+    """The transcripts a task screen has read: a reload parses only the lines each run wrote
+    since the last (a running agent's log grows by thousands of lines a second)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[int, _RunLog] = {}
+
+    def read(self, project: Project, run: RunRecord, max_lines: int) -> _RunLog:
+        entry = self.runs.get(run.id)
+        if entry is None or entry.max_lines != max_lines:
+            entry = self.runs[run.id] = _RunLog(max_lines)
+        if entry.complete:
+            return entry
+        data, complete = _bytes_after(project, run, entry.offset)
+        if data is None:  # not the bytes read so far: read it all again
+            entry = self.runs[run.id] = _RunLog(max_lines)
+            data, complete = _bytes_after(project, run, 0)
+        if complete and data and not data.endswith(b"\n"):
+            data += b"\n"  # a last line without its newline (a killed agent's) counts too
+        entry.feed(data or b"", run.cwd)
+        entry.complete = complete
+        return entry
+
+
+def _bytes_after(project: Project, run: RunRecord, offset: int) -> tuple[bytes | None, bool]:
+    """What run ``run`` wrote after ``offset`` and whether that is all it will write; None
+    when its transcript is shorter than ``offset``."""
+    try:
+        with (project.runs_dir / f"{run.id}.jsonl").open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(), False
+    except FileNotFoundError:
+        pass
+    if run.ended_at is None:
+        return b"", False  # not started writing yet
+    # Finished: the store holds the transcript now (the very bytes the file held).
     data = project.store.transcript(run.id)
-    if not data:  # still running: the transcript is only on disk so far
-        with contextlib.suppress(FileNotFoundError):
-            data = (project.runs_dir / f"{run.id}.jsonl").read_bytes()
-    return [line for line in data.splitlines() if line.strip()]
+    return (data[offset:] if len(data) >= offset else None), True
 
 
 def _ending(run: RunRecord, gates: list[GateRow]) -> list[str]:
@@ -93,7 +164,11 @@ def _ending(run: RunRecord, gates: list[GateRow]) -> list[str]:
     return lines
 
 
-def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> TaskDetail:
+def load_task_detail(
+    project: Project, task_id: int, max_lines: int = 5000, cache: LogCache | None = None
+) -> TaskDetail:
+    """Task ``task_id`` in full; its log is the last ``max_lines`` lines (with ``cache``, only
+    what the runs wrote since the last call is parsed)."""
     store = project.store
     task = store.get_task(task_id)
     snapshot = load_snapshot(store, task.generation)
@@ -115,28 +190,32 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
     ]
     log: list[str] = []
     raw: list[str] = []
+    log_count = raw_count = 0
+    cache = cache or LogCache()
     for run in runs:
         header = f"── attempt {run.attempt} · run {run.id} ──"
-        log.append(header)
-        raw.append(header)
-        builder = SummaryBuilder()
-        for line in _run_lines(project, run):
-            text = line.decode("utf-8", "replace")
-            raw.append(text)
-            event = builder.feed(line)
-            shown = condense(event, run.cwd) if event else f"[not JSON: {text[:160]}]"
-            if shown:
-                log.append(shown)
-        if run.ended_at is not None:
-            log += _ending(run, [g for g in gates if g.run_id == run.id])
+        entry = cache.read(project, run, max_lines)
+        ending = (
+            _ending(run, [g for g in gates if g.run_id == run.id])
+            if run.ended_at is not None
+            else []
+        )
+        log += [header, *entry.log, *ending]
+        raw += [header, *entry.raw]
+        log_count += 1 + entry.log_count + len(ending)
+        raw_count += 1 + entry.raw_count
+        # Only the last max_lines are kept: the lists stay short however many runs there are.
+        del log[:-max_lines], raw[:-max_lines]
     return TaskDetail(
         task=row,
         description=task.description,
         runs=tuple(runs),
         gates=tuple(gates),
         prompt=runs[-1].prompt if runs else "",
-        log=tuple(log[-max_lines:]),
-        raw=tuple(raw[-max_lines:]),
+        log=tuple(log),
+        raw=tuple(raw),
+        log_skipped=log_count - len(log),
+        raw_skipped=raw_count - len(raw),
         source=(
             f"{task.origin.format} {task.origin.external_id} · {task.origin.path}"
             if task.origin

@@ -60,6 +60,7 @@ from shoemaker.tui.screens import (
 )
 from shoemaker.tui.side_panel import DiffPanel
 from shoemaker.tui.task_screen import TaskScreen
+from shoemaker.tui.theme import ThemeFile
 from shoemaker.tui.widgets import FILTERS, GenerationsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]
@@ -262,6 +263,12 @@ class ShoemakerApp(Guarded, App[None]):
         self._loading = False
         self.other_run: int | None = None
         """In attach mode: the pid of the process that drives the run, while it runs."""
+        self.demo_started: float | None = None
+        self.demo_ended: float | None = None
+        """When the demo generation started and stopped or was left open (monotonic): the
+        summary printed after quitting gives its wall time."""
+        self.theme_file = ThemeFile()
+        self._theme_kept: str | None = None
 
     def notify(
         self,
@@ -274,6 +281,26 @@ class ShoemakerApp(Guarded, App[None]):
     ) -> None:
         """Notifications carry task titles, reasons and errors: data, so plain by default."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    # -- theme --------------------------------------------------------------------------------
+
+    def _restore_theme(self) -> None:
+        """The theme chosen in an earlier session; a file that cannot be used is said once."""
+        name, problem = self.theme_file.load(self.available_themes)
+        if problem:
+            self.notify(problem, title="theme", severity="warning", timeout=15)
+        if name:
+            self.theme = name
+        self._theme_kept = self.theme
+
+    def watch_theme(self, name: str) -> None:
+        # Kept for the next session: chosen from the palette (ctrl+p → Change theme).
+        if self._theme_kept is None or name == self._theme_kept:
+            return
+        self._theme_kept = name
+        problem = self.theme_file.save(name)
+        if problem:
+            self.notify(problem, title="theme", severity="warning", timeout=15)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -296,6 +323,7 @@ class ShoemakerApp(Guarded, App[None]):
         yield PinnedFooter()
 
     def on_mount(self) -> None:
+        self._restore_theme()
         self.metrics.parallel = self.parallel or self.project.config.max_parallel
         self.output.border_title = "Agent output"
         self._output_subtitle()
@@ -637,7 +665,16 @@ class ShoemakerApp(Guarded, App[None]):
         try:
             gen = await asyncio.to_thread(start_generation, self.project, None)
         except GenerationError as exc:
-            self.notify(str(exc), title="cannot start", severity="error", timeout=10)
+            if not await asyncio.to_thread(self.project.git.ref_exists, "HEAD"):
+                self.notify(
+                    "this repository has no commit yet, and a generation starts from one: "
+                    "commit your files (git add …, git commit), then press g again",
+                    title="no commit yet",
+                    severity="warning",
+                    timeout=20,
+                )
+            else:
+                self.notify(str(exc), title="cannot start", severity="error", timeout=10)
         else:
             self.generation = gen.name
             self.notify(f"generation {gen.name} started on {gen.branch}")
@@ -731,6 +768,7 @@ class ShoemakerApp(Guarded, App[None]):
 
     async def _demo(self) -> None:
         """The demo generation: start, run, stop, as the headless demo does."""
+        self.demo_started = time.monotonic()
         self._set_busy("starting")
         try:
             gen = await asyncio.to_thread(start_generation, self.project, "demo")
@@ -740,10 +778,17 @@ class ShoemakerApp(Guarded, App[None]):
             return
         self.generation = gen.name
         self._set_busy(None)
-        if not await self._run():
-            self.notify("demo: some tasks failed; the generation stays open", severity="warning")
+        ok = await self._run()
+        tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
+        if not ok or any(t.state in ATTENTION for t in tasks):
+            self.demo_ended = time.monotonic()
+            self.notify(
+                "demo: some tasks need you (v: review, f: filter); the generation stays open",
+                severity="warning",
+            )
             return
         await self._stop()
+        self.demo_ended = time.monotonic()
         self.notify(
             "demo finished: every task merged, generation merged into main",
             title="demo",

@@ -1,7 +1,7 @@
 """The diff side panel of a wide main screen: the changes of the task under the cursor.
 
 It shows what the task screen's Diff tab shows (:func:`shoemaker.engine.task_detail.load_diff`,
-highlighted by :func:`shoemaker.tui.task_screen.render_diff`), loaded and highlighted in
+highlighted by :func:`shoemaker.tui.diff_text.render_diff`), loaded and highlighted in
 threads. While the task is active it reloads every ``refresh_s``: live from the worktree
 while the task's branch is checked out there. Hidden (and idle) on a narrow screen.
 """
@@ -19,8 +19,10 @@ from textual.widgets import Static
 from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import TaskDiff, load_diff
 from shoemaker.model import ACTIVE_TASK_STATES, TaskState
+from shoemaker.tui.diff_text import diff_label, render_diff
 from shoemaker.tui.guard import Guarded, guarded_interval
-from shoemaker.tui.task_screen import LOADING, diff_label, render_diff
+from shoemaker.tui.task_screen import LOADING
+from shoemaker.tui.theme import DiffColours, diff_colours
 
 #: Files listed above the diff; the rest are summed up in one line.
 MAX_FILES = 7
@@ -40,6 +42,7 @@ class DiffPanel(Guarded, Vertical):
         """The diff shown, for :attr:`task_id` (None until it is loaded)."""
         self.loads = 0
         self._loading = False
+        self._colours: DiffColours | None = None  # those the diff shown was drawn in
         self._files = Static(id="side-files")
         self._body = Static(LOADING, id="side-diff")
 
@@ -51,6 +54,8 @@ class DiffPanel(Guarded, Vertical):
     def on_mount(self) -> None:
         self.border_title = "Diff"
         guarded_interval(self, self.refresh_s, self._tick, "reload a running task's diff")
+        # The diff follows the theme, as the task screen's does.
+        self.app.theme_changed_signal.subscribe(self, lambda _: self.load())
 
     def on_show(self) -> None:
         self.load()  # the screen became wide: what was skipped while hidden
@@ -84,8 +89,13 @@ class DiffPanel(Guarded, Vertical):
         self._loading = True
         try:
             diff = await asyncio.to_thread(load_diff, self.project, task_id)
+            colours = diff_colours(self.app.current_theme)
             same = self.diff is not None and diff.text == self.diff.text
-            rendered = None if same else await asyncio.to_thread(render_diff, diff.text)
+            if same and colours == self._colours:
+                rendered = None
+            else:
+                rendered = await asyncio.to_thread(render_diff, diff.text, colours)
+                self._colours = colours
         finally:
             self._loading = False
         if not self.is_attached or task_id != self.task_id:

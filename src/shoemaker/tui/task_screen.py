@@ -10,13 +10,13 @@ import asyncio
 from collections.abc import Sequence
 
 from rich.console import RenderableType
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.widgets import (
     DataTable,
     Header,
@@ -30,56 +30,34 @@ from shoemaker.agents.sandbox import sandbox_of
 from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import (
     GateRow,
+    LogCache,
     TaskDetail,
     TaskDiff,
     gate_verdict,
     load_diff,
     load_task_detail,
 )
-from shoemaker.model import ACTIVE_TASK_STATES
+from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.store import RunRecord
+from shoemaker.tui.diff_text import PLAIN_DIFF, diff_label, render_diff
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval
 from shoemaker.tui.rows import sync_rows
+from shoemaker.tui.theme import DiffColours, diff_colours
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
 
-#: Largest diff rendered with highlighting; beyond it the text is cut (the file list is whole).
-MAX_DIFF_CHARS = 200_000
 LOADING = Text("loading…", style="dim")
-
-
-def render_diff(text: str) -> tuple[Text, dict[str, int]]:
-    """The diff highlighted, and the line each file's part starts on. Slow for a big diff:
-    call it in a thread."""
-    text = text[:MAX_DIFF_CHARS]
-    if not text:
-        return Text("no changes", style="dim"), {}
-    body = Syntax(text, "diff", theme="ansi_dark", word_wrap=False).highlight(text)
-    body.no_wrap = True
-    starts: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines()):
-        if line.startswith("diff --git a/") and " b/" in line:
-            starts.setdefault(line.split(" b/", 1)[1], number)
-    return body, starts
-
-
-def diff_label(diff: TaskDiff) -> str:
-    """Where a diff comes from, in words: ``live from the worktree``, ``as merged``…"""
-    return {
-        "worktree": "live from the worktree",
-        "merged": "as merged",
-        "branch": f"on {diff.ref}",
-        "attempt": f"an earlier attempt, kept on {diff.ref}",
-        "none": "nothing yet",
-    }[diff.source]
+#: Lines of the log shown (and read back from the transcripts): the last ones.
+LOG_LINES = 5_000
+LIVE_STATES = ACTIVE_TASK_STATES | {TaskState.READY, TaskState.PROPOSED}
 
 
 class TaskScreen(Guarded, Screen[None]):
     """One task: its log (condensed or raw), diff, attempts with why each failed, and prompt.
 
-    It reloads every ``refresh_s`` while the task is active, once otherwise, and changes only
-    what changed: rows in place, the log by appending, the diff only when it differs
-    (highlighted in a thread).
+    It reloads every ``refresh_s`` while the task is active or yet to start, once otherwise,
+    and changes only what changed: rows in place, the log by appending, the diff only when it
+    differs (rendered in a thread).
     """
 
     BINDINGS = [
@@ -120,16 +98,22 @@ class TaskScreen(Guarded, Screen[None]):
         self.ticks = 0
         self._loading = False
         self._log_shown: tuple[str, ...] = ()
+        self._log_skipped = 0
+        self._log_cache = LogCache()
+        self._texts: dict[str, Text] = {}
+        """The task's transcripts as read so far: a reload parses only what is new."""
         self._file_starts: dict[str, int] = {}
         self._why: tuple[str, int] | None = None
         """What the why pane shows: ("gate" | "run", index); None until the person picks."""
+        self.colours = PLAIN_DIFF
+        """The diff's colours, from the app's theme (and again whenever it changes)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(LOADING, id="task-summary")
         with TabbedContent(initial=self.initial_tab):
             with TabPane("Log", id="log"):
-                yield Log(max_lines=5_000, id="task-log", highlight=True)
+                yield Log(max_lines=LOG_LINES, id="task-log", highlight=True)
             with TabPane("Diff", id="diff"), Horizontal():
                 yield DataTable(id="diff-files", cursor_type="row")
                 with VerticalScroll(id="diff-scroll"):
@@ -159,6 +143,8 @@ class TaskScreen(Guarded, Screen[None]):
         gates.border_title = "Gates"
         self.query_one("#why").border_title = "Why"
         self.sub_title = f"task #{self.task_id}"
+        self.colours = diff_colours(self.app.current_theme)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self.load()
         guarded_interval(self, self.refresh_s, self._tick, "reload an active task")
 
@@ -170,20 +156,23 @@ class TaskScreen(Guarded, Screen[None]):
     @work(group="task-screen", exit_on_error=False, description="load task")
     async def load(self) -> None:
         self._loading = True
+        colours = self.colours
         try:
             detail, diff = await asyncio.gather(
-                asyncio.to_thread(load_task_detail, self.project, self.task_id),
+                asyncio.to_thread(
+                    load_task_detail, self.project, self.task_id, LOG_LINES, self._log_cache
+                ),
                 asyncio.to_thread(load_diff, self.project, self.task_id),
             )
             rendered = None
             if self.diff is None or diff.text != self.diff.text:
-                rendered = await asyncio.to_thread(render_diff, diff.text)
+                rendered = await asyncio.to_thread(render_diff, diff.text, colours)
         except Exception as exc:
             # Said in place of the summary, not as a notification a second (the next tick
             # tries again: a locked store or a git index lock pass).
             if self.is_attached:
                 problem = Text(f"cannot load task #{self.task_id}: {exc}", style="bold red")
-                self.query_one("#task-summary", Static).update(problem)
+                self._set("#task-summary", problem)
             return
         finally:
             self._loading = False
@@ -193,9 +182,18 @@ class TaskScreen(Guarded, Screen[None]):
         self._summary(detail)
         self._log()
         self._diff(diff, rendered)
+        if rendered is not None and colours != self.colours:  # the theme changed meanwhile
+            self._recolour(diff.text, self.colours)
         self._attempts(detail)
-        self.query_one("#prompt-text", Static).update(Text(detail.prompt or "(not run yet)"))
+        self._set("#prompt-text", Text(detail.prompt or "(not run yet)"))
         self.loads += 1
+
+    def _set(self, selector: str, text: Text) -> None:
+        """Show ``text`` unless it is shown already: an update lays the screen out again,
+        and a running task is reloaded every second."""
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text)
 
     def _summary(self, d: TaskDetail) -> None:
         t = d.task
@@ -214,7 +212,7 @@ class TaskScreen(Guarded, Screen[None]):
         reason = Text(t.reason or " ", style="dim", no_wrap=True, overflow="ellipsis")
         summary = Text("\n").join([line, reason])
         summary.no_wrap, summary.overflow = True, "ellipsis"
-        self.query_one("#task-summary", Static).update(summary)
+        self._set("#task-summary", summary)
 
     def _log(self) -> None:
         if self.detail is None:
@@ -222,16 +220,21 @@ class TaskScreen(Guarded, Screen[None]):
         lines = self.detail.raw if self.raw else self.detail.log
         log = self.query_one("#task-log", Log)
         log.border_title = "raw stream-json" if self.raw else "condensed"
-        old = self._log_shown
-        if lines == old:
+        skipped = self.detail.raw_skipped if self.raw else self.detail.log_skipped
+        old, old_skipped = self._log_shown, self._log_skipped
+        if lines == old and skipped == old_skipped:
             return
         follow = log.is_vertical_scroll_end or log.max_scroll_y == 0
-        if old and lines[: len(old)] == old:
-            log.write_lines(list(lines[len(old) :]), scroll_end=follow)
+        # The log is the last lines only: those that dropped off its top since are `dropped`.
+        dropped = skipped - old_skipped
+        kept = len(old) - dropped
+        if old and 0 <= kept <= len(lines) and lines[:kept] == old[dropped:]:
+            # The widget keeps as many lines as the log has: it drops the same ones.
+            log.write_lines(list(lines[kept:]), scroll_end=follow)
         else:
             log.clear()
             log.write_lines(list(lines), scroll_end=follow)
-        self._log_shown = lines
+        self._log_shown, self._log_skipped = lines, skipped
         log.refresh()
 
     def _diff(self, diff: TaskDiff, rendered: tuple[Text, dict[str, int]] | None) -> None:
@@ -249,6 +252,18 @@ class TaskScreen(Guarded, Screen[None]):
         self.query_one("#diff-scroll").border_title = diff_label(diff)
         if rendered is not None:
             body, self._file_starts = rendered
+            self.query_one("#diff-text", Static).update(body)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        self.colours = diff_colours(theme)
+        if self.diff is not None:
+            self._recolour(self.diff.text, self.colours)
+
+    @work(group="diff-colours", exclusive=True, exit_on_error=False, description="recolour diff")
+    async def _recolour(self, text: str, colours: DiffColours) -> None:
+        body, starts = await asyncio.to_thread(render_diff, text, colours)
+        if self.is_attached and self.diff is not None and self.diff.text == text:
+            self._file_starts = starts
             self.query_one("#diff-text", Static).update(body)
 
     @on(DataTable.RowSelected, "#diff-files")
@@ -323,13 +338,12 @@ class TaskScreen(Guarded, Screen[None]):
         if d is None:
             return
         which = self._why or self._latest_failure()
-        why = self.query_one("#why-text", Static)
         if which is None:
-            why.update(Text("nothing failed", style="dim"))
+            self._set("#why-text", Text("nothing failed", style="dim"))
         elif which[0] == "gate" and which[1] < len(d.gates):
-            why.update(gate_why(d.gates[which[1]]))
+            self._set("#why-text", gate_why(d.gates[which[1]]))
         elif which[0] == "run" and which[1] < len(d.runs):
-            why.update(run_why(d.runs[which[1]]))
+            self._set("#why-text", run_why(d.runs[which[1]]))
 
     @on(DataTable.RowHighlighted, "#gates")
     def gate_picked(self, event: DataTable.RowHighlighted) -> None:
@@ -353,7 +367,9 @@ class TaskScreen(Guarded, Screen[None]):
 
     @property
     def live(self) -> bool:
-        return self.detail is not None and self.detail.task.state in ACTIVE_TASK_STATES
+        """Whether the task may still change: at work, or yet to start (its agent may start
+        while the screen is open)."""
+        return self.detail is not None and self.detail.task.state in LIVE_STATES
 
 
 def gate_why(g: GateRow) -> Text:
