@@ -23,7 +23,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shoemaker-shot-") as tmp:
         repo = prepare_demo(Path(tmp) / "textkit", worktree_dir=str(Path(tmp) / "worktrees"))
         app = ShoemakerApp(Project.open(repo), demo=True)
-        async with app.run_test(size=(140, 42)) as pilot:
+        async with app.run_test(size=(160, 48)) as pilot:
             while app.snapshot.totals.done < 3 or not app.output.line_count:
                 await pilot.pause(0.05)
             await pilot.pause(0.3)
