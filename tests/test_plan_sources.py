@@ -15,7 +15,7 @@ from shoemaker.model import PlanGate, TaskState
 from shoemaker.sources import beads, epics, phases
 from shoemaker.sources.check import check
 from shoemaker.sources.importer import detect_format, import_plan, parse_paths
-from shoemaker.sources.model import PlanError, PlannedTask
+from shoemaker.sources.model import PlanError, PlannedTask, says_done
 from shoemaker.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plans"
@@ -370,3 +370,38 @@ def test_an_epic_imported_alone_follows_the_epics_beside_it(store: Store, tmp_pa
     (e4,) = import_plan(store, root, gen, [root / "docs/plans/core/epic-04-extra.md"]).added
     e3 = next(t for t in store.list_tasks("g") if t.external_id == "core/E03")
     assert e4.depends_on == [e3.id]
+
+
+def test_a_status_written_with_a_mark_or_an_emoji_is_read_as_people_mean_it() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "marked")
+    done = {i for i, t in tasks.items() if t.done}
+    # ✅ in front matter, and a README row reading "🟢 Complete"; 🟡 is still open.
+    assert done == {"technical/E04", "billing/E00"}
+    assert tasks["technical/E05"].depends_on == ("technical/E04", "billing/E00")
+    assert tasks["technical/E05"].title == "Input Validators"
+    assert tasks["technical/E05"].priority == 1
+    master = by_id(FIXTURES, FIXTURES / "marked-phases/master-plan.md")
+    # Phase 1 has no **Status:**: the table's "✅ Complete" says it; phase 2 is "🟡 In Progress".
+    assert [t.done for t in master.values()] == [True, False]
+    assert master["master-plan/P2"].gates == (PlanGate("ruff", "ruff check ."),)
+    assert master["master-plan/P2"].extras["notes_file"] == "notes/NOTES_phase_2.md"
+
+
+@pytest.mark.parametrize(
+    ("status", "done"),
+    [
+        ("complete", True),
+        ("Completed.", True),
+        ("✅ Complete", True),
+        ("🟢", True),
+        ("done (2026-11-02)", True),
+        ("closed", True),
+        ("in_progress", False),
+        ("🔴 Not started", False),
+        ("not complete", False),
+        ("Pending", False),
+        ("", False),
+    ],
+)
+def test_status_words_and_marks(status: str, done: bool) -> None:
+    assert says_done(status) is done

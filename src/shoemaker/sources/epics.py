@@ -22,7 +22,14 @@ from typing import Any
 
 import yaml
 
-from shoemaker.sources.model import Parsed, PlannedTask, Problem, read_plan_file, shown_path
+from shoemaker.sources.model import (
+    Parsed,
+    PlannedTask,
+    Problem,
+    read_plan_file,
+    says_done,
+    shown_path,
+)
 
 FORMAT = "epics"
 DEFAULT_ROOT = "docs/plans"
@@ -39,7 +46,6 @@ _NAMES = (
 )
 _SHORT_ID = re.compile(r"^(?P<prefix>[A-Za-z]+)?(?P<num>\d+(?:\.\d+)?)$")
 _FULL_ID = re.compile(r"^(?P<module>[^/\s]+)/(?P<short>[A-Za-z]*\d+(?:\.\d+)?)$")
-_DONE = {"complete", "completed", "done", "closed", "merged", "finished"}
 _PRIORITIES = {"high": 1, "medium": 0, "low": -1}
 EMOJI_DONE, EMOJI_OPEN = "🟢", ("🔴", "🟡")
 
@@ -254,7 +260,7 @@ def _parse_file(
 
     status = meta.get("status")
     if status is not None:
-        done = str(status).strip().lower() in _DONE
+        done = says_done(status)
     else:
         done = _readme_status(root, file, name) == EMOJI_DONE
     title = str(meta.get("title") or _heading(text) or file.stem)

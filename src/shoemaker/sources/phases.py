@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.model import PlanGate
-from shoemaker.sources.model import Parsed, PlannedTask, Problem, read_plan_file, shown_path
+from shoemaker.sources.model import (
+    Parsed,
+    PlannedTask,
+    Problem,
+    read_plan_file,
+    says_done,
+    shown_path,
+)
 
 FORMAT = "phases"
 
@@ -31,7 +38,6 @@ _GATE_COMMAND = re.compile(r"`(?:command:\s*)?(?P<command>[^`]+)`")
 _AGENT = re.compile(r"\*\*AGENT:(?P<name>[\w.-]+)\*\*", re.IGNORECASE)
 _NOTES = re.compile(r"notes to:?\s*`(?P<path>[^`]+)`", re.IGNORECASE)
 _UNCHECKED = re.compile(r"^(?P<lead>\s*[-*]\s+)\[ \]")
-_DONE = {"complete", "completed", "done", "finished", "merged"}
 
 
 def is_master_plan(text: str) -> bool:
@@ -195,7 +201,7 @@ def _phase(
         title=heading,
         description=text,
         depends_on=depends,
-        done=status.strip().lower().rstrip(".") in _DONE,
+        done=says_done(status),
         gates=tuple(gates),
         extras=extras,
         dep_lines=dep_lines,
