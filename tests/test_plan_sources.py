@@ -405,3 +405,12 @@ def test_a_status_written_with_a_mark_or_an_emoji_is_read_as_people_mean_it() ->
 )
 def test_status_words_and_marks(status: str, done: bool) -> None:
     assert says_done(status) is done
+
+
+def test_broken_front_matter_is_one_line_naming_its_line(tmp_path: Path) -> None:
+    epic = tmp_path / "m" / "epic-01-a.md"
+    epic.parent.mkdir()
+    epic.write_text("---\ntitle: A\nstatus: [unclosed\n---\n# Epic 01: A\n")
+    (problem,) = [str(p) for p in check(parse_paths(tmp_path, [tmp_path]))]
+    assert "\n" not in problem
+    assert problem.startswith("m/epic-01-a.md:3: front matter is not valid YAML: ")

@@ -170,7 +170,11 @@ def _parse_file(
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = 2 + (mark.line if mark is not None else 0)
-            problems.append(Problem(shown, line, f"front matter is not valid YAML: {exc}"))
+            # PyYAML's message spans lines (with a caret drawing); a problem is one line.
+            what = getattr(exc, "problem", None) or str(exc).split("\n", 1)[0]
+            problems.append(
+                Problem(shown, line, f"front matter is not valid YAML: {what}; fix the YAML")
+            )
             return None
         if loaded is not None and not isinstance(loaded, dict):
             problems.append(Problem(shown, 2, "front matter must be a mapping of fields"))
