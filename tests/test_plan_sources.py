@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import make_project
+from projects import cli, make_project
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.views import load_snapshot, load_task_detail
 from shoemaker.model import PlanGate, TaskState
@@ -414,3 +414,37 @@ def test_broken_front_matter_is_one_line_naming_its_line(tmp_path: Path) -> None
     (problem,) = [str(p) for p in check(parse_paths(tmp_path, [tmp_path]))]
     assert "\n" not in problem
     assert problem.startswith("m/epic-01-a.md:3: front matter is not valid YAML: ")
+
+
+def test_beads_export_of_other_formats_closes_what_is_done_and_links_its_own_ids(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, [])
+    shutil.copytree(FIXTURES / "marked", project.root / "docs/plans")
+    project.git.commit_all(project.root, "plan")
+    gen = start_generation(project, "g")
+    import_plan(project.store, project.root, gen, [project.root / "docs/plans"])
+    issues = {
+        i["external_ref"]: i
+        for i in map(json.loads, beads.export("", project.store.list_tasks("g")).splitlines())
+    }
+    ids = {i["id"] for i in issues.values()}
+    forms, ledger = issues["epics:technical/E04"], issues["epics:billing/E00"]
+    # Done in their own files: closed, and not said to be merged by shoemaker.
+    assert (forms["status"], ledger["status"]) == ("closed", "closed")
+    assert ledger["close_reason"] == "done in its plan file docs/plans/billing/00-epic-ledger.md"
+    validators = issues["epics:technical/E05"]
+    assert validators["status"] == "open"
+    # Its dependencies name issues of the same file, not epic ids bd has never seen.
+    targets = {d["depends_on_id"] for d in validators["dependencies"]}
+    assert targets == {forms["id"], ledger["id"]} and targets <= ids
+
+
+def test_export_to_a_file_it_cannot_write_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path, [])
+    start_generation(project, "g")
+    out = cli(project, "tasks", "export", "--format", "beads", "no/such/dir/issues.jsonl")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert "no/such/dir/issues.jsonl: cannot write it: " in out.stderr
+    assert not (project.root / "no").exists()
