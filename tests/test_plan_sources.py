@@ -217,6 +217,12 @@ def test_the_dashboard_rows_and_task_screen_show_where_a_task_comes_from(tmp_pat
     task = next(t for t in project.store.list_tasks("g") if t.external_id == "bd-2")
     detail = load_task_detail(project, task.id)
     assert detail.source == "beads bd-2 · beads/.beads/issues.jsonl"
+    # An epic's github_issue is kept and shown beside where it comes from.
+    import_plan(project.store, FIXTURES, project.store.get_generation("g"), [FIXTURES / "epics"])
+    writer = next(t for t in project.store.list_tasks("g") if t.external_id == "core/E03")
+    assert load_task_detail(project, writer.id).source == (
+        "epics core/E03 · epics/core/03-epic-writer.md · GitHub issue 42"
+    )
 
 
 def test_a_master_plan_with_decimal_phases_gates_and_wrapper() -> None:

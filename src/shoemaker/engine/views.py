@@ -454,6 +454,11 @@ def load_task_detail(project: Project, task_id: int, max_lines: int = 5000) -> T
         raw=tuple(raw[-max_lines:]),
         source=(
             f"{task.origin.format} {task.origin.external_id} · {task.origin.path}"
+            + (
+                f" · GitHub issue {task.extras['github_issue']}"
+                if task.extras.get("github_issue") is not None
+                else ""
+            )
             if task.origin
             else ""
         ),
