@@ -454,3 +454,16 @@ def test_export_to_a_file_it_cannot_write_is_one_line_and_leaves_nothing(tmp_pat
     assert out.stderr.count("\n") == 1
     assert "no/such/dir/issues.jsonl: cannot write it: " in out.stderr
     assert not (project.root / "no").exists()
+
+
+def test_a_directory_holding_a_master_plan_reads_as_phases(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(FIXTURES / "phases", docs)
+    (docs / "notes.md").write_text("# Notes\n\nNot a plan.\n")
+    assert detect_format(docs) == "phases"
+    assert list(by_id(tmp_path, docs)) == ["master-plan/P1", "master-plan/P2", "master-plan/P3.1"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("# Notes\n")
+    (problem,) = parse_paths(tmp_path, [empty], "phases").problems
+    assert str(problem).startswith("empty:1: no master plan under it")

@@ -33,7 +33,8 @@ _PARSERS = {
 
 def detect_format(path: Path) -> str:
     """The format of a plan path: a ``.jsonl`` or ``.beads`` is beads, a ``.json`` measure's,
-    a directory holding ``.beads/issues.jsonl`` beads, any other markdown epics."""
+    a directory holding ``.beads/issues.jsonl`` beads, a master plan (or a directory holding
+    one and no epic) phases, any other markdown epics."""
     if path.suffix == ".jsonl" or path.name == ".beads":
         return "beads"
     if path.suffix in (".json", ".yaml", ".yml"):
@@ -45,6 +46,12 @@ def detect_format(path: Path) -> str:
     ):
         return "beads"
     if path.is_file() and _is_master_plan(path):
+        return "phases"
+    if (
+        path.is_dir()
+        and not any(epics.is_epic_file(p) for p in path.rglob("*.md"))
+        and phases.master_plans(path)
+    ):
         return "phases"
     return "epics"
 

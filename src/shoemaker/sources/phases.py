@@ -74,7 +74,39 @@ def table_rows(text: str) -> tuple[dict[str, int], list[tuple[int, list[str]]]]:
     return {}, []
 
 
+def master_plans(directory: Path) -> list[Path]:
+    """The master plans among a directory's markdown files (every level below it)."""
+    found = []
+    for file in sorted(directory.rglob("*.md")):
+        # Only regular files: a pipe would block the read, a link may lead anywhere.
+        if file.is_symlink() or not file.is_file():
+            continue
+        try:
+            with file.open(encoding="utf-8", errors="replace") as f:
+                if is_master_plan(f.read(8192)):
+                    found.append(file)
+        except OSError:
+            continue
+    return found
+
+
 def parse(root: Path, path: Path) -> Parsed:
+    """The phases of a master plan, or of every master plan under a directory."""
+    if path.is_dir():
+        parsed = Parsed()
+        plans = master_plans(path)
+        if not plans:
+            parsed.problems.append(
+                Problem(
+                    shown_path(root, path),
+                    1,
+                    "no master plan under it (a markdown file whose title is "
+                    "`# <name> - Master Plan`); name the master plan file",
+                )
+            )
+        for plan in plans:
+            parsed.extend(parse(root, plan))
+        return parsed
     shown = shown_path(root, path)
     parsed = Parsed(files=[(FORMAT, shown)])
     text = read_plan_file(root, path)
