@@ -467,3 +467,26 @@ def test_a_directory_holding_a_master_plan_reads_as_phases(tmp_path: Path) -> No
     (empty / "notes.md").write_text("# Notes\n")
     (problem,) = parse_paths(tmp_path, [empty], "phases").problems
     assert str(problem).startswith("empty:1: no master plan under it")
+
+
+def test_phase_ids_with_leading_zeros_are_the_phases_other_files_name(tmp_path: Path) -> None:
+    (tmp_path / "master-plan.md").write_text(
+        "# Tool - Master Plan\n\n| Phase | Title | Focus | Risk | Status |\n|---|---|---|---|---|\n"
+        "| 01.0 | [Core](core.md) | a | Low | Pending |\n"
+        "| 01.1 | [More](more.md) | b | Low | Pending |\n"
+        "| 02 | [Last](last.md) | c | Low | Pending |\n"
+    )
+    (tmp_path / "core.md").write_text("# Phase 1.0: Core\n\n**Depends On:** N/A\n")
+    (tmp_path / "more.md").write_text("# Phase 1.1: More\n\n**Depends On:** Phase 1.0\n")
+    (tmp_path / "last.md").write_text("# Phase 2: Last\n\n**Depends On:** Phase 01.1, Phase 1\n")
+    parsed = parse_paths(tmp_path, [tmp_path / "master-plan.md"])
+    deps = {t.external_id: t.depends_on for t in parsed.tasks}
+    assert deps == {
+        "master-plan/P1.0": (),
+        "master-plan/P1.1": ("master-plan/P1.0",),
+        "master-plan/P2": ("master-plan/P1.1", "master-plan/P1"),
+    }
+    # Phase 1 is nobody: named as such, on the line that says it.
+    assert [str(p) for p in check(parsed)] == [
+        "last.md:3: master-plan/P2 depends on master-plan/P1, which no plan file or task has"
+    ]

@@ -48,9 +48,15 @@ def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
 
+def canonical(pid: str) -> str:
+    """A phase id without leading zeros: the table's ``01.1`` is the ``Phase 1.1`` a phase
+    file depends on."""
+    return ".".join(str(int(part)) for part in pid.split("."))
+
+
 def _phase_id(cell: str) -> str | None:
     m = re.fullmatch(r"(?:Phase\s+)?(?P<id>\d+(?:\.\d+)*)", cell.strip(), re.IGNORECASE)
-    return m["id"] if m else None
+    return canonical(m["id"]) if m else None
 
 
 def table_rows(text: str) -> tuple[dict[str, int], list[tuple[int, list[str]]]]:
@@ -215,7 +221,7 @@ def _phase(
             ids = [m["id"] for m in _PHASE_REF.finditer(value)] or [
                 m["id"] for m in _BARE_ID.finditer(_LINK.sub("", value))
             ]
-            depends = tuple(dict.fromkeys(f"{stem}/P{i}" for i in ids))
+            depends = tuple(dict.fromkeys(f"{stem}/P{canonical(i)}" for i in ids))
             dep_lines.update({d: n for d in depends})
     else:
         depends = (previous,) if previous else ()
