@@ -490,3 +490,22 @@ def test_phase_ids_with_leading_zeros_are_the_phases_other_files_name(tmp_path: 
     assert [str(p) for p in check(parsed)] == [
         "last.md:3: master-plan/P2 depends on master-plan/P1, which no plan file or task has"
     ]
+
+
+def test_a_gate_that_needs_a_shell_is_a_problem_not_a_puzzling_failure(tmp_path: Path) -> None:
+    (tmp_path / "master-plan.md").write_text(
+        "# Tool - Master Plan\n\n| Phase | Title | Focus | Risk | Status |\n|---|---|---|---|---|\n"
+        "| 1 | [Core](core.md) | a | Low | Pending |\n"
+    )
+    (tmp_path / "core.md").write_text(
+        "# Phase 1: Core\n\n## Gates\n"
+        "- tests: `command: cd backend && pytest -q` - must pass\n"
+        "- lint: `command: ruff check .` - clean\n"
+        "- quote: `command: echo 'open` - broken\n"
+    )
+    problems = [str(p) for p in check(parse_paths(tmp_path, [tmp_path / "master-plan.md"]))]
+    assert problems == [
+        "core.md:4: gate 'tests': its command needs a shell for '&&', and gates run without "
+        "one; write one gate per command, or put them in a script the gate runs",
+        "core.md:6: gate 'quote': its command cannot be split: No closing quotation",
+    ]

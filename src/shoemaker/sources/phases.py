@@ -153,18 +153,36 @@ def parse(root: Path, path: Path) -> Parsed:
         parsed.tasks.append(task)
         for gate in task.gates:
             if gate.command:
-                try:
-                    shlex.split(gate.command)
-                except ValueError as exc:
+                why = _unrunnable(gate.command)
+                if why:
                     parsed.problems.append(
                         Problem(
                             task.path,
                             task.dep_lines.get(f"gate:{gate.name}", 1),
-                            f"gate {gate.name!r}: its command cannot be split: {exc}",
+                            f"gate {gate.name!r}: {why}",
                         )
                     )
         previous = external_id
     return parsed
+
+
+#: Words only a shell understands; a gate's command runs without one.
+_SHELL_WORDS = frozenset({"&&", "||", "|", ";", "&", ">", ">>", "<", "2>&1", "2>", "&>"})
+
+
+def _unrunnable(command: str) -> str:
+    """Why a gate's command cannot run as shoemaker runs it (split, no shell), or ""."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return f"its command cannot be split: {exc}"
+    shell = [w for w in words if w in _SHELL_WORDS or (len(w) > 1 and w.endswith(";"))]
+    if shell:
+        return (
+            f"its command needs a shell for {shell[0]!r}, and gates run without one; "
+            "write one gate per command, or put them in a script the gate runs"
+        )
+    return ""
 
 
 def _phase(
