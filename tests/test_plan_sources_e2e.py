@@ -302,6 +302,12 @@ async def test_a_master_plan_with_phases_gates_subagents_and_notes(fast_tmp: Pat
     for task in landed:
         assert task.origin is not None
         assert {task.origin.path, "docs/plan/master-plan.md"} <= touched_by(project, task)
+    listed = {
+        r["source"]["external_id"]: r for r in json.loads(cli(project, "tasks", "--json").stdout)
+    }
+    assert listed["master-plan/P2"]["gates"] == ["core-imports"]  # the phase's own gate
+    assert listed["master-plan/P2"]["source"]["path"] == "docs/plan/phase2-core.md"
+    assert listed["master-plan/P2"]["extras"]["required_agents"] == ["doc-sync-manager"]
     check = cli(project, "plan", "check", "docs/plan/master-plan.md")
     assert check.returncode == 0, check.stderr
 
