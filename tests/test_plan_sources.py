@@ -349,6 +349,9 @@ async def test_the_plans_view_groups_tasks_with_their_progress(fast_tmp: Path) -
     async with app.run_test(size=(120, 36)) as pilot:
         while app.snapshots_loaded == 0:
             await pilot.pause(0.02)
+        # Each queue row leads with the id the plan file gives the task.
+        titles = [str(app.queue.get_row_at(i)[1]) for i in range(app.queue.row_count)]
+        assert "core/E03 · Writer" in titles and "cli/CLI02 · Help" in titles
         await pilot.press("P")
         assert isinstance(app.screen, PlansScreen)
         table = app.screen.query_one("#plans-table", DataTable)
