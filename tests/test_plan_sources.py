@@ -512,3 +512,23 @@ def test_a_gate_that_needs_a_shell_is_a_problem_not_a_puzzling_failure(tmp_path:
         "one; write one gate per command, or put them in a script the gate runs",
         "core.md:6: gate 'quote': its command cannot be split: No closing quotation",
     ]
+
+
+def test_a_readme_row_is_the_epic_its_first_id_names_not_one_it_depends_on() -> None:
+    readme = (
+        "| Epic | Title | Depends on | Status |\n|---|---|---|---|\n"
+        "| E05 | Validators | E04 | 🔴 |\n"
+        "| E06 | Reports | E05 | 🔴 |\n"
+        "| [07](epic-07-x.md) | X | [05](epic-05-validators.md) | 🟡 |\n"
+        "| 🟡 | [Validators again](epic-05-validators.md) | | |\n"
+    )
+    five = epics.EpicName("E", (5,))
+    rows = epics.mark_readme_row(readme, "epic-05-validators.md", five).split("\n")
+    assert rows[2:6] == [
+        "| E05 | Validators | E04 | 🟢 |",
+        "| E06 | Reports | E05 | 🔴 |",
+        "| [07](epic-07-x.md) | X | [05](epic-05-validators.md) | 🟡 |",
+        "| 🟢 | [Validators again](epic-05-validators.md) | | |",
+    ]
+    # Reading the status goes by the same rows: E06's 🟢 is not E05's.
+    assert not epics.row_matches("| E06 | Reports | E05 | 🟢 |", "epic-05-validators.md", five)

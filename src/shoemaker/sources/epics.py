@@ -321,20 +321,33 @@ def readme_of(file: Path) -> Path:
     return file.parent / "README.md"
 
 
+#: A cell that names some epic: a link to an epic file, an id (``E05``, ``CLI02``), a number.
+_NAMES_AN_EPIC = re.compile(r"\]\([^)]*\.md\)|(?<![\w/.])[A-Za-z]*\d+(?:\.\d+)?(?![\w.])")
+
+
 def row_matches(row: str, file_name: str, name: EpicName) -> bool:
-    """Whether a README table row is the epic's: it names its file, its id, or its number
-    in the first cell."""
+    """Whether a README table row is the epic's. The row belongs to the epic its first cell
+    naming one names (by file, id or number), so a "depends on" column further right never
+    makes it another epic's row."""
     if not row.lstrip().startswith("|"):
         return False
-    if file_name in row:
+    for cell in row.strip().strip("|").split("|"):
+        if _NAMES_AN_EPIC.search(cell):
+            return _cell_names(cell.strip(), file_name, name)
+    return False
+
+
+def _cell_names(cell: str, file_name: str, name: EpicName) -> bool:
+    if file_name in cell:
         return True
+    if re.search(r"\]\([^)]*\.md\)", cell):
+        return False  # a link to another epic's file
     number = (
         r"\.".join(str(n) for n in name.number) if len(name.number) == 2 else str(name.number[0])
     )
-    if re.search(rf"(?<![\w/]){name.prefix}0*{number}(?![\w.])", row, re.IGNORECASE):
+    if re.search(rf"(?<![\w/]){name.prefix}0*{number}(?![\w.])", cell, re.IGNORECASE):
         return True
-    first = row.strip().strip("|").split("|")[0].strip()
-    return re.fullmatch(rf"0*{number}", first) is not None
+    return re.fullmatch(rf"0*{number}", cell) is not None
 
 
 def _readme_status(root: Path, file: Path, name: EpicName) -> str | None:
