@@ -532,3 +532,42 @@ def test_a_readme_row_is_the_epic_its_first_id_names_not_one_it_depends_on() -> 
     ]
     # Reading the status goes by the same rows: E06's 🟢 is not E05's.
     assert not epics.row_matches("| E06 | Reports | E05 | 🟢 |", "epic-05-validators.md", five)
+
+
+def test_status_rows_in_a_readme_above_the_modules_are_read_and_written_back(
+    tmp_path: Path,
+) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.writeback import write_back
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "rooted", root)
+    tasks = by_id(root, root / "docs/plans")
+    # Rows linking the epic's file, or under a heading naming its module.
+    assert {i for i, t in tasks.items() if t.done} == {"technical/E01", "billing/E01"}
+    before = (root / "README.md").read_text()
+    for external_id in ("technical/E02", "billing/E02"):
+        module = external_id.split("/")[0]
+        number = external_id[-2:]
+        path = next(p for p in (root / "docs/plans" / module).glob(f"epic-{number}-*.md"))
+        task = Task(
+            1,
+            "g",
+            "t",
+            "",
+            TaskState.MERGING,
+            origin=TaskOrigin("epics", path.relative_to(root).as_posix(), external_id),
+            extras={"module": module},
+        )
+        assert "README.md" in write_back(task, root)
+    after = (root / "README.md").read_text().split("\n")
+    changed = [(b, a) for b, a in zip(before.split("\n"), after, strict=True) if a != b]
+    assert changed == [
+        (
+            "| [E02](docs/plans/technical/epic-02-validators.md) | Validators, after "
+            "[E01](docs/plans/technical/epic-01-forms.md) | 🔴 |",
+            "| [E02](docs/plans/technical/epic-02-validators.md) | Validators, after "
+            "[E01](docs/plans/technical/epic-01-forms.md) | 🟢 |",
+        ),
+        ("| E02 | Invoices | 🟡 |", "| E02 | Invoices | 🟢 |"),
+    ]

@@ -7,10 +7,12 @@ File names: ``epic-NN-slug.md`` and ``NN-epic-slug.md`` (id ``module/ENN``),
 (high|medium|low), ``depends_on`` (full ids, or bare numbers and short ids meaning the same
 module), ``needs_review``, ``github_issue``, and optionally ``module``, ``epic``, ``title``.
 An epic without ``depends_on`` depends on the highest lower-numbered epic of its module and
-prefix. Its status may also come from the module README's table (🔴 / 🟡 / 🟢).
+prefix. Its status may also come from a README table (🔴 / 🟡 / 🟢): its module's, or one
+above it (the plans root's, ``docs/``, the repository's) whose row links its file or sits
+under a heading naming its module.
 
-When an epic's task merges, its front matter says ``status: complete`` and its README row 🟢:
-:func:`mark_complete` and :func:`mark_readme_row`, applied inside the task's own commit.
+When an epic's task merges, its front matter says ``status: complete`` and its README rows 🟢:
+:func:`mark_complete` and :func:`mark_readme`, applied inside the task's own commit.
 """
 
 from __future__ import annotations
@@ -266,7 +268,7 @@ def _parse_file(
     if status is not None:
         done = says_done(status)
     else:
-        done = _readme_status(root, file, name) == EMOJI_DONE
+        done = _readme_status(root, file, module, name) == EMOJI_DONE
     title = str(meta.get("title") or _heading(text) or file.stem)
     task = PlannedTask(
         format=FORMAT,
@@ -350,14 +352,67 @@ def _cell_names(cell: str, file_name: str, name: EpicName) -> bool:
     return re.fullmatch(rf"0*{number}", cell) is not None
 
 
-def _readme_status(root: Path, file: Path, name: EpicName) -> str | None:
-    readme = readme_of(file)
-    if not readme.is_file():
-        return None
-    for row in read_plan_file(root, readme).split("\n"):
-        if row_matches(row, file.name, name):
+def status_readmes(root: Path, file: Path) -> list[Path]:
+    """The READMEs that may hold the epic's status row: its module's, then the one of each
+    directory above it up to the repository (a plans root's, ``docs/``, the repository's own
+    — where a status table for every module is often kept)."""
+    found = []
+    folder, top = file.parent, root.absolute()
+    inside = file.absolute().is_relative_to(top)
+    while True:
+        readme = folder / "README.md"
+        if readme.is_file() and not readme.is_symlink():
+            found.append(readme)
+        if not inside or folder.absolute() == top or folder.parent == folder:
+            return found
+        folder = folder.parent
+
+
+_LINK_TARGET = re.compile(r"\]\((?P<target>[^)\s#]+)")
+
+
+def epic_rows(text: str, readme: Path, file: Path, module: str, name: EpicName) -> list[int]:
+    """The line numbers (0-based) of the README table rows that are the epic's. In its
+    module's README a row names it by file, id or number; in a README above that, by a link
+    to its file, or by id under a heading that names its module (``## Technical Module``)."""
+    own = readme.parent.absolute() == file.parent.absolute()
+    wanted = module.lower().removesuffix("-module").replace("-", " ")
+    heading = ""
+    rows = []
+    for n, row in enumerate(text.split("\n")):
+        if row.startswith("#"):
+            heading = row.lstrip("#").strip().lower().replace("-", " ")
+            continue
+        if own:
+            if row_matches(row, file.name, name):
+                rows.append(n)
+            continue
+        if not row.lstrip().startswith("|"):
+            continue
+        cell = next(
+            (c for c in row.strip().strip("|").split("|") if _NAMES_AN_EPIC.search(c)), None
+        )
+        if cell is None:
+            continue
+        link = _LINK_TARGET.search(cell)
+        if link:
+            if (readme.parent / link["target"]).resolve() == file.resolve():
+                rows.append(n)
+        elif (
+            wanted
+            and re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", heading)
+            and _cell_names(cell.strip(), file.name, name)
+        ):
+            rows.append(n)
+    return rows
+
+
+def _readme_status(root: Path, file: Path, module: str, name: EpicName) -> str | None:
+    for readme in status_readmes(root, file):
+        lines = read_plan_file(root, readme).split("\n")
+        for n in epic_rows("\n".join(lines), readme, file, module, name):
             for emoji in (EMOJI_DONE, *EMOJI_OPEN):
-                if emoji in row:
+                if emoji in lines[n]:
                     return emoji
     return None
 
@@ -373,6 +428,15 @@ def mark_complete(text: str) -> str:
             lines[n] = "status: complete"
             return "\n".join(lines)
     lines.insert(end - 1, "status: complete")
+    return "\n".join(lines)
+
+
+def mark_readme(text: str, readme: Path, file: Path, module: str, name: EpicName) -> str:
+    """``readme``'s text with the epic's rows (:func:`epic_rows`) turned 🟢."""
+    lines = text.split("\n")
+    for n in epic_rows(text, readme, file, module, name):
+        for emoji in EMOJI_OPEN:
+            lines[n] = lines[n].replace(emoji, EMOJI_DONE)
     return "\n".join(lines)
 
 
