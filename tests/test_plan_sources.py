@@ -571,3 +571,20 @@ def test_status_rows_in_a_readme_above_the_modules_are_read_and_written_back(
         ),
         ("| E02 | Invoices | 🟡 |", "| E02 | Invoices | 🟢 |"),
     ]
+
+
+def test_a_dependency_on_e02_finds_the_one_phase_dot_epic_numbered_2(tmp_path: Path) -> None:
+    module = tmp_path / "plans" / "report"
+    module.mkdir(parents=True)
+    (module / "epic-1.2-tables.md").write_text("# Epic 1.2: Tables\n")
+    (module / "epic-3.1-charts.md").write_text("---\ndepends_on: [report/E02]\n---\n# Charts\n")
+    (module / "epic-3.4-export.md").write_text("---\ndepends_on: [2, E07]\n---\n# Export\n")
+    parsed = parse_paths(tmp_path, [tmp_path / "plans"])
+    deps = {t.external_id: t.depends_on for t in parsed.tasks}
+    assert deps["report/E3.1"] == ("report/E1.2",)
+    assert deps["report/E3.4"] == ("report/E1.2", "report/E07")
+    # An id nothing answers to stays a problem, on its own line.
+    assert [str(p) for p in check(parsed)] == [
+        "plans/report/epic-3.4-export.md:2: report/E3.4 depends on report/E07, which no plan "
+        "file or task has"
+    ]

@@ -155,8 +155,37 @@ def parse(root: Path, path: Path) -> Parsed:
                     task, depends_on=(f"{module}/{max(lower, key=lambda n: n.number).short}",)
                 )
         tasks.append(task)
-    parsed.tasks = tasks
+    parsed.tasks = _dotted_aliases(tasks, [(t.extras["module"], n) for t, n, _ in found])
     return parsed
+
+
+def _dotted_aliases(
+    tasks: list[PlannedTask], names: list[tuple[str, EpicName]]
+) -> list[PlannedTask]:
+    """Dependencies on ``module/E02`` where the module has no E02 but one ``epic-P.2`` file:
+    that epic (its number within its phase is the id other tools give it)."""
+    ids = {t.external_id for t in tasks}
+    dotted: dict[str, list[str]] = {}
+    for module, name in names:
+        if len(name.number) == 2:
+            plain = EpicName(name.prefix, (name.number[1],))
+            dotted.setdefault(f"{module}/{plain.short}", []).append(f"{module}/{name.short}")
+    if not dotted:
+        return tasks
+    out = []
+    for task in tasks:
+        deps = []
+        for dep in task.depends_on:
+            alias = dotted.get(dep, [])
+            deps.append(alias[0] if dep not in ids and len(alias) == 1 else dep)
+        if deps != list(task.depends_on):
+            lines = {
+                new: task.dep_lines.get(old, task.line)
+                for old, new in zip(task.depends_on, deps, strict=True)
+            }
+            task = replace(task, depends_on=tuple(deps), dep_lines={**task.dep_lines, **lines})
+        out.append(task)
+    return out
 
 
 def _parse_file(
