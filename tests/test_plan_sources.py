@@ -588,3 +588,14 @@ def test_a_dependency_on_e02_finds_the_one_phase_dot_epic_numbered_2(tmp_path: P
         "plans/report/epic-3.4-export.md:2: report/E3.4 depends on report/E07, which no plan "
         "file or task has"
     ]
+
+
+def test_overlapping_paths_read_each_epic_once() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "epics", FIXTURES / "epics/core"])
+    assert check(parsed) == []
+    assert len(parsed.tasks) == 6
+    # Two files with one id are still a duplicate.
+    broken = parse_paths(FIXTURES, [FIXTURES / "broken", FIXTURES / "broken/m"])
+    assert [str(p) for p in check(broken)].count(
+        "broken/m/epic-01-a.md:1: duplicate id m/E01 (also at broken/m/01-epic-again.md:1)"
+    ) == 1

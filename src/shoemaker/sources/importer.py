@@ -74,6 +74,17 @@ def parse_paths(root: Path, paths: Sequence[Path], fmt: str = "auto") -> Parsed:
         if kind not in FORMATS:
             raise PlanError(f"--format {kind}: use one of auto, {', '.join(FORMATS)}")
         parsed.extend(_PARSERS[kind](root, path))
+    # Paths that overlap (a plans root and a module inside it) read some files twice: each
+    # task once, so only a true duplicate id is a problem.
+    seen: set[tuple[str, int, str]] = set()
+    tasks = []
+    for task in parsed.tasks:
+        if (task.path, task.line, task.external_id) not in seen:
+            seen.add((task.path, task.line, task.external_id))
+            tasks.append(task)
+    parsed.tasks = tasks
+    parsed.files = list(dict.fromkeys(parsed.files))
+    parsed.problems = list(dict.fromkeys(parsed.problems))
     return parsed
 
 
