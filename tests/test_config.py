@@ -82,6 +82,14 @@ def test_invalid_file_names_file_field_and_fix(
     assert hint in message
 
 
+@pytest.mark.parametrize(("written", "meant"), [("off", "off"), ("on", "agent"), ("'off'", "off")])
+def test_measure_off_written_bare_is_the_word_not_a_boolean(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    (tmp_path / CONFIG_FILE).write_text(f"measure: {written}\n")
+    assert load_config(tmp_path).measure == meant
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     (tmp_path / CONFIG_FILE).write_text("cycles: 1\nagent: [unclosed\n")
     with pytest.raises(ConfigError, match=r"line \d+ is not valid YAML"):

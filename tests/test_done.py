@@ -151,6 +151,10 @@ async def test_a_completed_signal_merges_the_task(fast_tmp: Path) -> None:
     (run,) = project.store.runs(task_id=finished.id)
     assert "SHOEMAKER_DONE_FILE" in run.env_names
     assert "signalled completed" in project.store.transcript(run.id).decode()
+    # The prompt told the agent how to signal, and that the signal is required.
+    assert '`"$SHOEMAKER" done` — the task is complete' in run.prompt
+    assert '`"$SHOEMAKER" done --status blocked --reason "…"`' in run.prompt
+    assert "A run that ends without this signal counts as a failed attempt." in run.prompt
 
 
 async def test_done_status_blocked_ends_the_task_blocked(fast_tmp: Path) -> None:
@@ -167,7 +171,9 @@ async def test_done_status_blocked_ends_the_task_blocked(fast_tmp: Path) -> None
     assert wall.state == TaskState.BLOCKED
     assert wall.reason == f"its agent is blocked: {NASTY.replace(chr(27), '')}"
     assert wall.attempts == 1  # no retry
-    assert len(project.store.runs(task_id=wall.id)) == 1
+    (run,) = project.store.runs(task_id=wall.id)
+    assert '"$SHOEMAKER" done --status blocked' in run.prompt
+    assert "without this signal" not in run.prompt  # require_done_signal is off
     assert after.state == TaskState.BLOCKED
     assert after.reason == f"depends on task {wall.id}, which is blocked"
     assert not (project.root / "w.py").exists()  # never merged; kept on attempt/*

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from projects import make_project
+from projects import cli, make_project
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.engine.views import load_snapshot
 from shoemaker.model import PlanGate, TaskState
-from shoemaker.sources import beads, epics, phases
+from shoemaker.sources import beads, epic_names, epics, phases
 from shoemaker.sources.check import check
 from shoemaker.sources.importer import detect_format, import_plan, parse_paths
-from shoemaker.sources.model import PlanError, PlannedTask
+from shoemaker.sources.model import PlanError, PlannedTask, says_done
 from shoemaker.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plans"
@@ -181,7 +181,7 @@ def test_epic_write_back_marks_front_matter_and_the_readme_row() -> None:
     )
     assert epics.mark_complete("# x\n") == "---\nstatus: complete\n---\n# x\n"
     readme = (FIXTURES / "epics/core/README.md").read_text()
-    name = epics.epic_name("epic-02-parser.md")
+    name = epic_names.epic_name("epic-02-parser.md")
     assert name is not None
     rows = epics.mark_readme_row(readme, "epic-02-parser.md", name).split("\n")
     assert [r for r in rows if "🟢" in r] == [
@@ -218,6 +218,12 @@ def test_the_dashboard_rows_and_task_screen_show_where_a_task_comes_from(tmp_pat
     task = next(t for t in project.store.list_tasks("g") if t.external_id == "bd-2")
     detail = load_task_detail(project, task.id)
     assert detail.source == "beads bd-2 · beads/.beads/issues.jsonl"
+    # An epic's github_issue is kept and shown beside where it comes from.
+    import_plan(project.store, FIXTURES, project.store.get_generation("g"), [FIXTURES / "epics"])
+    writer = next(t for t in project.store.list_tasks("g") if t.external_id == "core/E03")
+    assert load_task_detail(project, writer.id).source == (
+        "epics core/E03 · epics/core/03-epic-writer.md · GitHub issue 42"
+    )
 
 
 def test_a_master_plan_with_decimal_phases_gates_and_wrapper() -> None:
@@ -344,6 +350,9 @@ async def test_the_plans_view_groups_tasks_with_their_progress(fast_tmp: Path) -
     async with app.run_test(size=(120, 36)) as pilot:
         while app.snapshots_loaded == 0:
             await pilot.pause(0.02)
+        # Each queue row leads with the id the plan file gives the task.
+        titles = [str(app.queue.get_row_at(i)[1]) for i in range(app.queue.row_count)]
+        assert "core/E03 · Writer" in titles and "cli/CLI02 · Help" in titles
         await pilot.press("P")
         assert isinstance(app.screen, PlansScreen)
         table = app.screen.query_one("#plans-table", DataTable)
@@ -371,3 +380,223 @@ def test_an_epic_imported_alone_follows_the_epics_beside_it(store: Store, tmp_pa
     (e4,) = import_plan(store, root, gen, [root / "docs/plans/core/epic-04-extra.md"]).added
     e3 = next(t for t in store.list_tasks("g") if t.external_id == "core/E03")
     assert e4.depends_on == [e3.id]
+
+
+def test_a_status_written_with_a_mark_or_an_emoji_is_read_as_people_mean_it() -> None:
+    tasks = by_id(FIXTURES, FIXTURES / "marked")
+    done = {i for i, t in tasks.items() if t.done}
+    # ✅ in front matter, and a README row reading "🟢 Complete"; 🟡 is still open.
+    assert done == {"technical/E04", "billing/E00"}
+    assert tasks["technical/E05"].depends_on == ("technical/E04", "billing/E00")
+    assert tasks["technical/E05"].title == "Input Validators"
+    assert tasks["technical/E05"].priority == 1
+    master = by_id(FIXTURES, FIXTURES / "marked-phases/master-plan.md")
+    # Phase 1 has no **Status:**: the table's "✅ Complete" says it; phase 2 is "🟡 In Progress".
+    assert [t.done for t in master.values()] == [True, False]
+    assert master["master-plan/P2"].gates == (PlanGate("ruff", "ruff check ."),)
+    assert master["master-plan/P2"].extras["notes_file"] == "notes/NOTES_phase_2.md"
+
+
+@pytest.mark.parametrize(
+    ("status", "done"),
+    [
+        ("complete", True),
+        ("Completed.", True),
+        ("✅ Complete", True),
+        ("🟢", True),
+        ("done (2026-11-02)", True),
+        ("closed", True),
+        ("in_progress", False),
+        ("🔴 Not started", False),
+        ("not complete", False),
+        ("Pending", False),
+        ("", False),
+    ],
+)
+def test_status_words_and_marks(status: str, done: bool) -> None:
+    assert says_done(status) is done
+
+
+def test_broken_front_matter_is_one_line_naming_its_line(tmp_path: Path) -> None:
+    epic = tmp_path / "m" / "epic-01-a.md"
+    epic.parent.mkdir()
+    epic.write_text("---\ntitle: A\nstatus: [unclosed\n---\n# Epic 01: A\n")
+    (problem,) = [str(p) for p in check(parse_paths(tmp_path, [tmp_path]))]
+    assert "\n" not in problem
+    assert problem.startswith("m/epic-01-a.md:3: front matter is not valid YAML: ")
+
+
+def test_beads_export_of_other_formats_closes_what_is_done_and_links_its_own_ids(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, [])
+    shutil.copytree(FIXTURES / "marked", project.root / "docs/plans")
+    project.git.commit_all(project.root, "plan")
+    gen = start_generation(project, "g")
+    import_plan(project.store, project.root, gen, [project.root / "docs/plans"])
+    issues = {
+        i["external_ref"]: i
+        for i in map(json.loads, beads.export("", project.store.list_tasks("g")).splitlines())
+    }
+    ids = {i["id"] for i in issues.values()}
+    forms, ledger = issues["epics:technical/E04"], issues["epics:billing/E00"]
+    # Done in their own files: closed, and not said to be merged by shoemaker.
+    assert (forms["status"], ledger["status"]) == ("closed", "closed")
+    assert ledger["close_reason"] == "done in its plan file docs/plans/billing/00-epic-ledger.md"
+    validators = issues["epics:technical/E05"]
+    assert validators["status"] == "open"
+    # Its dependencies name issues of the same file, not epic ids bd has never seen.
+    targets = {d["depends_on_id"] for d in validators["dependencies"]}
+    assert targets == {forms["id"], ledger["id"]} and targets <= ids
+
+
+def test_export_to_a_file_it_cannot_write_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path, [])
+    start_generation(project, "g")
+    out = cli(project, "tasks", "export", "--format", "beads", "no/such/dir/issues.jsonl")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert "no/such/dir/issues.jsonl: cannot write it: " in out.stderr
+    assert not (project.root / "no").exists()
+
+
+def test_a_directory_holding_a_master_plan_reads_as_phases(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(FIXTURES / "phases", docs)
+    (docs / "notes.md").write_text("# Notes\n\nNot a plan.\n")
+    assert detect_format(docs) == "phases"
+    assert list(by_id(tmp_path, docs)) == ["master-plan/P1", "master-plan/P2", "master-plan/P3.1"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("# Notes\n")
+    (problem,) = parse_paths(tmp_path, [empty], "phases").problems
+    assert str(problem).startswith("empty:1: no master plan under it")
+
+
+def test_phase_ids_with_leading_zeros_are_the_phases_other_files_name(tmp_path: Path) -> None:
+    (tmp_path / "master-plan.md").write_text(
+        "# Tool - Master Plan\n\n| Phase | Title | Focus | Risk | Status |\n|---|---|---|---|---|\n"
+        "| 01.0 | [Core](core.md) | a | Low | Pending |\n"
+        "| 01.1 | [More](more.md) | b | Low | Pending |\n"
+        "| 02 | [Last](last.md) | c | Low | Pending |\n"
+    )
+    (tmp_path / "core.md").write_text("# Phase 1.0: Core\n\n**Depends On:** N/A\n")
+    (tmp_path / "more.md").write_text("# Phase 1.1: More\n\n**Depends On:** Phase 1.0\n")
+    (tmp_path / "last.md").write_text("# Phase 2: Last\n\n**Depends On:** Phase 01.1, Phase 1\n")
+    parsed = parse_paths(tmp_path, [tmp_path / "master-plan.md"])
+    deps = {t.external_id: t.depends_on for t in parsed.tasks}
+    assert deps == {
+        "master-plan/P1.0": (),
+        "master-plan/P1.1": ("master-plan/P1.0",),
+        "master-plan/P2": ("master-plan/P1.1", "master-plan/P1"),
+    }
+    # Phase 1 is nobody: named as such, on the line that says it.
+    assert [str(p) for p in check(parsed)] == [
+        "last.md:3: master-plan/P2 depends on master-plan/P1, which no plan file or task has"
+    ]
+
+
+def test_a_gate_that_needs_a_shell_is_a_problem_not_a_puzzling_failure(tmp_path: Path) -> None:
+    (tmp_path / "master-plan.md").write_text(
+        "# Tool - Master Plan\n\n| Phase | Title | Focus | Risk | Status |\n|---|---|---|---|---|\n"
+        "| 1 | [Core](core.md) | a | Low | Pending |\n"
+    )
+    (tmp_path / "core.md").write_text(
+        "# Phase 1: Core\n\n## Gates\n"
+        "- tests: `command: cd backend && pytest -q` - must pass\n"
+        "- lint: `command: ruff check .` - clean\n"
+        "- quote: `command: echo 'open` - broken\n"
+    )
+    problems = [str(p) for p in check(parse_paths(tmp_path, [tmp_path / "master-plan.md"]))]
+    assert problems == [
+        "core.md:4: gate 'tests': its command needs a shell for '&&', and gates run without "
+        "one; write one gate per command, or put them in a script the gate runs",
+        "core.md:6: gate 'quote': its command cannot be split: No closing quotation",
+    ]
+
+
+def test_a_readme_row_is_the_epic_its_first_id_names_not_one_it_depends_on() -> None:
+    readme = (
+        "| Epic | Title | Depends on | Status |\n|---|---|---|---|\n"
+        "| E05 | Validators | E04 | 🔴 |\n"
+        "| E06 | Reports | E05 | 🔴 |\n"
+        "| [07](epic-07-x.md) | X | [05](epic-05-validators.md) | 🟡 |\n"
+        "| 🟡 | [Validators again](epic-05-validators.md) | | |\n"
+    )
+    five = epic_names.EpicName("E", (5,))
+    rows = epics.mark_readme_row(readme, "epic-05-validators.md", five).split("\n")
+    assert rows[2:6] == [
+        "| E05 | Validators | E04 | 🟢 |",
+        "| E06 | Reports | E05 | 🔴 |",
+        "| [07](epic-07-x.md) | X | [05](epic-05-validators.md) | 🟡 |",
+        "| 🟢 | [Validators again](epic-05-validators.md) | | |",
+    ]
+    # Reading the status goes by the same rows: E06's 🟢 is not E05's.
+    assert not epics.row_matches("| E06 | Reports | E05 | 🟢 |", "epic-05-validators.md", five)
+
+
+def test_status_rows_in_a_readme_above_the_modules_are_read_and_written_back(
+    tmp_path: Path,
+) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.writeback import write_back
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "rooted", root)
+    tasks = by_id(root, root / "docs/plans")
+    # Rows linking the epic's file, or under a heading naming its module.
+    assert {i for i, t in tasks.items() if t.done} == {"technical/E01", "billing/E01"}
+    before = (root / "README.md").read_text()
+    for external_id in ("technical/E02", "billing/E02"):
+        module = external_id.split("/")[0]
+        number = external_id[-2:]
+        path = next(p for p in (root / "docs/plans" / module).glob(f"epic-{number}-*.md"))
+        task = Task(
+            1,
+            "g",
+            "t",
+            "",
+            TaskState.MERGING,
+            origin=TaskOrigin("epics", path.relative_to(root).as_posix(), external_id),
+            extras={"module": module},
+        )
+        assert "README.md" in write_back(task, root)
+    after = (root / "README.md").read_text().split("\n")
+    changed = [(b, a) for b, a in zip(before.split("\n"), after, strict=True) if a != b]
+    assert changed == [
+        (
+            "| [E02](docs/plans/technical/epic-02-validators.md) | Validators, after "
+            "[E01](docs/plans/technical/epic-01-forms.md) | 🔴 |",
+            "| [E02](docs/plans/technical/epic-02-validators.md) | Validators, after "
+            "[E01](docs/plans/technical/epic-01-forms.md) | 🟢 |",
+        ),
+        ("| E02 | Invoices | 🟡 |", "| E02 | Invoices | 🟢 |"),
+    ]
+
+
+def test_a_dependency_on_e02_finds_the_one_phase_dot_epic_numbered_2(tmp_path: Path) -> None:
+    module = tmp_path / "plans" / "report"
+    module.mkdir(parents=True)
+    (module / "epic-1.2-tables.md").write_text("# Epic 1.2: Tables\n")
+    (module / "epic-3.1-charts.md").write_text("---\ndepends_on: [report/E02]\n---\n# Charts\n")
+    (module / "epic-3.4-export.md").write_text("---\ndepends_on: [2, E07]\n---\n# Export\n")
+    parsed = parse_paths(tmp_path, [tmp_path / "plans"])
+    deps = {t.external_id: t.depends_on for t in parsed.tasks}
+    assert deps["report/E3.1"] == ("report/E1.2",)
+    assert deps["report/E3.4"] == ("report/E1.2", "report/E07")
+    # An id nothing answers to stays a problem, on its own line.
+    assert [str(p) for p in check(parsed)] == [
+        "plans/report/epic-3.4-export.md:2: report/E3.4 depends on report/E07, which no plan "
+        "file or task has"
+    ]
+
+
+def test_overlapping_paths_read_each_epic_once() -> None:
+    parsed = parse_paths(FIXTURES, [FIXTURES / "epics", FIXTURES / "epics/core"])
+    assert check(parsed) == []
+    assert len(parsed.tasks) == 6
+    # Two files with one id are still a duplicate.
+    broken = parse_paths(FIXTURES, [FIXTURES / "broken", FIXTURES / "broken/m"])
+    assert [str(p) for p in check(broken)].count(
+        "broken/m/epic-01-a.md:1: duplicate id m/E01 (also at broken/m/01-epic-again.md:1)"
+    ) == 1

@@ -56,6 +56,12 @@ def merged_in_dependency_order(project: Project, start: str, branch: str) -> lis
     return [tasks[i] for i in order]
 
 
+def touched_by(project: Project, task: Task) -> set[str]:
+    """The paths the task's one commit changed."""
+    sha = task.merged_commit
+    return {f.path for f in project.git.diff_stat(f"{sha}^", sha).files}
+
+
 async def test_epics_import_run_and_write_back(fast_tmp: Path) -> None:
     project = make_project(
         fast_tmp,
@@ -148,6 +154,7 @@ async def test_beads_from_plan_sources_run_and_export_round_trips(fast_tmp: Path
     assert (report.merged, report.failed) == (3, 0)
     landed = merged_in_dependency_order(project, gen.start_commit, gen.branch)
     assert [t.external_id for t in landed] == ["bd-2", "bd-3", "bd-4"]  # the parent last
+    assert all(".beads/issues.jsonl" in touched_by(project, t) for t in landed)
 
     # On the generation branch, shoemaker's issues are closed; nothing else changed.
     after = show(project, gen.branch, ".beads/issues.jsonl")
@@ -291,6 +298,16 @@ async def test_a_master_plan_with_phases_gates_subagents_and_notes(fast_tmp: Pat
         assert "- [x]" in tasks_section
     master = show(project, gen.branch, "docs/plan/master-plan.md")
     assert master.count("| Complete |") == 3 and "Pending |" not in master
+    # Each phase's write-back is inside its own (one) commit.
+    for task in landed:
+        assert task.origin is not None
+        assert {task.origin.path, "docs/plan/master-plan.md"} <= touched_by(project, task)
+    listed = {
+        r["source"]["external_id"]: r for r in json.loads(cli(project, "tasks", "--json").stdout)
+    }
+    assert listed["master-plan/P2"]["gates"] == ["core-imports"]  # the phase's own gate
+    assert listed["master-plan/P2"]["source"]["path"] == "docs/plan/phase2-core.md"
+    assert listed["master-plan/P2"]["extras"]["required_agents"] == ["doc-sync-manager"]
     check = cli(project, "plan", "check", "docs/plan/master-plan.md")
     assert check.returncode == 0, check.stderr
 
@@ -345,3 +362,37 @@ async def test_an_epic_whose_agent_changes_nothing_still_lands_its_status(fast_t
     assert show(project, gen.branch, "docs/plans/core/epic-01-noop.md").startswith(
         "---\nstatus: complete\n---\n"
     )
+
+
+async def test_an_epic_added_while_the_generation_runs_joins_at_the_next_cycle(
+    fast_tmp: Path,
+) -> None:
+    project = scripted(
+        make_project(
+            fast_tmp, [], measure="off", plan_sources=[{"path": "docs/plans", "format": "epics"}]
+        )
+    )
+    plans = project.root / "docs/plans/core"
+    plans.mkdir(parents=True)
+    (plans / "epic-01-a.md").write_text(
+        '# Epic 01: A\n\n<!-- rehearsal\nfiles: {a.py: "A = 1\\n"}\n-->\n'
+    )
+    project.git.commit_all(project.root, "plan")
+    gen = start_generation(project, "g1")
+    first = await Engine(project).run(cycles=1)
+    assert first.merged == 1
+    # A person writes the next epic into their checkout while the generation is open.
+    (plans / "epic-02-b.md").write_text(
+        '# Epic 02: B\n\n<!-- rehearsal\nfiles: {b.py: "B = 2\\n"}\n-->\n'
+    )
+    second = await Engine(project).run(cycles=1)
+    assert second.merged == 1
+    tasks = {t.external_id: t for t in project.store.list_tasks("g1")}
+    assert list(tasks) == ["core/E01", "core/E02"]
+    assert tasks["core/E02"].depends_on == [tasks["core/E01"].id]  # implicit, across cycles
+    assert all(t.state == TaskState.DONE for t in tasks.values())
+    landed = merged_in_dependency_order(project, gen.start_commit, gen.branch)
+    assert [t.external_id for t in landed] == ["core/E01", "core/E02"]
+    assert "status: complete" in show(project, gen.branch, "docs/plans/core/epic-01-a.md")
+    # The new epic is the person's uncommitted file: their checkout is left as it is.
+    assert (plans / "epic-02-b.md").read_text().startswith("# Epic 02: B\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,16 @@ def cmd_tasks_export(args: argparse.Namespace) -> int:
         return 0
     target = Path(args.directory) / args.file
     tmp = target.with_name(target.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)  # the file appears whole or not at all
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)  # the file appears whole or not at all
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # nothing half-written stays behind
+        raise BadInput(
+            f"{args.file}: cannot write it: {exc.strerror or exc}; name a file in an "
+            "existing directory, or - for standard output"
+        ) from None
     _console(stderr=True).print(f"wrote {len(tasks)} task(s) to {_esc(args.file)}")
     return 0

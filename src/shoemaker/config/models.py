@@ -334,6 +334,14 @@ class Config(_Strict):
     podman_global_args: list[str] = Field(default_factory=list)
     """Arguments before `run` (e.g. --cgroup-manager=cgroupfs)."""
 
+    @field_validator("measure", mode="before")
+    @classmethod
+    def _measure_off_unquoted(cls, value: Any) -> Any:
+        # YAML reads a bare `measure: off` (or on) as a boolean; it means the word.
+        if isinstance(value, bool):
+            return "agent" if value else "off"
+        return value
+
     @field_validator("generation_prefix")
     @classmethod
     def _prefix_is_ref_safe(cls, value: str) -> str:

@@ -218,6 +218,11 @@ def load_task_detail(
         raw_skipped=raw_count - len(raw),
         source=(
             f"{task.origin.format} {task.origin.external_id} · {task.origin.path}"
+            + (
+                f" · GitHub issue {task.extras['github_issue']}"
+                if task.extras.get("github_issue") is not None
+                else ""
+            )
             if task.origin
             else ""
         ),

@@ -164,6 +164,8 @@ def _status(task: Task) -> str | None:
 def close_reason(task: Task) -> str:
     if task.state == TaskState.CANCELLED:
         return f"cancelled in shoemaker: {task.reason}".rstrip(": ")
+    if not task.merged_commit and not task.attempts and task.origin is not None:
+        return f"done in its plan file {task.origin.path}"
     merged = f" as {task.merged_commit[:12]}" if task.merged_commit else ""
     return f"done by shoemaker (task #{task.id}), merged{merged}"
 
@@ -197,7 +199,11 @@ def export(original: str, tasks: Iterable[Task]) -> str:
         issue_id = _id_of(line)
         task = by_id.get(issue_id) if issue_id else None
         out.append(updated_line(line, task) if task else line)
-    ext = {t.id: t.external_id or f"sm-{t.id}" for t in tasks}
+    # The issue id each task has in the file: its own for an issue, ``sm-<id>`` for the rest.
+    ext = {
+        t.id: t.external_id if t.origin and t.origin.format == FORMAT else f"sm-{t.id}"
+        for t in tasks
+    }
     new_lines = [
         json.dumps(_new_issue(t, ext), ensure_ascii=False, separators=(",", ":")) for t in others
     ]
@@ -224,12 +230,15 @@ def _new_issue(task: Task, ext: Mapping[int, str]) -> dict[str, Any]:
         "id": f"sm-{task.id}",
         "title": task.title,
         "description": task.description,
-        "status": _status(task) or "open",
+        # Done in its own plan file (never run here) is done all the same.
+        "status": _status(task) or ("closed" if task.state == TaskState.DONE else "open"),
         "priority": max(0, min(4, 2 - task.priority)),
         "issue_type": "task",
         "created_at": _stamp(task.created_at),
         "updated_at": _stamp(task.updated_at),
     }
+    if task.origin is not None:
+        issue["external_ref"] = f"{task.origin.format}:{task.external_id}"
     if issue["status"] == "closed":
         issue["closed_at"] = _stamp(task.updated_at)
         issue["close_reason"] = close_reason(task)

@@ -7,84 +7,45 @@ File names: ``epic-NN-slug.md`` and ``NN-epic-slug.md`` (id ``module/ENN``),
 (high|medium|low), ``depends_on`` (full ids, or bare numbers and short ids meaning the same
 module), ``needs_review``, ``github_issue``, and optionally ``module``, ``epic``, ``title``.
 An epic without ``depends_on`` depends on the highest lower-numbered epic of its module and
-prefix. Its status may also come from the module README's table (🔴 / 🟡 / 🟢).
+prefix. Its status may also come from a README table (🔴 / 🟡 / 🟢): its module's, or one
+above it (the plans root's, ``docs/``, the repository's) whose row links its file or sits
+under a heading naming its module.
 
-When an epic's task merges, its front matter says ``status: complete`` and its README row 🟢:
-:func:`mark_complete` and :func:`mark_readme_row`, applied inside the task's own commit.
+When an epic's task merges, its front matter says ``status: complete`` and its README rows 🟢:
+:func:`mark_complete` and :func:`mark_readme`, applied inside the task's own commit.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shoemaker.sources.model import Parsed, PlannedTask, Problem, read_plan_file, shown_path
+from shoemaker.sources.epic_names import (
+    FULL_ID,
+    EpicName,
+    epic_name,
+    is_epic_file,
+    name_of,
+    short_id,
+)
+from shoemaker.sources.model import (
+    Parsed,
+    PlannedTask,
+    Problem,
+    read_plan_file,
+    says_done,
+    shown_path,
+)
 
 FORMAT = "epics"
 DEFAULT_ROOT = "docs/plans"
 
-_NAMES = (
-    # epic-P.E-slug.md: a phase and an epic number.
-    re.compile(r"^epic-(?P<phase>\d+)\.(?P<num>\d+)(?:-.*)?\.md$", re.IGNORECASE),
-    # epic-<prefix>-NN-slug.md
-    re.compile(r"^epic-(?P<prefix>[a-z]+)-(?P<num>\d+)(?:-.*)?\.md$", re.IGNORECASE),
-    # epic-NN-slug.md
-    re.compile(r"^epic-(?P<num>\d+)(?:-.*)?\.md$", re.IGNORECASE),
-    # NN-epic-slug.md
-    re.compile(r"^(?P<num>\d+)-epic(?:-.*)?\.md$", re.IGNORECASE),
-)
-_SHORT_ID = re.compile(r"^(?P<prefix>[A-Za-z]+)?(?P<num>\d+(?:\.\d+)?)$")
-_FULL_ID = re.compile(r"^(?P<module>[^/\s]+)/(?P<short>[A-Za-z]*\d+(?:\.\d+)?)$")
-_DONE = {"complete", "completed", "done", "closed", "merged", "finished"}
 _PRIORITIES = {"high": 1, "medium": 0, "low": -1}
 EMOJI_DONE, EMOJI_OPEN = "🟢", ("🔴", "🟡")
-
-
-@dataclass(frozen=True, slots=True)
-class EpicName:
-    """What an epic's file name (or front matter) says: its prefix and number."""
-
-    prefix: str
-    number: tuple[int, ...]
-
-    @property
-    def short(self) -> str:
-        if len(self.number) == 2:
-            return f"{self.prefix}{self.number[0]}.{self.number[1]}"
-        return f"{self.prefix}{self.number[0]:02d}"
-
-
-def epic_name(file_name: str) -> EpicName | None:
-    for pattern in _NAMES:
-        m = pattern.match(file_name)
-        if m:
-            groups = m.groupdict()
-            if groups.get("phase"):
-                return EpicName("E", (int(groups["phase"]), int(m["num"])))
-            return EpicName((groups.get("prefix") or "E").upper(), (int(m["num"]),))
-    return None
-
-
-def name_of(text: str, own_prefix: str) -> EpicName | None:
-    """``E4``, ``cli2``, ``2.1``, ``4`` (a bare number: the epic's own prefix) → its name."""
-    m = _SHORT_ID.match(text.strip())
-    if not m:
-        return None
-    return EpicName((m["prefix"] or own_prefix).upper(), tuple(int(x) for x in m["num"].split(".")))
-
-
-def short_id(text: str, own_prefix: str) -> str | None:
-    """The canonical short id (``E04``, ``CLI02``, ``E2.01``) of what :func:`name_of` reads."""
-    name = name_of(text, own_prefix)
-    return name.short if name else None
-
-
-def is_epic_file(path: Path) -> bool:
-    return path.suffix.lower() == ".md" and epic_name(path.name) is not None
 
 
 def discover(path: Path) -> list[Path]:
@@ -147,8 +108,37 @@ def parse(root: Path, path: Path) -> Parsed:
                     task, depends_on=(f"{module}/{max(lower, key=lambda n: n.number).short}",)
                 )
         tasks.append(task)
-    parsed.tasks = tasks
+    parsed.tasks = _dotted_aliases(tasks, [(t.extras["module"], n) for t, n, _ in found])
     return parsed
+
+
+def _dotted_aliases(
+    tasks: list[PlannedTask], names: list[tuple[str, EpicName]]
+) -> list[PlannedTask]:
+    """Dependencies on ``module/E02`` where the module has no E02 but one ``epic-P.2`` file:
+    that epic (its number within its phase is the id other tools give it)."""
+    ids = {t.external_id for t in tasks}
+    dotted: dict[str, list[str]] = {}
+    for module, name in names:
+        if len(name.number) == 2:
+            plain = EpicName(name.prefix, (name.number[1],))
+            dotted.setdefault(f"{module}/{plain.short}", []).append(f"{module}/{name.short}")
+    if not dotted:
+        return tasks
+    out = []
+    for task in tasks:
+        deps = []
+        for dep in task.depends_on:
+            alias = dotted.get(dep, [])
+            deps.append(alias[0] if dep not in ids and len(alias) == 1 else dep)
+        if deps != list(task.depends_on):
+            lines = {
+                new: task.dep_lines.get(old, task.line)
+                for old, new in zip(task.depends_on, deps, strict=True)
+            }
+            task = replace(task, depends_on=tuple(deps), dep_lines={**task.dep_lines, **lines})
+        out.append(task)
+    return out
 
 
 def _parse_file(
@@ -164,7 +154,11 @@ def _parse_file(
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = 2 + (mark.line if mark is not None else 0)
-            problems.append(Problem(shown, line, f"front matter is not valid YAML: {exc}"))
+            # PyYAML's message spans lines (with a caret drawing); a problem is one line.
+            what = getattr(exc, "problem", None) or str(exc).split("\n", 1)[0]
+            problems.append(
+                Problem(shown, line, f"front matter is not valid YAML: {what}; fix the YAML")
+            )
             return None
         if loaded is not None and not isinstance(loaded, dict):
             problems.append(Problem(shown, 2, "front matter must be a mapping of fields"))
@@ -254,9 +248,9 @@ def _parse_file(
 
     status = meta.get("status")
     if status is not None:
-        done = str(status).strip().lower() in _DONE
+        done = says_done(status)
     else:
-        done = _readme_status(root, file, name) == EMOJI_DONE
+        done = _readme_status(root, file, module, name) == EMOJI_DONE
     title = str(meta.get("title") or _heading(text) or file.stem)
     task = PlannedTask(
         format=FORMAT,
@@ -276,7 +270,7 @@ def _parse_file(
 
 
 def _dependency(item: str, module: str, prefix: str) -> str | None:
-    full = _FULL_ID.match(item)
+    full = FULL_ID.match(item)
     if full:
         short = short_id(full["short"], "E")
         return f"{full['module']}/{short}" if short else None
@@ -311,30 +305,96 @@ def readme_of(file: Path) -> Path:
     return file.parent / "README.md"
 
 
+#: A cell that names some epic: a link to an epic file, an id (``E05``, ``CLI02``), a number.
+_NAMES_AN_EPIC = re.compile(r"\]\([^)]*\.md\)|(?<![\w/.])[A-Za-z]*\d+(?:\.\d+)?(?![\w.])")
+
+
 def row_matches(row: str, file_name: str, name: EpicName) -> bool:
-    """Whether a README table row is the epic's: it names its file, its id, or its number
-    in the first cell."""
+    """Whether a README table row is the epic's. The row belongs to the epic its first cell
+    naming one names (by file, id or number), so a "depends on" column further right never
+    makes it another epic's row."""
     if not row.lstrip().startswith("|"):
         return False
-    if file_name in row:
+    for cell in row.strip().strip("|").split("|"):
+        if _NAMES_AN_EPIC.search(cell):
+            return _cell_names(cell.strip(), file_name, name)
+    return False
+
+
+def _cell_names(cell: str, file_name: str, name: EpicName) -> bool:
+    if file_name in cell:
         return True
+    if re.search(r"\]\([^)]*\.md\)", cell):
+        return False  # a link to another epic's file
     number = (
         r"\.".join(str(n) for n in name.number) if len(name.number) == 2 else str(name.number[0])
     )
-    if re.search(rf"(?<![\w/]){name.prefix}0*{number}(?![\w.])", row, re.IGNORECASE):
+    if re.search(rf"(?<![\w/]){name.prefix}0*{number}(?![\w.])", cell, re.IGNORECASE):
         return True
-    first = row.strip().strip("|").split("|")[0].strip()
-    return re.fullmatch(rf"0*{number}", first) is not None
+    return re.fullmatch(rf"0*{number}", cell) is not None
 
 
-def _readme_status(root: Path, file: Path, name: EpicName) -> str | None:
-    readme = readme_of(file)
-    if not readme.is_file():
-        return None
-    for row in read_plan_file(root, readme).split("\n"):
-        if row_matches(row, file.name, name):
+def status_readmes(root: Path, file: Path) -> list[Path]:
+    """The READMEs that may hold the epic's status row: its module's, then the one of each
+    directory above it up to the repository (a plans root's, ``docs/``, the repository's own
+    — where a status table for every module is often kept)."""
+    found = []
+    folder, top = file.parent, root.absolute()
+    inside = file.absolute().is_relative_to(top)
+    while True:
+        readme = folder / "README.md"
+        if readme.is_file() and not readme.is_symlink():
+            found.append(readme)
+        if not inside or folder.absolute() == top or folder.parent == folder:
+            return found
+        folder = folder.parent
+
+
+_LINK_TARGET = re.compile(r"\]\((?P<target>[^)\s#]+)")
+
+
+def epic_rows(text: str, readme: Path, file: Path, module: str, name: EpicName) -> list[int]:
+    """The line numbers (0-based) of the README table rows that are the epic's. In its
+    module's README a row names it by file, id or number; in a README above that, by a link
+    to its file, or by id under a heading that names its module (``## Technical Module``)."""
+    own = readme.parent.absolute() == file.parent.absolute()
+    wanted = module.lower().removesuffix("-module").replace("-", " ")
+    heading = ""
+    rows = []
+    for n, row in enumerate(text.split("\n")):
+        if row.startswith("#"):
+            heading = row.lstrip("#").strip().lower().replace("-", " ")
+            continue
+        if own:
+            if row_matches(row, file.name, name):
+                rows.append(n)
+            continue
+        if not row.lstrip().startswith("|"):
+            continue
+        cell = next(
+            (c for c in row.strip().strip("|").split("|") if _NAMES_AN_EPIC.search(c)), None
+        )
+        if cell is None:
+            continue
+        link = _LINK_TARGET.search(cell)
+        if link:
+            if (readme.parent / link["target"]).resolve() == file.resolve():
+                rows.append(n)
+        elif (
+            wanted
+            and re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", heading)
+            and _cell_names(cell.strip(), file.name, name)
+        ):
+            rows.append(n)
+    return rows
+
+
+def _readme_status(root: Path, file: Path, module: str, name: EpicName) -> str | None:
+    for readme in status_readmes(root, file):
+        lines = read_plan_file(root, readme).split("\n")
+        for n in epic_rows("\n".join(lines), readme, file, module, name):
             for emoji in (EMOJI_DONE, *EMOJI_OPEN):
-                if emoji in row:
+                if emoji in lines[n]:
                     return emoji
     return None
 
@@ -350,6 +410,15 @@ def mark_complete(text: str) -> str:
             lines[n] = "status: complete"
             return "\n".join(lines)
     lines.insert(end - 1, "status: complete")
+    return "\n".join(lines)
+
+
+def mark_readme(text: str, readme: Path, file: Path, module: str, name: EpicName) -> str:
+    """``readme``'s text with the epic's rows (:func:`epic_rows`) turned 🟢."""
+    lines = text.split("\n")
+    for n in epic_rows(text, readme, file, module, name):
+        for emoji in EMOJI_OPEN:
+            lines[n] = lines[n].replace(emoji, EMOJI_DONE)
     return "\n".join(lines)
 
 

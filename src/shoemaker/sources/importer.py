@@ -18,7 +18,7 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.proposals import MAX_TITLE_CHARS, clean_text
 from shoemaker.events import Notice
 from shoemaker.model import Generation, Task, TaskOrigin, TaskState
-from shoemaker.sources import beads, epics, measure_file, phases
+from shoemaker.sources import beads, epic_names, epics, measure_file, phases
 from shoemaker.sources.check import check, in_order
 from shoemaker.sources.model import FORMATS, Parsed, PlanError
 from shoemaker.store import NewTask, Store, StoreError
@@ -33,7 +33,8 @@ _PARSERS = {
 
 def detect_format(path: Path) -> str:
     """The format of a plan path: a ``.jsonl`` or ``.beads`` is beads, a ``.json`` measure's,
-    a directory holding ``.beads/issues.jsonl`` beads, any other markdown epics."""
+    a directory holding ``.beads/issues.jsonl`` beads, a master plan (or a directory holding
+    one and no epic) phases, any other markdown epics."""
     if path.suffix == ".jsonl" or path.name == ".beads":
         return "beads"
     if path.suffix in (".json", ".yaml", ".yml"):
@@ -41,10 +42,16 @@ def detect_format(path: Path) -> str:
     if (
         path.is_dir()
         and (path / beads.DEFAULT_FILE).is_file()
-        and not any(epics.is_epic_file(p) for p in path.rglob("*.md"))
+        and not any(epic_names.is_epic_file(p) for p in path.rglob("*.md"))
     ):
         return "beads"
     if path.is_file() and _is_master_plan(path):
+        return "phases"
+    if (
+        path.is_dir()
+        and not any(epic_names.is_epic_file(p) for p in path.rglob("*.md"))
+        and phases.master_plans(path)
+    ):
         return "phases"
     return "epics"
 
@@ -67,6 +74,17 @@ def parse_paths(root: Path, paths: Sequence[Path], fmt: str = "auto") -> Parsed:
         if kind not in FORMATS:
             raise PlanError(f"--format {kind}: use one of auto, {', '.join(FORMATS)}")
         parsed.extend(_PARSERS[kind](root, path))
+    # Paths that overlap (a plans root and a module inside it) read some files twice: each
+    # task once, so only a true duplicate id is a problem.
+    seen: set[tuple[str, int, str]] = set()
+    tasks = []
+    for task in parsed.tasks:
+        if (task.path, task.line, task.external_id) not in seen:
+            seen.add((task.path, task.line, task.external_id))
+            tasks.append(task)
+    parsed.tasks = tasks
+    parsed.files = list(dict.fromkeys(parsed.files))
+    parsed.problems = list(dict.fromkeys(parsed.problems))
     return parsed
 
 

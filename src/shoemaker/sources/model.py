@@ -3,6 +3,7 @@ file line they come from, and the problems found on the way."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,22 @@ FORMATS = ("epics", "phases", "beads", "measure")
 
 #: The largest plan file read (a plan is text a person writes, not a data dump).
 MAX_PLAN_BYTES = 5_000_000
+
+
+#: Status words that mean finished, in every format's own spelling.
+DONE_WORDS = frozenset({"complete", "completed", "done", "closed", "merged", "finished"})
+#: Marks people put beside (or instead of) a status word for finished.
+DONE_MARKS = ("🟢", "✅", "✔", "☑")
+
+
+def says_done(status: object) -> bool:
+    """Whether a status as people write it means finished: ``complete``, ``Completed.``,
+    ``✅ Complete``, ``🟢``, ``done (2026-01-12)``; never ``in_progress``, ``not complete``."""
+    text = str(status).strip().lower()
+    if any(mark in text for mark in DONE_MARKS):
+        return True
+    words = re.findall(r"[a-z_]+", text)
+    return bool(words) and words[0] in DONE_WORDS
 
 
 class PlanError(BadInput):

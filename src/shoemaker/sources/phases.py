@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.model import PlanGate
-from shoemaker.sources.model import Parsed, PlannedTask, Problem, read_plan_file, shown_path
+from shoemaker.sources.model import (
+    Parsed,
+    PlannedTask,
+    Problem,
+    read_plan_file,
+    says_done,
+    shown_path,
+)
 
 FORMAT = "phases"
 
@@ -31,7 +38,6 @@ _GATE_COMMAND = re.compile(r"`(?:command:\s*)?(?P<command>[^`]+)`")
 _AGENT = re.compile(r"\*\*AGENT:(?P<name>[\w.-]+)\*\*", re.IGNORECASE)
 _NOTES = re.compile(r"notes to:?\s*`(?P<path>[^`]+)`", re.IGNORECASE)
 _UNCHECKED = re.compile(r"^(?P<lead>\s*[-*]\s+)\[ \]")
-_DONE = {"complete", "completed", "done", "finished", "merged"}
 
 
 def is_master_plan(text: str) -> bool:
@@ -42,9 +48,15 @@ def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
 
+def canonical(pid: str) -> str:
+    """A phase id without leading zeros: the table's ``01.1`` is the ``Phase 1.1`` a phase
+    file depends on."""
+    return ".".join(str(int(part)) for part in pid.split("."))
+
+
 def _phase_id(cell: str) -> str | None:
     m = re.fullmatch(r"(?:Phase\s+)?(?P<id>\d+(?:\.\d+)*)", cell.strip(), re.IGNORECASE)
-    return m["id"] if m else None
+    return canonical(m["id"]) if m else None
 
 
 def table_rows(text: str) -> tuple[dict[str, int], list[tuple[int, list[str]]]]:
@@ -68,7 +80,39 @@ def table_rows(text: str) -> tuple[dict[str, int], list[tuple[int, list[str]]]]:
     return {}, []
 
 
+def master_plans(directory: Path) -> list[Path]:
+    """The master plans among a directory's markdown files (every level below it)."""
+    found = []
+    for file in sorted(directory.rglob("*.md")):
+        # Only regular files: a pipe would block the read, a link may lead anywhere.
+        if file.is_symlink() or not file.is_file():
+            continue
+        try:
+            with file.open(encoding="utf-8", errors="replace") as f:
+                if is_master_plan(f.read(8192)):
+                    found.append(file)
+        except OSError:
+            continue
+    return found
+
+
 def parse(root: Path, path: Path) -> Parsed:
+    """The phases of a master plan, or of every master plan under a directory."""
+    if path.is_dir():
+        parsed = Parsed()
+        plans = master_plans(path)
+        if not plans:
+            parsed.problems.append(
+                Problem(
+                    shown_path(root, path),
+                    1,
+                    "no master plan under it (a markdown file whose title is "
+                    "`# <name> - Master Plan`); name the master plan file",
+                )
+            )
+        for plan in plans:
+            parsed.extend(parse(root, plan))
+        return parsed
     shown = shown_path(root, path)
     parsed = Parsed(files=[(FORMAT, shown)])
     text = read_plan_file(root, path)
@@ -109,18 +153,36 @@ def parse(root: Path, path: Path) -> Parsed:
         parsed.tasks.append(task)
         for gate in task.gates:
             if gate.command:
-                try:
-                    shlex.split(gate.command)
-                except ValueError as exc:
+                why = _unrunnable(gate.command)
+                if why:
                     parsed.problems.append(
                         Problem(
                             task.path,
                             task.dep_lines.get(f"gate:{gate.name}", 1),
-                            f"gate {gate.name!r}: its command cannot be split: {exc}",
+                            f"gate {gate.name!r}: {why}",
                         )
                     )
         previous = external_id
     return parsed
+
+
+#: Words only a shell understands; a gate's command runs without one.
+_SHELL_WORDS = frozenset({"&&", "||", "|", ";", "&", ">", ">>", "<", "2>&1", "2>", "&>"})
+
+
+def _unrunnable(command: str) -> str:
+    """Why a gate's command cannot run as shoemaker runs it (split, no shell), or ""."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return f"its command cannot be split: {exc}"
+    shell = [w for w in words if w in _SHELL_WORDS or (len(w) > 1 and w.endswith(";"))]
+    if shell:
+        return (
+            f"its command needs a shell for {shell[0]!r}, and gates run without one; "
+            "write one gate per command, or put them in a script the gate runs"
+        )
+    return ""
 
 
 def _phase(
@@ -177,7 +239,7 @@ def _phase(
             ids = [m["id"] for m in _PHASE_REF.finditer(value)] or [
                 m["id"] for m in _BARE_ID.finditer(_LINK.sub("", value))
             ]
-            depends = tuple(dict.fromkeys(f"{stem}/P{i}" for i in ids))
+            depends = tuple(dict.fromkeys(f"{stem}/P{canonical(i)}" for i in ids))
             dep_lines.update({d: n for d in depends})
     else:
         depends = (previous,) if previous else ()
@@ -195,7 +257,7 @@ def _phase(
         title=heading,
         description=text,
         depends_on=depends,
-        done=status.strip().lower().rstrip(".") in _DONE,
+        done=says_done(status),
         gates=tuple(gates),
         extras=extras,
         dep_lines=dep_lines,

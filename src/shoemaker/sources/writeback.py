@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from shoemaker.confined import leaves
 from shoemaker.model import Task, TaskState
-from shoemaker.sources import beads, epics, phases
+from shoemaker.sources import beads, epic_names, epics, phases
 from shoemaker.sources.model import PlanError, read_plan_file
 
 
@@ -77,11 +78,20 @@ class _Files:
 
 def _epic(task: Task, files: _Files, target: Path) -> list[str]:
     changed = files.edit(target, epics.mark_complete)
-    name = epics.epic_name(target.name) or epics.name_of(task.external_id.rsplit("/", 1)[-1], "E")
+    name = epic_names.epic_name(target.name) or epic_names.name_of(
+        task.external_id.rsplit("/", 1)[-1], "E"
+    )
     if name is not None:
-        readme = epics.readme_of(target)
-        changed += files.edit(readme, lambda t: epics.mark_readme_row(t, target.name, name))
+        module = str(task.extras.get("module") or target.parent.name)
+        for readme in epics.status_readmes(files.root, target):
+            changed += files.edit(readme, partial(_mark_readme, readme, target, module, name))
     return changed
+
+
+def _mark_readme(
+    readme: Path, epic: Path, module: str, name: epic_names.EpicName, text: str
+) -> str:
+    return epics.mark_readme(text, readme, epic, module, name)
 
 
 def _phase(task: Task, files: _Files, target: Path) -> list[str]:
