@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -12,13 +11,11 @@ import re
 import select
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from rich.text import Text
-from textual.pilot import Pilot
 from textual.widgets import Log, Static
 
 from shoemaker.cli.demo import demo_summary, summary_after_dashboard
@@ -33,17 +30,10 @@ from shoemaker.tui.diff_text import render_diff
 from shoemaker.tui.task_screen import LOG_LINES, TaskScreen
 from shoemaker.tui.theme import DiffColours, ThemeFile, diff_colours, theme_path
 from shoemaker.tui.widgets import TaskQueue
+from test_tui import until
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float = 30) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await pilot.pause(0.02)
 
 
 def fixed_app(project: Project) -> ShoemakerApp:
@@ -197,15 +187,11 @@ def _text_line(n: int) -> bytes:
     return json.dumps({"type": "assistant", "message": message}).encode() + b"\n"
 
 
-def test_a_running_tasks_log_is_read_as_it_grows(fast_tmp: Path) -> None:
-    """With a cache, each load parses only what the run wrote since; the window of the last
-    lines slides, says how many dropped off, and ends as a fresh read of the stored
-    transcript would."""
-    project = fixed_project(fast_tmp)
-    ready = next(t for t in project.store.list_tasks("g1") if t.title == "Write the docs")
-    run_id = project.store.start_run(
+def _stitch_run(project: Project, task_id: int) -> int:
+    """A stitch run of ``task_id`` recorded as started (its transcript is the test's to write)."""
+    return project.store.start_run(
         generation="g1",
-        task_id=ready.id,
+        task_id=task_id,
         phase="stitch",
         attempt=1,
         prompt="p",
@@ -213,6 +199,15 @@ def test_a_running_tasks_log_is_read_as_it_grows(fast_tmp: Path) -> None:
         env_names=[],
         cwd="/w",
     )
+
+
+def test_a_running_tasks_log_is_read_as_it_grows(fast_tmp: Path) -> None:
+    """With a cache, each load parses only what the run wrote since; the window of the last
+    lines slides, says how many dropped off, and ends as a fresh read of the stored
+    transcript would."""
+    project = fixed_project(fast_tmp)
+    ready = next(t for t in project.store.list_tasks("g1") if t.title == "Write the docs")
+    run_id = _stitch_run(project, ready.id)
     path = project.runs_dir / f"{run_id}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     cache = LogCache()
@@ -241,16 +236,7 @@ def test_a_running_tasks_log_is_read_as_it_grows(fast_tmp: Path) -> None:
 async def test_the_task_screen_log_shows_the_last_lines_as_they_slide(fast_tmp: Path) -> None:
     project = fixed_project(fast_tmp)
     ready = next(t for t in project.store.list_tasks("g1") if t.title == "Write the docs")
-    run_id = project.store.start_run(
-        generation="g1",
-        task_id=ready.id,
-        phase="stitch",
-        attempt=1,
-        prompt="p",
-        argv=["agent"],
-        env_names=[],
-        cwd="/w",
-    )
+    run_id = _stitch_run(project, ready.id)
     project.store.transition_task(ready.id, TaskState.RUNNING, "started")
     path = project.runs_dir / f"{run_id}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
