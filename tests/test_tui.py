@@ -26,7 +26,7 @@ from shoemaker.model import GenerationState, TaskState
 from shoemaker.palette import STATE_STYLE
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
-from shoemaker.tui.bridge import EngineEvent, story_lines
+from shoemaker.tui.bridge import OUTPUT_LINES, EngineEvent, OutputBuffers, story_lines
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import OutputPane, TaskQueue
@@ -1071,3 +1071,12 @@ def test_the_diff_of_a_task_sent_back_shows_its_last_attempt(fast_tmp: Path) -> 
     diff = load_diff(project, t.id)
     assert (diff.source, diff.ref) == ("attempt", f"attempt/g-{t.id}-2")
     assert [f.path for f in diff.stat.files] == ["a.py"] and "+second" in diff.text
+
+
+def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:
+    buffers = OutputBuffers()
+    for n in range(OUTPUT_LINES + 10):
+        buffers.add(1, f"line {n}")
+    taken = buffers.take(1)
+    assert len(taken) == OUTPUT_LINES and taken[-1] == f"line {OUTPUT_LINES + 9}"
+    assert buffers.take(1) == []

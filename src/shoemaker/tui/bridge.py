@@ -37,17 +37,18 @@ class OutputBuffers:
     """Condensed agent output per task (``None`` is measure), newest last, bounded."""
 
     lines: dict[int | None, deque[str]] = field(default_factory=dict)
-    pending: dict[int | None, list[str]] = field(default_factory=dict)
+    pending: dict[int | None, deque[str]] = field(default_factory=dict)
+    """Lines not yet taken by the output pane; bounded too, in case nothing takes them."""
     received: int = 0
 
     def add(self, task_id: int | None, text: str) -> None:
         self.lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).append(text)
-        self.pending.setdefault(task_id, []).append(text)
+        self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).append(text)
         self.received += 1
 
     def take(self, task_id: int | None) -> list[str]:
         """Lines that arrived for ``task_id`` since the last take."""
-        return self.pending.pop(task_id, [])
+        return list(self.pending.pop(task_id, ()))
 
     def history(self, task_id: int | None) -> list[str]:
         self.pending.pop(task_id, None)
