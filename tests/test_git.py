@@ -210,7 +210,7 @@ def test_loc_after_counts_only_the_changed_files(repo: Git, fast_tmp: Path) -> N
     (wt / "src" / "app.py").write_text("a = 1\n")  # 2 lines → 1
     (wt / "tests").mkdir()
     (wt / "tests" / "test_x.py").write_text("def test():\n    pass\n")
-    changed = repo.changed_paths(wt, base)
+    changed = [f.path for f in repo.stage_all_stat(wt, base).files]
     assert sorted(changed) == ["src/app.py", "tests/test_x.py"]
     live = repo.loc_after(base, changed, globs, tests, cwd=wt)
     commit = repo.commit_all(wt, "change")
@@ -226,7 +226,7 @@ def test_loc_after_never_reads_through_a_link(repo: Git, fast_tmp: Path) -> None
     outside = fast_tmp / "outside.py"
     outside.write_text("x = 1\n" * 50)
     (wt / "src" / "linked.py").symlink_to(outside)
-    changed = repo.changed_paths(wt, base)
+    changed = [f.path for f in repo.stage_all_stat(wt, base).files]
     assert changed == ["src/linked.py"]
     assert repo.loc_after(base, changed, ["**/*.py"], [], cwd=wt) == repo.loc(base, ["**/*.py"], [])
 

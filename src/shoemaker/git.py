@@ -802,13 +802,6 @@ class Git:
             before.production - old.production + new.production, before.test - old.test + new.test
         )
 
-    def changed_paths(self, cwd: Path, base: str) -> list[str]:
-        """Paths that differ between ``base`` and the working directory (untracked included);
-        stages everything, as a commit of it would."""
-        self._run(["add", "-A"], cwd)
-        out = self._run(["diff", "--cached", "--name-only", "-z", "--no-renames", base], cwd)
-        return [p for p in out.split("\0") if p]
-
     def stage_all_stat(self, cwd: Path, base: str) -> DiffStat:
         """Stage everything in ``cwd`` (untracked included), as a commit of it would, and
         return what the staged tree changes against ``base``."""
