@@ -146,8 +146,8 @@ async def test_sigterm_during_a_run_stops_the_real_cli(
     project.bus.add_listener(started)
     run = asyncio.create_task(stitch_all(project))
     await hold.wait()
-    while not api.requests:  # the CLI has asked the API and waits for the held reply
-        await asyncio.sleep(0.01)
+    # The CLI has asked the API and waits for the held reply.
+    await asyncio.to_thread(api.wait_for, bool)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -202,8 +202,10 @@ async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
     release = threading.Event()
     api.script(WRITE_HELLO[0], Turn([text("never sent")], hold=release))
     run = asyncio.create_task(stitch_all(project))
-    while len([r for r in api.requests if r.get("tools")]) < 2:  # the first reply is billed
-        await asyncio.sleep(0.01)
+    # The first reply is billed: the CLI asks again.
+    await asyncio.to_thread(
+        api.wait_for, lambda asked: sum(1 for r in asked if r.get("tools")) >= 2
+    )
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run

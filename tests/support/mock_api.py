@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,17 +49,27 @@ class MockApi:
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    asked: threading.Condition = field(default_factory=threading.Condition)
+    """Notified at each request, for :meth:`wait_for`."""
 
     def script(self, *turns: Turn) -> None:
         with self.lock:
             self.turns.extend(turns)
 
     def next_turn(self, body: dict[str, Any]) -> Turn:
-        with self.lock:
-            self.requests.append(body)
-            if body.get("tools") and self.turns:
-                return self.turns.pop(0)
-        return Turn([text("ok")])
+        with self.asked:
+            with self.lock:
+                self.requests.append(body)
+                turn = self.turns.pop(0) if body.get("tools") and self.turns else None
+            self.asked.notify_all()
+        return turn or Turn([text("ok")])
+
+    def wait_for(self, enough: Callable[[list[dict[str, Any]]], bool], limit: float = 120) -> None:
+        """Block until the requests so far satisfy ``enough`` (bounded: a CLI that never asks
+        fails the test instead of hanging it)."""
+        with self.asked:
+            if not self.asked.wait_for(lambda: enough(self.requests), limit):
+                raise AssertionError(f"the API was not asked as expected within {limit:g} s")
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
