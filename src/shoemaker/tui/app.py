@@ -50,6 +50,7 @@ from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval, report_error
+from shoemaker.tui.heap import freeze_heap, thaw_heap
 from shoemaker.tui.metrics import MetricsPanel
 from shoemaker.tui.screens import (
     ConfirmScreen,
@@ -357,6 +358,13 @@ class ShoemakerApp(Guarded, App[None]):
                 exit_on_error=False,
                 description="demo generation",
             )
+
+    def on_ready(self) -> None:
+        # Drawn once: what is alive now stays, and full collections need not walk it again.
+        freeze_heap()
+
+    def on_unmount(self) -> None:
+        thaw_heap()
 
     # -- data ---------------------------------------------------------------------------------
 
