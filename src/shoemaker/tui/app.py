@@ -25,6 +25,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header
 from textual.worker import Worker, WorkerState
 
@@ -50,6 +51,7 @@ from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval, report_error
+from shoemaker.tui.heap import freeze_heap, thaw_heap
 from shoemaker.tui.metrics import MetricsPanel
 from shoemaker.tui.screens import (
     ConfirmScreen,
@@ -61,7 +63,7 @@ from shoemaker.tui.screens import (
 from shoemaker.tui.side_panel import DiffPanel
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.theme import ThemeFile
-from shoemaker.tui.widgets import FILTERS, GenerationsPanel, OutputPane, TaskQueue
+from shoemaker.tui.widgets import FILTERS, PANE_LINES, GenerationsPanel, OutputPane, TaskQueue
 
 Mode = Literal["live", "attach"]
 #: Every error shoemaker explains: shown as a notification, the dashboard goes on.
@@ -260,6 +262,7 @@ class ShoemakerApp(Guarded, App[None]):
         self.live_usage = LiveUsage(project.runs_dir, project.config)
         self.bridge = EventBridge(self, self.buffers)
         self._dirty = True
+        self._panels_stale = False
         self._loading = False
         self.other_run: int | None = None
         """In attach mode: the pid of the process that drives the run, while it runs."""
@@ -345,6 +348,7 @@ class ShoemakerApp(Guarded, App[None]):
             )
         else:
             self.bridge.attach_bus(self.project.bus)
+        self.screen_change_signal.subscribe(self, self._uncovered)
         guarded_interval(self, 1 / 30, self.flush_output, "flush output")
         guarded_interval(self, 0.2, self._refresh_if_dirty, "refresh snapshot")
         guarded_interval(self, 1.0, self._tick, "tick")
@@ -357,6 +361,13 @@ class ShoemakerApp(Guarded, App[None]):
                 exit_on_error=False,
                 description="demo generation",
             )
+
+    def on_ready(self) -> None:
+        # Drawn once: what is alive now stays, and full collections need not walk it again.
+        freeze_heap()
+
+    def on_unmount(self) -> None:
+        thaw_heap()
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -382,12 +393,10 @@ class ShoemakerApp(Guarded, App[None]):
         self.snapshots_loaded += 1
         if snap.current is not None:
             self.generation = snap.current.name
-        self.generations_panel.show(snap.generations, self.generation)
-        self.queue.show(snap.tasks)
-        if self._cursor_wanted is not None and self._move_cursor_to(self._cursor_wanted):
-            self._cursor_wanted = None
-        self.metrics.show(snap)
-        self._show_side()
+        if self.main_covered:
+            self._panels_stale = True  # shown when the main screen is again (`_uncovered`)
+        else:
+            self._show_panels(snap)
         state = snap.current.state if snap.current else "no generation"
         parts = [f"{self.project.root.name} · {self.generation or '—'} {state}"]
         if self.busy:
@@ -406,6 +415,34 @@ class ShoemakerApp(Guarded, App[None]):
         if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
             self.screen.show(snap)
 
+    def _show_panels(self, snap: Snapshot) -> None:
+        self._panels_stale = False
+        self.generations_panel.show(snap.generations, self.generation)
+        self.queue.show(snap.tasks)
+        if self._cursor_wanted is not None and self._move_cursor_to(self._cursor_wanted):
+            self._cursor_wanted = None
+        self.metrics.show(snap)
+        self._show_side()
+
+    @property
+    def main_covered(self) -> bool:
+        """Whether a full screen (a task's, the generations…) hides the main one.
+
+        Its panes then wait: Textual repaints the screen on top wherever a pane below it
+        changes, so a hidden output pane written at 30 Hz and a queue redrawn with every
+        snapshot cost the screen on top its redraws. The snapshot is still loaded; the
+        panes catch up when the main screen is shown again.
+        """
+        return any(not isinstance(s, ModalScreen) for s in self.screen_stack[1:])
+
+    def _uncovered(self, screen: object) -> None:
+        if self.main_covered:
+            return
+        if self._panels_stale:
+            self._show_panels(self.snapshot)
+        self.flush_output()
+        self._tick()
+
     def _refresh_if_dirty(self) -> None:
         if self._dirty and not self._loading:
             self.refresh_snapshot()
@@ -415,6 +452,8 @@ class ShoemakerApp(Guarded, App[None]):
         # spent so far is read again.
         if self._running_tasks():
             self._dirty = True
+        if self.main_covered:
+            return
         self.metrics.show(self.snapshot)
         if self.output.is_attached:
             self._output_subtitle()
@@ -476,6 +515,10 @@ class ShoemakerApp(Guarded, App[None]):
 
     def flush_output(self) -> None:
         out = self.output
+        if self.main_covered:
+            # The pane's own lines wait (as many as it shows); the others' are in their history.
+            self.buffers.keep_pending(out.task_id, PANE_LINES)
+            return
         lines = self.buffers.take(out.task_id)
         self.buffers.drop_pending()  # other tasks' lines stay in their history
         out.feed(lines)

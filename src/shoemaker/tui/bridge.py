@@ -57,6 +57,13 @@ class OutputBuffers:
     def drop_pending(self) -> None:
         self.pending.clear()
 
+    def keep_pending(self, task_id: int | None, most: int) -> None:
+        """Drop every task's pending lines but the last ``most`` of ``task_id``."""
+        kept = self.pending.get(task_id)
+        self.pending.clear()
+        if kept:
+            self.pending[task_id] = kept[-most:] if len(kept) > most else kept
+
 
 def story_lines(event: Event) -> list[str]:
     """What shoemaker itself did, as lines of the task's output: gate verdicts, the merge,

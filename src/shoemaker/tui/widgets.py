@@ -301,6 +301,10 @@ class OutputHighlighter(Highlighter):
             text.stylize("cyan", 0, plain.index("]") + 1)  # a tool call, or the agent's own note
 
 
+#: Lines the output pane keeps.
+PANE_LINES = 2_000
+
+
 class OutputPane(Guarded, Touched, Log):
     """Condensed agent output, tailing; tailing pauses while the user has scrolled up.
 
@@ -309,7 +313,7 @@ class OutputPane(Guarded, Touched, Log):
     """
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=2_000, auto_scroll=False, highlight=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(max_lines=PANE_LINES, auto_scroll=False, highlight=True, **kwargs)  # type: ignore[arg-type]
         self.highlighter = OutputHighlighter()
         self.task_id: int | None = None
 
@@ -325,5 +329,5 @@ class OutputPane(Guarded, Touched, Log):
         self.task_id = task_id
         self.border_title = Text(title)  # a task title is data, not markup
         self.clear()
-        self.write_lines(lines[-2_000:], scroll_end=True)
+        self.write_lines(lines[-PANE_LINES:], scroll_end=True)
         self.refresh()
