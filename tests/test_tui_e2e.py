@@ -137,10 +137,13 @@ def test_demo_with_snags_driven_from_the_keyboard(tmux: Tmux, fast_tmp: Path) ->
     keys("v", "f", "f", "f", "f")  # every task, then the filter cycles to the failed ones
     screen = tmux.wait_for("Tasks · failed")
     assert [r.split()[1:4] for r in queue_rows(screen)] == [["#4", "Add", "title"]], screen
-    keys("Enter", "a")  # its task screen, on its attempts: the failed gate's output
+    keys("Enter")  # its task screen; a key sent before it is up would go to the main screen
+    tmux.wait_for("shoemaker — task #4")
+    keys("a")  # on its attempts: the failed gate's output
     screen = tmux.wait_for("AssertionError")
     assert "verifying: tests… failed (exit 1" in screen
-    assert "test_small_words_stay_lower" in screen
+    # (notifications may cover the right of the line)
+    assert "FAILED tests/test_titlecase.py::test_small_words" in screen, screen
     keys("Escape")
     tmux.wait_for("Tasks · failed")
 

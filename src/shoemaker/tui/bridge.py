@@ -62,7 +62,9 @@ class OutputBuffers:
         kept = self.pending.get(task_id)
         self.pending.clear()
         if kept:
-            self.pending[task_id] = kept[-most:] if len(kept) > most else kept
+            while len(kept) > most:
+                kept.popleft()
+            self.pending[task_id] = kept
 
 
 def story_lines(event: Event) -> list[str]:

@@ -339,11 +339,21 @@ class TaskScreen(Guarded, Screen[None]):
             return
         which = self._why or self._latest_failure()
         if which is None:
-            self._set("#why-text", Text("nothing failed", style="dim"))
+            why = Text("nothing failed", style="dim")
         elif which[0] == "gate" and which[1] < len(d.gates):
-            self._set("#why-text", gate_why(d.gates[which[1]]))
+            why = gate_why(d.gates[which[1]])
         elif which[0] == "run" and which[1] < len(d.runs):
-            self._set("#why-text", run_why(d.runs[which[1]]))
+            why = run_why(d.runs[which[1]])
+        else:
+            return
+        if self._texts.get("#why-text") == why:
+            return
+        self._set("#why-text", why)
+        pane = self.query_one("#why", VerticalScroll)
+        # What failed is said last (a test run's summary, a traceback's error): a new verdict
+        # opens on its end, with its first line kept in view on the border.
+        pane.border_title = Text(f"Why · {why.plain.split(chr(10), 1)[0]}")
+        pane.scroll_end(animate=False)
 
     @on(DataTable.RowHighlighted, "#gates")
     def gate_picked(self, event: DataTable.RowHighlighted) -> None:
