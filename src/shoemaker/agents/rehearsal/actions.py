@@ -57,15 +57,7 @@ def act(
         )
         return
     if kind == "run":
-        argv = shlex.split(target)
-        try:
-            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-            output, failed = (proc.stdout + proc.stderr)[-4000:], proc.returncode != 0
-            if failed:
-                output = f"Exit code {proc.returncode}\n{output}"
-        except OSError as exc:
-            output, failed = f"{argv[0] if argv else target}: {exc.strerror}", True
-        em.tool("Bash", {"command": target, "description": f"Run {target}"}, output, failed)
+        _bash(em, shlex.split(target), target, f"Run {target}")
         return
     if kind == "detach":
         # Like a background command: only the command itself is waited for, never what it
@@ -130,13 +122,30 @@ def _signal(em: Emitter, status: str, reason: str, env: Mapping[str, str]) -> No
     if not command:
         em.tool("Bash", {"command": shown}, "SHOEMAKER is not set: not inside a run", True)
         return
+    _bash(em, [command, *args], shown, f"Signal {status}", env)
+
+
+def _bash(
+    em: Emitter,
+    argv: list[str],
+    shown: str,
+    description: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Run ``argv`` (no shell) in the worktree and print it as the CLI's Bash tool use, with
+    its output's tail and, when it failed, its exit code."""
     try:
         proc = subprocess.run(
-            [command, *args], cwd=em.cwd, env=dict(env), capture_output=True, text=True
+            argv,
+            cwd=em.cwd,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         output, failed = (proc.stdout + proc.stderr)[-4000:], proc.returncode != 0
         if failed:
             output = f"Exit code {proc.returncode}\n{output}"
     except OSError as exc:
-        output, failed = f"{command}: {exc.strerror}", True
-    em.tool("Bash", {"command": shown, "description": f"Signal {status}"}, output, failed)
+        output, failed = f"{argv[0] if argv else shown}: {exc.strerror}", True
+    em.tool("Bash", {"command": shown, "description": description}, output, failed)
