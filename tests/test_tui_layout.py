@@ -15,7 +15,7 @@ from textual.widgets import Static
 from projects import make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.task_detail import load_diff
-from shoemaker.engine.views import active_time, load_snapshot, will_start
+from shoemaker.engine.views import TaskRow, active_time, load_snapshot, will_start
 from shoemaker.model import TaskState, Usage
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.metrics import MetricsPanel, sparkline
@@ -80,29 +80,36 @@ async def test_at_80x24_the_queue_shows_8_rows_with_their_state(fast_tmp: Path) 
     app = fixed_app(fast_tmp)
     async with app.run_test(size=NARROW) as pilot:
         await loaded(pilot)
-        await pilot.pause()
         shown = app.queue.rows_shown
-        lines = painted(app)
-        visible = [
-            r
-            for r in shown
-            if any(
-                f"#{r.id} " in line and r.state.value.replace("_", " ") in line for line in lines
-            )
-        ]
-        assert len(visible) >= 8
-        assert [r.id for r in visible] == [r.id for r in shown[: len(visible)]]
+
+        def visible() -> list[TaskRow]:
+            lines = painted(app)
+            return [
+                r
+                for r in shown
+                if any(f"#{r.id} " in ln and r.state.value.replace("_", " ") in ln for ln in lines)
+            ]
+
+        # Read the screen once the rows are drawn (a frame may come after the data).
+        await until(pilot, lambda: len(visible()) >= 8)
+        visible_rows = visible()
+        assert len(visible_rows) >= 8
+        assert [r.id for r in visible_rows] == [r.id for r in shown[: len(visible_rows)]]
 
 
 async def test_at_80x24_the_generations_panel_is_readable(fast_tmp: Path) -> None:
     app = fixed_app(fast_tmp)
     async with app.run_test(size=NARROW) as pilot:
         await loaded(pilot)
-        await pilot.pause()
         panel = app.generations_panel
-        region = panel.content_region
-        lines = painted(app)[region.y : region.bottom]
-        cells = [line[region.x : region.right] for line in lines]
+
+        def read_cells() -> list[str]:
+            region = panel.content_region
+            lines = painted(app)[region.y : region.bottom]
+            return [line[region.x : region.right] for line in lines]
+
+        await until(pilot, lambda: len(read_cells()) > 1 and "g1" in read_cells()[1])
+        cells = read_cells()
         assert cells[0].split() == ["name", "state", "tasks", "cost", "cyc"]
         assert cells[1].split() == ["g1", "running", "2/12", "$0.28", "0"]
 
@@ -114,7 +121,11 @@ async def test_at_80x24_the_help_overlay_shows_every_key(fast_tmp: Path) -> None
         await pilot.press("question_mark")
         screen = app.screen
         assert isinstance(screen, HelpScreen)
-        await pilot.pause()
+
+        def listed(key: str, action: str) -> bool:
+            return any(f" {key} " in line and f" {action} " in line for line in painted(app))
+
+        await until(pilot, lambda: all(listed(key, action) for key, action, _ in screen.rows))
         lines = painted(app)
         assert len(screen.rows) >= 20
         for key, action, _why in screen.rows:
