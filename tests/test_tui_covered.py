@@ -7,12 +7,8 @@ leaves out of full garbage collections while it runs.
 
 from __future__ import annotations
 
-import asyncio
 import gc
-from collections.abc import Callable
 from pathlib import Path
-
-from textual.pilot import Pilot
 
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
@@ -20,17 +16,10 @@ from shoemaker.tui.bridge import OutputBuffers
 from shoemaker.tui.screens import HelpScreen
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import PANE_LINES, OutputPane, TaskQueue
+from test_tui import until
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float = 30) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await pilot.pause(0.02)
 
 
 def fixed_app(tmp: Path) -> ShoemakerApp:
