@@ -1,6 +1,7 @@
 """Stream ingest: stream-json lines per second parsed, stored and published.
 
-    uv run python benchmarks/stream_ingest.py [--agents 4] [--lines 100000]
+    uv run python benchmarks/stream_ingest.py [--agents 4] [--lines 100000] [--rounds 1]
+    uv run python benchmarks/stream_ingest.py --profile [--lines 25000]
 
 Each agent (benchmarks/firehose.py) prints ``--lines`` lines as fast as it can. Measured in
 the same run:
@@ -10,17 +11,26 @@ the same run:
   log, the bus;
 - with the dashboard attached (Textual's headless driver).
 
-Goal: at least 50,000 lines/s headless on this 2-core machine, where the agents themselves
-take one core.
+With ``--rounds N`` the headless and dashboard runs alternate N times and the best of each is
+kept, which steadies the figures on a shared machine.
+
+Goals: at least 100,000 lines/s headless (4 agents × 100,000 lines), and with the dashboard
+attached at least 70 % of headless. The agents themselves take about one of the two cores.
+
+``--profile`` runs the headless path once under cProfile instead and prints where the event
+loop's time went, by stage (self time of the functions of each stage).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from dashboard_ingest import FIREHOSE, add_tasks, make_project
@@ -31,6 +41,8 @@ from shoemaker.events import AgentOutput, Event
 from shoemaker.tui.app import ShoemakerApp
 
 FAST = 1e9  # lines per second: as fast as the agent can print
+HEADLESS_GOAL = 100_000  # lines per second
+DASHBOARD_GOAL = 0.70  # of headless
 
 
 async def raw_pipe(agents: int, lines: int) -> float:
@@ -57,6 +69,15 @@ async def raw_pipe(agents: int, lines: int) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
+def shown_lines(event: Event) -> int:
+    """Lines of agent output an event carries (a batch; one for the per-line events of
+    older versions, so the same script measures them too)."""
+    if not isinstance(event, AgentOutput):
+        return 0
+    lines = getattr(event, "lines", None)
+    return 1 if lines is None else len(lines)
+
+
 async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> float:
     project = make_project(root, agents, FAST, lines / FAST)
     gen = start_generation(project, "ingest")
@@ -64,8 +85,7 @@ async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> f
 
     def count(event: Event) -> None:
         nonlocal seen
-        if isinstance(event, AgentOutput):
-            seen += 1
+        seen += shown_lines(event)
 
     project.bus.add_listener(count)
     engine = Engine(project)
@@ -89,23 +109,102 @@ async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> f
     return rate
 
 
+#: Stages of the ingest path, each a test on a profile entry's (file, function) — first match.
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("JSON decode", ("json/decoder.py", "json/__init__.py", "orjson.loads", "method 'loads'")),
+    (
+        "condense",
+        (
+            "streamjson.py:condense",
+            "streamjson.py:_assistant",
+            "streamjson.py:_user",
+            "streamjson.py:_system",
+            "streamjson.py:_result",
+            "streamjson.py:_excerpt",
+            "streamjson.py:_content_text",
+            "streamjson.py:_relative",
+            "streamjson.py:_tool_use",
+        ),
+    ),
+    ("parser bookkeeping", ("streamjson.py",)),
+    ("SQLite", ("sqlite3.Connection", "sqlite3.Cursor", "store/")),
+    ("events: build, serialise", ("events.py", "pydantic", "orjson.dumps", "method 'dumps'")),
+    ("redaction", ("secrets.py", "re.Pattern")),
+    ("bus, agent_call", ("engine/bus.py", "engine/agent_call.py")),
+    ("runner: read, split", ("agents/runner.py", "asyncio/streams.py", "of 'bytes' objects")),
+    (
+        "start-up: imports, git, forks",
+        ("builtins.compile", "_posixsubprocess", "<frozen", "subprocess.py", "marshal"),
+    ),
+]
+
+
+def stage_of(file: str, name: str) -> str:
+    key = f"{file}:{name}"
+    for stage, marks in STAGES:
+        if any(mark in key for mark in marks):
+            return stage
+    return "event loop, the rest"
+
+
+def profile(root: Path, agents: int, lines: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    asyncio.run(engine_path(root, agents, lines, False))
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    by_stage: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
+    entries = stats.stats  # type: ignore[attr-defined]
+    for (file, _, name), (_, _, self_time, _, _) in entries.items():
+        by_stage[stage_of(file, name)] += self_time
+        short = f"{Path(file).name}:{name}" if file != "~" else name
+        by_function[short] += self_time
+    total = sum(by_stage.values())
+    print(f"cProfile, headless, {agents} agents × {lines:,} lines: {total:.2f} s of self time")
+    for stage, seconds in by_stage.most_common():
+        print(f"  {stage:26} {seconds:7.2f} s  {seconds / total:5.1%}")
+    print("top functions by self time:")
+    for name, seconds in by_function.most_common(12):
+        print(f"  {seconds / total:5.1%}  {name}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--lines", type=int, default=100_000, help="lines per agent")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate headless/dashboard")
+    parser.add_argument("--profile", action="store_true", help="profile headless by stage")
+    parser.add_argument("--headless-only", action="store_true", help="skip the dashboard")
     args = parser.parse_args()
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="shoemaker-ingest-", dir=base) as tmp:
+        if args.profile:
+            await asyncio.to_thread(profile, Path(tmp) / "p", args.agents, args.lines)
+            return
         pipe = await raw_pipe(args.agents, args.lines)
-        headless = await engine_path(Path(tmp) / "a", args.agents, args.lines, False)
-        with_app = await engine_path(Path(tmp) / "b", args.agents, args.lines, True)
+        headless = with_app = 0.0
+        for n in range(args.rounds):
+            rate = await engine_path(Path(tmp) / f"a{n}", args.agents, args.lines, False)
+            headless = max(headless, rate)
+            if not args.headless_only:
+                rate = await engine_path(Path(tmp) / f"b{n}", args.agents, args.lines, True)
+                with_app = max(with_app, rate)
     print(f"{args.agents} agents × {args.lines:,} lines")
     print(f"raw pipe, counted only: {pipe:9,.0f} lines/s (baseline)")
+    ok = "holds" if headless >= HEADLESS_GOAL else "MISSED"
     print(
-        f"headless engine:        {headless:9,.0f} lines/s  {headless / pipe:.2f} of the pipe"
-        f"  (goal ≥ 50,000)"
+        f"headless engine:        {headless:9,.0f} lines/s  {headless / pipe:.3f} of the pipe"
+        f"  goal ≥ {HEADLESS_GOAL:,}: {ok}"
     )
-    print(f"with the dashboard:     {with_app:9,.0f} lines/s  {with_app / pipe:.2f} of the pipe")
+    if args.headless_only:
+        return
+    share = with_app / headless if headless else 0.0
+    ok = "holds" if share >= DASHBOARD_GOAL else "MISSED"
+    print(
+        f"with the dashboard:     {with_app:9,.0f} lines/s  {with_app / pipe:.3f} of the pipe"
+        f"  {share:.2f} of headless, goal ≥ {DASHBOARD_GOAL:.2f}: {ok}"
+    )
 
 
 if __name__ == "__main__":
