@@ -1,7 +1,7 @@
 """Stream ingest: stream-json lines per second parsed, stored and published.
 
     uv run python benchmarks/stream_ingest.py [--agents 4] [--lines 100000] [--rounds 1]
-    uv run python benchmarks/stream_ingest.py --profile [--lines 25000]
+    uv run python benchmarks/stream_ingest.py --profile [headless|dashboard] [--lines 25000]
 
 Each agent (benchmarks/firehose.py) prints ``--lines`` lines as fast as it can. Measured in
 the same run:
@@ -27,14 +27,17 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
 from dashboard_ingest import FIREHOSE, add_tasks, make_project
 
+from shoemaker.agents.runner import READ_CHUNK
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.events import AgentOutput, Event
@@ -128,10 +131,11 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("parser bookkeeping", ("streamjson.py",)),
     ("SQLite", ("sqlite3.Connection", "sqlite3.Cursor", "store/")),
-    ("events: build, serialise", ("events.py", "pydantic", "orjson.dumps", "method 'dumps'")),
+    ("events: build, serialise", ("shoemaker/events.py", "pydantic", "orjson.dumps")),
     ("redaction", ("secrets.py", "re.Pattern")),
     ("bus, agent_call", ("engine/bus.py", "engine/agent_call.py")),
-    ("runner: read, split", ("agents/runner.py", "asyncio/streams.py", "of 'bytes' objects")),
+    ("dashboard: Textual, Rich", ("textual/", "rich/", "shoemaker/tui/")),
+    ("runner: read, split", ("agents/runner.py", "streams.py", "'bytes' objects", "posix.read")),
     (
         "start-up: imports, git, forks",
         ("builtins.compile", "_posixsubprocess", "<frozen", "subprocess.py", "marshal"),
@@ -147,26 +151,65 @@ def stage_of(file: str, name: str) -> str:
     return "event loop, the rest"
 
 
-def profile(root: Path, agents: int, lines: int) -> None:
+def profile(root: Path, agents: int, lines: int, dashboard: bool, top: int) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
-    asyncio.run(engine_path(root, agents, lines, False))
+    asyncio.run(engine_path(root, agents, lines, dashboard))
     profiler.disable()
     stats = pstats.Stats(profiler)
     by_stage: Counter[str] = Counter()
-    by_function: Counter[str] = Counter()
+    by_function: dict[str, Counter[str]] = {}
     entries = stats.stats  # type: ignore[attr-defined]
     for (file, _, name), (_, _, self_time, _, _) in entries.items():
-        by_stage[stage_of(file, name)] += self_time
-        short = f"{Path(file).name}:{name}" if file != "~" else name
-        by_function[short] += self_time
+        stage = stage_of(file, name)
+        by_stage[stage] += self_time
+        short = f"{'/'.join(Path(file).parts[-2:])}:{name}" if file != "~" else name
+        by_function.setdefault(stage, Counter())[short] += self_time
     total = sum(by_stage.values())
-    print(f"cProfile, headless, {agents} agents × {lines:,} lines: {total:.2f} s of self time")
+    what = "with the dashboard" if dashboard else "headless"
+    print(f"cProfile, {what}, {agents} agents × {lines:,} lines: {total:.2f} s of self time")
     for stage, seconds in by_stage.most_common():
-        print(f"  {stage:26} {seconds:7.2f} s  {seconds / total:5.1%}")
-    print("top functions by self time:")
-    for name, seconds in by_function.most_common(12):
-        print(f"  {seconds / total:5.1%}  {name}")
+        print(f"  {stage:30} {seconds:7.2f} s  {seconds / total:5.1%}")
+        for name, own in by_function[stage].most_common(top):
+            print(f"      {own / total:5.1%}  {name}")
+
+
+def transcript_cost(lines: int) -> None:
+    """What appending a read to the transcript costs as the runner does it (plain bytes,
+    flushed) against compressing each read first, on the firehose's output in 64 KiB reads."""
+    out = subprocess.run(
+        [sys.executable, str(FIREHOSE), "--rate", str(FAST), "--seconds", str(lines / FAST)],
+        input=b"",
+        capture_output=True,
+        check=True,
+    ).stdout
+    reads = [out[i : i + READ_CHUNK] for i in range(0, len(out), READ_CHUNK)]
+    with tempfile.TemporaryDirectory(prefix="shoemaker-transcript-") as tmp:
+        path = Path(tmp) / "run.jsonl"
+        results = {}
+        with path.open("wb") as plain:
+            started = time.perf_counter()
+            for chunk in reads:
+                plain.write(chunk)
+                plain.flush()
+            results["plain write"] = (time.perf_counter() - started, len(out))
+        for level in (1, 6):
+            with path.open("wb") as packed:
+                size = 0
+                started = time.perf_counter()
+                for chunk in reads:
+                    block = zlib.compress(chunk, level)
+                    size += len(block)
+                    packed.write(block)
+                    packed.flush()
+                results[f"zlib level {level}"] = (time.perf_counter() - started, size)
+    count = out.count(b"\n")
+    print(f"transcript of {count:,} lines, {len(out) / 1e6:.1f} MB in {len(reads):,} reads:")
+    for name, (seconds, size) in results.items():
+        print(
+            f"  {name:13} {seconds * 1e6 / count:6.2f} µs/line  "
+            f"{seconds * 1e6 / len(reads):7.1f} µs/read  {size / 1e6:6.1f} MB"
+        )
 
 
 async def main() -> None:
@@ -174,13 +217,29 @@ async def main() -> None:
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--lines", type=int, default=100_000, help="lines per agent")
     parser.add_argument("--rounds", type=int, default=1, help="alternate headless/dashboard")
-    parser.add_argument("--profile", action="store_true", help="profile headless by stage")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="headless",
+        choices=["headless", "dashboard"],
+        help="profile one run by stage instead",
+    )
+    parser.add_argument("--top", type=int, default=4, help="functions shown per stage")
+    parser.add_argument(
+        "--transcript-cost", action="store_true", help="plain vs compressed transcript writes"
+    )
     parser.add_argument("--headless-only", action="store_true", help="skip the dashboard")
     args = parser.parse_args()
+    if args.transcript_cost:
+        transcript_cost(args.agents * args.lines)
+        return
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="shoemaker-ingest-", dir=base) as tmp:
         if args.profile:
-            await asyncio.to_thread(profile, Path(tmp) / "p", args.agents, args.lines)
+            dashboard = args.profile == "dashboard"
+            await asyncio.to_thread(
+                profile, Path(tmp) / "p", args.agents, args.lines, dashboard, args.top
+            )
             return
         pipe = await raw_pipe(args.agents, args.lines)
         headless = with_app = 0.0
