@@ -350,3 +350,10 @@ def test_the_printers_show_every_line_of_a_batch(tmp_path: Path) -> None:
         ["assistant", "all [b]good[/b]"],
     ]
     assert story.getvalue().splitlines() == ["#3   [Read: src/x.py]", "#3   all [b]good[/b]"]
+
+
+def test_a_copy_of_an_event_is_serialised_anew() -> None:
+    notice = Notice(generation="g", message="before")
+    assert b"before" in notice.json_bytes()
+    changed = notice.model_copy(update={"message": "after"})
+    assert b"after" in changed.json_bytes() and b"before" not in changed.json_bytes()

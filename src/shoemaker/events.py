@@ -13,7 +13,8 @@ every line of one read from the agent's stdout, not one event per line.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
@@ -39,6 +40,11 @@ class _Event(BaseModel):
 
     def _serialise(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._json = None  # a copy with other values has other JSON
+        return copy
 
     def __eq__(self, other: object) -> bool:
         # Equal by kind and fields alone: whether the JSON was cached is no part of the value.
