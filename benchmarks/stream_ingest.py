@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import subprocess
 import sys
@@ -81,7 +82,9 @@ def shown_lines(event: Event) -> int:
     return 1 if lines is None else len(lines)
 
 
-async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> float:
+async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> tuple[float, float]:
+    """Lines per second of wall time, and per second of this process's CPU time (the
+    engine's own cost, whatever else the machine runs)."""
     project = make_project(root, agents, FAST, lines / FAST)
     gen = start_generation(project, "ingest")
     seen = 0
@@ -93,13 +96,13 @@ async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> f
     project.bus.add_listener(count)
     engine = Engine(project)
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         add_tasks(project, gen, agents)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await engine.stitch_ready(gen)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         await engine.close()
-        return seen / elapsed
+        return seen / elapsed, seen / cpu
 
     if not dashboard:
         return await run()
@@ -107,9 +110,9 @@ async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> f
     async with app.run_test(size=(160, 48)) as pilot:
         while not app.snapshots_loaded:
             await pilot.pause(0.01)
-        rate = await run()
+        rates = await run()
         await pilot.press("q")
-    return rate
+    return rates
 
 
 #: Stages of the ingest path, each a test on a profile entry's (file, function) — first match.
@@ -228,8 +231,14 @@ async def main() -> None:
     parser.add_argument(
         "--transcript-cost", action="store_true", help="plain vs compressed transcript writes"
     )
+    parser.add_argument(
+        "--secret", action="store_true", help="with a secret configured: the redactor works"
+    )
     parser.add_argument("--headless-only", action="store_true", help="skip the dashboard")
     args = parser.parse_args()
+    if args.secret:
+        # A secret-looking name in shoemaker's environment: every project redacts its value.
+        os.environ["STREAM_INGEST_TOKEN"] = "not-printed-by-the-firehose-0123456789"
     if args.transcript_cost:
         transcript_cost(args.agents * args.lines)
         return
@@ -242,27 +251,28 @@ async def main() -> None:
             )
             return
         pipe = await raw_pipe(args.agents, args.lines)
-        headless = with_app = 0.0
+        headless = with_app = (0.0, 0.0)
         for n in range(args.rounds):
-            rate = await engine_path(Path(tmp) / f"a{n}", args.agents, args.lines, False)
-            headless = max(headless, rate)
+            rates = await engine_path(Path(tmp) / f"a{n}", args.agents, args.lines, False)
+            headless = max(headless, rates)
             if not args.headless_only:
-                rate = await engine_path(Path(tmp) / f"b{n}", args.agents, args.lines, True)
-                with_app = max(with_app, rate)
+                rates = await engine_path(Path(tmp) / f"b{n}", args.agents, args.lines, True)
+                with_app = max(with_app, rates)
     print(f"{args.agents} agents × {args.lines:,} lines")
     print(f"raw pipe, counted only: {pipe:9,.0f} lines/s (baseline)")
-    ok = "holds" if headless >= HEADLESS_GOAL else "MISSED"
+    ok = "holds" if headless[0] >= HEADLESS_GOAL else "MISSED"
     print(
-        f"headless engine:        {headless:9,.0f} lines/s  {headless / pipe:.3f} of the pipe"
-        f"  goal ≥ {HEADLESS_GOAL:,}: {ok}"
+        f"headless engine:        {headless[0]:9,.0f} lines/s  {headless[0] / pipe:.3f} of the"
+        f" pipe  goal ≥ {HEADLESS_GOAL:,}: {ok}  ({headless[1]:,.0f} per CPU second)"
     )
     if args.headless_only:
         return
-    share = with_app / headless if headless else 0.0
+    share = with_app[0] / headless[0] if headless[0] else 0.0
     ok = "holds" if share >= DASHBOARD_GOAL else "MISSED"
     print(
-        f"with the dashboard:     {with_app:9,.0f} lines/s  {with_app / pipe:.3f} of the pipe"
-        f"  {share:.2f} of headless, goal ≥ {DASHBOARD_GOAL:.2f}: {ok}"
+        f"with the dashboard:     {with_app[0]:9,.0f} lines/s  {with_app[0] / pipe:.3f} of the"
+        f" pipe  {share:.2f} of headless, goal ≥ {DASHBOARD_GOAL:.2f}: {ok}"
+        f"  ({with_app[1]:,.0f} per CPU second)"
     )
 
 
