@@ -135,7 +135,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("parser bookkeeping", ("streamjson.py",)),
     ("SQLite", ("sqlite3.Connection", "sqlite3.Cursor", "store/")),
     ("events: build, serialise", ("shoemaker/events.py", "pydantic", "orjson.dumps")),
-    ("redaction", ("secrets.py", "re.Pattern")),
+    ("redaction, other regexes", ("secrets.py", "re.Pattern")),
     ("bus, agent_call", ("engine/bus.py", "engine/agent_call.py")),
     ("dashboard: Textual, Rich", ("textual/", "rich/", "shoemaker/tui/")),
     ("runner: read, split", ("agents/runner.py", "streams.py", "'bytes' objects", "posix.read")),
