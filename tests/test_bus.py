@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,12 +13,14 @@ import pytest
 from shoemaker.engine.bus import EventBus
 from shoemaker.events import (
     AgentFinished,
+    AgentOutput,
     AgentStarted,
     CycleStarted,
     Event,
     MetricsRecorded,
     Notice,
     TaskStateChanged,
+    parse_event,
 )
 from shoemaker.model import IllegalTransition, TaskState
 from shoemaker.secrets import Redactor
@@ -256,3 +259,101 @@ def test_state_events_carry_enums_and_keep_their_json() -> None:
         assert back == event and back.model_dump_json() == event.model_dump_json()
     back_task = parse_event(task.model_dump_json())
     assert isinstance(back_task, TaskStateChanged) and back_task.new is TaskState.READY
+
+
+class CountingRedactor(Redactor):
+    """A redactor that counts its passes, to prove a batch is read once."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        super().__init__(secrets)
+        self.passes = 0
+
+    def text(self, value: str) -> str:
+        self.passes += 1
+        return super().text(value)
+
+    def data(self, value: bytes) -> bytes:
+        self.passes += 1
+        return super().data(value)
+
+
+def output_batch(*texts: str) -> AgentOutput:
+    return AgentOutput.of("g", 7, 3, [("assistant", t) for t in texts], len(texts) + 1)
+
+
+def test_a_batch_of_agent_output_is_one_row_redacted_in_one_pass(tmp_path: Path) -> None:
+    redactor = CountingRedactor({"hunter2hunter2": "API_KEY"})
+    store, bus = wired(tmp_path, redactor)
+    heard: list[Event] = []
+    bus.add_listener(heard.append)
+    before = store.last_event_seq()
+    batch = output_batch("reading", 'the key is "hunter2hunter2"', "done")
+    bus.emit(batch)
+    assert redactor.passes == 1  # the batch's JSON, once: no pass per line, none on delivery
+    assert store.last_event_seq() == before + 1
+    ((_, stored),) = store.events_after(before)
+    (delivered,) = heard
+    assert stored == delivered and isinstance(delivered, AgentOutput)
+    assert delivered.texts == ["reading", 'the key is "[redacted API_KEY]"', "done"]
+    assert (delivered.run_id, delivered.task_id, delivered.read) == (7, 3, 4)
+    assert "hunter2hunter2" not in delivered.json_bytes().decode()
+    row = sqlite3.connect(tmp_path / "shoemaker.db").execute("SELECT data FROM events").fetchall()
+    assert not any("hunter2hunter2" in data for (data,) in row)
+
+
+def test_a_clean_batch_is_serialised_once_and_delivered_as_built(tmp_path: Path) -> None:
+    _, bus = wired(tmp_path, Redactor({"hunter2hunter2": "API_KEY"}))
+    heard: list[Event] = []
+    bus.add_listener(heard.append)
+    batch = output_batch("one", "two")
+    bus.emit(batch)
+    assert heard == [batch] and heard[0] is batch
+    (data,) = (
+        sqlite3.connect(tmp_path / "shoemaker.db").execute("SELECT data FROM events").fetchone()
+    )
+    assert data.encode() == batch.json_bytes()
+    assert json.loads(data)["lines"] == [["assistant", "one"], ["assistant", "two"]]
+
+
+def test_a_batch_without_a_store_is_redacted_before_delivery() -> None:
+    bus = EventBus(None, Redactor({"hunter2hunter2": "API_KEY"}))
+    heard: list[Event] = []
+    bus.add_listener(heard.append)
+    bus.emit(output_batch("x hunter2hunter2 y"))
+    (event,) = heard
+    assert isinstance(event, AgentOutput) and event.texts == ["x [redacted API_KEY] y"]
+
+
+def test_a_batch_holding_a_lone_surrogate_still_serialises() -> None:
+    batch = output_batch("broken \ud800 escape")  # json.loads('"\\ud800"') gives one
+    back = parse_event(batch.json_bytes())
+    assert isinstance(back, AgentOutput) and back.texts == ["broken ? escape"]
+
+
+def test_the_printers_show_every_line_of_a_batch(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shoemaker.headless import NdjsonPrinter, StoryPrinter
+
+    _, bus = wired(tmp_path)
+    out, story = StringIO(), StringIO()
+    bus.add_listener(NdjsonPrinter(out))
+    bus.add_listener(StoryPrinter(Console(file=story, width=200, highlight=False)))
+    batch = output_batch("[Read: src/x.py]", "all [b]good[/b]")
+    bus.emit(batch)
+    (line,) = out.getvalue().splitlines()
+    assert parse_event(line) == batch
+    assert json.loads(line)["lines"] == [
+        ["assistant", "[Read: src/x.py]"],
+        ["assistant", "all [b]good[/b]"],
+    ]
+    assert story.getvalue().splitlines() == ["#3   [Read: src/x.py]", "#3   all [b]good[/b]"]
+
+
+def test_a_copy_of_an_event_is_serialised_anew() -> None:
+    notice = Notice(generation="g", message="before")
+    assert b"before" in notice.json_bytes()
+    changed = notice.model_copy(update={"message": "after"})
+    assert b"after" in changed.json_bytes() and b"before" not in changed.json_bytes()

@@ -291,6 +291,51 @@ async def test_lines_of_sixteen_megabytes_and_more(fast_tmp: Path) -> None:
     assert len(events[0].data["message"]["content"][0]["content"]) == 17 * 1024 * 1024
 
 
+async def test_each_read_gives_its_whole_lines_and_the_transcript_keeps_the_bytes(
+    fast_tmp: Path,
+) -> None:
+    # Pieces flushed apart, a line longer than one read, CRLF, blank lines, a line that is
+    # not JSON and a last line without its newline: however the reads fall, the batches hold
+    # every non-blank line once, in order, and the transcript is what the agent printed.
+    argv = script(
+        fast_tmp,
+        """
+        import json, sys
+        init = json.dumps({"type": "system", "subtype": "init"})
+        long = json.dumps({"type": "assistant", "message": {"content": [
+            {"type": "text", "text": "y" * 200_000}]}})
+        done = json.dumps({"type": "result", "subtype": "success", "is_error": False})
+        out = sys.stdout.buffer
+        for piece in (init.encode() + b"\\r\\n\\n  \\n", long[:70_000].encode(),
+                      long[70_000:].encode() + b"\\nnot json\\n", done.encode()):
+            out.write(piece)
+            out.flush()
+    """,
+    )
+    batches: list[list[bytes]] = []
+    spec = RunSpec(
+        argv=argv,
+        cwd=fast_tmp,
+        env=agent_env(new_token()),
+        prompt="",
+        transcript_path=fast_tmp / "transcript.jsonl",
+    )
+    result = await ProcessRunner().run(spec, on_lines=lambda b: batches.append([r for r, _ in b]))
+    lines = [line for batch in batches for line in batch]
+    assert lines, (result.reason, result.stderr_tail)
+    assert [line[:30] for line in lines] == [
+        b'{"type": "system", "subtype": ',
+        b'{"type": "assistant", "message',
+        b"not json",
+        b'{"type": "result", "subtype": ',
+    ]
+    assert len(lines[1]) > 200_000 and not lines[0].endswith(b"\r")
+    assert result.ok and result.lines == 4 and result.summary.bad_lines == 1
+    printed = (fast_tmp / "transcript.jsonl").read_bytes()
+    assert printed.startswith(lines[0] + b"\r\n\n  \n") and printed.endswith(lines[3])
+    assert printed.count(b"\n") == 5
+
+
 async def test_prompt_on_stdin_and_claudecode_removed(
     fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

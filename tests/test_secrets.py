@@ -131,3 +131,17 @@ def test_a_planted_key_is_nowhere_after_a_run(fast_tmp: Path) -> None:
             ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
         ).stdout
     )
+
+
+def test_text_without_a_secret_comes_back_as_it_was_and_with_one_redacted() -> None:
+    few = Redactor({"hunter2hunter2": "API_KEY"})
+    many = Redactor({f"secret-value-{n:04}": f"KEY_{n}" for n in range(40)})
+    for redactor, secret, name in (
+        (few, "hunter2hunter2", "API_KEY"),
+        (many, "secret-value-0039", "KEY_39"),
+    ):
+        clean_text, clean_data = "nothing to see " * 100, b"nothing to see " * 100
+        assert redactor.text(clean_text) is clean_text
+        assert redactor.data(clean_data) is clean_data
+        assert redactor.text(f"a {secret} b") == f"a [redacted {name}] b"
+        assert redactor.data(f"a {secret} b".encode()) == f"a [redacted {name}] b".encode()

@@ -1073,6 +1073,36 @@ def test_the_diff_of_a_task_sent_back_shows_its_last_attempt(fast_tmp: Path) -> 
     assert [f.path for f in diff.stat.files] == ["a.py"] and "+second" in diff.text
 
 
+def test_a_batch_of_output_read_back_from_the_store_fills_the_buffers_in_order(
+    tmp_path: Path,
+) -> None:
+    from textual.message_pump import MessagePump
+
+    from shoemaker.store import Store
+    from shoemaker.tui.bridge import EventBridge
+
+    # What attach mode does: another process wrote the batches, this one reads them back.
+    writer = Store(tmp_path / "shoemaker.db")
+    writer.append_events(
+        [
+            AgentOutput.of("g", 1, 4, [("assistant", "a"), ("user", "[Read: x]")], 3),
+            AgentOutput.of("g", 1, 4, [("invalid", "[not JSON: {]")], 1),
+        ]
+    )
+    buffers = OutputBuffers()
+    bridge = EventBridge(MessagePump(), buffers)
+    for _, event in Store(tmp_path / "shoemaker.db").events_after(0):
+        bridge(event)
+    assert buffers.received == 3 and bridge.seen == 2
+    assert buffers.take(4) == ["a", "[Read: x]", "[not JSON: {]"]
+    # A batch longer than what is kept keeps its newest lines.
+    bridge(AgentOutput.of("g", 1, 4, [("assistant", f"{n}") for n in range(OUTPUT_LINES + 5)], 0))
+    history = buffers.history(4)
+    assert (
+        len(history) == OUTPUT_LINES and history[0] == "5" and history[-1] == f"{OUTPUT_LINES + 4}"
+    )
+
+
 def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:
     buffers = OutputBuffers()
     for n in range(OUTPUT_LINES + 10):

@@ -3,15 +3,21 @@
 Each event is a pydantic model with a ``kind`` literal, so the whole stream is one discriminated
 union (:data:`Event`) that round-trips through JSON: the store appends every event to its log,
 ``shoemaker run --events ndjson`` prints them, and a dashboard in another process reads them back
-with :func:`parse_event`.
+with :func:`parse_event`. An event is serialised once (:meth:`_Event.json_bytes`): the store
+writes those bytes and the NDJSON printer prints them.
+
+Agent output is the one event that comes at the agent's pace: one :class:`AgentOutput` carries
+every line of one read from the agent's stdout, not one event per line.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 from shoemaker.model import GenerationState, TaskState, Usage
 
@@ -23,6 +29,30 @@ class _Event(BaseModel):
     """Wall-clock time the event was emitted (seconds since the epoch)."""
     generation: str | None = None
     """The generation the event belongs to, when there is one."""
+
+    _json: bytes | None = PrivateAttr(default=None)
+
+    def json_bytes(self) -> bytes:
+        """The event as JSON, serialised once however many times it is asked for."""
+        if self._json is None:
+            self._json = self._serialise()
+        return self._json
+
+    def _serialise(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._json = None  # a copy with other values has other JSON
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        # Equal by kind and fields alone: whether the JSON was cached is no part of the value.
+        if not isinstance(other, _Event):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
 
 
 def _usage(event: AgentFinished | MetricsRecorded) -> Usage:
@@ -88,16 +118,70 @@ class AgentStarted(_Event):
     pid: int | None = None
 
 
+#: One line of agent output: the stream-json line's ``type`` or ``type/subtype`` (e.g.
+#: ``assistant``, ``system/init``, ``invalid`` for a line that is not JSON) and its condensed
+#: one-line rendering (``[Read: path]``, a text excerpt, ``[ERROR: …]``).
+OutputLine = tuple[str, str]
+
+
 class AgentOutput(_Event):
-    """One stream-json line of a running agent, condensed to one line of text."""
+    """The lines a running agent printed in one read of its stdout, each condensed to one line
+    of text, in order. Lines that show nothing (partial-message ``stream_event`` lines, an
+    allowed rate limit) are left out; ``read`` counts every line of the batch. On the wire the
+    lines are ``[line_type, text]`` pairs."""
 
     kind: Literal["agent_output"] = "agent_output"
     run_id: int
     task_id: int | None
-    line_type: str
-    """``type`` or ``type/subtype`` of the line, e.g. ``assistant`` or ``system/init``."""
-    text: str
-    """The condensed one-line rendering (``[Read: path]``, a text excerpt, ``[ERROR: …]``)."""
+    lines: list[OutputLine]
+    read: int = 0
+    """Stream-json lines of the transcript this batch covers, shown or not."""
+
+    @classmethod
+    def of(
+        cls,
+        generation: str | None,
+        run_id: int,
+        task_id: int | None,
+        lines: list[OutputLine],
+        read: int,
+    ) -> AgentOutput:
+        """A batch built by the engine from values it typed itself: not validated again (this
+        is the per-read hot path; :func:`parse_event` validates what comes back from JSON)."""
+        return cls.model_construct(
+            ts=time.time(),
+            generation=generation,
+            run_id=run_id,
+            task_id=task_id,
+            lines=lines,
+            read=read,
+        )
+
+    @property
+    def texts(self) -> list[str]:
+        """The condensed texts alone, in order."""
+        return [text for _, text in self.lines]
+
+    def _serialise(self) -> bytes:
+        data = {
+            "ts": self.ts,
+            "generation": self.generation,
+            "kind": self.kind,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "lines": self.lines,
+            "read": self.read,
+        }
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            # A lone surrogate (a JSON "\ud800" escape the agent printed) cannot be UTF-8.
+            data["lines"] = [(t, _utf8(x)) for t, x in self.lines]
+            return orjson.dumps(data)
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class AgentFinished(_Event):

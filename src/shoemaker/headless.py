@@ -39,7 +39,8 @@ class NdjsonPrinter:
         self.out = out or sys.stdout
 
     def __call__(self, event: Event) -> None:
-        self.out.write(event.model_dump_json() + "\n")
+        # The bytes the store wrote to its log, when the event came through it.
+        self.out.write(event.json_bytes().decode("utf-8") + "\n")
         self.out.flush()
 
 
@@ -96,11 +97,11 @@ class StoryPrinter:
                 )
             case AgentOutput():
                 if self.show_agent:
-                    c.print(
-                        f"{self._task(event.task_id)}   [dim]{escape(event.text)}[/]",
-                        overflow="ellipsis",
-                        no_wrap=True,
-                    )
+                    task = self._task(event.task_id)
+                    for text in event.texts:
+                        c.print(
+                            f"{task}   [dim]{escape(text)}[/]", overflow="ellipsis", no_wrap=True
+                        )
             case AgentFinished():
                 status = "[green]ok[/]" if event.ok else f"[red]{escape(event.reason)}[/]"
                 c.print(

@@ -305,18 +305,25 @@ class ProcessRunner:
                 break
             watch.last_output = time.monotonic()
             if spec.redact is None:
-                transcript.write(chunk)
-            pending += chunk
-            if b"\n" not in chunk:
+                transcript.write(chunk)  # the bytes as read
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                pending += chunk
                 continue  # a long line still arriving; avoid rescanning the buffer
-            *complete, rest = pending.split(b"\n")
-            pending[:] = rest
+            # The read's whole lines as one bytes object, split once (no copy per line).
+            if pending:
+                pending += chunk[:end]
+                block = bytes(pending)
+                pending.clear()
+            else:
+                block = chunk[:end]
+            pending += chunk[end + 1 :]
             if spec.redact is not None:
                 # Whole lines only, so that a secret split across reads is still found.
-                transcript.write(spec.redact(b"\n".join(complete) + b"\n"))
+                transcript.write(spec.redact(block + b"\n"))
             # Whole lines reach the file now: the dashboard reads a live run's usage there.
             transcript.flush()
-            batch = ProcessRunner._parse(complete, builder, watch)
+            batch = ProcessRunner._parse(block.split(b"\n"), builder, watch)
             if batch:
                 await _call(on_lines, batch)
         if pending and spec.redact is not None:
@@ -330,15 +337,16 @@ class ProcessRunner:
 
     @staticmethod
     def _parse(
-        raw_lines: list[bytes] | list[bytearray], builder: SummaryBuilder, watch: _Watch
+        raw_lines: list[bytes], builder: SummaryBuilder, watch: _Watch
     ) -> list[tuple[bytes, StreamEvent | None]]:
+        feed = builder.feed
         batch: list[tuple[bytes, StreamEvent | None]] = []
         for raw in raw_lines:
-            line = bytes(raw).rstrip(b"\r")
-            if not line.strip():
+            line = raw.rstrip(b"\r")  # the same object when there is nothing to strip
+            if not line or line.isspace():
                 continue
-            watch.lines += 1
-            batch.append((line, builder.feed(line)))
+            batch.append((line, feed(line)))
+        watch.lines += len(batch)
         return batch
 
     @staticmethod

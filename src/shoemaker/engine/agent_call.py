@@ -36,7 +36,7 @@ from shoemaker.agents.runner import (
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
 from shoemaker.engine.project import Project
-from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
+from shoemaker.events import AgentFinished, AgentOutput, AgentStarted, OutputLine
 from shoemaker.model import Phase
 from shoemaker.secrets import is_secret_name, token_file
 from shoemaker.store import RunRecord
@@ -166,16 +166,19 @@ async def call_agent(
     cwd = str(call.cwd)
 
     def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        out = []
+        # One event per read: each line condensed once, here, because the event log (what
+        # attach mode and `run --events ndjson` read) must hold every line a person may see.
+        lines: list[OutputLine] = []
         for raw, event in batch:
             if event is None:
                 text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
-                out.append(_output(call, run_id, "invalid", f"[not JSON: {text}]"))
+                lines.append(("invalid", f"[not JSON: {text}]"))
                 continue
             condensed = condense(event, cwd)
             if condensed is not None:
-                out.append(_output(call, run_id, event.label, condensed))
-        bus.emit_all(out)
+                lines.append((event.label, condensed))
+        if lines:
+            bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, lines, len(batch)))
 
     def on_pid(pid: int) -> None:
         project.store.set_run_pid(
@@ -233,12 +236,6 @@ def spent(project: Project, summary: TranscriptSummary) -> tuple[float, bool]:
         return summary.cost_usd or 0.0, False
     _, price = project.config.price(summary.model)
     return price.cost(summary.accounted_usage()), True
-
-
-def _output(call: AgentCall, run_id: int, label: str, text: str) -> AgentOutput:
-    return AgentOutput(
-        generation=call.generation, run_id=run_id, task_id=call.task_id, line_type=label, text=text
-    )
 
 
 def _store_result(

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from shoemaker.events import AgentOutput, Event, parse_event
+from shoemaker.events import Event, parse_event
 from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store import Store
 
@@ -64,14 +64,13 @@ class EventBus:
         self.emit_all(events)
 
     def _clean(self, event: Event) -> Event:
-        """The event with every secret value replaced (the same object when there is none)."""
+        """The event with every secret value replaced (the same object when there is none):
+        its JSON, serialised once, read once by the redactor, and read back only when a
+        secret was found."""
         if not self._redactor.active:
             return event
-        if isinstance(event, AgentOutput):  # the hot path: only its text comes from the agent
-            text = self._redactor.text(event.text)
-            return event if text == event.text else event.model_copy(update={"text": text})
-        raw = event.model_dump_json()
-        clean = self._redactor.text(raw)
+        raw = event.json_bytes()
+        clean = self._redactor.data(raw)
         return event if clean == raw else parse_event(clean)
 
     def emit_all(self, events: Iterable[Event]) -> None:
@@ -82,11 +81,19 @@ class EventBus:
             # The store redacts what it writes and announces the batch once committed.
             self._store.append_events(batch)
         else:
-            self.announce_all(batch)
+            self._announce([self._clean(e) for e in batch])
 
     def announce_all(self, events: Iterable[Event]) -> None:
-        """Deliver events that are already in the store (the store's ``on_commit``)."""
-        batch = [self._clean(e) for e in events]
+        """Deliver events that are already in the store (the store's ``on_commit``). The
+        store announces events as it wrote them, redacted with its own redactor; with another
+        one they are cleaned here too."""
+        batch = list(events)
+        store = self._store
+        if store is None or store.redactor is not self._redactor:
+            batch = [self._clean(e) for e in batch]
+        self._announce(batch)
+
+    def _announce(self, batch: list[Event]) -> None:
         if not batch:
             return
         with self._guard:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.errors import BadInput
-from shoemaker.events import Event
+from shoemaker.events import Event, parse_event
 from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -155,7 +155,16 @@ class StoreBase:
 
     def _insert_event(self, db: sqlite3.Connection, event: Event) -> int:
         """Append ``event`` to the log inside the caller's transaction (announced once it
-        commits); returns its sequence number."""
+        commits); returns its sequence number.
+
+        The event is serialised once and the redactor reads those bytes once; only when it
+        found a secret is the event read back from the clean JSON, and that clean event is
+        what gets announced."""
+        data = event.json_bytes()
+        if self.redactor.active:
+            clean = self.redactor.data(data)
+            if clean != data:
+                data, event = clean, parse_event(clean)
         cur = db.execute(
             "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",
             (
@@ -163,7 +172,7 @@ class StoreBase:
                 event.generation,
                 event.kind,
                 getattr(event, "task_id", None),
-                self.redactor.text(event.model_dump_json()),
+                data.decode("utf-8"),
             ),
         )
         self._wrote(event)

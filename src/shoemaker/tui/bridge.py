@@ -1,7 +1,8 @@
 """The one adapter between the engine's events and Textual.
 
-Agent output is far too frequent for a message per line: it goes into bounded per-task
-buffers that the output pane drains at about 30 Hz. Every other event becomes one
+Agent output is far too frequent for a message per line: each batch of lines (one
+:class:`AgentOutput` per read of an agent's stdout) goes into bounded per-task buffers that
+the output pane drains at about 30 Hz. Every other event becomes one
 :class:`EngineEvent` message. In attach mode the same happens with events read back from the
 store of a run that another process drives.
 """
@@ -45,6 +46,12 @@ class OutputBuffers:
         self.lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).append(text)
         self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).append(text)
         self.received += 1
+
+    def extend(self, task_id: int | None, texts: list[str]) -> None:
+        """Add a batch of lines; a batch longer than the buffers keeps only its tail."""
+        self.lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).extend(texts)
+        self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).extend(texts)
+        self.received += len(texts)
 
     def take(self, task_id: int | None) -> list[str]:
         """Lines that arrived for ``task_id`` since the last take."""
@@ -97,7 +104,7 @@ class EventBridge:
     def __call__(self, event: Event) -> None:
         self.seen += 1
         if isinstance(event, AgentOutput):
-            self.buffers.add(event.task_id, event.text)
+            self.buffers.extend(event.task_id, event.texts)
             return
         for line in story_lines(event):
             self.buffers.add(getattr(event, "task_id", None), line)

@@ -321,7 +321,9 @@ class OutputPane(Guarded, Touched, Log):
         if not lines:
             return
         follow = self.is_vertical_scroll_end or self.max_scroll_y == 0
-        self.write_lines(lines, scroll_end=follow)
+        # More than the pane keeps arrived since the last flush: the older ones would only be
+        # measured and pruned again.
+        self.write_lines(lines[-PANE_LINES:], scroll_end=follow)
         # A full Log(max_lines) stops repainting on its own: ask for it.
         self.refresh()
 
