@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from agents import new_token, processes_with_token
+from interleave import interleave
 from projects import make_project, scripted, task
+from shoemaker.engine import review
 from shoemaker.engine.attempts import preserve
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import critical_path_lengths, launch_order
-from shoemaker.engine.stitch import Stitcher
+from shoemaker.engine.stitch import Stitcher, StitchOutcome
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import Task, TaskState, task_branch
@@ -128,6 +130,53 @@ async def test_a_rejected_task_runs_again_with_the_note(fast_tmp: Path) -> None:
     await Engine(project).run(cycles=1)
     runs = project.store.runs(task_id=t.id)
     assert "review rejected it: never drop tables" in runs[-1].prompt
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+def test_a_review_verb_racing_an_approval_leaves_one_winner(fast_tmp: Path, verb: str) -> None:
+    # Two review verbs for one task at once (the dashboard's key, a command in a terminal):
+    # the first stops after its n-th store call, for every n in turn (one task each), and the
+    # approval runs there. One of them wins; the other is refused and changes nothing. A check
+    # and a write in separate calls let a rejection move a merged task back to ready, and a
+    # second approval fail on the first one's state or branch.
+    points = range(1, 10)
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task(f"M{n}", files={f"migrations/{n:03}.sql": f"-- {n}\n"}) for n in points],
+            review_globs=["migrations/**"],
+            max_parallel=4,
+            max_issues=len(points),
+        )
+    )
+    gen = start_generation(project, "g")
+    asyncio.run(Engine(project).run(cycles=1))
+    waiting = project.store.list_tasks("g")
+    assert [t.state for t in waiting] == [TaskState.NEEDS_REVIEW] * len(points)
+    paused_at = []
+    for after, t in zip(points, waiting, strict=True):
+
+        def first(task_id: int = t.id) -> object:
+            if verb == "approve":
+                return asyncio.run(review.approve(project, gen, task_id))
+            return asyncio.run(review.reject(project, gen, task_id, "no"))
+
+        def second(task_id: int = t.id) -> object:
+            return asyncio.run(review.approve(project, gen, task_id))
+
+        one, two, stopped = interleave(project.store, after, first, second)
+        paused_at.append(stopped)
+        refused = [o for o in (one, two) if isinstance(o, review.ReviewRefused)]
+        won = [o for o in (one, two) if isinstance(o, StitchOutcome)]
+        assert len(refused) == 1 and len(won) == 1, (after, one, two)
+        assert project.store.get_task(t.id).state == won[0].state
+        landed = [
+            c
+            for c in project.git.log(f"{gen.start_commit}..{gen.branch}")
+            if c.trailers.get("Shoemaker-Task") == str(t.id)
+        ]
+        assert len(landed) == (1 if won[0].state == TaskState.DONE else 0), (after, landed)
+    assert paused_at[0] and not paused_at[-1]  # every point, up to past the first verb's end
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:

@@ -20,36 +20,34 @@ PATIENCE = 60.0
 
 
 class PausingLock:
-    """A store's lock that pauses ``thread`` right after it lets go of the lock for the
-    ``after``-th time (reentrant acquisitions count once)."""
+    """A store's lock that pauses whichever thread lets go of it for the ``after``-th time
+    (reentrant acquisitions count once; the first side's calls may come from the threads
+    of its own event loop), until ``resume`` is set. Calls after the pause are not counted."""
 
     def __init__(self, inner: Any, after: int) -> None:
         self._inner = inner
         self.after = after
-        self.thread: threading.Thread | None = None
         self.paused = threading.Event()
         self.resume = threading.Event()
-        self._depth = 0
+        self._depth = threading.local()
         self._released = 0
 
     def __enter__(self) -> None:
         self._inner.acquire()
-        if threading.current_thread() is self.thread:
-            self._depth += 1
+        self._depth.n = getattr(self._depth, "n", 0) + 1
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._depth.n -= 1
         self._inner.release()
-        if threading.current_thread() is not self.thread:
+        if self._depth.n or self.paused.is_set():
             return
-        self._depth -= 1
-        if self._depth == 0:
-            self._released += 1
-            if self._released == self.after:
-                self.paused.set()
-                if not self.resume.wait(timeout=PATIENCE):
-                    raise TimeoutError("the test never let the paused thread go on")
+        self._released += 1
+        if self._released == self.after:
+            self.paused.set()
+            if not self.resume.wait(timeout=PATIENCE):
+                raise TimeoutError("the test never let the paused thread go on")
 
 
 def interleave(
@@ -71,7 +69,6 @@ def interleave(
             lock.paused.set()  # finished without pausing: the test must not wait
 
     thread = threading.Thread(target=run_first, name="first")
-    lock.thread = thread
     try:
         thread.start()
         if not lock.paused.wait(timeout=PATIENCE):
