@@ -17,6 +17,7 @@ from shoemaker.engine.attempts import preserve
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import critical_path_lengths, launch_order
+from shoemaker.engine.measure import measure
 from shoemaker.engine.stitch import Stitcher, StitchOutcome
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
@@ -177,6 +178,24 @@ def test_a_review_verb_racing_an_approval_leaves_one_winner(fast_tmp: Path, verb
         ]
         assert len(landed) == (1 if won[0].state == TaskState.DONE else 0), (after, landed)
     assert paused_at[0] and not paused_at[-1]  # every point, up to past the first verb's end
+
+
+async def test_a_task_cancelled_after_it_was_listed_does_not_start(fast_tmp: Path) -> None:
+    # The engine chose the task from a listing; another process cancelled it (its plan was
+    # rejected) before the worker claimed it: the worker leaves it cancelled, starts no agent
+    # and keeps no worktree, and the run goes on.
+    project = scripted(make_project(fast_tmp, [task("A", files={"a.py": "A = 1\n"})]))
+    gen = start_generation(project, "g")
+    (listed,) = await measure(project, gen, 1)
+    assert listed.state == TaskState.READY
+    project.store.transition_task(listed.id, TaskState.CANCELLED, "plan 1 rejected")
+    stitcher = Stitcher(project, gen)
+    outcome = await stitcher.stitch(listed)
+    assert (outcome.state, project.store.get_task(listed.id).state) == (TaskState.CANCELLED,) * 2
+    assert project.store.runs(task_id=listed.id) == []
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+    report = await Engine(project).run(cycles=1)  # and the run goes on: nothing to do
+    assert report.stopped_because == "no ready task left"
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:

@@ -46,7 +46,7 @@ from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.sources.compliance import shortfall
-from shoemaker.store import MetricsRecord
+from shoemaker.store import MetricsRecord, TaskMoved
 
 
 class EngineError(Failed):
@@ -105,14 +105,22 @@ class Stitcher:
         branch = task_branch(self.generation.name, task.id)
         attempt = Attempt(task, task.attempts + 1, branch, worktree, time.monotonic())
         # Intent first: the store says where the work happens before anything relies on it.
-        self._transition(
-            task.id,
-            TaskState.RUNNING,
-            f"attempt {attempt.number}",
-            count_attempt=True,
-            branch=branch,
-            worktree=str(worktree),
-        )
+        # Only if the task is still ready: the listing it was chosen from is older than this
+        # (a plan rejected, a task cancelled meanwhile by another process).
+        try:
+            self._transition(
+                task.id,
+                TaskState.RUNNING,
+                f"attempt {attempt.number}",
+                count_attempt=True,
+                expect=(TaskState.READY,),
+                branch=branch,
+                worktree=str(worktree),
+            )
+        except TaskMoved:
+            self.pool.unreserve(worktree)
+            now = await asyncio.to_thread(self.project.store.get_task, task.id)
+            return StitchOutcome(task.id, now.state, f"not started: {now.state} meanwhile")
         crash_point("running-recorded")
         try:
             attempt.base, attempt.continuing = await asyncio.to_thread(

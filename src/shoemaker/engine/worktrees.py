@@ -111,6 +111,14 @@ class WorktreePool:
             if path not in self._idle:
                 self._idle.append(path)
 
+    def unreserve(self, path: Path) -> None:
+        """Give back a reserved path that no task used (nothing was checked out there)."""
+        with self._lock:
+            self._busy.discard(path)
+            self._fresh.discard(path)
+            if path in self._registered and path not in self._idle:
+                self._idle.append(path)
+
     def discard(self, path: Path) -> None:
         """Remove a worktree for good."""
         self._forget(path)
