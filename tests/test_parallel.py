@@ -18,10 +18,11 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import critical_path_lengths, launch_order
 from shoemaker.engine.measure import measure
+from shoemaker.engine.plans import plan_starts, reject_plan
 from shoemaker.engine.stitch import Stitcher, StitchOutcome
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
-from shoemaker.model import Task, TaskState, task_branch
+from shoemaker.model import IllegalTransition, PlanState, Task, TaskState, task_branch
 from shoemaker.store import NewTask
 
 
@@ -196,6 +197,37 @@ async def test_a_task_cancelled_after_it_was_listed_does_not_start(fast_tmp: Pat
     assert [w.path for w in project.git.worktrees()] == [project.root]
     report = await Engine(project).run(cycles=1)  # and the run goes on: nothing to do
     assert report.stopped_because == "no ready task left"
+
+
+@pytest.mark.parametrize("after", [1, 2, 3])
+def test_a_plan_rejected_as_its_first_task_starts_runs_nothing(fast_tmp: Path, after: int) -> None:
+    # The engine listed an approved plan's ready task and is about to start it (`plan_starts`
+    # moves the plan to executing); a person rejects the plan right then, after the engine's
+    # n-th store call. Either the plan runs (executing; the rejection is refused) or it is
+    # rejected and the task cancelled and not started: never a crash of the run.
+    project = make_project(fast_tmp, [])
+    start_generation(project, "g")
+    store = project.store
+    plan, _ = store.create_plan("g")
+    store.set_plan_state(plan.id, PlanState.VALIDATED)
+    store.set_plan_state(plan.id, PlanState.APPROVED)
+    (t,), _ = store.add_tasks("g", [NewTask("A")], 1, "plan", plan_id=plan.id)
+
+    def start() -> bool:
+        return plan_starts(project, plan.id)
+
+    def reject() -> list[int]:
+        return reject_plan(project, store.get_plan(plan.id))
+
+    started, rejected, _ = interleave(store, after, start, reject)
+    if started is True:
+        assert isinstance(rejected, IllegalTransition), rejected
+        assert store.get_plan(plan.id).state == PlanState.EXECUTING
+        assert store.get_task(t.id).state == TaskState.READY
+    else:
+        assert (started, rejected) == (False, [t.id])
+        assert store.get_plan(plan.id).state == PlanState.REJECTED
+        assert store.get_task(t.id).state == TaskState.CANCELLED
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:

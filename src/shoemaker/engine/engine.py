@@ -402,8 +402,10 @@ class Engine:
                         if slots[0] <= 0 or left == 0:
                             pending = True
                             break
-                        if task.plan_id is not None:
-                            await asyncio.to_thread(plan_starts, self.project, task.plan_id)
+                        if task.plan_id is not None and not await asyncio.to_thread(
+                            plan_starts, self.project, task.plan_id
+                        ):
+                            continue  # its plan was rejected since the listing
                         slots[0] -= 1
                         left = None if left is None else left - 1
                         worker = asyncio.create_task(
