@@ -19,6 +19,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import critical_path_lengths, launch_order
 from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import plan_starts, reject_plan
+from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.stitch import Stitcher, StitchOutcome
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
@@ -228,6 +229,31 @@ def test_a_plan_rejected_as_its_first_task_starts_runs_nothing(fast_tmp: Path, a
         assert (started, rejected) == (False, [t.id])
         assert store.get_plan(plan.id).state == PlanState.REJECTED
         assert store.get_task(t.id).state == TaskState.CANCELLED
+
+
+@pytest.mark.parametrize("after", [1, 2, 3, 4, 5])
+def test_recovery_never_requeues_a_task_that_landed_while_it_looked(
+    fast_tmp: Path, after: int
+) -> None:
+    # Recovery lists the tasks, then requeues those that were at work. An approval in another
+    # process lands its task (merging → done) after recovery's n-th store call: a task that
+    # is done stays done (done → ready is legal: a revert's retry), and is not run again.
+    project = make_project(fast_tmp, [])
+    gen = start_generation(project, "g")
+    store = project.store
+    (t,), _ = store.add_tasks("g", [NewTask("A")], 1, "measure")
+    for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+        store.transition_task(t.id, state)
+    report, finished, _ = interleave(
+        store, after, lambda: recover(project, gen), lambda: store.finish_task(t.id, "approved")
+    )
+    assert isinstance(report, RecoveryReport), report
+    if isinstance(finished, IllegalTransition):
+        # Requeued before it landed: that approval fails loudly (and review verbs hold the
+        # run lock, so that no recovery runs beside them at all).
+        assert report.requeued == [t.id] and store.get_task(t.id).state == TaskState.READY
+    else:
+        assert report.requeued == [] and store.get_task(t.id).state == TaskState.DONE
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:
