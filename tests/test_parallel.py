@@ -21,6 +21,7 @@ from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import plan_starts, reject_plan
 from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.stitch import Stitcher, StitchOutcome
+from shoemaker.errors import GenerationError
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import IllegalTransition, PlanState, Task, TaskState, task_branch
@@ -254,6 +255,41 @@ def test_recovery_never_requeues_a_task_that_landed_while_it_looked(
         assert report.requeued == [t.id] and store.get_task(t.id).state == TaskState.READY
     else:
         assert report.requeued == [] and store.get_task(t.id).state == TaskState.DONE
+
+
+def test_no_run_starts_while_an_approval_lands(fast_tmp: Path) -> None:
+    # A run that started while an approval was landing would recover first, and take the
+    # approved task (merging) for the work of a dead process. The approval stops after each
+    # of its store calls in turn (one task each), and a run starts there: it is refused
+    # until the approval is done, and the task lands once.
+    points = range(1, 9)
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task(f"M{n}", files={f"migrations/{n:03}.sql": f"-- {n}\n"}) for n in points],
+            review_globs=["migrations/**"],
+            max_parallel=4,
+            max_issues=len(points),
+        )
+    )
+    gen = start_generation(project, "g")
+    asyncio.run(Engine(project).run(cycles=1))
+    for after, t in zip(points, project.store.list_tasks("g"), strict=True):
+        approved, ran, stopped = interleave(
+            project.store,
+            after,
+            lambda task_id=t.id: asyncio.run(review.approve(project, gen, task_id)),
+            lambda: asyncio.run(Engine(project).run(cycles=1)),
+        )
+        assert isinstance(approved, StitchOutcome) and approved.state == TaskState.DONE, approved
+        assert isinstance(ran, GenerationError) == stopped, (after, ran)
+        assert project.store.get_task(t.id).state == TaskState.DONE
+        landed = [
+            c
+            for c in project.git.log(f"{gen.start_commit}..{gen.branch}")
+            if c.trailers.get("Shoemaker-Task") == str(t.id)
+        ]
+        assert len(landed) == 1, (after, landed)
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:

@@ -10,9 +10,11 @@ with the person's note, which its next prompt shows. ``shoemaker review`` and th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from shoemaker.engine.attempts import keep_for_retry
-from shoemaker.engine.project import Project
+from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.stitch import Stitcher, StitchOutcome
 from shoemaker.errors import BadInput
 from shoemaker.git import GitError
@@ -43,8 +45,28 @@ def _claim(project: Project, task_id: int, new: TaskState, reason: str) -> None:
         raise
 
 
+@contextmanager
+def _no_run_starts(project: Project) -> Iterator[None]:
+    """No run starts while a verb moves a task out of review: its recovery would take the
+    task (merging, say) for the work of a dead process. A run already under way recovered
+    before it began and holds the lock; the verb goes on beside it (merges take turns
+    through the merge file lock)."""
+    lock = RunLock(project)
+    held = lock.acquire()
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
+
+
 async def approve(project: Project, generation: Generation, task_id: int) -> StitchOutcome:
     """A person approved a task waiting in review: merge it."""
+    with _no_run_starts(project):
+        return await _approve(project, generation, task_id)
+
+
+async def _approve(project: Project, generation: Generation, task_id: int) -> StitchOutcome:
     task = await asyncio.to_thread(_waiting, project, task_id)
     stitcher = Stitcher(project, generation)
     try:
@@ -73,6 +95,13 @@ async def reject(
     project: Project, generation: Generation, task_id: int, note: str
 ) -> StitchOutcome:
     """A person rejected a task in review: it runs again with their note in its prompt."""
+    with _no_run_starts(project):
+        return await _reject(project, generation, task_id, note)
+
+
+async def _reject(
+    project: Project, generation: Generation, task_id: int, note: str
+) -> StitchOutcome:
     task = await asyncio.to_thread(_waiting, project, task_id)
     reason = f"review rejected it: {note.strip() or 'no note given'}"
     await asyncio.to_thread(keep_for_retry, project, generation, task, task.attempts)
