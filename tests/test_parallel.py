@@ -275,11 +275,12 @@ def test_no_run_starts_while_an_approval_lands(fast_tmp: Path) -> None:
     gen = start_generation(project, "g")
     asyncio.run(Engine(project).run(cycles=1))
     for after, t in zip(points, project.store.list_tasks("g"), strict=True):
+
+        def approve(task_id: int = t.id) -> StitchOutcome:
+            return asyncio.run(review.approve(project, gen, task_id))
+
         approved, ran, stopped = interleave(
-            project.store,
-            after,
-            lambda task_id=t.id: asyncio.run(review.approve(project, gen, task_id)),
-            lambda: asyncio.run(Engine(project).run(cycles=1)),
+            project.store, after, approve, lambda: asyncio.run(Engine(project).run(cycles=1))
         )
         assert isinstance(approved, StitchOutcome) and approved.state == TaskState.DONE, approved
         assert isinstance(ran, GenerationError) == stopped, (after, ran)
