@@ -56,6 +56,22 @@ async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) ->
     assert project.git.branches("attempt/*") == [f"attempt/g-{twenty.id}-1"]
 
 
+async def test_the_engine_learns_what_merged_tasks_took(fast_tmp: Path) -> None:
+    # The launch order weighs open tasks by what merged ones took (engine/durations.py).
+    project = scripted(
+        make_project(fast_tmp, [task("A"), task("B", [0]), task("C", [1])], max_tasks=1)
+    )
+    start_generation(project, "g")
+    engine = Engine(project)
+    await engine.run(cycles=1)
+    a, b, c = project.store.list_tasks("g")
+    assert (a.state, b.state, c.state) == (TaskState.DONE, TaskState.READY, TaskState.PROPOSED)
+    metrics = project.store.metrics(a.id)
+    assert metrics is not None and metrics.duration_s > 0
+    took = metrics.duration_s
+    assert engine.durations.expected([a, b, c]) == {b.id: took, c.id: took}
+
+
 async def test_a_sensitive_task_waits_for_review_and_merges_after_approval(fast_tmp: Path) -> None:
     project = scripted(
         make_project(
