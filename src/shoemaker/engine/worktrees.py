@@ -95,7 +95,8 @@ class WorktreePool:
             self._fresh.discard(path)
 
     def release(self, path: Path) -> None:
-        """Return a worktree to the pool: detached and clean, so its branch can go."""
+        """Return a worktree to the pool: detached, so its branch can go (cleaned when it is
+        prepared for the next task)."""
         if path.exists():
             self.git.restore_gitfile(path)  # before git runs there again
         if not self.reuse:
