@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from shoemaker.engine.graph import critical_path_lengths, launch_order
 from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import plan_starts, reject_plan
 from shoemaker.engine.recovery import RecoveryReport, recover
-from shoemaker.engine.stitch import Stitcher, StitchOutcome
+from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
@@ -307,6 +308,27 @@ def test_no_run_starts_while_an_approval_lands(fast_tmp: Path) -> None:
             if c.trailers.get("Shoemaker-Task") == str(t.id)
         ]
         assert len(landed) == 1, (after, landed)
+
+
+async def test_a_failure_and_the_blocking_it_causes_are_one_write(fast_tmp: Path) -> None:
+    # A task fails for good; its dependent must be blocked in the same transaction. When the
+    # blocking cannot be written (a trigger refuses it here; a crash in between, in life),
+    # the failure is not recorded either: never a failed task whose dependents wait for it.
+    project = scripted(
+        make_project(fast_tmp, [task("A", outcome="crash"), task("B", [0])], max_retries=0)
+    )
+    start_generation(project, "g")
+    db = sqlite3.connect(project.store.path)
+    db.execute(
+        "CREATE TRIGGER no_blocked BEFORE UPDATE OF state ON tasks WHEN NEW.state = 'blocked' "
+        "BEGIN SELECT RAISE(ABORT, 'blocking refused'); END"
+    )
+    db.commit()
+    db.close()
+    with pytest.raises(EngineError, match="blocking refused"):
+        await Engine(project).run(cycles=1)
+    a, b = project.store.list_tasks("g")
+    assert (a.state, b.state) == (TaskState.READY, TaskState.PROPOSED), (a.reason, b.reason)
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:

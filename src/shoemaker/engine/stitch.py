@@ -358,8 +358,14 @@ class Stitcher:
                 task.id, TaskState.READY, failure.reason, fingerprint=failure.fingerprint
             )
             return StitchOutcome(task.id, TaskState.READY, failure.reason)
-        self._transition(task.id, TaskState.FAILED, final, fingerprint=failure.fingerprint)
-        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        await asyncio.to_thread(
+            store.stop_task,
+            task.id,
+            TaskState.FAILED,
+            final,
+            "failed",
+            fingerprint=failure.fingerprint,
+        )
         failed = dataclasses.replace(
             task,
             state=TaskState.FAILED,
@@ -397,8 +403,7 @@ class Stitcher:
         await asyncio.to_thread(keep_for_retry, project, self.generation, task, attempt.number)
         # The agent's words are kept and shown, so no secret value may be among them.
         reason = f"its agent is blocked: {project.redactor.text(why)}"
-        self._transition(task.id, TaskState.BLOCKED, reason)
-        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id, "is blocked")
+        await asyncio.to_thread(store.stop_task, task.id, TaskState.BLOCKED, reason, "is blocked")
         # The state change is the dashboard's notification; this is the story's line.
         log(project, task, f"task #{task.id} needs you: {reason}")
         blocked = await asyncio.to_thread(store.get_task, task.id)
@@ -425,8 +430,14 @@ class Stitcher:
             return StitchOutcome(task.id, current.state, current.reason)
         broken = worktree.is_dir() and not worktree.joinpath(".git").exists()
         reason = f"{exc}" + (f" (its worktree {worktree} has no .git any more)" if broken else "")
-        self._transition(task.id, TaskState.FAILED, reason, fingerprint=fingerprint("git", reason))
-        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        await asyncio.to_thread(
+            store.stop_task,
+            task.id,
+            TaskState.FAILED,
+            reason,
+            "failed",
+            fingerprint=fingerprint("git", reason),
+        )
         failed = await asyncio.to_thread(store.get_task, task.id)
         await asyncio.to_thread(write_task_history, self.project, failed)
         return StitchOutcome(task.id, TaskState.FAILED, reason)

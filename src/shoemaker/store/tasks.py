@@ -394,13 +394,26 @@ class TaskStore(EventStore):
     ) -> list[TaskStateChanged]:
         """Block every open task that depends, directly or not, on a failed task, in one
         transaction."""
-        reason = graph.blocked_reason(failed_id, why)
         with self._tx() as db:
-            deps: dict[int, list[int]] = {}
-            for r in db.execute("SELECT task_id, depends_on FROM task_deps"):
-                deps.setdefault(r[0], []).append(r[1])
-            states = {r[0]: TaskState(r[1]) for r in db.execute("SELECT id, state FROM tasks")}
-            return [
-                self._transition(db, child, TaskState.BLOCKED, reason)
-                for child in graph.blocked_by_failure(states, deps, failed_id)
-            ]
+            return self._block(db, failed_id, why)
+
+    def stop_task(
+        self, task_id: int, new: TaskState, reason: str, why: str, **fields: str
+    ) -> list[TaskStateChanged]:
+        """Record a task ``failed`` or ``blocked`` and block its open dependents (``why``: what
+        their reason says it did), in one transaction: a crash never leaves them waiting on a
+        task that will not finish. Returns the events, the task's own first."""
+        with self._tx() as db:
+            stopped = self._transition(db, task_id, new, reason, fields=fields)
+            return [stopped, *self._block(db, task_id, why)]
+
+    def _block(self, db: sqlite3.Connection, failed_id: int, why: str) -> list[TaskStateChanged]:
+        reason = graph.blocked_reason(failed_id, why)
+        deps: dict[int, list[int]] = {}
+        for r in db.execute("SELECT task_id, depends_on FROM task_deps"):
+            deps.setdefault(r[0], []).append(r[1])
+        states = {r[0]: TaskState(r[1]) for r in db.execute("SELECT id, state FROM tasks")}
+        return [
+            self._transition(db, child, TaskState.BLOCKED, reason)
+            for child in graph.blocked_by_failure(states, deps, failed_id)
+        ]
