@@ -12,7 +12,7 @@ import pytest
 
 from agents import new_token, processes_with_token
 from interleave import interleave
-from projects import make_project, scripted, task
+from projects import check, make_project, scripted, task
 from shoemaker.engine import review
 from shoemaker.engine.attempts import preserve
 from shoemaker.engine.engine import Engine
@@ -329,6 +329,25 @@ async def test_a_failure_and_the_blocking_it_causes_are_one_write(fast_tmp: Path
         await Engine(project).run(cycles=1)
     a, b = project.store.list_tasks("g")
     assert (a.state, b.state) == (TaskState.READY, TaskState.PROPOSED), (a.reason, b.reason)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+async def test_a_task_gives_its_slot_back_when_no_gate_needs_it(
+    fast_tmp: Path, gated: bool
+) -> None:
+    # The slot bounds agents and the gates run in their worktrees. Without a gate, a task
+    # gives it back once its agent has exited (its commit is shoemaker's own work); with one,
+    # after its gates, before its merge.
+    gates = [check("ok", "pass")] if gated else []
+    project = scripted(make_project(fast_tmp, [task("A", files={"a.py": "A = 1\n"})], gates=gates))
+    gen = start_generation(project, "g")
+    (listed,) = await measure(project, gen, 1)
+    states: list[TaskState] = []
+    outcome = await Stitcher(project, gen).stitch(
+        listed, lambda: states.append(project.store.get_task(listed.id).state)
+    )
+    assert outcome.state == TaskState.DONE
+    assert states == [TaskState.MERGING if gated else TaskState.RUNNING]
 
 
 async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:

@@ -367,8 +367,9 @@ class Engine:
     ) -> list[StitchOutcome]:
         """Stitch ready tasks until none is left, with at most ``max_parallel`` agents at once.
 
-        A slot is taken for a task's worktree, agent and gates and given back before its merge:
-        a task waiting in the merge queue does not keep another agent from starting.
+        A slot is taken for a task's worktree, agent and gates and given back before its merge
+        (or once its agent has exited, when no gate runs in its worktree): a task waiting in
+        the merge queue, or for its commit, does not keep another agent from starting.
         ``tasks``: the generation's tasks, when the caller has just listed them.
 
         The tasks are listed again when a task has ended and may start again or others may

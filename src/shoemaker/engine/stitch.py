@@ -85,7 +85,8 @@ class Stitcher:
         """Take a ready task through the whole pipeline.
 
         ``release_slot`` is called once, when the task no longer needs an agent slot: before
-        its merge, or when it ends earlier.
+        its merge, as soon as its agent has exited when no gate runs in its worktree, or when
+        it ends earlier.
         """
         released = False
 
@@ -189,6 +190,10 @@ class Stitcher:
             await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
             return await self._give_back(attempt, Failure(short, fingerprint("plan", short)))
 
+        if not project.config.gates and not task.plan_gates:
+            # No gate will run in the worktree, only shoemaker's own commit: the slot goes
+            # to the next agent now.
+            release()
         self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
         crash_point("verifying-recorded")
         await asyncio.to_thread(commit, project, attempt, time.monotonic() - attempt.started)
