@@ -124,14 +124,14 @@ def profile(
             lines.append(
                 f"  {name:<48} {statistics.median(values) * 1000:7.0f} ms · {sum(values):6.1f} s"
             )
-    held = sum(
-        marks[t]["merging"] - marks[t]["running"]
-        for t in ids
-        if "merging" in marks[t] and "running" in marks[t]
-    )
+
+    def total(end: str) -> float:
+        return sum(m[end] - m["running"] for m in marks.values() if end in m and "running" in m)
+
+    # A slot is held to the agent's exit (no gate in the worktree) or to the merge queue.
     lines.append(
-        f"  slots held {held:.1f} s of {makespan * workers:.1f} s "
-        f"({held / (makespan * workers):.0%}); agents' own work {sum(d for d, _ in dag):.1f} s"
+        f"  claim → agent exit {total('exited'):.1f} s, claim → merging {total('merging'):.1f} s, "
+        f"of {makespan * workers:.1f} slot-seconds; agents' own work {sum(d for d, _ in dag):.1f} s"
     )
     return lines
 
