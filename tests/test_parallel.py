@@ -373,8 +373,9 @@ async def test_no_two_running_agents_share_a_worktree(fast_tmp: Path) -> None:
                 and b.started_at < (a.ended_at or 0)
             )
             assert not (overlap and a.cwd == b.cwd), f"runs {a.id} and {b.id} shared {a.cwd}"
-    # Worktrees were reused (fewer than one per task) and none is left.
-    assert len({r.cwd for r in runs}) <= 5
+    # Worktrees were reused (fewer than one per task: a task that commits while the next
+    # agent runs keeps its own a moment longer) and none is left.
+    assert len({r.cwd for r in runs}) < len(runs)
     assert [w.path for w in project.git.worktrees()] == [project.root]
 
 
