@@ -275,3 +275,50 @@ def test_rebase_moves_a_branch_or_aborts_cleanly(repo: Git, fast_tmp: Path) -> N
     before = repo.rev_parse("task/r")
     assert repo.rebase(wt, newer) == (False, ("README.md",))
     assert repo.rev_parse("task/r") == before and repo.is_clean(wt)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "task/g-1",
+        "attempt/gen_2-14-3.2",
+        "generation-2026.11",
+        "a/b/c",
+        "_x",
+        "v1.0",
+        "x.lockx",
+        "a..b",
+        "a/.b",
+        ".a",
+        "-a",
+        "a.",
+        "a/b.",
+        "a.lock",
+        "a.lock/b",
+        "a//b",
+        "a/",
+        "/a",
+        "a b",
+        "a@{b",
+        "@",
+        "a~1",
+        "a^",
+        "a:b",
+        "a?",
+        "a*",
+        "a[b",
+        "a\\b",
+        "ümlaut",
+    ],
+)
+def test_branch_names_checked_without_git_agree_with_git(repo: Git, name: str) -> None:
+    # Plain names are accepted without a process; git's own answer must be the same.
+    asked = subprocess.run(
+        ["git", "check-ref-format", "--branch", name], cwd=repo.root, capture_output=True
+    )
+    try:
+        repo._check_ref_name(name)
+        accepted = True
+    except GitError:
+        accepted = False
+    assert accepted == (asked.returncode == 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shoemaker.engine.durations import Durations
 from shoemaker.engine.graph import (
     blocked_by_failure,
     blocked_reason,
@@ -66,3 +67,33 @@ def test_launch_order_prefers_priority_then_the_longer_chain() -> None:
     assert [t.id for t in launch_order(tasks)] == [1, 5]
     tasks[4].priority = 1
     assert [t.id for t in launch_order(tasks)] == [5, 1]
+
+
+def test_measured_durations_weigh_the_critical_path() -> None:
+    def task(i: int, state: TaskState, deps: list[int], text: str) -> Task:
+        return Task(i, "g", f"t{i}", text, state, depends_on=deps)
+
+    short, long = "fix a typo", "rewrite the storage layer and migrate every table it holds"
+    done = [task(1, D, [], short), task(2, D, [], short), task(3, D, [], long)]
+    # 4 heads a chain of three short tasks, 7 a chain of two long ones.
+    waiting = [
+        task(4, R, [], short),
+        task(5, P, [4], short),
+        task(6, P, [5], short),
+        task(7, R, [], long),
+        task(8, P, [7], long),
+    ]
+    tasks = done + waiting
+    durations = Durations(similar=1)
+    assert durations.expected(tasks) is None  # nothing measured: tasks are counted
+    assert [t.id for t in launch_order(tasks)] == [4, 7]
+    for task_id, seconds in ((1, 50.0), (2, 50.0), (3, 900.0)):
+        durations.learn(task_id, seconds)
+    weights = durations.expected(tasks)
+    assert weights == {4: 50.0, 5: 50.0, 6: 50.0, 7: 900.0, 8: 900.0}
+    assert [t.id for t in launch_order(tasks, weights)] == [7, 4]
+    assert Durations(similar=2).expected(tasks) is None
+    two = Durations(similar=2)
+    for task_id, seconds in ((1, 60.0), (2, 40.0), (3, 900.0)):
+        two.learn(task_id, seconds)
+    assert (two.expected(tasks) or {})[4] == 50.0  # the two closest in length

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from interleave import interleave
 from shoemaker.events import Notice, TaskStateChanged
 from shoemaker.model import GenerationState, IllegalTransition, Spend, TaskState, Usage
 from shoemaker.store import (
@@ -174,6 +175,57 @@ def test_two_tasks_finishing_together_promote_their_dependent_once(store: Store)
     promotions = [e for _, e in store.events_after(0) if getattr(e, "new", None) == "ready"]
     assert [getattr(e, "task_id", None) for e in promotions].count(c) == 1
     second.close()
+
+
+def _two_done_and_their_dependent(store: Store) -> tuple[int, int, int]:
+    tasks, _ = store.add_tasks(
+        "g1", [NewTask("a"), NewTask("b"), NewTask("c", after=(0, 1))], 1, "measure"
+    )
+    a, b, c = (t.id for t in tasks)
+    for task_id in (a, b):
+        for state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
+            store.transition_task(task_id, state)
+    return a, b, c
+
+
+@pytest.mark.parametrize("after", [1, 2, 3, 4, 5, 6])
+def test_two_threads_promoting_at_once_promote_the_dependent_once(
+    tmp_path: Path, after: int
+) -> None:
+    # The engine's workers call one Store from threads. The first thread stops after its
+    # `after`-th store call, the second promotes right there, then the first goes on: a
+    # promotion checked in one call and written in another (the race a 200-task run met as
+    # "illegal transition ready → ready") fails at one of these points.
+    store = Store(tmp_path / "shoemaker.db")
+    store.create_generation("g1", "generation-g1", "main", "0" * 40)
+    a, b, c = _two_done_and_their_dependent(store)
+    store.transition_task(a, TaskState.DONE)
+    store.transition_task(b, TaskState.DONE)
+    before = store.last_event_seq()
+
+    def promote() -> list[int]:
+        return [e.task_id for e in store.promote_unblocked("g1")]
+
+    first, second, _ = interleave(store, after, promote, promote)
+    assert (first, second) in (([c], []), ([], [c])), (first, second)
+    assert store.get_task(c).state == TaskState.READY
+    assert [getattr(e, "task_id", None) for _, e in store.events_after(before)] == [c]
+
+
+def test_two_tasks_finished_by_two_threads_promote_their_dependent_once(tmp_path: Path) -> None:
+    # The engine's path: each worker records its task done with the promotions it causes, in
+    # one store call, so the other thread's call comes before or after it, never inside.
+    store = Store(tmp_path / "shoemaker.db")
+    store.create_generation("g1", "generation-g1", "main", "0" * 40)
+    a, b, c = _two_done_and_their_dependent(store)
+    first, second, _ = interleave(
+        store,
+        1,
+        lambda: [e.task_id for e in store.finish_task(a, "merged")],
+        lambda: [e.task_id for e in store.finish_task(b, "merged")],
+    )
+    assert (first, second) == ([a], [b, c])
+    assert store.get_task(c).state == TaskState.READY
 
 
 def test_event_log_is_append_only(store: Store) -> None:

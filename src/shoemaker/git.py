@@ -36,6 +36,12 @@ GIT_OWNER_MARKER = "SHOEMAKER_GIT_OWNER"
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
+# Branch names valid by every rule of `git check-ref-format --branch` without asking it:
+# components of letters, digits, "_", "." and "-" that start with neither "." nor "-", joined
+# by single slashes, with no "..", and no component ending in "." or ".lock". Anything else
+# is asked of git.
+_PLAIN_REF_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+_PLAIN_REF_EXCEPTIONS = re.compile(r"\.\.|\.lock(?:/|$)|\.(?:/|$)")
 # Options that make commits and merges independent of a user's signing or hooks setup.
 _QUIET_CONFIG = [
     "-c",
@@ -206,6 +212,8 @@ class Git:
         return proc.returncode == 0
 
     def _check_ref_name(self, name: str) -> None:
+        if _PLAIN_REF_NAME.fullmatch(name) and not _PLAIN_REF_EXCEPTIONS.search(name):
+            return  # valid by every rule of git's (shoemaker's own names): no process asked
         if self._run_in(self.root, ["check-ref-format", "--branch", name], check=False).returncode:
             raise GitError(
                 ["git", "check-ref-format", name], 1, f"{name!r} is not a valid branch or tag name"
@@ -380,9 +388,9 @@ class Git:
         return None
 
     def detach_worktree(self, path: Path) -> None:
-        """Leave a worktree detached at its commit and clean, so its branch is free."""
+        """Leave a worktree detached at its commit, so its branch is free. What it holds
+        besides (files git ignores) stays until it is prepared again, which cleans it."""
         self._run(["checkout", "-q", "-f", "--detach"], path)
-        self._run(["clean", "-q", "-ffdx"], path)
 
     def clear_worktree_path(self, path: Path) -> Path | None:
         """Make ``path`` free for a new worktree.

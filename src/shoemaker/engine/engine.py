@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from shoemaker.engine.budgets import budget_lines, crossed
 from shoemaker.engine.doctor import preflight
+from shoemaker.engine.durations import Durations
 from shoemaker.engine.generation import current_generation
 from shoemaker.engine.graph import launch_order
 from shoemaker.engine.measure import measure
@@ -25,7 +26,14 @@ from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recov
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
-from shoemaker.events import AgentFinished, BudgetCrossed, CycleFinished, Event, Notice
+from shoemaker.events import (
+    AgentFinished,
+    BudgetCrossed,
+    CycleFinished,
+    Event,
+    MetricsRecorded,
+    Notice,
+)
 from shoemaker.model import (
     TERMINAL_TASK_STATES,
     Generation,
@@ -78,10 +86,17 @@ class Engine:
         # Set by each agent result, so the stitch loop checks the budgets at once.
         self._spent = asyncio.Event()
         self._budget_reason = ""
+        # What merged tasks took, so that the launch order's critical path weighs tasks by
+        # their expected duration rather than counting them.
+        self.durations = Durations(project.config.estimate.similar)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AgentFinished):
             self._spent.set()
+
+    def _learn(self, event: Event) -> None:
+        if isinstance(event, MetricsRecorded):
+            self.durations.learn(event.task_id, event.duration_s)
 
     def stitcher(self, gen: Generation) -> Stitcher:
         """The generation's stitcher: its worktree pool and merge queue last the whole run."""
@@ -352,8 +367,9 @@ class Engine:
     ) -> list[StitchOutcome]:
         """Stitch ready tasks until none is left, with at most ``max_parallel`` agents at once.
 
-        A slot is taken for a task's worktree, agent and gates and given back before its merge:
-        a task waiting in the merge queue does not keep another agent from starting.
+        A slot is taken for a task's worktree, agent and gates and given back before its merge
+        (or once its agent has exited, when no gate runs in its worktree): a task waiting in
+        the merge queue, or for its commit, does not keep another agent from starting.
         ``tasks``: the generation's tasks, when the caller has just listed them.
 
         The tasks are listed again when a task has ended and may start again or others may
@@ -377,6 +393,7 @@ class Engine:
             slots[0] += 1
             freed.set()
 
+        self.project.bus.add_listener(self._learn)
         try:
             while True:
                 if self._spent.is_set():
@@ -388,9 +405,8 @@ class Engine:
                     listed = tasks if tasks is not None else await self._tasks(gen)
                     tasks, pending = None, False  # a listing is used once
                     left = self._tasks_left(listed, len(running))
-                    candidates = [
-                        t for t in launch_order(listed) if t.id not in busy and self._may_start(t)
-                    ]
+                    order = launch_order(listed, self.durations.expected(listed))
+                    candidates = [t for t in order if t.id not in busy and self._may_start(t)]
                     if candidates and await self._should_pause(gen):
                         candidates = []
                     if candidates and await self._over_budget(
@@ -402,8 +418,10 @@ class Engine:
                         if slots[0] <= 0 or left == 0:
                             pending = True
                             break
-                        if task.plan_id is not None:
-                            await asyncio.to_thread(plan_starts, self.project, task.plan_id)
+                        if task.plan_id is not None and not await asyncio.to_thread(
+                            plan_starts, self.project, task.plan_id
+                        ):
+                            continue  # its plan was rejected since the listing
                         slots[0] -= 1
                         left = None if left is None else left - 1
                         worker = asyncio.create_task(
@@ -438,6 +456,8 @@ class Engine:
                 worker.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             raise
+        finally:
+            self.project.bus.remove_listener(self._learn)
         return outcomes
 
 

@@ -30,7 +30,8 @@ from shoemaker.model import (
     Task,
     TaskState,
 )
-from shoemaker.store import StoreError
+from shoemaker.store import StoreError, TaskMoved
+from shoemaker.store.plans import PlanMoved
 
 WAITING = (PlanState.CREATED, PlanState.VALIDATED)
 
@@ -133,7 +134,12 @@ def reject_plan(project: Project, plan: Plan, note: str = "") -> list[int]:
     cancelled = []
     for task in plan_tasks(project, plan):
         if task.state in (TaskState.PROPOSED, TaskState.READY, TaskState.BLOCKED):
-            store.transition_task(task.id, TaskState.CANCELLED, f"plan {plan.id} rejected")
+            try:
+                store.transition_task(
+                    task.id, TaskState.CANCELLED, f"plan {plan.id} rejected", expect=(task.state,)
+                )
+            except TaskMoved:
+                continue  # started meanwhile by a run that listed the plan before it was rejected
             cancelled.append(task.id)
     return cancelled
 
@@ -174,10 +180,22 @@ def refuse_waiting_plans(project: Project, gen: Generation) -> None:
         )
 
 
-def plan_starts(project: Project, plan_id: int) -> None:
-    """A task of the plan is about to start: an approved plan is executing from now on."""
-    if project.store.get_plan(plan_id).state == PlanState.APPROVED:
-        project.store.set_plan_state(plan_id, PlanState.EXECUTING, "its first task started")
+def plan_starts(project: Project, plan_id: int) -> bool:
+    """A task of the plan is about to start: an approved plan is executing from now on.
+    False: the plan may not run any more (rejected since the engine listed it); the task
+    does not start."""
+    store = project.store
+    state = store.get_plan(plan_id).state
+    if state == PlanState.APPROVED:
+        try:
+            store.set_plan_state(
+                plan_id, PlanState.EXECUTING, "its first task started", expect=state
+            )
+        except PlanMoved:
+            state = store.get_plan(plan_id).state
+        else:
+            state = PlanState.EXECUTING
+    return state in RUNNABLE_PLAN_STATES
 
 
 def settle_plans(project: Project, gen: Generation) -> None:

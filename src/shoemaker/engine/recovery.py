@@ -45,6 +45,7 @@ from shoemaker.errors import GenerationError
 from shoemaker.events import Notice, Recovered
 from shoemaker.git import GIT_OWNER_MARKER, CommitInfo, GitError
 from shoemaker.model import ACTIVE_TASK_STATES, Generation, TaskState
+from shoemaker.store import TaskMoved
 
 
 @dataclass
@@ -363,9 +364,19 @@ def recover(project: Project, gen: Generation, checked: bool = False) -> Recover
             report.landed[task.id] = landed[task.id]
             log(f"task {task.id} had merged ({landed[task.id][:10]}); its gates run next")
         elif task.state in ACTIVE_TASK_STATES:
-            store.transition_task(
-                task.id, TaskState.READY, "interrupted; recovered", interrupted=True
-            )
+            try:
+                # Only from the state listed above: another process (an approval landing its
+                # task) may have moved it since, to done say, which must stay done.
+                store.transition_task(
+                    task.id,
+                    TaskState.READY,
+                    "interrupted; recovered",
+                    interrupted=True,
+                    expect=(task.state,),
+                )
+            except TaskMoved as exc:
+                log(f"task {task.id} left alone: {exc}")
+                continue
             report.requeued.append(task.id)
             log(f"task {task.id} was {task.state.value}; back to ready")
     # Recovery moves no task to done, so the proposed ones are those listed above.

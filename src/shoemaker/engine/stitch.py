@@ -46,7 +46,7 @@ from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.sources.compliance import shortfall
-from shoemaker.store import MetricsRecord
+from shoemaker.store import MetricsRecord, TaskMoved
 
 
 class EngineError(Failed):
@@ -85,7 +85,8 @@ class Stitcher:
         """Take a ready task through the whole pipeline.
 
         ``release_slot`` is called once, when the task no longer needs an agent slot: before
-        its merge, or when it ends earlier.
+        its merge, as soon as its agent has exited when no gate runs in its worktree, or when
+        it ends earlier.
         """
         released = False
 
@@ -105,14 +106,22 @@ class Stitcher:
         branch = task_branch(self.generation.name, task.id)
         attempt = Attempt(task, task.attempts + 1, branch, worktree, time.monotonic())
         # Intent first: the store says where the work happens before anything relies on it.
-        self._transition(
-            task.id,
-            TaskState.RUNNING,
-            f"attempt {attempt.number}",
-            count_attempt=True,
-            branch=branch,
-            worktree=str(worktree),
-        )
+        # Only if the task is still ready: the listing it was chosen from is older than this
+        # (a plan rejected, a task cancelled meanwhile by another process).
+        try:
+            self._transition(
+                task.id,
+                TaskState.RUNNING,
+                f"attempt {attempt.number}",
+                count_attempt=True,
+                expect=(TaskState.READY,),
+                branch=branch,
+                worktree=str(worktree),
+            )
+        except TaskMoved:
+            self.pool.unreserve(worktree)
+            now = await asyncio.to_thread(self.project.store.get_task, task.id)
+            return StitchOutcome(task.id, now.state, f"not started: {now.state} meanwhile")
         crash_point("running-recorded")
         try:
             attempt.base, attempt.continuing = await asyncio.to_thread(
@@ -181,6 +190,10 @@ class Stitcher:
             await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
             return await self._give_back(attempt, Failure(short, fingerprint("plan", short)))
 
+        if not project.config.gates and not task.plan_gates:
+            # No gate will run in the worktree, only shoemaker's own commit: the slot goes
+            # to the next agent now.
+            release()
         self._transition(task.id, TaskState.VERIFYING, "committing and running gates")
         crash_point("verifying-recorded")
         await asyncio.to_thread(commit, project, attempt, time.monotonic() - attempt.started)
@@ -350,8 +363,14 @@ class Stitcher:
                 task.id, TaskState.READY, failure.reason, fingerprint=failure.fingerprint
             )
             return StitchOutcome(task.id, TaskState.READY, failure.reason)
-        self._transition(task.id, TaskState.FAILED, final, fingerprint=failure.fingerprint)
-        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        await asyncio.to_thread(
+            store.stop_task,
+            task.id,
+            TaskState.FAILED,
+            final,
+            "failed",
+            fingerprint=failure.fingerprint,
+        )
         failed = dataclasses.replace(
             task,
             state=TaskState.FAILED,
@@ -389,8 +408,7 @@ class Stitcher:
         await asyncio.to_thread(keep_for_retry, project, self.generation, task, attempt.number)
         # The agent's words are kept and shown, so no secret value may be among them.
         reason = f"its agent is blocked: {project.redactor.text(why)}"
-        self._transition(task.id, TaskState.BLOCKED, reason)
-        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id, "is blocked")
+        await asyncio.to_thread(store.stop_task, task.id, TaskState.BLOCKED, reason, "is blocked")
         # The state change is the dashboard's notification; this is the story's line.
         log(project, task, f"task #{task.id} needs you: {reason}")
         blocked = await asyncio.to_thread(store.get_task, task.id)
@@ -417,8 +435,14 @@ class Stitcher:
             return StitchOutcome(task.id, current.state, current.reason)
         broken = worktree.is_dir() and not worktree.joinpath(".git").exists()
         reason = f"{exc}" + (f" (its worktree {worktree} has no .git any more)" if broken else "")
-        self._transition(task.id, TaskState.FAILED, reason, fingerprint=fingerprint("git", reason))
-        await asyncio.to_thread(store.block_dependents, self.generation.name, task.id)
+        await asyncio.to_thread(
+            store.stop_task,
+            task.id,
+            TaskState.FAILED,
+            reason,
+            "failed",
+            fingerprint=fingerprint("git", reason),
+        )
         failed = await asyncio.to_thread(store.get_task, task.id)
         await asyncio.to_thread(write_task_history, self.project, failed)
         return StitchOutcome(task.id, TaskState.FAILED, reason)

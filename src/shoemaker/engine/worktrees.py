@@ -95,7 +95,8 @@ class WorktreePool:
             self._fresh.discard(path)
 
     def release(self, path: Path) -> None:
-        """Return a worktree to the pool: detached and clean, so its branch can go."""
+        """Return a worktree to the pool: detached, so its branch can go (cleaned when it is
+        prepared for the next task)."""
         if path.exists():
             self.git.restore_gitfile(path)  # before git runs there again
         if not self.reuse:
@@ -109,6 +110,14 @@ class WorktreePool:
         with self._lock:
             self._busy.discard(path)
             if path not in self._idle:
+                self._idle.append(path)
+
+    def unreserve(self, path: Path) -> None:
+        """Give back a reserved path that no task used (nothing was checked out there)."""
+        with self._lock:
+            self._busy.discard(path)
+            self._fresh.discard(path)
+            if path in self._registered and path not in self._idle:
                 self._idle.append(path)
 
     def discard(self, path: Path) -> None:

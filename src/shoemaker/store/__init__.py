@@ -3,7 +3,7 @@ table group over the connection in ``base.py``; schema and migrations are in ``s
 
 from shoemaker.store.metrics import GateRecord, GenerationTotals, MetricsRecord
 from shoemaker.store.runs import TaskUsage
-from shoemaker.store.store import NewTask, RunRecord, Store, StoreBusy, StoreError
+from shoemaker.store.store import NewTask, RunRecord, Store, StoreBusy, StoreError, TaskMoved
 
 __all__ = [
     "GateRecord",
@@ -14,5 +14,6 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "TaskMoved",
     "TaskUsage",
 ]

@@ -11,6 +11,10 @@ from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
 
 
+class PlanMoved(StoreError):
+    """A plan is no longer in the state a caller decided on: nothing was written."""
+
+
 class PlanStore(EventStore):
     """The ``plans`` table."""
 
@@ -55,14 +59,22 @@ class PlanStore(EventStore):
         return [self._plan(r) for r in rows]
 
     def set_plan_state(
-        self, plan_id: int, new: PlanState, reason: str = "", path: str | None = None
+        self,
+        plan_id: int,
+        new: PlanState,
+        reason: str = "",
+        path: str | None = None,
+        expect: PlanState | None = None,
     ) -> PlanStateChanged:
-        """Move a plan to ``new``, checked against the plan state machine."""
+        """Move a plan to ``new``, checked against the plan state machine; with ``expect``,
+        only from that state (:class:`PlanMoved` otherwise, checked in the same transaction)."""
         with self._tx() as db:
             row = db.execute("SELECT * FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no plan {plan_id}; see `shoemaker plan list`")
             old = PlanState(row["state"])
+            if expect is not None and old != expect:
+                raise PlanMoved(f"plan {plan_id} is {old} now, not {expect}")
             check_plan_transition(plan_id, old, new)
             db.execute(
                 "UPDATE plans SET state = ?, reason = ?, path = COALESCE(?, path), "

@@ -13,7 +13,7 @@ from shoemaker.store.generations import GenerationStore
 from shoemaker.store.metrics import MetricStore
 from shoemaker.store.plans import PlanStore
 from shoemaker.store.runs import RunRecord, RunStore
-from shoemaker.store.tasks import NewTask, TaskStore
+from shoemaker.store.tasks import NewTask, TaskMoved, TaskStore
 
 
 class Store(GenerationStore, TaskStore, PlanStore, RunStore, MetricStore):
@@ -22,4 +22,4 @@ class Store(GenerationStore, TaskStore, PlanStore, RunStore, MetricStore):
     ``metrics.py``; events in ``events.py``, the connection in ``base.py``)."""
 
 
-__all__ = ["NewTask", "RunRecord", "Store", "StoreBusy", "StoreError"]
+__all__ = ["NewTask", "RunRecord", "Store", "StoreBusy", "StoreError", "TaskMoved"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,11 @@ class NewTask:
     extras: dict[str, Any] = field(default_factory=dict)
     done: bool = False
     """The plan file says it is finished: it is recorded ``done`` and never runs."""
+
+
+class TaskMoved(StoreError):
+    """A task is no longer in the state a caller decided on (another thread or process moved
+    it since): nothing was written."""
 
 
 #: Tasks whose text a re-import may still change: nothing has worked on them yet.
@@ -253,6 +258,7 @@ class TaskStore(EventStore):
         *,
         count_attempt: bool = False,
         interrupted: bool = False,
+        expect: Collection[TaskState] | None = None,
         **fields: str,
     ) -> TaskStateChanged:
         """Move a task to ``new`` (checked against the state machine) in one transaction.
@@ -260,6 +266,9 @@ class TaskStore(EventStore):
         ``fields`` may set ``branch``, ``worktree``, ``merged_commit`` or ``fingerprint`` in the
         same transaction (intent first: the worktree is recorded before the agent relies on it).
         ``interrupted`` counts the attempt that ends here as cut short by shoemaker stopping.
+        ``expect``: the states the caller saw the task in and decided on; if it has moved
+        since, :class:`TaskMoved` and nothing written (a check and its write in one
+        transaction, as a read in one call and a write in the next are not).
         """
         with self._tx() as db:
             return self._transition(
@@ -269,6 +278,7 @@ class TaskStore(EventStore):
                 reason,
                 count_attempt=count_attempt,
                 interrupted=interrupted,
+                expect=expect,
                 fields=fields,
             )
 
@@ -281,6 +291,7 @@ class TaskStore(EventStore):
         *,
         count_attempt: bool = False,
         interrupted: bool = False,
+        expect: Collection[TaskState] | None = None,
         fields: dict[str, str] | None = None,
     ) -> TaskStateChanged:
         """``transition_task`` inside a transaction the caller holds."""
@@ -292,6 +303,11 @@ class TaskStore(EventStore):
         if row is None:
             raise StoreError(f"no task with id {task_id}; see `shoemaker tasks`")
         old = TaskState(row["state"])
+        if expect is not None and old not in expect:
+            raise TaskMoved(
+                f"task {task_id} is {old} now, not {' or '.join(map(str, expect))}; "
+                "it was moved meanwhile (see `shoemaker tasks`)"
+            )
         check_task_transition(task_id, old, new)
         attempts = row["attempts"] + (1 if count_attempt else 0)
         sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
@@ -378,13 +394,26 @@ class TaskStore(EventStore):
     ) -> list[TaskStateChanged]:
         """Block every open task that depends, directly or not, on a failed task, in one
         transaction."""
-        reason = graph.blocked_reason(failed_id, why)
         with self._tx() as db:
-            deps: dict[int, list[int]] = {}
-            for r in db.execute("SELECT task_id, depends_on FROM task_deps"):
-                deps.setdefault(r[0], []).append(r[1])
-            states = {r[0]: TaskState(r[1]) for r in db.execute("SELECT id, state FROM tasks")}
-            return [
-                self._transition(db, child, TaskState.BLOCKED, reason)
-                for child in graph.blocked_by_failure(states, deps, failed_id)
-            ]
+            return self._block(db, failed_id, why)
+
+    def stop_task(
+        self, task_id: int, new: TaskState, reason: str, why: str, **fields: str
+    ) -> list[TaskStateChanged]:
+        """Record a task ``failed`` or ``blocked`` and block its open dependents (``why``: what
+        their reason says it did), in one transaction: a crash never leaves them waiting on a
+        task that will not finish. Returns the events, the task's own first."""
+        with self._tx() as db:
+            stopped = self._transition(db, task_id, new, reason, fields=fields)
+            return [stopped, *self._block(db, task_id, why)]
+
+    def _block(self, db: sqlite3.Connection, failed_id: int, why: str) -> list[TaskStateChanged]:
+        reason = graph.blocked_reason(failed_id, why)
+        deps: dict[int, list[int]] = {}
+        for r in db.execute("SELECT task_id, depends_on FROM task_deps"):
+            deps.setdefault(r[0], []).append(r[1])
+        states = {r[0]: TaskState(r[1]) for r in db.execute("SELECT id, state FROM tasks")}
+        return [
+            self._transition(db, child, TaskState.BLOCKED, reason)
+            for child in graph.blocked_by_failure(states, deps, failed_id)
+        ]
