@@ -77,16 +77,24 @@ def load_corpus(dirs: Sequence[Path], lines: int) -> tuple[list[bytes], int, int
 
 def stdlib_json(lines: list[bytes]) -> int:
     loads = json.loads
+    refused = 0
     for line in lines:
-        loads(line)
-    return 0
+        try:
+            loads(line)
+        except ValueError:
+            refused += 1
+    return refused
 
 
 def orjson_only(lines: list[bytes]) -> int:
     loads = orjson.loads
+    refused = 0
     for line in lines:
-        loads(line)
-    return 0
+        try:
+            loads(line)
+        except ValueError:
+            refused += 1
+    return refused
 
 
 def sdk_parse_message() -> Contestant | None:

@@ -16,13 +16,15 @@ Prefix = Callable[[int], tuple[str, bool]]
 certain), and whether that is the whole text."""
 
 _FIRST_WINDOW = 256
+_DIRECT = 2048
 
 
 def excerpt(text: str, limit: int) -> str:
     """``text`` on one line, whitespace collapsed, at most ``limit`` characters (an ellipsis
     ends a cut one)."""
-    if len(text) <= limit:  # short texts, the most of them, without the machinery
-        return " ".join(text.split())
+    if len(text) <= _DIRECT:  # short texts, the most of them, the straightforward way
+        flat = " ".join(text.split())
+        return flat if len(flat) <= limit else flat[: limit - 1] + "…"
     return excerpt_of(lambda size: (text[:size], size >= len(text)), limit)
 
 
@@ -42,10 +44,15 @@ def excerpt_of(prefix: Prefix, limit: int) -> str:
 
 def first_line_excerpt(text: str, limit: int) -> str:
     """:func:`excerpt` of the first line of ``text`` stripped; empty if it is all blank."""
-    if len(text) <= _FIRST_WINDOW:
-        stripped = text.strip()
-        return excerpt(stripped.splitlines()[0], limit) if stripped else ""
+    if len(text) <= _DIRECT:
+        return _first_line(text, limit)
     return first_line_excerpt_of(lambda size: (text[:size], size >= len(text)), limit)
+
+
+def _first_line(text: str, limit: int) -> str:
+    stripped = text.strip()
+    # The first line ends at the first line break: at the first "\n", or before it.
+    return excerpt(stripped.partition("\n")[0].splitlines()[0], limit) if stripped else ""
 
 
 def first_line_excerpt_of(prefix: Prefix, limit: int) -> str:
@@ -54,8 +61,7 @@ def first_line_excerpt_of(prefix: Prefix, limit: int) -> str:
     while True:
         part, whole = prefix(size)
         if whole:
-            stripped = part.strip()
-            return excerpt(stripped.splitlines()[0], limit) if stripped else ""
+            return _first_line(part, limit)
         start = part.lstrip()
         if start:
             # ``start`` begins where the stripped whole begins, so its first line begins the

@@ -29,24 +29,25 @@ _RUN = b"0" * 19
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _EXACT_UP_TO = 64 * 1024
 _STRIDE = 9
+_loads = orjson.loads
+_Refused = orjson.JSONDecodeError
 
 
 def decode(line: bytes | str) -> Any:
     """The JSON value on ``line``, or :data:`BAD` for a line that is not JSON (invalid UTF-8,
     nested deeper than :func:`json.loads` can go, or no JSON at all)."""
     try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        value = _loads(line)
+    except _Refused:
         return _decode_slowly(line)
-    if len(line) < 19:
-        return value
+    if type(line) is bytes and len(line) <= _EXACT_UP_TO:  # most lines: checked at once
+        return _decode_slowly(line) if _RUN in line.translate(_DIGITS) else value
     raw = line.encode() if isinstance(line, str) else line  # orjson took it: it encodes
     if len(raw) <= _EXACT_UP_TO:
-        if _RUN in raw.translate(_DIGITS):
-            return _decode_slowly(line)
-    elif _may_hold_long_integer(raw):
-        return _decode_slowly(line)
-    return value
+        long_integer = _RUN in raw.translate(_DIGITS)
+    else:
+        long_integer = _may_hold_long_integer(raw)
+    return _decode_slowly(line) if long_integer else value
 
 
 def _decode_slowly(line: bytes | str) -> Any:

@@ -411,17 +411,19 @@ class SummaryBuilder:
         s = self._summary
         s.lines += 1
         data = decode(line)
-        if not isinstance(data, dict):
+        if data.__class__ is not dict:  # not JSON, or JSON that is no object
             s.bad_lines += 1
             return None
         kind = data.get("type")
         subtype = data.get("subtype")
-        if not isinstance(subtype, str):
+        if subtype.__class__ is not str:
             subtype = None
         if kind == "assistant":
             message = data.get("message")
-            if isinstance(message, dict):
+            if message.__class__ is dict:
                 self._assistant(message)
+        elif kind == "user":
+            pass  # the most lines after assistant ones; nothing in them for the summary
         elif kind == "result":
             s.results += 1
             self._last_result = data
@@ -429,7 +431,7 @@ class SummaryBuilder:
             s.model = _str(data.get("model"))
             s.cwd = _str(data.get("cwd"))
             s.init_session_id = _str(data.get("session_id"))
-        return StreamEvent(kind if isinstance(kind, str) else "unknown", subtype, data)
+        return StreamEvent(kind if kind.__class__ is str else "unknown", subtype, data)
 
     def _assistant(self, message: dict[str, Any]) -> None:
         content = message.get("content")
