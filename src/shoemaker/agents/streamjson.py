@@ -399,6 +399,10 @@ class SummaryBuilder:
         self._message_usage: dict[str, tuple[int, int, int, int]] = {}
         # Their sums, kept as lines arrive.
         self._input = self._output = self._cache_creation = self._cache_read = 0
+        # The message whose lines are arriving, one per content block, and its latest usage:
+        # read once the next message begins, or a summary is asked for.
+        self._current_id: str | None = None
+        self._current_usage: dict[str, Any] = {}
 
     @property
     def cwd(self) -> str | None:
@@ -444,7 +448,17 @@ class SummaryBuilder:
         usage, mid = message.get("usage"), message.get("id")
         if not isinstance(usage, dict) or not isinstance(mid, str):
             return
-        get = usage.get
+        if mid != self._current_id:
+            self._account_current()
+            self._current_id = mid
+        self._current_usage = usage
+
+    def _account_current(self) -> None:
+        mid = self._current_id
+        if mid is None:
+            return
+        self._current_id = None
+        get = self._current_usage.get
         # Counts as _int(value) or 0 reads them; JSON gives no subclass of int but bool.
         i, o = get("input_tokens"), get("output_tokens")
         cc, cr = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
@@ -475,6 +489,7 @@ class SummaryBuilder:
         s = TranscriptSummary(**{k: getattr(self._summary, k) for k in _FIELDS})
         s.tool_uses = dict(self._summary.tool_uses)
         s.exit_code = exit_code
+        self._account_current()
         if self._message_usage:
             s.message_usage = Usage(
                 self._input, self._output, self._cache_creation, self._cache_read
