@@ -177,11 +177,14 @@ def stage_profile(corpus: list[bytes]) -> list[tuple[str, float]]:
     total = cumulative(lambda file, func: func == "shoemaker_path")
     feed = cumulative(lambda file, func: func == "feed")
     condensing = cumulative(lambda file, func: func == "condense")
-    # Decoding: the parser's decode (orjson, its checks, json.loads for a line it refuses),
-    # or json.loads where the parser calls it directly.
-    decoding = cumulative(lambda file, func: func == "decode" and file.endswith("jsonline.py"))
-    if not decoding:
-        decoding = cumulative(lambda file, func: func == "loads" and file.endswith("__init__.py"))
+    # Decoding: the parser's fast decoder, and json.loads (which the old parser called for
+    # every line, the new one only for a line the fast decoder refuses).
+    decoding = cumulative(
+        lambda file, func: (
+            (func == "decode_fast" and file.endswith("jsonline.py"))
+            or (func == "loads" and file.endswith("json/__init__.py"))
+        )
+    )
     return [
         ("JSON decode", decoding / total),
         ("run summary and event (feed, less decode)", (feed - decoding) / total),

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ import pytest
 import streamjson_reference as reference
 from conftest import REPO_ROOT
 from shoemaker.agents.excerpt import excerpt, first_line_excerpt
-from shoemaker.agents.jsonline import BAD, decode
 from shoemaker.agents.streamjson import (
     StreamEvent,
     SummaryBuilder,
@@ -138,6 +138,8 @@ HOSTILE: list[str | bytes] = [
     b'{"type":"result","is_error":false, "num_turns" :\t\n 99999999999999999999}',
     b'{"type":"user","message":{"content":"12345678901234567890 in a string"}}',
     b"99999999999999999999",
+    b'{"type":"result","is_error":false,"num_turns":' + b"7" * 5000 + b"}",
+    b'{"type":"result","is_error":false,"num_turns":' + b"7" * 4300 + b"}",
     b"[1, 2]",
     b'"just a string"',
     b"null",
@@ -156,6 +158,8 @@ HOSTILE: list[str | bytes] = [
     b'{"type":"x","a":' + b"[" * DEEP + b"]" * DEEP + b"}",
     b'{"type":"x","a":' + b"[" * 2000 + b"]" * 2000 + b"}",
     b'{"type":"x","a":' + b"[" * 900 + b"]" * 900 + b"}",
+    b'{"type":"x","a":' + b"[" * 1000 + b"]" * 1000 + b"}",
+    b'{"type":"x","a":' + b'{"a":' * 990 + b"1" + b"}" * 990 + b"}",
     b"   ",
     b"",
     "  \t",
@@ -171,14 +175,36 @@ def test_hostile_lines_keep_their_outcome(line: str | bytes) -> None:
     same_summary([result, line] if isinstance(line, bytes) else [result.decode(), line])
 
 
-def test_decode_agrees_with_json_loads_or_refuses_the_same() -> None:
-    for line in HOSTILE:
-        try:
-            expected: Any = json.loads(line)
-        except (ValueError, RecursionError):
-            expected = BAD
-        value = decode(line)
-        assert value is BAD if expected is BAD else repr(value) == repr(expected), line[:60]
+def test_nesting_up_to_and_past_the_recursion_limit_keeps_its_outcome() -> None:
+    def at_depth(frames: int, lines: list[bytes]) -> None:
+        if frames:
+            return at_depth(frames - 1, lines)
+        for line in lines:
+            same_event(line, cwds=[None])
+            same_summary([line])
+        return None
+
+    limit = sys.getrecursionlimit()
+    arrays = [b"[" * n + b"]" * n for n in range(limit - 150, limit + 20)]
+    objects = [b'{"a":' * n + b"1" + b"}" * n for n in range(limit - 150, limit + 20)]
+    for frames in (0, 30, 100):  # the limit is for the stack, the caller's frames included
+        at_depth(frames, arrays + objects)
+
+
+def test_lines_with_a_few_bytes_changed_decode_as_json_loads_decodes_them() -> None:
+    rng = random.Random(7)
+    lines = [line for path in FIXTURE_FILES for line in path.read_bytes().splitlines()]
+    noise = [b"\\", b'"', b"\xff", b"\xed\xa0\x80", b"\xc3", b"\x00", b"\x1f", b"{", b"}", b"]"]
+    noise += [b",", b":", b"1", b"e", b"-", b".", b" ", b"\\u", b"\\ud800", b"NaN", b"9" * 20]
+    for _ in range(3000):
+        line = bytearray(rng.choice(lines))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(line) + 1)
+            if rng.random() < 0.5:
+                line[at:at] = rng.choice(noise)
+            else:
+                line[at : at + 1] = bytes([rng.randrange(256)])
+        same_event(bytes(line), cwds=[None])
 
 
 def huge_line(text: str, tail: str = "") -> bytes:
@@ -189,7 +215,7 @@ def huge_line(text: str, tail: str = "") -> bytes:
 
 
 def test_a_sixteen_megabyte_line_and_a_long_integer_at_its_end() -> None:
-    digits = "0123456789 " * 100_000  # digits everywhere, never 19 in a row
+    digits = "0123456789 " * 100_000
     same_event(huge_line(digits * 16), cwds=[None])
     for line in (
         huge_line(digits, ',"n":123456789012345678901'),

@@ -31,7 +31,7 @@ from shoemaker.agents.excerpt import (
     joined_prefix,
     replaced_prefix,
 )
-from shoemaker.agents.jsonline import decode
+from shoemaker.agents.jsonline import REFUSED, decode_fast
 from shoemaker.model import Usage
 
 _EXCERPT = 200
@@ -57,14 +57,20 @@ def parse_line(line: str | bytes) -> StreamEvent | None:
     deeper than the parser can go), or JSON that is no object."""
     if not line or line.isspace():
         return None
-    data = decode(line)
-    if not isinstance(data, dict):
+    try:
+        data = decode_fast(line)
+    except REFUSED:  # the standard decoder decides, called from where it always was
+        try:
+            data = json.loads(line)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+    if data.__class__ is not dict:  # JSON gives no subclass of dict
         return None
     kind = data.get("type")
     subtype = data.get("subtype")
     return StreamEvent(
-        kind if isinstance(kind, str) else "unknown",
-        subtype if isinstance(subtype, str) else None,
+        kind if kind.__class__ is str else "unknown",
+        subtype if subtype.__class__ is str else None,
         data,
     )
 
@@ -414,14 +420,11 @@ class SummaryBuilder:
             return None
         s = self._summary
         s.lines += 1
-        data = decode(line)
-        if data.__class__ is not dict:  # not JSON, or JSON that is no object
+        event = parse_line(line)
+        if event is None:
             s.bad_lines += 1
             return None
-        kind = data.get("type")
-        subtype = data.get("subtype")
-        if subtype.__class__ is not str:
-            subtype = None
+        kind, subtype, data = event.type, event.subtype, event.data
         if kind == "assistant":
             message = data.get("message")
             if message.__class__ is dict:
@@ -435,7 +438,7 @@ class SummaryBuilder:
             s.model = _str(data.get("model"))
             s.cwd = _str(data.get("cwd"))
             s.init_session_id = _str(data.get("session_id"))
-        return StreamEvent(kind if kind.__class__ is str else "unknown", subtype, data)
+        return event
 
     def _assistant(self, message: dict[str, Any]) -> None:
         content = message.get("content")
