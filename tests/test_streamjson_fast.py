@@ -9,6 +9,7 @@ import json
 import os
 import random
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +188,22 @@ def test_nesting_up_to_and_past_the_recursion_limit_keeps_its_outcome() -> None:
     limit = sys.getrecursionlimit()
     arrays = [b"[" * n + b"]" * n for n in range(limit - 150, limit + 20)]
     objects = [b'{"a":' * n + b"1" + b"}" * n for n in range(limit - 150, limit + 20)]
+    pad = b'{"pad":"' + b"x" * 70_000 + b'","a":'  # long lines take another way
+    long = [pad + b"[" * n + b"]" * n + b"}" for n in range(limit - 150, limit + 20, 3)]
     for frames in (0, 30, 100):  # the limit is for the stack, the caller's frames included
-        at_depth(frames, arrays + objects)
+        at_depth(frames, arrays + objects + long)
+
+
+def test_long_lines_of_every_size_in_any_order_and_thread() -> None:
+    sizes = [70_000, 300_000, 100_000, 65_537, 2_000_000, 80_000]
+    lines = [huge_line("y" * size, f',"n":{size}') for size in sizes]
+    for line in lines:
+        same_event(line, cwds=[None])
+    seen: list[StreamEvent | None] = []
+    worker = threading.Thread(target=lambda: seen.extend(map(parse_line, reversed(lines))))
+    worker.start()
+    worker.join()
+    assert [e.data["n"] if e else None for e in seen] == sizes[::-1]
 
 
 def test_lines_with_a_few_bytes_changed_decode_as_json_loads_decodes_them() -> None:

@@ -18,6 +18,7 @@ both, which cost more than a third of the decoding itself.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final
 
 import msgspec
@@ -29,6 +30,11 @@ for _ in range(_LEVELS):
 _decode = msgspec.json.Decoder(_Wrapped).decode
 _OPEN, _CLOSE = b"[" * _LEVELS, b"]" * _LEVELS
 _OPEN_STR, _CLOSE_STR = "[" * _LEVELS, "]" * _LEVELS
+# A long line is wrapped in a buffer each thread keeps (up to _KEPT bytes): a fresh copy of a
+# megabyte line, alive beside the decoded text, costs the allocator more than the decoding.
+_LONG = 64 * 1024
+_KEPT = 16 * 1024 * 1024
+_buffers = threading.local()
 
 REFUSED: Final = (msgspec.DecodeError, ValueError, RecursionError)
 """What :func:`decode_fast` raises for a line to decode with ``json.loads`` instead: not JSON,
@@ -41,6 +47,23 @@ def decode_fast(line: bytes | str) -> Any:
     decide."""
     if isinstance(line, str):
         value = _decode(_OPEN_STR + line + _CLOSE_STR)
-    else:
+    elif len(line) <= _LONG:
         value = _decode(_OPEN + line + _CLOSE)
+    else:
+        value = _decode_long(line)
     return value[0][0][0][0][0][0][0][0]
+
+
+def _decode_long(line: bytes) -> Any:
+    size = len(line) + 2 * _LEVELS
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = bytearray(size + size // 4)
+        if len(buffer) <= _KEPT:
+            _buffers.buffer = buffer
+    end = _LEVELS + len(line)
+    buffer[:_LEVELS] = _OPEN  # slices of the same length: written in place, never resized
+    buffer[_LEVELS:end] = line
+    buffer[end:size] = _CLOSE
+    with memoryview(buffer) as whole, whole[:size] as wrapped:
+        return _decode(wrapped)
