@@ -18,6 +18,7 @@ import pytest
 import streamjson_reference as reference
 from conftest import REPO_ROOT
 from shoemaker.agents.excerpt import excerpt, first_line_excerpt
+from shoemaker.agents.jsonline import decode_fast
 from shoemaker.agents.streamjson import (
     StreamEvent,
     SummaryBuilder,
@@ -199,6 +200,7 @@ def test_long_lines_of_every_size_in_any_order_and_thread() -> None:
     lines = [huge_line("y" * size, f',"n":{size}') for size in sizes]
     for line in lines:
         same_event(line, cwds=[None])
+        assert decode_fast(line) == json.loads(line)  # taken by the fast decoder itself
     seen: list[StreamEvent | None] = []
     worker = threading.Thread(target=lambda: seen.extend(map(parse_line, reversed(lines))))
     worker.start()
