@@ -33,7 +33,7 @@ _OPEN_STR, _CLOSE_STR = "[" * _LEVELS, "]" * _LEVELS
 # A long line is wrapped in a buffer each thread keeps (up to _KEPT bytes): a fresh copy of a
 # megabyte line, alive beside the decoded text, costs the allocator more than the decoding.
 _LONG = 64 * 1024
-_KEPT = 16 * 1024 * 1024
+_KEPT = 2 * 1024 * 1024
 _buffers = threading.local()
 
 REFUSED: Final = (msgspec.DecodeError, ValueError, RecursionError)
