@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-import orjson
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 from shoemaker.model import GenerationState, TaskState, Usage
@@ -173,11 +173,11 @@ class AgentOutput(_Event):
             "read": self.read,
         }
         try:
-            return orjson.dumps(data)
-        except TypeError:
+            return msgspec.json.encode(data)
+        except UnicodeEncodeError:
             # A lone surrogate (a JSON "\ud800" escape the agent printed) cannot be UTF-8.
             data["lines"] = [(t, _utf8(x)) for t, x in self.lines]
-            return orjson.dumps(data)
+            return msgspec.json.encode(data)
 
 
 def _utf8(text: str) -> str:

@@ -6,25 +6,42 @@ several ``assistant`` lines share a ``message.id`` and their usage is not final,
 them; tokens and cost come from the **last** ``result`` line; a run succeeded only if that line
 says ``is_error: false`` (and, for a live run, the exit code is 0); no result line means the
 run crashed or was killed.
+
+The per-line path is built for speed, as a live run prints thousands of lines a second:
+lines are decoded by msgspec (``agents/jsonline.py``, with exactly the standard decoder's
+outcome), the builder touches only the fields its summary needs and keeps running totals,
+and :func:`condense` reads only the start of a long text (``agents/excerpt.py``). An event
+keeps its whole line, so a caller may condense it later, only if and when it is shown.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoemaker.agents.excerpt import (
+    excerpt,
+    excerpt_of,
+    first_line_excerpt,
+    first_line_excerpt_of,
+    joined_prefix,
+    replaced_prefix,
+)
+from shoemaker.agents.jsonline import REFUSED, decode_fast
 from shoemaker.model import Usage
 
 _EXCERPT = 200
+_SHORT_RESULT = 2048
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamEvent:
-    """One parsed stream-json line."""
+    """One parsed stream-json line; read-only by convention (not frozen: a frozen dataclass
+    costs several times as much to make, once per line a run prints)."""
 
     type: str
     subtype: str | None
@@ -41,16 +58,19 @@ def parse_line(line: str | bytes) -> StreamEvent | None:
     if not line or line.isspace():
         return None
     try:
-        data = json.loads(line)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    if not isinstance(data, dict):
+        data = decode_fast(line)
+    except REFUSED:  # the standard decoder decides, called from where it always was
+        try:
+            data = json.loads(line)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+    if data.__class__ is not dict:  # JSON gives no subclass of dict
         return None
     kind = data.get("type")
     subtype = data.get("subtype")
     return StreamEvent(
-        kind if isinstance(kind, str) else "unknown",
-        subtype if isinstance(subtype, str) else None,
+        kind if kind.__class__ is str else "unknown",
+        subtype if subtype.__class__ is str else None,
         data,
     )
 
@@ -59,19 +79,23 @@ def parse_line(line: str | bytes) -> StreamEvent | None:
 
 
 def _excerpt(text: Any, limit: int = _EXCERPT) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return excerpt(text if isinstance(text, str) else str(text), limit)
 
 
-def _content_text(content: Any) -> str:
-    """The text of a tool_result's content: a string, or a list of text blocks."""
+def _shows(text: Any) -> bool:
+    """Whether ``str(text)`` has more than whitespace, without copying a long text."""
+    text = text if isinstance(text, str) else str(text)
+    return bool(text) and not text.isspace()
+
+
+def _content_pieces(content: Any) -> list[Any]:
+    """The texts that, joined by spaces, make a tool_result's content: a string, or a list
+    of text blocks."""
     if isinstance(content, str):
-        return content
+        return [content]
     if isinstance(content, list):
-        return " ".join(
-            str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b
-        )
-    return "" if content is None else str(content)
+        return [str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b]
+    return [] if content is None else [str(content)]
 
 
 def _relative(path: Any, cwd: str | None) -> str:
@@ -89,8 +113,7 @@ def _tool_use(block: dict[str, Any], cwd: str | None) -> str:
         target = args.get("file_path") or args.get("notebook_path") or args.get("path") or "?"
         return f"[{name}: {_relative(target, cwd)}]"
     if name == "Bash":
-        command = str(args.get("command", "")).strip().splitlines()
-        return f"[Bash: {_excerpt(command[0] if command else '', 120)}]"
+        return f"[Bash: {first_line_excerpt(str(args.get('command', '')), 120)}]"
     if name in ("Task", "Agent"):
         return f"[Task: {_excerpt(args.get('description') or args.get('prompt') or '', 120)}]"
     if name in ("Glob", "Grep"):
@@ -107,24 +130,26 @@ def _tool_use(block: dict[str, Any], cwd: str | None) -> str:
 
 
 def _assistant(event: StreamEvent, cwd: str | None) -> str | None:
-    message = event.data.get("message")
-    message = message if isinstance(message, dict) else {}
+    data = event.data
+    message = data.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    blocks = content if isinstance(content, list) else ({"type": "text", "text": content or ""},)
     parts: list[str] = []
-    content = message.get("content")
-    blocks = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
     for block in blocks:
         if not isinstance(block, dict):
             continue
         kind = block.get("type")
-        if kind == "text" and str(block.get("text", "")).strip():
-            parts.append(_excerpt(block["text"]))
-        elif kind == "tool_use":
+        if kind == "text":
+            text = block.get("text", "")
+            if not isinstance(text, str):
+                text = str(text)
+            if text and not text.isspace():
+                parts.append(excerpt(text, _EXCERPT))
+        elif kind == "tool_use" or kind == "server_tool_use":
             parts.append(_tool_use(block, cwd))
-        elif kind == "thinking" and str(block.get("thinking", "")).strip():
+        elif kind == "thinking" and _shows(block.get("thinking", "")):
             parts.append("[thinking]")
-        elif kind in ("server_tool_use",):
-            parts.append(_tool_use(block, cwd))
-    error = event.data.get("error")
+    error = data.get("error")
     if error:
         return f"[ERROR: {error} {' '.join(parts)}]".replace(" ]", "]")
     return " ".join(parts) or None
@@ -134,28 +159,42 @@ def _user(event: StreamEvent, cwd: str | None) -> str | None:
     message = event.data.get("message")
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
-        return _excerpt(content) if content.strip() else None
+        return _excerpt(content) if _shows(content) else None
     if not isinstance(content, list):
         return None
     parts: list[str] = []
     for block in content:
         if not isinstance(block, dict):
             continue
-        if block.get("type") == "tool_result":
-            text = _content_text(block.get("content"))
-            if cwd:  # tools echo absolute paths; inside the worktree, relative ones say enough
-                text = text.replace(cwd.rstrip("/") + "/", "")
-            first = text.strip().splitlines()[0] if text.strip() else ""
-            if block.get("is_error") is True:
-                parts.append(f"[ERROR: {_excerpt(text, 160)}]")
-            else:
-                parts.append(f"  ↳ {_excerpt(first, 100)}" if first else "  ↳ (no output)")
-        elif block.get("type") == "text" and str(block.get("text", "")).strip():
+        kind = block.get("type")
+        if kind == "tool_result":
+            parts.append(_tool_result(block, cwd))
+        elif kind == "text" and _shows(block.get("text", "")):
             parts.append(_excerpt(block["text"]))
     return " ".join(parts) or None
 
 
-def _system(event: StreamEvent) -> str | None:
+def _tool_result(block: dict[str, Any], cwd: str | None) -> str:
+    pieces = _content_pieces(block.get("content"))
+    # Tools echo absolute paths; inside the worktree, relative ones say enough.
+    strip = cwd.rstrip("/") + "/" if cwd else None
+    failed = block.get("is_error") is True
+    if len(pieces) == 1 and len(pieces[0]) <= _SHORT_RESULT:
+        text = pieces[0] if strip is None else pieces[0].replace(strip, "")
+        if failed:
+            return f"[ERROR: {excerpt(text, 160)}]"
+        first = first_line_excerpt(text, 100)
+    else:  # only the start of the text is read: a tool result can be megabytes
+        prefix = joined_prefix(pieces)
+        if strip is not None:
+            prefix = replaced_prefix(prefix, strip)
+        if failed:
+            return f"[ERROR: {excerpt_of(prefix, 160)}]"
+        first = first_line_excerpt_of(prefix, 100)
+    return f"  ↳ {first}" if first else "  ↳ (no output)"
+
+
+def _system(event: StreamEvent, cwd: str | None) -> str | None:
     d = event.data
     sub = event.subtype
     if sub == "init":
@@ -182,7 +221,7 @@ def _system(event: StreamEvent) -> str | None:
     return f"[{event.label}]"
 
 
-def _result(event: StreamEvent) -> str:
+def _result(event: StreamEvent, cwd: str | None) -> str:
     d = event.data
     cost = d.get("total_cost_usd", d.get("cost_usd"))
     cost_text = f", ${cost:.4f}" if isinstance(cost, (int, float)) else ""
@@ -201,23 +240,26 @@ def _result(event: StreamEvent) -> str:
 def condense(event: StreamEvent, cwd: str | None = None) -> str | None:
     """One line for a person, or None for lines not worth showing. Never raises."""
     try:
-        if event.type == "assistant":
-            return _assistant(event, cwd)
-        if event.type == "user":
-            return _user(event, cwd)
-        if event.type == "system":
-            return _system(event)
-        if event.type == "result":
-            return _result(event)
-        if event.type == "stream_event":
-            return None
-        if event.type == "rate_limit_event":
-            info = event.data.get("rate_limit_info")
-            status = info.get("status") if isinstance(info, dict) else None
-            return None if status in (None, "allowed") else f"[rate limit: {status}]"
-        return f"[{event.label}]"
+        render = _RENDERERS.get(event.type)
+        return f"[{event.label}]" if render is None else render(event, cwd)
     except Exception:  # a shape no version of the CLI printed yet: show it, do not crash
         return f"[{event.label}]"
+
+
+def _rate_limit(event: StreamEvent, cwd: str | None) -> str | None:
+    info = event.data.get("rate_limit_info")
+    status = info.get("status") if isinstance(info, dict) else None
+    return None if status in (None, "allowed") else f"[rate limit: {status}]"
+
+
+_RENDERERS: dict[str, Callable[[StreamEvent, str | None], str | None]] = {
+    "assistant": _assistant,
+    "user": _user,
+    "system": _system,
+    "result": _result,
+    "stream_event": lambda event, cwd: None,
+    "rate_limit_event": _rate_limit,
+}
 
 
 # -- summary ----------------------------------------------------------------------------------
@@ -360,7 +402,13 @@ class SummaryBuilder:
         self._last_result: dict[str, Any] | None = None
         self._tool_ids: set[str] = set()
         # message.id → its latest usage: several lines share an id and repeat its usage.
-        self._message_usage: dict[str, Usage] = {}
+        self._message_usage: dict[str, tuple[int, int, int, int]] = {}
+        # Their sums, kept as lines arrive.
+        self._input = self._output = self._cache_creation = self._cache_read = 0
+        # The message whose lines are arriving, one per content block, and its latest usage:
+        # read once the next message begins, or a summary is asked for.
+        self._current_id: str | None = None
+        self._current_usage: dict[str, Any] = {}
 
     @property
     def cwd(self) -> str | None:
@@ -376,54 +424,79 @@ class SummaryBuilder:
         if event is None:
             s.bad_lines += 1
             return None
-        if event.type == "result":
+        kind, subtype, data = event.type, event.subtype, event.data
+        if kind == "assistant":
+            message = data.get("message")
+            if message.__class__ is dict:
+                self._assistant(message)
+        elif kind == "user":
+            pass  # the most lines after assistant ones; nothing in them for the summary
+        elif kind == "result":
             s.results += 1
-            self._last_result = event.data
-        elif event.type == "assistant":
-            self._count_tools(event.data)
-            self._note_usage(event.data)
-        elif event.type == "system" and event.subtype == "init":
-            s.model = _str(event.data.get("model"))
-            s.cwd = _str(event.data.get("cwd"))
-            s.init_session_id = _str(event.data.get("session_id"))
+            self._last_result = data
+        elif kind == "system" and subtype == "init":
+            s.model = _str(data.get("model"))
+            s.cwd = _str(data.get("cwd"))
+            s.init_session_id = _str(data.get("session_id"))
         return event
 
-    def _count_tools(self, data: dict[str, Any]) -> None:
-        message = data.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            return
-        for block in content:
-            if not isinstance(block, dict) or block.get("type") != "tool_use":
-                continue
-            tool_id = block.get("id")
-            key = tool_id if isinstance(tool_id, str) else f"#{len(self._tool_ids)}"
-            if key in self._tool_ids:
-                continue
-            self._tool_ids.add(key)
-            name = str(block.get("name", "?"))
-            self._summary.tool_uses[name] = self._summary.tool_uses.get(name, 0) + 1
-
-    def _note_usage(self, data: dict[str, Any]) -> None:
-        message = data.get("message")
-        if not isinstance(message, dict) or message.get("model") == "<synthetic>":
+    def _assistant(self, message: dict[str, Any]) -> None:
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    self._count_tool(block)
+        if message.get("model") == "<synthetic>":
             return  # a synthetic message reports an API failure, not tokens the API billed
         usage, mid = message.get("usage"), message.get("id")
-        if isinstance(usage, dict) and isinstance(mid, str):
-            self._message_usage[mid] = Usage(
-                _int(usage.get("input_tokens")) or 0,
-                _int(usage.get("output_tokens")) or 0,
-                _int(usage.get("cache_creation_input_tokens")) or 0,
-                _int(usage.get("cache_read_input_tokens")) or 0,
-            )
+        if not isinstance(usage, dict) or not isinstance(mid, str):
+            return
+        if mid != self._current_id:
+            self._account_current()
+            self._current_id = mid
+        self._current_usage = usage
+
+    def _account_current(self) -> None:
+        mid = self._current_id
+        if mid is None:
+            return
+        self._current_id = None
+        get = self._current_usage.get
+        # Counts as _int(value) or 0 reads them; JSON gives no subclass of int but bool.
+        i, o = get("input_tokens"), get("output_tokens")
+        cc, cr = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
+        i = i if type(i) is int else 0
+        o = o if type(o) is int else 0
+        cc = cc if type(cc) is int else 0
+        cr = cr if type(cr) is int else 0
+        old = self._message_usage.get(mid)
+        self._message_usage[mid] = (i, o, cc, cr)
+        if old is not None:
+            i, o, cc, cr = i - old[0], o - old[1], cc - old[2], cr - old[3]
+        self._input += i
+        self._output += o
+        self._cache_creation += cc
+        self._cache_read += cr
+
+    def _count_tool(self, block: dict[str, Any]) -> None:
+        tool_id = block.get("id")
+        key = tool_id if isinstance(tool_id, str) else f"#{len(self._tool_ids)}"
+        if key in self._tool_ids:
+            return
+        self._tool_ids.add(key)
+        name = str(block.get("name", "?"))
+        self._summary.tool_uses[name] = self._summary.tool_uses.get(name, 0) + 1
 
     def summary(self, exit_code: int | None = None) -> TranscriptSummary:
         """The summary so far; ``exit_code`` (for a live run) must be 0 for the run to be ok."""
         s = TranscriptSummary(**{k: getattr(self._summary, k) for k in _FIELDS})
         s.tool_uses = dict(self._summary.tool_uses)
         s.exit_code = exit_code
+        self._account_current()
         if self._message_usage:
-            s.message_usage = sum(self._message_usage.values(), Usage())
+            s.message_usage = Usage(
+                self._input, self._output, self._cache_creation, self._cache_read
+            )
         r = self._last_result
         if r is None:
             return s
