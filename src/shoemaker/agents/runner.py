@@ -26,6 +26,7 @@ from typing import BinaryIO, Protocol
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
 from shoemaker.agents.leftovers import exited as _exited
+from shoemaker.agents.protocol import LineBuilder
 from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
 
 #: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
@@ -50,6 +51,8 @@ class RunSpec:
     kill_grace_sec: float = 5.0
     redact: Callable[[bytes], bytes] | None = None
     """Applied to each line before it is written to the transcript (secret values out)."""
+    builder: Callable[[], LineBuilder] = SummaryBuilder
+    """Makes the parser of the CLI's stream (its adapter's; default: claude's stream-json)."""
 
 
 @dataclass(slots=True)
@@ -156,7 +159,7 @@ class ProcessRunner:
         self, spec: RunSpec, on_lines: LineSink | None = None, on_pid: PidSink | None = None
     ) -> RunResult:
         started = time.monotonic()
-        builder = SummaryBuilder()
+        builder = spec.builder()
         # What leaves the process group (setsid, a double fork) is found by cgroup or marker.
         leftovers = Leftovers(spec.env.get(RUN_MARKER))
         try:
@@ -275,7 +278,7 @@ class ProcessRunner:
         proc: asyncio.subprocess.Process,
         spec: RunSpec,
         watch: _Watch,
-        builder: SummaryBuilder,
+        builder: LineBuilder,
         transcript: BinaryIO,
         on_lines: LineSink | None,
         clocks: bool = True,
@@ -330,7 +333,7 @@ class ProcessRunner:
 
     @staticmethod
     def _parse(
-        raw_lines: list[bytes] | list[bytearray], builder: SummaryBuilder, watch: _Watch
+        raw_lines: list[bytes] | list[bytearray], builder: LineBuilder, watch: _Watch
     ) -> list[tuple[bytes, StreamEvent | None]]:
         batch: list[tuple[bytes, StreamEvent | None]] = []
         for raw in raw_lines:
@@ -364,7 +367,7 @@ class ProcessRunner:
         pgid: int,
         spec: RunSpec,
         watch: _Watch,
-        builder: SummaryBuilder,
+        builder: LineBuilder,
         transcript: BinaryIO,
         on_lines: LineSink | None,
         leftovers: Leftovers,

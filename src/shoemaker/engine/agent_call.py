@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shoemaker.agents.claude import agent_argv
+from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.done_signal import (
     FILE_NAME,
     SIGNAL_ENV,
@@ -34,7 +34,7 @@ from shoemaker.agents.runner import (
     agent_environment,
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
-from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
+from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
@@ -92,6 +92,7 @@ def _sandboxed(
     cwd: Path,
     home: Path | None,
     read_only: tuple[Path, ...] = (),
+    passed: tuple[str, ...] = (),
 ) -> list[str]:
     """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME."""
     config = project.config
@@ -107,7 +108,7 @@ def _sandboxed(
         for n in env
         if n in config.agent.env
         or is_secret_name(n)
-        or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV)
+        or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV, *passed)
     ]
     credentials = token if token.is_file() else None
     paths = SandboxPaths(cwd, home, credentials, project.git.common_dir, read_only)
@@ -133,7 +134,10 @@ async def call_agent(
         command = signal_command(sandbox, signal_dir)
         read_only = (command,) if command.is_relative_to(signal_dir) else ()
         env.update(signal_environment(done.task_id, signal_dir, command))
-    argv = _sandboxed(project, agent_argv(cfg), env, call.cwd, home, read_only)
+    adapter = adapter_for(cfg.kind)
+    launch = adapter.launch(cfg, env, home, call.prompt)
+    env.update(launch.env)
+    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env))
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
@@ -153,12 +157,13 @@ async def call_agent(
         argv=argv,
         cwd=call.cwd,
         env=env,
-        prompt=call.prompt,
+        prompt=launch.stdin,
         transcript_path=transcript,
         max_time_sec=cfg.max_time_sec,
         idle_timeout_sec=cfg.idle_timeout_sec,
         kill_grace_sec=cfg.kill_grace_sec,
         redact=project.redactor.data if project.redactor.active else None,
+        builder=lambda: adapter.builder(cfg),
     )
     bus = project.bus
 
@@ -172,7 +177,7 @@ async def call_agent(
                 text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
                 out.append(_output(call, run_id, "invalid", f"[not JSON: {text}]"))
                 continue
-            condensed = condense(event, cwd)
+            condensed = adapter.condense(event, cwd)
             if condensed is not None:
                 out.append(_output(call, run_id, event.label, condensed))
         bus.emit_all(out)
@@ -206,7 +211,7 @@ async def call_agent(
         await asyncio.shield(_conclude(project, call, run_id, nothing, transcript))
         raise
     finally:
-        for directory in {d for d in (home, signal_dir) if d is not None}:
+        for directory in {d for d in (home, signal_dir, *launch.cleanup) if d is not None}:
             shutil.rmtree(directory, ignore_errors=True)
     return await _conclude(project, call, run_id, result, transcript), result
 

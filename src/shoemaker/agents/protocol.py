@@ -1,0 +1,47 @@
+"""The normalised shape every agent CLI's stream is turned into.
+
+Each CLI prints its own events; an adapter (``agents/adapters.py``) parses them with a
+:class:`LineBuilder` into a :class:`~shoemaker.agents.streamjson.TranscriptSummary`, the shape
+the engine, the store, the dashboard and the budgets know: session id (late or absent), the
+last assistant text, tool uses by name, a final status with a subtype and an error text, and
+usage as uncached input / cache read / cache write / output tokens. :class:`AgentSummary` adds
+what claude's result line has no field for: reasoning tokens and where the cost comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
+
+CostSource = Literal["reported", "priced_from_tokens", "unknown"]
+
+
+class LineBuilder(Protocol):
+    """Turns a run's stdout, line by line, into its summary."""
+
+    def feed(self, line: str | bytes) -> StreamEvent | None:
+        """Account for one line; its event, or None when it is not a JSON object."""
+        ...
+
+    def summary(self, exit_code: int | None = None) -> TranscriptSummary:
+        """The summary so far; with the exit code of a live run, how it ended."""
+        ...
+
+
+@dataclass
+class AgentSummary(TranscriptSummary):
+    """A :class:`TranscriptSummary` of a CLI other than claude: the same figures (None where
+    the CLI has none), plus reasoning tokens (a part of the output tokens) and the source of
+    the cost."""
+
+    reasoning_output_tokens: int | None = None
+    cost_source: CostSource = "unknown"
+
+    def as_json(self) -> dict[str, Any]:
+        """claude's keys, then ``reasoning_output_tokens`` and ``cost_source``."""
+        out = super().as_json()
+        out["reasoning_output_tokens"] = self.reasoning_output_tokens
+        out["cost_source"] = self.cost_source
+        return out
