@@ -202,12 +202,11 @@ async def test_a_signal_to_codex_mid_run_ends_the_run_not_ok(
     task_id = add_task(project)
     release = threading.Event()
     api.script(Turn([message("never sent")], hold=release))
-    pids: list[int] = []
-    project.bus.add_listener(
-        lambda e: pids.append(e.pid) if isinstance(e, AgentStarted) else None
-    )
+    pids: list[int | None] = []
+    project.bus.add_listener(lambda e: pids.append(e.pid) if isinstance(e, AgentStarted) else None)
     run = asyncio.create_task(stitch_all(project))
     await _until_the_api_is_asked(project, api, task_id)
+    assert pids[0] is not None
     os.killpg(pids[0], sig)  # as a person's kill of the agent's group would
     await run
     release.set()
@@ -216,7 +215,7 @@ async def test_a_signal_to_codex_mid_run_ends_the_run_not_ok(
     if sig == signal.SIGINT:
         assert record.exit_code == 1 and "no result line" in record.reason
     else:
-        assert record.exit_code in (-15, 143) and "SIGTERM" in record.reason or "143" in (
+        assert (record.exit_code in (-15, 143) and "SIGTERM" in record.reason) or "143" in (
             record.reason
         )
     assert project.store.get_task(task_id).state == TaskState.FAILED

@@ -78,7 +78,11 @@ class ClaudeAdapter:
     it): the reference the other kinds are normalised to."""
 
     kind = "claude"
-    credentials: tuple[str, ...] = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+    credentials: tuple[str, ...] = (
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ANTHROPIC_AUTH_TOKEN",
+    )
     package = "npm install -g @anthropic-ai/claude-code"
 
     def launch(

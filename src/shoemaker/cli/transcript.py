@@ -10,11 +10,12 @@ from shoemaker.cli.common import CliError
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
-    from shoemaker.agents.streamjson import format_summary, summarize_file
+    from shoemaker.agents.adapters import adapter_for
 
+    adapter = adapter_for(getattr(args, "agent", "claude"))
     path = Path(args.file)
     try:
-        summary = summarize_file(path)
+        summary = adapter.summarize_file(path)
     except FileNotFoundError:
         raise CliError(f"{path}: no such file; give a stream-json transcript file") from None
     except IsADirectoryError:
@@ -25,9 +26,10 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         raise CliError(
             f"{path}: none of its {summary.lines} line(s) is stream-json (JSON objects in "
             "UTF-8); give a transcript written with --output-format stream-json"
+            + (" (claude) or `codex exec --json`" if adapter.kind == "codex" else "")
         )
     if args.json:
         print(json.dumps(summary.as_json(), indent=2, allow_nan=False))
     else:
-        print(format_summary(summary))
+        print(adapter.format_summary(summary))
     return 0
