@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from agents import new_token, processes_with_token
-from conftest import REPO_ROOT
+from agents import CODEX, new_token, processes_with_token
 from mock_responses import MockResponses, Turn, add_file, message, mock_responses
 from projects import make_project
 from shoemaker.agents.adapters import adapter_for
@@ -29,9 +28,6 @@ from shoemaker.events import AgentStarted, Event
 from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
 
-CODEX = Path(
-    os.environ.get("SHOEMAKER_CODEX_BIN", REPO_ROOT / ".tools/codex/node_modules/.bin/codex")
-)
 #: A model codex knows (an unknown one gets fallback metadata and no apply_patch tool).
 MODEL = "gpt-5.5"
 PRICE = {"input": 1.25, "output": 10.0, "cache_read": 0.125, "cache_write": 0.0}
