@@ -24,6 +24,8 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
+from shoemaker.engine.task_detail import load_task_detail
+from shoemaker.engine.views import LiveUsage
 from shoemaker.events import AgentStarted, Event
 from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
@@ -107,6 +109,13 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     assert {r["model"] for r in api.requests} == {MODEL}
     landed = project.git.log(f"{project.store.get_generation('g').start_commit}..generation-g")
     assert [c.trailers.get("Shoemaker-Task") for c in landed] == [str(task_id)]
+    # The task screen condenses codex's events; the dashboard's live spend reads its usage.
+    log = load_task_detail(project, task_id).log
+    assert "[edit: add hello.py]" in log and "Wrote hello.py." in log
+    (project.runs_dir / f"{run.id}.jsonl").write_bytes(transcript.read_bytes())
+    live = LiveUsage(project.runs_dir, project.config).read([run])
+    assert live[task_id].usage == run.usage
+    assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
 
 
 async def test_an_api_error_fails_the_attempt_with_the_apis_message(
