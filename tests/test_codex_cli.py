@@ -4,6 +4,7 @@ the loopback mock of the OpenAI Responses API in tests/support/mock_responses.py
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -116,6 +117,25 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     live = LiveUsage(project.runs_dir, project.config).read([run])
     assert live[task_id].usage == run.usage
     assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
+
+
+async def test_measure_takes_its_proposals_from_codex(fast_tmp: Path, api: MockResponses) -> None:
+    project = codex_project(fast_tmp, api)
+    proposals = [
+        {"index": 0, "title": "Parse dates", "description": "Add dates.py.", "dependency": -1},
+        {"index": 1, "title": "Format dates", "description": "Add fmt.py.", "dependency": 0},
+    ]
+    api.script(
+        Turn([add_file("shoemaker-proposals.json", json.dumps(proposals))]),
+        Turn([message("Proposed two tasks.")]),
+    )
+    tasks = await Engine(project).measure_once()
+    assert [(t.title, t.state) for t in tasks] == [
+        ("Parse dates", TaskState.READY),
+        ("Format dates", TaskState.PROPOSED),
+    ]
+    # The measure prompt went to codex unchanged, on stdin.
+    assert "shoemaker-proposals.json" in json.dumps(api.requests[0]["input"])
 
 
 async def test_an_api_error_fails_the_attempt_with_the_apis_message(
