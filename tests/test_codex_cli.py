@@ -217,6 +217,33 @@ async def test_a_cancelled_run_interrupts_codex_and_leaves_no_process(
     assert processes_with_token(token) == []
 
 
+async def test_an_interrupted_run_is_charged_for_the_responses_codex_counted(
+    fast_tmp: Path, api: MockResponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = new_token()
+    monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
+    project = codex_project(fast_tmp, api)
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(WRITE_HELLO[0], Turn([message("never sent")], hold=release))
+    run = asyncio.create_task(stitch_all(project))
+    # The first reply was billed: codex asks again with the tool's output.
+    await asyncio.to_thread(api.wait_for, lambda asked: len(asked) >= 2)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    release.set()
+    (record,) = project.store.runs(task_id=task_id)
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    # No turn.completed in the stream: the tokens come from codex's session file.
+    assert b"turn.completed" not in project.store.transcript(record.id)
+    assert record.usage == Usage(1000, 40, 0, 200)
+    price = project.config.price(MODEL)[1]
+    assert record.cost_estimated and record.cost_usd == pytest.approx(price.cost(record.usage))
+    assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
+    assert processes_with_token(token) == []
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_a_signal_to_codex_mid_run_ends_the_run_not_ok(
     fast_tmp: Path, api: MockResponses, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals

@@ -68,6 +68,11 @@ class AgentAdapter(Protocol):
         """The summary of a transcript file."""
         ...
 
+    def settle(self, launch: Launch, summary: TranscriptSummary) -> None:
+        """After the run, before ``launch.cleanup``: complete ``summary`` from what the CLI
+        left beside its stream (codex: a stopped run's tokens, from its session file)."""
+        ...
+
     def format_summary(self, summary: TranscriptSummary) -> str:
         """A short plain-text account of a summary."""
         ...
@@ -98,6 +103,9 @@ class ClaudeAdapter:
 
     def summarize_file(self, path: Path) -> TranscriptSummary:
         return summarize_file(path)
+
+    def settle(self, launch: Launch, summary: TranscriptSummary) -> None:
+        pass  # the stream says it all: the messages' usage prices a run without a result
 
     def format_summary(self, summary: TranscriptSummary) -> str:
         return format_summary(summary)

@@ -23,13 +23,16 @@ from shoemaker.agents.adapters import Launch
 from shoemaker.agents.claude import resolve_command
 from shoemaker.agents.codex_stream import (
     CodexSummaryBuilder,
+    apply_usage,
     condense_codex,
     format_codex_summary,
+    rollout_usage,
     summarize_codex_file,
 )
-from shoemaker.agents.protocol import LineBuilder
+from shoemaker.agents.protocol import AgentSummary, LineBuilder
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.config import AgentConfig
+from shoemaker.model import Usage
 
 CONFIG_HOME_ENV = "CODEX_HOME"
 KEY_NAMES = ("OPENAI_API_KEY", "CODEX_API_KEY")
@@ -104,8 +107,18 @@ class CodexAdapter:
     def summarize_file(self, path: Path) -> TranscriptSummary:
         return summarize_codex_file(path)
 
-    def format_summary(self, summary: TranscriptSummary) -> str:
-        from shoemaker.agents.protocol import AgentSummary
+    def settle(self, launch: Launch, summary: TranscriptSummary) -> None:
+        # Usage is on turn.completed only: a run stopped before it (a clock, a cancel, SIGKILL
+        # of the agent) was billed for the responses its session file counted.
+        if not isinstance(summary, AgentSummary) or summary.message_usage is not None:
+            return
+        home, thread = launch.env.get(CONFIG_HOME_ENV), summary.session_id
+        if not home or not thread:
+            return
+        raw = rollout_usage(Path(home), thread)
+        if raw is not None:
+            apply_usage(summary, raw, Usage(), 0)
 
+    def format_summary(self, summary: TranscriptSummary) -> str:
         assert isinstance(summary, AgentSummary)
         return format_codex_summary(summary)

@@ -137,14 +137,7 @@ class CodexSummaryBuilder:
             exit_code=exit_code,
         )
         if self._usage is not None:
-            usage, reasoning = self.usage()
-            s.input_tokens = usage.input_tokens
-            s.output_tokens = usage.output_tokens
-            s.cache_creation_input_tokens = usage.cache_creation_input_tokens
-            s.cache_read_input_tokens = usage.cache_read_input_tokens
-            s.reasoning_output_tokens = reasoning
-            # What the engine prices: the stream reports tokens, never dollars.
-            s.message_usage = usage
+            apply_usage(s, self._usage, self._prior, self._prior_reasoning)
         if not src.results:
             if self._notices:
                 s.errors = [self._notices[-1]]
@@ -163,28 +156,57 @@ class CodexSummaryBuilder:
     def thread_total(self) -> tuple[Usage, int]:
         """The thread's usage as last reported (cumulative over resumed runs), and its reasoning
         tokens: what a later ``exec resume`` of this thread passes as ``prior``."""
-        u = self._usage or {}
-        total_in = _int(u.get("input_tokens")) or 0
-        cached = _int(u.get("cached_input_tokens")) or 0
-        usage = Usage(
-            max(total_in - cached, 0),
-            _int(u.get("output_tokens")) or 0,
-            _int(u.get("cache_write_input_tokens")) or 0,
-            cached,
-        )
-        return usage, _int(u.get("reasoning_output_tokens")) or 0
+        return thread_usage(self._usage or {})
 
-    def usage(self) -> tuple[Usage, int]:
-        """This run's usage (the thread's total less ``prior``) and its reasoning tokens."""
-        total, reasoning = self.thread_total()
-        p = self._prior
-        usage = Usage(
-            max(total.input_tokens - p.input_tokens, 0),
-            max(total.output_tokens - p.output_tokens, 0),
-            max(total.cache_creation_input_tokens - p.cache_creation_input_tokens, 0),
-            max(total.cache_read_input_tokens - p.cache_read_input_tokens, 0),
-        )
-        return usage, max(reasoning - self._prior_reasoning, 0)
+
+def thread_usage(raw: dict[str, Any]) -> tuple[Usage, int]:
+    """codex's usage object (input including the cached part) as uncached input / output /
+    cache write / cache read, and its reasoning tokens."""
+    total_in = _int(raw.get("input_tokens")) or 0
+    cached = _int(raw.get("cached_input_tokens")) or 0
+    usage = Usage(
+        max(total_in - cached, 0),
+        _int(raw.get("output_tokens")) or 0,
+        _int(raw.get("cache_write_input_tokens")) or 0,
+        cached,
+    )
+    return usage, _int(raw.get("reasoning_output_tokens")) or 0
+
+
+def apply_usage(s: AgentSummary, raw: dict[str, Any], prior: Usage, prior_reasoning: int) -> None:
+    """Put the thread's reported usage less ``prior`` into ``s``: this run's tokens."""
+    total, reasoning = thread_usage(raw)
+    usage = Usage(
+        max(total.input_tokens - prior.input_tokens, 0),
+        max(total.output_tokens - prior.output_tokens, 0),
+        max(total.cache_creation_input_tokens - prior.cache_creation_input_tokens, 0),
+        max(total.cache_read_input_tokens - prior.cache_read_input_tokens, 0),
+    )
+    s.input_tokens = usage.input_tokens
+    s.output_tokens = usage.output_tokens
+    s.cache_creation_input_tokens = usage.cache_creation_input_tokens
+    s.cache_read_input_tokens = usage.cache_read_input_tokens
+    s.reasoning_output_tokens = max(reasoning - prior_reasoning, 0)
+    # What the engine prices: the stream reports tokens, never dollars.
+    s.message_usage = usage
+
+
+def rollout_usage(config_home: Path, thread_id: str) -> dict[str, Any] | None:
+    """The thread's last ``token_count`` total in the session file codex keeps in its home
+    (``sessions/…/rollout-…-<thread id>.jsonl``): written after each model response, so it
+    knows what a run stopped before its turn ended was billed. None when there is none."""
+    last: dict[str, Any] | None = None
+    for path in sorted((config_home / "sessions").glob(f"*/*/*/rollout-*-{thread_id}.jsonl")):
+        with path.open("rb") as handle:
+            for line in handle:
+                if b'"token_count"' not in line:
+                    continue
+                event = parse_line(line)
+                payload = _dict(event.data.get("payload")) if event else {}
+                total = _dict(_dict(payload.get("info")).get("total_token_usage"))
+                if payload.get("type") == "token_count" and total:
+                    last = total
+    return last
 
 
 def summarize_codex_file(path: Path, prior: Usage | None = None) -> AgentSummary:

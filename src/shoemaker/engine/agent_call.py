@@ -200,9 +200,11 @@ async def call_agent(
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+        adapter.settle(launch, result.summary)
         if done is not None and signal_dir is not None:
             await asyncio.to_thread(done.take, signal_dir / FILE_NAME)
     except AgentCancelled as cancelled:
+        adapter.settle(launch, cancelled.result.summary)
         await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
         raise
     except asyncio.CancelledError:
