@@ -19,6 +19,7 @@ from shoemaker.agents.codex_stream import (
     condense_codex,
     summarize_codex_file,
 )
+from shoemaker.agents.protocol import Ended, Normalised, Raw, Said, Started, ToolCall, ToolResult
 from shoemaker.agents.streamjson import parse_line, summarize_file
 from shoemaker.config import AgentConfig
 from shoemaker.model import Usage
@@ -204,3 +205,77 @@ def test_kind_defaults_replace_claudes_spelled_out_defaults_but_not_a_choice() -
     chosen = AgentConfig(kind="codex", command="/opt/codex", args=["exec", "--json"])
     assert (chosen.command, chosen.args) == ("/opt/codex", ["exec", "--json"])
     assert AgentConfig().kind == "claude" and AgentConfig().command == "claude"
+
+
+def _kinds(meanings: list[Normalised]) -> list[str]:
+    return [type(m).__name__ for m in meanings]
+
+
+def test_codex_and_claude_normalise_to_the_same_shape() -> None:
+    codex = adapter_for("codex")
+    meanings = [
+        m for e in map(parse_line, lines("write-file.jsonl")) if e for m in codex.normalise(e)
+    ]
+    # Each completed tool item repeats its call with the result; callers match them by id.
+    assert _kinds(meanings) == [
+        "Started",
+        "ToolCall",
+        "ToolCall",
+        "ToolResult",
+        "ToolCall",
+        "ToolCall",
+        "ToolResult",
+        "Said",
+        "Ended",
+    ]
+    shell, edit = meanings[1], meanings[4]
+    assert isinstance(shell, ToolCall) and shell.name == "command_execution"
+    assert shell.input == {"command": "/bin/bash -lc ls"}
+    assert isinstance(edit, ToolCall) and edit.name == "file_change"
+    assert edit.input["changes"][0]["kind"] == "add"
+    assert meanings[3] == ToolResult(shell.id, True, "")
+    assert meanings[-2:] == [Said("Created hello.txt."), Ended(True, "success")]
+    failed = [
+        m for e in map(parse_line, lines("unauthorized.jsonl")) if e for m in codex.normalise(e)
+    ]
+    assert _kinds(failed) == ["Started", *["Notice"] * 6, "Ended"]
+    assert isinstance(failed[-1], Ended) and not failed[-1].ok and "401" in failed[-1].error
+    unknown = [
+        m for e in map(parse_line, lines("unknown-events.jsonl")) if e for m in codex.normalise(e)
+    ]
+    assert Raw("turn.progress") in unknown and Raw("item image_generation") in unknown
+    assert ToolResult("item_2", False, "server gone") in unknown
+
+    claude = adapter_for("claude")
+    stream = [
+        {"type": "system", "subtype": "init", "session_id": "s1", "model": "claude-x"},
+        {
+            "type": "assistant",
+            "message": {
+                "id": "m1",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "Write", "input": {"file_path": "a"}}
+                ],
+            },
+        },
+        {
+            "type": "user",
+            "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+        },
+        {
+            "type": "assistant",
+            "message": {"id": "m2", "content": [{"type": "text", "text": "Done."}]},
+        },
+        {"type": "result", "subtype": "success", "is_error": False, "result": "Done."},
+        {"type": "brand_new", "x": 1},
+    ]
+    events = [parse_line(json.dumps(line)) for line in stream]
+    said = [m for e in events if e for m in claude.normalise(e)]
+    assert said == [
+        Started("s1", "claude-x"),
+        ToolCall("t1", "Write", {"file_path": "a"}),
+        ToolResult("t1", True, "ok"),
+        Said("Done."),
+        Ended(True, "success"),
+        Raw("brand_new"),
+    ]

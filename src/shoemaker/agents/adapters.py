@@ -13,10 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shoemaker.agents.claude import agent_argv
-from shoemaker.agents.protocol import LineBuilder
+from shoemaker.agents.protocol import (
+    Ended,
+    LineBuilder,
+    Normalised,
+    Raw,
+    Said,
+    Started,
+    ToolCall,
+    ToolResult,
+)
 from shoemaker.agents.streamjson import (
     StreamEvent,
     SummaryBuilder,
@@ -64,6 +73,10 @@ class AgentAdapter(Protocol):
         """One line for a person, or None for events not worth showing."""
         ...
 
+    def normalise(self, event: StreamEvent) -> list[Normalised]:
+        """What one event means, in the shape every kind shares."""
+        ...
+
     def summarize_file(self, path: Path) -> TranscriptSummary:
         """The summary of a transcript file."""
         ...
@@ -101,6 +114,9 @@ class ClaudeAdapter:
     def condense(self, event: StreamEvent, cwd: str | None) -> str | None:
         return condense(event, cwd)
 
+    def normalise(self, event: StreamEvent) -> list[Normalised]:
+        return claude_normalise(event)
+
     def summarize_file(self, path: Path) -> TranscriptSummary:
         return summarize_file(path)
 
@@ -109,6 +125,69 @@ class ClaudeAdapter:
 
     def format_summary(self, summary: TranscriptSummary) -> str:
         return format_summary(summary)
+
+
+def _blocks(event: StreamEvent) -> list[dict[str, Any]]:
+    message = event.data.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return "" if content is None else str(content)
+
+
+def claude_normalise(event: StreamEvent) -> list[Normalised]:
+    """What one stream-json event means (the reference shape the other kinds follow)."""
+    d = event.data
+    if event.type == "system" and event.subtype == "init":
+        session, model = d.get("session_id"), d.get("model")
+        return [
+            Started(
+                session if isinstance(session, str) else None,
+                model if isinstance(model, str) else None,
+            )
+        ]
+    if event.type == "result":
+        failed = d.get("is_error") is not False
+        errors = d.get("errors")
+        why = (
+            "; ".join(map(str, errors)) if isinstance(errors, list) and errors else d.get("result")
+        )
+        return [Ended(not failed, event.subtype, str(why or "") if failed else "")]
+    out: list[Normalised] = []
+    if event.type == "assistant":
+        for block in _blocks(event):
+            if block.get("type") == "text" and str(block.get("text", "")).strip():
+                out.append(Said(str(block["text"])))
+            elif block.get("type") == "tool_use":
+                args = block.get("input")
+                out.append(
+                    ToolCall(
+                        str(block.get("id", "")),
+                        str(block.get("name", "?")),
+                        args if isinstance(args, dict) else {},
+                    )
+                )
+        return out
+    if event.type == "user":
+        for block in _blocks(event):
+            if block.get("type") == "tool_result":
+                out.append(
+                    ToolResult(
+                        str(block.get("tool_use_id", "")),
+                        block.get("is_error") is not True,
+                        _result_text(block.get("content")),
+                    )
+                )
+        return out
+    if event.type in ("system", "stream_event", "rate_limit_event"):
+        return []
+    return [Raw(event.label)]
 
 
 def adapter_for(kind: str) -> AgentAdapter:

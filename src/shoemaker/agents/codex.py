@@ -26,10 +26,11 @@ from shoemaker.agents.codex_stream import (
     apply_usage,
     condense_codex,
     format_codex_summary,
+    normalise,
     rollout_usage,
     summarize_codex_file,
 )
-from shoemaker.agents.protocol import AgentSummary, LineBuilder
+from shoemaker.agents.protocol import AgentSummary, LineBuilder, Normalised
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.config import AgentConfig
 from shoemaker.model import Usage
@@ -103,6 +104,9 @@ class CodexAdapter:
 
     def condense(self, event: StreamEvent, cwd: str | None) -> str | None:
         return condense_codex(event, cwd)
+
+    def normalise(self, event: StreamEvent) -> list[Normalised]:
+        return normalise(event)
 
     def summarize_file(self, path: Path) -> TranscriptSummary:
         return summarize_codex_file(path)

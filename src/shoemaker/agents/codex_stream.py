@@ -17,7 +17,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from shoemaker.agents.protocol import AgentSummary
+from shoemaker.agents.protocol import (
+    AgentSummary,
+    Ended,
+    Normalised,
+    Notice,
+    Raw,
+    Said,
+    Started,
+    ToolCall,
+    ToolResult,
+)
 from shoemaker.agents.streamjson import StreamEvent, parse_line
 from shoemaker.model import Usage
 
@@ -63,6 +73,78 @@ def tool_name(item: dict[str, Any]) -> str | None:
     return None
 
 
+_TOOL_INPUT = {
+    "command_execution": ("command",),
+    "file_change": ("changes",),
+    "mcp_tool_call": ("server", "tool", "arguments"),
+    "collab_tool_call": ("tool", "prompt", "receiver_thread_ids"),
+    "web_search": ("query", "action"),
+    "todo_list": ("items",),
+}
+
+
+def _tool_output(item: dict[str, Any]) -> tuple[bool, str]:
+    kind, status = item.get("type"), item.get("status")
+    if kind == "command_execution":
+        code = _int(item.get("exit_code"))
+        ok = status not in ("failed", "declined") and code in (0, None)
+        return ok, str(item.get("aggregated_output") or "")
+    if kind == "mcp_tool_call":
+        error = item.get("error")
+        if error:
+            return False, _message({"error": error})
+        result = _dict(item.get("result"))
+        content = result.get("content")
+        texts = (
+            [str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b]
+            if isinstance(content, list)
+            else []
+        )
+        return status != "failed", "\n".join(texts)
+    return status not in ("failed", "declined"), ""
+
+
+def normalise(event: StreamEvent) -> list[Normalised]:
+    """What one codex event means. A tool item's ``item.started`` is the call; its
+    ``item.completed`` repeats the call (an item may only complete) with its result."""
+    data, kind = event.data, event.type
+    if kind == "thread.started":
+        return [Started(_str(data.get("thread_id")))]
+    if kind == "turn.completed":
+        return [Ended(True, "success")]
+    if kind == "turn.failed":
+        return [Ended(False, "turn_failed", _message(data))]
+    if kind == "error":
+        return [Notice(_message(data))]
+    if kind == "turn.started":
+        return []
+    if kind not in ("item.started", "item.updated", "item.completed"):
+        return [Raw(event.label)]
+    item = _dict(data.get("item"))
+    item_type = item.get("type")
+    completed = kind == "item.completed"
+    name = tool_name(item)
+    if name is not None:
+        item_id = str(item.get("id", ""))
+        call = ToolCall(
+            item_id, name, {k: item[k] for k in _TOOL_INPUT.get(str(item_type), ()) if k in item}
+        )
+        if kind == "item.started":
+            return [call]
+        if completed:
+            return [call, ToolResult(item_id, *_tool_output(item))]
+        return []
+    if not completed:
+        return []
+    if item_type == "agent_message":
+        return [Said(str(item.get("text", "")))]
+    if item_type == "error":
+        return [Notice(str(item.get("message", "error")))]
+    if item_type == "reasoning":
+        return []
+    return [Raw(f"item {item_type}")]
+
+
 class CodexSummaryBuilder:
     """Builds an :class:`AgentSummary` from codex's JSONL, line by line.
 
@@ -80,10 +162,6 @@ class CodexSummaryBuilder:
         self._items: set[str] = set()
         self._notices: list[str] = []
 
-    @property
-    def cwd(self) -> str | None:
-        return None
-
     def feed(self, line: str | bytes) -> StreamEvent | None:
         if not line or line.isspace():
             return None
@@ -93,35 +171,26 @@ class CodexSummaryBuilder:
         if event is None:
             s.bad_lines += 1
             return None
-        data = event.data
-        kind = event.type
-        if kind == "thread.started":
-            s.init_session_id = s.session_id = _str(data.get("thread_id"))
-        elif kind == "turn.completed":
-            s.results += 1
-            self._failed = None
-            usage = data.get("usage")
-            if isinstance(usage, dict):
-                self._usage = usage
-        elif kind == "turn.failed":
-            s.results += 1
-            self._failed = _message(data)
-        elif kind == "error":
-            self._notices.append(_message(data))
-        elif kind in ("item.started", "item.updated", "item.completed"):
-            self._item(_dict(data.get("item")), kind == "item.completed")
+        if event.type == "turn.completed" and isinstance(event.data.get("usage"), dict):
+            self._usage = event.data["usage"]
+        for meaning in normalise(event):
+            self._note(meaning)
         return event
 
-    def _item(self, item: dict[str, Any], completed: bool) -> None:
-        name = tool_name(item)
-        item_id = str(item.get("id", f"#{len(self._items)}"))
-        if name is not None and item_id not in self._items:
-            self._items.add(item_id)
-            self._s.tool_uses[name] = self._s.tool_uses.get(name, 0) + 1
-        if completed and item.get("type") == "agent_message":
-            self._s.result_text = _str(item.get("text"))
-        elif completed and item.get("type") == "error":
-            self._notices.append(str(item.get("message", "error")))
+    def _note(self, meaning: Normalised) -> None:
+        s = self._s
+        if isinstance(meaning, Started):
+            s.init_session_id = s.session_id = meaning.session_id
+        elif isinstance(meaning, Ended):
+            s.results += 1
+            self._failed = None if meaning.ok else meaning.error
+        elif isinstance(meaning, Notice):
+            self._notices.append(meaning.text)
+        elif isinstance(meaning, Said):
+            s.result_text = meaning.text
+        elif isinstance(meaning, ToolCall) and meaning.id not in self._items:
+            self._items.add(meaning.id)  # an item's call is seen again when it completes
+            s.tool_uses[meaning.name] = s.tool_uses.get(meaning.name, 0) + 1
 
     def summary(self, exit_code: int | None = None) -> AgentSummary:
         src = self._s

@@ -45,3 +45,68 @@ class AgentSummary(TranscriptSummary):
         out["reasoning_output_tokens"] = self.reasoning_output_tokens
         out["cost_source"] = self.cost_source
         return out
+
+
+# -- normalised events ------------------------------------------------------------------------
+# What one line of any CLI's stream means, whatever its shape: a parser turns each event into
+# zero or more of these (``normalise``). A tool call and its result are matched by ``id``; a
+# CLI that prints text in deltas is joined by its builder before a whole ``Said``.
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The session began (its id may come late, or never)."""
+
+    session_id: str | None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """Assistant text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The agent called a tool (for codex, the item type names it)."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool call gave back."""
+
+    id: str
+    ok: bool
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A non-fatal message: a retry, a warning. Never fails a run."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The CLI's own final status line (a run killed before it has none)."""
+
+    ok: bool
+    subtype: str | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """An event with no meaning here yet (an unknown type): kept, shown by its label."""
+
+    label: str
+
+
+Normalised = Started | Said | ToolCall | ToolResult | Notice | Ended | Raw
