@@ -119,6 +119,22 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
 
 
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_codex_in_bwrap_writes_its_worktree_and_keeps_its_home_in_the_runs(
+    fast_tmp: Path, api: MockResponses
+) -> None:
+    project = codex_project(fast_tmp, api, sandbox="bwrap")
+    task_id = add_task(project)
+    api.script(*WRITE_HELLO)
+    await stitch_all(project)
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    (run,) = project.store.runs(task_id=task_id)
+    assert run.argv[0] == "bwrap" and run.usage == Usage(2000, 80, 0, 400)
+    assert "CODEX_HOME" in run.env_names
+
+
 async def test_measure_takes_its_proposals_from_codex(fast_tmp: Path, api: MockResponses) -> None:
     project = codex_project(fast_tmp, api)
     proposals = [
