@@ -205,6 +205,12 @@ def test_kind_defaults_replace_claudes_spelled_out_defaults_but_not_a_choice() -
     chosen = AgentConfig(kind="codex", command="/opt/codex", args=["exec", "--json"])
     assert (chosen.command, chosen.args) == ("/opt/codex", ["exec", "--json"])
     assert AgentConfig().kind == "claude" and AgentConfig().command == "claude"
+    # An estimate names the model it prices; codex's default is not claude's.
+    from shoemaker.config import Config
+
+    assert Config(agent=AgentConfig(kind="codex")).priced_model() == "codex's default"
+    assert Config(agent=AgentConfig(kind="codex", model="gpt-5.5")).priced_model() == "gpt-5.5"
+    assert Config().priced_model() == "claude-opus-4-8"
 
 
 def _kinds(meanings: list[Normalised]) -> list[str]:

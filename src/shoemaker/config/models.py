@@ -394,5 +394,8 @@ class Config(_Strict):
         return "default", self.prices.get("default", ModelPrice(input=0, output=0))
 
     def priced_model(self) -> str:
-        """The model an estimate prices: ``agent.model``, else the CLI's default model."""
-        return self.agent.model or CLI_DEFAULT_MODEL
+        """The model an estimate prices: ``agent.model``, else the CLI's default model (named
+        for claude; another kind's default is not known here)."""
+        if self.agent.model:
+            return self.agent.model
+        return CLI_DEFAULT_MODEL if self.agent.kind == "claude" else f"{self.agent.kind}'s default"
