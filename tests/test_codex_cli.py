@@ -164,6 +164,9 @@ async def test_an_api_error_fails_the_attempt_with_the_apis_message(
     first, second = project.store.runs(task_id=task_id)
     assert first.ok is False and first.exit_code == 1 and first.subtype == "turn_failed"
     assert "400" in first.reason and "mock error 400" in first.reason
+    # The retry's prompt carries the failure, and codex sent it to the model.
+    assert "mock error 400" in second.prompt
+    assert "mock error 400" in json.dumps(api.requests[1]["input"])
     assert second.ok is True
     assert project.store.get_task(task_id).state == TaskState.DONE
 
