@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -260,6 +262,46 @@ async def test_an_interrupted_run_is_charged_for_the_responses_codex_counted(
     price = project.config.price(MODEL)[1]
     assert record.cost_estimated and record.cost_usd == pytest.approx(price.cost(record.usage))
     assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
+    assert processes_with_token(token) == []
+
+
+async def test_after_shoemaker_is_killed_resume_stops_codex_and_lands_the_task(
+    fast_tmp: Path, api: MockResponses
+) -> None:
+    token = new_token()
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token}
+    project = codex_project(fast_tmp, api, measure="off")
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(Turn([message("never sent")], hold=release))
+    command = [sys.executable, "-m", "shoemaker", "-C", str(project.root)]
+    run = subprocess.Popen(
+        [*command, "run", "--events", "none"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    await asyncio.to_thread(api.wait_for, bool)  # codex is at work, waiting on the model
+    run.kill()
+    run.wait(30)
+    # codex runs in a session of its own: it outlived shoemaker.
+    assert processes_with_token(token) != []
+    api.script(*WRITE_HELLO)
+    resumed = subprocess.run(
+        [*command, "resume", "--events", "none"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    release.set()
+    assert resumed.returncode == 0, resumed.stderr
+    reopened = Project.open(project.root)
+    task = reopened.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    first, second = reopened.store.runs(task_id=task_id)
+    assert first.reason == "interrupted: shoemaker stopped while it ran" and second.ok
+    assert (reopened.root / "hello.py").read_text() == "HELLO = 1\n"
     assert processes_with_token(token) == []
 
 
