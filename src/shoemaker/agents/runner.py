@@ -1,4 +1,5 @@
-"""Running an agent process that speaks stream-json: the runner protocol and its one implementation.
+"""Running an agent process: the runner protocol and its one implementation. What the process
+prints is parsed by the parser its kind's adapter gives (``RunSpec.builder``; claude's by default).
 
 The process gets the prompt on stdin, runs in its own process group, and is watched by two
 clocks: a hard limit on wall time and an idle watchdog (no stdout for N seconds). Stopping it
