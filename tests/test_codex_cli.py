@@ -173,6 +173,20 @@ async def test_an_api_error_fails_the_attempt_with_the_apis_message(
     assert project.store.get_task(task_id).state == TaskState.DONE
 
 
+async def test_a_command_line_codex_refuses_is_named_as_such(
+    fast_tmp: Path, api: MockResponses
+) -> None:
+    # --full-auto was removed from codex exec: a usage error, exit 2, nothing on stdout.
+    args = ["exec", "--json", "--full-auto"]
+    project = codex_project(fast_tmp, api, max_retries=0, agent={"args": args})
+    task_id = add_task(project)
+    await stitch_all(project)
+    (run,) = project.store.runs(task_id=task_id)
+    assert run.ok is False and run.exit_code == 2 and api.requests == []
+    assert run.reason.startswith("exit code 2: codex refused its command line")
+    assert "unexpected argument '--full-auto'" in run.stderr_tail
+
+
 async def test_a_401_fails_the_run_and_names_the_status(fast_tmp: Path, api: MockResponses) -> None:
     project = codex_project(fast_tmp, api, max_retries=0)
     task_id = add_task(project)

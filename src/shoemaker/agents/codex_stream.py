@@ -32,6 +32,8 @@ from shoemaker.agents.streamjson import StreamEvent, parse_line
 from shoemaker.model import Usage
 
 _EXCERPT = 200
+#: codex's exit code for a command line it refuses (clap), before it prints anything.
+USAGE_ERROR = 2
 #: "unexpected status 401 Unauthorized: …" in a turn.failed message.
 _STATUS = re.compile(r"\bstatus:? (\d{3})\b")
 
@@ -208,6 +210,11 @@ class CodexSummaryBuilder:
         if self._usage is not None:
             apply_usage(s, self._usage, self._prior, self._prior_reasoning)
         if not src.results:
+            if exit_code == USAGE_ERROR and not src.lines:
+                s.exit_meaning = (
+                    f"exit code {USAGE_ERROR}: codex refused its command line (see stderr); "
+                    "check agent.args and agent.model"
+                )
             if self._notices:
                 s.errors = [self._notices[-1]]
             return s

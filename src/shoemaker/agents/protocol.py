@@ -38,6 +38,9 @@ class AgentSummary(TranscriptSummary):
 
     reasoning_output_tokens: int | None = None
     cost_source: CostSource = "unknown"
+    exit_meaning: str | None = None
+    """What the CLI's exit code says when it printed no final line (its codes are its own:
+    codex's 2 is a usage error); the runner gives it as the run's reason."""
 
     def as_json(self) -> dict[str, Any]:
         """claude's keys, then ``reasoning_output_tokens`` and ``cost_source``."""

@@ -27,7 +27,7 @@ from typing import BinaryIO, Protocol
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
 from shoemaker.agents.leftovers import exited as _exited
-from shoemaker.agents.protocol import LineBuilder
+from shoemaker.agents.protocol import AgentSummary, LineBuilder
 from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
 
 #: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
@@ -434,6 +434,8 @@ def _explain(
             "" if summary.ended == "result" else " (no result line)"
         )
     text = summary.error_text
+    if isinstance(summary, AgentSummary) and summary.exit_meaning:
+        return summary.exit_meaning  # the CLI's own code, mapped by its adapter
     if exit_code not in (0, None) and summary.ended != "result":
         return f"exit code {exit_code}, no result line (crashed or killed)"
     if exit_code not in (0, None) and not text:
