@@ -126,8 +126,9 @@ def test_the_claude_parser_reads_a_codex_transcript_as_no_result() -> None:
 
 
 def _transcript(*args: str) -> subprocess.CompletedProcess[str]:
+    where = list(args[:2]) if args[:1] == ("-C",) else []
     return subprocess.run(
-        [sys.executable, "-m", "shoemaker", "transcript", *args],
+        [sys.executable, "-m", "shoemaker", *where, "transcript", *args[len(where) :]],
         capture_output=True,
         text=True,
         timeout=60,
@@ -285,3 +286,20 @@ def test_codex_and_claude_normalise_to_the_same_shape() -> None:
         Ended(True, "success"),
         Raw("brand_new"),
     ]
+
+
+def test_transcript_prices_codex_tokens_at_the_configured_model(tmp_path: Path) -> None:
+    (tmp_path / "configuration.yaml").write_text(
+        "agent: {kind: codex, model: gpt-5.5}\n"
+        "prices:\n  gpt-5.5: {input: 1.25, output: 10, cache_read: 0.125}\n"
+        "  other: {input: 2, output: 8}\n"
+    )
+    path = str(FIXTURES / "write-file.jsonl")
+    out = json.loads(_transcript("-C", str(tmp_path), "--agent", "codex", "--json", path).stdout)
+    # 3000 uncached in, 600 cache read, 120 out at gpt-5.5's prices.
+    assert out["cost_source"] == "priced_from_tokens"
+    assert out["cost_usd"] == pytest.approx((3000 * 1.25 + 600 * 0.125 + 120 * 10) / 1e6)
+    chosen = _transcript(
+        "-C", str(tmp_path), "--agent", "codex", "--json", "--model", "other", path
+    )
+    assert json.loads(chosen.stdout)["cost_usd"] == pytest.approx((3000 * 2 + 120 * 8) / 1e6)

@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="claude",
         help="the CLI that printed it (default: claude; codex: `codex exec --json`)",
     )
+    p.add_argument(
+        "--model",
+        default="",
+        help="price a stream that names no model (codex) as this model, at the `prices` of "
+        "configuration.yaml (default: its agent.model)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_transcript)
 

@@ -28,8 +28,29 @@ def cmd_transcript(args: argparse.Namespace) -> int:
             "UTF-8); give a transcript written with --output-format stream-json"
             + (" (claude) or `codex exec --json`" if adapter.kind == "codex" else "")
         )
+    _price(summary, args)
     if args.json:
         print(json.dumps(summary.as_json(), indent=2, allow_nan=False))
     else:
         print(adapter.format_summary(summary))
     return 0
+
+
+def _price(summary: object, args: argparse.Namespace) -> None:
+    """A codex summary's cost from its tokens, at the configured price of the model it ran
+    (``--model``, else ``agent.model`` of a codex configuration); unknown without one."""
+    from shoemaker.agents.protocol import AgentSummary
+    from shoemaker.config import load_config
+
+    if not isinstance(summary, AgentSummary) or summary.message_usage is None:
+        return
+    config = load_config(Path(getattr(args, "directory", ".")))
+    model = getattr(args, "model", "") or (
+        config.agent.model if config.agent.kind == args.agent else ""
+    )
+    if not model:
+        return
+    _, price = config.price(model)
+    summary.model = model
+    summary.cost_usd = price.cost(summary.message_usage)
+    summary.cost_source = "priced_from_tokens"
