@@ -1,9 +1,10 @@
-"""The runner protocol: one adapter per agent CLI (``agent.kind``).
+"""The runner protocol: one adapter per agent CLI (``agent.kind``), and claude's.
 
-An adapter says how to launch its CLI — argv, the environment it adds (a per-run config home it
-writes), what goes on stdin (the prompt, or nothing: stdin is closed either way) — and how to
-read what it prints: a :class:`~shoemaker.agents.protocol.LineBuilder` that turns the stream
-into the normalised summary, a one-line rendering per event, and a transcript summary. How a
+An adapter (:class:`~shoemaker.agents.protocol.AgentAdapter`) says how to launch its CLI —
+argv, the environment it adds (a per-run config home it writes), what goes on stdin (the
+prompt, or nothing: stdin is closed either way) — and how to read what it prints: a
+:class:`~shoemaker.agents.protocol.LineBuilder` that turns the stream into the normalised
+summary, what each event means, a one-line rendering per event, and a transcript summary. How a
 run ended is then concluded the same way for every kind (``agents/runner.py``): from that
 summary (its final status, or none), the exit code and the signal that stopped it.
 """
@@ -11,13 +12,15 @@ summary (its final status, or none), the exit code and the signal that stopped i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from shoemaker.agents.claude import agent_argv
+from shoemaker.agents.codex import CodexAdapter
 from shoemaker.agents.protocol import (
+    AgentAdapter,
     Ended,
+    Launch,
     LineBuilder,
     Normalised,
     Raw,
@@ -35,60 +38,6 @@ from shoemaker.agents.streamjson import (
     summarize_file,
 )
 from shoemaker.config import AgentConfig
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """How to start one run of a CLI."""
-
-    argv: list[str]
-    stdin: str
-    """Written to the CLI's stdin, which is then closed (empty: the prompt is in ``argv``)."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Added to the agent's environment, and passed into its sandbox."""
-    cleanup: tuple[Path, ...] = ()
-    """Directories the adapter made for this run, removed when it ends."""
-
-
-class AgentAdapter(Protocol):
-    """What shoemaker needs to know of one agent CLI."""
-
-    kind: str
-    credentials: tuple[str, ...]
-    """Environment variables that carry its credentials, any one of which will do."""
-    package: str
-    """Where the CLI comes from, for a fix that says how to install it."""
-
-    def launch(
-        self, agent: AgentConfig, env: Mapping[str, str], home: Path | None, prompt: str
-    ) -> Launch:
-        """argv and environment of a run; ``home`` is the run's fresh HOME in a sandbox."""
-        ...
-
-    def builder(self, agent: AgentConfig) -> LineBuilder:
-        """A parser for one run's stdout."""
-        ...
-
-    def condense(self, event: StreamEvent, cwd: str | None) -> str | None:
-        """One line for a person, or None for events not worth showing."""
-        ...
-
-    def normalise(self, event: StreamEvent) -> list[Normalised]:
-        """What one event means, in the shape every kind shares."""
-        ...
-
-    def summarize_file(self, path: Path) -> TranscriptSummary:
-        """The summary of a transcript file."""
-        ...
-
-    def settle(self, launch: Launch, summary: TranscriptSummary) -> None:
-        """After the run, before ``launch.cleanup``: complete ``summary`` from what the CLI
-        left beside its stream (codex: a stopped run's tokens, from its session file)."""
-        ...
-
-    def format_summary(self, summary: TranscriptSummary) -> str:
-        """A short plain-text account of a summary."""
-        ...
 
 
 class ClaudeAdapter:
@@ -192,8 +141,6 @@ def claude_normalise(event: StreamEvent) -> list[Normalised]:
 
 def adapter_for(kind: str) -> AgentAdapter:
     """The adapter of ``agent.kind``."""
-    from shoemaker.agents.codex import CodexAdapter
-
     adapters: dict[str, AgentAdapter] = {"claude": ClaudeAdapter(), "codex": CodexAdapter()}
     try:
         return adapters[kind]

@@ -19,7 +19,6 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from shoemaker.agents.adapters import Launch
 from shoemaker.agents.claude import resolve_command
 from shoemaker.agents.codex_stream import (
     CodexSummaryBuilder,
@@ -30,7 +29,7 @@ from shoemaker.agents.codex_stream import (
     rollout_usage,
     summarize_codex_file,
 )
-from shoemaker.agents.protocol import AgentSummary, LineBuilder, Normalised
+from shoemaker.agents.protocol import AgentSummary, Launch, LineBuilder, Normalised
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.config import AgentConfig
 from shoemaker.model import Usage

@@ -10,10 +10,13 @@ what claude's result line has no field for: reasoning tokens and where the cost 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
+from shoemaker.config import AgentConfig
 
 CostSource = Literal["reported", "priced_from_tokens", "unknown"]
 
@@ -113,3 +116,60 @@ class Raw:
 
 
 Normalised = Started | Said | ToolCall | ToolResult | Notice | Ended | Raw
+
+
+# -- adapters ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How to start one run of a CLI."""
+
+    argv: list[str]
+    stdin: str
+    """Written to the CLI's stdin, which is then closed (empty: the prompt is in ``argv``)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the agent's environment, and passed into its sandbox."""
+    cleanup: tuple[Path, ...] = ()
+    """Directories the adapter made for this run, removed when it ends."""
+
+
+class AgentAdapter(Protocol):
+    """What shoemaker needs to know of one agent CLI."""
+
+    kind: str
+    credentials: tuple[str, ...]
+    """Environment variables that carry its credentials, any one of which will do."""
+    package: str
+    """Where the CLI comes from, for a fix that says how to install it."""
+
+    def launch(
+        self, agent: AgentConfig, env: Mapping[str, str], home: Path | None, prompt: str
+    ) -> Launch:
+        """argv and environment of a run; ``home`` is the run's fresh HOME in a sandbox."""
+        ...
+
+    def builder(self, agent: AgentConfig) -> LineBuilder:
+        """A parser for one run's stdout."""
+        ...
+
+    def condense(self, event: StreamEvent, cwd: str | None) -> str | None:
+        """One line for a person, or None for events not worth showing."""
+        ...
+
+    def normalise(self, event: StreamEvent) -> list[Normalised]:
+        """What one event means, in the shape every kind shares."""
+        ...
+
+    def summarize_file(self, path: Path) -> TranscriptSummary:
+        """The summary of a transcript file."""
+        ...
+
+    def settle(self, launch: Launch, summary: TranscriptSummary) -> None:
+        """After the run, before ``launch.cleanup``: complete ``summary`` from what the CLI
+        left beside its stream (codex: a stopped run's tokens, from its session file)."""
+        ...
+
+    def format_summary(self, summary: TranscriptSummary) -> str:
+        """A short plain-text account of a summary."""
+        ...

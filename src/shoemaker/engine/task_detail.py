@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoemaker.agents.adapters import AgentAdapter, ClaudeAdapter, adapter_for
-from shoemaker.agents.protocol import LineBuilder
+from shoemaker.agents.adapters import ClaudeAdapter, adapter_for
+from shoemaker.agents.protocol import AgentAdapter, LineBuilder
 from shoemaker.agents.streamjson import SummaryBuilder
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import TaskRow, load_snapshot
