@@ -112,6 +112,14 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     assert {r["model"] for r in api.requests} == {MODEL}
     landed = project.git.log(f"{project.store.get_generation('g').start_commit}..generation-g")
     assert [c.trailers.get("Shoemaker-Task") for c in landed] == [str(task_id)]
+    # Only the agent's work lands: codex keeps its own state in its CODEX_HOME, not the tree.
+    files = subprocess.run(
+        ["git", "-C", str(project.root), "show", "--name-only", "--format=", "generation-g"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert files == ["hello.py"]
     # The task screen condenses codex's events; the dashboard's live spend reads its usage.
     log = load_task_detail(project, task_id).log
     assert "[edit: add hello.py]" in log and "Wrote hello.py." in log
