@@ -325,6 +325,9 @@ async def test_after_shoemaker_is_killed_resume_stops_codex_and_lands_the_task(
     assert first.reason == "interrupted: shoemaker stopped while it ran" and second.ok
     assert (reopened.root / "hello.py").read_text() == "HELLO = 1\n"
     assert processes_with_token(token) == []
+    # The killed shoemaker's codex home (its sessions) went with the recovery; the resumed
+    # run removed its own.
+    assert list((reopened.state_dir / "agent-homes").iterdir()) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -366,7 +369,7 @@ async def test_a_resumed_thread_is_charged_for_its_own_turns_only(
     env = agent_environment(os.environ, codex_env(fast_tmp, api))
     work = fast_tmp / "work"
     work.mkdir()
-    first_launch = adapter.launch(agent, env, None, "Say hello.")
+    first_launch = adapter.launch(agent, env, None, "Say hello.", fast_tmp / "scratch")
     try:
         env.update(first_launch.env)  # the second run resumes in the same codex home
         runner = ProcessRunner()

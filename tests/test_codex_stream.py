@@ -5,6 +5,7 @@ turned into the normalised summary and condensed lines."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -176,10 +177,14 @@ def test_the_codex_launch_writes_its_own_home_and_takes_the_prompt_on_stdin(
     login.mkdir()
     (login / "auth.json").write_text('{"OPENAI_API_KEY": "sk-from-login-0000"}')
     agent = AgentConfig(kind="codex", model="gpt-5.5")
-    launch = adapter_for("codex").launch(agent, {"CODEX_HOME": str(login)}, None, "Do it.")
+    scratch = tmp_path / "state" / "agent-homes"
+    env = {"CODEX_HOME": str(login)}
+    launch = adapter_for("codex").launch(agent, env, None, "Do it.", scratch)
     try:
         home = Path(launch.env["CODEX_HOME"])
         assert launch.cleanup == (home,) and home != login
+        # In the project's state, named by this process: a later recovery knows whose it is.
+        assert home.parent == scratch and home.name.startswith(f"codex-{os.getpid()}-")
         assert (home / "config.toml").is_file()
         assert (home / "auth.json").read_text() == (login / "auth.json").read_text()
         assert launch.argv[1:] == [

@@ -32,9 +32,8 @@ def _run(
 ) -> bytes:
     adapter = CodexAdapter()
     env = {**os.environ, "OPENAI_BASE_URL": api.url, "OPENAI_API_KEY": "sk-test-0000000000"}
-    launch = adapter.launch(
-        AgentConfig(kind="codex", command=codex, model="gpt-5.5"), env, home, ""
-    )
+    agent = AgentConfig(kind="codex", command=codex, model="gpt-5.5")
+    launch = adapter.launch(agent, env, home, "", home.parent)
     proc = subprocess.Popen(
         [*launch.argv, *extra],
         cwd=work,

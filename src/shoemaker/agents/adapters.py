@@ -53,7 +53,12 @@ class ClaudeAdapter:
     package = "npm install -g @anthropic-ai/claude-code"
 
     def launch(
-        self, agent: AgentConfig, env: Mapping[str, str], home: Path | None, prompt: str
+        self,
+        agent: AgentConfig,
+        env: Mapping[str, str],
+        home: Path | None,
+        prompt: str,
+        scratch: Path,
     ) -> Launch:
         return Launch(agent_argv(agent), prompt)
 

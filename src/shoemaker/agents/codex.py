@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from shoemaker.agents.codex_stream import (
     summarize_codex_file,
 )
 from shoemaker.agents.protocol import AgentSummary, Launch, LineBuilder, Normalised
+from shoemaker.agents.run_dirs import make_run_dir
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.config import AgentConfig
 from shoemaker.model import Usage
@@ -79,14 +79,19 @@ class CodexAdapter:
     package = "npm install -g @openai/codex"
 
     def launch(
-        self, agent: AgentConfig, env: Mapping[str, str], home: Path | None, prompt: str
+        self,
+        agent: AgentConfig,
+        env: Mapping[str, str],
+        home: Path | None,
+        prompt: str,
+        scratch: Path,
     ) -> Launch:
         made: tuple[Path, ...] = ()
         if home is not None:
             config_home = home / ".codex"
             config_home.mkdir(parents=True, exist_ok=True)
         else:
-            config_home = Path(tempfile.mkdtemp(prefix="shoemaker-codex-"))
+            config_home = make_run_dir(scratch, "codex")
             made = (config_home,)
         (config_home / "config.toml").write_text(config_toml(env), encoding="utf-8")
         login = user_codex_home(env) / "auth.json"

@@ -144,9 +144,15 @@ class AgentAdapter(Protocol):
     """Where the CLI comes from, for a fix that says how to install it."""
 
     def launch(
-        self, agent: AgentConfig, env: Mapping[str, str], home: Path | None, prompt: str
+        self,
+        agent: AgentConfig,
+        env: Mapping[str, str],
+        home: Path | None,
+        prompt: str,
+        scratch: Path,
     ) -> Launch:
-        """argv and environment of a run; ``home`` is the run's fresh HOME in a sandbox."""
+        """argv and environment of a run; ``home`` is the run's fresh HOME in a sandbox, else
+        directories the run needs go in ``scratch`` (see ``adapters.scratch_dir``)."""
         ...
 
     def builder(self, agent: AgentConfig) -> LineBuilder:

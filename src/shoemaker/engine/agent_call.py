@@ -26,6 +26,7 @@ from shoemaker.agents.done_signal import (
     signal_environment,
 )
 from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
+from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.agents.runner import (
     CANCELLED,
     AgentCancelled,
@@ -135,7 +136,7 @@ async def call_agent(
         read_only = (command,) if command.is_relative_to(signal_dir) else ()
         env.update(signal_environment(done.task_id, signal_dir, command))
     adapter = adapter_for(cfg.kind)
-    launch = adapter.launch(cfg, env, home, call.prompt)
+    launch = adapter.launch(cfg, env, home, call.prompt, scratch_dir(project.state_dir))
     env.update(launch.env)
     argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env))
     run_id = await asyncio.to_thread(
