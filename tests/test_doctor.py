@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import CODEX
 from projects import make_project, task
 from shoemaker.engine.generation import start_generation
 
@@ -65,6 +66,32 @@ def test_the_claude_cli_without_credentials_is_a_failed_check(fast_tmp: Path) ->
     proc = doctor(project.root, env)
     assert proc.returncode == 1
     assert "✗ credentials:" in proc.stdout and "claude login" in proc.stdout
+
+
+def test_codex_is_checked_with_its_version_and_its_own_credentials(fast_tmp: Path) -> None:
+    home = fast_tmp / "home"
+    home.mkdir()
+    agent = {"kind": "codex", "command": str(CODEX), "env": {"HOME": str(home)}}
+    project = make_project(fast_tmp, [], agent=agent)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME")
+    }
+    env["ANTHROPIC_API_KEY"] = "sk-ant-not-what-codex-needs"
+    env["COLUMNS"] = "300"
+    proc = doctor(project.root, env)
+    assert proc.returncode == 1
+    assert f"✓ agent CLI: {CODEX}: codex-cli 0.171.0" in proc.stdout
+    assert f"✗ credentials: none of OPENAI_API_KEY, CODEX_API_KEY is set, no {home}" in proc.stdout
+    assert "set OPENAI_API_KEY (or CODEX_API_KEY), or run `codex login`" in proc.stdout
+    proc = doctor(project.root, {**env, "CODEX_API_KEY": "sk-test-codex-key"})
+    assert proc.returncode == 0, proc.stdout
+    assert "✓ credentials: CODEX_API_KEY is set" in proc.stdout
+    (home / ".codex").mkdir(exist_ok=True)  # codex --version made it
+    (home / ".codex" / "auth.json").write_text("{}")
+    proc = doctor(project.root, env)
+    assert "✓ credentials: " in proc.stdout and "(codex login" in proc.stdout
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")

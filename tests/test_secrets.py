@@ -64,6 +64,22 @@ def test_collect_and_redact(tmp_path: Path) -> None:
     store.close()
 
 
+def test_codex_keys_and_its_login_are_secrets(tmp_path: Path) -> None:
+    assert is_secret_name("OPENAI_API_KEY") and is_secret_name("CODEX_API_KEY")
+    login = tmp_path / "codex-home"
+    login.mkdir()
+    (login / "auth.json").write_text(
+        json.dumps({"OPENAI_API_KEY": None, "tokens": {"access_token": TOKEN, "id": "short"}})
+    )
+    (tmp_path / "configuration.yaml").write_text("agent: {kind: codex}\n")
+    environ = {"CODEX_HOME": str(login), "CODEX_API_KEY": KEY}
+    secrets = collect_secrets(tmp_path, load_config(tmp_path), environ=environ)
+    assert secrets == {TOKEN: "codex auth.json", KEY: "CODEX_API_KEY"}
+    # Another kind does not read codex's login.
+    (tmp_path / "configuration.yaml").write_text("agent: {kind: claude}\n")
+    assert TOKEN not in collect_secrets(tmp_path, load_config(tmp_path), environ=environ)
+
+
 def test_a_secret_is_found_in_its_json_escaped_forms() -> None:
     password = 'pa"ss\\wörd\tend'
     redactor = Redactor({password: "DB_PASSWORD", "ключ-секрет-42": "SECRETS"})

@@ -283,8 +283,12 @@ class Git:
         self._check_ref_name(name)
         self._run(["branch", name, start])
 
-    def delete_branch(self, name: str, force: bool = False) -> None:
-        self._run(["branch", "-D" if force else "-d", name])
+    def delete_branch(self, name: str, force: bool = False, missing_ok: bool = False) -> None:
+        try:
+            self._run(["branch", "-D" if force else "-d", name])
+        except GitError:
+            if not missing_ok or self.ref_exists(f"refs/heads/{name}"):
+                raise  # there, and still not deleted; with missing_ok a branch gone is fine
 
     def rename_branch(self, old: str, new: str) -> None:
         self._check_ref_name(new)

@@ -69,6 +69,8 @@ def collect_secrets(
         for name, value in source.items():
             if is_secret_name(name) and len(value.strip()) >= MIN_LENGTH:
                 found[value.strip()] = name
+    if config.agent.kind == "codex":
+        _codex_login(found, {**env, **config.agent.env})
     directory = root / config.secrets_dir
     if directory.is_dir():
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -84,6 +86,22 @@ def collect_secrets(
                 if len(value.strip()) >= MIN_LENGTH:
                     found.setdefault(value.strip(), label)
     return found
+
+
+def _codex_login(found: dict[str, str], env: Mapping[str, str]) -> None:
+    """The strings of the codex login (``$CODEX_HOME/auth.json`` or ``~/.codex/auth.json``)."""
+    from shoemaker.agents.codex import user_codex_home
+
+    login = user_codex_home(env) / "auth.json"
+    try:
+        if login.stat().st_size > MAX_FILE:
+            return
+        data = json.loads(login.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, json.JSONDecodeError):
+        return
+    for value in _strings(data):
+        if len(value.strip()) >= MIN_LENGTH:
+            found.setdefault(value.strip(), "codex auth.json")
 
 
 class Redactor:

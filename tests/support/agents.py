@@ -9,6 +9,13 @@ from pathlib import Path
 
 import yaml
 
+#: The pinned codex CLI that ./dev installs (or SHOEMAKER_CODEX_BIN).
+CODEX = Path(
+    os.environ.get(
+        "SHOEMAKER_CODEX_BIN",
+        Path(__file__).resolve().parents[2] / ".tools/codex/node_modules/.bin/codex",
+    )
+)
 REHEARSAL = [sys.executable, "-m", "shoemaker.agents.rehearsal"]
 STREAM_ARGS = [
     "--dangerously-skip-permissions",

@@ -1,4 +1,5 @@
-"""Running an agent process that speaks stream-json: the runner protocol and its one implementation.
+"""Running an agent process: the runner protocol and its one implementation. What the process
+prints is parsed by the parser its kind's adapter gives (``RunSpec.builder``; claude's by default).
 
 The process gets the prompt on stdin, runs in its own process group, and is watched by two
 clocks: a hard limit on wall time and an idle watchdog (no stdout for N seconds). Stopping it
@@ -13,9 +14,7 @@ megabytes) are split by hand instead of with ``readline``'s limit.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import os
 import signal
 import time
 from collections import deque
@@ -26,6 +25,8 @@ from typing import BinaryIO, Protocol
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
 from shoemaker.agents.leftovers import exited as _exited
+from shoemaker.agents.process_group import LIVE_GROUPS, group_alive, signal_group
+from shoemaker.agents.protocol import AgentSummary, LineBuilder
 from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
 
 #: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
@@ -50,6 +51,8 @@ class RunSpec:
     kill_grace_sec: float = 5.0
     redact: Callable[[bytes], bytes] | None = None
     """Applied to each line before it is written to the transcript (secret values out)."""
+    builder: Callable[[], LineBuilder] = SummaryBuilder
+    """Makes the parser of the CLI's stream (its adapter's; default: claude's stream-json)."""
 
 
 @dataclass(slots=True)
@@ -101,32 +104,6 @@ def agent_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict
     return env
 
 
-# Process groups still running, so that an interpreter exit never leaves agents behind.
-_LIVE_GROUPS: set[int] = set()
-
-
-def _reap_at_exit() -> None:
-    for pgid in list(_LIVE_GROUPS):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
-atexit.register(_reap_at_exit)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 async def _call(sink: Callable[..., Awaitable[None] | None] | None, *args: object) -> None:
     if sink is None:
         return
@@ -156,7 +133,7 @@ class ProcessRunner:
         self, spec: RunSpec, on_lines: LineSink | None = None, on_pid: PidSink | None = None
     ) -> RunResult:
         started = time.monotonic()
-        builder = SummaryBuilder()
+        builder = spec.builder()
         # What leaves the process group (setsid, a double fork) is found by cgroup or marker.
         leftovers = Leftovers(spec.env.get(RUN_MARKER))
         try:
@@ -178,7 +155,7 @@ class ProcessRunner:
             return RunResult(None, builder.summary(None), False, reason, wall_s=0.0)
 
         pgid = proc.pid  # start_new_session makes the child the leader of a new group
-        _LIVE_GROUPS.add(pgid)
+        LIVE_GROUPS.add(pgid)
         watch = _Watch(started=started, last_output=started)
         killed: str | None = None
         try:
@@ -227,7 +204,7 @@ class ProcessRunner:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await asyncio.wait_for(errs, spec.kill_grace_sec)
         finally:
-            _LIVE_GROUPS.discard(pgid)
+            LIVE_GROUPS.discard(pgid)
             leftovers.close()
 
         exit_code = proc.returncode
@@ -275,7 +252,7 @@ class ProcessRunner:
         proc: asyncio.subprocess.Process,
         spec: RunSpec,
         watch: _Watch,
-        builder: SummaryBuilder,
+        builder: LineBuilder,
         transcript: BinaryIO,
         on_lines: LineSink | None,
         clocks: bool = True,
@@ -337,7 +314,7 @@ class ProcessRunner:
 
     @staticmethod
     def _parse(
-        raw_lines: list[bytes], builder: SummaryBuilder, watch: _Watch
+        raw_lines: list[bytes], builder: LineBuilder, watch: _Watch
     ) -> list[tuple[bytes, StreamEvent | None]]:
         feed = builder.feed
         batch: list[tuple[bytes, StreamEvent | None]] = []
@@ -363,7 +340,7 @@ class ProcessRunner:
         try:
             await asyncio.wait_for(watch.eof.wait(), spec.kill_grace_sec)
         except TimeoutError:
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             await leftovers.reap()
 
     @staticmethod
@@ -372,7 +349,7 @@ class ProcessRunner:
         pgid: int,
         spec: RunSpec,
         watch: _Watch,
-        builder: SummaryBuilder,
+        builder: LineBuilder,
         transcript: BinaryIO,
         on_lines: LineSink | None,
         leftovers: Leftovers,
@@ -386,7 +363,7 @@ class ProcessRunner:
         if spec.argv and Path(spec.argv[0]).name == "bwrap":
             await asyncio.to_thread(leftovers.interrupt_inside, "bwrap")
         else:
-            _signal_group(pgid, signal.SIGINT)
+            signal_group(pgid, signal.SIGINT)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 ProcessRunner._pump_stdout(
@@ -399,13 +376,13 @@ class ProcessRunner:
     async def _stop(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
         """SIGTERM the whole group, then SIGKILL it if it has not exited within ``grace``."""
         if proc.returncode is None:
-            _signal_group(pgid, signal.SIGTERM)
+            signal_group(pgid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), grace)
             except TimeoutError:
-                _signal_group(pgid, signal.SIGKILL)
+                signal_group(pgid, signal.SIGKILL)
                 await proc.wait()
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
 
     @staticmethod
     async def _reap_group(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
@@ -413,11 +390,11 @@ class ProcessRunner:
         try:
             await asyncio.wait_for(proc.wait(), grace)
         except TimeoutError:
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             await proc.wait()
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGTERM)
-            _signal_group(pgid, signal.SIGKILL)
+        if group_alive(pgid):
+            signal_group(pgid, signal.SIGTERM)
+            signal_group(pgid, signal.SIGKILL)
 
 
 def _explain(
@@ -438,6 +415,8 @@ def _explain(
             "" if summary.ended == "result" else " (no result line)"
         )
     text = summary.error_text
+    if isinstance(summary, AgentSummary) and summary.exit_meaning:
+        return summary.exit_meaning  # the CLI's own code, mapped by its adapter
     if exit_code not in (0, None) and summary.ended != "result":
         return f"exit code {exit_code}, no result line (crashed or killed)"
     if exit_code not in (0, None) and not text:

@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transcript", help="summarise a stream-json transcript file")
     p.add_argument("file")
+    p.add_argument(
+        "--agent",
+        choices=["claude", "codex"],
+        default="claude",
+        help="the CLI that printed it (default: claude; codex: `codex exec --json`)",
+    )
+    p.add_argument(
+        "--model",
+        default="",
+        help="price a stream that names no model (codex) as this model, at the `prices` of "
+        "configuration.yaml (default: its agent.model)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_transcript)
 

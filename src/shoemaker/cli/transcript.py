@@ -10,11 +10,12 @@ from shoemaker.cli.common import CliError
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
-    from shoemaker.agents.streamjson import format_summary, summarize_file
+    from shoemaker.agents.adapters import adapter_for
 
+    adapter = adapter_for(getattr(args, "agent", "claude"))
     path = Path(args.file)
     try:
-        summary = summarize_file(path)
+        summary = adapter.summarize_file(path)
     except FileNotFoundError:
         raise CliError(f"{path}: no such file; give a stream-json transcript file") from None
     except IsADirectoryError:
@@ -25,9 +26,31 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         raise CliError(
             f"{path}: none of its {summary.lines} line(s) is stream-json (JSON objects in "
             "UTF-8); give a transcript written with --output-format stream-json"
+            + (" (claude) or `codex exec --json`" if adapter.kind == "codex" else "")
         )
+    _price(summary, args)
     if args.json:
         print(json.dumps(summary.as_json(), indent=2, allow_nan=False))
     else:
-        print(format_summary(summary))
+        print(adapter.format_summary(summary))
     return 0
+
+
+def _price(summary: object, args: argparse.Namespace) -> None:
+    """A codex summary's cost from its tokens, at the configured price of the model it ran
+    (``--model``, else ``agent.model`` of a codex configuration); unknown without one."""
+    from shoemaker.agents.protocol import AgentSummary
+    from shoemaker.config import load_config
+
+    if not isinstance(summary, AgentSummary) or summary.message_usage is None:
+        return
+    config = load_config(Path(getattr(args, "directory", ".")))
+    model = getattr(args, "model", "") or (
+        config.agent.model if config.agent.kind == args.agent else ""
+    )
+    if not model:
+        return
+    _, price = config.price(model)
+    summary.model = model
+    summary.cost_usd = price.cost(summary.message_usage)
+    summary.cost_source = "priced_from_tokens"

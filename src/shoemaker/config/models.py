@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shoemaker.model import Usage
 
@@ -21,6 +21,16 @@ DEFAULT_AGENT_ARGS = [
     "stream-json",
 ]
 
+#: Per agent kind: the default command and arguments (``codex exec`` reads its prompt from
+#: stdin when no prompt argument is given; ``--json`` is its event stream).
+KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
+    "claude": ("claude", DEFAULT_AGENT_ARGS),
+    "codex": (
+        "codex",
+        ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"],
+    ),
+}
+
 
 class _Strict(BaseModel):
     # Unknown keys are almost always typos; refusing them names the field to fix.
@@ -30,12 +40,15 @@ class _Strict(BaseModel):
 class AgentConfig(_Strict):
     """How the coding agent is launched."""
 
+    kind: Literal["claude", "codex"] = "claude"
+    """Which CLI the agent is: `claude` (also the rehearsal agent) or `codex`; command and args
+    left at claude's defaults follow the kind."""
     command: str = "claude"
-    """The agent executable: `claude`, `shoemaker-rehearsal`, or a path to either."""
+    """The agent executable: `claude`, `shoemaker-rehearsal`, `codex`, or a path to one."""
     args: list[str] = Field(default_factory=lambda: list(DEFAULT_AGENT_ARGS))
     """Arguments passed before the model flag; the prompt goes on stdin."""
     model: str = ""
-    """Model passed as `--model` (empty: the agent's own default)."""
+    """Model passed as `--model` (codex: `-m`; empty: the agent's own default)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the agent process (names are stored, values never)."""
     max_time_sec: float = Field(default=3600, gt=0)
@@ -56,6 +69,18 @@ class AgentConfig(_Strict):
         if not value.strip():
             raise ValueError("must name the agent executable, e.g. claude")
         return value
+
+    @model_validator(mode="after")
+    def _kind_defaults(self) -> AgentConfig:
+        # A file written by `shoemaker init` spells out claude's command and args; with another
+        # kind they mean "the default", so they become that kind's.
+        command, args = KIND_DEFAULTS[self.kind]
+        if self.kind != "claude":
+            if self.command == "claude":
+                self.command = command
+            if self.args == DEFAULT_AGENT_ARGS:
+                self.args = list(args)
+        return self
 
 
 class ModelPrice(_Strict):
@@ -369,5 +394,8 @@ class Config(_Strict):
         return "default", self.prices.get("default", ModelPrice(input=0, output=0))
 
     def priced_model(self) -> str:
-        """The model an estimate prices: ``agent.model``, else the CLI's default model."""
-        return self.agent.model or CLI_DEFAULT_MODEL
+        """The model an estimate prices: ``agent.model``, else the CLI's default model (named
+        for claude; another kind's default is not known here)."""
+        if self.agent.model:
+            return self.agent.model
+        return CLI_DEFAULT_MODEL if self.agent.kind == "claude" else f"{self.agent.kind}'s default"

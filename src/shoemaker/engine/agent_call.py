@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shoemaker.agents.claude import agent_argv
+from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.done_signal import (
     FILE_NAME,
     SIGNAL_ENV,
@@ -26,6 +26,7 @@ from shoemaker.agents.done_signal import (
     signal_environment,
 )
 from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
+from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.agents.runner import (
     CANCELLED,
     AgentCancelled,
@@ -34,7 +35,7 @@ from shoemaker.agents.runner import (
     agent_environment,
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
-from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
+from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted, OutputLine
 from shoemaker.model import Phase
@@ -92,6 +93,7 @@ def _sandboxed(
     cwd: Path,
     home: Path | None,
     read_only: tuple[Path, ...] = (),
+    passed: tuple[str, ...] = (),
 ) -> list[str]:
     """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME."""
     config = project.config
@@ -107,7 +109,7 @@ def _sandboxed(
         for n in env
         if n in config.agent.env
         or is_secret_name(n)
-        or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV)
+        or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV, *passed)
     ]
     credentials = token if token.is_file() else None
     paths = SandboxPaths(cwd, home, credentials, project.git.common_dir, read_only)
@@ -133,7 +135,10 @@ async def call_agent(
         command = signal_command(sandbox, signal_dir)
         read_only = (command,) if command.is_relative_to(signal_dir) else ()
         env.update(signal_environment(done.task_id, signal_dir, command))
-    argv = _sandboxed(project, agent_argv(cfg), env, call.cwd, home, read_only)
+    adapter = adapter_for(cfg.kind)
+    launch = adapter.launch(cfg, env, home, call.prompt, scratch_dir(project.state_dir))
+    env.update(launch.env)
+    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env))
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
@@ -153,12 +158,13 @@ async def call_agent(
         argv=argv,
         cwd=call.cwd,
         env=env,
-        prompt=call.prompt,
+        prompt=launch.stdin,
         transcript_path=transcript,
         max_time_sec=cfg.max_time_sec,
         idle_timeout_sec=cfg.idle_timeout_sec,
         kill_grace_sec=cfg.kill_grace_sec,
         redact=project.redactor.data if project.redactor.active else None,
+        builder=lambda: adapter.builder(cfg),
     )
     bus = project.bus
 
@@ -174,7 +180,7 @@ async def call_agent(
                 text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
                 lines.append(("invalid", f"[not JSON: {text}]"))
                 continue
-            condensed = condense(event, cwd)
+            condensed = adapter.condense(event, cwd)
             if condensed is not None:
                 lines.append((event.label, condensed))
         if lines:
@@ -198,9 +204,11 @@ async def call_agent(
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+        adapter.settle(launch, result.summary)
         if done is not None and signal_dir is not None:
             await asyncio.to_thread(done.take, signal_dir / FILE_NAME)
     except AgentCancelled as cancelled:
+        adapter.settle(launch, cancelled.result.summary)
         await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
         raise
     except asyncio.CancelledError:
@@ -209,7 +217,7 @@ async def call_agent(
         await asyncio.shield(_conclude(project, call, run_id, nothing, transcript))
         raise
     finally:
-        for directory in {d for d in (home, signal_dir) if d is not None}:
+        for directory in {d for d in (home, signal_dir, *launch.cleanup) if d is not None}:
             shutil.rmtree(directory, ignore_errors=True)
     return await _conclude(project, call, run_id, result, transcript), result
 

@@ -8,14 +8,19 @@ result; crossing a limit pauses the generation with a ``BudgetCrossed`` event.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from shoemaker.config import BudgetLimits, Config
-from shoemaker.model import Spend
+from shoemaker.model import Phase, Spend, TaskState
 from shoemaker.store import Store
+
+if TYPE_CHECKING:
+    from shoemaker.engine.project import Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +99,38 @@ def budget_lines(
 
 def crossed(lines: list[BudgetLine]) -> BudgetLine | None:
     return next((line for line in lines if line.crossed), None)
+
+
+async def cancel_at_work(
+    project: Project, generation: str, running: dict[asyncio.Task[Any], int]
+) -> None:
+    """With ``budgets.on_cross: cancel``, stop the running agents now (their work is kept
+    on their branches and their tasks go back to ready, as when a run is cancelled)."""
+    if project.config.budgets.on_cross != "cancel" or not running:
+        return
+    # Only agents still at work (or about to start): a task whose agent has ended this
+    # attempt (its run crossed the budget, say) has spent its money; its gates and merge
+    # go on. It is still `running` for a moment after its agent exits, so the state alone
+    # does not tell.
+    store = project.store
+    tasks = {t.id: t for t in await asyncio.to_thread(store.list_tasks, generation)}
+    ended = {
+        (r.task_id, r.attempt)
+        for r in await asyncio.to_thread(store.runs, None, generation)
+        if r.phase == Phase.STITCH and r.ended_at is not None
+    }
+
+    def at_work(task_id: int) -> bool:
+        task = tasks.get(task_id)
+        return (
+            task is not None
+            and task.state == TaskState.RUNNING
+            and (task_id, task.attempts) not in ended
+        )
+
+    stopping = [w for w, task_id in running.items() if at_work(task_id)]
+    for worker in stopping:
+        worker.cancel()
+    await asyncio.gather(*stopping, return_exceptions=True)
+    for worker in stopping:
+        running.pop(worker)

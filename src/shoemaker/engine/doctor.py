@@ -14,7 +14,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.claude import resolve_command
+from shoemaker.agents.codex import user_codex_home
 from shoemaker.agents.sandbox import trial_run
 from shoemaker.agents.sandbox_proof import prove
 from shoemaker.engine.gates import gate_problems
@@ -67,7 +69,7 @@ def _agent(project: Project) -> Check:
             "agent CLI",
             False,
             f"{cfg.command!r} is not on PATH",
-            "install it (npm install -g @anthropic-ai/claude-code) or set agent.command",
+            f"install it ({adapter_for(cfg.kind).package}) or set agent.command",
         )
     except subprocess.TimeoutExpired:
         return Check("agent CLI", False, f"{program} --version took over 30 s", "check the CLI")
@@ -106,10 +108,12 @@ def _credentials(project: Project) -> Check:
         "shoemaker.agents.rehearsal" in a for a in cfg.agent.args
     ):
         return Check("credentials", True, "the rehearsal agent needs none")
-    names = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+    names = adapter_for(cfg.agent.kind).credentials
     for name in names:
         if os.environ.get(name) or cfg.agent.env.get(name):
             return Check("credentials", True, f"{name} is set (its value is never shown)")
+    if cfg.agent.kind == "codex":
+        return _codex_login(names, {**os.environ, **cfg.agent.env})
     token = token_file(project.root, cfg)
     if token.is_file():
         return Check("credentials", True, f"token file {token.relative_to(project.root)}")
@@ -121,6 +125,18 @@ def _credentials(project: Project) -> Check:
         False,
         f"none of {', '.join(names)}, no {token.relative_to(project.root)}, no claude login",
         "set ANTHROPIC_API_KEY, run `claude login`, or put the credentials file in secrets_dir",
+    )
+
+
+def _codex_login(names: tuple[str, ...], env: dict[str, str]) -> Check:
+    login = user_codex_home(env) / "auth.json"
+    if login.is_file():
+        return Check("credentials", True, f"{login} (codex login; copied into each run)")
+    return Check(
+        "credentials",
+        False,
+        f"none of {', '.join(names)} is set, no {login}",
+        "set OPENAI_API_KEY (or CODEX_API_KEY), or run `codex login`",
     )
 
 

@@ -14,7 +14,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from shoemaker.engine.budgets import budget_lines, crossed
+from shoemaker.engine.budgets import budget_lines, cancel_at_work, crossed
 from shoemaker.engine.doctor import preflight
 from shoemaker.engine.durations import Durations
 from shoemaker.engine.generation import current_generation
@@ -38,7 +38,6 @@ from shoemaker.model import (
     TERMINAL_TASK_STATES,
     Generation,
     GenerationState,
-    Phase,
     Task,
     TaskState,
 )
@@ -328,40 +327,6 @@ class Engine:
             project.bus.emit(Notice(generation=gen.name, message="no task was ready to stitch"))
         return CycleReport(merged, failed, loc, idle=not ready)
 
-    async def _cancel_if_configured(
-        self, gen: Generation, running: dict[asyncio.Task[StitchOutcome], int]
-    ) -> None:
-        """With ``budgets.on_cross: cancel``, stop the running agents now (their work is kept
-        on their branches and their tasks go back to ready, as when a run is cancelled)."""
-        if self.project.config.budgets.on_cross != "cancel" or not running:
-            return
-        # Only agents still at work (or about to start): a task whose agent has ended this
-        # attempt (its run crossed the budget, say) has spent its money; its gates and merge
-        # go on. It is still `running` for a moment after its agent exits, so the state alone
-        # does not tell.
-        store = self.project.store
-        tasks = {t.id: t for t in await asyncio.to_thread(store.list_tasks, gen.name)}
-        ended = {
-            (r.task_id, r.attempt)
-            for r in await asyncio.to_thread(store.runs, None, gen.name)
-            if r.phase == Phase.STITCH and r.ended_at is not None
-        }
-
-        def at_work(task_id: int) -> bool:
-            task = tasks.get(task_id)
-            return (
-                task is not None
-                and task.state == TaskState.RUNNING
-                and (task_id, task.attempts) not in ended
-            )
-
-        stopping = [w for w, task_id in running.items() if at_work(task_id)]
-        for worker in stopping:
-            worker.cancel()
-        await asyncio.gather(*stopping, return_exceptions=True)
-        for worker in stopping:
-            running.pop(worker)
-
     async def stitch_ready(
         self, gen: Generation, tasks: list[Task] | None = None
     ) -> list[StitchOutcome]:
@@ -399,7 +364,7 @@ class Engine:
                 if self._spent.is_set():
                     self._spent.clear()
                     if await self._over_budget(gen, list(running.values())):
-                        await self._cancel_if_configured(gen, running)
+                        await cancel_at_work(self.project, gen.name, running)
                 if slots[0] > 0 and not self.paused and pending:
                     busy = set(running.values())
                     listed = tasks if tasks is not None else await self._tasks(gen)
@@ -412,7 +377,7 @@ class Engine:
                     if candidates and await self._over_budget(
                         gen, [t.id for t in candidates[: slots[0]]]
                     ):
-                        await self._cancel_if_configured(gen, running)
+                        await cancel_at_work(self.project, gen.name, running)
                         candidates = []
                     for task in candidates:
                         if slots[0] <= 0 or left == 0:

@@ -38,6 +38,8 @@ from pathlib import Path
 
 from shoemaker.agents.leftovers import environments as _environments
 from shoemaker.agents.leftovers import marked_processes as _marked_processes
+from shoemaker.agents.run_dirs import remove_stale as _remove_stale_run_dirs
+from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.engine.agent_call import run_marker
 from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
@@ -299,6 +301,9 @@ def recover(project: Project, gen: Generation, checked: bool = False) -> Recover
         with contextlib.suppress(FileNotFoundError):
             transcript.unlink()
         report.closed_runs.append(run.id)
+    # What those runs' adapters made outside a sandbox (a codex home with a login's copy).
+    for stale in _remove_stale_run_dirs(scratch_dir(project.state_dir)):
+        log(f"removed {stale.name}, left by a stopped shoemaker")
 
     # Worktrees the dead process used: what an agent left uncommitted is committed to its
     # task branch (kept, never thrown away), then the worktree goes.

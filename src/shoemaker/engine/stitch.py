@@ -228,13 +228,11 @@ class Stitcher:
         return await self.land(attempt)
 
     def _plan_shortfall(self, task: Task, attempt: Attempt) -> str:
-        """What the task's plan requires that the attempt did not do (a phase's subagent,
-        its notes file); "" for a task without such requirements."""
+        """What the task's plan requires that the attempt did not do ("" if nothing)."""
         if not (task.extras.get("required_agents") or task.extras.get("notes_file")):
             return ""
         assert attempt.worktree is not None and attempt.run_id is not None
-        transcript = self.project.store.transcript(attempt.run_id)
-        return shortfall(task, transcript, attempt.worktree)
+        return shortfall(task, self.project.store.transcript(attempt.run_id), attempt.worktree)
 
     async def land(self, attempt: Attempt) -> StitchOutcome:
         """Land a verified attempt through the merge queue (its task is ``merging``)."""
@@ -312,16 +310,10 @@ class Stitcher:
         crash_point("metrics-recorded")
         await self._after_done(attempt, reason, merge, metrics)
         if attempt.branch:
-            await asyncio.to_thread(self._delete_branch, attempt.branch)
+            await asyncio.to_thread(
+                self.project.git.delete_branch, attempt.branch, force=True, missing_ok=True
+            )
         return StitchOutcome(attempt.task.id, TaskState.DONE, reason)
-
-    def _delete_branch(self, branch: str) -> None:
-        git = self.project.git
-        try:
-            git.delete_branch(branch, force=True)
-        except GitError:
-            if git.ref_exists(f"refs/heads/{branch}"):
-                raise  # there, and still not deleted; a branch already gone is fine
 
     async def _after_done(
         self,
@@ -417,8 +409,7 @@ class Stitcher:
 
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)
-        with contextlib.suppress(Exception):
-            preserve(self.project, self.pool, task, worktree, "interrupted")
+        self._keep(task, worktree, "interrupted")
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             self._transition(task_id, TaskState.READY, reason, interrupted=True)
 
@@ -426,7 +417,7 @@ class Stitcher:
         """A git command of this task failed: what can be kept is committed to its branch, the
         task fails with the reason (no retry: the same step would fail again) and its
         dependents are blocked."""
-        await asyncio.to_thread(self._keep_after_git_failure, task, worktree)
+        await asyncio.to_thread(self._keep, task, worktree, "git-failed")
         store = self.project.store
         current = await asyncio.to_thread(store.get_task, task.id)
         if current.state not in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
@@ -447,9 +438,9 @@ class Stitcher:
         await asyncio.to_thread(write_task_history, self.project, failed)
         return StitchOutcome(task.id, TaskState.FAILED, reason)
 
-    def _keep_after_git_failure(self, task: Task, worktree: Path) -> None:
+    def _keep(self, task: Task, worktree: Path, why: str) -> None:
         with contextlib.suppress(Exception):  # a broken worktree cannot even be committed
-            preserve(self.project, self.pool, task, worktree, "git-failed")
+            preserve(self.project, self.pool, task, worktree, why)
 
 
 __all__ = ["EngineError", "StitchOutcome", "Stitcher"]

@@ -11,7 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoemaker.agents.streamjson import SummaryBuilder, condense
+from shoemaker.agents.adapters import ClaudeAdapter, adapter_for
+from shoemaker.agents.protocol import AgentAdapter, LineBuilder
+from shoemaker.agents.streamjson import SummaryBuilder
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import TaskRow, load_snapshot
 from shoemaker.git import DiffStat, GitError
@@ -81,7 +83,9 @@ class _RunLog:
 
     max_lines: int
     offset: int = 0
-    builder: SummaryBuilder = field(default_factory=SummaryBuilder)
+    adapter: AgentAdapter = field(default_factory=ClaudeAdapter)
+    """The kind of CLI that wrote the transcript: how to parse and condense it."""
+    builder: LineBuilder = field(default_factory=SummaryBuilder)
     log: deque[str] = field(init=False)
     raw: deque[str] = field(init=False)
     log_count: int = 0
@@ -102,7 +106,7 @@ class _RunLog:
             self.raw.append(text)
             self.raw_count += 1
             event = self.builder.feed(line)
-            shown = condense(event, cwd) if event else f"[not JSON: {text[:160]}]"
+            shown = self.adapter.condense(event, cwd) if event else f"[not JSON: {text[:160]}]"
             if shown:
                 self.log.append(shown)
                 self.log_count += 1
@@ -118,13 +122,19 @@ class LogCache:
 
     def read(self, project: Project, run: RunRecord, max_lines: int) -> _RunLog:
         entry = self.runs.get(run.id)
-        if entry is None or entry.max_lines != max_lines:
-            entry = self.runs[run.id] = _RunLog(max_lines)
+        agent = project.config.agent
+        adapter = adapter_for(agent.kind)
+        if entry is None or entry.max_lines != max_lines or entry.adapter.kind != adapter.kind:
+            entry = self.runs[run.id] = _RunLog(
+                max_lines, adapter=adapter, builder=adapter.builder(agent)
+            )
         if entry.complete:
             return entry
         data, complete = _bytes_after(project, run, entry.offset)
         if data is None:  # not the bytes read so far: read it all again
-            entry = self.runs[run.id] = _RunLog(max_lines)
+            entry = self.runs[run.id] = _RunLog(
+                max_lines, adapter=adapter, builder=adapter.builder(agent)
+            )
             data, complete = _bytes_after(project, run, 0)
         if complete and data and not data.endswith(b"\n"):
             data += b"\n"  # a last line without its newline (a killed agent's) counts too

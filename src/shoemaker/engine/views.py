@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoemaker.agents.streamjson import SummaryBuilder
+from shoemaker.agents.adapters import adapter_for
+from shoemaker.agents.protocol import LineBuilder
 from shoemaker.config import Config
 from shoemaker.engine.budgets import BudgetLine, budget_lines
 from shoemaker.events import CycleFinished
@@ -289,17 +290,17 @@ class LiveUsage:
         self.runs_dir = runs_dir
         self.config = config
         self._lock = threading.Lock()
-        self._read: dict[int, tuple[int, SummaryBuilder]] = {}
+        self._read: dict[int, tuple[int, LineBuilder]] = {}
 
     def read(self, running: Iterable[RunRecord]) -> dict[int, SoFar]:
         """Per task id: the spend so far of its running agent(s)."""
         out: dict[int, SoFar] = {}
         with self._lock:
-            keep: dict[int, tuple[int, SummaryBuilder]] = {}
+            keep: dict[int, tuple[int, LineBuilder]] = {}
             for run in running:
                 if run.task_id is None:
                     continue
-                offset, builder = self._read.get(run.id, (0, SummaryBuilder()))
+                offset, builder = self._read.get(run.id) or (0, self._new_builder())
                 offset = self._feed(run.id, offset, builder)
                 keep[run.id] = (offset, builder)
                 summary = builder.summary()
@@ -314,7 +315,11 @@ class LiveUsage:
             self._read = keep
         return out
 
-    def _feed(self, run_id: int, offset: int, builder: SummaryBuilder) -> int:
+    def _new_builder(self) -> LineBuilder:
+        # The configured kind's parser: its usage lines are what a live run has spent.
+        return adapter_for(self.config.agent.kind).builder(self.config.agent)
+
+    def _feed(self, run_id: int, offset: int, builder: LineBuilder) -> int:
         try:
             with (self.runs_dir / f"{run_id}.jsonl").open("rb") as handle:
                 handle.seek(offset)
