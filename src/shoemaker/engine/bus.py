@@ -13,16 +13,32 @@ Listeners are plain callbacks, called on the bus's event loop: a commit on a wor
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from shoemaker.events import AgentOutput, Event, parse_event
 from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store import Store
 
+if TYPE_CHECKING:
+    import asyncio
+
 Listener = Callable[[Event], None]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any. Without asyncio imported none can run:
+    a command that only reads the store never imports it for the bus."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
+        return None
+    try:
+        return aio.get_running_loop()  # type: ignore[no-any-return]
+    except RuntimeError:
+        return None
 
 
 class EventBus:
@@ -49,14 +65,16 @@ class EventBus:
     def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Deliver on ``loop`` (default: the running one) from now on. The bus also binds
         itself to the running loop whenever it is used on that loop's thread."""
-        self._loop = loop or asyncio.get_running_loop()
+        if loop is None:
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+        self._loop = loop
 
     def _bind_running_loop(self) -> asyncio.AbstractEventLoop | None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        self._loop = running
+        running = _running_loop()
+        if running is not None:
+            self._loop = running
         return running
 
     def emit(self, *events: Event) -> None:
