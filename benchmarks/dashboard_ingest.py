@@ -155,7 +155,8 @@ async def dashboard(root: Path, agents: int, rate: float, seconds: float) -> dic
         started = time.perf_counter()
 
         async def run() -> None:
-            await Engine(project).stitch_ready(gen)
+            # As the dashboard runs its engine: on a thread and event loop of its own.
+            await app.run_engine(Engine(project).stitch_ready(gen))
             done.set()
 
         worker = asyncio.create_task(run())
@@ -199,7 +200,8 @@ async def task_screen(root: Path, agents: int, rate: float, seconds: float) -> d
         done = asyncio.Event()
 
         async def run() -> None:
-            await Engine(project).stitch_ready(gen)
+            # As the dashboard runs its engine: on a thread and event loop of its own.
+            await app.run_engine(Engine(project).stitch_ready(gen))
             done.set()
 
         worker = asyncio.create_task(run())
