@@ -277,10 +277,6 @@ class ShoemakerApp(Guarded, App[None]):
         summary printed after quitting gives its wall time."""
         self.theme_file = ThemeFile()
         self._theme_kept: str | None = None
-        if "TEXTUAL_ANIMATIONS" not in os.environ:
-            # Every frame of an animation (a tab's sliding underline: 0.3 s) is a redraw, and
-            # under load each redraw delays the next key press; keys move things at once.
-            self.animation_level = "none"
 
     def notify(
         self,
