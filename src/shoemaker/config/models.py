@@ -25,7 +25,7 @@ DEFAULT_AGENT_ARGS = [
 
 class _Strict(BaseModel):
     # Unknown keys are almost always typos; refusing them names the field to fix.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class AgentConfig(_Strict):
