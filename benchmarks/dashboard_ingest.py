@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -41,6 +42,12 @@ from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.task_screen import TaskScreen
 
 FIREHOSE = Path(__file__).resolve().parent / "firehose.py"
+#: Key → screen under load, p95, on the main screen and on the task screen of a running task.
+GOAL_MS = 50.0
+
+
+def verdict(p95: float) -> str:
+    return f"goal: p95 under {GOAL_MS:.0f} ms — {'holds' if p95 < GOAL_MS else 'missed'}"
 
 
 def rss_mb() -> float:
@@ -155,7 +162,8 @@ async def dashboard(root: Path, agents: int, rate: float, seconds: float) -> dic
         started = time.perf_counter()
 
         async def run() -> None:
-            await Engine(project).stitch_ready(gen)
+            # As the dashboard runs its engine: on a thread and event loop of its own.
+            await app.run_engine(Engine(project).stitch_ready(gen))
             done.set()
 
         worker = asyncio.create_task(run())
@@ -199,7 +207,8 @@ async def task_screen(root: Path, agents: int, rate: float, seconds: float) -> d
         done = asyncio.Event()
 
         async def run() -> None:
-            await Engine(project).stitch_ready(gen)
+            # As the dashboard runs its engine: on a thread and event loop of its own.
+            await app.run_engine(Engine(project).stitch_ready(gen))
             done.set()
 
         worker = asyncio.create_task(run())
@@ -252,7 +261,7 @@ async def main() -> None:
     )
     print(
         f"latency ratio loaded/idle: p50 {dash['load_p50'] / dash['idle_p50']:.2f}×   "
-        f"p95 {dash['load_p95'] / dash['idle_p95']:.2f}×   (goal: loaded p95 < 100 ms)"
+        f"p95 {dash['load_p95'] / dash['idle_p95']:.2f}×   ({verdict(dash['load_p95'])})"
     )
     print(
         f"task screen on a running task, tab keys: idle p50 {task['idle_p50']:6.1f} ms   "
@@ -261,8 +270,9 @@ async def main() -> None:
     print(
         f"task screen, loaded:    p50 {task['load_p50']:6.1f} ms   p95 {task['load_p95']:6.1f} ms"
         f"   ({int(task['samples'])} presses, the log up to {int(task['log_lines']):,} lines;"
-        " goal: p95 < 100 ms)"
+        f" {verdict(task['load_p95'])})"
     )
+    print(f"load average when it ended: {os.getloadavg()[0]:.1f}")
     print(
         f"memory: {dash['rss_before']:.0f} MB before the load, {dash['rss_mid']:.0f} MB halfway,"
         f" {dash['rss_after']:.0f} MB after (output buffers are bounded; run longer with"

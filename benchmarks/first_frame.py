@@ -33,6 +33,8 @@ from shoemaker.git import Git
 #: Text only a drawn frame holds (the escape sequences that set a terminal up hold none).
 FIRST = (b"shoemaker",)
 MAIN = b"Tasks"
+#: The first frame should be on the screen within this many milliseconds.
+GOAL_MS = 1000
 
 
 def make_repo(root: Path) -> Path:
@@ -107,8 +109,11 @@ def main() -> None:
     ms = [statistics.median(x) * 1000 for x in (interpreter, firsts, mains)]
     print(f"runs: {args.runs} (medians; worst first frame {max(firsts) * 1000:.0f} ms)")
     print(f"interpreter start and exit: {ms[0]:6.0f} ms")
-    print(f"first frame:                {ms[1]:6.0f} ms   (goal: under 1,000 ms)")
-    print(f"main screen:                {ms[2]:6.0f} ms")
+    held = "holds" if ms[1] < GOAL_MS else "missed"
+    print(f"first frame:                {ms[1]:6.0f} ms   {ms[1] / ms[0]:5.1f}× the interpreter")
+    print(f"main screen:                {ms[2]:6.0f} ms   {ms[2] / ms[0]:5.1f}× the interpreter")
+    load = os.getloadavg()[0]
+    print(f"goal: first frame under {GOAL_MS:,} ms — {held} (load average {load:.1f})")
 
 
 if __name__ == "__main__":

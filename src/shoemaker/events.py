@@ -12,6 +12,7 @@ every line of one read from the agent's stdout, not one event per line.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
@@ -23,7 +24,9 @@ from shoemaker.model import GenerationState, TaskState, Usage
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Each model's validator is built when the model is first used, not at import: a command
+    # that only reads the store never builds them.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     ts: float = Field(default_factory=time.time)
     """Wall-clock time the event was emitted (seconds since the epoch)."""
@@ -349,14 +352,17 @@ Event = Annotated[
     Field(discriminator="kind"),
 ]
 
-_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+@functools.cache
+def _adapter() -> TypeAdapter[Event]:
+    return TypeAdapter(Event)
 
 
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:
     """Turn a stored or printed event (JSON text or a dict) back into its typed model."""
     if isinstance(data, dict):
-        return _ADAPTER.validate_python(data)
-    return _ADAPTER.validate_json(data)
+        return _adapter().validate_python(data)
+    return _adapter().validate_json(data)
 
 
 def event_task_id(event: Event) -> int | None:

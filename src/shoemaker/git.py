@@ -117,23 +117,34 @@ class Git:
     """One repository, addressed through its main worktree."""
 
     def __init__(self, root: Path) -> None:
-        import git as gitpython  # GitPython: repository discovery and configuration
-
-        try:
-            repo = gitpython.Repo(root, search_parent_directories=True)
-        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
-            raise GitError(
-                ["git", "rev-parse"], 128, f"{root} is not inside a git repository"
-            ) from None
-        if repo.working_tree_dir is None:
-            raise GitError(["git", "rev-parse"], 128, f"{root} is a bare repository; use a clone")
-        self.root = Path(repo.working_tree_dir)
+        # One `git rev-parse` finds the repository (from a subdirectory too): the same answer
+        # as a library would give, for a process instead of a long import.
+        argv = ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"]
+        where = self._discover(root, [*argv, "--is-bare-repository", "--show-toplevel"])
+        if where is None:
+            # No work tree here: a bare repository, its .git directory, or no repository.
+            bare = self._discover(root, [*argv, "--is-bare-repository"])
+            if bare is None:
+                raise GitError(["git", "rev-parse"], 128, f"{root} is not inside a git repository")
+            if bare[1] == "true":
+                raise GitError(
+                    ["git", "rev-parse"], 128, f"{root} is a bare repository; use a clone"
+                )
+            where = [*bare, str(Path(bare[0]).parent)]  # in .git: its work tree is above
+        common, _, top = where
+        self.root = Path(top)
         self._loc_cache: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Loc] = {}
-        self.common_dir = Path(repo.common_dir).resolve()
-        repo.close()
-        # Asked of git itself, which honours GIT_CONFIG_GLOBAL and friends as commits will.
-        email = self._run_in(self.root, ["config", "user.email"], check=False)
-        self._identity = email.returncode != 0 or not email.stdout.strip()
+        self.common_dir = Path(common).resolve()
+        self._identity: bool | None = None  # asked at the first commit: a reader never needs it
+
+    @staticmethod
+    def _discover(where: Path, argv: list[str]) -> list[str] | None:
+        """The lines ``git rev-parse`` answers in ``where`` (searching the directories above,
+        unlike every other command here), or None when it fails."""
+        if not where.is_dir():
+            return None
+        proc = subprocess.run(argv, cwd=where, env=Git._env(), capture_output=True, text=True)
+        return proc.stdout.splitlines() if proc.returncode == 0 else None
 
     @staticmethod
     def init_repo(path: Path, branch: str = "main") -> Git:
@@ -204,6 +215,10 @@ class Git:
         return self._run_in(cwd or self.root, args, env=env, input=input).stdout
 
     def _commit_env(self) -> dict[str, str] | None:
+        if self._identity is None:
+            # Asked of git itself, which honours GIT_CONFIG_GLOBAL and friends as commits will.
+            email = self._run_in(self.root, ["config", "user.email"], check=False)
+            self._identity = email.returncode != 0 or not email.stdout.strip()
         return dict(IDENTITY_ENV) if self._identity else None
 
     def is_valid_branch_name(self, name: str) -> bool:

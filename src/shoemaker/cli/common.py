@@ -4,8 +4,6 @@ coroutine under SIGINT/SIGTERM, and the event stream wired to the terminal."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -43,6 +41,9 @@ def _current(project: Project) -> Generation:
 
 def _run_async(coro: Coroutine[Any, Any, int]) -> int:
     """Run ``coro``; SIGINT/SIGTERM cancel it so agents are stopped and the store stays sane."""
+    # Here, not at the top: asyncio is most of the import time of a command that needs none.
+    import asyncio
+    import signal
 
     async def main() -> int:
         task = asyncio.current_task()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -65,6 +64,8 @@ def summary_after_dashboard(app: ShoemakerApp, path: Path) -> tuple[Table, int] 
 
 
 async def _headless_demo(args: argparse.Namespace, path: Path) -> int:
+    import asyncio
+
     from shoemaker.engine.ending import stop_generation
     from shoemaker.engine.engine import Engine
     from shoemaker.engine.generation import start_generation

@@ -14,10 +14,6 @@ if TYPE_CHECKING:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from shoemaker.engine.gates import gates_for_title
-
     project = _open_project(args)
     gen = _current(project)
     tasks = project.store.list_tasks(gen.name)
@@ -42,7 +38,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                             if t.origin
                             else None
                         ),
-                        "gates": [g.name for g in gates_for_title(project.config.gates, t.title)]
+                        "gates": [g.name for g in project.config.gates if g.is_for_title(t.title)]
                         + [g.name for g in t.plan_gates],
                         **({"extras": t.extras} if t.extras else {}),
                     }
@@ -53,6 +49,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    from rich.table import Table
+
     state = _state_text(gen.state.value, gen.reason)
     # The plan files' own ids, when some tasks came from plan files.
     imported = any(t.origin for t in tasks)

@@ -3,6 +3,7 @@ comment ``shoemaker init`` writes above it."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
 
 class _Strict(BaseModel):
     # Unknown keys are almost always typos; refusing them names the field to fix.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class AgentConfig(_Strict):
@@ -174,6 +175,11 @@ class GateConfig(_Strict):
     """Title globs of the tasks this gate is for (empty: every task): per-task gates."""
     paths: list[str] = Field(default_factory=list)
     """Run only when the task changed a file matching one of these globs (empty: always)."""
+
+    def is_for_title(self, title: str) -> bool:
+        """Whether the gate is for a task of this title: a global gate, or one of its
+        ``tasks`` globs matches."""
+        return not self.tasks or any(fnmatch.fnmatchcase(title, glob) for glob in self.tasks)
 
     @field_validator("command")
     @classmethod

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import os
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -23,11 +27,37 @@ def default_config_text() -> str:
     return "\n".join(out) + "\n"
 
 
+@functools.cache
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The docstring under each field of ``model`` (and of its bases), read from the source.
+
+    Only this file needs them, so the models do not ask pydantic to read their source each
+    time the configuration is loaded (``use_attribute_docstrings``: a fifth of that)."""
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+        assert isinstance(body, ast.ClassDef)
+        for field, doc in zip(body.body, body.body[1:], strict=False):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            ):
+                docs[field.target.id] = inspect.cleandoc(doc.value.value)
+    return docs
+
+
 def _emit_model(model: BaseModel, out: list[str], indent: str) -> None:
+    docs = field_docs(type(model))
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
-        if info.description:
-            out.extend(f"{indent}# {line.strip()}" for line in info.description.splitlines())
+        description = info.description or docs.get(name, "")
+        if description:
+            out.extend(f"{indent}# {line.strip()}" for line in description.splitlines())
         if isinstance(value, BaseModel):
             out.append(f"{indent}{name}:")
             _emit_model(value, out, indent + "  ")

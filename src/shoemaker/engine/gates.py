@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import hashlib
 import os
 import re
@@ -65,11 +64,7 @@ class Failure:
 
 def gates_for_title(gates: Sequence[GateConfig], title: str) -> list[GateConfig]:
     """Global gates and those whose ``tasks`` globs match the task's title."""
-    return [
-        g
-        for g in gates
-        if not g.tasks or any(fnmatch.fnmatchcase(title, pattern) for pattern in g.tasks)
-    ]
+    return [g for g in gates if g.is_for_title(title)]
 
 
 def gates_for(gates: Sequence[GateConfig], title: str, changed: Sequence[str]) -> list[GateConfig]:

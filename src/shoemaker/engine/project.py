@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from shoemaker.agents.runner import AgentRunner, ProcessRunner
 from shoemaker.config import Config, load_config
 from shoemaker.engine.bus import EventBus
 from shoemaker.errors import BadInput
@@ -20,9 +19,24 @@ from shoemaker.git import Git, GitError
 from shoemaker.secrets import NO_SECRETS, Redactor, collect_secrets
 from shoemaker.store import Store
 
+if TYPE_CHECKING:
+    from shoemaker.agents.runner import AgentRunner, LineSink, PidSink, RunResult, RunSpec
+
 STORE_FILE = "shoemaker.db"
 MERGE_LOCK_FILE = "merge.lock"
 RUN_LOCK_FILE = "run.lock"
+
+
+class _ProcessRunner:
+    """The default runner, :class:`~shoemaker.agents.runner.ProcessRunner`, imported at the
+    first agent run: a command that only reads the project never loads asyncio for it."""
+
+    async def run(
+        self, spec: RunSpec, on_lines: LineSink | None = None, on_pid: PidSink | None = None
+    ) -> RunResult:
+        from shoemaker.agents.runner import ProcessRunner
+
+        return await ProcessRunner().run(spec, on_lines=on_lines, on_pid=on_pid)
 
 
 class ProjectError(BadInput):
@@ -38,7 +52,7 @@ class Project:
     git: Git
     store: Store
     bus: EventBus
-    runner: AgentRunner = field(default_factory=ProcessRunner)
+    runner: AgentRunner = field(default_factory=_ProcessRunner)
     redactor: Redactor = NO_SECRETS
     """Keeps secret values out of everything stored or shown (``shoemaker.secrets``)."""
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from textual import on, work
 from textual.actions import ActionParseResult
@@ -33,6 +33,7 @@ from shoemaker.engine import review
 from shoemaker.engine.ending import reset_generation, stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
+from shoemaker.engine.loop_thread import LoopThread
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.task_detail import MARK, last_lines, load_task_detail
 from shoemaker.engine.views import LiveUsage, Snapshot, load_snapshot
@@ -67,6 +68,8 @@ from shoemaker.tui.widgets import FILTERS, PANE_LINES, GenerationsPanel, OutputP
 
 Mode = Literal["live", "attach"]
 #: Every error shoemaker explains: shown as a notification, the dashboard goes on.
+T = TypeVar("T")
+
 ENGINE_ERRORS = (ShoemakerError,)
 #: Actions that change something; an attached dashboard allows only ATTACHED_ACTIONS.
 ENGINE_ACTIONS = {
@@ -249,6 +252,8 @@ class ShoemakerApp(Guarded, App[None]):
         self.snapshot = Snapshot()
         self.generation: str | None = None
         self.engine: Engine | None = None
+        self._engine_loop: LoopThread | None = None
+        self._pause_asked = False
         self.busy: str | None = None
         self.follow = True
         self.follow_idle_s = follow_idle_s
@@ -368,6 +373,19 @@ class ShoemakerApp(Guarded, App[None]):
 
     def on_unmount(self) -> None:
         thaw_heap()
+        if self._engine_loop is not None:
+            self._engine_loop.close()
+
+    async def run_engine(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` (an engine's run or measure) on the engine's own thread and loop.
+
+        The engine reads, parses and stores every line its agents print; on this loop that
+        work would queue in front of each key press and redraw. Its events come back through
+        the bus, on this loop (the bridge listens here), a batch at a time.
+        """
+        if self._engine_loop is None:
+            self._engine_loop = LoopThread()
+        return await self._engine_loop.run(coro)
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -681,7 +699,8 @@ class ShoemakerApp(Guarded, App[None]):
         return None
 
     def _paused(self) -> bool:
-        return self.engine is not None and self.engine.paused
+        # Asked here, set on the engine's loop a moment later.
+        return self.engine is not None and (self._pause_asked or self.engine.paused)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -729,9 +748,10 @@ class ShoemakerApp(Guarded, App[None]):
 
     async def _run(self) -> bool:
         self.engine = Engine(self.project, max_parallel=self.parallel)
+        self._pause_asked = False
         self._set_busy("running")
         try:
-            report = await self.engine.run()
+            report = await self.run_engine(self.engine.run())
         except ENGINE_ERRORS as exc:
             self.notify(str(exc), title="run stopped", severity="error", timeout=15)
             return False
@@ -747,8 +767,9 @@ class ShoemakerApp(Guarded, App[None]):
     def action_pause(self) -> None:
         if self.mode == "attach":
             self._review_worker(self._pause_other(), "pause the other process's run")
-        elif self.engine is not None:
-            self.engine.pause()
+        elif self.engine is not None and self._engine_loop is not None:
+            self._pause_asked = True
+            self._engine_loop.call_soon(self.engine.pause)
             self.notify("pausing: running tasks finish, no new task starts")
             self.refresh_bindings()
 
@@ -801,7 +822,7 @@ class ShoemakerApp(Guarded, App[None]):
     async def _measure(self) -> None:
         self._set_busy("measuring")
         try:
-            tasks = await Engine(self.project).measure_once()
+            tasks = await self.run_engine(Engine(self.project).measure_once())
         except ENGINE_ERRORS as exc:
             self.notify(str(exc), title="measure failed", severity="error", timeout=15)
         else:

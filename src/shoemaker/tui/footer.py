@@ -34,11 +34,13 @@ class PinnedFooter(Footer):
     }
     """
 
-    _shown: tuple[object, ...] | None = None
+    _shown: tuple[tuple[str, str, str, bool], ...] | None = None
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         # The app refreshes its bindings with every snapshot; a footer rebuilt each time
-        # flickers, so it is rebuilt only when a key appears, goes, or is enabled or disabled.
+        # flickers, so it is rebuilt only when a key appears or goes. A key that is only
+        # enabled or disabled is changed in place: a rebuild lays the whole screen out again,
+        # which under load cost a moving cursor (keys enabled by the row under it) tens of ms.
         shown = tuple(
             (binding.key, binding.action, binding.description, enabled)
             for _, binding, enabled, _ in screen.active_bindings.values()
@@ -46,7 +48,17 @@ class PinnedFooter(Footer):
         )
         if shown == self._shown:
             return
-        if self.is_attached and screen is self.screen and screen.app.app_focus:
+        current = self.is_attached and screen is self.screen and screen.app.app_focus
+        if current and self._shown is not None and _keys(shown) == _keys(self._shown):
+            enabled: dict[str, bool] = {}
+            for _, action, _, on in shown:
+                enabled.setdefault(action, bool(on))  # a key shows its action's first binding
+            for key in self.query(FooterKey):
+                if key.action in enabled and key.disabled == enabled[key.action]:
+                    key.disabled = not enabled[key.action]
+            self._shown = shown
+            return
+        if current:
             self._shown = shown
         super().bindings_changed(screen)
 
@@ -85,3 +97,7 @@ class PinnedFooter(Footer):
         for key in self._unpinned():
             cut = cut or key.region.right > edge
             key.display = not cut
+
+
+def _keys(shown: tuple[tuple[str, str, str, bool], ...]) -> tuple[tuple[str, str, str], ...]:
+    return tuple((key, action, description) for key, action, description, _ in shown)
