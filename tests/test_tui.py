@@ -727,6 +727,9 @@ async def test_the_diff_of_a_task_waiting_for_review_is_its_own(fast_tmp: Path) 
         ],
         review_globs=["migrations/**"],
         max_parallel=1,
+        # A gate in the worktree keeps the slot until the worktree is given back, so the
+        # second task is sure to run in the first one's worktree.
+        gates=[{"name": "true", "command": [sys.executable, "-c", "pass"]}],
     )
     start_generation(project, "g")
     app = ShoemakerApp(project)
