@@ -147,3 +147,27 @@ def test_a_planted_key_is_nowhere_after_a_run(fast_tmp: Path) -> None:
             ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
         ).stdout
     )
+
+
+def test_gemini_keys_its_login_and_its_env_file_are_secrets(tmp_path: Path) -> None:
+    assert is_secret_name("GEMINI_API_KEY") and is_secret_name("GOOGLE_API_KEY")
+    home = tmp_path / "gemini-home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "oauth_creds.json").write_text(
+        json.dumps({"access_token": TOKEN, "token_type": "Bearer", "expiry_date": 1})
+    )
+    env_key = "AIzaSy-from-the-env-file-0000"
+    (home / ".gemini" / ".env").write_text(
+        f"GEMINI_MODEL=gemini-2.5-pro\nGEMINI_API_KEY={env_key}\n"
+    )
+    (tmp_path / "configuration.yaml").write_text("agent: {kind: gemini}\n")
+    environ = {"GEMINI_CLI_HOME": str(home), "GEMINI_API_KEY": KEY}
+    secrets = collect_secrets(tmp_path, load_config(tmp_path), environ=environ)
+    assert secrets == {
+        TOKEN: "gemini oauth_creds.json",
+        KEY: "GEMINI_API_KEY",
+        env_key: "gemini .env GEMINI_API_KEY",
+    }
+    # Another kind does not read gemini's files.
+    (tmp_path / "configuration.yaml").write_text("agent: {kind: codex}\n")
+    assert TOKEN not in collect_secrets(tmp_path, load_config(tmp_path), environ=environ)

@@ -58,14 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument(
         "--agent",
-        choices=["claude", "codex"],
+        choices=["claude", "codex", "gemini"],
         default="claude",
-        help="the CLI that printed it (default: claude; codex: `codex exec --json`)",
+        help="the CLI that printed it (default: claude; codex: `codex exec --json`; gemini: "
+        "`gemini -o stream-json`)",
     )
     p.add_argument(
         "--model",
         default="",
-        help="price a stream that names no model (codex) as this model, at the `prices` of "
+        help="price a stream that reports no cost (codex, gemini) as this model, at the "
+        "`prices` of "
         "configuration.yaml (default: its agent.model)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")

@@ -29,6 +29,9 @@ KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
         "codex",
         ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"],
     ),
+    # gemini appends its -p text to what stdin gave; without --yolo and --skip-trust it offers
+    # the model no write tools in a headless run and "succeeds" with text only.
+    "gemini": ("gemini", ["-p", "", "-o", "stream-json", "--yolo", "--skip-trust"]),
 }
 
 
@@ -40,15 +43,15 @@ class _Strict(BaseModel):
 class AgentConfig(_Strict):
     """How the coding agent is launched."""
 
-    kind: Literal["claude", "codex"] = "claude"
-    """Which CLI the agent is: `claude` (also the rehearsal agent) or `codex`; command and args
-    left at claude's defaults follow the kind."""
+    kind: Literal["claude", "codex", "gemini"] = "claude"
+    """Which CLI the agent is: `claude` (also the rehearsal agent), `codex` or `gemini`; command
+    and args left at claude's defaults follow the kind."""
     command: str = "claude"
-    """The agent executable: `claude`, `shoemaker-rehearsal`, `codex`, or a path to one."""
+    """The agent executable: `claude`, `shoemaker-rehearsal`, `codex`, `gemini`, or a path."""
     args: list[str] = Field(default_factory=lambda: list(DEFAULT_AGENT_ARGS))
     """Arguments passed before the model flag; the prompt goes on stdin."""
     model: str = ""
-    """Model passed as `--model` (codex: `-m`; empty: the agent's own default)."""
+    """Model passed as `--model` (codex, gemini: `-m`; empty: the agent's own default)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the agent process (names are stored, values never)."""
     max_time_sec: float = Field(default=3600, gt=0)

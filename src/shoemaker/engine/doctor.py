@@ -114,6 +114,13 @@ def _credentials(project: Project) -> Check:
             return Check("credentials", True, f"{name} is set (its value is never shown)")
     if cfg.agent.kind == "codex":
         return _codex_login(names, {**os.environ, **cfg.agent.env})
+    if cfg.agent.kind == "gemini":
+        return Check(
+            "credentials",
+            False,
+            f"none of {', '.join(names)} is set",
+            "set GEMINI_API_KEY (a key from Google AI Studio) in the environment or agent.env",
+        )
     token = token_file(project.root, cfg)
     if token.is_file():
         return Check("credentials", True, f"token file {token.relative_to(project.root)}")
