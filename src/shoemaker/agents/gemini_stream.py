@@ -16,6 +16,7 @@ process group makes it exit 0 without a result line, which is an interrupted run
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ OWN_EXIT_CODES: dict[int, str] = {
 HTTP_EXIT_CODES: dict[int, int] = {
     status % 256: status for status in (400, 401, 403, 404, 408, 409, 429, 500, 502, 503, 504)
 }
+
+#: The status code inside an ``[API Error: {"error":{"code":401,…}}]`` message.
+_CODE = re.compile(r'"code"\s*:\s*(\d{3})\b')
 
 INTERRUPTED = "interrupted: gemini exited without a result line (stopped by a signal)"
 
@@ -220,7 +224,10 @@ class GeminiSummaryBuilder:
             s.subtype, s.is_error = "error", True
             s.errors = [self._failed]
             s.terminal_reason = self._error_type
-            if exit_code in HTTP_EXIT_CODES:
+            found = _CODE.search(self._failed)
+            if found:
+                s.api_error_status = int(found.group(1))
+            elif exit_code in HTTP_EXIT_CODES:
                 s.api_error_status = HTTP_EXIT_CODES[exit_code]
         else:
             s.subtype, s.is_error = "success", False
