@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,40 @@ async def test_a_file_gemini_writes_with_its_own_tool_lands_with_its_tokens_and_
     assert files == ["hello.py"]  # gemini keeps its state in its own home, not the tree
     log = load_task_detail(project, task_id).log
     assert "[write_file: hello.py]" in log and "Wrote hello.py." in log
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_gemini_in_bwrap_writes_its_worktree_with_its_home_in_the_sandbox(
+    fast_tmp: Path, api: MockGemini
+) -> None:
+    project = gemini_project(fast_tmp, api, sandbox="bwrap")
+    task_id = add_task(project)
+    api.script(*WRITE_HELLO)
+    await stitch_all(project)
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    (run,) = project.store.runs(task_id=task_id)
+    assert run.argv[0] == "bwrap" and run.usage == Usage(2000, 80, 0, 400)
+    assert {"GEMINI_CLI_HOME", "GEMINI_CLI_NO_RELAUNCH"} <= set(run.env_names)
+
+
+async def test_measure_takes_its_proposals_from_gemini(fast_tmp: Path, api: MockGemini) -> None:
+    project = gemini_project(fast_tmp, api)
+    proposals = [
+        {"index": 0, "title": "Parse dates", "description": "Add dates.py.", "dependency": -1},
+        {"index": 1, "title": "Format dates", "description": "Add fmt.py.", "dependency": 0},
+    ]
+    api.script(
+        Turn([write_file("shoemaker-proposals.json", json.dumps(proposals))]),
+        Turn([text("Proposed two tasks.")]),
+    )
+    tasks = await Engine(project).measure_once()
+    assert [(t.title, t.state) for t in tasks] == [
+        ("Parse dates", TaskState.READY),
+        ("Format dates", TaskState.PROPOSED),
+    ]
+    assert "shoemaker-proposals.json" in json.dumps(api.requests[0]["contents"])
 
 
 async def test_an_api_error_fails_the_attempt_with_its_status_and_the_retry_carries_it(
@@ -246,6 +281,46 @@ async def test_a_cancelled_run_stops_gemini_and_leaves_no_process(
     assert processes_with_token(token) == []
     # The run's gemini home (its session) went with the run.
     assert list((project.state_dir / "agent-homes").iterdir()) == []
+
+
+async def test_after_shoemaker_is_killed_resume_stops_gemini_and_lands_the_task(
+    fast_tmp: Path, api: MockGemini
+) -> None:
+    token = new_token()
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token}
+    project = gemini_project(fast_tmp, api, measure="off")
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(Turn([text("never sent")], hold=release))
+    command = [sys.executable, "-m", "shoemaker", "-C", str(project.root)]
+    run = subprocess.Popen(
+        [*command, "run", "--events", "none"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    await asyncio.to_thread(api.wait_for, bool)  # gemini is at work, waiting on the model
+    run.kill()
+    run.wait(30)
+    assert processes_with_token(token) != []  # in a session of its own, it outlived shoemaker
+    api.script(*WRITE_HELLO)
+    resumed = subprocess.run(
+        [*command, "resume", "--events", "none"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    release.set()
+    assert resumed.returncode == 0, resumed.stderr
+    reopened = Project.open(project.root)
+    task = reopened.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    first, second = reopened.store.runs(task_id=task_id)
+    assert first.reason == "interrupted: shoemaker stopped while it ran" and second.ok
+    assert (reopened.root / "hello.py").read_text() == "HELLO = 1\n"
+    assert processes_with_token(token) == []
+    assert list((reopened.state_dir / "agent-homes").iterdir()) == []
 
 
 async def test_a_resumed_session_is_charged_for_its_own_run_only(
