@@ -21,6 +21,9 @@ DEFAULT_AGENT_ARGS = [
     "stream-json",
 ]
 
+#: The agent CLIs shoemaker can drive (``agent.kind``, and a task's ``agent:``).
+AGENT_KINDS = ("claude", "codex", "gemini")
+
 #: Per agent kind: the default command and arguments (``codex exec`` reads its prompt from
 #: stdin when no prompt argument is given; ``--json`` is its event stream).
 KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
@@ -316,6 +319,10 @@ class Config(_Strict):
     # -- agent and gates ----------------------------------------------------------------------
     agent: AgentConfig = Field(default_factory=AgentConfig)
     """How the coding agent is launched."""
+    agents: dict[Literal["claude", "codex", "gemini"], AgentConfig] = Field(default_factory=dict)
+    """Per agent kind: how the agent of a task that names that kind (`agent:` in a proposal
+    or a plan) is launched; a kind not listed runs with `agent`'s settings and that kind's
+    default command, args and model."""
     gates: list[GateConfig] = Field(default_factory=list)
     """Checks run in each task's worktree after the agent, and again after the merge."""
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
@@ -361,6 +368,39 @@ class Config(_Strict):
     """Extra arguments for `podman run` / `docker run` (mounts, --ulimit, --runtime)."""
     podman_global_args: list[str] = Field(default_factory=list)
     """Arguments before `run` (e.g. --cgroup-manager=cgroupfs)."""
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _agents_are_their_kind(cls, value: Any) -> Any:
+        # The key names the kind: an entry need not repeat it (and cannot contradict it).
+        if isinstance(value, dict):
+            return {
+                k: {"kind": k, **v} if isinstance(v, dict) and "kind" not in v else v
+                for k, v in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _agents_keys_match(self) -> Config:
+        for key, agent in self.agents.items():
+            if agent.kind != key:
+                raise ValueError(
+                    f"agents.{key}.kind is {agent.kind!r}: leave it out or make it {key}"
+                )
+        return self
+
+    def agent_for(self, kind: str | None) -> AgentConfig:
+        """How to launch the agent of a task that names ``kind`` (None: the configured one)."""
+        if kind is None or kind == self.agent.kind:
+            return self.agent
+        if kind in self.agents:
+            return self.agents[kind]
+        return AgentConfig.model_validate(
+            {
+                **self.agent.model_dump(exclude={"kind", "command", "args", "model"}),
+                "kind": kind,
+            }
+        )
 
     @field_validator("measure", mode="before")
     @classmethod

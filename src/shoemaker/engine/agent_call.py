@@ -36,6 +36,7 @@ from shoemaker.agents.runner import (
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
+from shoemaker.config import AgentConfig
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
@@ -55,6 +56,8 @@ class AgentCall:
     attempt: int
     prompt: str
     cwd: Path
+    agent: AgentConfig | None = None
+    """How to launch the agent (a task that names its kind); None: ``agent`` of the config."""
 
 
 @dataclass(slots=True)
@@ -121,7 +124,7 @@ async def call_agent(
 ) -> tuple[RunRecord, RunResult]:
     """Run the configured agent once; returns the run as stored and how it ended. With
     ``done``, the agent may signal how its task ended, and ``done`` holds what it said."""
-    cfg = project.config.agent
+    cfg = call.agent or project.config.agent
     sandbox = project.config.sandbox
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
@@ -149,6 +152,8 @@ async def call_agent(
         argv=argv,
         env_names=env.keys(),
         cwd=str(call.cwd),
+        agent_kind=cfg.kind,
+        model=cfg.model,
     )
     # Every process of the run inherits the marker, so recovery can find them all even when
     # shoemaker died before it stored the pid, or a child left the agent's process group.
@@ -279,6 +284,7 @@ def _store_result(
         result_text=s.result_text,
         stderr_tail=result.stderr_tail,
         transcript_lines=result.lines,
+        **({"model": s.model} if s.model else {}),
         announce=finished,
     )
     # The compressed copy in the store is now the evidence; the plain file was only a buffer.

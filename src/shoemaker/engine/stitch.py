@@ -148,7 +148,13 @@ class Stitcher:
         run, result = await call_agent(
             project,
             AgentCall(
-                Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree
+                Phase.STITCH,
+                self.generation.name,
+                task.id,
+                attempt.number,
+                prompt,
+                worktree,
+                project.config.agent_for(task.extras.get("agent")),
             ),
             done,
         )

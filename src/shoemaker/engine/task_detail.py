@@ -130,7 +130,8 @@ class LogCache:
 
     def read(self, project: Project, run: RunRecord, max_lines: int) -> _RunLog:
         entry = self.runs.get(run.id)
-        agent = project.config.agent
+        # Each run is read as the kind it ran as (a generation may mix kinds).
+        agent = project.config.agent_for(run.agent_kind)
         adapter = adapter_for(agent.kind)
         if entry is None or entry.max_lines != max_lines or entry.adapter.kind != adapter.kind:
             entry = self.runs[run.id] = _RunLog(
