@@ -106,3 +106,28 @@ def test_agents_settings_take_their_kind_from_their_key(tmp_path: Path) -> None:
     gemini = config.agent_for("gemini")
     assert (gemini.command, gemini.args[:2], gemini.model) == ("gemini", ["-p", ""], "")
     assert gemini.env == {"X": "1"} and gemini.max_time_sec == 77
+
+
+def test_plan_files_name_a_task_s_agent_kind_and_a_wrong_one_is_a_problem(tmp_path: Path) -> None:
+    from shoemaker.sources import beads, epics
+
+    issues = tmp_path / "issues.jsonl"
+    issues.write_text(
+        json.dumps({"id": "bd-1", "title": "A", "status": "open", "agent": "gemini"})
+        + "\n"
+        + json.dumps({"id": "bd-2", "title": "B", "status": "open", "agent": "cursor"})
+        + "\n"
+    )
+    parsed = beads.parse(tmp_path, issues)
+    assert parsed.tasks[0].extras["agent"] == "gemini"
+    assert [str(p) for p in parsed.problems] == [
+        "issues.jsonl:2: issue bd-2: agent 'cursor': use one of claude, codex, gemini"
+    ]
+    epic = tmp_path / "core" / "epic-01-store.md"
+    epic.parent.mkdir()
+    epic.write_text("---\nstatus: open\nagent: codex\n---\n\n# Epic 01: Store\n\nKeep it.\n")
+    (planned,) = epics.parse(tmp_path, epic.parent).tasks
+    assert planned.extras["agent"] == "codex"
+    epic.write_text("---\nstatus: open\nagent: amp\n---\n\n# Epic 01: Store\n\nKeep it.\n")
+    (problem,) = epics.parse(tmp_path, epic.parent).problems
+    assert str(problem) == "core/epic-01-store.md:3: agent 'amp': use one of claude, codex, gemini"
