@@ -1,5 +1,5 @@
 """The real gemini CLI (installed from the npm registry by ./dev) does the work, offline, against
-the loopback mock of the Gemini API in tests/support/mock_gemini.py."""
+the loopback mock of the Gemini API in src/shoemaker/mocks/gemini.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from agents import GEMINI, new_token, processes_with_token
-from mock_gemini import MockGemini, Turn, mock_gemini, text, write_file
 from projects import make_project
 from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.gemini_stream import GeminiSummaryBuilder, summarize_gemini_file
@@ -29,6 +28,7 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.events import AgentStarted, Event
+from shoemaker.mocks.gemini import MockGemini, Turn, mock_gemini, text, write_file
 from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from agents import CODEX
-from mock_responses import MockResponses, Turn, add_file, message, mock_responses
 from projects import make_project, task
 from shoemaker.config import load_config
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.proposals import ProposalError, check_proposals
 from shoemaker.engine.task_detail import load_task_detail
+from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
 from shoemaker.model import TaskState, Usage
 from shoemaker.sources.model import agent_kind
 from shoemaker.tui.task_screen import agent_of

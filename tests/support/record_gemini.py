@@ -19,9 +19,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from mock_gemini import MockGemini, Turn, mock_gemini, shell, text, write_file
 from shoemaker.agents.gemini import GeminiAdapter
 from shoemaker.config import AgentConfig
+from shoemaker.mocks.gemini import MockGemini, Turn, mock_gemini, shell, text, write_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "gemini"

@@ -243,5 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also propose a task that waits for review and one whose gate fails",
     )
+    p.add_argument(
+        "--agent",
+        choices=["rehearsal", "codex", "gemini"],
+        default="rehearsal",
+        help="the agent CLI (default: the rehearsal agent); codex or gemini without their "
+        "credentials talk to a loopback mock of their API",
+    )
     p.set_defaults(func=cmd_demo)
     return parser

@@ -1,6 +1,6 @@
 """A loopback mock of the Gemini API (``POST /v1beta/models/M:streamGenerateContent?alt=sse``
 and the side calls ``:generateContent`` and ``:countTokens``), for driving the real gemini CLI
-offline.
+offline (the tests, and the demo without credentials).
 
 Each test scripts the model's main-turn replies as a queue of turns: parts (text, or a function
 call such as ``write_file`` that the real CLI then executes in its working directory) or an HTTP
@@ -59,6 +59,8 @@ class MockGemini:
     side_calls: list[str] = field(default_factory=list)
     """Paths of the other requests."""
     url: str = ""
+    director: Callable[[dict[str, Any]], Turn] | None = None
+    """Replies to requests beyond the script (else a short text)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     asked: threading.Condition = field(default_factory=threading.Condition)
 
@@ -72,7 +74,9 @@ class MockGemini:
                 self.requests.append(body)
                 turn = self.turns.pop(0) if self.turns else None
             self.asked.notify_all()
-        return turn or Turn([text("ok")])
+        if turn is not None:
+            return turn
+        return self.director(body) if self.director is not None else Turn([text("ok")])
 
     def wait_for(self, enough: Callable[[list[dict[str, Any]]], bool], limit: float = 120) -> None:
         """Block until the main-turn requests so far satisfy ``enough`` (bounded)."""
@@ -206,9 +210,11 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def mock_gemini() -> Iterator[MockGemini]:
+def mock_gemini(
+    director: Callable[[dict[str, Any]], Turn] | None = None,
+) -> Iterator[MockGemini]:
     """Serve the mock on 127.0.0.1 (a free port) for the length of the block."""
-    api = MockGemini()
+    api = MockGemini(director=director)
     server = _Server(("127.0.0.1", 0), _handler(api))
     api.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
