@@ -172,12 +172,13 @@ def test_transcript_json_for_gemini_has_claudes_keys_and_the_cost_source(tmp_pat
     assert out["ok"] is True and out["subtype"] == "success"
     assert (out["input_tokens"], out["cache_read_input_tokens"]) == (3000, 600)
     assert out["reasoning_output_tokens"] is None and out["num_turns"] is None
-    # The stream names its model; with no price for it, the configured default prices it.
-    assert out["cost_source"] == "priced_from_tokens"
+    # The stream names its model, but no price for it is configured: not priced.
+    assert out["cost_source"] == "unknown" and out["cost_usd"] is None
     (tmp_path / "configuration.yaml").write_text(
         "prices:\n  gemini-2.5-flash: {input: 0.3, output: 2.5, cache_read: 0.075}\n"
     )
     out = json.loads(_transcript("-C", str(tmp_path), "--agent", "gemini", "--json", path).stdout)
+    assert out["cost_source"] == "priced_from_tokens"
     assert out["cost_usd"] == pytest.approx((3000 * 0.3 + 600 * 0.075 + 120 * 2.5) / 1e6)
     text = _transcript("-C", str(tmp_path), "--agent", "gemini", path)
     assert "status:   ok" in text.stdout and "write_file×1" in text.stdout

@@ -168,6 +168,15 @@ def test_gemini_keys_its_login_and_its_env_file_are_secrets(tmp_path: Path) -> N
         KEY: "GEMINI_API_KEY",
         env_key: "gemini .env GEMINI_API_KEY",
     }
-    # Another kind does not read gemini's files.
+    # Another kind does not read gemini's files, unless tasks may name gemini (agents:).
     (tmp_path / "configuration.yaml").write_text("agent: {kind: codex}\n")
     assert TOKEN not in collect_secrets(tmp_path, load_config(tmp_path), environ=environ)
+    other_key = "AIza-in-agents-gemini-env-00"
+    (tmp_path / "configuration.yaml").write_text(
+        f"agent: {{kind: codex}}\nagents:\n  gemini: {{env: {{GEMINI_API_KEY: {other_key}}}}}\n"
+    )
+    secrets = collect_secrets(
+        tmp_path, load_config(tmp_path), environ={"GEMINI_CLI_HOME": str(home)}
+    )
+    assert secrets[other_key] == "GEMINI_API_KEY"
+    assert secrets[TOKEN] == "gemini oauth_creds.json"

@@ -63,14 +63,16 @@ def collect_secrets(
     """Secret value → the name shown in its place."""
     found: dict[str, str] = {}
     env = os.environ if environ is None else environ
-    for source in (env, config.agent.env, podman_args(config)[1]):
+    others = [a.env for a in config.agents.values()]  # kinds that tasks name
+    for source in (env, config.agent.env, *others, podman_args(config)[1]):
         for name, value in source.items():
             if is_secret_name(name) and len(value.strip()) >= MIN_LENGTH:
                 found[value.strip()] = name
-    if config.agent.kind == "codex":
-        _codex_login(found, {**env, **config.agent.env})
-    if config.agent.kind == "gemini":
-        _gemini_files(found, {**env, **config.agent.env})
+    kinds = {config.agent.kind: config.agent, **config.agents}
+    if "codex" in kinds:
+        _codex_login(found, {**env, **kinds["codex"].env})
+    if "gemini" in kinds:
+        _gemini_files(found, {**env, **kinds["gemini"].env})
     directory = root / config.secrets_dir
     if directory.is_dir():
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):

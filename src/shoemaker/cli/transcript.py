@@ -44,18 +44,18 @@ def cmd_transcript(args: argparse.Namespace) -> int:
 def _price(summary: object, args: argparse.Namespace) -> None:
     """A codex or gemini summary's cost from its tokens, at the configured price of the model
     it ran (``--model``, else ``agent.model`` of a configuration of that kind, else the model
-    a gemini stream names); unknown without one."""
+    a gemini stream names, when ``prices`` has an entry for it); unknown without one."""
     from shoemaker.agents.protocol import AgentSummary
     from shoemaker.config import load_config
 
     if not isinstance(summary, AgentSummary) or summary.message_usage is None:
         return
     config = load_config(Path(getattr(args, "directory", ".")))
-    model = (
-        getattr(args, "model", "")
-        or (config.agent.model if config.agent.kind == args.agent else "")
-        or summary.model
+    model = getattr(args, "model", "") or (
+        config.agent.model if config.agent.kind == args.agent else ""
     )
+    if not model and summary.model and config.price(summary.model)[0] != "default":
+        model = summary.model  # what the stream names, priced only at its own entry
     if not model:
         return
     _, price = config.price(model)

@@ -97,20 +97,23 @@ def _sandboxed(
     home: Path | None,
     read_only: tuple[Path, ...] = (),
     passed: tuple[str, ...] = (),
+    agent: AgentConfig | None = None,
 ) -> list[str]:
-    """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME."""
+    """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME; ``agent``
+    the run's agent settings (default: ``agent`` of the config)."""
     config = project.config
+    agent = agent or config.agent
     if home is None:
         return argv
     if config.sandbox in ("podman", "docker"):
-        argv = [config.agent.command, *argv[1:]]  # the image's CLI, not this host's path
+        argv = [agent.command, *argv[1:]]  # the image's CLI, not this host's path
         env["HOME"] = str(home)
         env.update(podman_args(config)[1])  # `-e NAME=VALUE` there: the value travels here
     token = token_file(project.root, config)
     names = [
         n
         for n in env
-        if n in config.agent.env
+        if n in agent.env
         or is_secret_name(n)
         or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV, *passed)
     ]
@@ -141,7 +144,7 @@ async def call_agent(
     adapter = adapter_for(cfg.kind)
     launch = adapter.launch(cfg, env, home, call.prompt, scratch_dir(project.state_dir))
     env.update(launch.env)
-    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env))
+    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env), cfg)
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
