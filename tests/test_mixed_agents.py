@@ -131,3 +131,18 @@ def test_plan_files_name_a_task_s_agent_kind_and_a_wrong_one_is_a_problem(tmp_pa
     epic.write_text("---\nstatus: open\nagent: amp\n---\n\n# Epic 01: Store\n\nKeep it.\n")
     (problem,) = epics.parse(tmp_path, epic.parent).problems
     assert str(problem) == "core/epic-01-store.md:3: agent 'amp': use one of claude, codex, gemini"
+
+
+def test_doctor_checks_each_kind_tasks_may_name(fast_tmp: Path) -> None:
+    from projects import cli
+
+    home = fast_tmp / "home"
+    home.mkdir()
+    agents = {"codex": {"command": str(CODEX), "env": {"HOME": str(home)}}}
+    project = make_project(fast_tmp, [], agents=agents)
+    env = {"OPENAI_API_KEY": "", "CODEX_API_KEY": "", "COLUMNS": "300"}
+    proc = cli(project, "doctor", env=env)
+    assert proc.returncode == 1
+    assert f"✓ agent CLI (codex): {CODEX}: codex-cli 0.171.0" in proc.stdout
+    assert "✗ credentials (codex): none of OPENAI_API_KEY, CODEX_API_KEY is set" in proc.stdout
+    assert "✓ credentials: the rehearsal agent needs none" in proc.stdout
