@@ -27,7 +27,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.mocks.gemini import MockGemini, Turn, mock_gemini, text, write_file
 from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
@@ -92,12 +92,16 @@ async def test_a_file_gemini_writes_with_its_own_tool_lands_with_its_tokens_and_
     project = gemini_project(fast_tmp, api)
     task_id = add_task(project)
     api.script(*WRITE_HELLO)
+    shown: list[str] = []
+    project.bus.add_listener(lambda e: shown.append(e.text) if isinstance(e, AgentOutput) else None)
     await stitch_all(project)
     task = project.store.get_task(task_id)
     assert task.state == TaskState.DONE, task.reason
     assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
     (run,) = project.store.runs(task_id=task_id)
     assert run.ok and run.exit_code == 0 and run.subtype == "success"
+    # The live output shows the reply whole, though gemini printed it in two chunks.
+    assert "Wrote hello.py." in shown and "[write_file: hello.py]" in shown
     # Two replies of 1200 prompt tokens (200 of them cached) and 40 output each.
     assert run.usage == Usage(2000, 80, 0, 400)
     price = project.config.price(MODEL)[1]

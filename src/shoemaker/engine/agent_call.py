@@ -44,6 +44,7 @@ from shoemaker.secrets import is_secret_name, token_file
 from shoemaker.store import RunRecord
 
 _INVALID_EXCERPT = 160
+_REPLY_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,16 +180,30 @@ async def call_agent(
     # Paths in tool uses are shown relative to the agent's working directory.
     cwd = str(call.cwd)
 
+    # A reply a CLI prints in chunks (gemini's deltas) is shown whole, once the next event
+    # (or the run's end) says it is complete.
+    chunks: list[str] = []
+
+    def whole_reply(out: list[AgentOutput]) -> list[AgentOutput]:
+        if chunks:
+            text = " ".join("".join(chunks).split())
+            out.append(_output(call, run_id, "message", text[:_REPLY_CHARS]))
+            chunks.clear()
+        return out
+
     def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        out = []
+        out: list[AgentOutput] = []
         for raw, event in batch:
             if event is None:
                 text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
                 out.append(_output(call, run_id, "invalid", f"[not JSON: {text}]"))
                 continue
             condensed = adapter.condense(event, cwd)
+            if condensed is not None and event.data.get("delta") is True:
+                chunks.append(condensed)
+                continue
             if condensed is not None:
-                out.append(_output(call, run_id, event.label, condensed))
+                whole_reply(out).append(_output(call, run_id, event.label, condensed))
         bus.emit_all(out)
 
     def on_pid(pid: int) -> None:
@@ -209,10 +224,12 @@ async def call_agent(
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+        bus.emit_all(whole_reply([]))
         adapter.settle(launch, result.summary)
         if done is not None and signal_dir is not None:
             await asyncio.to_thread(done.take, signal_dir / FILE_NAME)
     except AgentCancelled as cancelled:
+        bus.emit_all(whole_reply([]))
         adapter.settle(launch, cancelled.result.summary)
         await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
         raise
