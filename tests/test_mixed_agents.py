@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agents import CODEX
+from conftest import REPO_ROOT
 from projects import make_project, task
 from shoemaker.config import load_config
 from shoemaker.engine.engine import Engine
@@ -146,3 +147,25 @@ def test_doctor_checks_each_kind_tasks_may_name(fast_tmp: Path) -> None:
     assert f"✓ agent CLI (codex): {CODEX}: codex-cli 0.171.0" in proc.stdout
     assert "✗ credentials (codex): none of OPENAI_API_KEY, CODEX_API_KEY is set" in proc.stdout
     assert "✓ credentials: the rehearsal agent needs none" in proc.stdout
+
+
+def test_a_phase_file_names_its_agent_kind_among_its_fields(tmp_path: Path) -> None:
+    import shutil
+
+    from shoemaker.sources import phases
+
+    plans = tmp_path / "plans"
+    shutil.copytree(REPO_ROOT / "tests" / "fixtures" / "plans" / "phases", plans)
+    setup = plans / "phase1-setup.md"
+    setup.write_text(
+        setup.read_text().replace("**Depends On:** N/A", "**Agent:** gemini\n**Depends On:** N/A")
+    )
+    parsed = phases.parse(tmp_path, plans / "master-plan.md")
+    assert parsed.problems == []
+    assert [t.extras.get("agent") for t in parsed.tasks][:2] == ["gemini", None]
+    setup.write_text(setup.read_text().replace("**Agent:** gemini", "**Agent:** opencode"))
+    (problem,) = phases.parse(tmp_path, plans / "master-plan.md").problems
+    assert (
+        str(problem)
+        == "plans/phase1-setup.md:5: agent 'opencode': use one of claude, codex, gemini"
+    )
