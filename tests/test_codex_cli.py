@@ -1,5 +1,5 @@
 """The real codex CLI (installed from the npm registry by ./dev) does the work, offline, against
-the loopback mock of the OpenAI Responses API in tests/support/mock_responses.py."""
+the loopback mock of the OpenAI Responses API in src/shoemaker/mocks/responses.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from agents import CODEX, new_token, processes_with_token
-from mock_responses import MockResponses, Turn, add_file, message, mock_responses
 from projects import make_project
 from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.codex import CodexAdapter
@@ -30,6 +29,7 @@ from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.engine.views import LiveUsage
 from shoemaker.events import AgentStarted, Event
+from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
 from shoemaker.model import TaskState, Usage
 from shoemaker.store import NewTask
 

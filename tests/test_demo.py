@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agents import new_token, processes_with_token
+from shoemaker.engine.project import Project
 from shoemaker.events import parse_event
 from shoemaker.git import Git
 
@@ -67,6 +68,53 @@ def test_headless_demo_merges_every_task_and_the_generation(fast_tmp: Path) -> N
     (gen,) = json.loads(listing.stdout)
     assert (gen["state"], gen["tasks_done"], gen["tasks_total"]) == ("stopped", 6, 6)
     assert gen["cost_usd"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("agent", "keys"),
+    [
+        ("codex", ("OPENAI_API_KEY", "CODEX_API_KEY")),
+        ("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    ],
+)
+def test_headless_demo_with_codex_or_gemini_and_no_key_runs_against_their_mock(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, agent: str, keys: tuple[str, ...]
+) -> None:
+    for key in keys:
+        monkeypatch.delenv(key, raising=False)
+    token = new_token()
+    demo = fast_tmp / "demo"
+    proc = shoemaker("demo", "--headless", "--agent", agent, "--dir", str(demo), token=token)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert f"demo: no {keys[0]} or {keys[1]} set: {agent} talks to a loopback mock" in proc.stderr
+    assert "6/6" in proc.stdout and processes_with_token(token) == []
+    listing = shoemaker("-C", str(demo), "generation", "list", "--json")
+    (gen,) = json.loads(listing.stdout)
+    assert (gen["state"], gen["tasks_done"], gen["tasks_total"]) == ("stopped", 6, 6)
+    # The real CLI did the work, priced from its tokens at the demo's price of its model.
+    runs = Project.open(demo).store.runs()
+    assert {(r.agent_kind, r.ok) for r in runs} == {(agent, True)} and len(runs) >= 7
+    assert all(r.cost_estimated and r.cost_usd > 0 for r in runs)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert "15 passed" in tests.stdout, tests.stdout
+
+
+def test_prepare_with_codex_and_no_key_is_refused(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("OPENAI_API_KEY", "CODEX_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    proc = shoemaker("demo", "--prepare", str(fast_tmp / "d"), "--agent", "codex")
+    assert proc.returncode == 2
+    assert "--prepare with --agent codex needs OPENAI_API_KEY or CODEX_API_KEY" in proc.stderr
+    assert not (fast_tmp / "d").exists()
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import CODEX
+from agents import CODEX, GEMINI
 from projects import make_project, task
 from shoemaker.engine.generation import start_generation
 
@@ -92,6 +92,24 @@ def test_codex_is_checked_with_its_version_and_its_own_credentials(fast_tmp: Pat
     (home / ".codex" / "auth.json").write_text("{}")
     proc = doctor(project.root, env)
     assert "✓ credentials: " in proc.stdout and "(codex login" in proc.stdout
+
+
+def test_gemini_is_checked_with_its_version_and_its_api_key(fast_tmp: Path) -> None:
+    home = fast_tmp / "home"
+    home.mkdir()
+    agent = {"kind": "gemini", "command": str(GEMINI), "env": {"HOME": str(home)}}
+    project = make_project(fast_tmp, [], agent=agent)
+    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    env["ANTHROPIC_API_KEY"] = "sk-ant-not-what-gemini-needs"
+    env["COLUMNS"] = "300"
+    proc = doctor(project.root, env)
+    assert proc.returncode == 1
+    assert f"✓ agent CLI: {GEMINI}: 0.61.0" in proc.stdout
+    assert "✗ credentials: none of GEMINI_API_KEY, GOOGLE_API_KEY is set" in proc.stdout
+    assert "set GEMINI_API_KEY (a key from Google AI Studio)" in proc.stdout
+    proc = doctor(project.root, {**env, "GEMINI_API_KEY": "AIza-test-gemini-key"})
+    assert proc.returncode == 0, proc.stdout
+    assert "✓ credentials: GEMINI_API_KEY is set" in proc.stdout
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")

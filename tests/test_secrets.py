@@ -161,3 +161,36 @@ def test_text_without_a_secret_comes_back_as_it_was_and_with_one_redacted() -> N
         assert redactor.data(clean_data) is clean_data
         assert redactor.text(f"a {secret} b") == f"a [redacted {name}] b"
         assert redactor.data(f"a {secret} b".encode()) == f"a [redacted {name}] b".encode()
+
+
+def test_gemini_keys_its_login_and_its_env_file_are_secrets(tmp_path: Path) -> None:
+    assert is_secret_name("GEMINI_API_KEY") and is_secret_name("GOOGLE_API_KEY")
+    home = tmp_path / "gemini-home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "oauth_creds.json").write_text(
+        json.dumps({"access_token": TOKEN, "token_type": "Bearer", "expiry_date": 1})
+    )
+    env_key = "AIzaSy-from-the-env-file-0000"
+    (home / ".gemini" / ".env").write_text(
+        f"GEMINI_MODEL=gemini-2.5-pro\nGEMINI_API_KEY={env_key}\n"
+    )
+    (tmp_path / "configuration.yaml").write_text("agent: {kind: gemini}\n")
+    environ = {"GEMINI_CLI_HOME": str(home), "GEMINI_API_KEY": KEY}
+    secrets = collect_secrets(tmp_path, load_config(tmp_path), environ=environ)
+    assert secrets == {
+        TOKEN: "gemini oauth_creds.json",
+        KEY: "GEMINI_API_KEY",
+        env_key: "gemini .env GEMINI_API_KEY",
+    }
+    # Another kind does not read gemini's files, unless tasks may name gemini (agents:).
+    (tmp_path / "configuration.yaml").write_text("agent: {kind: codex}\n")
+    assert TOKEN not in collect_secrets(tmp_path, load_config(tmp_path), environ=environ)
+    other_key = "AIza-in-agents-gemini-env-00"
+    (tmp_path / "configuration.yaml").write_text(
+        f"agent: {{kind: codex}}\nagents:\n  gemini: {{env: {{GEMINI_API_KEY: {other_key}}}}}\n"
+    )
+    secrets = collect_secrets(
+        tmp_path, load_config(tmp_path), environ={"GEMINI_CLI_HOME": str(home)}
+    )
+    assert secrets[other_key] == "GEMINI_API_KEY"
+    assert secrets[TOKEN] == "gemini oauth_creds.json"

@@ -8,7 +8,8 @@ string in it) and of environment variables whose names say they are secret (a pa
 ``-e NAME=VALUE`` in ``podman_args``) and in shoemaker's own. A :class:`Redactor` replaces
 every occurrence with ``[redacted NAME]`` in events (before they are stored or delivered),
 transcripts, prompts, run records, gate output and history files, in plain text and as JSON
-escapes it.
+escapes it. With ``agent.kind`` codex or gemini, the files their own logins keep are read too
+(codex's ``auth.json``; gemini's ``oauth_creds.json`` and ``.env``).
 """
 
 from __future__ import annotations
@@ -65,12 +66,16 @@ def collect_secrets(
     """Secret value → the name shown in its place."""
     found: dict[str, str] = {}
     env = os.environ if environ is None else environ
-    for source in (env, config.agent.env, podman_args(config)[1]):
+    others = [a.env for a in config.agents.values()]  # kinds that tasks name
+    for source in (env, config.agent.env, *others, podman_args(config)[1]):
         for name, value in source.items():
             if is_secret_name(name) and len(value.strip()) >= MIN_LENGTH:
                 found[value.strip()] = name
-    if config.agent.kind == "codex":
-        _codex_login(found, {**env, **config.agent.env})
+    kinds = {config.agent.kind: config.agent, **config.agents}
+    if "codex" in kinds:
+        _codex_login(found, {**env, **kinds["codex"].env})
+    if "gemini" in kinds:
+        _gemini_files(found, {**env, **kinds["gemini"].env})
     directory = root / config.secrets_dir
     if directory.is_dir():
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -102,6 +107,32 @@ def _codex_login(found: dict[str, str], env: Mapping[str, str]) -> None:
     for value in _strings(data):
         if len(value.strip()) >= MIN_LENGTH:
             found.setdefault(value.strip(), "codex auth.json")
+
+
+def _gemini_files(found: dict[str, str], env: Mapping[str, str]) -> None:
+    """The strings of gemini's Google login (``.gemini/oauth_creds.json``) and the secret-named
+    values of its ``.gemini/.env``, in ``$GEMINI_CLI_HOME`` or the home directory."""
+    root = Path(env.get("GEMINI_CLI_HOME") or env.get("HOME") or os.path.expanduser("~"))
+    directory = root.expanduser() / ".gemini"
+    try:
+        if (directory / "oauth_creds.json").stat().st_size <= MAX_FILE:
+            text = (directory / "oauth_creds.json").read_text(encoding="utf-8", errors="replace")
+            for value in _strings(json.loads(text)):
+                if len(value.strip()) >= MIN_LENGTH:
+                    found.setdefault(value.strip(), "gemini oauth_creds.json")
+    except (OSError, json.JSONDecodeError):
+        pass
+    try:
+        if (directory / ".env").stat().st_size > MAX_FILE:
+            return
+        lines = (directory / ".env").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    for line in lines:
+        name, sep, value = line.removeprefix("export ").partition("=")
+        value = value.strip().strip("'\"")
+        if sep and is_secret_name(name.strip()) and len(value) >= MIN_LENGTH:
+            found.setdefault(value, f"gemini .env {name.strip()}")
 
 
 class Redactor:

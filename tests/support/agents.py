@@ -16,6 +16,13 @@ CODEX = Path(
         Path(__file__).resolve().parents[2] / ".tools/codex/node_modules/.bin/codex",
     )
 )
+#: The pinned gemini CLI that ./dev installs (or SHOEMAKER_GEMINI_BIN).
+GEMINI = Path(
+    os.environ.get(
+        "SHOEMAKER_GEMINI_BIN",
+        Path(__file__).resolve().parents[2] / ".tools/gemini/node_modules/.bin/gemini",
+    )
+)
 REHEARSAL = [sys.executable, "-m", "shoemaker.agents.rehearsal"]
 STREAM_ARGS = [
     "--dangerously-skip-permissions",

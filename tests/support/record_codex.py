@@ -19,9 +19,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from mock_responses import MockResponses, Turn, add_file, message, mock_responses, shell
 from shoemaker.agents.codex import CodexAdapter
 from shoemaker.config import AgentConfig
+from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses, shell
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "codex"

@@ -17,6 +17,7 @@ from typing import Any
 
 from shoemaker.agents.claude import agent_argv
 from shoemaker.agents.codex import CodexAdapter
+from shoemaker.agents.gemini import GeminiAdapter
 from shoemaker.agents.protocol import (
     AgentAdapter,
     Ended,
@@ -146,7 +147,11 @@ def claude_normalise(event: StreamEvent) -> list[Normalised]:
 
 def adapter_for(kind: str) -> AgentAdapter:
     """The adapter of ``agent.kind``."""
-    adapters: dict[str, AgentAdapter] = {"claude": ClaudeAdapter(), "codex": CodexAdapter()}
+    adapters: dict[str, AgentAdapter] = {
+        "claude": ClaudeAdapter(),
+        "codex": CodexAdapter(),
+        "gemini": GeminiAdapter(),
+    }
     try:
         return adapters[kind]
     except KeyError:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shoemaker.cli.common import _attach_output, _open_project, _run_async
+from shoemaker.cli.common import CliError, _attach_output, _open_project, _run_async
 from shoemaker.cli.dashboard import open_dashboard
 from shoemaker.cli.output import _console, _esc
 from shoemaker.cli.splash import splash
@@ -24,10 +25,30 @@ DEMO_GENERATION = "demo"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    agent = getattr(args, "agent", "rehearsal")
+    if agent == "rehearsal":
+        return _demo(args, {})
+    from shoemaker.demo import DEMO_AGENTS, demo_api
+
+    keys = DEMO_AGENTS[agent]["keys"]
+    if args.prepare and not any(os.environ.get(k) for k in keys):
+        raise CliError(
+            f"--prepare with --agent {agent} needs {' or '.join(keys)}: without it the demo "
+            "runs against a mock that lives only as long as `shoemaker demo` itself"
+        )
+    with demo_api(agent) as (env, note):
+        print(f"demo: {note}", file=sys.stderr)
+        return _demo(args, env)
+
+
+def _demo(args: argparse.Namespace, agent_env: dict[str, str]) -> int:
     from shoemaker.demo import prepare_demo
 
+    agent = getattr(args, "agent", "rehearsal")
     if args.prepare:
-        path = prepare_demo(Path(args.prepare), plan=args.plan, snags=args.snags)
+        path = prepare_demo(
+            Path(args.prepare), plan=args.plan, snags=args.snags, agent=agent, agent_env=agent_env
+        )
         print(f"demo repository ready in {path}")
         print(f"next: shoemaker -C {path} generation start && shoemaker -C {path} run")
         return 0
@@ -35,11 +56,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="shoemaker-demo-"))
     if args.headless:
-        path = prepare_demo(directory, plan=args.plan, snags=args.snags)
+        path = prepare_demo(
+            directory, plan=args.plan, snags=args.snags, agent=agent, agent_env=agent_env
+        )
         args.directory = str(path)
         return _run_async(_headless_demo(args, path))
     with splash(sys.stdout, f"building the demo repository in {directory}…"):
-        path = prepare_demo(directory, plan=args.plan, snags=args.snags)
+        path = prepare_demo(
+            directory, plan=args.plan, snags=args.snags, agent=agent, agent_env=agent_env
+        )
     app = open_dashboard(path, demo=True, parallel=args.parallel)
     app.run()
     code = app.return_code or 0

@@ -58,14 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument(
         "--agent",
-        choices=["claude", "codex"],
+        choices=["claude", "codex", "gemini"],
         default="claude",
-        help="the CLI that printed it (default: claude; codex: `codex exec --json`)",
+        help="the CLI that printed it (default: claude; codex: `codex exec --json`; gemini: "
+        "`gemini -o stream-json`)",
     )
     p.add_argument(
         "--model",
         default="",
-        help="price a stream that names no model (codex) as this model, at the `prices` of "
+        help="price a stream that reports no cost (codex, gemini) as this model, at the "
+        "`prices` of "
         "configuration.yaml (default: its agent.model)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
@@ -240,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--snags",
         action="store_true",
         help="also propose a task that waits for review and one whose gate fails",
+    )
+    p.add_argument(
+        "--agent",
+        choices=["rehearsal", "codex", "gemini"],
+        default="rehearsal",
+        help="the agent CLI (default: the rehearsal agent); codex or gemini without their "
+        "credentials talk to a loopback mock of their API",
     )
     p.set_defaults(func=cmd_demo)
     return parser

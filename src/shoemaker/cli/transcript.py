@@ -8,6 +8,11 @@ from pathlib import Path
 
 from shoemaker.cli.common import CliError
 
+_WRITTEN_BY = {
+    "codex": " (claude) or `codex exec --json`",
+    "gemini": " (claude) or `gemini -o stream-json`",
+}
+
 
 def cmd_transcript(args: argparse.Namespace) -> int:
     from shoemaker.agents.adapters import adapter_for
@@ -26,7 +31,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         raise CliError(
             f"{path}: none of its {summary.lines} line(s) is stream-json (JSON objects in "
             "UTF-8); give a transcript written with --output-format stream-json"
-            + (" (claude) or `codex exec --json`" if adapter.kind == "codex" else "")
+            + _WRITTEN_BY.get(adapter.kind, "")
         )
     _price(summary, args)
     if args.json:
@@ -37,8 +42,9 @@ def cmd_transcript(args: argparse.Namespace) -> int:
 
 
 def _price(summary: object, args: argparse.Namespace) -> None:
-    """A codex summary's cost from its tokens, at the configured price of the model it ran
-    (``--model``, else ``agent.model`` of a codex configuration); unknown without one."""
+    """A codex or gemini summary's cost from its tokens, at the configured price of the model
+    it ran (``--model``, else ``agent.model`` of a configuration of that kind, else the model
+    a gemini stream names, when ``prices`` has an entry for it); unknown without one."""
     from shoemaker.agents.protocol import AgentSummary
     from shoemaker.config import load_config
 
@@ -48,6 +54,8 @@ def _price(summary: object, args: argparse.Namespace) -> None:
     model = getattr(args, "model", "") or (
         config.agent.model if config.agent.kind == args.agent else ""
     )
+    if not model and summary.model and config.price(summary.model)[0] != "default":
+        model = summary.model  # what the stream names, priced only at its own entry
     if not model:
         return
     _, price = config.price(model)

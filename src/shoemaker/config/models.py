@@ -22,6 +22,9 @@ DEFAULT_AGENT_ARGS = [
     "stream-json",
 ]
 
+#: The agent CLIs shoemaker can drive (``agent.kind``, and a task's ``agent:``).
+AGENT_KINDS = ("claude", "codex", "gemini")
+
 #: Per agent kind: the default command and arguments (``codex exec`` reads its prompt from
 #: stdin when no prompt argument is given; ``--json`` is its event stream).
 KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
@@ -30,6 +33,9 @@ KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
         "codex",
         ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"],
     ),
+    # gemini appends its -p text to what stdin gave; without --yolo and --skip-trust it offers
+    # the model no write tools in a headless run and "succeeds" with text only.
+    "gemini": ("gemini", ["-p", "", "-o", "stream-json", "--yolo", "--skip-trust"]),
 }
 
 
@@ -41,15 +47,15 @@ class _Strict(BaseModel):
 class AgentConfig(_Strict):
     """How the coding agent is launched."""
 
-    kind: Literal["claude", "codex"] = "claude"
-    """Which CLI the agent is: `claude` (also the rehearsal agent) or `codex`; command and args
-    left at claude's defaults follow the kind."""
+    kind: Literal["claude", "codex", "gemini"] = "claude"
+    """Which CLI the agent is: `claude` (also the rehearsal agent), `codex` or `gemini`; command
+    and args left at claude's defaults follow the kind."""
     command: str = "claude"
-    """The agent executable: `claude`, `shoemaker-rehearsal`, `codex`, or a path to one."""
+    """The agent executable: `claude`, `shoemaker-rehearsal`, `codex`, `gemini`, or a path."""
     args: list[str] = Field(default_factory=lambda: list(DEFAULT_AGENT_ARGS))
     """Arguments passed before the model flag; the prompt goes on stdin."""
     model: str = ""
-    """Model passed as `--model` (codex: `-m`; empty: the agent's own default)."""
+    """Model passed as `--model` (codex, gemini: `-m`; empty: the agent's own default)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the agent process (names are stored, values never)."""
     max_time_sec: float = Field(default=3600, gt=0)
@@ -319,6 +325,10 @@ class Config(_Strict):
     # -- agent and gates ----------------------------------------------------------------------
     agent: AgentConfig = Field(default_factory=AgentConfig)
     """How the coding agent is launched."""
+    agents: dict[Literal["claude", "codex", "gemini"], AgentConfig] = Field(default_factory=dict)
+    """Per agent kind: how the agent of a task that names that kind (`agent:` in a proposal
+    or a plan) is launched; a kind not listed runs with `agent`'s settings and that kind's
+    default command, args and model."""
     gates: list[GateConfig] = Field(default_factory=list)
     """Checks run in each task's worktree after the agent, and again after the merge."""
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
@@ -364,6 +374,39 @@ class Config(_Strict):
     """Extra arguments for `podman run` / `docker run` (mounts, --ulimit, --runtime)."""
     podman_global_args: list[str] = Field(default_factory=list)
     """Arguments before `run` (e.g. --cgroup-manager=cgroupfs)."""
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _agents_are_their_kind(cls, value: Any) -> Any:
+        # The key names the kind: an entry need not repeat it (and cannot contradict it).
+        if isinstance(value, dict):
+            return {
+                k: {"kind": k, **v} if isinstance(v, dict) and "kind" not in v else v
+                for k, v in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _agents_keys_match(self) -> Config:
+        for key, agent in self.agents.items():
+            if agent.kind != key:
+                raise ValueError(
+                    f"agents.{key}.kind is {agent.kind!r}: leave it out or make it {key}"
+                )
+        return self
+
+    def agent_for(self, kind: str | None) -> AgentConfig:
+        """How to launch the agent of a task that names ``kind`` (None: the configured one)."""
+        if kind is None or kind == self.agent.kind:
+            return self.agent
+        if kind in self.agents:
+            return self.agents[kind]
+        return AgentConfig.model_validate(
+            {
+                **self.agent.model_dump(exclude={"kind", "command", "args", "model"}),
+                "kind": kind,
+            }
+        )
 
     @field_validator("measure", mode="before")
     @classmethod

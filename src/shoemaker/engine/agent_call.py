@@ -36,6 +36,7 @@ from shoemaker.agents.runner import (
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
+from shoemaker.config import AgentConfig
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted, OutputLine
 from shoemaker.model import Phase
@@ -43,6 +44,7 @@ from shoemaker.secrets import is_secret_name, token_file
 from shoemaker.store import RunRecord
 
 _INVALID_EXCERPT = 160
+_REPLY_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class AgentCall:
     attempt: int
     prompt: str
     cwd: Path
+    agent: AgentConfig | None = None
+    """How to launch the agent (a task that names its kind); None: ``agent`` of the config."""
 
 
 @dataclass(slots=True)
@@ -94,20 +98,23 @@ def _sandboxed(
     home: Path | None,
     read_only: tuple[Path, ...] = (),
     passed: tuple[str, ...] = (),
+    agent: AgentConfig | None = None,
 ) -> list[str]:
-    """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME."""
+    """The agent's argv in the configured sandbox; ``home`` is the run's fresh HOME; ``agent``
+    the run's agent settings (default: ``agent`` of the config)."""
     config = project.config
+    agent = agent or config.agent
     if home is None:
         return argv
     if config.sandbox in ("podman", "docker"):
-        argv = [config.agent.command, *argv[1:]]  # the image's CLI, not this host's path
+        argv = [agent.command, *argv[1:]]  # the image's CLI, not this host's path
         env["HOME"] = str(home)
         env.update(podman_args(config)[1])  # `-e NAME=VALUE` there: the value travels here
     token = token_file(project.root, config)
     names = [
         n
         for n in env
-        if n in config.agent.env
+        if n in agent.env
         or is_secret_name(n)
         or n in (RUN_MARKER, "IS_SANDBOX", *SIGNAL_ENV, *passed)
     ]
@@ -121,7 +128,7 @@ async def call_agent(
 ) -> tuple[RunRecord, RunResult]:
     """Run the configured agent once; returns the run as stored and how it ended. With
     ``done``, the agent may signal how its task ended, and ``done`` holds what it said."""
-    cfg = project.config.agent
+    cfg = call.agent or project.config.agent
     sandbox = project.config.sandbox
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
@@ -138,7 +145,7 @@ async def call_agent(
     adapter = adapter_for(cfg.kind)
     launch = adapter.launch(cfg, env, home, call.prompt, scratch_dir(project.state_dir))
     env.update(launch.env)
-    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env))
+    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env), cfg)
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,
@@ -149,6 +156,8 @@ async def call_agent(
         argv=argv,
         env_names=env.keys(),
         cwd=str(call.cwd),
+        agent_kind=cfg.kind,
+        model=cfg.model,
     )
     # Every process of the run inherits the marker, so recovery can find them all even when
     # shoemaker died before it stored the pid, or a child left the agent's process group.
@@ -171,6 +180,22 @@ async def call_agent(
     # Paths in tool uses are shown relative to the agent's working directory.
     cwd = str(call.cwd)
 
+    # A reply a CLI prints in chunks (gemini's deltas) is shown whole, once the next event
+    # (or the run's end) says it is complete.
+    chunks: list[str] = []
+
+    def whole_reply(lines: list[OutputLine]) -> list[OutputLine]:
+        if chunks:
+            text = " ".join("".join(chunks).split())
+            lines.append(("message", text[:_REPLY_CHARS]))
+            chunks.clear()
+        return lines
+
+    def flush_reply() -> None:
+        lines = whole_reply([])
+        if lines:
+            bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, lines, 0))
+
     def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
         # One event per read: each line condensed once, here, because the event log (what
         # attach mode and `run --events ndjson` read) must hold every line a person may see.
@@ -181,8 +206,11 @@ async def call_agent(
                 lines.append(("invalid", f"[not JSON: {text}]"))
                 continue
             condensed = adapter.condense(event, cwd)
+            if condensed is not None and event.data.get("delta") is True:
+                chunks.append(condensed)
+                continue
             if condensed is not None:
-                lines.append((event.label, condensed))
+                whole_reply(lines).append((event.label, condensed))
         if lines:
             bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, lines, len(batch)))
 
@@ -204,10 +232,12 @@ async def call_agent(
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+        flush_reply()
         adapter.settle(launch, result.summary)
         if done is not None and signal_dir is not None:
             await asyncio.to_thread(done.take, signal_dir / FILE_NAME)
     except AgentCancelled as cancelled:
+        flush_reply()
         adapter.settle(launch, cancelled.result.summary)
         await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
         raise
@@ -276,6 +306,7 @@ def _store_result(
         result_text=s.result_text,
         stderr_tail=result.stderr_tail,
         transcript_lines=result.lines,
+        **({"model": s.model} if s.model else {}),
         announce=finished,
     )
     # The compressed copy in the store is now the evidence; the plain file was only a buffer.

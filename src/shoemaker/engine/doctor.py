@@ -19,6 +19,7 @@ from shoemaker.agents.claude import resolve_command
 from shoemaker.agents.codex import user_codex_home
 from shoemaker.agents.sandbox import trial_run
 from shoemaker.agents.sandbox_proof import prove
+from shoemaker.config import AgentConfig
 from shoemaker.engine.gates import gate_problems
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import EngineError
@@ -54,8 +55,8 @@ def _git(project: Project) -> Check:
     return Check("git", True, out)
 
 
-def _agent(project: Project) -> Check:
-    cfg = project.config.agent
+def _agent(project: Project, agent: AgentConfig | None = None) -> Check:
+    cfg = agent or project.config.agent
     program = resolve_command(cfg.command)
     if project.config.sandbox != "none":
         return _agent_in_sandbox(project, program)
@@ -102,22 +103,30 @@ def _agent_in_sandbox(project: Project, program: str) -> Check:
     return Check("agent CLI", False, f"{program} --version in {kind}: {output}", fix)
 
 
-def _credentials(project: Project) -> Check:
+def _credentials(project: Project, agent: AgentConfig | None = None) -> Check:
     cfg = project.config
-    if "rehearsal" in Path(cfg.agent.command).name or any(
-        "shoemaker.agents.rehearsal" in a for a in cfg.agent.args
+    ag = agent or cfg.agent
+    if "rehearsal" in Path(ag.command).name or any(
+        "shoemaker.agents.rehearsal" in a for a in ag.args
     ):
         return Check("credentials", True, "the rehearsal agent needs none")
-    names = adapter_for(cfg.agent.kind).credentials
+    names = adapter_for(ag.kind).credentials
     for name in names:
-        if os.environ.get(name) or cfg.agent.env.get(name):
+        if os.environ.get(name) or ag.env.get(name):
             return Check("credentials", True, f"{name} is set (its value is never shown)")
-    if cfg.agent.kind == "codex":
-        return _codex_login(names, {**os.environ, **cfg.agent.env})
+    if ag.kind == "codex":
+        return _codex_login(names, {**os.environ, **ag.env})
+    if ag.kind == "gemini":
+        return Check(
+            "credentials",
+            False,
+            f"none of {', '.join(names)} is set",
+            "set GEMINI_API_KEY (a key from Google AI Studio) in the environment or agent.env",
+        )
     token = token_file(project.root, cfg)
     if token.is_file():
         return Check("credentials", True, f"token file {token.relative_to(project.root)}")
-    home = Path(cfg.agent.env.get("HOME") or os.environ.get("HOME", "~")).expanduser()
+    home = Path(ag.env.get("HOME") or os.environ.get("HOME", "~")).expanduser()
     if (home / ".claude" / ".credentials.json").is_file():
         return Check("credentials", True, f"{home}/.claude/.credentials.json (claude login)")
     return Check(
@@ -225,10 +234,23 @@ def run_checks(project: Project) -> list[Check]:
         _git(project),
         _agent(project),
         _credentials(project),
+        *_task_kinds(project),
         *_sandbox(project),
         *_writable(project),
         _gates(project),
     ]
+
+
+def _task_kinds(project: Project) -> list[Check]:
+    """The CLI and credentials of each kind that tasks may name (``agents:``)."""
+    cfg = project.config
+    checks = []
+    for kind, agent in cfg.agents.items():
+        if kind == cfg.agent.kind:
+            continue
+        for check in (_agent(project, agent), _credentials(project, agent)):
+            checks.append(Check(f"{check.name} ({kind})", check.ok, check.detail, check.fix))
+    return checks
 
 
 def preflight(project: Project) -> None:

@@ -39,6 +39,8 @@ def _run_record(run: RunRecord) -> dict[str, Any]:
         "subtype": run.subtype,
         "reason": run.reason,
         "session_id": run.session_id,
+        "agent": run.agent_kind,
+        "model": run.model,
         "tokens": {
             "input": run.usage.input_tokens,
             "output": run.usage.output_tokens,

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from shoemaker.config.models import AGENT_KINDS
 from shoemaker.errors import Failed, echo
 
 _FENCED_YAML = re.compile(r"```ya?ml[ \t]*\n(.*?)```", re.DOTALL)
@@ -48,6 +49,8 @@ class Proposal:
     priority: int = 0
     depends_on_tasks: tuple[int, ...] = ()
     """Ids of tasks already in the generation (a dependency on a dropped duplicate of one)."""
+    agent: str | None = None
+    """The agent kind the task asks for (``agent:``); None: the configured one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +180,14 @@ def check_proposals(
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ProposalError(f"{where}: priority must be an integer")
         deps = _dependencies(item.get("dependency", item.get("depends_on")), where)
-        proposals[index] = Proposal(index, title, description, tuple(deps), priority)
+        agent = item.get("agent")
+        if agent is not None and agent not in AGENT_KINDS:
+            raise ProposalError(
+                f"{where}: agent must be one of {', '.join(AGENT_KINDS)}, got {echo(agent)}"
+            )
+        proposals[index] = Proposal(
+            index, title, description, tuple(deps), priority, agent=agent or None
+        )
 
     for p in proposals.values():
         for dep in p.depends_on:

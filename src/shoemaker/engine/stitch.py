@@ -154,10 +154,11 @@ class Stitcher:
             render_stitch_prompt, project, task, attempt.number, attempt.continuing
         )
         done = DoneChannel(task.id)
+        agent = project.config.agent_for(task.extras.get("agent"))
         run, result = await call_agent(
             project,
             AgentCall(
-                Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree
+                Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree, agent
             ),
             done,
         )

@@ -91,6 +91,9 @@ class _RunLog:
     log_count: int = 0
     raw_count: int = 0
     complete: bool = False
+    _joining: bool = False
+    """The last line shown is a text delta (gemini prints replies in chunks): the next delta
+    continues it."""
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.max_lines)
@@ -107,6 +110,11 @@ class _RunLog:
             self.raw_count += 1
             event = self.builder.feed(line)
             shown = self.adapter.condense(event, cwd) if event else f"[not JSON: {text[:160]}]"
+            delta = event is not None and event.data.get("delta") is True
+            if shown and delta and self._joining and self.log:
+                self.log[-1] += shown
+                continue
+            self._joining = bool(shown) and delta
             if shown:
                 self.log.append(shown)
                 self.log_count += 1
@@ -122,7 +130,8 @@ class LogCache:
 
     def read(self, project: Project, run: RunRecord, max_lines: int) -> _RunLog:
         entry = self.runs.get(run.id)
-        agent = project.config.agent
+        # Each run is read as the kind it ran as (a generation may mix kinds).
+        agent = project.config.agent_for(run.agent_kind)
         adapter = adapter_for(agent.kind)
         if entry is None or entry.max_lines != max_lines or entry.adapter.kind != adapter.kind:
             entry = self.runs[run.id] = _RunLog(

@@ -300,7 +300,7 @@ class LiveUsage:
             for run in running:
                 if run.task_id is None:
                     continue
-                offset, builder = self._read.get(run.id) or (0, self._new_builder())
+                offset, builder = self._read.get(run.id) or (0, self._new_builder(run))
                 offset = self._feed(run.id, offset, builder)
                 keep[run.id] = (offset, builder)
                 summary = builder.summary()
@@ -315,9 +315,10 @@ class LiveUsage:
             self._read = keep
         return out
 
-    def _new_builder(self) -> LineBuilder:
-        # The configured kind's parser: its usage lines are what a live run has spent.
-        return adapter_for(self.config.agent.kind).builder(self.config.agent)
+    def _new_builder(self, run: RunRecord) -> LineBuilder:
+        # The parser of the kind the run runs as: its usage lines are what it has spent.
+        agent = self.config.agent_for(run.agent_kind)
+        return adapter_for(agent.kind).builder(agent)
 
     def _feed(self, run_id: int, offset: int, builder: LineBuilder) -> int:
         try:

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from shoemaker.model import Task, TaskState
-from shoemaker.sources.model import Parsed, PlannedTask, Problem, read_plan_file, shown_path
+from shoemaker.sources.model import (
+    Parsed,
+    PlannedTask,
+    Problem,
+    agent_kind,
+    read_plan_file,
+    shown_path,
+)
 
 FORMAT = "beads"
 DEFAULT_FILE = ".beads/issues.jsonl"
@@ -104,6 +111,11 @@ def parse(root: Path, path: Path) -> Parsed:
                 extras[key] = issue[key]
         if children.get(issue["id"]):
             extras["children"] = children[issue["id"]]
+        try:
+            if agent_kind(issue.get("agent")):
+                extras["agent"] = issue["agent"]
+        except ValueError as exc:
+            parsed.problems.append(Problem(shown, number, f"issue {issue['id']}: {exc}"))
         parsed.tasks.append(
             PlannedTask(
                 format=FORMAT,

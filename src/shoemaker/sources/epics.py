@@ -36,6 +36,7 @@ from shoemaker.sources.model import (
     Parsed,
     PlannedTask,
     Problem,
+    agent_kind,
     read_plan_file,
     says_done,
     shown_path,
@@ -196,6 +197,11 @@ def _parse_file(
     extras: dict[str, Any] = {"module": module}
     if meta.get("github_issue") is not None:
         extras["github_issue"] = meta["github_issue"]
+    try:
+        if agent_kind(meta.get("agent")):
+            extras["agent"] = meta["agent"]
+    except ValueError as exc:
+        problems.append(Problem(shown, line_of("agent"), str(exc)))
 
     priority = 0
     if meta.get("priority") is not None:

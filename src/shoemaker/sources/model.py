@@ -67,6 +67,18 @@ class PlannedTask:
         return f"{self.path}:{line}"
 
 
+def agent_kind(value: Any) -> str | None:
+    """A plan's ``agent:`` field: the agent kind its task runs with (None: the configured
+    one); raises ValueError naming the kinds for anything else."""
+    from shoemaker.config.models import AGENT_KINDS
+
+    if value is None or value == "":
+        return None
+    if value not in AGENT_KINDS:
+        raise ValueError(f"agent {value!r}: use one of {', '.join(AGENT_KINDS)}")
+    return str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong in a plan file, at a line of it."""

@@ -7,6 +7,7 @@ phase before it in the table), its ``## Gates`` (``- name: `command: …` - requ
 which shoemaker runs itself; a gate without a command is a problem ``plan check`` reports),
 its ``## Tasks`` checklist (ticked when the phase merges) and its ``## Process Wrapper``
 (a required ``**AGENT:name**`` subagent, a notes file to write; kept in the task's extras).
+``**Agent:** codex`` among its fields names the agent kind the phase runs with.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shoemaker.sources.model import (
     Parsed,
     PlannedTask,
     Problem,
+    agent_kind,
     read_plan_file,
     says_done,
     shown_path,
@@ -151,6 +153,10 @@ def parse(root: Path, path: Path) -> Parsed:
             continue
         task = _phase(root, phase_file, external_id, stem, link["text"], cell, previous, shown)
         parsed.tasks.append(task)
+        try:
+            agent_kind(task.extras.get("agent"))
+        except ValueError as exc:
+            parsed.problems.append(Problem(task.path, task.dep_lines.get("agent", 1), str(exc)))
         for gate in task.gates:
             if gate.command:
                 why = _unrunnable(gate.command)
@@ -249,6 +255,8 @@ def _phase(
         extras["required_agents"] = agents
     if notes:
         extras["notes_file"] = notes
+    if fields.get("agent", ("", 0))[0]:
+        extras["agent"], dep_lines["agent"] = fields["agent"]
     return PlannedTask(
         format=FORMAT,
         path=shown,

@@ -53,6 +53,10 @@ class RunRecord:
     cost_estimated: bool
     """No result line reported the cost: ``cost_usd`` is the run's message usage at the
     configured price (``prices``), a floor."""
+    agent_kind: str = "claude"
+    """The agent CLI the run was launched as (``agent.kind``, or its task's ``agent:``)."""
+    model: str = ""
+    """The model: configured (empty: the CLI's default), then the one its stream named."""
 
 
 #: The token counts are four columns of ``runs``, one field (``usage``) of a record.
@@ -101,12 +105,14 @@ class RunStore(StoreBase):
         argv: Sequence[str],
         env_names: Iterable[str],
         cwd: str,
+        agent_kind: str = "claude",
+        model: str = "",
     ) -> int:
         """Record a run before its process starts (intent first); returns its id."""
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runs (generation, task_id, phase, attempt, prompt, argv, env_names, "
-                "cwd, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "cwd, started_at, agent_kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     generation,
                     task_id,
@@ -119,6 +125,8 @@ class RunStore(StoreBase):
                     json.dumps(sorted(env_names)),
                     cwd,
                     time.time(),
+                    agent_kind,
+                    model,
                 ),
             )
             return int(cur.lastrowid or 0)

@@ -172,6 +172,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tasks ADD COLUMN extras TEXT NOT NULL DEFAULT '{}';
     CREATE INDEX tasks_by_external_id ON tasks(generation, origin_format, external_id);
     """,
+    # 8: the agent kind each run was launched as (its transcript is read with that kind's
+    # parser) and its model (the configured one, then the one its stream named).
+    """
+    ALTER TABLE runs ADD COLUMN agent_kind TEXT NOT NULL DEFAULT 'claude';
+    ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -135,7 +135,16 @@ class TaskScreen(Guarded, Screen[None]):
         files.border_subtitle = "enter: jump to it"
         runs = self.query_one("#runs", DataTable)
         runs.add_columns(
-            "try", "run", "sandbox", "exit", "result", "tokens in/out", "cost", "time", "reason"
+            "try",
+            "run",
+            "agent",
+            "sandbox",
+            "exit",
+            "result",
+            "tokens in/out",
+            "cost",
+            "time",
+            "reason",
         )
         runs.border_title = "Attempts"
         gates = self.query_one("#gates", DataTable)
@@ -284,6 +293,7 @@ class TaskScreen(Guarded, Screen[None]):
                     [
                         str(r.attempt),
                         str(r.id),
+                        agent_of(r),
                         sandbox_of(r.argv),
                         "" if r.exit_code is None else str(r.exit_code),
                         result if r.ok or r.ended_at is None else Text(result, "red"),
@@ -389,6 +399,12 @@ def gate_why(g: GateRow) -> Text:
     text = Text(f"{attempt}{head}\n", style="bold red" if not g.passed else "bold green")
     text.append(g.output_tail.strip() or "(no output)", style="" if g.output_tail else "dim")
     return text
+
+
+def agent_of(r: RunRecord) -> str:
+    """The agent kind a run ran as, and its model (configured, else as its stream named it)."""
+    model = r.model if len(r.model) <= 24 else r.model[:23] + "…"
+    return f"{r.agent_kind} {model}" if model else r.agent_kind
 
 
 def run_why(r: RunRecord) -> Text:

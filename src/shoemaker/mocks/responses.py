@@ -1,5 +1,5 @@
 """A loopback mock of the OpenAI Responses API (``POST /v1/responses``, server-sent events), for
-driving the real codex CLI offline.
+driving the real codex CLI offline (the tests, and the demo without credentials).
 
 Each test scripts the model's replies as a queue of turns: output items (a message, an
 ``apply_patch`` call or a shell call that the real CLI then executes in its working directory)
@@ -63,6 +63,8 @@ class MockResponses:
     turns: list[Turn] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    director: Callable[[dict[str, Any]], Turn] | None = None
+    """Replies to requests beyond the script (else a short text)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     asked: threading.Condition = field(default_factory=threading.Condition)
 
@@ -76,7 +78,9 @@ class MockResponses:
                 self.requests.append(body)
                 turn = self.turns.pop(0) if self.turns else None
             self.asked.notify_all()
-        return turn or Turn([message("ok")])
+        if turn is not None:
+            return turn
+        return self.director(body) if self.director is not None else Turn([message("ok")])
 
     def wait_for(self, enough: Callable[[list[dict[str, Any]]], bool], limit: float = 120) -> None:
         """Block until the requests so far satisfy ``enough`` (bounded)."""
@@ -182,9 +186,11 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def mock_responses() -> Iterator[MockResponses]:
+def mock_responses(
+    director: Callable[[dict[str, Any]], Turn] | None = None,
+) -> Iterator[MockResponses]:
     """Serve the mock on 127.0.0.1 (a free port) for the length of the block."""
-    api = MockResponses()
+    api = MockResponses(director=director)
     server = _Server(("127.0.0.1", 0), _handler(api))
     api.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
