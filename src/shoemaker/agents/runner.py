@@ -19,7 +19,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -78,8 +78,23 @@ class AgentCancelled(asyncio.CancelledError):
         self.result = result
 
 
-#: Called with each batch of lines read from stdout: (raw line, parsed event or None).
-LineSink = Callable[[list[tuple[bytes, StreamEvent | None]]], Awaitable[None] | None]
+class LineBatch(list[tuple[bytes, StreamEvent | None]]):
+    """The whole lines of one read of stdout, in order: (raw line, parsed event or None for
+    a line that is not JSON). ``start`` and ``end`` are the transcript offsets they occupy,
+    in the bytes as written there (redacted when secrets exist)."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(
+        self, lines: Iterable[tuple[bytes, StreamEvent | None]] = (), start: int = 0, end: int = 0
+    ) -> None:
+        super().__init__(lines)
+        self.start = start
+        self.end = end
+
+
+#: Called with each batch of lines read from stdout.
+LineSink = Callable[[LineBatch], Awaitable[None] | None]
 #: Called once the process is running, with its pid (to record it before anything else).
 PidSink = Callable[[int], Awaitable[None] | None]
 
@@ -147,6 +162,8 @@ class _Watch:
     eof: asyncio.Event = field(default_factory=asyncio.Event)
     pending: bytearray = field(default_factory=bytearray)
     """The start of a stdout line whose end has not arrived yet."""
+    written: int = 0
+    """Bytes written to the transcript so far."""
 
 
 class ProcessRunner:
@@ -304,13 +321,16 @@ class ProcessRunner:
                 watch.eof.set()
                 break
             watch.last_output = time.monotonic()
+            written = watch.written
             if spec.redact is None:
                 transcript.write(chunk)  # the bytes as read
+                watch.written += len(chunk)
             end = chunk.rfind(b"\n")
             if end < 0:
                 pending += chunk
                 continue  # a long line still arriving; avoid rescanning the buffer
             # The read's whole lines as one bytes object, split once (no copy per line).
+            span = (written - len(pending), written + end + 1)
             if pending:
                 pending += chunk[:end]
                 block = bytes(pending)
@@ -320,16 +340,23 @@ class ProcessRunner:
             pending += chunk[end + 1 :]
             if spec.redact is not None:
                 # Whole lines only, so that a secret split across reads is still found.
-                transcript.write(spec.redact(block + b"\n"))
+                clean = spec.redact(block + b"\n")
+                transcript.write(clean)
+                watch.written += len(clean)
+                span = (written, watch.written)
             # Whole lines reach the file now: the dashboard reads a live run's usage there.
             transcript.flush()
-            batch = ProcessRunner._parse(block.split(b"\n"), builder, watch)
+            batch = ProcessRunner._parse(block.split(b"\n"), builder, watch, span)
             if batch:
                 await _call(on_lines, batch)
+        span = (watch.written - len(pending), watch.written)
         if pending and spec.redact is not None:
-            transcript.write(spec.redact(bytes(pending)))
-        if pending.strip():
-            batch = ProcessRunner._parse([bytes(pending)], builder, watch)
+            clean = spec.redact(bytes(pending))
+            transcript.write(clean)
+            span = (watch.written, watch.written + len(clean))
+            watch.written += len(clean)
+        if pending and not pending.isspace():
+            batch = ProcessRunner._parse([bytes(pending)], builder, watch, span)
             if batch:
                 await _call(on_lines, batch)
         transcript.flush()
@@ -337,10 +364,10 @@ class ProcessRunner:
 
     @staticmethod
     def _parse(
-        raw_lines: list[bytes], builder: SummaryBuilder, watch: _Watch
-    ) -> list[tuple[bytes, StreamEvent | None]]:
+        raw_lines: list[bytes], builder: SummaryBuilder, watch: _Watch, span: tuple[int, int]
+    ) -> LineBatch:
         feed = builder.feed
-        batch: list[tuple[bytes, StreamEvent | None]] = []
+        batch = LineBatch((), *span)
         for raw in raw_lines:
             line = raw.rstrip(b"\r")  # the same object when there is nothing to strip
             if not line or line.isspace():

@@ -29,19 +29,18 @@ from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
 from shoemaker.agents.runner import (
     CANCELLED,
     AgentCancelled,
+    LineBatch,
     RunResult,
     RunSpec,
     agent_environment,
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
-from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary, condense
+from shoemaker.agents.streamjson import TranscriptSummary, condense_lines
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted, OutputLine
 from shoemaker.model import Phase
 from shoemaker.secrets import is_secret_name, token_file
 from shoemaker.store import RunRecord
-
-_INVALID_EXCERPT = 160
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,20 +164,18 @@ async def call_agent(
     # Paths in tool uses are shown relative to the agent's working directory.
     cwd = str(call.cwd)
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        # One event per read: each line condensed once, here, because the event log (what
-        # attach mode and `run --events ndjson` read) must hold every line a person may see.
-        lines: list[OutputLine] = []
-        for raw, event in batch:
-            if event is None:
-                text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
-                lines.append(("invalid", f"[not JSON: {text}]"))
-                continue
-            condensed = condense(event, cwd)
-            if condensed is not None:
-                lines.append((event.label, condensed))
-        if lines:
-            bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, lines, len(batch)))
+    clean = project.redactor.text if project.redactor.active else None
+
+    def on_lines(batch: LineBatch) -> None:
+        # One event per read, and nothing condensed here: the event names the batch's bytes
+        # in the transcript and keeps the parsed lines for this process's listeners, which
+        # condense what they show when they show it (secrets out: the lines in memory are the
+        # agent's own, before the redactor).
+        def shown(most: int | None) -> list[OutputLine]:
+            return condense_lines(batch, cwd, most, clean)
+
+        span = (batch.start, batch.end)
+        bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, span, len(batch), shown))
 
     def on_pid(pid: int) -> None:
         project.store.set_run_pid(
