@@ -6,8 +6,9 @@ union (:data:`Event`) that round-trips through JSON: the store appends every eve
 with :func:`parse_event`. An event is serialised once (:meth:`_Event.json_bytes`): the store
 writes those bytes and the NDJSON printer prints them.
 
-Agent output is the one event that comes at the agent's pace: one :class:`AgentOutput` carries
-every line of one read from the agent's stdout, not one event per line.
+Agent output is the one event that comes at the agent's pace: one :class:`AgentOutput` per read
+from the agent's stdout, not one event per line, naming the read's lines in the transcript;
+they are condensed only where and when they are shown.
 """
 
 from __future__ import annotations

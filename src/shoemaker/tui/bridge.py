@@ -113,7 +113,9 @@ class OutputBuffers:
         self.pending.clear()
 
     def keep_pending(self, task_id: int | None, most: int) -> None:
-        """Drop every task's pending lines but the last ``most`` of ``task_id``."""
+        """Drop every task's pending lines but the last ``most`` of ``task_id`` (what waits
+        for the others stays for their history)."""
+        self._settle(task_id)
         kept = self.pending.get(task_id)
         self.pending.clear()
         if kept:
