@@ -355,11 +355,11 @@ class ProcessRunner:
             transcript.write(clean)
             span = (watch.written, watch.written + len(clean))
             watch.written += len(clean)
+        transcript.flush()  # before the batch that names these bytes is published
         if pending and not pending.isspace():
             batch = ProcessRunner._parse([bytes(pending)], builder, watch, span)
             if batch:
                 await _call(on_lines, batch)
-        transcript.flush()
         return None
 
     @staticmethod
