@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from shoemaker.agents.runner import READ_CHUNK
 from shoemaker.agents.streamjson import SummaryBuilder, condense
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,18 +121,25 @@ def sdk_parse_message() -> Contestant | None:
 
 
 def shoemaker_path(lines: list[bytes]) -> int:
-    """What the runner does with each line it reads (``ProcessRunner._parse``); returns the
-    lines parsed. The agent call then emits the read's batch as one event, uncondensed."""
+    """What the runner does with each line it reads (``ProcessRunner._parse``), a read of
+    ``READ_CHUNK`` bytes at a time; returns the lines parsed. The agent call then emits each
+    read's batch as one event, uncondensed, and it is let go once delivered."""
     builder = SummaryBuilder()
     feed = builder.feed
+    parsed = 0
     batch: list[tuple[bytes, Any]] = []
+    size = 0
     for raw in lines:
         line = raw.rstrip(b"\r")
         if not line or line.isspace():
             continue
         batch.append((line, feed(line)))
+        size += len(raw) + 1
+        if size >= READ_CHUNK:
+            parsed += len(batch)
+            batch, size = [], 0
     builder.summary()
-    return len(batch)
+    return parsed + len(batch)
 
 
 def shoemaker_condensing(lines: list[bytes]) -> int:

@@ -186,6 +186,13 @@ class AgentOutput(_Event):
     def has_source(self) -> bool:
         return self._source is not None
 
+    def release(self) -> None:
+        """Let the source drop what it keeps parsed, if it can (a batch waiting long to be
+        shown keeps its lines' bytes only)."""
+        release = getattr(self._source, "release", None)
+        if release is not None:
+            release()
+
     def shown(self, most: int | None = None) -> list[OutputLine]:
         """The batch's condensed lines in order, or only its last ``most``; condensed on the
         first call (a later call for fewer takes them from the first), none without a

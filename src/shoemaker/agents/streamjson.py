@@ -281,25 +281,63 @@ def condense_lines(
     return out
 
 
-def condense_data(
-    data: bytes, cwd: str | None = None, most: int | None = None
+def condense_raw(
+    lines: Sequence[bytes], cwd: str | None = None, most: int | None = None
 ) -> list[tuple[str, str]]:
-    """The condensed lines of transcript bytes (whole lines, split as the runner splits a
-    read), or only the last ``most``: then only those lines are parsed."""
-    raw_lines = data.split(b"\n")
-    if most is not None:
-        raw_lines.reverse()
+    """The condensed lines of raw, non-blank lines, or only the last ``most``: then only
+    those lines are parsed."""
     out: list[tuple[str, str]] = []
-    for raw in raw_lines:
-        line = raw.rstrip(b"\r")
-        if not line or line.isspace():
-            continue
+    for line in lines if most is None else reversed(lines):
         out.extend(condense_lines([(line, parse_line(line))], cwd))
         if most is not None and len(out) >= most:
             break
     if most is not None:
         out.reverse()
     return out
+
+
+def condense_data(
+    data: bytes, cwd: str | None = None, most: int | None = None
+) -> list[tuple[str, str]]:
+    """The condensed lines of transcript bytes (whole lines, split as the runner splits a
+    read), or only the last ``most``: then only those lines are parsed."""
+    lines = [
+        line for raw in data.split(b"\n") if (line := raw.rstrip(b"\r")) and not line.isspace()
+    ]
+    return condense_raw(lines, cwd, most)
+
+
+class ReadLines:
+    """One read's lines, kept to be condensed when shown (a callable source of
+    ``(label, text)`` lines: all, or the last ``most``). They are kept parsed, as read, until
+    :meth:`release`: then only their bytes, parsed again if they are shown — a parsed tree is
+    many objects the garbage collector visits while it lives, a line's bytes one."""
+
+    __slots__ = ("clean", "cwd", "lines", "raw")
+
+    def __init__(
+        self,
+        lines: Sequence[ReadLine],
+        cwd: str | None = None,
+        clean: Callable[[str], str] | None = None,
+    ) -> None:
+        self.lines: Sequence[ReadLine] | None = lines
+        self.raw: list[bytes] = []
+        self.cwd = cwd
+        self.clean = clean
+
+    def __call__(self, most: int | None) -> list[tuple[str, str]]:
+        if self.lines is not None:
+            return condense_lines(self.lines, self.cwd, most, self.clean)
+        out = condense_raw(self.raw, self.cwd, most)
+        clean = self.clean
+        return out if clean is None else [(label, clean(text)) for label, text in out]
+
+    def release(self) -> None:
+        """Let go of the parsed lines, keeping their bytes."""
+        if self.lines is not None:
+            self.raw = [line for line, _ in self.lines]
+            self.lines = None
 
 
 def _rate_limit(event: StreamEvent, cwd: str | None) -> str | None:

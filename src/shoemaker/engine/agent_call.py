@@ -35,9 +35,9 @@ from shoemaker.agents.runner import (
     agent_environment,
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
-from shoemaker.agents.streamjson import TranscriptSummary, condense_lines
+from shoemaker.agents.streamjson import ReadLines, TranscriptSummary
 from shoemaker.engine.project import Project
-from shoemaker.events import AgentFinished, AgentOutput, AgentStarted, OutputLine
+from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
 from shoemaker.secrets import is_secret_name, token_file
 from shoemaker.store import RunRecord
@@ -171,9 +171,7 @@ async def call_agent(
         # in the transcript and keeps the parsed lines for this process's listeners, which
         # condense what they show when they show it (secrets out: the lines in memory are the
         # agent's own, before the redactor).
-        def shown(most: int | None) -> list[OutputLine]:
-            return condense_lines(batch, cwd, most, clean)
-
+        shown = ReadLines(batch, cwd, clean)
         span = (batch.start, batch.end)
         bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, span, len(batch), shown))
 
