@@ -121,25 +121,23 @@ def sdk_parse_message() -> Contestant | None:
 
 
 def shoemaker_path(lines: list[bytes]) -> int:
-    """What the runner does with each line it reads (``ProcessRunner._parse``), a read of
-    ``READ_CHUNK`` bytes at a time; returns the lines parsed. The agent call then emits each
-    read's batch as one event, uncondensed, and it is let go once delivered."""
+    """What the runner does with each line it reads (``ProcessRunner._parse``), the lines of
+    one read of ``READ_CHUNK`` bytes at a time; returns the lines parsed. The agent call then
+    emits each read's batch as one event, uncondensed, let go once delivered."""
     builder = SummaryBuilder()
     feed = builder.feed
     parsed = 0
-    batch: list[tuple[bytes, Any]] = []
-    size = 0
-    for raw in lines:
-        line = raw.rstrip(b"\r")
-        if not line or line.isspace():
-            continue
-        batch.append((line, feed(line)))
-        size += len(raw) + 1
-        if size >= READ_CHUNK:
-            parsed += len(batch)
-            batch, size = [], 0
+    per_read = max(1, READ_CHUNK * len(lines) // (sum(map(len, lines)) + len(lines) or 1))
+    for at in range(0, len(lines), per_read):
+        batch: list[tuple[bytes, Any]] = []
+        for raw in lines[at : at + per_read]:
+            line = raw.rstrip(b"\r")  # the same object when there is nothing to strip
+            if not line or line.isspace():
+                continue
+            batch.append((line, feed(line)))
+        parsed += len(batch)
     builder.summary()
-    return parsed + len(batch)
+    return parsed
 
 
 def shoemaker_condensing(lines: list[bytes]) -> int:
