@@ -10,9 +10,9 @@ their non-blank lines cycled to --lines. On it, interleaved, each --repeat times
 - claude-agent-sdk's ``parse_message(json.loads(line))``, the peer (a line it rejects is
   counted and skipped);
 - shoemaker's per-line path as the runner runs it: the line's ``\\r`` stripped, a blank
-  line skipped, ``SummaryBuilder.feed`` (parse and run summary), the line and its event kept
-  for the read's batch. Nothing is condensed there: what shows a line condenses it, when it
-  shows it;
+  line skipped, ``SummaryBuilder.feed`` (parse and run summary), the line kept for the
+  read's batch (its parsed tree let go). Nothing is condensed there: what shows a line parses
+  and condenses it, when it shows it;
 - the same with every line condensed too (``condense`` of its event, or the excerpt of a
   line that is not JSON), what a view that shows every line adds (the story printer).
 
@@ -129,12 +129,13 @@ def shoemaker_path(lines: list[bytes]) -> int:
     parsed = 0
     per_read = max(1, READ_CHUNK * len(lines) // (sum(map(len, lines)) + len(lines) or 1))
     for at in range(0, len(lines), per_read):
-        batch: list[tuple[bytes, Any]] = []
+        batch: list[bytes] = []
         for raw in lines[at : at + per_read]:
             line = raw.rstrip(b"\r")  # the same object when there is nothing to strip
             if not line or line.isspace():
                 continue
-            batch.append((line, feed(line)))
+            feed(line)
+            batch.append(line)
         parsed += len(batch)
     builder.summary()
     return parsed

@@ -30,7 +30,13 @@ from shoemaker.agents.runner import (
     RunSpec,
     agent_environment,
 )
-from shoemaker.agents.streamjson import StreamEvent, condense_data, condense_lines
+from shoemaker.agents.streamjson import (
+    ReadLines,
+    StreamEvent,
+    condense_data,
+    condense_raw,
+    parse_line,
+)
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.model import TaskState, Usage
@@ -64,9 +70,9 @@ async def run(
         kill_grace_sec=grace,
     )
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+    def on_lines(batch: LineBatch) -> None:
         if collect is not None:
-            collect.extend(e for _, e in batch if e is not None)
+            collect.extend(e for e in map(parse_line, batch) if e is not None)
 
     result = await ProcessRunner().run(spec, on_lines=on_lines)
     assert processes_with_token(token) == [], "a process of the run outlived it"
@@ -129,8 +135,8 @@ async def stopped_once_it_speaks(
     spoke = asyncio.Event()
     seen: list[bytes] = []
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        seen.extend(raw for raw, _ in batch)
+    def on_lines(batch: LineBatch) -> None:
+        seen.extend(batch)
         if len(seen) >= lines:
             spoke.set()
 
@@ -329,7 +335,7 @@ async def test_each_read_gives_its_whole_lines_and_the_transcript_keeps_the_byte
         redact=redactor.data if secret else None,
     )
     result = await ProcessRunner().run(spec, on_lines=batches.append)
-    lines = [line for batch in batches for line, _ in batch]
+    lines = [line for batch in batches for line in batch]
     assert lines, (result.reason, result.stderr_tail)
     assert [line[:30] for line in lines] == [
         b'{"type": "system", "subtype": ',
@@ -350,18 +356,19 @@ async def test_each_read_gives_its_whole_lines_and_the_transcript_keeps_the_byte
     clean = redactor.text if secret else None
     for batch in batches:
         from_transcript = condense_data(printed[batch.start : batch.end])
-        in_memory = condense_lines(batch, clean=clean)
+        in_memory = ReadLines(batch, clean=clean)(None)
         assert [label for label, _ in from_transcript] == [label for label, _ in in_memory]
-        for (raw, _), there, here in zip(batch, from_transcript, in_memory, strict=True):
+        for raw, there, here in zip(batch, from_transcript, in_memory, strict=True):
             if b"sesame-42" in raw and secret:
                 # Redacted before condensing or after: the excerpt may end elsewhere.
                 assert "[redacted PASSWORD]" in there[1] and "[redacted PASSWORD]" in here[1]
             else:
                 assert there == here
         assert condense_data(printed[batch.start : batch.end], most=1) == from_transcript[-1:]
-    shown = [text for batch in batches for _, text in condense_lines(batch, clean=clean)]
+    shown = [text for batch in batches for _, text in ReadLines(batch, clean=clean)(None)]
     assert any("sesame-42" in text for text in shown) is not secret
-    assert sum(len(condense_lines(b)) for b in batches) == 4
+    assert sum(len(condense_raw(b)) for b in batches) == 4
+    assert ReadLines(batches[-1])(1) == condense_raw(batches[-1])[-1:]
 
 
 async def test_prompt_on_stdin_and_claudecode_removed(
@@ -389,7 +396,7 @@ async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
     token = new_token()
     started = asyncio.Event()
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+    def on_lines(batch: LineBatch) -> None:
         started.set()
 
     spec = RunSpec(
@@ -411,8 +418,8 @@ async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
 async def test_a_cancelled_run_says_how_it_ended(fast_tmp: Path) -> None:
     first_message = asyncio.Event()
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        if any(event is not None and event.type == "assistant" for _, event in batch):
+    def on_lines(batch: LineBatch) -> None:
+        if any(e is not None and e.type == "assistant" for e in map(parse_line, batch)):
             first_message.set()
 
     files = {f"f{n}.py": "x = 1\n" for n in range(20)}

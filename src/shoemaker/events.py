@@ -133,8 +133,8 @@ class AgentOutput(_Event):
     """The lines a running agent printed in one read of its stdout, by reference: the
     transcript's byte range ``[start, end)`` that holds them (the bytes as read, redacted
     when secrets exist) and how many lines that is (``read``). Nothing is condensed when the
-    event is made: :meth:`shown` condenses the lines when they are shown, from the parsed
-    lines the engine keeps with the event in its own process, or from the transcript for an
+    event is made: :meth:`shown` condenses the lines when they are shown, from the lines
+    the engine keeps with the event in its own process (parsed again), or from the transcript for an
     event read back from the store (``engine/transcript_ranges.py`` gives it its source).
     Lines that show nothing (partial-message ``stream_event`` lines, an allowed rate limit)
     are left out of what it returns."""
@@ -185,13 +185,6 @@ class AgentOutput(_Event):
     @property
     def has_source(self) -> bool:
         return self._source is not None
-
-    def release(self) -> None:
-        """Let the source drop what it keeps parsed, if it can (a batch waiting long to be
-        shown keeps its lines' bytes only)."""
-        release = getattr(self._source, "release", None)
-        if release is not None:
-            release()
 
     def shown(self, most: int | None = None) -> list[OutputLine]:
         """The batch's condensed lines in order, or only its last ``most``; condensed on the

@@ -299,7 +299,8 @@ class _Act:
             self.written += len(written)
             for line in raw:
                 self.count += 1
-                batch.append((line, self.builder.feed(line)))
+                self.builder.feed(line)
+                batch.append(line)
             if self.on_lines is not None:
                 maybe = self.on_lines(batch)
                 if maybe is not None:

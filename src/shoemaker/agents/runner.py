@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
 from shoemaker.agents.leftovers import exited as _exited
-from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
+from shoemaker.agents.streamjson import SummaryBuilder, TranscriptSummary
 
 #: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
 #: it runs inside another one and refuse or change behaviour.
@@ -78,16 +78,17 @@ class AgentCancelled(asyncio.CancelledError):
         self.result = result
 
 
-class LineBatch(list[tuple[bytes, StreamEvent | None]]):
-    """The whole lines of one read of stdout, in order: (raw line, parsed event or None for
-    a line that is not JSON). ``start`` and ``end`` are the transcript offsets they occupy,
-    in the bytes as written there (redacted when secrets exist)."""
+class LineBatch(list[bytes]):
+    """The whole, non-blank lines of one read of stdout, in order, as read (``\\r``
+    stripped). Each was parsed into the run's summary and let go at once: what shows a line
+    parses it again (a parsed tree kept alive until the read's event is delivered costs the
+    per-line path more than parsing again the few lines shown). ``start`` and ``end`` are the
+    transcript offsets the lines occupy, in the bytes as written there (redacted when
+    secrets exist)."""
 
     __slots__ = ("end", "start")
 
-    def __init__(
-        self, lines: Iterable[tuple[bytes, StreamEvent | None]] = (), start: int = 0, end: int = 0
-    ) -> None:
+    def __init__(self, lines: Iterable[bytes] = (), start: int = 0, end: int = 0) -> None:
         super().__init__(lines)
         self.start = start
         self.end = end
@@ -372,7 +373,8 @@ class ProcessRunner:
             line = raw.rstrip(b"\r")  # the same object when there is nothing to strip
             if not line or line.isspace():
                 continue
-            batch.append((line, feed(line)))
+            feed(line)
+            batch.append(line)
         watch.lines += len(batch)
         return batch
 

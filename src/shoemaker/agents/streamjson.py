@@ -308,36 +308,26 @@ def condense_data(
 
 
 class ReadLines:
-    """One read's lines, kept to be condensed when shown (a callable source of
-    ``(label, text)`` lines: all, or the last ``most``). They are kept parsed, as read, until
-    :meth:`release`: then only their bytes, parsed again if they are shown — a parsed tree is
-    many objects the garbage collector visits while it lives, a line's bytes one."""
+    """One read's lines, kept as bytes to be condensed when shown: a callable source of
+    ``(label, text)`` lines, all or the last ``most``, each line parsed again then and
+    ``clean`` (the redactor) applied to each text."""
 
-    __slots__ = ("clean", "cwd", "lines", "raw")
+    __slots__ = ("clean", "cwd", "lines")
 
     def __init__(
         self,
-        lines: Sequence[ReadLine],
+        lines: Sequence[bytes],
         cwd: str | None = None,
         clean: Callable[[str], str] | None = None,
     ) -> None:
-        self.lines: Sequence[ReadLine] | None = lines
-        self.raw: list[bytes] = []
+        self.lines = lines
         self.cwd = cwd
         self.clean = clean
 
     def __call__(self, most: int | None) -> list[tuple[str, str]]:
-        if self.lines is not None:
-            return condense_lines(self.lines, self.cwd, most, self.clean)
-        out = condense_raw(self.raw, self.cwd, most)
+        out = condense_raw(self.lines, self.cwd, most)
         clean = self.clean
         return out if clean is None else [(label, clean(text)) for label, text in out]
-
-    def release(self) -> None:
-        """Let go of the parsed lines, keeping their bytes."""
-        if self.lines is not None:
-            self.raw = [line for line, _ in self.lines]
-            self.lines = None
 
 
 def _rate_limit(event: StreamEvent, cwd: str | None) -> str | None:

@@ -168,9 +168,9 @@ async def call_agent(
 
     def on_lines(batch: LineBatch) -> None:
         # One event per read, and nothing condensed here: the event names the batch's bytes
-        # in the transcript and keeps the parsed lines for this process's listeners, which
-        # condense what they show when they show it (secrets out: the lines in memory are the
-        # agent's own, before the redactor).
+        # in the transcript and keeps the lines for this process's listeners, which condense
+        # what they show when they show it (secrets out: the lines in memory are the agent's
+        # own, before the redactor).
         shown = ReadLines(batch, cwd, clean)
         span = (batch.start, batch.end)
         bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, span, len(batch), shown))

@@ -30,10 +30,6 @@ OUTPUT_LINES = 5_000
 #: condensed anyway, which bounds the memory a task nobody looks at takes.
 UNREAD_LINES = 4 * OUTPUT_LINES
 UNREAD_BYTES = 16 << 20
-#: Lines of a task's output kept parsed while they wait: beyond them the waiting batches keep
-#: their bytes only (the output pane takes its task's lines about 30 times a second, long
-#: before that; the other tasks' lines are parsed again if they are ever shown).
-PARSED_LINES = 1_000
 
 
 class EngineEvent(Message):
@@ -74,12 +70,6 @@ class OutputBuffers:
         self.received += lines
         if count > UNREAD_LINES or total > UNREAD_BYTES:
             self._settle(task_id)
-        elif count > PARSED_LINES and count - lines <= PARSED_LINES:
-            for waiting in self._unread[task_id]:
-                if not isinstance(waiting, str):
-                    waiting.release()
-        elif count > PARSED_LINES and not isinstance(item, str):
-            item.release()
 
     def _settle(self, task_id: int | None) -> None:
         """Condense what waits for ``task_id``: only the newest lines the buffers keep."""
