@@ -88,7 +88,7 @@ async def headless(root: Path, agents: int, rate: float, seconds: float) -> floa
     def count(event: Event) -> None:
         nonlocal lines
         if isinstance(event, AgentOutput):
-            lines += len(event.lines)
+            lines += event.read  # counted without condensing
 
     project.bus.add_listener(count)
     started = time.perf_counter()

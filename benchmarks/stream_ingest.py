@@ -7,7 +7,7 @@ Each agent (benchmarks/firehose.py) prints ``--lines`` lines as fast as it can. 
 the same run:
 
 - baseline: the same processes read through a pipe and counted, nothing else;
-- headless: the engine's whole path — runner, parser, condensed events, the store's event
+- headless: the engine's whole path — runner, parser, events (uncondensed), the store's event
   log, the bus;
 - with the dashboard attached (Textual's headless driver).
 
@@ -74,12 +74,13 @@ async def raw_pipe(agents: int, lines: int) -> float:
 
 
 def shown_lines(event: Event) -> int:
-    """Lines of agent output an event carries (a batch; one for the per-line events of
-    older versions, so the same script measures them too)."""
+    """Lines of agent output an event covers: a batch's ``read`` (the lines it names, which
+    counting condenses none of); one for the per-line events of older versions, so the same
+    script measures them too."""
     if not isinstance(event, AgentOutput):
         return 0
-    lines = getattr(event, "lines", None)
-    return 1 if lines is None else len(lines)
+    read = getattr(event, "read", None)
+    return 1 if read is None else int(read)
 
 
 async def engine_path(root: Path, agents: int, lines: int, dashboard: bool) -> tuple[float, float]:

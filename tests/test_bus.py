@@ -19,6 +19,7 @@ from shoemaker.events import (
     Event,
     MetricsRecorded,
     Notice,
+    OutputLine,
     TaskStateChanged,
     parse_event,
 )
@@ -277,57 +278,68 @@ class CountingRedactor(Redactor):
         return super().data(value)
 
 
-def output_batch(*texts: str) -> AgentOutput:
-    return AgentOutput.of("g", 7, 3, [("assistant", t) for t in texts], len(texts) + 1)
+class Lines:
+    """A batch's lines as the engine keeps them: made when asked for, ``clean`` applied."""
+
+    def __init__(self, texts: tuple[str, ...], clean: Redactor | None) -> None:
+        self.texts, self.clean = texts, clean
+        self.asked: list[int | None] = []
+
+    def __call__(self, most: int | None) -> list[OutputLine]:
+        self.asked.append(most)
+        kept = self.texts if most is None else self.texts[len(self.texts) - most :]
+        return [("assistant", self.clean.text(t) if self.clean else t) for t in kept]
 
 
-def test_a_batch_of_agent_output_is_one_row_redacted_in_one_pass(tmp_path: Path) -> None:
+def output_batch(*texts: str, clean: Redactor | None = None) -> AgentOutput:
+    return AgentOutput.of("g", 7, 3, (100, 180), len(texts) + 1, Lines(texts, clean))
+
+
+def test_a_batch_of_agent_output_is_one_row_of_references_redacted_in_one_pass(
+    tmp_path: Path,
+) -> None:
     redactor = CountingRedactor({"hunter2hunter2": "API_KEY"})
     store, bus = wired(tmp_path, redactor)
     heard: list[Event] = []
     bus.add_listener(heard.append)
     before = store.last_event_seq()
-    batch = output_batch("reading", 'the key is "hunter2hunter2"', "done")
+    batch = output_batch("reading", 'the key is "hunter2hunter2"', "done", clean=redactor)
     bus.emit(batch)
     assert redactor.passes == 1  # the batch's JSON, once: no pass per line, none on delivery
     assert store.last_event_seq() == before + 1
     ((_, stored),) = store.events_after(before)
     (delivered,) = heard
-    assert stored == delivered and isinstance(delivered, AgentOutput)
+    assert stored == delivered and delivered is batch  # delivered as built, its lines unmade
+    assert json.loads(stored.json_bytes()) == {
+        "ts": batch.ts,
+        "generation": "g",
+        "kind": "agent_output",
+        "run_id": 7,
+        "task_id": 3,
+        "start": 100,
+        "end": 180,
+        "read": 4,
+    }
+    assert isinstance(stored, AgentOutput) and stored.texts == []  # no source: no text
     assert delivered.texts == ["reading", 'the key is "[redacted API_KEY]"', "done"]
-    assert (delivered.run_id, delivered.task_id, delivered.read) == (7, 3, 4)
-    assert "hunter2hunter2" not in delivered.json_bytes().decode()
     row = sqlite3.connect(tmp_path / "shoemaker.db").execute("SELECT data FROM events").fetchall()
-    assert not any("hunter2hunter2" in data for (data,) in row)
+    assert not any("hunter2hunter2" in data or "reading" in data for (data,) in row)
 
 
-def test_a_clean_batch_is_serialised_once_and_delivered_as_built(tmp_path: Path) -> None:
-    _, bus = wired(tmp_path, Redactor({"hunter2hunter2": "API_KEY"}))
-    heard: list[Event] = []
-    bus.add_listener(heard.append)
-    batch = output_batch("one", "two")
-    bus.emit(batch)
-    assert heard == [batch] and heard[0] is batch
-    (data,) = (
-        sqlite3.connect(tmp_path / "shoemaker.db").execute("SELECT data FROM events").fetchone()
-    )
-    assert data.encode() == batch.json_bytes()
-    assert json.loads(data)["lines"] == [["assistant", "one"], ["assistant", "two"]]
+def test_a_batch_is_condensed_once_and_a_tail_only_as_far_as_it_goes() -> None:
+    lines = Lines(("one", "two", "three"), None)
+    batch = AgentOutput.of("g", 7, 3, (0, 30), 3, lines)
+    asked = lines.asked
+    assert batch.shown(2) == [("assistant", "two"), ("assistant", "three")]
+    assert asked == [2]
+    assert batch.texts == ["one", "two", "three"] and batch.texts == ["one", "two", "three"]
+    assert batch.shown(1) == [("assistant", "three")]
+    assert asked == [2, None]  # the whole batch once; the tail after it from the same lines
 
 
-def test_a_batch_without_a_store_is_redacted_before_delivery() -> None:
-    bus = EventBus(None, Redactor({"hunter2hunter2": "API_KEY"}))
-    heard: list[Event] = []
-    bus.add_listener(heard.append)
-    bus.emit(output_batch("x hunter2hunter2 y"))
-    (event,) = heard
-    assert isinstance(event, AgentOutput) and event.texts == ["x [redacted API_KEY] y"]
-
-
-def test_a_batch_holding_a_lone_surrogate_still_serialises() -> None:
+def test_a_batch_holding_a_lone_surrogate_still_prints() -> None:
     batch = output_batch("broken \ud800 escape")  # json.loads('"\\ud800"') gives one
-    back = parse_event(batch.json_bytes())
-    assert isinstance(back, AgentOutput) and back.texts == ["broken ? escape"]
+    assert json.loads(batch.ndjson_bytes())["lines"] == [["assistant", "broken ? escape"]]
 
 
 def test_the_printers_show_every_line_of_a_batch(tmp_path: Path) -> None:
@@ -344,7 +356,7 @@ def test_the_printers_show_every_line_of_a_batch(tmp_path: Path) -> None:
     batch = output_batch("[Read: src/x.py]", "all [b]good[/b]")
     bus.emit(batch)
     (line,) = out.getvalue().splitlines()
-    assert parse_event(line) == batch
+    assert parse_event(line) == batch  # the stored event, its lines added
     assert json.loads(line)["lines"] == [
         ["assistant", "[Read: src/x.py]"],
         ["assistant", "all [b]good[/b]"],

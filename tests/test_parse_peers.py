@@ -57,8 +57,8 @@ def test_the_measured_path_is_the_runners(peers: ModuleType, corpus_dir: Path) -
     builder = SummaryBuilder()
     events = [builder.feed(line) for line in corpus]
     shown = sum(1 for e in events if e is None or condense(e, peers.CWD) is not None)
-    assert peers.shoemaker_path(corpus) == shown > 0
-    assert peers.shoemaker_deferred(corpus) == 0  # nothing condensed
+    assert peers.shoemaker_condensing(corpus) == shown > 0
+    assert peers.shoemaker_path(corpus) == len(corpus) > shown  # every line parsed, none shown
     sdk = peers.sdk_parse_message()
     assert sdk is not None and sdk(corpus) == 2 * corpus.count(b"not json")
 
@@ -72,11 +72,13 @@ def test_one_command_prints_the_figures_and_the_goals(
     assert "corpus: 300 lines (15 distinct, from 2 transcripts)" in out
     for name in ("json.loads", "orjson.loads", "parse_message(json.loads(line))"):
         assert name in out
-    assert "shoemaker: parse + summary + condense (the runner's per-line path)" in out
+    assert "shoemaker: parse + summary (the runner's per-line path)" in out
+    assert "shoemaker: parse + summary + condense every line" in out
     assert "lines the SDK rejected (skipped): 40" in out  # 2 of each 15 lines
     goals = [line for line in out.splitlines() if line.startswith("goal:")]
     assert len(goals) == 4
     assert all(line.endswith(("— holds", "— MISSED")) for line in goals)
+    assert "as the runner runs it" in goals[0] and "as the runner runs it" in goals[1]
     assert "measured" in goals[0] and "2.0× the SDK's parse_message" in goals[0]
     assert "1.5× json.loads alone" in goals[1]
     for stage in ("JSON decode", "run summary and event", "condense", "the loop"):

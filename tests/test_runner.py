@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import textwrap
@@ -23,15 +24,23 @@ from projects import make_project, task
 from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
+    LineBatch,
     ProcessRunner,
     RunResult,
     RunSpec,
     agent_environment,
 )
-from shoemaker.agents.streamjson import StreamEvent
+from shoemaker.agents.streamjson import (
+    ReadLines,
+    StreamEvent,
+    condense_data,
+    condense_raw,
+    parse_line,
+)
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.model import TaskState, Usage
+from shoemaker.secrets import Redactor
 
 #: A clock that must outlast an agent's start-up: the idle and hard clocks run from the moment
 #: the process starts, and the rehearsal agent takes about 2 s to start on a busy 2-core machine.
@@ -61,9 +70,9 @@ async def run(
         kill_grace_sec=grace,
     )
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+    def on_lines(batch: LineBatch) -> None:
         if collect is not None:
-            collect.extend(e for _, e in batch if e is not None)
+            collect.extend(e for e in map(parse_line, batch) if e is not None)
 
     result = await ProcessRunner().run(spec, on_lines=on_lines)
     assert processes_with_token(token) == [], "a process of the run outlived it"
@@ -126,8 +135,8 @@ async def stopped_once_it_speaks(
     spoke = asyncio.Event()
     seen: list[bytes] = []
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        seen.extend(raw for raw, _ in batch)
+    def on_lines(batch: LineBatch) -> None:
+        seen.extend(batch)
         if len(seen) >= lines:
             spoke.set()
 
@@ -291,49 +300,75 @@ async def test_lines_of_sixteen_megabytes_and_more(fast_tmp: Path) -> None:
     assert len(events[0].data["message"]["content"][0]["content"]) == 17 * 1024 * 1024
 
 
+@pytest.mark.parametrize("secret", [False, True])
 async def test_each_read_gives_its_whole_lines_and_the_transcript_keeps_the_bytes(
-    fast_tmp: Path,
+    fast_tmp: Path, secret: bool
 ) -> None:
     # Pieces flushed apart, a line longer than one read, CRLF, blank lines, a line that is
     # not JSON and a last line without its newline: however the reads fall, the batches hold
-    # every non-blank line once, in order, and the transcript is what the agent printed.
+    # every non-blank line once, in order, and the transcript is what the agent printed. Each
+    # batch names its bytes in the transcript: condensed from there, its lines are what
+    # condensing the parsed lines gives (redacted, with a secret configured).
     argv = script(
         fast_tmp,
         """
         import json, sys
         init = json.dumps({"type": "system", "subtype": "init"})
         long = json.dumps({"type": "assistant", "message": {"content": [
-            {"type": "text", "text": "y" * 200_000}]}})
+            {"type": "text", "text": "sesame-42 " + "y" * 200_000}]}})
         done = json.dumps({"type": "result", "subtype": "success", "is_error": False})
         out = sys.stdout.buffer
         for piece in (init.encode() + b"\\r\\n\\n  \\n", long[:70_000].encode(),
-                      long[70_000:].encode() + b"\\nnot json\\n", done.encode()):
+                      long[70_000:].encode() + b"\\nnot json sesame-42\\n", done.encode()):
             out.write(piece)
             out.flush()
     """,
     )
-    batches: list[list[bytes]] = []
+    redactor = Redactor({"sesame-42": "PASSWORD"} if secret else {})
+    batches: list[LineBatch] = []
     spec = RunSpec(
         argv=argv,
         cwd=fast_tmp,
         env=agent_env(new_token()),
         prompt="",
         transcript_path=fast_tmp / "transcript.jsonl",
+        redact=redactor.data if secret else None,
     )
-    result = await ProcessRunner().run(spec, on_lines=lambda b: batches.append([r for r, _ in b]))
+    result = await ProcessRunner().run(spec, on_lines=batches.append)
     lines = [line for batch in batches for line in batch]
     assert lines, (result.reason, result.stderr_tail)
     assert [line[:30] for line in lines] == [
         b'{"type": "system", "subtype": ',
         b'{"type": "assistant", "message',
-        b"not json",
+        b"not json sesame-42",
         b'{"type": "result", "subtype": ',
     ]
     assert len(lines[1]) > 200_000 and not lines[0].endswith(b"\r")
     assert result.ok and result.lines == 4 and result.summary.bad_lines == 1
     printed = (fast_tmp / "transcript.jsonl").read_bytes()
-    assert printed.startswith(lines[0] + b"\r\n\n  \n") and printed.endswith(lines[3])
     assert printed.count(b"\n") == 5
+    assert (b"sesame-42" in printed) is not secret
+    if not secret:
+        assert printed.startswith(lines[0] + b"\r\n\n  \n") and printed.endswith(lines[3])
+    assert batches[0].start == 0 and batches[-1].end == len(printed)
+    for before, after in itertools.pairwise(batches):
+        assert before.end <= after.start
+    clean = redactor.text if secret else None
+    for batch in batches:
+        from_transcript = condense_data(printed[batch.start : batch.end])
+        in_memory = ReadLines(batch, clean=clean)(None)
+        assert [label for label, _ in from_transcript] == [label for label, _ in in_memory]
+        for raw, there, here in zip(batch, from_transcript, in_memory, strict=True):
+            if b"sesame-42" in raw and secret:
+                # Redacted before condensing or after: the excerpt may end elsewhere.
+                assert "[redacted PASSWORD]" in there[1] and "[redacted PASSWORD]" in here[1]
+            else:
+                assert there == here
+        assert condense_data(printed[batch.start : batch.end], most=1) == from_transcript[-1:]
+    shown = [text for batch in batches for _, text in ReadLines(batch, clean=clean)(None)]
+    assert any("sesame-42" in text for text in shown) is not secret
+    assert sum(len(condense_raw(b)) for b in batches) == 4
+    assert ReadLines(batches[-1])(1) == condense_raw(batches[-1])[-1:]
 
 
 async def test_prompt_on_stdin_and_claudecode_removed(
@@ -361,7 +396,7 @@ async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
     token = new_token()
     started = asyncio.Event()
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
+    def on_lines(batch: LineBatch) -> None:
         started.set()
 
     spec = RunSpec(
@@ -383,8 +418,8 @@ async def test_cancelling_a_run_kills_its_group(fast_tmp: Path) -> None:
 async def test_a_cancelled_run_says_how_it_ended(fast_tmp: Path) -> None:
     first_message = asyncio.Event()
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        if any(event is not None and event.type == "assistant" for _, event in batch):
+    def on_lines(batch: LineBatch) -> None:
+        if any(e is not None and e.type == "assistant" for e in map(parse_line, batch)):
             first_message.set()
 
     files = {f"f{n}.py": "x = 1\n" for n in range(20)}

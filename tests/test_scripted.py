@@ -12,7 +12,7 @@ import pytest
 from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
 from scripted import MEASURE, ScriptedRunner, no_pid
 from shoemaker.agents.runner import AgentCancelled, ProcessRunner, RunResult, RunSpec
-from shoemaker.agents.streamjson import StreamEvent
+from shoemaker.agents.streamjson import StreamEvent, parse_line
 
 
 def spec_in(cwd: Path, prompt: str, idle: float = 60, max_time: float = 60) -> RunSpec:
@@ -73,13 +73,13 @@ async def test_each_ending_matches_the_real_agent(fast_tmp: Path, directives: An
     real_spec = spec_in(fast_tmp / "real", prompt)
     real_events: list[StreamEvent] = []
     real = await ProcessRunner().run(
-        real_spec, on_lines=lambda b: real_events.extend(e for _, e in b if e is not None)
+        real_spec, on_lines=lambda b: real_events.extend(e for e in map(parse_line, b) if e)
     )
     double_spec = spec_in(fast_tmp / "double", prompt)
     double_events: list[StreamEvent] = []
     runner = ScriptedRunner()
     double = await runner.run(
-        double_spec, on_lines=lambda b: double_events.extend(e for _, e in b if e is not None)
+        double_spec, on_lines=lambda b: double_events.extend(e for e in map(parse_line, b) if e)
     )
     assert shape(double) == shape(real)
     assert [e.label for e in double_events] == [e.label for e in real_events]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,12 +22,19 @@ from projects import check, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import load_diff
+from shoemaker.engine.transcript_ranges import TranscriptRanges
 from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.palette import STATE_STYLE
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
-from shoemaker.tui.bridge import OUTPUT_LINES, EngineEvent, OutputBuffers, story_lines
+from shoemaker.tui.bridge import (
+    OUTPUT_LINES,
+    UNREAD_LINES,
+    EngineEvent,
+    OutputBuffers,
+    story_lines,
+)
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import OutputPane, TaskQueue
@@ -309,7 +317,7 @@ async def test_quit_stops_running_agents_cleanly(
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("r")
-        await until(pilot, lambda: bool(app.buffers.lines.get(1)))
+        await until(pilot, lambda: bool(app.buffers.shown(1)))
         assert processes_with_token(token)
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None or not app.is_running)
@@ -375,6 +383,8 @@ async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_take
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.other_run == proc.pid)
             await until(pilot, lambda: f"attached to the run of pid {proc.pid}" in app.sub_title)
+            # The other process's agent output, condensed here from its transcript.
+            await until(pilot, lambda: bool(app.buffers.shown(1)))
             assert app.check_action("run", ()) is None
             assert "attached" in app.disabled_reason("run")
             # Approve while the other process runs: the merge goes through the merge lock.
@@ -737,7 +747,7 @@ async def test_the_diff_of_a_task_waiting_for_review_is_its_own(fast_tmp: Path) 
         await loaded(pilot)
         await pilot.press("r")
         await until(pilot, lambda: queue_states(app).count(TaskState.NEEDS_REVIEW) == 1)
-        await until(pilot, lambda: any("busy.py" in line for line in app.buffers.lines.get(2, [])))
+        await until(pilot, lambda: any("busy.py" in line for line in app.buffers.shown(2)))
         first, second = project.store.get_task(1), project.store.get_task(2)
         assert first.worktree == second.worktree  # the same pooled worktree
         app.action_filter(TaskState.NEEDS_REVIEW.value)
@@ -775,11 +785,11 @@ async def test_why_a_task_failed_is_one_key_away(fast_tmp: Path) -> None:
         await until(pilot, lambda: queue_states(app).count(TaskState.FAILED) == 2)
         # The main screen: the gates' verdicts and the crashed agent's last words, in colour.
         gate_line = "» verifying: tests… failed (exit 1)"
-        assert gate_line in app.buffers.lines[1]
-        await until(pilot, lambda: len(app.buffers.lines[2]) > 0)
-        crashed = list(app.buffers.lines[2])
+        assert gate_line in app.buffers.shown(1)
+        await until(pilot, lambda: len(app.buffers.shown(2)) > 0)
+        crashed = list(app.buffers.shown(2))
         assert any(line.startswith("» ended: ") for line in crashed)
-        await until(pilot, lambda: any("» stderr: TypeError" in x for x in app.buffers.lines[2]))
+        await until(pilot, lambda: any("» stderr: TypeError" in x for x in app.buffers.shown(2)))
         highlight = app.output.highlighter
         assert "red" in str(highlight(Text(gate_line)).spans[0].style)
         assert "cyan" in str(highlight(Text("[Write: a.py]")).spans[0].style)
@@ -843,7 +853,7 @@ async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_t
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         await pilot.press("r")
-        await until(pilot, lambda: len(app.buffers.lines.get(1, ())) >= 2)
+        await until(pilot, lambda: len(app.buffers.shown(1)) >= 2)
         screen = TaskScreen(project, 1, refresh_s=0.05)
         await app.push_screen(screen)
         log = screen.query_one("#task-log", Log)
@@ -1076,7 +1086,7 @@ def test_the_diff_of_a_task_sent_back_shows_its_last_attempt(fast_tmp: Path) -> 
     assert [f.path for f in diff.stat.files] == ["a.py"] and "+second" in diff.text
 
 
-def test_a_batch_of_output_read_back_from_the_store_fills_the_buffers_in_order(
+def test_a_batch_of_output_read_back_from_the_store_is_condensed_from_its_transcript(
     tmp_path: Path,
 ) -> None:
     from textual.message_pump import MessagePump
@@ -1084,26 +1094,96 @@ def test_a_batch_of_output_read_back_from_the_store_fills_the_buffers_in_order(
     from shoemaker.store import Store
     from shoemaker.tui.bridge import EventBridge
 
-    # What attach mode does: another process wrote the batches, this one reads them back.
+    # What attach mode does: another process ran the agent and wrote the batches (references
+    # into the transcript), this one reads them back and condenses what it shows.
     writer = Store(tmp_path / "shoemaker.db")
+    task_id = None  # measure's run: no task needed
+    run_id = writer.start_run(
+        generation=None,
+        task_id=task_id,
+        phase="measure",
+        attempt=1,
+        prompt="p",
+        argv=["a"],
+        env_names=[],
+        cwd="/w",
+    )
+    lines = [
+        {"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": "a"}]}},
+        {"type": "stream_event", "event": {}},
+        {
+            "type": "assistant",
+            "message": {
+                "id": "m2",
+                "content": [{"type": "tool_use", "name": "Read", "input": {"file_path": "/w/x"}}],
+            },
+        },
+    ]
+    first = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    second = b"{\r\n"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / f"{run_id}.jsonl").write_bytes(first + second)
     writer.append_events(
         [
-            AgentOutput.of("g", 1, 4, [("assistant", "a"), ("user", "[Read: x]")], 3),
-            AgentOutput.of("g", 1, 4, [("invalid", "[not JSON: {]")], 1),
+            AgentOutput.of("g", run_id, task_id, (0, len(first)), 3),
+            AgentOutput.of("g", run_id, task_id, (len(first), len(first) + len(second)), 1),
         ]
     )
     buffers = OutputBuffers()
     bridge = EventBridge(MessagePump(), buffers)
+    bridge.ranges = TranscriptRanges(Store(tmp_path / "shoemaker.db"), runs)
     for _, event in Store(tmp_path / "shoemaker.db").events_after(0):
         bridge(event)
-    assert buffers.received == 3 and bridge.seen == 2
-    assert buffers.take(4) == ["a", "[Read: x]", "[not JSON: {]"]
-    # A batch longer than what is kept keeps its newest lines.
-    bridge(AgentOutput.of("g", 1, 4, [("assistant", f"{n}") for n in range(OUTPUT_LINES + 5)], 0))
+    assert buffers.received == 4 and bridge.seen == 2
+    assert buffers.take(task_id) == ["a", "[Read: x]", "[not JSON: {]"]
+    # Once the run has ended its transcript is the store's; a batch read then comes from there.
+    writer.finish_run(
+        run_id, transcript=runs / f"{run_id}.jsonl", exit_code=0, ended="result", ok=True
+    )
+    (runs / f"{run_id}.jsonl").unlink()
+    again = OutputBuffers()
+    bridge = EventBridge(MessagePump(), again)
+    bridge.ranges = TranscriptRanges(Store(tmp_path / "shoemaker.db"), runs)
+    for _, event in Store(tmp_path / "shoemaker.db").events_after(0):
+        bridge(event)
+    assert again.history(task_id) == ["a", "[Read: x]", "[not JSON: {]"]
+
+
+def test_a_batch_longer_than_what_is_kept_is_condensed_only_as_far_as_kept() -> None:
+    asked: list[int | None] = []
+
+    def shown(most: int | None) -> list[tuple[str, str]]:
+        asked.append(most)
+        texts = [f"{n}" for n in range(OUTPUT_LINES + 5)]
+        assert most is not None
+        return [("assistant", t) for t in texts[-most:]]
+
+    buffers = OutputBuffers()
+    buffers.add(4, "story line")
+    buffers.extend(4, AgentOutput.of("g", 1, 4, (0, 10), OUTPUT_LINES + 5, shown))
+    assert asked == []  # nothing condensed until the lines are asked for
     history = buffers.history(4)
+    assert asked == [OUTPUT_LINES]
     assert (
         len(history) == OUTPUT_LINES and history[0] == "5" and history[-1] == f"{OUTPUT_LINES + 4}"
     )
+
+
+def test_output_nobody_asks_for_is_condensed_once_it_waits_too_long() -> None:
+    asked: list[int | None] = []
+
+    def shown(most: int | None) -> list[tuple[str, str]]:
+        asked.append(most)
+        return [("assistant", "x")] * min(most or 1000, 1000)
+
+    buffers = OutputBuffers()
+    for _ in range(UNREAD_LINES // 1000):
+        buffers.extend(2, AgentOutput.of("g", 1, 2, (0, 10), 1000, shown))
+    assert asked == []
+    buffers.extend(2, AgentOutput.of("g", 1, 2, (0, 10), 1000, shown))
+    # Only the newest batches, as many lines as are kept; the older ones are never condensed.
+    assert len(asked) == OUTPUT_LINES // 1000 and len(buffers.shown(2)) == OUTPUT_LINES
 
 
 def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:

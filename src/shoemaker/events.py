@@ -6,15 +6,16 @@ union (:data:`Event`) that round-trips through JSON: the store appends every eve
 with :func:`parse_event`. An event is serialised once (:meth:`_Event.json_bytes`): the store
 writes those bytes and the NDJSON printer prints them.
 
-Agent output is the one event that comes at the agent's pace: one :class:`AgentOutput` carries
-every line of one read from the agent's stdout, not one event per line.
+Agent output is the one event that comes at the agent's pace: one :class:`AgentOutput` per read
+from the agent's stdout, not one event per line, naming the read's lines in the transcript;
+they are condensed only where and when they are shown.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self
 
 import msgspec
@@ -126,19 +127,33 @@ class AgentStarted(_Event):
 #: one-line rendering (``[Read: path]``, a text excerpt, ``[ERROR: …]``).
 OutputLine = tuple[str, str]
 
+#: Where a batch's condensed lines come from, made when asked: all of them (``None``) or only
+#: the last ``most`` that show something. Secrets are out of what it returns.
+OutputSource = Callable[[int | None], list[OutputLine]]
+
 
 class AgentOutput(_Event):
-    """The lines a running agent printed in one read of its stdout, each condensed to one line
-    of text, in order. Lines that show nothing (partial-message ``stream_event`` lines, an
-    allowed rate limit) are left out; ``read`` counts every line of the batch. On the wire the
-    lines are ``[line_type, text]`` pairs."""
+    """The lines a running agent printed in one read of its stdout, by reference: the
+    transcript's byte range ``[start, end)`` that holds them (the bytes as read, redacted
+    when secrets exist) and how many lines that is (``read``). Nothing is condensed when the
+    event is made: :meth:`shown` condenses the lines when they are shown, from the lines
+    the engine keeps with the event in its own process (parsed again), or from the transcript for an
+    event read back from the store (``engine/transcript_ranges.py`` gives it its source).
+    Lines that show nothing (partial-message ``stream_event`` lines, an allowed rate limit)
+    are left out of what it returns."""
 
     kind: Literal["agent_output"] = "agent_output"
     run_id: int
     task_id: int | None
-    lines: list[OutputLine]
+    start: int = 0
+    """Transcript offset of the batch's first byte."""
+    end: int = 0
+    """Transcript offset just past the batch's last line."""
     read: int = 0
     """Stream-json lines of the transcript this batch covers, shown or not."""
+
+    _source: OutputSource | None = PrivateAttr(default=None)
+    _lines: list[OutputLine] | None = PrivateAttr(default=None)
 
     @classmethod
     def of(
@@ -146,41 +161,81 @@ class AgentOutput(_Event):
         generation: str | None,
         run_id: int,
         task_id: int | None,
-        lines: list[OutputLine],
+        span: tuple[int, int],
         read: int,
+        source: OutputSource | None = None,
     ) -> AgentOutput:
         """A batch built by the engine from values it typed itself: not validated again (this
         is the per-read hot path; :func:`parse_event` validates what comes back from JSON)."""
-        return cls.model_construct(
+        event = cls.model_construct(
             ts=time.time(),
             generation=generation,
             run_id=run_id,
             task_id=task_id,
-            lines=lines,
+            start=span[0],
+            end=span[1],
             read=read,
         )
+        event._source = source
+        return event
+
+    def with_source(self, source: OutputSource) -> AgentOutput:
+        """This event, its lines to come from ``source`` (a reader of the store sets it)."""
+        self._source = source
+        self._lines = None
+        return self
+
+    @property
+    def has_source(self) -> bool:
+        return self._source is not None
+
+    def shown(self, most: int | None = None) -> list[OutputLine]:
+        """The batch's condensed lines in order, or only its last ``most``; condensed on the
+        first call (a later call for fewer takes them from the first), none without a
+        source."""
+        lines = self._lines
+        if lines is None:
+            if self._source is None:
+                return []
+            if most is not None:
+                return self._source(most)
+            lines = self._lines = self._source(None)
+        return lines if most is None or most >= len(lines) else lines[len(lines) - most :]
+
+    @property
+    def lines(self) -> list[OutputLine]:
+        """Every condensed line of the batch, in order."""
+        return self.shown()
 
     @property
     def texts(self) -> list[str]:
         """The condensed texts alone, in order."""
-        return [text for _, text in self.lines]
+        return [text for _, text in self.shown()]
 
     def _serialise(self) -> bytes:
-        data = {
-            "ts": self.ts,
-            "generation": self.generation,
-            "kind": self.kind,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "lines": self.lines,
-            "read": self.read,
-        }
+        return msgspec.json.encode(
+            {
+                "ts": self.ts,
+                "generation": self.generation,
+                "kind": self.kind,
+                "run_id": self.run_id,
+                "task_id": self.task_id,
+                "start": self.start,
+                "end": self.end,
+                "read": self.read,
+            }
+        )
+
+    def ndjson_bytes(self) -> bytes:
+        """The event's JSON with its condensed lines added (``"lines": [[type, text], …]``):
+        what ``--events ndjson`` prints, made only there."""
+        lines = self.shown()
         try:
-            return msgspec.json.encode(data)
+            encoded = msgspec.json.encode(lines)
         except UnicodeEncodeError:
             # A lone surrogate (a JSON "\ud800" escape the agent printed) cannot be UTF-8.
-            data["lines"] = [(t, _utf8(x)) for t, x in self.lines]
-            return msgspec.json.encode(data)
+            encoded = msgspec.json.encode([(t, _utf8(x)) for t, x in lines])
+        return self.json_bytes()[:-1] + b',"lines":' + encoded + b"}"
 
 
 def _utf8(text: str) -> str:

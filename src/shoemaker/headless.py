@@ -39,8 +39,10 @@ class NdjsonPrinter:
         self.out = out or sys.stdout
 
     def __call__(self, event: Event) -> None:
-        # The bytes the store wrote to its log, when the event came through it.
-        self.out.write(event.json_bytes().decode("utf-8") + "\n")
+        # The bytes the store wrote to its log, when the event came through it; agent output
+        # with its lines condensed here, as they are printed.
+        data = event.ndjson_bytes() if isinstance(event, AgentOutput) else event.json_bytes()
+        self.out.write(data.decode("utf-8") + "\n")
         self.out.flush()
 
 

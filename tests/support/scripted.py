@@ -43,13 +43,14 @@ from shoemaker.agents.rehearsal.emitter import Emitter
 from shoemaker.agents.rehearsal.outcomes import _default_stitch, emit_api_error, emit_interrupted
 from shoemaker.agents.runner import (
     AgentCancelled,
+    LineBatch,
     LineSink,
     PidSink,
     RunResult,
     RunSpec,
     _explain,
 )
-from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder
+from shoemaker.agents.streamjson import SummaryBuilder
 
 _MEASURE = re.compile(r"<!--\s*shoemaker:measure\s+output=(\S+)\s+max=(\d+)\s*-->")
 _STITCH = re.compile(r"<!--\s*shoemaker:stitch\s+task=(\S+)\s+attempt=(\d+)\s*-->")
@@ -146,6 +147,7 @@ class _Act:
         self.pid = no_pid()
         self.builder = SummaryBuilder()
         self.count = 0
+        self.written = 0
         self.stderr = ""
         self.measure = _MEASURE.search(spec.prompt)
         self.stitch = _STITCH.search(spec.prompt)
@@ -291,11 +293,14 @@ class _Act:
             em.out.clear()
             data = b"".join(line + b"\n" for line in raw)
             redact = self.spec.redact
-            self.transcript.write(redact(data) if redact is not None else data)
-            batch: list[tuple[bytes, StreamEvent | None]] = []
+            written = redact(data) if redact is not None else data
+            batch = LineBatch((), self.written, self.written + len(written))
+            self.transcript.write(written)
+            self.written += len(written)
             for line in raw:
                 self.count += 1
-                batch.append((line, self.builder.feed(line)))
+                self.builder.feed(line)
+                batch.append(line)
             if self.on_lines is not None:
                 maybe = self.on_lines(batch)
                 if maybe is not None:

@@ -11,7 +11,7 @@ summary (its final status, or none), the exit code and the signal that stopped i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,12 @@ from shoemaker.agents.protocol import (
     ToolResult,
 )
 from shoemaker.agents.streamjson import (
+    INVALID_EXCERPT,
     StreamEvent,
     SummaryBuilder,
     TranscriptSummary,
     condense,
+    condense_raw,
     format_summary,
     summarize_file,
 )
@@ -156,3 +158,55 @@ def adapter_for(kind: str) -> AgentAdapter:
         return adapters[kind]
     except KeyError:
         raise ValueError(f"unknown agent kind {kind!r}: use one of {', '.join(adapters)}") from None
+
+
+#: The condensed ``(label, text)`` lines of raw stream lines (whole, non-blank), shown for
+#: a run's working directory, or only the last ``most`` of them.
+Condenser = Callable[[Sequence[bytes], str | None, int | None], list[tuple[str, str]]]
+
+#: How much of a reply printed in chunks (gemini's deltas) its one line shows.
+REPLY_CHARS = 200
+
+
+def condenser_for(kind: str) -> Condenser:
+    """How the lines of a ``kind`` run are condensed when shown. Claude's are parsed one at a
+    time, only the last ``most`` when asked; another kind's lines are parsed by its own
+    parser, and a reply printed in chunks shows as one line."""
+    if kind == "claude":
+        return condense_raw
+    adapter = adapter_for(kind)
+    agent = AgentConfig(kind=kind)  # type: ignore[arg-type]  # checked by adapter_for
+
+    def condense_read(
+        lines: Sequence[bytes], cwd: str | None = None, most: int | None = None
+    ) -> list[tuple[str, str]]:
+        builder = adapter.builder(agent)
+        out: list[tuple[str, str]] = []
+        chunks: list[str] = []
+
+        def whole_reply() -> None:
+            if chunks:
+                out.append(("message", " ".join("".join(chunks).split())[:REPLY_CHARS]))
+                chunks.clear()
+
+        for raw in lines:
+            event = builder.feed(raw)
+            if event is None:
+                whole_reply()
+                excerpt = raw[:INVALID_EXCERPT].decode("utf-8", "replace")
+                out.append(("invalid", f"[not JSON: {excerpt}]"))
+                continue
+            text = adapter.condense(event, cwd)
+            if text is None:
+                continue
+            if event.data.get("delta") is True:
+                chunks.append(text)
+                continue
+            whole_reply()
+            out.append((event.label, text))
+        whole_reply()
+        if most is None:
+            return out
+        return out[len(out) - most :] if most > 0 else []
+
+    return condense_read

@@ -10,7 +10,7 @@ what claude's result line has no field for: reasoning tokens and where the cost 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -179,3 +179,19 @@ class AgentAdapter(Protocol):
     def format_summary(self, summary: TranscriptSummary) -> str:
         """A short plain-text account of a summary."""
         ...
+
+
+class LineBatch(list[bytes]):
+    """The whole, non-blank lines of one read of stdout, in order, as read (``\\r``
+    stripped). Each was parsed into the run's summary and let go at once: what shows a line
+    parses it again (a parsed tree kept alive until the read's event is delivered costs the
+    per-line path more than parsing again the few lines shown). ``start`` and ``end`` are the
+    transcript offsets the lines occupy, in the bytes as written there (redacted when
+    secrets exist)."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, lines: Iterable[bytes] = (), start: int = 0, end: int = 0) -> None:
+        super().__init__(lines)
+        self.start = start
+        self.end = end

@@ -27,7 +27,8 @@ from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
 from shoemaker.agents.leftovers import exited as _exited
 from shoemaker.agents.process_group import LIVE_GROUPS, group_alive, signal_group
 from shoemaker.agents.protocol import AgentSummary, LineBuilder
-from shoemaker.agents.streamjson import StreamEvent, SummaryBuilder, TranscriptSummary
+from shoemaker.agents.protocol import LineBatch as LineBatch
+from shoemaker.agents.streamjson import SummaryBuilder, TranscriptSummary
 
 #: Environment variables never passed to an agent: CLAUDECODE makes a nested claude CLI believe
 #: it runs inside another one and refuse or change behaviour.
@@ -81,8 +82,8 @@ class AgentCancelled(asyncio.CancelledError):
         self.result = result
 
 
-#: Called with each batch of lines read from stdout: (raw line, parsed event or None).
-LineSink = Callable[[list[tuple[bytes, StreamEvent | None]]], Awaitable[None] | None]
+#: Called with each batch of lines read from stdout.
+LineSink = Callable[[LineBatch], Awaitable[None] | None]
 #: Called once the process is running, with its pid (to record it before anything else).
 PidSink = Callable[[int], Awaitable[None] | None]
 
@@ -124,6 +125,8 @@ class _Watch:
     eof: asyncio.Event = field(default_factory=asyncio.Event)
     pending: bytearray = field(default_factory=bytearray)
     """The start of a stdout line whose end has not arrived yet."""
+    written: int = 0
+    """Bytes written to the transcript so far."""
 
 
 class ProcessRunner:
@@ -281,13 +284,16 @@ class ProcessRunner:
                 watch.eof.set()
                 break
             watch.last_output = time.monotonic()
+            written = watch.written
             if spec.redact is None:
                 transcript.write(chunk)  # the bytes as read
+                watch.written += len(chunk)
             end = chunk.rfind(b"\n")
             if end < 0:
                 pending += chunk
                 continue  # a long line still arriving; avoid rescanning the buffer
             # The read's whole lines as one bytes object, split once (no copy per line).
+            span = (written - len(pending), written + end + 1)
             if pending:
                 pending += chunk[:end]
                 block = bytes(pending)
@@ -297,32 +303,40 @@ class ProcessRunner:
             pending += chunk[end + 1 :]
             if spec.redact is not None:
                 # Whole lines only, so that a secret split across reads is still found.
-                transcript.write(spec.redact(block + b"\n"))
+                clean = spec.redact(block + b"\n")
+                transcript.write(clean)
+                watch.written += len(clean)
+                span = (written, watch.written)
             # Whole lines reach the file now: the dashboard reads a live run's usage there.
             transcript.flush()
-            batch = ProcessRunner._parse(block.split(b"\n"), builder, watch)
+            batch = ProcessRunner._parse(block.split(b"\n"), builder, watch, span)
             if batch:
                 await _call(on_lines, batch)
+        span = (watch.written - len(pending), watch.written)
         if pending and spec.redact is not None:
-            transcript.write(spec.redact(bytes(pending)))
-        if pending.strip():
-            batch = ProcessRunner._parse([bytes(pending)], builder, watch)
+            clean = spec.redact(bytes(pending))
+            transcript.write(clean)
+            span = (watch.written, watch.written + len(clean))
+            watch.written += len(clean)
+        transcript.flush()  # before the batch that names these bytes is published
+        if pending and not pending.isspace():
+            batch = ProcessRunner._parse([bytes(pending)], builder, watch, span)
             if batch:
                 await _call(on_lines, batch)
-        transcript.flush()
         return None
 
     @staticmethod
     def _parse(
-        raw_lines: list[bytes], builder: LineBuilder, watch: _Watch
-    ) -> list[tuple[bytes, StreamEvent | None]]:
+        raw_lines: list[bytes], builder: LineBuilder, watch: _Watch, span: tuple[int, int]
+    ) -> LineBatch:
         feed = builder.feed
-        batch: list[tuple[bytes, StreamEvent | None]] = []
+        batch = LineBatch((), *span)
         for raw in raw_lines:
             line = raw.rstrip(b"\r")  # the same object when there is nothing to strip
             if not line or line.isspace():
                 continue
-            batch.append((line, feed(line)))
+            feed(line)
+            batch.append(line)
         watch.lines += len(batch)
         return batch
 

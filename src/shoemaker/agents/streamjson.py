@@ -11,14 +11,15 @@ The per-line path is built for speed, as a live run prints thousands of lines a 
 lines are decoded by msgspec (``agents/jsonline.py``, with exactly the standard decoder's
 outcome), the builder touches only the fields its summary needs and keeps running totals,
 and :func:`condense` reads only the start of a long text (``agents/excerpt.py``). An event
-keeps its whole line, so a caller may condense it later, only if and when it is shown.
+keeps its whole line, so a caller condenses it later, only if and when it is shown
+(:func:`condense_lines`, :func:`condense_data` for transcript bytes).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,96 @@ def condense(event: StreamEvent, cwd: str | None = None) -> str | None:
         return f"[{event.label}]" if render is None else render(event, cwd)
     except Exception:  # a shape no version of the CLI printed yet: show it, do not crash
         return f"[{event.label}]"
+
+
+#: How much of a line that is not JSON is shown.
+INVALID_EXCERPT = 160
+
+#: A line as the runner read it (``\r`` stripped) and its event, None when it is not JSON.
+ReadLine = tuple[bytes, StreamEvent | None]
+
+
+def condense_lines(
+    lines: Sequence[ReadLine],
+    cwd: str | None = None,
+    most: int | None = None,
+    clean: Callable[[str], str] | None = None,
+) -> list[tuple[str, str]]:
+    """``(label, text)`` for each line of ``lines`` that shows something, in order; a line
+    that is not JSON shows its start. With ``most``, only the last ``most`` of them, and no
+    line before those is condensed. ``clean`` is applied to each text (the redactor)."""
+    out: list[tuple[str, str]] = []
+    for raw, event in lines if most is None else reversed(lines):
+        if most is not None and len(out) >= most:
+            break
+        if event is None:
+            text = raw[:INVALID_EXCERPT].decode("utf-8", "replace")
+            out.append(("invalid", f"[not JSON: {text}]"))
+            continue
+        shown = condense(event, cwd)
+        if shown is not None:
+            out.append((event.label, shown))
+    if most is not None:
+        out.reverse()
+    if clean is not None:
+        out = [(label, clean(text)) for label, text in out]
+    return out
+
+
+def condense_raw(
+    lines: Sequence[bytes], cwd: str | None = None, most: int | None = None
+) -> list[tuple[str, str]]:
+    """The condensed lines of raw, non-blank lines, or only the last ``most``: then only
+    those lines are parsed."""
+    out: list[tuple[str, str]] = []
+    for line in lines if most is None else reversed(lines):
+        out.extend(condense_lines([(line, parse_line(line))], cwd))
+        if most is not None and len(out) >= most:
+            break
+    if most is not None:
+        out.reverse()
+    return out
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The whole, non-blank lines of transcript bytes, split as the runner splits a read."""
+    return [line for raw in data.split(b"\n") if (line := raw.rstrip(b"\r")) and not line.isspace()]
+
+
+def condense_data(
+    data: bytes, cwd: str | None = None, most: int | None = None
+) -> list[tuple[str, str]]:
+    """The condensed lines of transcript bytes, or only the last ``most``: then only those
+    lines are parsed."""
+    return condense_raw(split_lines(data), cwd, most)
+
+
+class ReadLines:
+    """One read's lines, kept as bytes to be condensed when shown: a callable source of
+    ``(label, text)`` lines, all or the last ``most``, each line parsed again then (by
+    ``condense``: claude's own unless the run's kind has another) and ``clean`` (the
+    redactor) applied to each text."""
+
+    __slots__ = ("clean", "condense", "cwd", "lines")
+
+    def __init__(
+        self,
+        lines: Sequence[bytes],
+        cwd: str | None = None,
+        clean: Callable[[str], str] | None = None,
+        condense: Callable[
+            [Sequence[bytes], str | None, int | None], list[tuple[str, str]]
+        ] = condense_raw,
+    ) -> None:
+        self.lines = lines
+        self.cwd = cwd
+        self.clean = clean
+        self.condense = condense
+
+    def __call__(self, most: int | None) -> list[tuple[str, str]]:
+        out = self.condense(self.lines, self.cwd, most)
+        clean = self.clean
+        return out if clean is None else [(label, clean(text)) for label, text in out]
 
 
 def _rate_limit(event: StreamEvent, cwd: str | None) -> str | None:

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shoemaker.agents.adapters import adapter_for
+from shoemaker.agents.adapters import adapter_for, condenser_for
 from shoemaker.agents.done_signal import (
     FILE_NAME,
     SIGNAL_ENV,
@@ -30,21 +30,19 @@ from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.agents.runner import (
     CANCELLED,
     AgentCancelled,
+    LineBatch,
     RunResult,
     RunSpec,
     agent_environment,
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
-from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
+from shoemaker.agents.streamjson import ReadLines, TranscriptSummary
 from shoemaker.config import AgentConfig
 from shoemaker.engine.project import Project
-from shoemaker.events import AgentFinished, AgentOutput, AgentStarted, OutputLine
+from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
 from shoemaker.model import Phase
 from shoemaker.secrets import is_secret_name, token_file
 from shoemaker.store import RunRecord
-
-_INVALID_EXCERPT = 160
-_REPLY_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,39 +178,33 @@ async def call_agent(
     # Paths in tool uses are shown relative to the agent's working directory.
     cwd = str(call.cwd)
 
-    # A reply a CLI prints in chunks (gemini's deltas) is shown whole, once the next event
-    # (or the run's end) says it is complete.
-    chunks: list[str] = []
+    clean = project.redactor.text if project.redactor.active else None
+    condense = condenser_for(cfg.kind)
+    # A read that ends inside a reply printed in chunks (gemini's deltas) waits for the next,
+    # so that the reply is condensed whole, into one line, where it is shown.
+    held: list[LineBatch] = []
 
-    def whole_reply(lines: list[OutputLine]) -> list[OutputLine]:
-        if chunks:
-            text = " ".join("".join(chunks).split())
-            lines.append(("message", text[:_REPLY_CHARS]))
-            chunks.clear()
-        return lines
+    def emit(batch: LineBatch) -> None:
+        # One event per read, and nothing condensed here: the event names the batch's bytes
+        # in the transcript and keeps the lines for this process's listeners, which condense
+        # what they show when they show it (secrets out: the lines in memory are the agent's
+        # own, before the redactor).
+        shown = ReadLines(batch, cwd, clean, condense)
+        span = (batch.start, batch.end)
+        bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, span, len(batch), shown))
 
-    def flush_reply() -> None:
-        lines = whole_reply([])
-        if lines:
-            bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, lines, 0))
+    def on_lines(batch: LineBatch) -> None:
+        if held:
+            first = held.pop()
+            batch = LineBatch([*first, *batch], first.start, batch.end)
+        if batch and b'"delta":true' in batch[-1]:
+            held.append(batch)
+            return
+        emit(batch)
 
-    def on_lines(batch: list[tuple[bytes, StreamEvent | None]]) -> None:
-        # One event per read: each line condensed once, here, because the event log (what
-        # attach mode and `run --events ndjson` read) must hold every line a person may see.
-        lines: list[OutputLine] = []
-        for raw, event in batch:
-            if event is None:
-                text = raw[:_INVALID_EXCERPT].decode("utf-8", "replace")
-                lines.append(("invalid", f"[not JSON: {text}]"))
-                continue
-            condensed = adapter.condense(event, cwd)
-            if condensed is not None and event.data.get("delta") is True:
-                chunks.append(condensed)
-                continue
-            if condensed is not None:
-                whole_reply(lines).append((event.label, condensed))
-        if lines:
-            bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, lines, len(batch)))
+    def flush_held() -> None:
+        if held:
+            emit(held.pop())
 
     def on_pid(pid: int) -> None:
         project.store.set_run_pid(
@@ -232,12 +224,12 @@ async def call_agent(
 
     try:
         result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
-        flush_reply()
+        flush_held()
         adapter.settle(launch, result.summary)
         if done is not None and signal_dir is not None:
             await asyncio.to_thread(done.take, signal_dir / FILE_NAME)
     except AgentCancelled as cancelled:
-        flush_reply()
+        flush_held()
         adapter.settle(launch, cancelled.result.summary)
         await asyncio.shield(_conclude(project, call, run_id, cancelled.result, transcript))
         raise

@@ -338,7 +338,7 @@ class ShoemakerApp(Guarded, App[None]):
         self.queue.focus()
         if self.mode == "attach":
             self.run_worker(
-                self.bridge.follow_store(self.project.store),
+                self.bridge.follow_store(self.project.store, self.project.runs_dir),
                 group="follow",
                 exit_on_error=False,
                 description="follow the store",
@@ -570,7 +570,7 @@ class ShoemakerApp(Guarded, App[None]):
     async def _load_output(self, task_id: int) -> None:
         detail = await asyncio.to_thread(load_task_detail, self.project, task_id, 2_000)
         out = self.output
-        if out.task_id == task_id and not self.buffers.lines.get(task_id):
+        if out.task_id == task_id and not self.buffers.has_lines(task_id):
             out.replace(task_id, list(detail.log), self._output_title(task_id))
 
     @on(DataTable.RowHighlighted, "#queue")

@@ -2,7 +2,8 @@
 
 Agent output is far too frequent for a message per line: each batch of lines (one
 :class:`AgentOutput` per read of an agent's stdout) goes into bounded per-task buffers that
-the output pane drains at about 30 Hz. Every other event becomes one
+the output pane drains at about 30 Hz, uncondensed: a task's lines are condensed when the pane
+asks for them, and only as many as it keeps. Every other event becomes one
 :class:`EngineEvent` message. In attach mode the same happens with events read back from the
 store of a run that another process drives.
 """
@@ -12,17 +13,23 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
 from shoemaker.engine.bus import EventBus
 from shoemaker.engine.task_detail import MARK, gate_verdict
+from shoemaker.engine.transcript_ranges import TranscriptRanges
 from shoemaker.events import AgentFinished, AgentOutput, Event, GateResult, MergeResult
 from shoemaker.store import Store
 
 #: Lines kept in memory per task; the full transcript stays in the store.
 OUTPUT_LINES = 5_000
+#: Lines (and bytes) of a task's output kept uncondensed before its newest lines are
+#: condensed anyway, which bounds the memory a task nobody looks at takes.
+UNREAD_LINES = 4 * OUTPUT_LINES
+UNREAD_BYTES = 16 << 20
 
 
 class EngineEvent(Message):
@@ -35,37 +42,80 @@ class EngineEvent(Message):
 
 @dataclass
 class OutputBuffers:
-    """Condensed agent output per task (``None`` is measure), newest last, bounded."""
+    """Agent output per task (``None`` is measure), newest last, bounded. Batches of agent
+    output arrive uncondensed and wait; a task's lines are condensed when they are asked for
+    (:meth:`take`, :meth:`history`, :meth:`shown`), and then only as many of the newest as
+    the buffers keep."""
 
-    lines: dict[int | None, deque[str]] = field(default_factory=dict)
+    _lines: dict[int | None, deque[str]] = field(default_factory=dict)
     pending: dict[int | None, deque[str]] = field(default_factory=dict)
     """Lines not yet taken by the output pane; bounded too, in case nothing takes them."""
+    _unread: dict[int | None, list[str | AgentOutput]] = field(default_factory=dict)
+    _unread_size: dict[int | None, tuple[int, int]] = field(default_factory=dict)
     received: int = 0
+    """Lines of agent output and story lines that arrived, shown or not."""
 
     def add(self, task_id: int | None, text: str) -> None:
-        self.lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).append(text)
-        self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).append(text)
-        self.received += 1
+        self._queue(task_id, text, 1, 0)
 
-    def extend(self, task_id: int | None, texts: list[str]) -> None:
-        """Add a batch of lines; a batch longer than the buffers keeps only its tail."""
-        self.lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).extend(texts)
-        self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES)).extend(texts)
-        self.received += len(texts)
+    def extend(self, task_id: int | None, batch: AgentOutput) -> None:
+        """Add a batch of agent output, to be condensed when its lines are asked for."""
+        self._queue(task_id, batch, batch.read, batch.end - batch.start)
+
+    def _queue(self, task_id: int | None, item: str | AgentOutput, lines: int, size: int) -> None:
+        self._unread.setdefault(task_id, []).append(item)
+        count, total = self._unread_size.get(task_id, (0, 0))
+        count, total = count + lines, total + size
+        self._unread_size[task_id] = (count, total)
+        self.received += lines
+        if count > UNREAD_LINES or total > UNREAD_BYTES:
+            self._settle(task_id)
+
+    def _settle(self, task_id: int | None) -> None:
+        """Condense what waits for ``task_id``: only the newest lines the buffers keep."""
+        unread = self._unread.pop(task_id, None)
+        self._unread_size.pop(task_id, None)
+        if not unread:
+            return
+        newest: list[list[str]] = []
+        left = OUTPUT_LINES
+        for item in reversed(unread):
+            if left <= 0:
+                break
+            texts = [item] if isinstance(item, str) else [t for _, t in item.shown(left)]
+            newest.append(texts)
+            left -= len(texts)
+        lines = self._lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES))
+        pending = self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES))
+        for texts in reversed(newest):
+            lines.extend(texts)
+            pending.extend(texts)
 
     def take(self, task_id: int | None) -> list[str]:
         """Lines that arrived for ``task_id`` since the last take."""
+        self._settle(task_id)
         return list(self.pending.pop(task_id, ()))
 
     def history(self, task_id: int | None) -> list[str]:
+        self._settle(task_id)
         self.pending.pop(task_id, None)
-        return list(self.lines.get(task_id, ()))
+        return list(self._lines.get(task_id, ()))
+
+    def shown(self, task_id: int | None) -> list[str]:
+        """The lines kept for ``task_id``, oldest first (pending ones stay pending)."""
+        self._settle(task_id)
+        return list(self._lines.get(task_id, ()))
+
+    def has_lines(self, task_id: int | None) -> bool:
+        return bool(self._lines.get(task_id) or self._unread.get(task_id))
 
     def drop_pending(self) -> None:
         self.pending.clear()
 
     def keep_pending(self, task_id: int | None, most: int) -> None:
-        """Drop every task's pending lines but the last ``most`` of ``task_id``."""
+        """Drop every task's pending lines but the last ``most`` of ``task_id`` (what waits
+        for the others stays for their history)."""
+        self._settle(task_id)
         kept = self.pending.get(task_id)
         self.pending.clear()
         if kept:
@@ -100,11 +150,15 @@ class EventBridge:
         self.target = target
         self.buffers = buffers
         self.seen = 0
+        self.ranges: TranscriptRanges | None = None
+        """Where agent output read back from a store gets its lines (attach mode)."""
 
     def __call__(self, event: Event) -> None:
         self.seen += 1
         if isinstance(event, AgentOutput):
-            self.buffers.extend(event.task_id, event.texts)
+            if self.ranges is not None:
+                self.ranges.attach(event)
+            self.buffers.extend(event.task_id, event)
             return
         for line in story_lines(event):
             self.buffers.add(getattr(event, "task_id", None), line)
@@ -113,8 +167,11 @@ class EventBridge:
     def attach_bus(self, bus: EventBus) -> None:
         bus.add_listener(self)
 
-    async def follow_store(self, store: Store, interval: float = 0.25) -> None:
-        """Read events another process appends to ``store``, forever (run it as a worker)."""
+    async def follow_store(self, store: Store, runs_dir: Path, interval: float = 0.25) -> None:
+        """Read events another process appends to ``store``, forever (run it as a worker);
+        agent output is condensed from the transcripts in ``runs_dir`` (or the store's copy)
+        when it is shown."""
+        self.ranges = TranscriptRanges(store, runs_dir)
         seq = await asyncio.to_thread(store.last_event_seq)
         while True:
             batch = await asyncio.to_thread(store.events_after, seq, 2_000)
