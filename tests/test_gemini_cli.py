@@ -27,6 +27,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
+from shoemaker.engine.views import LiveUsage
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.mocks.gemini import MockGemini, Turn, mock_gemini, text, write_file
 from shoemaker.model import TaskState, Usage
@@ -127,6 +128,11 @@ async def test_a_file_gemini_writes_with_its_own_tool_lands_with_its_tokens_and_
     assert files == ["hello.py"]  # gemini keeps its state in its own home, not the tree
     log = load_task_detail(project, task_id).log
     assert "[write_file: hello.py]" in log and "Wrote hello.py." in log
+    # The dashboard's live spend reads gemini's result line, whose usage is under "stats".
+    (project.runs_dir / f"{run.id}.jsonl").write_bytes(transcript.read_bytes())
+    live = LiveUsage(project.runs_dir, project.config).read([run])
+    assert live[task_id].usage == run.usage
+    assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")

@@ -142,6 +142,9 @@ class AgentAdapter(Protocol):
     """Environment variables that carry its credentials, any one of which will do."""
     package: str
     """Where the CLI comes from, for a fix that says how to install it."""
+    usage_markers: tuple[bytes, ...]
+    """Byte strings one of which is in every line that names the model or reports usage:
+    the live spend parses only those lines, skipping tool output unread."""
 
     def launch(
         self,
