@@ -23,6 +23,7 @@ from shoemaker.agents.codex_stream import CodexSummaryBuilder, summarize_codex_f
 from shoemaker.agents.runner import ProcessRunner, RunSpec, agent_environment
 from shoemaker.config import AgentConfig
 from shoemaker.engine.engine import Engine
+from shoemaker.engine.estimate import estimate_tasks
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
@@ -127,6 +128,12 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     live = LiveUsage(project.runs_dir, project.config).read([run])
     assert live[task_id].usage == run.usage
     assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
+    # The next task's estimate learns from this run, priced at codex's model.
+    later = project.store.get_task(add_task(project, "Write later"))
+    estimate = estimate_tasks(project, project.store.get_generation("g"), [later])
+    (guess,) = estimate.tasks
+    assert guess.basis == "history" and run.cost_usd > 0
+    assert guess.usd == pytest.approx(run.cost_usd)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
