@@ -29,9 +29,9 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.engine.views import LiveUsage
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentStarted, BudgetCrossed, Event
 from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
-from shoemaker.model import TaskState, Usage
+from shoemaker.model import GenerationState, TaskState, Usage
 from shoemaker.store import NewTask
 
 #: A model codex knows (an unknown one gets fallback metadata and no apply_patch tool).
@@ -134,6 +134,25 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     (guess,) = estimate.tasks
     assert guess.basis == "history" and run.cost_usd > 0
     assert guess.usd == pytest.approx(run.cost_usd)
+
+
+async def test_a_codex_run_that_crosses_a_tiny_budget_pauses_the_generation(
+    fast_tmp: Path, api: Any
+) -> None:
+    project = codex_project(fast_tmp, api, budgets={"generation": {"usd": 0.000001}})
+    first = add_task(project)
+    second = add_task(project, "Write later")
+    api.script(*WRITE_HELLO)
+    report = await Engine(project).run(cycles=2, selection=Selection())
+    assert report.stopped_because.startswith("paused: generation budget"), report
+    assert project.store.get_generation("g").state == GenerationState.PAUSED
+    (run,) = project.store.runs(generation="g")
+    assert run.task_id == first and run.cost_usd > 0.000001
+    # Priced from codex's own usage, the one result crossed the limit: nothing else launched.
+    assert project.store.get_task(second).state == TaskState.READY
+    (event,) = project.store.events_of_kind("g", ["budget_crossed"])
+    assert isinstance(event, BudgetCrossed)
+    assert (event.scope, event.metric, event.limit) == ("generation", "usd", 0.000001)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
