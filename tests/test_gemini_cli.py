@@ -314,6 +314,41 @@ async def test_a_cancelled_run_stops_gemini_and_leaves_no_process(
     assert list((project.state_dir / "agent-homes").iterdir()) == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_to_shoemaker_run_mid_turn_cancels_the_gemini_run_and_leaves_no_process(
+    fast_tmp: Path, api: Any, sig: signal.Signals
+) -> None:
+    token = new_token()
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token}
+    project = gemini_project(fast_tmp, api, measure="off")
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(Turn([text("never sent")], hold=release))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run", "--events", "none"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await asyncio.to_thread(api.wait_for, bool)  # gemini is at work, waiting on the model
+        run.send_signal(sig)  # as a person's Ctrl-C, or a service manager's stop
+        _, err = await asyncio.to_thread(run.communicate, timeout=120)
+    finally:
+        release.set()
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 128 + sig, err
+    assert f"interrupted by {sig.name}; agents stopped" in err
+    reopened = Project.open(project.root)
+    (record,) = reopened.store.runs(task_id=task_id)
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    task = reopened.store.get_task(task_id)
+    assert task.state == TaskState.READY and task.reason == "interrupted"
+    assert processes_with_token(token) == []
+
+
 async def test_after_shoemaker_is_killed_resume_stops_gemini_and_lands_the_task(
     fast_tmp: Path, api: MockGemini
 ) -> None:
