@@ -29,7 +29,7 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.engine.views import LiveUsage
-from shoemaker.events import AgentStarted, BudgetCrossed, Event
+from shoemaker.events import AgentOutput, AgentStarted, BudgetCrossed, Event
 from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
 from shoemaker.model import GenerationState, TaskState, Usage
 from shoemaker.store import NewTask
@@ -93,12 +93,18 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     project = codex_project(fast_tmp, api)
     task_id = add_task(project)
     api.script(*WRITE_HELLO)
+    shown: list[str] = []
+    project.bus.add_listener(
+        lambda e: shown.extend(e.texts) if isinstance(e, AgentOutput) else None
+    )
     await stitch_all(project)
     task = project.store.get_task(task_id)
     assert task.state == TaskState.DONE, task.reason
     assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
     (run,) = project.store.runs(task_id=task_id)
     assert run.ok and run.exit_code == 0 and run.subtype == "success"
+    # The live output is codex's events condensed: its edit and its reply, one line each.
+    assert "[edit: add hello.py]" in shown and "Wrote hello.py." in shown
     # Two replies of 1200 input tokens (200 of them cached) and 40 output each.
     assert run.usage == Usage(2000, 80, 0, 400)
     price = project.config.price(MODEL)[1]

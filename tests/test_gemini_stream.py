@@ -129,6 +129,12 @@ def test_unknown_events_and_fields_pass_through_as_raw_events() -> None:
     assert "[read_file: missing.txt]" in shown
     assert "[ERROR: File not found: /work/missing.txt]" in shown
     assert "[warning: Loop detection is off]" in shown
+    # Fields no parser knows are kept on the events as printed, for the raw view and the store.
+    by_type = [e for e in events if e]
+    assert by_type[0].data["origin"] == "a field no version printed"
+    assert by_type[4].data["extra"] == {"nested": [1, 2]}
+    assert by_type[-1].data["stats"]["future_field"] == 7
+    assert by_type[8].data["files"] == ["a.py"]
 
 
 def test_condensed_lines_keep_delta_spaces_and_name_tools() -> None:
