@@ -46,7 +46,7 @@ class AgentSummary(TranscriptSummary):
     codex's 2 is a usage error); the runner gives it as the run's reason."""
 
     def as_json(self) -> dict[str, Any]:
-        """claude's keys, then ``reasoning_output_tokens`` and ``cost_source``."""
+        """claude's keys, with this CLI's ``reasoning_output_tokens`` and ``cost_source``."""
         out = super().as_json()
         out["reasoning_output_tokens"] = self.reasoning_output_tokens
         out["cost_source"] = self.cost_source
