@@ -23,14 +23,15 @@ from shoemaker.agents.codex_stream import CodexSummaryBuilder, summarize_codex_f
 from shoemaker.agents.runner import ProcessRunner, RunSpec, agent_environment
 from shoemaker.config import AgentConfig
 from shoemaker.engine.engine import Engine
+from shoemaker.engine.estimate import estimate_tasks
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.engine.views import LiveUsage
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, BudgetCrossed, Event
 from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
-from shoemaker.model import TaskState, Usage
+from shoemaker.model import GenerationState, TaskState, Usage
 from shoemaker.store import NewTask
 
 #: A model codex knows (an unknown one gets fallback metadata and no apply_patch tool).
@@ -92,12 +93,18 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     project = codex_project(fast_tmp, api)
     task_id = add_task(project)
     api.script(*WRITE_HELLO)
+    shown: list[str] = []
+    project.bus.add_listener(
+        lambda e: shown.extend(e.texts) if isinstance(e, AgentOutput) else None
+    )
     await stitch_all(project)
     task = project.store.get_task(task_id)
     assert task.state == TaskState.DONE, task.reason
     assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
     (run,) = project.store.runs(task_id=task_id)
     assert run.ok and run.exit_code == 0 and run.subtype == "success"
+    # The live output is codex's events condensed: its edit and its reply, one line each.
+    assert "[edit: add hello.py]" in shown and "Wrote hello.py." in shown
     # Two replies of 1200 input tokens (200 of them cached) and 40 output each.
     assert run.usage == Usage(2000, 80, 0, 400)
     price = project.config.price(MODEL)[1]
@@ -127,6 +134,31 @@ async def test_a_file_codex_writes_with_its_own_tool_lands_with_its_tokens_and_c
     live = LiveUsage(project.runs_dir, project.config).read([run])
     assert live[task_id].usage == run.usage
     assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
+    # The next task's estimate learns from this run, priced at codex's model.
+    later = project.store.get_task(add_task(project, "Write later"))
+    estimate = estimate_tasks(project, project.store.get_generation("g"), [later])
+    (guess,) = estimate.tasks
+    assert guess.basis == "history" and run.cost_usd > 0
+    assert guess.usd == pytest.approx(run.cost_usd)
+
+
+async def test_a_codex_run_that_crosses_a_tiny_budget_pauses_the_generation(
+    fast_tmp: Path, api: Any
+) -> None:
+    project = codex_project(fast_tmp, api, budgets={"generation": {"usd": 0.000001}})
+    first = add_task(project)
+    second = add_task(project, "Write later")
+    api.script(*WRITE_HELLO)
+    report = await Engine(project).run(cycles=2, selection=Selection())
+    assert report.stopped_because.startswith("paused: generation budget"), report
+    assert project.store.get_generation("g").state == GenerationState.PAUSED
+    (run,) = project.store.runs(generation="g")
+    assert run.task_id == first and run.cost_usd > 0.000001
+    # Priced from codex's own usage, the one result crossed the limit: nothing else launched.
+    assert project.store.get_task(second).state == TaskState.READY
+    (event,) = project.store.events_of_kind("g", ["budget_crossed"])
+    assert isinstance(event, BudgetCrossed)
+    assert (event.scope, event.metric, event.limit) == ("generation", "usd", 0.000001)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
@@ -284,6 +316,41 @@ async def test_an_interrupted_run_is_charged_for_the_responses_codex_counted(
     price = project.config.price(MODEL)[1]
     assert record.cost_estimated and record.cost_usd == pytest.approx(price.cost(record.usage))
     assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
+    assert processes_with_token(token) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_to_shoemaker_run_mid_turn_cancels_the_codex_run_and_leaves_no_process(
+    fast_tmp: Path, api: Any, sig: signal.Signals
+) -> None:
+    token = new_token()
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token}
+    project = codex_project(fast_tmp, api, measure="off")
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(Turn([message("never sent")], hold=release))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run", "--events", "none"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await asyncio.to_thread(api.wait_for, bool)  # codex is at work, waiting on the model
+        run.send_signal(sig)  # as a person's Ctrl-C, or a service manager's stop
+        _, err = await asyncio.to_thread(run.communicate, timeout=120)
+    finally:
+        release.set()
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 128 + sig, err
+    assert f"interrupted by {sig.name}; agents stopped" in err
+    reopened = Project.open(project.root)
+    (record,) = reopened.store.runs(task_id=task_id)
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    task = reopened.store.get_task(task_id)
+    assert task.state == TaskState.READY and task.reason == "interrupted"
     assert processes_with_token(token) == []
 
 

@@ -555,6 +555,7 @@ def test_non_finite_numbers_become_null_and_count_as_bad_values(
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert summary["cost_usd"] is None and summary["bad_values"] == 2
+    assert summary["cost_source"] == "unknown"  # no cost was reported that could be read
     assert summary["model_usage"] == {"m": {"inputTokens": 3, "costUSD": None}}
     text = shoemaker(fast_tmp, "transcript", str(path))
     assert text.returncode == 0 and "2 numbers not finite" in text.stdout, text.stderr

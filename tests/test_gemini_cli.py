@@ -27,9 +27,10 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.task_detail import load_task_detail
-from shoemaker.events import AgentOutput, AgentStarted, Event
+from shoemaker.engine.views import LiveUsage
+from shoemaker.events import AgentOutput, AgentStarted, BudgetCrossed, Event
 from shoemaker.mocks.gemini import MockGemini, Turn, mock_gemini, text, write_file
-from shoemaker.model import TaskState, Usage
+from shoemaker.model import GenerationState, TaskState, Usage
 from shoemaker.store import NewTask
 
 MODEL = "gemini-2.5-flash"
@@ -127,6 +128,30 @@ async def test_a_file_gemini_writes_with_its_own_tool_lands_with_its_tokens_and_
     assert files == ["hello.py"]  # gemini keeps its state in its own home, not the tree
     log = load_task_detail(project, task_id).log
     assert "[write_file: hello.py]" in log and "Wrote hello.py." in log
+    # The dashboard's live spend reads gemini's result line, whose usage is under "stats".
+    (project.runs_dir / f"{run.id}.jsonl").write_bytes(transcript.read_bytes())
+    live = LiveUsage(project.runs_dir, project.config).read([run])
+    assert live[task_id].usage == run.usage
+    assert live[task_id].cost_usd == pytest.approx(run.cost_usd)
+
+
+async def test_a_gemini_run_that_crosses_a_tiny_budget_pauses_the_generation(
+    fast_tmp: Path, api: Any
+) -> None:
+    project = gemini_project(fast_tmp, api, budgets={"generation": {"usd": 0.000001}})
+    first = add_task(project)
+    second = add_task(project, "Write later")
+    api.script(*WRITE_HELLO)
+    report = await Engine(project).run(cycles=2, selection=Selection())
+    assert report.stopped_because.startswith("paused: generation budget"), report
+    assert project.store.get_generation("g").state == GenerationState.PAUSED
+    (run,) = project.store.runs(generation="g")
+    assert run.task_id == first and run.cost_usd > 0.000001
+    # Priced from gemini's own usage, the one result crossed the limit: nothing else launched.
+    assert project.store.get_task(second).state == TaskState.READY
+    (event,) = project.store.events_of_kind("g", ["budget_crossed"])
+    assert isinstance(event, BudgetCrossed)
+    assert (event.scope, event.metric, event.limit) == ("generation", "usd", 0.000001)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
@@ -287,6 +312,41 @@ async def test_a_cancelled_run_stops_gemini_and_leaves_no_process(
     assert processes_with_token(token) == []
     # The run's gemini home (its session) went with the run.
     assert list((project.state_dir / "agent-homes").iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_to_shoemaker_run_mid_turn_cancels_the_gemini_run_and_leaves_no_process(
+    fast_tmp: Path, api: Any, sig: signal.Signals
+) -> None:
+    token = new_token()
+    env = {**os.environ, "SHOEMAKER_TEST_TOKEN": token}
+    project = gemini_project(fast_tmp, api, measure="off")
+    task_id = add_task(project)
+    release = threading.Event()
+    api.script(Turn([text("never sent")], hold=release))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run", "--events", "none"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await asyncio.to_thread(api.wait_for, bool)  # gemini is at work, waiting on the model
+        run.send_signal(sig)  # as a person's Ctrl-C, or a service manager's stop
+        _, err = await asyncio.to_thread(run.communicate, timeout=120)
+    finally:
+        release.set()
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 128 + sig, err
+    assert f"interrupted by {sig.name}; agents stopped" in err
+    reopened = Project.open(project.root)
+    (record,) = reopened.store.runs(task_id=task_id)
+    assert record.ok is False and record.reason == "cancelled: stopped by shoemaker"
+    task = reopened.store.get_task(task_id)
+    assert task.state == TaskState.READY and task.reason == "interrupted"
+    assert processes_with_token(token) == []
 
 
 async def test_after_shoemaker_is_killed_resume_stops_gemini_and_lands_the_task(

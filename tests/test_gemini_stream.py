@@ -129,6 +129,12 @@ def test_unknown_events_and_fields_pass_through_as_raw_events() -> None:
     assert "[read_file: missing.txt]" in shown
     assert "[ERROR: File not found: /work/missing.txt]" in shown
     assert "[warning: Loop detection is off]" in shown
+    # Fields no parser knows are kept on the events as printed, for the raw view and the store.
+    by_type = [e for e in events if e]
+    assert by_type[0].data["origin"] == "a field no version printed"
+    assert by_type[4].data["extra"] == {"nested": [1, 2]}
+    assert by_type[-1].data["stats"]["future_field"] == 7
+    assert by_type[8].data["files"] == ["a.py"]
 
 
 def test_condensed_lines_keep_delta_spaces_and_name_tools() -> None:
@@ -168,7 +174,10 @@ def test_transcript_json_for_gemini_has_claudes_keys_and_the_cost_source(tmp_pat
     proc = _transcript("-C", str(tmp_path), "--agent", "gemini", "--json", path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert list(out) == [*claude_keys, "reasoning_output_tokens", "cost_source"]
+    assert list(out) == claude_keys and claude_keys[-2:] == [
+        "reasoning_output_tokens",
+        "cost_source",
+    ]
     assert out["ok"] is True and out["subtype"] == "success"
     assert (out["input_tokens"], out["cache_read_input_tokens"]) == (3000, 600)
     assert out["reasoning_output_tokens"] is None and out["num_turns"] is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents import CODEX
+from agents import CODEX, GEMINI
 from conftest import REPO_ROOT
 from projects import make_project, task
 from shoemaker.config import load_config
@@ -17,12 +17,15 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.proposals import ProposalError, check_proposals
 from shoemaker.engine.task_detail import load_task_detail
+from shoemaker.mocks.gemini import MockGemini, mock_gemini, text, write_file
+from shoemaker.mocks.gemini import Turn as GeminiTurn
 from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
 from shoemaker.model import TaskState, Usage
 from shoemaker.sources.model import agent_kind
 from shoemaker.tui.task_screen import agent_of
 
 MODEL = "gpt-5.5"
+GEMINI_MODEL = "gemini-2.5-flash"
 
 
 @pytest.fixture
@@ -81,6 +84,78 @@ async def test_a_generation_runs_claude_for_one_task_and_codex_for_another(
     assert agent_of(codex_run) == f"codex {MODEL}"
     assert agent_of(claude_run).startswith("claude")
     # Only codex's task went to the OpenAI mock.
+    assert all("Add hello" in json.dumps(r["input"]) for r in api.requests)
+
+
+@pytest.fixture
+def gemini_api() -> Any:
+    if not GEMINI.exists():
+        pytest.fail(f"the gemini CLI is not installed at {GEMINI}: run ./dev test")
+    with mock_gemini() as served:
+        yield served
+
+
+async def test_one_generation_runs_claude_codex_and_gemini_each_for_its_own_task(
+    fast_tmp: Path, api: MockResponses, gemini_api: MockGemini
+) -> None:
+    home = fast_tmp / "home"
+    home.mkdir()
+    limits = {"max_time_sec": 120, "idle_timeout_sec": 60}
+    codex = {
+        "command": str(CODEX),
+        "model": MODEL,
+        "env": {"OPENAI_BASE_URL": api.url, "OPENAI_API_KEY": "sk-test-0000", "HOME": str(home)},
+        **limits,
+    }
+    gemini = {
+        "command": str(GEMINI),
+        "model": GEMINI_MODEL,
+        "env": {
+            "GOOGLE_GEMINI_BASE_URL": gemini_api.url,
+            "GEMINI_API_KEY": "AIza-test-0000",
+            "HOME": str(home),
+        },
+        **limits,
+    }
+    project = make_project(
+        fast_tmp,
+        [
+            task("Add a", files={"a.py": "A = 1\n"}),
+            {**task("Add hello", [0]), "agent": "codex"},
+            {**task("Add greet", [0]), "agent": "gemini"},
+        ],
+        agents={"codex": codex, "gemini": gemini},
+        prices={
+            MODEL: {"input": 1.25, "output": 10.0, "cache_read": 0.125},
+            GEMINI_MODEL: {"input": 0.3, "output": 2.5, "cache_read": 0.075},
+        },
+    )
+    start_generation(project, "g")
+    api.script(Turn([add_file("hello.py", "HELLO = 1")]), Turn([message("Wrote hello.py.")]))
+    gemini_api.script(
+        GeminiTurn([write_file("greet.py", "GREET = 1\n")]), GeminiTurn([text("Wrote greet.py.")])
+    )
+    report = await Engine(project).run(cycles=4)
+    assert (report.merged, report.failed) == (3, 0)
+    tasks = {t.title: t for t in project.store.list_tasks("g")}
+    for t in tasks.values():
+        assert t.state == TaskState.DONE, (t.title, t.reason)
+    assert (project.root / "greet.py").read_text() == "GREET = 1\n"
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    (gemini_run,) = project.store.runs(task_id=tasks["Add greet"].id)
+    (codex_run,) = project.store.runs(task_id=tasks["Add hello"].id)
+    (claude_run,) = project.store.runs(task_id=tasks["Add a"].id)
+    assert (claude_run.agent_kind, codex_run.agent_kind) == ("claude", "codex")
+    assert gemini_run.agent_kind == "gemini" and gemini_run.model == GEMINI_MODEL
+    assert gemini_run.argv[0] == str(GEMINI)
+    # Read with gemini's parser and priced at its own model.
+    assert gemini_run.ok and gemini_run.usage == Usage(2000, 80, 0, 400)
+    price = project.config.price(GEMINI_MODEL)[1]
+    assert gemini_run.cost_usd == pytest.approx(price.cost(gemini_run.usage))
+    assert "[write_file: greet.py]" in load_task_detail(project, tasks["Add greet"].id).log
+    assert agent_of(gemini_run) == f"gemini {GEMINI_MODEL}"
+    # Each mock was asked about its own task only.
+    assert all("Add greet" in json.dumps(r["contents"]) for r in gemini_api.requests)
     assert all("Add hello" in json.dumps(r["input"]) for r in api.requests)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import CODEX
 from conftest import REPO_ROOT
 from projects import make_project, run_and_cancel_once_an_agent_speaks, task
 from shoemaker.agents.sandbox import (
@@ -33,7 +34,10 @@ from shoemaker.engine.doctor import run_checks
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
-from shoemaker.model import TaskState
+from shoemaker.engine.selection import Selection
+from shoemaker.mocks.responses import Turn, add_file, message, mock_responses
+from shoemaker.model import TaskState, Usage
+from shoemaker.store import NewTask
 
 IMAGE = "localhost/shoemaker-test-empty:1"
 KEY = "sk-ant-api03-PODMAN-ARGS-5e2d9c1b7a3f"
@@ -267,6 +271,54 @@ async def test_a_real_podman_run_of_the_rehearsal_agent(fast_tmp: Path) -> None:
     assert "-e ANTHROPIC_API_KEY" in " ".join(run.argv) and KEY not in " ".join(run.argv)
     transcript = project.store.transcript(run.id)
     assert b"[redacted ANTHROPIC_API_KEY]" in transcript and KEY.encode() not in transcript
+
+
+@pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")
+async def test_a_real_podman_run_of_codex_writes_its_worktree_with_its_home_inside(
+    fast_tmp: Path,
+) -> None:
+    if not CODEX.exists():
+        pytest.fail(f"the codex CLI is not installed at {CODEX}: run ./dev test, which installs it")
+    _image()
+    # The CLI (node and codex's own binary) from the host, read-only; its mock on loopback,
+    # reached through the host network the container shares.
+    cli_root = CODEX.resolve().parents[3]  # its node_modules, wherever it is installed
+    mounts = []
+    for path in {Path("/usr"), Path("/lib"), Path("/lib64"), Path("/bin"), cli_root}:
+        if path.exists():
+            mounts += ["-v", f"{path}:{path}:ro"]
+    with mock_responses() as api:
+        project = make_project(
+            fast_tmp,
+            [],
+            agent={
+                "kind": "codex",
+                "command": str(CODEX.resolve()),
+                "model": "gpt-5.5",
+                "env": {"OPENAI_BASE_URL": api.url, "OPENAI_API_KEY": "sk-test-podman-0000"},
+                "max_time_sec": 120,
+                "idle_timeout_sec": 60,
+            },
+            prices={"gpt-5.5": {"input": 1.25, "output": 10.0, "cache_read": 0.125}},
+            sandbox="podman",
+            podman_image=IMAGE,
+            podman_args=[*HOST_FLAGS, *mounts],
+            podman_global_args=HOST_GLOBAL,
+        )
+        start_generation(project, "g")
+        project.store.add_tasks("g", [NewTask("Write hello", "Write hello.py.")], 1, "test")
+        api.script(Turn([add_file("hello.py", "HELLO = 1")]), Turn([message("Wrote hello.py.")]))
+        await Engine(project).run(cycles=1, selection=Selection())  # stitch only: no measure
+    (t,) = project.store.list_tasks("g")
+    (run,) = project.store.runs(task_id=t.id)
+    assert t.state == TaskState.DONE, t.reason
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    argv = " ".join(run.argv)
+    assert run.argv[0] == "podman" and IMAGE in run.argv and "--network=host" in run.argv
+    # codex's config home is in the run's home inside the container, named by environment.
+    assert "-e CODEX_HOME" in argv and "-e OPENAI_API_KEY" in argv
+    assert "sk-test-podman-0000" not in argv
+    assert run.ok and run.usage == Usage(2000, 80, 0, 400)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")

@@ -50,6 +50,36 @@ def test_estimate_names_the_model_it_priced(fast_tmp: Path) -> None:
     assert proc.returncode == 0 and "claude-opus-4-8" in proc.stdout
 
 
+def test_a_task_of_another_kind_is_estimated_at_its_own_models_price(fast_tmp: Path) -> None:
+    codex = {"command": "codex", "model": "gpt-5.5"}
+    project = make_project(
+        fast_tmp,
+        [],
+        agents={"codex": codex},
+        prices={"default": {"input": 5, "output": 25}, "gpt-5.5": {"input": 1, "output": 10}},
+    )
+    start_generation(project, "g")
+    project.store.add_tasks(
+        "g",
+        [NewTask("Add a", "Add a.py."), NewTask("Add b", "Add b.py.", extras={"agent": "codex"})],
+        1,
+        "test",
+    )
+    data = json.loads(cli(project, "estimate", "--json").stdout)
+    by_title = {t["title"]: t for t in data["tasks"]}
+    claude, codex_task = by_title["Add a"], by_title["Add b"]
+    assert claude["usd"] == pytest.approx(
+        (claude["input_tokens"] * 5 + claude["output_tokens"] * 25) / 1_000_000
+    )
+    assert codex_task["usd"] == pytest.approx(
+        (codex_task["input_tokens"] * 1 + codex_task["output_tokens"] * 10) / 1_000_000
+    )
+    assert any(
+        "prices of 'gpt-5.5' for the model gpt-5.5: $1 in / $10 out" in line
+        for line in data["assumptions"]
+    )
+
+
 async def test_a_tasks_trailers_sum_every_attempt(fast_tmp: Path) -> None:
     project = make_project(
         fast_tmp,

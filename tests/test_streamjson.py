@@ -347,8 +347,12 @@ def test_transcript_command_json_has_exactly_the_documented_keys(tmp_path: Path)
         "lines",
         "bad_lines",
         "bad_values",
+        "reasoning_output_tokens",
+        "cost_source",
     ]
     assert data["tool_uses"] == {"Bash": 1} and data["cost_usd"] == 0.24722425
+    # The result line's own cost, as codex's and gemini's say where theirs comes from.
+    assert data["cost_source"] == "reported" and data["reasoning_output_tokens"] is None
 
 
 def test_transcript_command_text_and_missing_file(tmp_path: Path) -> None:

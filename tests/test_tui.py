@@ -24,7 +24,7 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import load_diff
 from shoemaker.engine.transcript_ranges import TranscriptRanges
 from shoemaker.events import AgentOutput, AgentStarted, GateResult, MergeResult
-from shoemaker.model import GenerationState, TaskState
+from shoemaker.model import GenerationState, TaskState, Usage
 from shoemaker.palette import STATE_STYLE
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
@@ -1193,3 +1193,53 @@ def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:
     taken = buffers.take(1)
     assert len(taken) == OUTPUT_LINES and taken[-1] == f"line {OUTPUT_LINES + 9}"
     assert buffers.take(1) == []
+
+
+async def test_the_attempts_of_a_mixed_history_show_each_kind_its_model_and_cost(
+    fast_tmp: Path,
+) -> None:
+    project = make_project(fast_tmp, [])
+    start_generation(project, "g")
+    (only,), _ = project.store.add_tasks("g", [NewTask("Write hello", "Write hello.py.")], 1, "t")
+    # Attempt 1 by codex (stopped, priced from its tokens), attempt 2 by gemini.
+    for attempt, kind, model, usage, cost in (
+        (1, "codex", "gpt-5.5", Usage(2000, 80, 0, 400), 0.00335),
+        (2, "gemini", "gemini-2.5-flash", Usage(1500, 60, 0, 300), 0.00062),
+    ):
+        run_id = project.store.start_run(
+            generation="g",
+            task_id=only.id,
+            phase="stitch",
+            attempt=attempt,
+            prompt="Write hello.py.",
+            argv=[kind, "-m", model],
+            env_names=[],
+            cwd=str(project.root),
+            agent_kind=kind,
+            model=model,
+        )
+        project.store.finish_run(
+            run_id,
+            transcript=b"",
+            usage=usage,
+            cost_usd=cost,
+            cost_estimated=True,
+            exit_code=0 if kind == "gemini" else 1,
+            ok=kind == "gemini",
+            reason="" if kind == "gemini" else "cancelled: stopped by shoemaker",
+        )
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen) and screen.task_id == only.id
+        await until(pilot, lambda: screen.detail is not None)
+        await pilot.press("a")
+        runs = screen.query_one("#runs", DataTable)
+        await until(pilot, lambda: runs.row_count == 2)
+        rows = [[str(cell) for cell in runs.get_row_at(i)] for i in range(runs.row_count)]
+        by_try = {row[0]: row for row in rows}
+        assert by_try["1"][2] == "codex gpt-5.5" and by_try["1"][7] == "~$0.003"
+        assert by_try["1"][6] == "2.0k/80" and by_try["2"][6] == "1.5k/60"
+        assert by_try["2"][2] == "gemini gemini-2.5-flash" and by_try["2"][7] == "~$0.001"

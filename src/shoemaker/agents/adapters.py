@@ -54,6 +54,7 @@ class ClaudeAdapter:
         "ANTHROPIC_AUTH_TOKEN",
     )
     package = "npm install -g @anthropic-ai/claude-code"
+    usage_markers: tuple[bytes, ...] = (b'"usage"', b'"init"')
 
     def launch(
         self,

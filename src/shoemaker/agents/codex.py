@@ -77,6 +77,7 @@ class CodexAdapter:
     kind = "codex"
     credentials: tuple[str, ...] = KEY_NAMES
     package = "npm install -g @openai/codex"
+    usage_markers: tuple[bytes, ...] = (b'"usage"',)  # turn.completed; the model is configured
 
     def launch(
         self,

@@ -54,6 +54,7 @@ class GeminiAdapter:
     kind = "gemini"
     credentials: tuple[str, ...] = KEY_NAMES
     package = "npm install -g @google/gemini-cli"
+    usage_markers: tuple[bytes, ...] = (b'"init"', b'"stats"')  # the model; the result's stats
 
     def launch(
         self,

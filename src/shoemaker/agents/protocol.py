@@ -46,7 +46,7 @@ class AgentSummary(TranscriptSummary):
     codex's 2 is a usage error); the runner gives it as the run's reason."""
 
     def as_json(self) -> dict[str, Any]:
-        """claude's keys, then ``reasoning_output_tokens`` and ``cost_source``."""
+        """claude's keys, with this CLI's ``reasoning_output_tokens`` and ``cost_source``."""
         out = super().as_json()
         out["reasoning_output_tokens"] = self.reasoning_output_tokens
         out["cost_source"] = self.cost_source
@@ -142,6 +142,9 @@ class AgentAdapter(Protocol):
     """Environment variables that carry its credentials, any one of which will do."""
     package: str
     """Where the CLI comes from, for a fix that says how to install it."""
+    usage_markers: tuple[bytes, ...]
+    """Byte strings one of which is in every line that names the model or reports usage:
+    the live spend parses only those lines, skipping tool output unread."""
 
     def launch(
         self,

@@ -420,8 +420,13 @@ class TranscriptSummary:
     messages all the same; output tokens are often placeholders there, so a floor."""
 
     def as_json(self) -> dict[str, Any]:
-        """Exactly the keys of ``shoemaker transcript --json``, in order."""
-        return {key: getattr(self, key) for key in _JSON_KEYS}
+        """Exactly the keys of ``shoemaker transcript --json``, in order: those of every kind
+        end with ``reasoning_output_tokens`` (claude reports none) and ``cost_source`` (the
+        result line's own cost, when it printed one)."""
+        out: dict[str, Any] = {key: getattr(self, key) for key in _JSON_KEYS}
+        out["reasoning_output_tokens"] = None
+        out["cost_source"] = "unknown" if self.cost_usd is None else "reported"
+        return out
 
     def accounted_usage(self) -> Usage:
         """Tokens to account for.

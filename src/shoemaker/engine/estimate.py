@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shoemaker.config import ModelPrice
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
 from shoemaker.model import Generation, Task, TaskState, Usage
@@ -69,7 +70,6 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
     """Expected spend of ``tasks`` (blocking: reads the store and renders prompts)."""
     cfg = project.config
     history = _history(project)
-    name, price = cfg.price()
     result = Estimate(model=None if history else cfg.priced_model())
     similar = min(cfg.estimate.similar, len(history))
     if history:
@@ -83,9 +83,8 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
             f"{cfg.estimate.turns} turns per task, each sending the prompt again "
             f"(~{CHARS_PER_TOKEN} characters per token), {cfg.estimate.output_tokens:,} "
             "output tokens",
-            f"prices of {name!r} for the model {result.model}: ${price.input:g} in / "
-            f"${price.output:g} out per million tokens (configuration: prices)",
         ]
+    priced: set[str] = set()
     for task in tasks:
         if history:
             nearest = sorted(history, key=lambda h: abs(h[0] - len(task.description)))[:similar]
@@ -102,6 +101,14 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
                 )
             )
             continue
+        # A task that names another kind runs with that kind's model, at its price.
+        model, name, price = _task_price(project, task)
+        if model not in priced:
+            priced.add(model)
+            result.assumptions.append(
+                f"prices of {name!r} for the model {model}: ${price.input:g} in / "
+                f"${price.output:g} out per million tokens (configuration: prices)"
+            )
         prompt = render_stitch_prompt(project, task, task.attempts + 1)
         usage = Usage(
             len(prompt) // CHARS_PER_TOKEN * cfg.estimate.turns, cfg.estimate.output_tokens
@@ -110,6 +117,26 @@ def estimate_tasks(project: Project, gen: Generation, tasks: list[Task]) -> Esti
             TaskEstimate(task.id, task.title, usage, price.cost(usage), "prompt size")
         )
     return result
+
+
+def _task_price(project: Project, task: Task) -> tuple[str, str, ModelPrice]:
+    """The model ``task`` runs with, and the name and price it is priced by."""
+    cfg = project.config
+    agent = cfg.agent_for(_str(task.extras.get("agent")))
+    if agent is cfg.agent:
+        return (cfg.priced_model(), *cfg.price())
+    if agent.model:
+        return (agent.model, *cfg.price(agent.model))
+    # Its CLI's default model is not known here: the default price stands for it.
+    return (
+        f"{agent.kind}'s default",
+        "default",
+        cfg.prices.get("default", ModelPrice(input=0, output=0)),
+    )
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def open_tasks(project: Project, gen: Generation) -> list[Task]:

@@ -290,19 +290,19 @@ class LiveUsage:
         self.runs_dir = runs_dir
         self.config = config
         self._lock = threading.Lock()
-        self._read: dict[int, tuple[int, LineBuilder]] = {}
+        self._read: dict[int, tuple[int, LineBuilder, tuple[bytes, ...]]] = {}
 
     def read(self, running: Iterable[RunRecord]) -> dict[int, SoFar]:
         """Per task id: the spend so far of its running agent(s)."""
         out: dict[int, SoFar] = {}
         with self._lock:
-            keep: dict[int, tuple[int, LineBuilder]] = {}
+            keep: dict[int, tuple[int, LineBuilder, tuple[bytes, ...]]] = {}
             for run in running:
                 if run.task_id is None:
                     continue
-                offset, builder = self._read.get(run.id) or (0, self._new_builder(run))
-                offset = self._feed(run.id, offset, builder)
-                keep[run.id] = (offset, builder)
+                offset, builder, markers = self._read.get(run.id) or self._start(run)
+                offset = self._feed(run.id, offset, builder, markers)
+                keep[run.id] = (offset, builder, markers)
                 summary = builder.summary()
                 if summary.message_usage is None:
                     continue
@@ -315,12 +315,16 @@ class LiveUsage:
             self._read = keep
         return out
 
-    def _new_builder(self, run: RunRecord) -> LineBuilder:
-        # The parser of the kind the run runs as: its usage lines are what it has spent.
+    def _start(self, run: RunRecord) -> tuple[int, LineBuilder, tuple[bytes, ...]]:
+        # The parser of the kind the run runs as, and the markers of its lines that carry
+        # usage (each CLI names it its own way: claude "usage", gemini "stats").
         agent = self.config.agent_for(run.agent_kind)
-        return adapter_for(agent.kind).builder(agent)
+        adapter = adapter_for(agent.kind)
+        return 0, adapter.builder(agent), adapter.usage_markers
 
-    def _feed(self, run_id: int, offset: int, builder: LineBuilder) -> int:
+    def _feed(
+        self, run_id: int, offset: int, builder: LineBuilder, markers: tuple[bytes, ...]
+    ) -> int:
         try:
             with (self.runs_dir / f"{run_id}.jsonl").open("rb") as handle:
                 handle.seek(offset)
@@ -331,6 +335,6 @@ class LiveUsage:
         for line in whole.splitlines():
             # Only the lines that name the model or report usage are parsed: tool results,
             # the bulk of a transcript, are skipped unread.
-            if b'"usage"' in line or b'"init"' in line:
+            if any(marker in line for marker in markers):
                 builder.feed(line)
         return offset + len(whole)
