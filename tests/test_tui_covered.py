@@ -10,10 +10,12 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from textual.widgets import DataTable
+
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.bridge import OutputBuffers
-from shoemaker.tui.screens import HelpScreen
+from shoemaker.tui.screens import GenerationsScreen, HelpScreen, PlansScreen, plan_progress
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import PANE_LINES, OutputPane, TaskQueue
 from test_tui import until
@@ -93,3 +95,26 @@ async def test_the_running_app_leaves_its_startup_heap_out_of_collections(
         await until(pilot, lambda: app.snapshots_loaded > 0)
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0  # given back: the next app's garbage is collected
+
+
+async def test_a_snapshot_handed_to_a_screen_before_it_is_mounted_is_shown_once_it_is(
+    fast_tmp: Path,
+) -> None:
+    # The engine runs on its own thread: a snapshot may reach a pushed screen before its
+    # on_mount has added the table's columns.
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshots_loaded > 0)
+        snap = app.snapshot
+        for screen, table_id in (
+            (GenerationsScreen(snap), "#gens-table"),
+            (PlansScreen(snap), "#plans-table"),
+        ):
+            screen.show(snap)  # not even composed yet: kept for on_mount
+            await app.push_screen(screen)
+            await pilot.pause()
+            table = screen.query_one(table_id, DataTable)
+            assert len(table.columns) > 1 and table.row_count == (
+                len(snap.generations) if table_id == "#gens-table" else len(plan_progress(snap))
+            )
+            await app.pop_screen()

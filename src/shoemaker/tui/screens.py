@@ -78,6 +78,8 @@ class PlansScreen(Guarded, Screen[None]):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+        # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
+        self.ready = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -89,11 +91,14 @@ class PlansScreen(Guarded, Screen[None]):
         table.border_title = "Plans"
         table.add_columns("plan", "done", "running", "failed", "progress")
         self.sub_title = "plans"
+        self.ready = True
         self.show(self.snapshot)
 
     def show(self, snap: Snapshot) -> None:
         """Show ``snap`` (the app hands each new snapshot over while this screen is up)."""
         self.snapshot = snap
+        if not self.ready:
+            return
         table = self.query_one("#plans-table", DataTable)
         rows = plan_progress(snap)
         table.border_subtitle = "" if rows else "no task came from a plan file"
@@ -132,6 +137,8 @@ class GenerationsScreen(Guarded, Screen[str | None]):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+        # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
+        self.ready = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -147,11 +154,14 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         cycles.border_title = "Cycles"
         cycles.add_columns("cycle", "merged", "failed", "lines changed")
         self.sub_title = "generations"
+        self.ready = True
         self.show(self.snapshot)
 
     def show(self, snap: Snapshot) -> None:
         """Show ``snap`` (the app hands each new snapshot over while this screen is up)."""
         self.snapshot = snap
+        if not self.ready:
+            return
         gens = self.query_one("#gens-table", DataTable)
         sync_rows(
             gens,
