@@ -432,3 +432,42 @@ async def test_a_resumed_session_is_charged_for_its_own_run_only(
     finally:
         for directory in launch.cleanup:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/podman").exists(), reason="podman: .ci/run installs it")
+async def test_a_real_podman_run_of_gemini_writes_its_worktree_with_its_home_inside(
+    fast_tmp: Path, api: MockGemini
+) -> None:
+    from test_sandbox import HOST_FLAGS, HOST_GLOBAL, IMAGE, _image
+
+    _image()
+    # node and gemini's bundle from the host, read-only; its mock on loopback, reached
+    # through the host network the container shares.
+    cli_root = GEMINI.resolve().parents[3]  # its node_modules, wherever it is installed
+    mounts = []
+    for path in {Path("/usr"), Path("/lib"), Path("/lib64"), Path("/bin"), cli_root}:
+        if path.exists():
+            mounts += ["-v", f"{path}:{path}:ro"]
+    env = {k: v for k, v in gemini_env(fast_tmp, api).items() if k != "HOME"}
+    project = gemini_project(
+        fast_tmp,
+        api,
+        agent={"command": str(GEMINI.resolve()), "env": env},
+        sandbox="podman",
+        podman_image=IMAGE,
+        podman_args=[*HOST_FLAGS, *mounts],
+        podman_global_args=HOST_GLOBAL,
+    )
+    task_id = add_task(project)
+    api.script(*WRITE_HELLO)
+    await stitch_all(project)
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    (run,) = project.store.runs(task_id=task_id)
+    argv = " ".join(run.argv)
+    assert run.argv[0] == "podman" and IMAGE in run.argv and "--network=host" in run.argv
+    # gemini's settings home is in the run's home inside the container, named by environment.
+    assert "-e GEMINI_CLI_HOME" in argv and "-e GEMINI_API_KEY" in argv
+    assert env["GEMINI_API_KEY"] not in argv
+    assert run.ok and run.usage == Usage(2000, 80, 0, 400)
