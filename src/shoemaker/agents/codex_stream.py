@@ -27,6 +27,7 @@ from shoemaker.agents.protocol import (
     Started,
     ToolCall,
     ToolResult,
+    format_agent_summary,
 )
 from shoemaker.agents.streamjson import StreamEvent, parse_line
 from shoemaker.model import Usage
@@ -384,23 +385,10 @@ def condense_codex(event: StreamEvent, cwd: str | None = None) -> str | None:
 
 def format_codex_summary(s: AgentSummary) -> str:
     """A short plain-text account of a codex transcript for ``shoemaker transcript``."""
-    status = "ok" if s.ok else f"NOT ok — {s.error_text}"
     tokens = (
         f"{s.input_tokens or 0:,} in (uncached), {s.output_tokens or 0:,} out "
         f"({s.reasoning_output_tokens or 0:,} reasoning), "
         f"{s.cache_read_input_tokens or 0:,} cache read, "
         f"{s.cache_creation_input_tokens or 0:,} cache written"
     )
-    tools = ", ".join(f"{k}×{v}" for k, v in sorted(s.tool_uses.items())) or "none"
-    return "\n".join(
-        [
-            f"ended:    {s.ended} ({s.results} final turn line{'s' if s.results != 1 else ''})",
-            f"status:   {status}",
-            f"subtype:  {s.subtype or '—'}   is_error: {s.is_error}",
-            f"cost:     {'—' if s.cost_usd is None else f'${s.cost_usd:.6f}'} ({s.cost_source})",
-            f"tokens:   {tokens}" if s.input_tokens is not None else "tokens:   —",
-            f"session:  {s.session_id or '—'}",
-            f"tools:    {tools}",
-            f"lines:    {s.lines} ({s.bad_lines} not JSON)",
-        ]
-    )
+    return format_agent_summary(s, tokens, "final turn line")

@@ -30,6 +30,7 @@ from shoemaker.agents.protocol import (
     Started,
     ToolCall,
     ToolResult,
+    format_agent_summary,
 )
 from shoemaker.agents.streamjson import StreamEvent, parse_line
 from shoemaker.model import Usage
@@ -319,22 +320,8 @@ def condense_gemini(event: StreamEvent, cwd: str | None = None) -> str | None:
 
 def format_gemini_summary(s: AgentSummary) -> str:
     """A short plain-text account of a gemini transcript for ``shoemaker transcript``."""
-    status = "ok" if s.ok else f"NOT ok — {s.error_text}"
     tokens = (
         f"{s.input_tokens or 0:,} in (uncached), {s.output_tokens or 0:,} out, "
         f"{s.cache_read_input_tokens or 0:,} cache read"
     )
-    tools = ", ".join(f"{k}×{v}" for k, v in sorted(s.tool_uses.items())) or "none"
-    return "\n".join(
-        [
-            f"ended:    {s.ended} ({s.results} result line{'s' if s.results != 1 else ''})",
-            f"status:   {status}",
-            f"subtype:  {s.subtype or '—'}   is_error: {s.is_error}",
-            f"cost:     {'—' if s.cost_usd is None else f'${s.cost_usd:.6f}'} ({s.cost_source})",
-            f"tokens:   {tokens}" if s.input_tokens is not None else "tokens:   —",
-            f"model:    {s.model or '—'}",
-            f"session:  {s.session_id or '—'}",
-            f"tools:    {tools}",
-            f"lines:    {s.lines} ({s.bad_lines} not JSON)",
-        ]
-    )
+    return format_agent_summary(s, tokens, "result line", model=True)

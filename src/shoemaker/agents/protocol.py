@@ -198,3 +198,23 @@ class LineBatch(list[bytes]):
         super().__init__(lines)
         self.start = start
         self.end = end
+
+
+def format_agent_summary(s: AgentSummary, tokens: str, final: str, model: bool = False) -> str:
+    """A short plain-text account of a transcript for ``shoemaker transcript``: ``tokens``
+    as the kind counts them, ``final`` what its closing line is called, and the model when
+    the stream names one."""
+    status = "ok" if s.ok else f"NOT ok — {s.error_text}"
+    tools = ", ".join(f"{k}×{v}" for k, v in sorted(s.tool_uses.items())) or "none"
+    lines = [
+        f"ended:    {s.ended} ({s.results} {final}{'s' if s.results != 1 else ''})",
+        f"status:   {status}",
+        f"subtype:  {s.subtype or '—'}   is_error: {s.is_error}",
+        f"cost:     {'—' if s.cost_usd is None else f'${s.cost_usd:.6f}'} ({s.cost_source})",
+        f"tokens:   {tokens}" if s.input_tokens is not None else "tokens:   —",
+        *([f"model:    {s.model or '—'}"] if model else []),
+        f"session:  {s.session_id or '—'}",
+        f"tools:    {tools}",
+        f"lines:    {s.lines} ({s.bad_lines} not JSON)",
+    ]
+    return "\n".join(lines)
