@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from shoemaker.mocks.script import Script
+
 
 def message(text: str) -> dict[str, Any]:
     return {
@@ -57,36 +59,11 @@ class Turn:
 
 
 @dataclass
-class MockResponses:
+class MockResponses(Script[Turn]):
     """The script and what was asked; ``url`` is the base URL (ending in ``/v1``)."""
 
-    turns: list[Turn] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-    director: Callable[[dict[str, Any]], Turn] | None = None
-    """Replies to requests beyond the script (else a short text)."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    asked: threading.Condition = field(default_factory=threading.Condition)
-
-    def script(self, *turns: Turn) -> None:
-        with self.lock:
-            self.turns.extend(turns)
-
-    def next_turn(self, body: dict[str, Any]) -> Turn:
-        with self.asked:
-            with self.lock:
-                self.requests.append(body)
-                turn = self.turns.pop(0) if self.turns else None
-            self.asked.notify_all()
-        if turn is not None:
-            return turn
-        return self.director(body) if self.director is not None else Turn([message("ok")])
-
-    def wait_for(self, enough: Callable[[list[dict[str, Any]]], bool], limit: float = 120) -> None:
-        """Block until the requests so far satisfy ``enough`` (bounded)."""
-        with self.asked:
-            if not self.asked.wait_for(lambda: enough(self.requests), limit):
-                raise AssertionError(f"the API was not asked as expected within {limit:g} s")
+    def default_turn(self) -> Turn:
+        return Turn([message("ok")])
 
 
 def _sse(data: dict[str, Any]) -> bytes:
