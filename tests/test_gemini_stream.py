@@ -110,8 +110,8 @@ def test_unknown_events_and_fields_pass_through_as_raw_events() -> None:
         Raw("thought"),
         Said("Let me "),
         Said("look."),
-        ToolCall("read_file_1", "read_file", {"absolute_path": "/work/missing.txt"}),
-        ToolResult("read_file_1", False, "File not found: /work/missing.txt"),
+        ToolCall("read_file_1", "read_file", {"absolute_path": "/project/missing.txt"}),
+        ToolResult("read_file_1", False, "File not found: /project/missing.txt"),
         Notice("Loop detection is off"),
         Raw("checkpoint"),
         Said("Done."),
@@ -124,10 +124,10 @@ def test_unknown_events_and_fields_pass_through_as_raw_events() -> None:
     # The stream says only "auto": the model that used the most tokens names the run.
     assert s.model == "gemini-2.5-pro"
     assert s.accounted_usage() == Usage(500, 40, 0, 100)
-    shown = [condense_gemini(e, "/work") for e in events if e]
+    shown = [condense_gemini(e, "/project") for e in events if e]
     assert "[thought]" in shown and "[checkpoint]" in shown
     assert "[read_file: missing.txt]" in shown
-    assert "[ERROR: File not found: /work/missing.txt]" in shown
+    assert "[ERROR: File not found: /project/missing.txt]" in shown
     assert "[warning: Loop detection is off]" in shown
     # Fields no parser knows are kept on the events as printed, for the raw view and the store.
     by_type = [e for e in events if e]
