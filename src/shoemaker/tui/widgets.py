@@ -118,12 +118,12 @@ class GenerationsPanel(Guarded, DataTable[Text]):
             for r in rows
         ]
         room = self.content_size.width
-        columns: list[tuple[str, bool]] = []
+        columns: list[tuple[str, bool, int]] = []
         for name, right in GENERATION_COLUMNS:
             need = max(len(name), *(len(v[name]) for v in values)) + 1 if values else len(name)
             if columns and need > room:
                 break
-            columns.append((name, right))
+            columns.append((name, right, need))
             room -= need
         shown = (tuple(rows), current, tuple(columns))
         if shown == self._shown:
@@ -134,10 +134,12 @@ class GenerationsPanel(Guarded, DataTable[Text]):
             return Text(f" {text}", justify="right") if right else Text(f"{text} ")
 
         self.clear(columns=True)
-        for name, right in columns:
-            self.add_column(cell(name, right), key=name)
+        # Widths are given, not measured: DataTable measures auto widths on idle without
+        # invalidating lines it painted in between, which left cells cut short under load.
+        for name, right, width in columns:
+            self.add_column(cell(name, right), width=width, key=name)
         for r, v in zip(rows, values, strict=True):
-            self.add_row(*(cell(v[name], right) for name, right in columns), key=r.name)
+            self.add_row(*(cell(v[name], right) for name, right, _ in columns), key=r.name)
         if not rows:
             self.border_subtitle = "none yet: g starts one"
             return
