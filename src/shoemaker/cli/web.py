@@ -4,7 +4,6 @@ token beyond."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from shoemaker.cli.common import CliError, _open_project
 
@@ -12,6 +11,8 @@ from shoemaker.cli.common import CliError, _open_project
 def cmd_web(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port}: give a port from 1 to 65535 (0: any free port)")
+    import asyncio
+
     from shoemaker.web.access import is_loopback, new_token
     from shoemaker.web.server import WebServer, dashboard_argv, serve
 

@@ -32,14 +32,14 @@ class DashboardSession(AppService):
         *,
         write_bytes: Callable[[bytes], Awaitable[None]],
         write_str: Callable[[str], Awaitable[None]],
-        close: Callable[[], Awaitable[bool]],
+        close: Callable[[], Awaitable[object]],
         grace_s: float,
     ) -> None:
         super().__init__(
             shlex.join(argv),
             write_bytes=write_bytes,
             write_str=write_str,
-            close=close,  # type: ignore[arg-type]  # aiohttp's close returns a bool, unused
+            close=close,  # type: ignore[arg-type]  # what it returns (aiohttp: a bool) is unused
             download_manager=DownloadManager(),
         )
         self.argv = argv
