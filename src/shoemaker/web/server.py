@@ -67,14 +67,14 @@ class WebServer(Server):
         title: str,
         token: str | None,
         grace_s: float = QUIT_GRACE_S,
-        say: Callable[[str], None] = print,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(" ".join(argv), title=title)
         self.argv = argv
         self.store = store
         self.token = token
         self.grace_s = grace_s
-        self.say = say
+        self.say = say or _say
         self.sessions: set[DashboardSession] = set()
 
     async def _make_app(self) -> web.Application:
@@ -132,6 +132,10 @@ class WebServer(Server):
             self.sessions.discard(session)
             self.say(f"the browser left: dashboard pid {session.pid} ended")
         return socket
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # at once, also when the output is a pipe or a log file
 
 
 def dashboard_argv(root: Path) -> list[str]:

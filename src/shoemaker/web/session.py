@@ -68,15 +68,17 @@ class DashboardSession(AppService):
 
     async def close(self) -> None:
         """End the app and everything in its group; safe to call more than once, and from a
-        handler being cancelled (the ending itself is not cancelled)."""
+        handler being cancelled (the ending itself is not cancelled). Before the app has
+        started there is nothing to end: the handler that starts it closes it later."""
+        if self._process is None:
+            return
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._end())
         await asyncio.shield(self._closing)
 
     async def _end(self) -> None:
         process = self._process
-        if process is None:
-            return
+        assert process is not None
         if process.returncode is None:
             await self.send_meta({"type": "quit"})
         for sig in (signal.SIGTERM, signal.SIGKILL):
