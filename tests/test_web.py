@@ -161,13 +161,15 @@ async def test_the_dashboard_in_chromium(
                 assert server.token.encode() not in Path(f"/proc/{pid}/{part}").read_bytes()
             screen = await browser.wait_for("Tasks · all", *DEMO_TASKS)
             assert "Cycles" not in screen  # the main screen, not the generations screen
+            queue = await browser.screenshot(tmp_path / "web-queue.png")
             await browser.press("G")
             screen = await browser.wait_for("Cycles", "lines changed", "esc Back")
             assert re.search(r"demo\s+active\s+generation-demo\s+main", screen), screen
-            shot = await browser.screenshot(tmp_path / "web-dashboard.png")
+            generations = await browser.screenshot(tmp_path / "web-generations.png")
             with capsys.disabled():
-                print(f"\nweb view screenshot: {shot}")
-            assert shot.read_bytes().startswith(b"\x89PNG")
+                print(f"\nweb view screenshots: {queue} {generations}")
+            for shot in (queue, generations):
+                assert shot.read_bytes().startswith(b"\x89PNG")
         finally:
             await browser.close()
         assert await group_ended(browser.process.pid), live_in_group(browser.process.pid)

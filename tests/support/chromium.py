@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: How long Chromium may take to open its DevTools port on a loaded machine.
+LISTEN_LIMIT_S = 60.0
 
 TERMINAL_HOOK = """
 (() => {
@@ -147,14 +149,18 @@ class Chromium:
     async def _connect(self) -> None:
         assert self.process.stderr is not None
         seen: list[str] = []
-        while True:
-            line = (await self.process.stderr.readline()).decode(errors="replace")
-            if not line:
-                raise DevToolsError("chromium exited before listening:\n" + "".join(seen))
-            seen.append(line)
-            if line.startswith("DevTools listening on "):
-                url = line.removeprefix("DevTools listening on ").strip()
-                break
+        try:
+            async with asyncio.timeout(LISTEN_LIMIT_S):
+                while True:
+                    line = (await self.process.stderr.readline()).decode(errors="replace")
+                    if not line:
+                        raise DevToolsError("chromium exited before listening:\n" + "".join(seen))
+                    seen.append(line)
+                    if line.startswith("DevTools listening on "):
+                        url = line.removeprefix("DevTools listening on ").strip()
+                        break
+        except TimeoutError:
+            raise DevToolsError("chromium never listened:\n" + "".join(seen)) from None
         self._drain = asyncio.ensure_future(self.process.stderr.read())  # never a full pipe
         self.socket = await self.http.ws_connect(url, max_msg_size=0)
         self._reader = asyncio.ensure_future(self._read())
