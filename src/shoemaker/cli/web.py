@@ -16,8 +16,9 @@ def cmd_web(args: argparse.Namespace) -> int:
     from shoemaker.web.access import is_loopback, new_token
     from shoemaker.web.server import WebServer, dashboard_argv, serve
 
+    host = args.host.strip("[]")  # an IPv6 address may come in its URL brackets
     project = _open_project(args)
-    token = None if is_loopback(args.host) else new_token()
+    token = None if is_loopback(host) else new_token()
     server = WebServer(
         dashboard_argv(project.root),
         project.store,
@@ -26,13 +27,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     )
 
     def started(port: int) -> None:
-        where = f"[{args.host}]" if ":" in args.host else args.host
+        where = f"[{host}]" if ":" in host else host
         if token is None:
             print(f"shoemaker web: the dashboard of {project.root} on http://{where}:{port}/")
             print("  loopback only: no token needed; JSON status at /api/status")
         else:
             print(f"shoemaker web: the dashboard of {project.root} on http://{where}:{port}/")
-            print(f"  {args.host} is reachable from other machines: every request needs the token")
+            print(f"  {host} is reachable from other machines: every request needs the token")
             print(f"  open http://{where}:{port}/?token={token}")
             print(
                 "  (or send `Authorization: Bearer <token>`; requests without it are refused);"
@@ -40,6 +41,6 @@ def cmd_web(args: argparse.Namespace) -> int:
             )
         print("  ctrl+c stops it and every dashboard it opened", flush=True)
 
-    asyncio.run(serve(server, args.host, args.port, started))
+    asyncio.run(serve(server, host, args.port, started))
     print("shoemaker web: stopped", flush=True)
     return 0
