@@ -23,6 +23,7 @@ from shoemaker.cli.review import cmd_review
 from shoemaker.cli.run import cmd_measure, cmd_run
 from shoemaker.cli.tasks import _revert, cmd_tasks
 from shoemaker.cli.transcript import cmd_transcript
+from shoemaker.cli.web import cmd_web
 
 EXIT_CODES = (
     "exit codes: 0 success; 1 the work failed (an agent, a gate, a merge, measure); 2 bad "
@@ -227,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--parallel", type=int, help="agents at once (default: max_parallel)")
     p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("web", help="the dashboard in a browser, and a JSON status at /api/status")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other needs the token it prints)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("demo", help="build a sample repository and run a whole generation on it")
     p.add_argument("--headless", action="store_true", help="print the story instead of a dashboard")
