@@ -87,7 +87,8 @@ def _print_result(console: object, result: BatchResult) -> None:
     where = f" on generation {e.generation}" if e.generation else ""
     console.print(
         f"batch {_esc(e.schedule)} {e.outcome}{_esc(where)}: {e.tasks_done} task(s) done, "
-        f"{e.tasks_failed} failed ({_esc(e.reason)})"
+        f"{e.tasks_failed} failed ({_esc(e.reason)})",
+        soft_wrap=True,
     )
 
 

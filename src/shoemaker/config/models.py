@@ -416,7 +416,8 @@ class Config(_Strict):
     in needs_review for a person to approve or reject it instead of merging."""
 
     schedules: list[ScheduleConfig] = Field(default_factory=list)
-    """Batches that fire on a cron schedule: `shoemaker schedule list|run|daemon|install`."""
+    """Batches that fire on a cron schedule: `shoemaker schedule list|run|daemon|install`;
+    e.g. `- {name: nightly, cron: '0 2 * * *', max_tasks: 5, max_duration: 2h}`."""
     timezone: str = ""
     """IANA time zone of every schedule without its own, e.g. Europe/Berlin (empty: the
     machine's local zone)."""

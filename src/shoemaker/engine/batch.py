@@ -123,7 +123,7 @@ class Batch:
         project = self.project
         holder = run_lock_holder(project.state_dir)
         if holder is not None:
-            raise BatchSkipped(f"another run is in progress ({holder}); this batch is skipped")
+            raise BatchSkipped(f"another run is in progress ({holder})")
         if self.schedule.generation == "new":
             return self._new_generation()
         gen = current_generation(project)
