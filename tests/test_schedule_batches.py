@@ -330,3 +330,50 @@ async def test_a_batch_does_not_resume_a_generation_a_budget_paused(fast_tmp: Pa
     assert len(project.store.runs()) == runs
     after = project.store.get_generation("g")
     assert (after.state, after.reason) == (GenerationState.PAUSED, paused.reason)
+
+
+def test_the_daemon_process_refuses_a_second_and_exits_cleanly_on_sigterm(fast_tmp: Path) -> None:
+    project = batch_project(fast_tmp, [task("One")], {"cron": "0 2 1 1 *"})
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "schedule", "daemon"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert daemon.stdout is not None
+        # Its first words come once it listens for signals and has written its plan.
+        line = daemon.stdout.readline()
+        assert "schedule daemon: next nightly at" in line and "UTC (UTC)" in line, line
+        assert read_state(project.state_dir)["daemon"]["pid"] == daemon.pid
+        second = cli(project, "schedule", "daemon")
+        assert second.returncode == 2
+        assert f"a schedule daemon already serves this repository (pid {daemon.pid})" in (
+            second.stderr
+        )
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=WAIT_S)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0, err
+    assert "schedule daemon stopped by SIGTERM after 0 batch(es)" in out
+    assert read_state(project.state_dir)["daemon"] is None
+    assert project.store.runs() == []
+
+
+async def test_a_batch_of_a_new_generation_starts_one_from_the_base(fast_tmp: Path) -> None:
+    project = batch_project(
+        fast_tmp, [task("One", files={"one.py": "O = 1\n"})], {"generation": "new"}
+    )
+    clock = ManualClock(utc("2026-03-01 02:00"))
+    result = await Batch(project, project.config.schedules[0], clock).run()
+    event = result.event
+    assert (event.outcome, event.tasks_done) == ("finished", 1)
+    stamp = datetime.fromtimestamp(clock.now()).strftime("%Y%m%d-%H%M%S")
+    assert event.generation == f"nightly-{stamp}"
+    new = project.store.get_generation(event.generation)
+    assert new.base_branch == project.store.get_generation("g").base_branch
+    assert project.git.current_branch() == new.branch
+    assert [t.title for t in project.store.list_tasks("g")] == []

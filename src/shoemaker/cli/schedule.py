@@ -115,12 +115,6 @@ def cmd_schedule_daemon(args: argparse.Namespace) -> int:
     daemon = ScheduleDaemon(project, on_batch=lambda r: _print_result(console, r))
 
     async def go() -> int:
-        from shoemaker.engine.cron import next_fire, shown
-
-        now = time.time()
-        for schedule in project.config.schedules:
-            moment = next_fire(project.config, schedule, now)
-            console.print(f"schedule {_esc(schedule.name)}: next {_esc(shown(moment))}")
         how = await daemon.run()
         console.print(f"schedule daemon {how} after {daemon.batches} batch(es)")
         return 0

@@ -13,10 +13,11 @@ import fcntl
 import os
 import signal
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import IO
 
 from shoemaker.engine.batch import Batch, BatchResult
-from shoemaker.engine.cron import Clock, SystemClock, next_fire
+from shoemaker.engine.cron import Clock, SystemClock, next_fire, schedule_zone, shown
 from shoemaker.engine.project import Project
 from shoemaker.engine.schedule_state import clear_daemon, record_daemon
 from shoemaker.errors import BadInput
@@ -115,11 +116,19 @@ class ScheduleDaemon:
             await asyncio.to_thread(
                 record_daemon, project.state_dir, os.getpid(), plan, self.clock.now()
             )
-            await self.clock.sleep_until(min(plan.values()))
+            first = min(plan, key=lambda name: plan[name])
+            project.bus.emit(
+                Notice(message=f"schedule daemon: next {first} at {self._at(first, plan[first])}")
+            )
+            await self.clock.sleep_until(plan[first])
             now = self.clock.now()
             due = sorted((when, name) for name, when in plan.items() if when <= now)
             for _, name in due:
                 await self._fire(name)
+
+    def _at(self, name: str, when: float) -> str:
+        schedule = next(s for s in self.project.config.schedules if s.name == name)
+        return shown(datetime.fromtimestamp(when, schedule_zone(self.project.config, schedule)))
 
     async def _fire(self, name: str) -> None:
         schedule = next(s for s in self.project.config.schedules if s.name == name)
