@@ -375,6 +375,25 @@ class Recovered(_Event):
     summary: str = ""
 
 
+class BatchFinished(_Event):
+    """A scheduled batch ended (``shoemaker schedule run`` or the schedule daemon): ran to its
+    end or a limit, was skipped, or failed. ``notify`` is the schedule's
+    ``notify_on_complete``: whether the notification channels should hear of it."""
+
+    kind: Literal["batch_finished"] = "batch_finished"
+    schedule: str
+    outcome: Literal["finished", "skipped", "failed"]
+    """finished: it ran (to its end or a limit); skipped: it did not start; failed: an error
+    ended it."""
+    reason: str
+    """Why it ended, in words: ``max_tasks reached``, ``another run in progress``, …"""
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    started: float = 0.0
+    """When the batch began (seconds since the epoch); ``ts`` is when it ended."""
+    notify: bool = False
+
+
 NoticeLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -403,6 +422,7 @@ Event = Annotated[
     | Recovered
     | BudgetCrossed
     | PlanStateChanged
+    | BatchFinished
     | Notice,
     Field(discriminator="kind"),
 ]

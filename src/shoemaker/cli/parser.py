@@ -21,6 +21,12 @@ from shoemaker.cli.plans import _plan_verb, cmd_estimate, cmd_plan
 from shoemaker.cli.preflight import cmd_doctor, cmd_init
 from shoemaker.cli.review import cmd_review
 from shoemaker.cli.run import cmd_measure, cmd_run
+from shoemaker.cli.schedule import (
+    cmd_schedule_daemon,
+    cmd_schedule_install,
+    cmd_schedule_list,
+    cmd_schedule_run,
+)
 from shoemaker.cli.tasks import _revert, cmd_tasks
 from shoemaker.cli.transcript import cmd_transcript
 from shoemaker.cli.web import cmd_web
@@ -141,6 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
             "--from", dest="start", type=int, metavar="ID", help="run this task and later ones"
         )
         p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("schedule", help="scheduled batches: list, run, daemon, install")
+    ssub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    r = ssub.add_parser("list", help="each schedule with its next fire times, in its time zone")
+    r.add_argument("--count", type=int, default=3, help="fire times shown per schedule")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_schedule_list)
+    r = ssub.add_parser("run", help="one batch of a schedule now, within its limits")
+    r.add_argument("name", help="the schedule's name")
+    add_events(r)
+    r.set_defaults(func=cmd_schedule_run)
+    r = ssub.add_parser(
+        "daemon", help="fire the schedules' batches, one at a time, until SIGINT/SIGTERM"
+    )
+    add_events(r)
+    r.set_defaults(func=cmd_schedule_daemon)
+    r = ssub.add_parser(
+        "install", help="print crontab lines and systemd user units that run the schedules"
+    )
+    r.add_argument("name", nargs="?", help="one schedule (default: all)")
+    r.add_argument(
+        "--write", action="store_true", help="write the systemd user units (never a crontab)"
+    )
+    r.set_defaults(func=cmd_schedule_install)
 
     p = sub.add_parser("measure", help="propose tasks once, without stitching")
     add_events(p)

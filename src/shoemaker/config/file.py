@@ -108,15 +108,31 @@ def _validated(path: Path, raw: dict[str, Any]) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_explain(path, exc)) from None
+        raise ConfigError(_explain(path, exc, raw)) from None
 
 
-def _explain(path: Path, exc: ValidationError) -> str:
+def _field_name(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    """The dotted field name of ``loc``; a schedule is named by its name, not its index."""
+    parts = [str(p) for p in loc]
+    if len(loc) >= 2 and loc[0] == "schedules" and isinstance(loc[1], int):
+        schedules = raw.get("schedules")
+        entry = schedules[loc[1]] if isinstance(schedules, list) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = clip(name, 40) if isinstance(name, str) and name else str(loc[1])
+        parts = [f"schedules[{label}]", *parts[2:]]
+    return ".".join(parts) or "(top level)"
+
+
+def _explain(path: Path, exc: ValidationError, raw: dict[str, Any] | None = None) -> str:
     """One line naming the file, each bad field and what to do about it (echoed values are
     clipped: a value may be a YAML alias bomb)."""
     problems = []
     for err in exc.errors(include_url=False, include_context=False):
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        field = _field_name(err["loc"], raw or {})
+        if err["type"] == "named":
+            # The message names its own field (a duplicate schedule name, say).
+            problems.append(err["msg"])
+            continue
         if err["type"] == "extra_forbidden":
             fix = "unknown setting; check the spelling against `shoemaker init --print`"
         elif err["type"] == "missing":

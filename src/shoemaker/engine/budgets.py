@@ -49,6 +49,20 @@ class BudgetLine:
         return f"{self.scope} budget: {fmt(self.spent)} of {fmt(self.limit)}"
 
 
+_BUDGET_PAUSE = "paused: {} reached"
+
+
+def budget_pause_reason(budget: str) -> str:
+    """The reason a generation paused by a crossed budget keeps on its row."""
+    return _BUDGET_PAUSE.format(budget)
+
+
+def paused_by_budget(reason: str) -> bool:
+    """Whether a paused generation's ``reason`` says a budget paused it."""
+    head, _, tail = _BUDGET_PAUSE.partition("{}")
+    return reason.startswith(head) and reason.endswith(tail) and len(reason) > len(head + tail)
+
+
 def start_of_day(now: float | None = None) -> float:
     """Local midnight before ``now`` (the day budget's window)."""
     t = time.localtime(now)

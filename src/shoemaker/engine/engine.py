@@ -14,7 +14,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from shoemaker.engine.budgets import budget_lines, cancel_at_work, crossed
+from shoemaker.engine.budgets import budget_lines, budget_pause_reason, cancel_at_work, crossed
 from shoemaker.engine.doctor import preflight
 from shoemaker.engine.durations import Durations
 from shoemaker.engine.generation import current_generation
@@ -88,6 +88,10 @@ class Engine:
         # What merged tasks took, so that the launch order's critical path weighs tasks by
         # their expected duration rather than counting them.
         self.durations = Durations(project.config.estimate.similar)
+        # A scheduled batch's max_tasks: how many tasks this engine may start at all (a task
+        # started once may start again, a retry); None: no such limit.
+        self.start_limit: int | None = None
+        self._started: set[int] = set()
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AgentFinished):
@@ -176,6 +180,9 @@ class Engine:
                 if cfg.max_tasks and self._tasks_left(await self._tasks(gen)) == 0:
                     why = f"max_tasks reached ({cfg.max_tasks} tasks done)"
                     break
+                if self.start_limit is not None and len(self._started) >= self.start_limit:
+                    why = f"max_tasks reached ({len(self._started)} task(s) started)"
+                    break
                 cycle = await self._cycle(gen, report)
                 report.merged += cycle.merged
                 report.failed += cycle.failed
@@ -217,7 +224,7 @@ class Engine:
         )
 
     def _paused_because(self) -> str:
-        return f"paused: {self._budget_reason} reached" if self._budget_reason else "paused"
+        return budget_pause_reason(self._budget_reason) if self._budget_reason else "paused"
 
     async def _tasks(self, gen: Generation) -> list[Task]:
         """The generation's tasks, and (for ``_may_start``) which plans may run now (read only
@@ -228,12 +235,23 @@ class Engine:
             self._runnable_plans = await asyncio.to_thread(runnable_plans, self.project, gen)
         return tasks
 
+    @property
+    def started(self) -> frozenset[int]:
+        """The tasks this engine has started (each counted once, however many attempts)."""
+        return frozenset(self._started)
+
+    def _restarts(self, task: Task) -> bool:
+        """Whether ``task`` is one a batch already started (a retry, not another task)."""
+        return self.start_limit is not None and task.id in self._started
+
     def _tasks_left(self, tasks: list[Task], running: int = 0) -> int | None:
         """How many more tasks max_tasks lets this run start (None: no limit)."""
+        batch = None if self.start_limit is None else max(0, self.start_limit - len(self._started))
         if not self.project.config.max_tasks:
-            return None
+            return batch
         done = sum(1 for t in tasks if t.state == TaskState.DONE)
-        return max(0, self.project.config.max_tasks - done - running)
+        left = max(0, self.project.config.max_tasks - done - running)
+        return left if batch is None else min(left, batch)
 
     async def _over_budget(self, gen: Generation, task_ids: list[int] | None = None) -> bool:
         """Check every configured budget; the first one reached pauses the generation."""
@@ -380,7 +398,7 @@ class Engine:
                         await cancel_at_work(self.project, gen.name, running)
                         candidates = []
                     for task in candidates:
-                        if slots[0] <= 0 or left == 0:
+                        if slots[0] <= 0 or (left == 0 and not self._restarts(task)):
                             pending = True
                             break
                         if task.plan_id is not None and not await asyncio.to_thread(
@@ -388,7 +406,9 @@ class Engine:
                         ):
                             continue  # its plan was rejected since the listing
                         slots[0] -= 1
-                        left = None if left is None else left - 1
+                        if not self._restarts(task):
+                            left = None if left is None else left - 1
+                        self._started.add(task.id)
                         worker = asyncio.create_task(
                             stitcher.stitch(task, release), name=f"stitch-{task.id}"
                         )

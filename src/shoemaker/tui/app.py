@@ -35,6 +35,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
 from shoemaker.engine.loop_thread import LoopThread
 from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.schedule_state import ScheduleRow, schedule_rows
 from shoemaker.engine.task_detail import MARK, last_lines, load_task_detail
 from shoemaker.engine.views import LiveUsage, Snapshot, load_snapshot
 from shoemaker.errors import GenerationError, ShoemakerError
@@ -1003,7 +1004,12 @@ class ShoemakerApp(Guarded, App[None]):
             if name:
                 self.switch_generation(name)
 
-        self.push_screen(GenerationsScreen(self.snapshot), chosen)
+        project = self.project
+
+        def schedules() -> list[ScheduleRow]:
+            return schedule_rows(project.config, project.state_dir, self.clock())
+
+        self.push_screen(GenerationsScreen(self.snapshot, schedules), chosen)
 
     def action_plans(self) -> None:
         self.push_screen(PlansScreen(self.snapshot))

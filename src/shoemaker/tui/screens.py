@@ -7,7 +7,8 @@ Each screen is given what it shows (a snapshot, rows of keys, a question) and an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -24,6 +25,7 @@ from textual.widgets import (
     Static,
 )
 
+from shoemaker.engine.schedule_state import ScheduleRow
 from shoemaker.engine.views import (
     Snapshot,
     TaskRow,
@@ -134,16 +136,26 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         ),
     ]
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    #: Seconds between two readings of the schedules (their file and fire times).
+    SCHEDULES_EVERY_S = 5.0
+
+    def __init__(
+        self, snapshot: Snapshot, schedules: Callable[[], Sequence[ScheduleRow]] | None = None
+    ) -> None:
         super().__init__()
         self.snapshot = snapshot
         # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
         self.ready = False
+        self._schedules = schedules
+        self._schedule_rows: Sequence[ScheduleRow] = schedules() if schedules else ()
+        self._schedules_read = time.monotonic()
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="gens-table", cursor_type="row")
         yield DataTable(id="cycles-table", cursor_type="row")
+        if self._schedule_rows:
+            yield DataTable(id="schedules-table", cursor_type="row")
         yield PinnedFooter()
 
     def on_mount(self) -> None:
@@ -153,6 +165,11 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         cycles = self.query_one("#cycles-table", DataTable)
         cycles.border_title = "Cycles"
         cycles.add_columns("cycle", "merged", "failed", "lines changed")
+        if self._schedule_rows:
+            table = self.query_one("#schedules-table", DataTable)
+            table.border_title = "Schedules"
+            table.add_columns("name", "cron", "next", "last batch")
+            self._show_schedules()
         self.sub_title = "generations"
         self.ready = True
         self.show(self.snapshot)
@@ -190,6 +207,23 @@ class GenerationsScreen(Guarded, Screen[str | None]):
             ],
         )
         cycles.border_subtitle = snap.current.name if snap.current else ""
+        due = time.monotonic() - self._schedules_read >= self.SCHEDULES_EVERY_S
+        if self._schedules and self._schedule_rows and due:
+            self._schedule_rows = self._schedules()
+            self._schedules_read = time.monotonic()
+            self._show_schedules()
+
+    def _show_schedules(self) -> None:
+        """Each schedule's next fire time (in its zone) and how its last batch ended."""
+        table = self.query_one("#schedules-table", DataTable)
+        sync_rows(
+            table,
+            [(r.name, [r.name, r.cron, r.next, r.last or "—"]) for r in self._schedule_rows],
+        )
+        firing = any(r.firing for r in self._schedule_rows)
+        table.border_subtitle = (
+            "the schedule daemon fires them" if firing else "no schedule daemon runs"
+        )
 
     @on(DataTable.RowSelected, "#gens-table")
     def selected(self, event: DataTable.RowSelected) -> None:
