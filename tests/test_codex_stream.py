@@ -207,7 +207,7 @@ def test_the_codex_launch_writes_its_own_home_and_takes_the_prompt_on_stdin(
 
 
 def test_kind_defaults_replace_claudes_spelled_out_defaults_but_not_a_choice() -> None:
-    from shoemaker.config.models import DEFAULT_AGENT_ARGS
+    from shoemaker.config.agents import DEFAULT_AGENT_ARGS
 
     spelled = AgentConfig(kind="codex", command="claude", args=list(DEFAULT_AGENT_ARGS))
     assert spelled.command == "codex" and spelled.args[:2] == ["exec", "--json"]

@@ -11,7 +11,7 @@ from shoemaker.cli.common import CliError, _attach_output, _open_project, _run_a
 from shoemaker.cli.output import _console, _esc
 
 if TYPE_CHECKING:
-    from shoemaker.config.models import ScheduleConfig
+    from shoemaker.config.schedules import ScheduleConfig
     from shoemaker.engine.batch import BatchResult
     from shoemaker.engine.project import Project
 

@@ -9,6 +9,7 @@ file explains itself.
 messages), ``template`` writes the commented default.
 """
 
+from shoemaker.config.agents import CLI_DEFAULT_MODEL, DEFAULT_AGENT_ARGS, AgentConfig, ModelPrice
 from shoemaker.config.file import (
     CONFIG_FILE,
     MAX_CONFIG_BYTES,
@@ -19,15 +20,11 @@ from shoemaker.config.file import (
     save_config,
 )
 from shoemaker.config.models import (
-    CLI_DEFAULT_MODEL,
-    DEFAULT_AGENT_ARGS,
-    AgentConfig,
     BudgetLimits,
     BudgetsConfig,
     Config,
     EstimateConfig,
     GateConfig,
-    ModelPrice,
 )
 from shoemaker.config.template import GATES_EXAMPLE, default_config_text, write_default_config
 

@@ -8,117 +8,18 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
-from shoemaker.model import Usage
+from shoemaker.config.agents import (
+    CLI_DEFAULT_MODEL,
+    AgentConfig,
+    ModelPrice,
+    _default_prices,
+)
+from shoemaker.config.base import _Strict
+from shoemaker.config.schedules import ScheduleConfig, _unique_schedules, check_zone
 
 _MODEL_SUFFIX = re.compile(r"\[[^\]]*\]$")
-
-DEFAULT_AGENT_ARGS = [
-    "--dangerously-skip-permissions",
-    "-p",
-    "--verbose",
-    "--output-format",
-    "stream-json",
-]
-
-#: The agent CLIs shoemaker can drive (``agent.kind``, and a task's ``agent:``).
-AGENT_KINDS = ("claude", "codex", "gemini")
-
-#: Per agent kind: the default command and arguments (``codex exec`` reads its prompt from
-#: stdin when no prompt argument is given; ``--json`` is its event stream).
-KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
-    "claude": ("claude", DEFAULT_AGENT_ARGS),
-    "codex": (
-        "codex",
-        ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"],
-    ),
-    # gemini appends its -p text to what stdin gave; without --yolo and --skip-trust it offers
-    # the model no write tools in a headless run and "succeeds" with text only.
-    "gemini": ("gemini", ["-p", "", "-o", "stream-json", "--yolo", "--skip-trust"]),
-}
-
-
-class _Strict(BaseModel):
-    # Unknown keys are almost always typos; refusing them names the field to fix.
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class AgentConfig(_Strict):
-    """How the coding agent is launched."""
-
-    kind: Literal["claude", "codex", "gemini"] = "claude"
-    """Which CLI the agent is: `claude` (also the rehearsal agent), `codex` or `gemini`; command
-    and args left at claude's defaults follow the kind."""
-    command: str = "claude"
-    """The agent executable: `claude`, `shoemaker-rehearsal`, `codex`, `gemini`, or a path."""
-    args: list[str] = Field(default_factory=lambda: list(DEFAULT_AGENT_ARGS))
-    """Arguments passed before the model flag; the prompt goes on stdin."""
-    model: str = ""
-    """Model passed as `--model` (codex, gemini: `-m`; empty: the agent's own default)."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment variables for the agent process (names are stored, values never)."""
-    max_time_sec: float = Field(default=3600, gt=0)
-    """Hard limit on one agent run's wall time; the process group is killed after it."""
-    idle_timeout_sec: float = Field(default=600, gt=0)
-    """Kill the run when the agent prints nothing on stdout for this many seconds."""
-    kill_grace_sec: float = Field(default=5, gt=0)
-    """Seconds to wait at each step when a run is stopped: SIGINT (the CLI then prints a last
-    result with the run's cost), SIGTERM, SIGKILL."""
-    max_turns: int = Field(default=0, ge=0)
-    """Passed as the CLI's own `--max-turns` (0: not passed)."""
-    max_budget_usd: float = Field(default=0, ge=0)
-    """Passed as the CLI's own `--max-budget-usd`, a limit per agent run (0: not passed)."""
-
-    @field_validator("command")
-    @classmethod
-    def _command_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must name the agent executable, e.g. claude")
-        return value
-
-    @model_validator(mode="after")
-    def _kind_defaults(self) -> AgentConfig:
-        # A file written by `shoemaker init` spells out claude's command and args; with another
-        # kind they mean "the default", so they become that kind's.
-        command, args = KIND_DEFAULTS[self.kind]
-        if self.kind != "claude":
-            if self.command == "claude":
-                self.command = command
-            if self.args == DEFAULT_AGENT_ARGS:
-                self.args = list(args)
-        return self
-
-
-class ModelPrice(_Strict):
-    """Dollars per million tokens of one model, for estimates."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_read: float = Field(default=0, ge=0)
-    cache_write: float = Field(default=0, ge=0)
-
-    def cost(self, usage: Usage) -> float:
-        """Dollars for these tokens."""
-        return (
-            usage.input_tokens * self.input
-            + usage.output_tokens * self.output
-            + usage.cache_creation_input_tokens * self.cache_write
-            + usage.cache_read_input_tokens * self.cache_read
-        ) / 1_000_000
-
-
-#: The model the claude CLI (2.1.197) uses when ``agent.model`` is empty, as its init line and
-#: messages name it (the init line adds a context-window suffix such as ``[1m]``).
-CLI_DEFAULT_MODEL = "claude-opus-4-8"
-
-
-def _default_prices() -> dict[str, ModelPrice]:
-    # List prices of the CLI's default model: $5 / $25 per million input / output tokens,
-    # cache reads 0.1× and cache writes 1.25× of input. Edit them for yours. They price
-    # estimates, and the spend of runs whose result line does not say what they cost.
-    return {"default": ModelPrice(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25)}
 
 
 class EstimateConfig(_Strict):
@@ -220,110 +121,6 @@ class PlanSourceConfig(_Strict):
         if not value.strip() or Path(value).is_absolute() or ".." in Path(value).parts:
             raise ValueError("must be a path inside the repository, e.g. docs/plans")
         return value
-
-
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds of a duration written as a number of seconds or as ``2h``, ``90m``, ``1h30m``,
-    ``45s`` (0: no limit)."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 90m, 2h or 1h30m (0: no limit)")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if match is None or not any(match.groups()):
-            raise ValueError("must be a duration such as 90m, 2h or 1h30m (0: no limit)")
-        h, m, s = (int(g or 0) for g in match.groups())
-        seconds = float(h * 3600 + m * 60 + s)
-    if seconds < 0:
-        raise ValueError("must not be negative (0: no limit)")
-    return seconds
-
-
-def check_zone(value: str) -> str:
-    """``value`` when it names a time zone of the system's database (empty: the local zone)."""
-    if value:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                "is not a known time zone; use an IANA name such as Europe/Berlin or UTC"
-            ) from None
-    return value
-
-
-class ScheduleConfig(_Strict):
-    """A batch of work that fires on a cron schedule (`shoemaker schedule daemon`, or the
-    system's own scheduler through `shoemaker schedule install`)."""
-
-    name: str
-    """Short name of the schedule (letters, digits, '.', '_', '-'): `shoemaker schedule run
-    NAME`."""
-    cron: str
-    """When the batch fires: five cron fields (minute hour day month weekday) or @daily,
-    @hourly, @weekly, in the schedule's time zone."""
-    timezone: str = ""
-    """IANA time zone of the cron expression, e.g. Europe/Berlin (empty: the top-level
-    `timezone`, else the machine's local zone)."""
-    max_tasks: int = Field(default=0, ge=0)
-    """The batch starts no more tasks than this (0: no limit)."""
-    max_duration: float = 0
-    """After this long (90m, 2h, 1h30m or seconds) the batch starts nothing new, lets running
-    agents finish up to `grace`, then stops them with their work kept (0: no limit)."""
-    grace: float = 600
-    """How long running agents may go on after max_duration before they are stopped."""
-    cycles: int = Field(default=1, ge=1)
-    """Measure+stitch cycles the batch performs at most."""
-    notify_on_complete: bool = False
-    """Tell the notification channels when the batch ends (with what it did)."""
-    generation: Literal["current", "new"] = "current"
-    """current: the batch works on the current generation; new: it starts a new generation
-    (from the base branch of the one checked out)."""
-
-    @field_validator("name")
-    @classmethod
-    def _name_usable(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
-            raise ValueError("use letters, digits, '.', '_' or '-' (at most 64), e.g. nightly")
-        return value
-
-    @field_validator("cron")
-    @classmethod
-    def _cron_valid(cls, value: str) -> str:
-        from croniter import croniter
-
-        value = " ".join(value.split())
-        if len(value.split()) not in (1, 5) or not croniter.is_valid(value):
-            raise ValueError("not cron: write minute hour day month weekday, or @daily")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone_known(cls, value: str) -> str:
-        return check_zone(value)
-
-    @field_validator("max_duration", "grace", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
-
-
-def _unique_schedules(schedules: list[ScheduleConfig]) -> list[ScheduleConfig]:
-    seen: set[str] = set()
-    for schedule in schedules:
-        if schedule.name in seen:
-            raise PydanticCustomError(
-                "named",
-                "schedules[{name}].name: two schedules are named {name}; give each its own name",
-                {"name": schedule.name},
-            )
-        seen.add(schedule.name)
-    return schedules
 
 
 class Config(_Strict):

@@ -14,7 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from shoemaker.config.models import ScheduleConfig
+from shoemaker.config.schedules import ScheduleConfig
 from shoemaker.engine.budgets import paused_by_budget
 from shoemaker.engine.cron import Clock, SystemClock
 from shoemaker.engine.engine import Engine, RunReport

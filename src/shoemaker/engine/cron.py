@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from shoemaker.config.models import Config, ScheduleConfig
+from shoemaker.config.models import Config
+from shoemaker.config.schedules import ScheduleConfig
 
 _ZONEINFO_DIRS = ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/")
 

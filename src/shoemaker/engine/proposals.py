@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from shoemaker.config.models import AGENT_KINDS
+from shoemaker.config.agents import AGENT_KINDS
 from shoemaker.errors import Failed, echo
 
 _FENCED_YAML = re.compile(r"```ya?ml[ \t]*\n(.*?)```", re.DOTALL)

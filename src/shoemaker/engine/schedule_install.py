@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoemaker.config.models import Config, ScheduleConfig
+from shoemaker.config.models import Config
+from shoemaker.config.schedules import ScheduleConfig
 from shoemaker.engine.cron import local_zone, schedule_zone
 from shoemaker.errors import BadInput
 

@@ -70,7 +70,7 @@ class PlannedTask:
 def agent_kind(value: Any) -> str | None:
     """A plan's ``agent:`` field: the agent kind its task runs with (None: the configured
     one); raises ValueError naming the kinds for anything else."""
-    from shoemaker.config.models import AGENT_KINDS
+    from shoemaker.config.agents import AGENT_KINDS
 
     if value is None or value == "":
         return None
