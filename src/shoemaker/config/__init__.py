@@ -28,6 +28,7 @@ from shoemaker.config.models import (
     EstimateConfig,
     GateConfig,
     ModelPrice,
+    NotifyChannel,
 )
 from shoemaker.config.template import GATES_EXAMPLE, default_config_text, write_default_config
 
@@ -46,6 +47,7 @@ __all__ = [
     "EstimateConfig",
     "GateConfig",
     "ModelPrice",
+    "NotifyChannel",
     "default_config_text",
     "load_config",
     "read_settings",
