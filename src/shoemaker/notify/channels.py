@@ -119,7 +119,12 @@ class Channel:
         import apprise
 
         if self._apprise is None:
-            sender = apprise.Apprise()
+            # Sent on this thread, not handed to apprise's own thread pools: those refuse work
+            # once the interpreter is exiting, when a run's last message may still be queued.
+            # The socket timeouts below bound each send instead.
+            sender = apprise.Apprise(
+                asset=apprise.AppriseAsset(async_mode=False, service_timeout=0)
+            )
             if not sender.add(self.url):
                 return Outcome(self.name, False, "apprise does not understand this URL")
             for plugin in sender:
