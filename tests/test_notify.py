@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from textual.pilot import Pilot
 
 from notify_server import ARRIVAL_LIMIT_S, Received, receiver, silent_port
 from projects import cli, make_project, task
@@ -30,6 +32,8 @@ from shoemaker.events import (
 )
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.notify import BUILDERS, Notifier, message_for
+from shoemaker.tui.app import ShoemakerApp
+from shoemaker.tui.metrics import MetricsPanel
 
 SECRET = "sk-notify-test-0123456789abcdef"
 
@@ -283,6 +287,7 @@ def test_notify_test_reports_each_channel(fast_tmp: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "ok channel 1 (json): sent"
     assert lines[1].startswith("failed channel 2 (ntfy): failed (")
+    assert len(lines) == 2 and "127.0.0.1" not in done.stdout  # a URL may hold a token
     assert got[0].json["title"] == "shoemaker: test notification"
 
 
@@ -303,3 +308,42 @@ def test_opening_a_project_with_channels_does_not_import_apprise(fast_tmp: Path)
         "sys.exit(2 if p.notifier is None else int('apprise' in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# -- the dashboard ----------------------------------------------------------------------------
+
+
+async def _until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
+    """Let the app run until ``condition`` holds, failing past the arrival limit."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ARRIVAL_LIMIT_S
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await pilot.pause(0.02)
+
+
+async def test_the_dashboard_engine_notifies_and_shows_what_it_sent(fast_tmp: Path) -> None:
+    with receiver() as server:
+        project = make_project(
+            fast_tmp,
+            [task("Break things", outcome="max_turns", files={"x.py": "x = 1\n"})],
+            max_retries=0,
+            notify=[{"url": server.url("json", "hook")}],
+        )
+        start_generation(project, "g1")
+        app = ShoemakerApp(project)
+        async with app.run_test(size=(120, 36)) as pilot:
+            metrics = app.query_one(MetricsPanel)
+            await _until(pilot, lambda: app.check_action("run", ()) is True)
+            assert "notify" not in metrics.text()  # nothing sent yet: nothing shown
+            await pilot.press("r")
+            got = await asyncio.to_thread(server.wait_for, lambda r: len(r) >= 2)
+            await _until(pilot, lambda: "notify 2 sent" in metrics.text())
+        assert titles(got) == [
+            "shoemaker: task #1 failed",
+            "shoemaker: generation g1 finished its run",
+        ]
+        assert (
+            "notify 2 sent · last: generation g1 finished its run → channel 1 (json) sent"
+            in metrics.text()
+        )

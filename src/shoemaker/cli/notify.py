@@ -28,7 +28,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     console = _console()
     for outcome in outcomes:
         mark = "[green]ok[/]" if outcome.ok else "[red]failed[/]"
-        console.print(f"{mark} {_esc(outcome.line())}")
+        console.print(f"{mark} {_esc(outcome.line())}", soft_wrap=True)
     return 0 if all(o.ok for o in outcomes) else EXIT_FAILED
 
 

@@ -70,7 +70,7 @@ class Channel:
         self.url = config.url
         self.events = frozenset(config.events)
         self.timeout = timeout
-        self.redactor = Redactor(_url_secrets(config.url, f"notify[{number - 1}].url"))
+        self.redactor = Redactor(_url_secrets(config.url, f"notify.{number - 1}.url"))
         self._apprise: Any = None
         self._queue: deque[tuple[Message, Callable[[Message, Outcome], None]]] = deque()
         self._lock = threading.Lock()
@@ -153,15 +153,14 @@ class NotifyStatus:
     last: list[Outcome] = field(default_factory=list)
 
     def line(self) -> str:
-        """``notified 3 (1 failed) · last: <title>: channel 1 (json) sent``; empty before the
-        first message."""
+        """``2 sent, 1 failed · last: task #1 failed → channel 1 (json) sent``; empty before
+        the first message."""
         if not self.last_title:
             return ""
-        count = f"notified {self.sent}" + (f" ({self.failed} failed)" if self.failed else "")
-        outcomes = (
-            ", ".join(f"{o.channel} {'sent' if o.ok else 'failed'}" for o in self.last) or "sending"
-        )
-        return f"{count} · last: {self.last_title}: {outcomes}"
+        count = f"{self.sent} sent" + (f", {self.failed} failed" if self.failed else "")
+        outcomes = ", ".join(f"{o.channel} {'sent' if o.ok else 'failed'}" for o in self.last)
+        title = self.last_title.removeprefix("shoemaker: ")
+        return f"{count} · last: {title} → {outcomes or 'sending'}"
 
 
 #: Every notifier alive: at exit each gets a last moment to send what it has queued.
