@@ -32,6 +32,7 @@ from shoemaker.events import (
 )
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.notify import BUILDERS, Notifier, message_for
+from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.metrics import MetricsPanel
 
@@ -250,6 +251,26 @@ async def test_an_unreachable_channel_neither_slows_nor_fails_the_run(fast_tmp: 
     told = [n for n in notices(project) if "channel 1 (json)" in n]
     assert len(told) == 1, told
     assert told[0].startswith("notifications to channel 1 (json) fail:")
+
+
+async def test_the_run_after_a_crash_says_what_it_recovered(fast_tmp: Path) -> None:
+    with receiver() as server:
+        project = make_project(
+            fast_tmp,
+            [],
+            measure="off",
+            notify=[{"url": server.url("json", "hook"), "events": ["run_crashed"]}],
+        )
+        start_generation(project, "g1")
+        # What a run killed mid-task leaves: a task running that no process works on.
+        (t,), _ = project.store.add_tasks("g1", [NewTask("Add a")], 1, "test")
+        project.store.transition_task(t.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
+        await Engine(project).run(cycles=1)
+        got = await asyncio.to_thread(server.wait_for, lambda r: len(r) >= 1)
+    assert titles(got) == ["shoemaker: a run died; recovered"]
+    assert (
+        got[0].json["message"].startswith("repository repo, generation g1: 1 task(s) back to ready")
+    )
 
 
 async def test_stopping_the_generation_notifies(fast_tmp: Path) -> None:
