@@ -17,7 +17,7 @@ from notify_server import ARRIVAL_LIMIT_S, Received, receiver, silent_port
 from projects import cli, make_project, task
 from shoemaker.config import NotifyChannel, load_config
 from shoemaker.config.file import ConfigError
-from shoemaker.config.models import NOTIFY_EVENTS
+from shoemaker.config.notify import NOTIFY_EVENTS
 from shoemaker.engine.ending import stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation

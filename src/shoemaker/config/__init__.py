@@ -5,7 +5,8 @@ command-line flags for the few settings that have one (``--parallel``, ``--cycle
 has a docstring; ``shoemaker init`` writes the file with those docstrings as comments, so the
 file explains itself.
 
-``models`` holds the settings, ``file`` reads and validates the file (its limits and
+``models`` holds the settings (``notify`` and ``prices`` those of notifications and token
+prices, ``strict`` their base), ``file`` reads and validates the file (its limits and
 messages), ``template`` writes the commented default.
 """
 
@@ -19,7 +20,6 @@ from shoemaker.config.file import (
     save_config,
 )
 from shoemaker.config.models import (
-    CLI_DEFAULT_MODEL,
     DEFAULT_AGENT_ARGS,
     AgentConfig,
     BudgetLimits,
@@ -27,9 +27,9 @@ from shoemaker.config.models import (
     Config,
     EstimateConfig,
     GateConfig,
-    ModelPrice,
-    NotifyChannel,
 )
+from shoemaker.config.notify import NOTIFY_EVENTS, NotifyChannel
+from shoemaker.config.prices import CLI_DEFAULT_MODEL, ModelPrice
 from shoemaker.config.template import GATES_EXAMPLE, default_config_text, write_default_config
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "GATES_EXAMPLE",
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_VALUES",
+    "NOTIFY_EVENTS",
     "AgentConfig",
     "BudgetLimits",
     "BudgetsConfig",

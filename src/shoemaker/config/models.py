@@ -3,15 +3,16 @@ comment ``shoemaker init`` writes above it."""
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from shoemaker.model import Usage
+from shoemaker.config.notify import NotifyChannel
+from shoemaker.config.prices import CLI_DEFAULT_MODEL, ModelPrice, default_prices
+from shoemaker.config.strict import Strict as _Strict
 
 _MODEL_SUFFIX = re.compile(r"\[[^\]]*\]$")
 
@@ -38,11 +39,6 @@ KIND_DEFAULTS: dict[str, tuple[str, list[str]]] = {
     # the model no write tools in a headless run and "succeeds" with text only.
     "gemini": ("gemini", ["-p", "", "-o", "stream-json", "--yolo", "--skip-trust"]),
 }
-
-
-class _Strict(BaseModel):
-    # Unknown keys are almost always typos; refusing them names the field to fix.
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class AgentConfig(_Strict):
@@ -89,36 +85,6 @@ class AgentConfig(_Strict):
             if self.args == DEFAULT_AGENT_ARGS:
                 self.args = list(args)
         return self
-
-
-class ModelPrice(_Strict):
-    """Dollars per million tokens of one model, for estimates."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_read: float = Field(default=0, ge=0)
-    cache_write: float = Field(default=0, ge=0)
-
-    def cost(self, usage: Usage) -> float:
-        """Dollars for these tokens."""
-        return (
-            usage.input_tokens * self.input
-            + usage.output_tokens * self.output
-            + usage.cache_creation_input_tokens * self.cache_write
-            + usage.cache_read_input_tokens * self.cache_read
-        ) / 1_000_000
-
-
-#: The model the claude CLI (2.1.197) uses when ``agent.model`` is empty, as its init line and
-#: messages name it (the init line adds a context-window suffix such as ``[1m]``).
-CLI_DEFAULT_MODEL = "claude-opus-4-8"
-
-
-def _default_prices() -> dict[str, ModelPrice]:
-    # List prices of the CLI's default model: $5 / $25 per million input / output tokens,
-    # cache reads 0.1× and cache writes 1.25× of input. Edit them for yours. They price
-    # estimates, and the spend of runs whose result line does not say what they cost.
-    return {"default": ModelPrice(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25)}
 
 
 class EstimateConfig(_Strict):
@@ -219,55 +185,6 @@ class PlanSourceConfig(_Strict):
     def _path_inside(cls, value: str) -> str:
         if not value.strip() or Path(value).is_absolute() or ".." in Path(value).parts:
             raise ValueError("must be a path inside the repository, e.g. docs/plans")
-        return value
-
-
-#: The events a notification channel may ask for (``notify[].events``), each with what it
-#: means; a fixed list, the README's Notifications section says the same.
-NOTIFY_EVENTS: dict[str, str] = {
-    "task_failed": "a task failed (its retries used up, or a failure it cannot retry)",
-    "task_blocked": "a task is blocked: a dependency failed, or its agent asked for a person",
-    "needs_review": "a task touched a review glob and waits for a person's approval",
-    "conflict_parked": "a task's merge conflicted; it is parked until a person decides",
-    "budget_crossed": "a spending limit was reached and the generation pauses",
-    "rate_limited": "the agent provider's rate limit paused or slowed the generation",
-    "generation_finished": "a run ended: its cycles are done or no task is left to start",
-    "generation_paused": "the generation paused (asked to, by a budget, or interrupted)",
-    "generation_stopped": "the generation was stopped: merged into its base branch",
-    "run_crashed": "an earlier run died; the next run recovered what it left",
-    "batch_finished": "a scheduled batch finished",
-}
-
-
-class NotifyChannel(_Strict):
-    """One place notifications go, and which events it wants."""
-
-    url: str
-    """An apprise URL: ntfy://host/topic, slack://…, json://host/path, mailto://…, or a
-    desktop entry (dbus://, macosx://, windows://) where a desktop exists."""
-    events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
-    """The events sent here (default: all): task_failed, task_blocked, needs_review,
-    conflict_parked, budget_crossed, rate_limited, generation_finished, generation_paused,
-    generation_stopped, run_crashed, batch_finished."""
-
-    @field_validator("url")
-    @classmethod
-    def _url_has_scheme(cls, value: str) -> str:
-        scheme, sep, rest = value.strip().partition("://")
-        if not sep or not rest or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-            raise ValueError("must be an apprise URL such as ntfy://ntfy.sh/my-topic")
-        return value.strip()
-
-    @field_validator("events")
-    @classmethod
-    def _known_events(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in NOTIFY_EVENTS]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], NOTIFY_EVENTS, n=1)
-            hint = f"did you mean {close[0]}?" if close else "README: Notifications"
-            raise ValueError(f"unknown event {unknown[0]!r} ({hint})")
-        if not value:
-            raise ValueError("names no event; leave it out to send every event")
         return value
 
 
@@ -383,7 +300,7 @@ class Config(_Strict):
     """Checks run in each task's worktree after the agent, and again after the merge."""
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     """Spending limits per task, cycle, generation and day."""
-    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+    prices: dict[str, ModelPrice] = Field(default_factory=default_prices)
     """Per model name (agent.model), or ``default`` (priced as the claude CLI's default model,
     claude-opus-4-8): dollars per million tokens, for estimates and for runs whose result line
     does not say what they cost."""
