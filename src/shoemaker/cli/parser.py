@@ -16,6 +16,7 @@ from shoemaker.cli.lifecycle import (
     _switch,
     cmd_generation_list,
 )
+from shoemaker.cli.notify import cmd_notify_test
 from shoemaker.cli.plan_sources import cmd_plan_check, cmd_tasks_export, cmd_tasks_import
 from shoemaker.cli.plans import _plan_verb, cmd_estimate, cmd_plan
 from shoemaker.cli.preflight import cmd_doctor, cmd_init
@@ -249,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["beads"], default="beads")
     r.add_argument("file", nargs="?", help="where to write (default: standard output)")
     r.set_defaults(func=cmd_tasks_export)
+
+    p = sub.add_parser("notify", help="notifications: try the configured channels")
+    nsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    r = nsub.add_parser("test", help="send one message to each channel of `notify:`; report each")
+    r.set_defaults(func=cmd_notify_test)
 
     p = sub.add_parser("tui", help="the dashboard (also what `shoemaker` alone opens)")
     p.add_argument(

@@ -5,11 +5,13 @@ command-line flags for the few settings that have one (``--parallel``, ``--cycle
 has a docstring; ``shoemaker init`` writes the file with those docstrings as comments, so the
 file explains itself.
 
-``models`` holds the settings, ``file`` reads and validates the file (its limits and
+``models`` holds the settings (``agents``, ``prices``, ``notify`` and ``schedules`` the
+sections of agents, token prices, notifications and scheduled batches; ``strict`` their
+base), ``file`` reads and validates the file (its limits and
 messages), ``template`` writes the commented default.
 """
 
-from shoemaker.config.agents import CLI_DEFAULT_MODEL, DEFAULT_AGENT_ARGS, AgentConfig, ModelPrice
+from shoemaker.config.agents import DEFAULT_AGENT_ARGS, AgentConfig
 from shoemaker.config.file import (
     CONFIG_FILE,
     MAX_CONFIG_BYTES,
@@ -26,6 +28,8 @@ from shoemaker.config.models import (
     EstimateConfig,
     GateConfig,
 )
+from shoemaker.config.notify import NOTIFY_EVENTS, NotifyChannel
+from shoemaker.config.prices import CLI_DEFAULT_MODEL, ModelPrice
 from shoemaker.config.template import GATES_EXAMPLE, default_config_text, write_default_config
 
 __all__ = [
@@ -35,6 +39,7 @@ __all__ = [
     "GATES_EXAMPLE",
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_VALUES",
+    "NOTIFY_EVENTS",
     "AgentConfig",
     "BudgetLimits",
     "BudgetsConfig",
@@ -43,6 +48,7 @@ __all__ = [
     "EstimateConfig",
     "GateConfig",
     "ModelPrice",
+    "NotifyChannel",
     "default_config_text",
     "load_config",
     "read_settings",

@@ -10,14 +10,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shoemaker.config.agents import (
-    CLI_DEFAULT_MODEL,
-    AgentConfig,
-    ModelPrice,
-    _default_prices,
-)
-from shoemaker.config.base import _Strict
+from shoemaker.config.agents import AgentConfig
+from shoemaker.config.notify import NotifyChannel
+from shoemaker.config.prices import CLI_DEFAULT_MODEL, ModelPrice, default_prices
 from shoemaker.config.schedules import ScheduleConfig, _unique_schedules, check_zone
+from shoemaker.config.strict import Strict as _Strict
 
 _MODEL_SUFFIX = re.compile(r"\[[^\]]*\]$")
 
@@ -242,7 +239,7 @@ class Config(_Strict):
     """Checks run in each task's worktree after the agent, and again after the merge."""
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     """Spending limits per task, cycle, generation and day."""
-    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+    prices: dict[str, ModelPrice] = Field(default_factory=default_prices)
     """Per model name (agent.model), or ``default`` (priced as the claude CLI's default model,
     claude-opus-4-8): dollars per million tokens, for estimates and for runs whose result line
     does not say what they cost."""
@@ -250,6 +247,13 @@ class Config(_Strict):
     """Assumptions of estimates made without history."""
     silence_agent: bool = True
     """Headless runs print the condensed agent output only when this is false."""
+
+    # -- notifications ------------------------------------------------------------------------
+    notify: list[NotifyChannel] = Field(default_factory=list)
+    """Where to tell a person who is away: a list of {url, events} with apprise URLs (README:
+    Notifications); `shoemaker notify test` sends to each."""
+    notify_timeout_sec: float = Field(default=10, gt=0)
+    """How long one notification may take to send before it counts as failed."""
 
     # -- places -------------------------------------------------------------------------------
     state_dir: str = ".shoemaker"

@@ -9,7 +9,28 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from shoemaker.config.base import _Strict, parse_duration
+from shoemaker.config.strict import Strict as _Strict
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds of a duration written as a number of seconds or as ``2h``, ``90m``, ``1h30m``,
+    ``45s`` (0: no limit)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 90m, 2h or 1h30m (0: no limit)")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None or not any(match.groups()):
+            raise ValueError("must be a duration such as 90m, 2h or 1h30m (0: no limit)")
+        h, m, s = (int(g or 0) for g in match.groups())
+        seconds = float(h * 3600 + m * 60 + s)
+    if seconds < 0:
+        raise ValueError("must not be negative (0: no limit)")
+    return seconds
 
 
 def check_zone(value: str) -> str:

@@ -21,6 +21,7 @@ from shoemaker.store import Store
 
 if TYPE_CHECKING:
     from shoemaker.agents.runner import AgentRunner, LineSink, PidSink, RunResult, RunSpec
+    from shoemaker.notify import Notifier
 
 STORE_FILE = "shoemaker.db"
 MERGE_LOCK_FILE = "merge.lock"
@@ -55,6 +56,8 @@ class Project:
     runner: AgentRunner = field(default_factory=_ProcessRunner)
     redactor: Redactor = NO_SECRETS
     """Keeps secret values out of everything stored or shown (``shoemaker.secrets``)."""
+    notifier: Notifier | None = None
+    """Sends the notifications of this process's events (``notify:``; None without channels)."""
 
     @classmethod
     def open(cls, directory: Path, config: Config | None = None) -> Project:
@@ -88,7 +91,14 @@ class Project:
         git.ensure_excluded(f"/{cfg.secrets_dir.strip('/')}/")  # credentials are never committed
         bus = EventBus(store, redactor)
         store.on_commit = bus.announce_all  # the store announces every write it commits
-        return cls(root=root, config=cfg, git=git, store=store, bus=bus, redactor=redactor)
+        project = cls(root=root, config=cfg, git=git, store=store, bus=bus, redactor=redactor)
+        if cfg.notify:
+            # Here, not in the engine: a stop or an approval from the command line notifies too.
+            from shoemaker.notify import Notifier
+
+            project.notifier = Notifier.for_project(project)
+            bus.add_listener(project.notifier)
+        return project
 
     def close(self) -> None:
         self.store.close()

@@ -317,6 +317,9 @@ class ShoemakerApp(Guarded, App[None]):
         # Kept as attributes: handlers may run while another screen is on top.
         self.generations_panel = GenerationsPanel(id="generations")
         self.metrics = MetricsPanel(clock=self.clock, id="metrics")
+        notifier = self.project.notifier
+        if notifier is not None:
+            self.metrics.notifications = lambda: notifier.status.line()
         self.queue = TaskQueue(id="queue")
         self.output = OutputPane(id="output")
         self.side = DiffPanel(self.project, id="side")

@@ -73,6 +73,8 @@ class MetricsPanel(Guarded, Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.clock = clock
         self.parallel = 1
+        #: What notifications were sent, as one line (None: no channel is configured).
+        self.notifications: Callable[[], str] | None = None
         self._snap = Snapshot()
         # Held, not queried: the once-a-second tick may fire while the app tears its
         # screens down, and a query then finds nothing.
@@ -159,10 +161,9 @@ class MetricsPanel(Guarded, Vertical):
             "sparks": self._sparks(snap),
         }
 
-    @staticmethod
-    def _extra(snap: Snapshot) -> Text:
+    def _extra(self, snap: Snapshot) -> Text:
         """Spend against each budget, then what running agents spent so far (their queue rows
-        show it too, where a narrow panel cuts this row)."""
+        show it too, where a narrow panel cuts this row), then the notifications sent."""
         parts: list[Text | str] = []
         if snap.budgets:
             # Crossed budgets first: what the width cuts off is never the one that stopped work.
@@ -178,6 +179,9 @@ class MetricsPanel(Guarded, Vertical):
                     f"{tokens(spent.input_tokens + spent.output_tokens)} tok ~${cost:.3f} so far",
                 )
             )
+        notified = self.notifications() if self.notifications is not None else ""
+        if notified:
+            parts.append(Text.assemble(("notify ", "bold"), notified))
         return _joined(parts)
 
     def _sparks(self, snap: Snapshot) -> Text:
