@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from projects import check, cli, make_project, scripted, task
+from scripted import MEASURE
 from shoemaker.config import Config
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.furnish import PORT_ENV
@@ -214,7 +215,7 @@ async def test_parallel_tasks_get_distinct_port_blocks(fast_tmp: Path) -> None:
     )
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
-    calls = [c for c in project.runner.calls if c.key is not None and c.key != "measure"]  # type: ignore[attr-defined]
+    calls = [c for c in project.runner.calls if c.key is not None and c.key != MEASURE]  # type: ignore[attr-defined]
     by_worktree = {c.spec.cwd: int(c.spec.env[PORT_ENV]) for c in calls}
     assert len(by_worktree) == 2, by_worktree
     first, second = sorted(by_worktree.values())
@@ -305,3 +306,33 @@ def test_recovery_warns_when_orphans_pile_up(fast_tmp: Path) -> None:
 def test_bad_copy_globs_are_refused_by_the_configuration(bad: list[str]) -> None:
     with pytest.raises(ValueError, match="must stay inside the repository"):
         Config(worktree_copy=bad)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_setup_runs_in_the_agents_sandbox(tmp_path: Path) -> None:
+    # On the disk, not tmpfs: bwrap gives the sandbox a /dev (and /dev/shm) of its own.
+    code = (
+        "import os, pathlib; "
+        f"print('PORTS', os.environ['{PORT_ENV}']); "
+        "pathlib.Path('deps').mkdir(); "
+        f"p = pathlib.Path({str(tmp_path / 'repo' / 'pwned.txt')!r})\n"
+        "try:\n    p.write_text('x'); print('WROTE')\n"
+        "except OSError as exc:\n    print('REFUSED', exc.strerror)"
+    )
+    project = scripted(
+        make_project(
+            tmp_path,
+            [task("A", files={"a.py": "A = 1\n"})],
+            sandbox="bwrap",
+            worktree_setup=[[sys.executable, "-c", code]],
+        )
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    (done,) = project.store.list_tasks("g")
+    assert done.state == TaskState.DONE, done.reason
+    (setup,) = [g for g in project.store.gate_results(done.id) if g.location == "setup"]
+    assert "REFUSED Read-only file system" in setup.output_tail, setup.output_tail
+    assert not (project.root / "pwned.txt").exists()
+    (call,) = [c for c in project.runner.calls if c.key != MEASURE]  # type: ignore[attr-defined]
+    assert f"PORTS {call.spec.env[PORT_ENV]}" in setup.output_tail

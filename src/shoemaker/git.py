@@ -351,7 +351,7 @@ class Git:
 
     def _clean(self, path: Path, keep: Sequence[str]) -> None:
         # With -x git clean ignores every standard ignore rule but still honours -e.
-        kept = [arg for entry in keep for arg in ("-e", "/" + _glob_escape(entry))]
+        kept = [arg for entry in keep for arg in ("-e", "/" + literal_pattern(entry))]
         self._run(["clean", "-q", "-ffdx", *kept], path)
 
     def move_branch_here(self, path: Path, branch: str) -> None:
@@ -914,9 +914,10 @@ class Git:
                 handle.write(f"{prefix}{pattern}\n")
 
 
-def _glob_escape(path: str) -> str:
-    """``path`` as an ignore pattern that matches it literally."""
-    return re.sub(r"([\\*?\[\]!#])", r"\\\1", path)
+def literal_pattern(path: str) -> str:
+    """``path`` as an ignore pattern that matches it literally (a trailing space kept)."""
+    escaped = re.sub(r"([\\*?\[\]!#])", r"\\\1", path)
+    return escaped[:-1] + "\\ " if escaped.endswith(" ") else escaped
 
 
 def _merge_reason(proc: subprocess.CompletedProcess[str], conflicts: tuple[str, ...]) -> str:

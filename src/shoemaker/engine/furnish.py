@@ -33,6 +33,7 @@ from shoemaker.engine.ports import port_base
 from shoemaker.engine.worktrees import KEEP_FILE
 from shoemaker.errors import Failed
 from shoemaker.events import GateResult
+from shoemaker.git import literal_pattern
 
 if TYPE_CHECKING:
     from shoemaker.engine.project import Project
@@ -82,14 +83,9 @@ def _write_excludes(project: Project, worktree: Path, admin: Path, paths: list[s
         except OSError:
             lines = []
     lines.append("# shoemaker: worktree_copy and worktree_setup (never committed)")
-    lines += ["/" + _literal(p) for p in paths]
+    lines += ["/" + literal_pattern(p) for p in paths]
     (admin / EXCLUDE_FILE).write_text("\n".join(lines) + "\n")
     project.git.set_worktree_excludes_file(worktree, admin / EXCLUDE_FILE)
-
-
-def _literal(path: str) -> str:
-    out = "".join("\\" + c if c in "\\*?[]!#" else c for c in path)
-    return out[:-1] + "\\ " if out.endswith(" ") else out
 
 
 def _kept(admin: Path) -> list[str]:

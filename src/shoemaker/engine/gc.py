@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.engine.project import Project
+from shoemaker.model import GenerationState
+
+_CLOSED = (GenerationState.STOPPED, GenerationState.ABANDONED)
 
 _TASK_TAIL = re.compile(r"\d+")
 _ATTEMPT_TAIL = re.compile(r"\d+-\d+(?:\.\d+)?")
@@ -61,12 +64,13 @@ def _dir_owner(name: str, names: list[str]) -> str | None:
 def find_orphans(project: Project) -> Orphans:
     """Everything of shoemaker's in this repository that no open generation owns."""
     git, store = project.git, project.store
+    generations = store.list_generations()
     # Longest first: a generation named "g-1" must not be taken for "g" with task 1.
-    known = sorted((g.name for g in store.list_generations()), key=len, reverse=True)
-    open_names = {g.name for g in store.open_generations()}
+    known = sorted((g.name for g in generations), key=len, reverse=True)
+    open_names = {g.name for g in generations if g.state not in _CLOSED}
     orphans = Orphans()
-    if not known:
-        return orphans
+    if len(open_names) == len(known):
+        return orphans  # every generation is open: nothing can be an orphan, git is not asked
     owned_branches = {
         branch: owner
         for branch in [*git.branches("task/"), *git.branches("attempt/")]
