@@ -28,6 +28,7 @@ from shoemaker.secrets import collect_secrets
 
 SECRET = "sk-live-0123456789abcdef"
 DB_PASSWORD = "hunter2-correct-horse"
+SHOW_PORT = f"import os; print('AGENT-PORT', os.environ['{PORT_ENV}'])"
 AGENT_COMMITS = [
     "git add -A",
     "git -c user.name=agent -c user.email=agent@example.com commit -q -m agent-work",
@@ -68,7 +69,11 @@ async def test_copied_files_reach_the_agent_and_are_never_committed(fast_tmp: Pa
         [
             # The agent commits everything it sees itself, as agents do.
             task("Merged", files={"a.py": "A = 1\n"}, run=["cat .env", *AGENT_COMMITS]),
-            task("Reviewed", files={"migrations/b.py": "B = 2\n"}, run=AGENT_COMMITS),
+            task(
+                "Reviewed",
+                files={"migrations/b.py": "B = 2\n"},
+                run=[f"{sys.executable} -c {SHOW_PORT!r}", *AGENT_COMMITS],
+            ),
         ],
         worktree_copy=[".env", "config/*.json"],
         gates=[gate],
@@ -100,6 +105,9 @@ async def test_copied_files_reach_the_agent_and_are_never_committed(fast_tmp: Pa
     transcript = project.store.transcript(run.id).decode()
     assert "[redacted .env API_KEY]" in transcript
     assert SECRET not in transcript and DB_PASSWORD not in transcript
+    # The agent process had its worktree's port block.
+    run = next(r for r in project.store.runs(task_id=tasks["Reviewed"].id) if r.phase == "stitch")
+    assert "AGENT-PORT 2" in project.store.transcript(run.id).decode()
 
 
 def test_secret_looking_values_of_copied_files_are_redacted(fast_tmp: Path) -> None:

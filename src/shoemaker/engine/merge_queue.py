@@ -18,11 +18,12 @@ from pathlib import Path
 
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.attempts import Attempt, log, measure_change
-from shoemaker.engine.furnish import furnish
+from shoemaker.engine.furnish import Furnished, furnish
 from shoemaker.engine.gates import Failure, fingerprint, run_gates, task_gates
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.prompts import FAILURE_CONTEXT
 from shoemaker.engine.worktrees import WorktreePool, kept_entries
+from shoemaker.errors import ShoemakerError
 from shoemaker.events import MergeResult
 from shoemaker.git import GitError, MergeOutcome
 from shoemaker.model import Generation, Task
@@ -164,8 +165,12 @@ class MergeQueue:
             failure: Failure | None = Failure(reason, fingerprint("verify", reason))
         else:
             try:
-                # Like the task's own worktree: the person's local files, setup, ports.
-                furnished = await furnish(self.project, worktree, task)
+                try:
+                    # Like the task's own worktree: the person's local files, setup, ports.
+                    furnished = await furnish(self.project, worktree, task)
+                except (ShoemakerError, OSError) as exc:
+                    reason = f"the worktree for the gates after the merge: {exc}"
+                    furnished = Furnished({}, Failure(reason, fingerprint("verify", reason)))
                 failure = furnished.failure or await run_gates(
                     self.project,
                     task,

@@ -40,6 +40,7 @@ from shoemaker.engine.furnish import furnish
 from shoemaker.engine.gates import Failure, fingerprint, run_gates
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.merge_queue import Landing, MergeQueue
+from shoemaker.engine.ports import NoFreePorts
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
 from shoemaker.engine.worktrees import WorktreePool
@@ -132,8 +133,8 @@ class Stitcher:
             crash_point("worktree-ready")
             try:
                 furnished = await furnish(self.project, worktree, task)
-            except CopyError as exc:
-                raise EngineError(str(exc)) from None
+            except (CopyError, NoFreePorts) as exc:
+                raise EngineError(str(exc)) from None  # a setting to change: the run stops
             attempt.env = furnished.env
             if furnished.failure is not None:
                 return await self._setup_failed(attempt, furnished.failure)
