@@ -21,6 +21,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.ports import port_base
 from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import recover
+from shoemaker.engine.task_detail import gate_verdict, load_task_detail
 from shoemaker.events import Event, Notice
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
@@ -208,6 +209,13 @@ async def test_a_failing_setup_fails_the_attempt_with_its_output(fast_tmp: Path)
     assert failed.state == TaskState.FAILED
     assert "worktree setup `" in failed.reason and "exited 3" in failed.reason
     assert "boom: the registry is unreachable" in failed.reason
+    # The task screen lists the setup with its output.
+    (row,) = load_task_detail(project, failed.id).gates
+    assert (row.where, row.passed, row.exit_code) == ("setup", False, 3)
+    assert "boom: the registry is unreachable" in row.output_tail
+    assert gate_verdict(row.name, row.where, row.passed, row.exit_code).startswith(
+        f"» worktree: setup: {sys.executable} -c"
+    )
     # No agent ran in a worktree that was not set up, and that worktree is gone.
     assert [r for r in project.store.runs(generation="g") if r.phase == "stitch"] == []
     assert [w.path for w in project.git.worktrees()] == [project.root]
