@@ -15,13 +15,14 @@ from projects import check, cli, make_project, scripted, task
 from scripted import MEASURE
 from shoemaker.config import Config
 from shoemaker.engine.engine import Engine
-from shoemaker.engine.furnish import PORT_ENV
+from shoemaker.engine.furnish import PORT_ENV, copy_into
 from shoemaker.engine.gc import find_orphans
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.ports import port_base
 from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import recover
 from shoemaker.engine.task_detail import gate_verdict, load_task_detail
+from shoemaker.errors import Failed
 from shoemaker.events import Event, Notice
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
@@ -144,6 +145,22 @@ def test_a_glob_that_leaves_the_repository_is_refused(fast_tmp: Path) -> None:
     done = cli(project, "tasks")
     assert done.returncode == 2
     assert "worktree_copy: '../secrets/.env' must stay inside the repository" in done.stderr
+
+
+def test_a_copy_never_follows_a_link_the_task_branch_made(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [], worktree_copy=["config/local.json"])
+    git, outside = project.git, fast_tmp / "outside"
+    outside.mkdir()
+    git.create_branch("evil", "main")
+    wt = fast_tmp / "wt"
+    git.add_worktree(wt, "task/evil-1", "evil")
+    (wt / "config").symlink_to(outside)
+    git.commit_all(wt, "a link out")
+    (project.root / "config").mkdir()
+    (project.root / "config" / "local.json").write_text("{}\n")
+    with pytest.raises(Failed, match="leads outside the worktree"):
+        copy_into(project, wt)
+    assert list(outside.iterdir()) == []
 
 
 def _setup_script(counter: Path, fail: bool = False) -> list[str]:

@@ -101,8 +101,13 @@ def copy_into(project: Project, worktree: Path) -> dict[str, str]:
     config = project.config
     admin = _admin(project, worktree)
     found = check_copies(project)
+    inside = worktree.resolve()
     for rel, (source, _) in found.items():
         dest = worktree / rel
+        if not dest.parent.resolve().is_relative_to(inside):
+            # A directory the task's branch made a link out of the worktree: the copy would
+            # land wherever the link points.
+            raise Failed(f"{worktree}: {rel} leads outside the worktree; not copied there")
         if dest.is_symlink() or dest.is_file():
             dest.unlink()
         dest.parent.mkdir(parents=True, exist_ok=True)
