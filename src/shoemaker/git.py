@@ -336,25 +336,34 @@ class Git:
                 raise GitError(["git", *args], proc.returncode, proc.stderr)
         self.prune_worktrees()
 
-    def reset_worktree(self, path: Path, branch: str | None, base: str) -> None:
+    def reset_worktree(
+        self, path: Path, branch: str | None, base: str, keep: Sequence[str] = ()
+    ) -> None:
         """Turn an existing worktree into a clean checkout of ``base`` on a new ``branch``
-        (``None``: detached), rewriting only the files that differ."""
+        (``None``: detached), rewriting only the files that differ. ``keep``: untracked
+        paths that survive the clean (what its setup installed)."""
         if branch is None:
             self._run(["checkout", "-q", "-f", "--detach", base], path)
         else:
             self._check_ref_name(branch)
             self._run(["checkout", "-q", "-f", "-B", branch, base], path)
-        self._run(["clean", "-q", "-ffdx"], path)
+        self._clean(path, keep)
+
+    def _clean(self, path: Path, keep: Sequence[str]) -> None:
+        # With -x git clean ignores every standard ignore rule but still honours -e.
+        kept = [arg for entry in keep for arg in ("-e", "/" + literal_pattern(entry))]
+        self._run(["clean", "-q", "-ffdx", *kept], path)
 
     def move_branch_here(self, path: Path, branch: str) -> None:
         """Point ``branch`` (created or moved) at the worktree's HEAD and check it out there."""
         self._check_ref_name(branch)
         self._run(["checkout", "-q", "-B", branch], path)
 
-    def checkout_branch(self, path: Path, branch: str) -> None:
-        """Check out an existing branch in a worktree, discarding local changes."""
+    def checkout_branch(self, path: Path, branch: str, keep: Sequence[str] = ()) -> None:
+        """Check out an existing branch in a worktree, discarding local changes (``keep``:
+        untracked paths that stay, as for :meth:`reset_worktree`)."""
         self._run(["checkout", "-q", "-f", branch], path)
-        self._run(["clean", "-q", "-ffdx"], path)
+        self._clean(path, keep)
 
     def rebase(self, path: Path, onto: str) -> tuple[bool, tuple[str, ...]]:
         """Rebase the branch checked out in ``path`` onto ``onto``. On a conflict the rebase
@@ -394,6 +403,43 @@ class Git:
         """GIT_DIR and GIT_WORK_TREE for git in worktree ``cwd`` (none for the main one)."""
         admin = None if cwd.resolve() == self.root.resolve() else self._admin_dir(cwd)
         return {} if admin is None else {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(cwd)}
+
+    def admin_dir(self, path: Path) -> Path | None:
+        """The worktree's own git directory (``.git/worktrees/NAME``); None when ``path`` is
+        no linked worktree of this repository."""
+        return self._admin_dir(path)
+
+    def untracked_entries(self, cwd: Path) -> list[str]:
+        """Untracked paths in worktree ``cwd``, ignored ones included; a directory holding
+        nothing tracked is one entry (``dir/``)."""
+        out = self._run(["ls-files", "-z", "--others", "--directory"], cwd)
+        return [p for p in out.split("\0") if p]
+
+    def tracked_among(self, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` (relative to the main checkout) git tracks."""
+        if not paths:
+            return []
+        out = self._run(["ls-files", "-z", "--", *(f":(literal){p}" for p in paths)])
+        return [p for p in out.split("\0") if p]
+
+    def excludes_file(self) -> Path | None:
+        """The ignore file git reads besides ``.gitignore`` and ``info/exclude`` in the main
+        checkout: ``core.excludesFile``, else ``$XDG_CONFIG_HOME/git/ignore``."""
+        args = ["config", "--path", "--get", "core.excludesFile"]
+        proc = self._run_in(self.root, args, check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return Path(proc.stdout.strip()).expanduser()
+        config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return Path(config) / "git" / "ignore"
+
+    def set_worktree_excludes_file(self, path: Path, excludes: Path) -> None:
+        """Make ``excludes`` the ignore file of worktree ``path`` alone, through per-worktree
+        configuration: neither the repository's shared ``info/exclude`` nor another
+        worktree's (the main checkout's included) changes."""
+        ext = self._run_in(self.root, ["config", "--get", "extensions.worktreeConfig"], check=False)
+        if ext.stdout.strip() != "true":
+            self._run(["config", "extensions.worktreeConfig", "true"])
+        self._run(["config", "--worktree", "core.excludesFile", str(excludes)], path)
 
     def _admin_dir(self, path: Path) -> Path | None:
         """The directory under ``.git/worktrees`` of the worktree at ``path``."""
@@ -866,6 +912,12 @@ class Git:
             with exclude.open("a") as handle:
                 prefix = "" if not lines or exclude.read_text().endswith("\n") else "\n"
                 handle.write(f"{prefix}{pattern}\n")
+
+
+def literal_pattern(path: str) -> str:
+    """``path`` as an ignore pattern that matches it literally (a trailing space kept)."""
+    escaped = re.sub(r"([\\*?\[\]!#])", r"\\\1", path)
+    return escaped[:-1] + "\\ " if escaped.endswith(" ") else escaped
 
 
 def _merge_reason(proc: subprocess.CompletedProcess[str], conflicts: tuple[str, ...]) -> str:

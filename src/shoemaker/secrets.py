@@ -9,7 +9,8 @@ string in it) and of environment variables whose names say they are secret (a pa
 every occurrence with ``[redacted NAME]`` in events (before they are stored or delivered),
 transcripts, prompts, run records, gate output and history files, in plain text and as JSON
 escapes it. With ``agent.kind`` codex or gemini, the files their own logins keep are read too
-(codex's ``auth.json``; gemini's ``oauth_creds.json`` and ``.env``).
+(codex's ``auth.json``; gemini's ``oauth_creds.json`` and ``.env``), and so are the files
+``worktree_copy`` copies into worktrees (their secret-named values, URL passwords).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def collect_secrets(
         _codex_login(found, {**env, **kinds["codex"].env})
     if "gemini" in kinds:
         _gemini_files(found, {**env, **kinds["gemini"].env})
+    _copied_files(found, root, config)
     directory = root / config.secrets_dir
     if directory.is_dir():
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -91,6 +93,27 @@ def collect_secrets(
                 if len(value.strip()) >= MIN_LENGTH:
                     found.setdefault(value.strip(), label)
     return found
+
+
+def _copied_files(found: dict[str, str], root: Path, config: Config) -> None:
+    """The secret-looking values of the files ``worktree_copy`` copies into each worktree."""
+    from shoemaker.copied_files import CopyError, copied_files, secret_values
+
+    if not config.worktree_copy:
+        return
+    try:
+        files = copied_files(root, config.worktree_copy, (config.state_dir.strip("/"),))
+    except CopyError:
+        return  # refused, with its reason, before any worktree gets a copy
+    for rel, (path, _) in files.items():
+        try:
+            if path.stat().st_size > MAX_FILE:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for value, name in secret_values(text, is_secret_name, MIN_LENGTH):
+            found.setdefault(value, f"{rel} {name}")
 
 
 def _codex_login(found: dict[str, str], env: Mapping[str, str]) -> None:

@@ -7,6 +7,7 @@ import argparse
 from shoemaker.cli.dashboard import cmd_tui
 from shoemaker.cli.demo import cmd_demo
 from shoemaker.cli.done import cmd_done
+from shoemaker.cli.gc import cmd_gc
 from shoemaker.cli.lifecycle import (
     _lifecycle,
     _pause,
@@ -214,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="preflight: git, the agent CLI, credentials, directories")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "gc", help="list worktrees and task/attempt branches no open generation owns"
+    )
+    p.add_argument("--yes", action="store_true", help="remove them (default: only list them)")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("estimate", help="expected tokens and dollars of the tasks still to run")
     p.add_argument("--json", action="store_true")

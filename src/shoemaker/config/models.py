@@ -265,6 +265,23 @@ class Config(_Strict):
     """Where task worktrees go (empty: a directory in the user cache, outside the repo)."""
     reuse_worktrees: bool = True
     """Switch an idle worktree to the next task instead of removing it and adding a new one."""
+    worktree_copy: list[str] = Field(default_factory=list)
+    """Globs of untracked files in your checkout copied into each task worktree (.env,
+    .env.local, local config); never committed (the worktree's own exclude file lists them),
+    and their secret-looking values are redacted like any secret."""
+    worktree_setup: list[list[str]] = Field(default_factory=list)
+    """Commands (argv lists, no shell) run once in each new worktree before its first agent,
+    where the agent runs (e.g. [npm, ci]); a failure fails the attempt with their output."""
+    worktree_setup_timeout_sec: float = Field(default=1800, gt=0)
+    """A worktree setup command that runs longer than this fails."""
+    port_base_start: int = Field(default=20000, ge=1024, le=65000)
+    """SHOEMAKER_PORT_BASE: each worktree gets a free block of ports from here on, for the dev
+    servers of its setup, agent and gates, so parallel tasks never collide."""
+    port_block_size: int = Field(default=100, ge=1, le=1000)
+    """Ports in each worktree's block (SHOEMAKER_PORT_BASE up to base + size - 1)."""
+    gc_warn_threshold: int = Field(default=20, ge=0)
+    """Recovery warns when more worktrees, task/attempt branches and directories than this
+    belong to no open generation (`shoemaker gc` removes them; 0: never warn)."""
     secrets_dir: str = ".secrets"
     """Directory holding credential files."""
     default_token_file: str = "claude.json"
@@ -330,6 +347,23 @@ class Config(_Strict):
     @classmethod
     def _zone_known(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("worktree_copy")
+    @classmethod
+    def _copy_globs_inside(cls, value: list[str]) -> list[str]:
+        for glob in value:
+            parts = Path(glob).parts
+            if not glob.strip() or Path(glob).is_absolute() or ".." in parts or ".git" in parts:
+                raise ValueError(f"{glob!r} must stay inside the repository, outside .git")
+        return value
+
+    @field_validator("worktree_setup")
+    @classmethod
+    def _setup_commands(cls, value: list[list[str]]) -> list[list[str]]:
+        for argv in value:
+            if not argv or not argv[0].strip():
+                raise ValueError("each command is an argv list naming a program, e.g. [npm, ci]")
+        return value
 
     @field_validator("measure", mode="before")
     @classmethod

@@ -11,7 +11,6 @@ from pydantic_core import PydanticCustomError
 
 from shoemaker.config.strict import Strict as _Strict
 
-
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 
 

@@ -12,7 +12,8 @@ import contextlib
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shoemaker.agents.adapters import adapter_for, condenser_for
@@ -57,6 +58,8 @@ class AgentCall:
     cwd: Path
     agent: AgentConfig | None = None
     """How to launch the agent (a task that names its kind); None: ``agent`` of the config."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The worktree's own variables (``SHOEMAKER_PORT_BASE``), passed into any sandbox."""
 
 
 @dataclass(slots=True)
@@ -130,6 +133,7 @@ async def call_agent(
     sandbox = project.config.sandbox
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
+    env.update(call.env)
     home = _run_home() if sandbox != "none" else None
     # The signal goes in a directory of the run's own that every sandbox leaves writable:
     # its HOME, or (no sandbox) a fresh temporary directory; removed when the run ends.
@@ -143,7 +147,8 @@ async def call_agent(
     adapter = adapter_for(cfg.kind)
     launch = adapter.launch(cfg, env, home, call.prompt, scratch_dir(project.state_dir))
     env.update(launch.env)
-    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, tuple(launch.env), cfg)
+    passed = (*launch.env, *call.env)
+    argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, passed, cfg)
     run_id = await asyncio.to_thread(
         project.store.start_run,
         generation=call.generation,

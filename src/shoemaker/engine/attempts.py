@@ -53,6 +53,8 @@ class Attempt:
     loc_after: Loc | None = None
     runs: list[RunRecord] | None = None
     """Every run of the task (earlier attempts too) as of the commit."""
+    env: dict[str, str] = field(default_factory=dict)
+    """The worktree's own variables for its agent and gates (``SHOEMAKER_PORT_BASE``)."""
 
     @property
     def changed(self) -> list[str]:

@@ -238,7 +238,24 @@ def run_checks(project: Project) -> list[Check]:
         *_sandbox(project),
         *_writable(project),
         _gates(project),
+        *_worktree_files(project),
     ]
+
+
+def _worktree_files(project: Project) -> list[Check]:
+    """What each worktree gets copied and run (only when configured)."""
+    from shoemaker.copied_files import CopyError
+    from shoemaker.engine.furnish import check_copies
+
+    cfg = project.config
+    if not (cfg.worktree_copy or cfg.worktree_setup):
+        return []
+    try:
+        found = check_copies(project)
+    except CopyError as exc:
+        return [Check("worktree files", False, str(exc), "edit worktree_copy")]
+    setup = f", then {len(cfg.worktree_setup)} setup command(s)" if cfg.worktree_setup else ""
+    return [Check("worktree files", True, f"{len(found)} file(s) copied into each{setup}")]
 
 
 def _task_kinds(project: Project) -> list[Check]:

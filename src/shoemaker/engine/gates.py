@@ -19,7 +19,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -161,7 +161,13 @@ class GateBox:
 
 
 def _boxed(
-    box: GateBox, argv: list[str], env: dict[str, str], worktree: Path, cwd: Path, home: Path
+    box: GateBox,
+    argv: list[str],
+    env: dict[str, str],
+    worktree: Path,
+    cwd: Path,
+    home: Path,
+    passed: Sequence[str] = (),
 ) -> list[str]:
     """``argv`` as it runs in the sandbox: the worktree writable, ``home`` its HOME."""
     config = box.config
@@ -170,17 +176,24 @@ def _boxed(
     if config.sandbox in ("podman", "docker"):
         env["HOME"] = str(home)
         env.update(podman_args(config)[1])
-    names = [RUN_MARKER, "PYTHONDONTWRITEBYTECODE"]
+    names = [RUN_MARKER, "PYTHONDONTWRITEBYTECODE", *passed]
     return wrap(config, argv, names, SandboxPaths(worktree, home, None, box.git_dir))
 
 
-async def run_gate(gate: GateConfig, worktree: Path, box: GateBox | None = None) -> GateOutcome:
+async def run_gate(
+    gate: GateConfig,
+    worktree: Path,
+    box: GateBox | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> GateOutcome:
     """Run one gate in ``worktree`` (in the sandbox of ``box``, if any) and judge it by its
-    exit code. Whatever it leaves running, in its process group or not, is killed when its
-    main process ends."""
+    exit code; ``extra_env``: the worktree's own variables (``SHOEMAKER_PORT_BASE``).
+    Whatever it leaves running, in its process group or not, is killed when its main process
+    ends."""
     started = time.monotonic()
     cwd = worktree / gate.cwd
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update(extra_env or {})
     # Bytecode caches would otherwise appear as untracked files in the worktree.
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     env[RUN_MARKER] = f"gate-{uuid.uuid4().hex}"
@@ -190,7 +203,7 @@ async def run_gate(gate: GateConfig, worktree: Path, box: GateBox | None = None)
     home = Path(tempfile.mkdtemp(prefix="shoemaker-gate-home-"))
     (home / "tmp").mkdir()
     try:
-        argv = _boxed(box, gate_argv(gate), env, worktree, cwd, home)
+        argv = _boxed(box, gate_argv(gate), env, worktree, cwd, home, tuple(extra_env or ()))
         return await _run(gate, argv, cwd, env, started)
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -276,13 +289,14 @@ async def run_gates(
     run_id: int | None,
     changed: Sequence[str],
     where: Literal["worktree", "merged"],
+    env: Mapping[str, str] | None = None,
 ) -> Failure | None:
     """Run the task's gates in ``cwd`` (its worktree, or a detached worktree of the merge
-    commit), in the agent's sandbox if one is configured, each recorded and announced; the
-    first failure that is not a warning, or None."""
+    commit), in the agent's sandbox if one is configured, with the worktree's ``env``, each
+    recorded and announced; the first failure that is not a warning, or None."""
     box = GateBox(project.config, project.git.common_dir)
     for gate in task_gates(project.config, task, changed, where):
-        outcome = await run_gate(gate, cwd, box)
+        outcome = await run_gate(gate, cwd, box, env)
         await asyncio.to_thread(
             project.store.record_gate,
             task_id=task.id,

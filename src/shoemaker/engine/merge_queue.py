@@ -18,10 +18,12 @@ from pathlib import Path
 
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.attempts import Attempt, log, measure_change
+from shoemaker.engine.furnish import Furnished, furnish
 from shoemaker.engine.gates import Failure, fingerprint, run_gates, task_gates
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.prompts import FAILURE_CONTEXT
-from shoemaker.engine.worktrees import WorktreePool
+from shoemaker.engine.worktrees import WorktreePool, kept_entries
+from shoemaker.errors import ShoemakerError
 from shoemaker.events import MergeResult
 from shoemaker.git import GitError, MergeOutcome
 from shoemaker.model import Generation, Task
@@ -130,7 +132,8 @@ class MergeQueue:
         worktree = self.pool.reserve()
         try:
             self.pool.prepare(worktree, None, onto)
-            self.project.git.checkout_branch(worktree, branch)
+            git = self.project.git
+            git.checkout_branch(worktree, branch, kept_entries(git, worktree))
             ok, _ = self.project.git.rebase(worktree, onto)
             return ok
         finally:
@@ -162,8 +165,20 @@ class MergeQueue:
             failure: Failure | None = Failure(reason, fingerprint("verify", reason))
         else:
             try:
-                failure = await run_gates(
-                    self.project, task, worktree, attempt.run_id, attempt.changed, "merged"
+                try:
+                    # Like the task's own worktree: the person's local files, setup, ports.
+                    furnished = await furnish(self.project, worktree, task)
+                except (ShoemakerError, OSError) as exc:
+                    reason = f"the worktree for the gates after the merge: {exc}"
+                    furnished = Furnished({}, Failure(reason, fingerprint("verify", reason)))
+                failure = furnished.failure or await run_gates(
+                    self.project,
+                    task,
+                    worktree,
+                    attempt.run_id,
+                    attempt.changed,
+                    "merged",
+                    furnished.env,
                 )
             finally:
                 await asyncio.shield(

@@ -19,7 +19,9 @@ recovery followed by a run). What it does, in order:
 5. unfinished runs are closed with the reason; worktrees the dead process used are removed,
    after what an agent left uncommitted in one is committed to its task branch;
 6. ``proposed`` tasks whose dependencies are all done are promoted to ``ready`` (a task's
-   ``done`` and its promotions are one transaction; this catches stores written otherwise).
+   ``done`` and its promotions are one transaction; this catches stores written otherwise);
+7. when more worktrees, branches and directories than ``gc_warn_threshold`` belong to no open
+   generation, one warning says how many and names ``shoemaker gc``.
 
 Each step is a Notice event, and a Recovered event sums them up (the dashboard shows it as a
 notification, the headless story as a line).
@@ -41,6 +43,7 @@ from shoemaker.agents.leftovers import marked_processes as _marked_processes
 from shoemaker.agents.run_dirs import remove_stale as _remove_stale_run_dirs
 from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.engine.agent_call import run_marker
+from shoemaker.engine.gc import pile_up_warning
 from shoemaker.engine.history import task_history_path, write_task_history
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.errors import GenerationError
@@ -394,4 +397,9 @@ def recover(project: Project, gen: Generation, checked: bool = False) -> Recover
         git.prune_worktrees()
     if report.anything:
         project.bus.emit(report.event(gen.name))
+    pile_up = pile_up_warning(project)
+    if pile_up:
+        project.bus.emit(
+            Notice(generation=gen.name, level="warning", message=f"recovery: {pile_up}")
+        )
     return report

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.copied_files import CopyError
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
 from shoemaker.engine.attempts import (
@@ -35,9 +36,11 @@ from shoemaker.engine.attempts import (
     record_metrics,
     restore_gitfile,
 )
+from shoemaker.engine.furnish import furnish
 from shoemaker.engine.gates import Failure, fingerprint, run_gates
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.merge_queue import Landing, MergeQueue
+from shoemaker.engine.ports import NoFreePorts
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
 from shoemaker.engine.worktrees import WorktreePool
@@ -128,6 +131,13 @@ class Stitcher:
                 prepare_worktree, self.project, self.generation, self.pool, attempt
             )
             crash_point("worktree-ready")
+            try:
+                furnished = await furnish(self.project, worktree, task)
+            except (CopyError, NoFreePorts) as exc:
+                raise EngineError(str(exc)) from None  # a setting to change: the run stops
+            attempt.env = furnished.env
+            if furnished.failure is not None:
+                return await self._setup_failed(attempt, furnished.failure)
             return await self._run_attempt(attempt, release)
         except asyncio.CancelledError:
             await asyncio.shield(
@@ -158,7 +168,14 @@ class Stitcher:
         run, result = await call_agent(
             project,
             AgentCall(
-                Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree, agent
+                Phase.STITCH,
+                self.generation.name,
+                task.id,
+                attempt.number,
+                prompt,
+                worktree,
+                agent,
+                attempt.env,
             ),
             done,
         )
@@ -207,7 +224,7 @@ class Stitcher:
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
         failure = await run_gates(
-            project, task, worktree, attempt.run_id, attempt.changed, "worktree"
+            project, task, worktree, attempt.run_id, attempt.changed, "worktree", attempt.env
         )
         crash_point("gates-done")
         await asyncio.to_thread(self.pool.release, worktree)
@@ -373,6 +390,14 @@ class Stitcher:
         )
         await asyncio.to_thread(write_task_history, self.project, failed, attempt.runs)
         return StitchOutcome(task.id, TaskState.FAILED, final)
+
+    async def _setup_failed(self, attempt: Attempt, failure: Failure) -> StitchOutcome:
+        """The worktree's setup failed: the worktree goes (a half set-up one is never given
+        to an agent; the next attempt gets a new one and its setup runs again), and the
+        attempt fails with the setup's output as its reason."""
+        assert attempt.worktree is not None
+        await asyncio.to_thread(self.pool.discard, attempt.worktree)
+        return await self._give_back(attempt, failure)
 
     def _signal_failure(self, run_id: int, ran_ok: bool, done: DoneChannel) -> Failure | None:
         """A run that ended well by its exit but not by its signal: a signal file that is no

@@ -63,7 +63,7 @@ def gate_verdict(
     name: str, where: str, passed: bool, exit_code: int | None, duration_s: float | None = None
 ) -> str:
     """``verifying: tests… failed (exit 1)``: one gate's verdict as a line of the log."""
-    phase = "after the merge" if where == "merged" else "verifying"
+    phase = {"merged": "after the merge", "setup": "worktree"}.get(where, "verifying")
     took = f", {duration_s:.1f}s" if duration_s is not None else ""
     if passed:
         return f"{MARK}{phase}: {name}… passed{f' ({took[2:]})' if took else ''}"

@@ -13,6 +13,19 @@ from pathlib import Path
 
 from shoemaker.git import Git, GitError
 
+#: In a worktree's own git directory: the untracked paths its setup left (installed
+#: dependencies), which survive when the worktree is cleaned for its next task.
+KEEP_FILE = "shoemaker-keep"
+
+
+def kept_entries(git: Git, path: Path) -> list[str]:
+    """What the setup of worktree ``path`` left, to keep when it is cleaned."""
+    admin = git.admin_dir(path)
+    try:
+        return (admin / KEEP_FILE).read_text().splitlines() if admin else []
+    except OSError:
+        return []
+
 
 class WorktreePool:
     """Worktrees under ``root`` named ``<prefix>-N``; idle ones are reused, never shared."""
@@ -81,7 +94,7 @@ class WorktreePool:
                 self._registered.add(path)
             return
         try:
-            self.git.reset_worktree(path, branch, base)
+            self.git.reset_worktree(path, branch, base, kept_entries(self.git, path))
         except GitError:
             # A worktree too damaged to reset (or removed behind the pool's back) is
             # replaced, never half used.
