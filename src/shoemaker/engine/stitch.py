@@ -8,7 +8,8 @@ and whatever the agent produced stays on a branch until it is merged.
 
 One :class:`~shoemaker.engine.attempts.Attempt` travels through the steps. The steps live
 beside this file: ``attempts.py`` (branches, commit, metrics), ``prompts.py`` (the prompt),
-``gates.py`` (the gates), ``merge_queue.py`` (landing), ``review.py`` (approve / reject).
+``agent_verdict.py`` (what the agent's end says beyond its exit), ``gates.py`` (the gates),
+``merge_queue.py`` (landing), ``review.py`` (approve / reject).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from shoemaker.copied_files import CopyError
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
+from shoemaker.engine.agent_verdict import plan_shortfall, signal_failure_of
 from shoemaker.engine.attempts import (
     Attempt,
     commit,
@@ -48,7 +50,6 @@ from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
-from shoemaker.sources.compliance import shortfall
 from shoemaker.store import MetricsRecord, TaskMoved
 
 
@@ -188,7 +189,7 @@ class Stitcher:
         if done.signal is not None and done.signal.status == "blocked":
             # The agent's word, whatever its exit: another attempt would meet the same wall.
             return await self._blocked(attempt, done.signal.reason)
-        signal_failure = self._signal_failure(attempt.run_id, result.ok, done)
+        signal_failure = signal_failure_of(project, attempt.run_id, result.ok, done)
         if signal_failure is not None:
             await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
             return await self._give_back(attempt, signal_failure)
@@ -203,7 +204,7 @@ class Stitcher:
                 ),
             )
 
-        short = await asyncio.to_thread(self._plan_shortfall, task, attempt)
+        short = await asyncio.to_thread(plan_shortfall, project, attempt)
         if short:
             await asyncio.to_thread(preserve, project, self.pool, task, worktree, "agent-failed")
             return await self._give_back(attempt, Failure(short, fingerprint("plan", short)))
@@ -244,13 +245,6 @@ class Stitcher:
         crash_point("merging-recorded")
         release()  # the agent and gates are done: another task may start while this one merges
         return await self.land(attempt)
-
-    def _plan_shortfall(self, task: Task, attempt: Attempt) -> str:
-        """What the task's plan requires that the attempt did not do ("" if nothing)."""
-        if not (task.extras.get("required_agents") or task.extras.get("notes_file")):
-            return ""
-        assert attempt.worktree is not None and attempt.run_id is not None
-        return shortfall(task, self.project.store.transcript(attempt.run_id), attempt.worktree)
 
     async def land(self, attempt: Attempt) -> StitchOutcome:
         """Land a verified attempt through the merge queue (its task is ``merging``)."""
@@ -398,22 +392,6 @@ class Stitcher:
         assert attempt.worktree is not None
         await asyncio.to_thread(self.pool.discard, attempt.worktree)
         return await self._give_back(attempt, failure)
-
-    def _signal_failure(self, run_id: int, ran_ok: bool, done: DoneChannel) -> Failure | None:
-        """A run that ended well by its exit but not by its signal: a signal file that is no
-        signal, or none at all when ``require_done_signal`` asks for one."""
-        if not ran_ok:
-            return None  # the run's own failure says more
-        if done.error:
-            reason = self.project.redactor.text(f"agent run {run_id}: {done.error}")
-            return Failure(reason, fingerprint("signal", done.error))
-        if done.signal is None and self.project.config.require_done_signal:
-            reason = (
-                f"agent run {run_id} ended without signalling done (require_done_signal): "
-                'it must run `"$SHOEMAKER" done` as its last step'
-            )
-            return Failure(reason, fingerprint("signal", "missing"))
-        return None
 
     async def _blocked(self, attempt: Attempt, why: str) -> StitchOutcome:
         """The agent signalled that the task needs a person: blocked with its reason, no
