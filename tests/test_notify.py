@@ -23,6 +23,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.events import (
+    BatchFinished,
     BudgetCrossed,
     Event,
     GenerationStateChanged,
@@ -103,6 +104,9 @@ def test_every_builder_makes_a_message_with_a_listed_name() -> None:
                 message="day $2.00 of $1.00",
             ),
             Recovered(generation="g", summary="1 task(s) back to ready"),
+            BatchFinished(
+                generation="g", schedule="nightly", outcome="finished", reason="r", notify=True
+            ),
         ]
         + [
             GenerationStateChanged(generation="g", old=old, new=new, reason="why")
@@ -114,9 +118,15 @@ def test_every_builder_makes_a_message_with_a_listed_name() -> None:
         ]
     ]
     assert all(m is not None and m.event in NOTIFY_EVENTS for m in made)
-    assert {m.event for m in made if m} == set(NOTIFY_EVENTS) - {"rate_limited", "batch_finished"}
+    assert {m.event for m in made if m} == set(NOTIFY_EVENTS) - {"rate_limited"}
     assert all("repository repo" in m.body and "generation g" in m.body for m in made if m)
-    assert set(BUILDERS) == {TaskStateChanged, GenerationStateChanged, BudgetCrossed, Recovered}
+    assert set(BUILDERS) == {
+        TaskStateChanged,
+        GenerationStateChanged,
+        BudgetCrossed,
+        Recovered,
+        BatchFinished,
+    }
     # Progress that needs nobody makes no message.
     started = GenerationStateChanged(
         generation="g", old=GenerationState.ACTIVE, new=GenerationState.RUNNING
@@ -125,6 +135,8 @@ def test_every_builder_makes_a_message_with_a_listed_name() -> None:
         generation="g", task_id=1, title="t", old=TaskState.MERGING, new=TaskState.DONE
     )
     assert message_for(started, "repo") is None and message_for(done, "repo") is None
+    quiet = BatchFinished(generation="g", schedule="s", outcome="finished", reason="r")
+    assert message_for(quiet, "repo") is None  # its schedule did not ask to be told
 
 
 # -- a real run -------------------------------------------------------------------------------
@@ -163,6 +175,26 @@ async def test_a_failing_task_reaches_a_json_webhook_and_an_ntfy_server(fast_tmp
     assert project.notifier is not None and project.notifier.flush()
     status = project.notifier.status
     assert status.failed == 0 and status.sent == len(got)
+
+
+def test_a_scheduled_batch_that_asks_to_be_told_reaches_the_channel(fast_tmp: Path) -> None:
+    with receiver() as server:
+        project = make_project(
+            fast_tmp,
+            [task(name, files={f"{name.lower()}.py": "X = 1\n"}) for name in ("One", "Two")],
+            notify=[{"url": server.url("json", "hook"), "events": ["batch_finished"]}],
+            schedules=[
+                {"name": "nightly", "cron": "0 2 * * *", "max_tasks": 1, "notify_on_complete": 1}
+            ],
+        )
+        start_generation(project, "g1")
+        done = cli(project, "schedule", "run", "nightly")
+        (got,) = server.wait_for(lambda r: len(r) >= 1)
+    assert done.returncode == 0, done.stderr
+    assert got.json["title"] == "shoemaker: batch nightly finished"
+    assert got.json["message"] == (
+        "repository repo, generation g1: max_tasks reached (1 task(s) started) (1 done, 0 failed)"
+    )
 
 
 def test_a_headless_run_sends_before_the_process_ends(fast_tmp: Path) -> None:

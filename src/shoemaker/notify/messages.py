@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shoemaker.events import (
+    BatchFinished,
     BudgetCrossed,
     Event,
     GenerationStateChanged,
@@ -109,12 +110,28 @@ def _recovered(event: Recovered, repository: str) -> Message:
     )
 
 
+def _batch(event: BatchFinished, repository: str) -> Message | None:
+    if not event.notify:
+        return None  # the schedule did not ask (notify_on_complete: false)
+    counts = f"{event.tasks_done} done, {event.tasks_failed} failed"
+    urgency: Urgency = {"finished": "success", "skipped": "info", "failed": "failure"}[
+        event.outcome
+    ]
+    return Message(
+        "batch_finished",
+        f"shoemaker: batch {event.schedule} {event.outcome}",
+        f"{_where(repository, event.generation)}: {event.reason} ({counts})",
+        urgency,
+    )
+
+
 #: Event type → its message builder. One entry per kind of event people can be told about.
 BUILDERS: dict[type[Any], Builder] = {
     TaskStateChanged: _task,
     GenerationStateChanged: _generation,
     BudgetCrossed: _budget,
     Recovered: _recovered,
+    BatchFinished: _batch,
 }
 
 
