@@ -47,7 +47,7 @@ from shoemaker.events import (
     Recovered,
     TaskStateChanged,
 )
-from shoemaker.model import GenerationState, TaskState
+from shoemaker.model import DRIVEN_GENERATION_STATES, GenerationState, TaskState
 from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.footer import PinnedFooter
@@ -690,7 +690,7 @@ class ShoemakerApp(Guarded, App[None]):
     def _check_attached(self, action: str) -> bool | None:
         cur = self.snapshot.current
         if action == "pause":
-            running = cur is not None and cur.state == GenerationState.RUNNING
+            running = cur is not None and cur.state in DRIVEN_GENERATION_STATES
             return True if running and self.other_run is not None else None
         if action == "kill_run":
             return True if self.other_run is not None else None
