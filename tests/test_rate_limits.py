@@ -376,3 +376,52 @@ async def test_a_run_killed_while_rate_limited_is_resumed_after_the_reset(fast_t
     done = project.store.get_task(waiting.id)
     assert done.state == TaskState.DONE and (done.attempts, done.interruptions) == (2, 1)
     assert project.store.get_generation("g").rate_limited_until is None
+
+
+# -- the dashboard counts down -------------------------------------------------------------------
+
+
+async def test_the_dashboard_shows_rate_limited_with_a_countdown_to_the_reset(
+    fast_tmp: Path,
+) -> None:
+    from textual.widgets import DataTable
+
+    from shoemaker.tui.app import ShoemakerApp
+    from shoemaker.tui.screens import GenerationsScreen
+    from shoemaker.tui.widgets import GenerationsPanel
+    from tui_data import CLOCK, fixed_project
+
+    project = fixed_project(fast_tmp)
+    reset = CLOCK + 125
+    project.store.set_rate_limited(
+        "g1", RateLimited(generation="g1", status="rejected", resets_at=reset, reason="429")
+    )
+    now = [CLOCK]
+    app = ShoemakerApp(project, clock=lambda: now[0], follow_idle_s=3600)
+
+    def state_cell() -> str:
+        panel = app.query_one(GenerationsPanel)
+        return str(panel.get_row_at(0)[1]).strip()
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.snapshots_loaded > 0)
+        assert state_cell() == "rate_limited 2m05s"
+        assert "g1 rate_limited · resumes in 2m05s" in app.sub_title
+        now[0] += 65  # the clock moves; no event arrives: the countdown follows by itself
+        await until(pilot, lambda: state_cell() == "rate_limited 1m00s")
+        assert "resumes in 1m00s" in app.sub_title
+        await pilot.press("G")
+        assert isinstance(app.screen, GenerationsScreen)
+        table = app.screen.query_one("#gens-table", DataTable)
+        assert table.get_row_at(0)[:2] == ["g1", "rate_limited 1m00s"]
+        now[0] += 200  # past the reset, before the run says so: never below zero
+        await until(pilot, lambda: table.get_row_at(0)[1] == "rate_limited 0s")
+
+
+async def until(pilot: Any, condition: Any, limit: float = 30) -> None:
+    """Let the app run until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await pilot.pause(0.05)

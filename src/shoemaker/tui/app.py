@@ -64,7 +64,14 @@ from shoemaker.tui.screens import (
 from shoemaker.tui.side_panel import DiffPanel
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.theme import ThemeFile
-from shoemaker.tui.widgets import FILTERS, PANE_LINES, GenerationsPanel, OutputPane, TaskQueue
+from shoemaker.tui.widgets import (
+    FILTERS,
+    PANE_LINES,
+    GenerationsPanel,
+    OutputPane,
+    TaskQueue,
+    countdown,
+)
 
 Mode = Literal["live", "attach"]
 #: Every error shoemaker explains: shown as a notification, the dashboard goes on.
@@ -314,7 +321,7 @@ class ShoemakerApp(Guarded, App[None]):
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: handlers may run while another screen is on top.
-        self.generations_panel = GenerationsPanel(id="generations")
+        self.generations_panel = GenerationsPanel(clock=self.clock, id="generations")
         self.metrics = MetricsPanel(clock=self.clock, id="metrics")
         self.queue = TaskQueue(id="queue")
         self.output = OutputPane(id="output")
@@ -415,8 +422,16 @@ class ShoemakerApp(Guarded, App[None]):
             self._panels_stale = True  # shown when the main screen is again (`_uncovered`)
         else:
             self._show_panels(snap)
-        state = snap.current.state if snap.current else "no generation"
+        self._show_header(snap)
+        if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
+            self.screen.show(snap)
+
+    def _show_header(self, snap: Snapshot) -> None:
+        current = snap.current
+        state = current.state if current else "no generation"
         parts = [f"{self.project.root.name} · {self.generation or '—'} {state}"]
+        if current is not None and current.state == "rate_limited" and current.rate_limited_until:
+            parts[0] += f" · resumes in {countdown(current.rate_limited_until - self.clock())}"
         if self.busy:
             parts.append(f"{self.busy}…")
         if self.mode == "attach":
@@ -430,8 +445,6 @@ class ShoemakerApp(Guarded, App[None]):
             parts.append(self.note)
         self.sub_title = " · ".join(parts)
         self.refresh_bindings()
-        if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
-            self.screen.show(snap)
 
     def _show_panels(self, snap: Snapshot) -> None:
         self._panels_stale = False
@@ -470,6 +483,13 @@ class ShoemakerApp(Guarded, App[None]):
         # spent so far is read again.
         if self._running_tasks():
             self._dirty = True
+        if any(g.rate_limited_until is not None for g in self.snapshot.generations):
+            # The countdown to a rate limit's reset moves on its own.
+            self._show_header(self.snapshot)
+            if isinstance(self.screen, GenerationsScreen):
+                self.screen.show(self.snapshot)
+            elif not self.main_covered:
+                self.generations_panel.show(self.snapshot.generations, self.generation)
         if self.main_covered:
             return
         self.metrics.show(self.snapshot)
@@ -1003,7 +1023,7 @@ class ShoemakerApp(Guarded, App[None]):
             if name:
                 self.switch_generation(name)
 
-        self.push_screen(GenerationsScreen(self.snapshot), chosen)
+        self.push_screen(GenerationsScreen(self.snapshot, self.clock), chosen)
 
     def action_plans(self) -> None:
         self.push_screen(PlansScreen(self.snapshot))

@@ -7,7 +7,8 @@ Each screen is given what it shows (a snapshot, rows of keys, a question) and an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -32,6 +33,7 @@ from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded
 from shoemaker.tui.rows import sync_rows
+from shoemaker.tui.widgets import generation_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +77,10 @@ class PlansScreen(Guarded, Screen[None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Back", id="plans.back", tooltip="Back")]
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.clock = clock
         # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
         self.ready = False
 
@@ -134,9 +137,10 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         ),
     ]
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.clock = clock
         # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
         self.ready = False
 
@@ -163,6 +167,7 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         if not self.ready:
             return
         gens = self.query_one("#gens-table", DataTable)
+        now = self.clock()
         sync_rows(
             gens,
             [
@@ -170,7 +175,7 @@ class GenerationsScreen(Guarded, Screen[str | None]):
                     r.name,
                     [
                         r.name,
-                        r.state,
+                        generation_state(r, now),
                         r.branch,
                         r.base_branch,
                         str(r.cycle),
