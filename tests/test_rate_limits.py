@@ -18,6 +18,7 @@ import pytest
 
 import streamjson_reference as reference
 from clock import ManualClock
+from conftest import REPO_ROOT
 from projects import make_project, task
 from shoemaker.agents.protocol import AgentSummary
 from shoemaker.agents.ratelimit import RateLimit, rate_limit_of
@@ -39,9 +40,8 @@ from shoemaker.model import GenerationState, TaskState
 T0 = 1_900_000_000.0
 """The test clock's start (2030-03-17): reset times are given from it."""
 
-FIXTURE = Path(
-    "/work/shared/fixtures/stream-json/link-assistant__hive-mind__background-disabled.jsonl"
-)
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "stream-json"
+FIXTURE = FIXTURES / "link-assistant__hive-mind__background-disabled.jsonl"
 
 
 def line(obj: dict[str, Any]) -> str:
@@ -107,6 +107,15 @@ def test_each_way_the_cli_says_it_becomes_one_fact() -> None:
 def test_the_recorded_rate_limit_event_is_allowed_with_its_reset_time() -> None:
     summary = summarize_lines(FIXTURE.read_bytes().splitlines())
     assert summary.rate_limit == RateLimit("allowed", 1790678400.0, None, "rate_limit_event")
+
+
+def test_what_the_real_cli_printed_for_429_with_retry_after_is_a_rejection() -> None:
+    # claude 2.1.197, CLAUDE_CODE_MAX_RETRIES=1, the API answering 429 with retry-after: 3:
+    # one api_retry line (retry_delay_ms 3000), a synthetic error message, a 429 result.
+    recorded = FIXTURE.with_name("shoemaker__claude-2.1.197__rate-limit-429-retry-after.jsonl")
+    summary = summarize_lines(recorded.read_bytes().splitlines(), exit_code=1)
+    assert summary.rate_limit == RateLimit("rejected", None, 3.0, "result")
+    assert summary.rate_limit.reset_time(T0, 300) == T0 + 3
 
 
 @pytest.mark.parametrize(
