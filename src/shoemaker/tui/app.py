@@ -44,6 +44,7 @@ from shoemaker.events import (
     BudgetCrossed,
     GenerationStateChanged,
     Notice,
+    RateLimited,
     Recovered,
     TaskStateChanged,
 )
@@ -508,6 +509,10 @@ class ShoemakerApp(Guarded, App[None]):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
         elif isinstance(event, BudgetCrossed):
             self.notify(event.message, title="budget reached", severity="error", timeout=20)
+        elif isinstance(event, RateLimited):
+            self.notify(
+                event.reason, title=f"rate limit: {event.status}", severity="warning", markup=False
+            )
         elif isinstance(event, Recovered):
             self.notify(event.summary, title="recovered after a crash", severity="warning")
         elif isinstance(event, TaskStateChanged) and event.new in ATTENTION:
