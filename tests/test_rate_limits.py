@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import streamjson_reference as reference
+from agents import REHEARSAL, STREAM_ARGS, stitch_prompt
 from clock import ManualClock
 from conftest import REPO_ROOT
 from projects import make_project, task
@@ -153,6 +154,44 @@ def test_the_reset_time_comes_from_the_stream_else_the_retry_delay_else_the_sett
     assert RateLimit("rejected", T0 + 90).reset_time(T0, 300) == T0 + 90
     assert RateLimit("rejected", T0 - 90, 20.0).reset_time(T0, 300) == T0 + 20
     assert RateLimit("rejected", None, 0.0).reset_time(T0, 300) == T0 + 300
+
+
+# -- the rehearsal agent's directive ------------------------------------------------------------
+
+
+def rehearse(cwd: Path, rate_limit: Any) -> tuple[int, list[dict[str, Any]]]:
+    proc = subprocess.run(
+        [*REHEARSAL, *STREAM_ARGS],
+        input=stitch_prompt(files={"a.py": "A = 1\n"}, rate_limit=rate_limit),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "IS_SANDBOX": "1"},
+        timeout=60,
+    )
+    return proc.returncode, [json.loads(x) for x in proc.stdout.splitlines()]
+
+
+def test_the_rehearsal_agent_prints_the_rate_limit_lines_the_cli_prints(fast_tmp: Path) -> None:
+    code, lines = rehearse(fast_tmp, {"status": "rejected", "resets_at": T0 + 60})
+    assert code == 1 and not (fast_tmp / "a.py").exists()
+    summary = summarize_lines([json.dumps(x) for x in lines], exit_code=code)
+    assert summary.rate_limit == RateLimit("rejected", T0 + 60, 1.0, "result")
+    assert lines[1]["rate_limit_info"] == {
+        "status": "rejected",
+        "rateLimitType": "five_hour",
+        "resetsAt": T0 + 60,
+        "isUsingOverage": False,
+    }
+    assert lines[-1]["api_error_status"] == 429 and lines[-2]["error"] == "rate_limit"
+    code, lines = rehearse(fast_tmp, {"status": "allowed_warning", "resets_at": T0 + 60})
+    assert code == 0 and (fast_tmp / "a.py").exists()  # a warning: the work is done
+    assert summarize_lines([json.dumps(x) for x in lines]).rate_limit == RateLimit(
+        "allowed_warning", T0 + 60, None, "rate_limit_event"
+    )
+    for bad in ({"status": "throttled"}, {"resets_at": "soon"}, {"when": 1}, "rejected"):
+        code, lines = rehearse(fast_tmp, bad)
+        assert code == 1 and "bad directive: " in lines[-1]["result"]
 
 
 # -- the generation pauses itself and goes on by itself ----------------------------------------
