@@ -473,3 +473,31 @@ async def until(pilot: Any, condition: Any, limit: float = 30) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not reached"
         await pilot.pause(0.05)
+
+
+def test_the_store_keeps_the_reset_time_and_a_persons_pause(fast_tmp: Path) -> None:
+    from shoemaker.store import Store
+
+    store = Store(fast_tmp / "state" / "shoemaker.db")
+    store.create_generation("g", "generation-g", "main", "abc")
+    store.set_generation_state("g", GenerationState.RUNNING)
+    limited = RateLimited(generation="g", status="rejected", resets_at=T0 + 60, reason="429")
+    moved = store.set_rate_limited("g", limited)
+    assert moved is not None and moved.new == GenerationState.RATE_LIMITED
+    gen = Store(store.path).get_generation("g")  # as another process reads it
+    assert (gen.state, gen.rate_limited_until) == (GenerationState.RATE_LIMITED, T0 + 60)
+    assert gen.reason == "rate limited: 429"
+    cleared = RateLimitCleared(generation="g", status="rejected", resets_at=T0 + 60)
+    store.clear_rate_limit("g", GenerationState.RUNNING, "reset", cleared)
+    gen = store.get_generation("g")
+    assert (gen.state, gen.rate_limited_until) == (GenerationState.RUNNING, None)
+    # Paused by a person while an agent met the limit: the pause stands, the time is kept.
+    store.set_generation_state("g", GenerationState.PAUSED, "pause requested")
+    assert store.set_rate_limited("g", limited) is None
+    gen = store.get_generation("g")
+    assert (gen.state, gen.rate_limited_until) == (GenerationState.PAUSED, T0 + 60)
+    store.clear_rate_limit("g", GenerationState.RUNNING, "reset", cleared)
+    gen = store.get_generation("g")
+    assert (gen.state, gen.rate_limited_until) == (GenerationState.PAUSED, None)
+    kinds = [e.kind for _, e in store.events_after(0)]
+    assert kinds.count("rate_limited") == 2 and kinds.count("rate_limit_cleared") == 2

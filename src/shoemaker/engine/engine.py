@@ -447,7 +447,7 @@ class Engine:
                     # Every agent is back: wait for the reset, then start them again.
                     if not await self._wait_reset(gen):
                         break
-                    pending = True
+                    tasks, pending = None, True  # a listing from before the wait is stale
                 if free() > 0 and not self.paused and pending and not limits.holding:
                     busy = set(running.values())
                     listed = tasks if tasks is not None else await self._tasks(gen)

@@ -90,10 +90,15 @@ class GenerationStore(EventStore):
 
     def set_rate_limited(self, name: str, event: RateLimited) -> GenerationStateChanged | None:
         """A rejected rate limit holds the generation until ``event.resets_at``: the state
-        ``rate_limited``, the reset time and ``event``, in one transaction."""
+        ``rate_limited`` (a paused generation stays paused), the reset time and ``event``, in
+        one transaction."""
         reason = f"rate limited: {event.reason}" if event.reason else "rate limited"
         with self._tx() as db:
-            moved = self._move(db, name, GenerationState.RATE_LIMITED, reason, force=True)
+            row = db.execute("SELECT state FROM generations WHERE name = ?", (name,)).fetchone()
+            moved = None
+            # A person's pause stands: the reset time is kept for the run that resumes it.
+            if row is None or row["state"] != GenerationState.PAUSED:
+                moved = self._move(db, name, GenerationState.RATE_LIMITED, reason, force=True)
             db.execute(
                 "UPDATE generations SET rate_limited_until = ? WHERE name = ?",
                 (event.resets_at, name),
