@@ -501,3 +501,40 @@ def test_the_store_keeps_the_reset_time_and_a_persons_pause(fast_tmp: Path) -> N
     assert (gen.state, gen.rate_limited_until) == (GenerationState.PAUSED, None)
     kinds = [e.kind for _, e in store.events_after(0)]
     assert kinds.count("rate_limited") == 2 and kinds.count("rate_limit_cleared") == 2
+
+
+async def test_a_pause_ends_the_wait_and_the_next_run_waits_for_the_same_reset(
+    fast_tmp: Path,
+) -> None:
+    reset = T0 + 600
+    project = limited_project(
+        fast_tmp,
+        [
+            task(
+                "Hello",
+                files={"hello.py": "HELLO = 1\n"},
+                on_attempt={1: {"rate_limit": {"status": "rejected", "resets_at": reset}}},
+            )
+        ],
+        max_retries=0,
+    )
+    clock = project.clock
+    assert isinstance(clock, ManualClock)
+    engine = Engine(project)
+    run = asyncio.create_task(engine.run(cycles=1))
+    await asyncio.wait_for(clock.waiting_until(reset), 120)
+    engine.pause()  # the dashboard's `p`
+    await asyncio.wait_for(run, 120)
+    gen = project.store.get_generation("g")
+    assert (gen.state, gen.rate_limited_until) == (GenerationState.PAUSED, reset)
+    (waiting,) = project.store.list_tasks("g")
+    assert waiting.state == TaskState.READY
+    again = ManualClock(T0 + 100)  # a later run, before the reset
+    project.clock = again
+    resumed = asyncio.create_task(Engine(project).run(cycles=1))
+    await asyncio.wait_for(again.waiting_until(reset), 120)
+    assert project.store.get_generation("g").state == GenerationState.RATE_LIMITED
+    assert len(project.store.runs(task_id=waiting.id)) == 1
+    again.advance(500)
+    await asyncio.wait_for(resumed, 120)
+    assert project.store.get_task(waiting.id).state == TaskState.DONE

@@ -204,8 +204,10 @@ async def call_agent(
     def on_lines(batch: LineBatch) -> None:
         if watch is not None:
             for line in batch:
-                # A byte search per line; only the rare line that names it is parsed again.
-                if b'"rate_limit' in line and (event := parse_line(line)) is not None:
+                # Live, only a rate_limit_event says more than the run's end will (a warning,
+                # a rejection while the CLI still retries). A byte search per line; only the
+                # rare line that names it is parsed again.
+                if b"rate_limit_event" in line and (event := parse_line(line)) is not None:
                     fact = claude_rate_limit(event)
                     if fact is not None and fact.status != "allowed":
                         watch(fact, run_id)
