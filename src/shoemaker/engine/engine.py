@@ -174,8 +174,7 @@ class Engine:
         self._budget_reason = ""
         self._set_state(gen, GenerationState.RUNNING, f"run: up to {limit} cycles")
         limits = self.rate_limits(gen)
-        stored = await asyncio.to_thread(self.project.store.get_generation, gen.name)
-        until = stored.rate_limited_until
+        until = gen.rate_limited_until  # as read when the run began: no store call more
         if until is not None and until > self.project.clock.now():
             # An earlier run met a rate limit and ended (or died) before its reset time.
             limits.restore(until)
