@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agents import new_token, processes_with_token
+from clock import ManualClock
 from conftest import REPO_ROOT
 from mock_api import MockApi, Turn, mock_api, text, tool
 from projects import make_project
@@ -22,7 +23,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.selection import Selection
 from shoemaker.events import AgentStarted, Event
-from shoemaker.model import TaskState, Usage
+from shoemaker.model import GenerationState, TaskState, Usage
 from shoemaker.store import NewTask
 
 CLAUDE = Path(
@@ -70,6 +71,9 @@ def add_task(project: Project, title: str = "Write hello") -> int:
     (task,), _ = project.store.add_tasks("g", [NewTask(title, f"{title}.")], 1, "test")
     return task.id
 
+
+T0 = 1_900_000_000.0
+"""Where a test's clock starts, for reset times."""
 
 WRITE_HELLO = [
     Turn([tool("Write", file_path="{cwd}/hello.py", content="HELLO = 1\n")]),
@@ -222,3 +226,38 @@ async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
         assert record.cost_usd == pytest.approx(price.cost(Usage(120, 1)))
     assert project.store.spend(task_id=task_id).usd == pytest.approx(record.cost_usd)
     assert processes_with_token(token) == []
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "refusals", "waits"),
+    # The CLI waits out a short retry-after once, then gives up; a long one it does not wait
+    # for (no api_retry line): then the generation waits rate_limits.wait_sec.
+    [("2", 2, 2.0), ("3600", 1, 900.0)],
+    ids=["short-retry-after", "long-retry-after"],
+)
+async def test_a_429_from_the_api_pauses_the_generation_until_its_reset(
+    fast_tmp: Path, api: MockApi, retry_after: str, refusals: int, waits: float
+) -> None:
+    project = claude_project(fast_tmp, api, max_retries=0, rate_limits={"wait_sec": 900})
+    clock = ManualClock(T0)
+    project.clock = clock
+    task_id = add_task(project)
+    api.script(*[Turn(status=429, retry_after=retry_after)] * refusals, *WRITE_HELLO)
+    run = asyncio.create_task(stitch_all(project))
+    await asyncio.wait_for(clock.waiting_until(T0 + waits), 120)
+    gen = project.store.get_generation("g")
+    assert gen.state == GenerationState.RATE_LIMITED and gen.rate_limited_until == T0 + waits
+    (refused,) = project.store.runs(task_id=task_id)
+    assert refused.ok is False and refused.exit_code == 1
+    assert refused.reason.startswith("rate limited until") and "429" in refused.reason
+    transcript = project.store.transcript(refused.id)
+    assert b'"api_error_status":429' in transcript
+    assert (b'"retry_delay_ms":2000' in transcript) == (retry_after == "2")
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.READY and task.interruptions == 1
+    clock.advance(waits)
+    await asyncio.wait_for(run, 120)
+    task = project.store.get_task(task_id)
+    assert task.state == TaskState.DONE, task.reason
+    assert (project.root / "hello.py").read_text() == "HELLO = 1\n"
+    assert project.store.get_generation("g").rate_limited_until is None

@@ -65,8 +65,22 @@ FILES = {"a.py": "A = 1\n", "b/c.txt": "c\n", "d.txt": "d\n"}
         {"outcome": "malformed"},
         {"outcome": "success", "exit_code": 3},
         {},
+        {"files": FILES, "rate_limit": {"status": "rejected", "resets_at": 1_900_000_000}},
+        {"files": FILES, "rate_limit": {"status": "allowed_warning"}},
     ],
-    ids=["ok", "edits", "crash", "sigterm", "max_turns", "api_error", "malformed", "exit3", "none"],
+    ids=[
+        "ok",
+        "edits",
+        "crash",
+        "sigterm",
+        "max_turns",
+        "api_error",
+        "malformed",
+        "exit3",
+        "none",
+        "rate_limit_rejected",
+        "rate_limit_warning",
+    ],
 )
 async def test_each_ending_matches_the_real_agent(fast_tmp: Path, directives: Any) -> None:
     prompt = stitch_prompt(task=7, attempt=1, **directives)

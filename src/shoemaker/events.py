@@ -361,6 +361,37 @@ class BudgetCrossed(_Event):
     message: str
 
 
+RateLimitStatus = Literal["allowed_warning", "rejected"]
+
+
+class RateLimited(_Event):
+    """The provider rate-limits the agents. ``rejected``: an agent was refused, the generation
+    is ``rate_limited`` and starts no agent until ``resets_at``, then resumes by itself (the
+    interrupted attempts do not count against ``max_retries``). ``allowed_warning``: agents
+    still run, but at most ``parallel`` at once until ``resets_at``."""
+
+    kind: Literal["rate_limited"] = "rate_limited"
+    status: RateLimitStatus
+    resets_at: float
+    """When the limit resets (seconds since the epoch)."""
+    task_id: int | None = None
+    """The task whose agent met the limit (None: measure, or a limit restored after a restart)."""
+    run_id: int | None = None
+    parallel: int | None = None
+    """With ``allowed_warning``: how many agents may run at once until the reset."""
+    reason: str = ""
+
+
+class RateLimitCleared(_Event):
+    """The reset time of a rate limit passed: the generation runs again (``rejected``) or at
+    its full parallelism again (``allowed_warning``)."""
+
+    kind: Literal["rate_limit_cleared"] = "rate_limit_cleared"
+    status: RateLimitStatus
+    resets_at: float
+    """The reset time that passed."""
+
+
 class Recovered(_Event):
     """Before a run, recovery reconciled what a dead shoemaker process left (see
     ``engine/recovery.py``); each list holds what was found, ``summary`` says it in words."""
@@ -421,6 +452,8 @@ Event = Annotated[
     | MeasureFinished
     | Recovered
     | BudgetCrossed
+    | RateLimited
+    | RateLimitCleared
     | PlanStateChanged
     | BatchFinished
     | Notice,

@@ -26,6 +26,8 @@ from shoemaker.events import (
     MergeResult,
     MetricsRecorded,
     Notice,
+    RateLimitCleared,
+    RateLimited,
     Recovered,
     TaskStateChanged,
 )
@@ -129,6 +131,10 @@ class StoryPrinter:
                 )
             case BudgetCrossed():
                 c.print(f"[bold red]budget[/]: {escape(event.message)}")
+            case RateLimited():
+                c.print(f"[bold yellow]rate limit {event.status}[/]: {escape(event.reason)}")
+            case RateLimitCleared():
+                c.print(f"[yellow]rate limit {event.status} reset[/]: agents start again")
             case Recovered():
                 c.print(f"[bold yellow]recovered[/]: {escape(event.summary)}")
             case Notice():

@@ -70,6 +70,9 @@ class GenerationState(StrEnum):
     ACTIVE = "active"
     RUNNING = "running"
     PAUSED = "paused"
+    RATE_LIMITED = "rate_limited"
+    """The provider refused the agents for now: no agent starts until the reset time
+    (``Generation.rate_limited_until``), then the run goes on by itself."""
     STOPPED = "stopped"
     ABANDONED = "abandoned"
 
@@ -77,12 +80,18 @@ class GenerationState(StrEnum):
 _G = GenerationState
 
 GENERATION_TRANSITIONS: dict[GenerationState, frozenset[GenerationState]] = {
-    _G.ACTIVE: frozenset({_G.RUNNING, _G.STOPPED, _G.ABANDONED, _G.PAUSED}),
-    _G.RUNNING: frozenset({_G.ACTIVE, _G.PAUSED, _G.STOPPED, _G.ABANDONED}),
-    _G.PAUSED: frozenset({_G.RUNNING, _G.ACTIVE, _G.STOPPED, _G.ABANDONED}),
+    _G.ACTIVE: frozenset({_G.RUNNING, _G.STOPPED, _G.ABANDONED, _G.PAUSED, _G.RATE_LIMITED}),
+    _G.RUNNING: frozenset({_G.ACTIVE, _G.PAUSED, _G.STOPPED, _G.ABANDONED, _G.RATE_LIMITED}),
+    _G.PAUSED: frozenset({_G.RUNNING, _G.ACTIVE, _G.STOPPED, _G.ABANDONED, _G.RATE_LIMITED}),
+    # A run waits out the reset in this state (a restarted one too), then runs again.
+    _G.RATE_LIMITED: frozenset({_G.RUNNING, _G.ACTIVE, _G.PAUSED, _G.STOPPED, _G.ABANDONED}),
     _G.STOPPED: frozenset(),
     _G.ABANDONED: frozenset(),
 }
+
+
+#: States in which a shoemaker process drives the generation (or did, until it died).
+DRIVEN_GENERATION_STATES = frozenset({_G.RUNNING, _G.RATE_LIMITED})
 
 
 def check_generation_transition(name: str, old: GenerationState, new: GenerationState) -> None:
@@ -250,6 +259,9 @@ class Generation:
     created_at: float = 0.0
     updated_at: float = 0.0
     stopped_at: float | None = None
+    rate_limited_until: float | None = None
+    """When the provider's rate limit that holds the generation resets (seconds since the
+    epoch); None when no limit holds it."""
 
 
 def task_branch(generation: str, task_id: int) -> str:

@@ -39,6 +39,8 @@ class Turn:
     output_tokens: int = 40
     hold: threading.Event | None = None
     """Answer only once this is set (a request that hangs until the test lets it go)."""
+    retry_after: str = "0"
+    """The ``retry-after`` header of an error reply (seconds)."""
 
 
 @dataclass
@@ -199,7 +201,10 @@ def _handler(api: MockApi) -> type[BaseHTTPRequestHandler]:
                     "error": {"type": kinds.get(turn.status, "api_error"), "message": "mock"},
                 }
                 self._send(
-                    turn.status, json.dumps(error).encode(), "application/json", retry_after="0"
+                    turn.status,
+                    json.dumps(error).encode(),
+                    "application/json",
+                    retry_after=turn.retry_after,
                 )
                 return
             stream = _stream(

@@ -4,11 +4,11 @@ The engine gets its runner from ``Project.runner``; a test that only checks engi
 (retries, blocked dependents, budgets, selection…) sets it to a :class:`ScriptedRunner` and no
 agent process starts. A script is a rehearsal block (``files``, ``append``, ``delete``, ``run``,
 ``text``, ``tokens``, ``cost_usd``, ``outcome``, ``exit_code``, ``api_error_status``,
-``heartbeat``, ``duration``, ``propose``…, see ``shoemaker.agents.rehearsal``): given per task
-and attempt, or for measure, or else read from the prompt as the rehearsal agent would. The
-lines come from the rehearsal agent's own :class:`Emitter`, files are written into the run's
-working directory, and the :class:`RunResult` is built the way :class:`ProcessRunner` builds
-it, so the store, the bus and the engine see a run as they would see the real agent's.
+``heartbeat``, ``duration``, ``rate_limit``, ``propose``…, see ``shoemaker.agents.rehearsal``):
+given per task and attempt, or for measure, or else read from the prompt as the rehearsal agent
+would. The lines come from the rehearsal agent's own :class:`Emitter`, files are written into
+the run's working directory, and the :class:`RunResult` is built the way :class:`ProcessRunner`
+builds it, so the store, the bus and the engine see a run as they would see the real agent's.
 
 How a run ends follows its ``outcome``: ``success``; ``max_turns`` and ``api_error`` (an error
 result); ``crash`` (half the work, a stack trace, no result line); ``sigterm`` (exit 143, no
@@ -188,6 +188,12 @@ class _Act:
         delay = float(d.get("duration", 0)) / total if total else 0.0
         em = self.em
         em.init()
+        limit = d.get("rate_limit")
+        if limit is not None:
+            em.rate_limit_event(limit.get("status", "rejected"), limit.get("resets_at"))
+            if limit.get("status", "rejected") == "rejected":
+                self._api_error({**d, "api_error_status": 429}, prompt)
+                return await self._end(int(d.get("exit_code", 1)))
         await self._flush()
         if outcome == "malformed":
             em.out.extend(_JUNK)

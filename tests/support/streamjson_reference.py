@@ -275,6 +275,9 @@ class TranscriptSummary:
     model: str | None = None
     cwd: str | None = None
     init_session_id: str | None = None
+    rate_limit: dict[str, Any] | None = None
+    """The rate-limit facts, folded: the worst status, the latest reset time, the last retry
+    delay, and where the last fact of the worst status was read."""
     message_usage: Usage | None = None
     """Tokens summed over the API messages, each
     message's last reported usage: what a run without a result line (killed, crashed), or with
@@ -356,6 +359,8 @@ class SummaryBuilder:
         self._tool_ids: set[str] = set()
         # message.id → its latest usage: several lines share an id and repeat its usage.
         self._message_usage: dict[str, Usage] = {}
+        # (status, resets_at, retry_after_s, source) of each rate-limit fact, in order.
+        self._rate_facts: list[tuple[str, float | None, float | None, str]] = []
 
     @property
     def cwd(self) -> str | None:
@@ -381,6 +386,19 @@ class SummaryBuilder:
             s.model = _str(event.data.get("model"))
             s.cwd = _str(event.data.get("cwd"))
             s.init_session_id = _str(event.data.get("session_id"))
+        elif event.type == "rate_limit_event":
+            info = event.data.get("rate_limit_info")
+            if isinstance(info, dict) and info.get("status") in _RATE_RANK:
+                resets = _finite(info.get("resetsAt"))
+                if resets is not None and resets > 1e11:
+                    resets = resets / 1000
+                self._rate_facts.append((info["status"], resets, None, "rate_limit_event"))
+        elif event.type == "system" and event.subtype == "api_retry":
+            d = event.data
+            if d.get("error") == "rate_limit" or d.get("error_status") == 429:
+                delay = _finite(d.get("retry_delay_ms"))
+                retry = None if delay is None else delay / 1000
+                self._rate_facts.append(("allowed", None, retry, "api_retry"))
         return event
 
     def _count_tools(self, data: dict[str, Any]) -> None:
@@ -421,6 +439,7 @@ class SummaryBuilder:
             s.message_usage = sum(self._message_usage.values(), Usage())
         r = self._last_result
         if r is None:
+            s.rate_limit = _fold(self._rate_facts)
             return s
         raw_usage = r.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
@@ -449,7 +468,28 @@ class SummaryBuilder:
         s.duration_ms = _int(r.get("duration_ms"))
         s.duration_api_ms = _int(r.get("duration_api_ms"))
         s.ok = s.is_error is False and exit_code in (None, 0)
+        facts = list(self._rate_facts)
+        if r.get("is_error") is True and r.get("api_error_status") == 429:
+            facts.append(("rejected", None, None, "result"))
+        s.rate_limit = _fold(facts)
         return s
+
+
+_RATE_RANK = {"allowed": 0, "allowed_warning": 1, "rejected": 2}
+
+
+def _fold(facts: list[tuple[str, float | None, float | None, str]]) -> dict[str, Any] | None:
+    if not facts:
+        return None
+    status = max((f[0] for f in facts), key=_RATE_RANK.__getitem__)
+    resets = [f[1] for f in facts if f[1] is not None]
+    retries = [f[2] for f in facts if f[2] is not None]
+    return {
+        "status": status,
+        "resets_at": max(resets) if resets else None,
+        "retry_after_s": retries[-1] if retries else None,
+        "source": [f[3] for f in facts if f[0] == status][-1],
+    }
 
 
 _FIELDS = ("lines", "bad_lines", "results", "model", "cwd", "init_session_id")

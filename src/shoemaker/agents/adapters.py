@@ -30,6 +30,7 @@ from shoemaker.agents.protocol import (
     ToolCall,
     ToolResult,
 )
+from shoemaker.agents.ratelimit import claude_rate_limit
 from shoemaker.agents.streamjson import (
     INVALID_EXCERPT,
     StreamEvent,
@@ -110,13 +111,17 @@ def claude_normalise(event: StreamEvent) -> list[Normalised]:
                 model if isinstance(model, str) else None,
             )
         ]
+    limit = claude_rate_limit(event)
     if event.type == "result":
         failed = d.get("is_error") is not False
         errors = d.get("errors")
         why = (
             "; ".join(map(str, errors)) if isinstance(errors, list) and errors else d.get("result")
         )
-        return [Ended(not failed, event.subtype, str(why or "") if failed else "")]
+        ended = Ended(not failed, event.subtype, str(why or "") if failed else "")
+        return [limit, ended] if limit is not None else [ended]
+    if limit is not None:
+        return [limit]
     out: list[Normalised] = []
     if event.type == "assistant":
         for block in _blocks(event):

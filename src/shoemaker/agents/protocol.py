@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from shoemaker.agents.ratelimit import RateLimit
 from shoemaker.agents.streamjson import StreamEvent, TranscriptSummary
 from shoemaker.config import AgentConfig
 
@@ -115,7 +116,8 @@ class Raw:
     label: str
 
 
-Normalised = Started | Said | ToolCall | ToolResult | Notice | Ended | Raw
+#: The provider's rate limit, as the stream states it (``agents/ratelimit.py``).
+Normalised = Started | Said | ToolCall | ToolResult | Notice | Ended | RateLimit | Raw
 
 
 # -- adapters ----------------------------------------------------------------------------------

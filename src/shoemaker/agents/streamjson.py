@@ -33,6 +33,7 @@ from shoemaker.agents.excerpt import (
     replaced_prefix,
 )
 from shoemaker.agents.jsonline import REFUSED, decode_fast
+from shoemaker.agents.ratelimit import RateLimit, claude_rate_limit
 from shoemaker.model import Usage
 
 _EXCERPT = 200
@@ -413,6 +414,8 @@ class TranscriptSummary:
     model: str | None = None
     cwd: str | None = None
     init_session_id: str | None = None
+    rate_limit: RateLimit | None = None
+    """What the stream said about the provider's rate limit (``agents/ratelimit.py``)."""
     message_usage: Usage | None = None
     """Tokens summed over the API messages, each
     message's last reported usage: what a run without a result line (killed, crashed), or with
@@ -534,7 +537,15 @@ class SummaryBuilder:
             s.model = _str(data.get("model"))
             s.cwd = _str(data.get("cwd"))
             s.init_session_id = _str(data.get("session_id"))
+        elif kind == "rate_limit_event" or (kind == "system" and subtype == "api_retry"):
+            self._rate_limit(event)
         return event
+
+    def _rate_limit(self, event: StreamEvent) -> None:
+        fact = claude_rate_limit(event)
+        if fact is not None:
+            s = self._summary
+            s.rate_limit = fact if s.rate_limit is None else s.rate_limit.merged(fact)
 
     def _assistant(self, message: dict[str, Any]) -> None:
         content = message.get("content")
@@ -623,10 +634,13 @@ class SummaryBuilder:
         s.duration_ms = _int(r.get("duration_ms"))
         s.duration_api_ms = _int(r.get("duration_api_ms"))
         s.ok = s.is_error is False and exit_code in (None, 0)
+        refused = claude_rate_limit(StreamEvent("result", s.subtype, r))
+        if refused is not None:
+            s.rate_limit = refused if s.rate_limit is None else s.rate_limit.merged(refused)
         return s
 
 
-_FIELDS = ("lines", "bad_lines", "results", "model", "cwd", "init_session_id")
+_FIELDS = ("lines", "bad_lines", "results", "model", "cwd", "init_session_id", "rate_limit")
 
 
 def _str(value: Any) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from shoemaker.cli.common import _open_project
@@ -73,6 +73,11 @@ def _pause(project: Project, args: argparse.Namespace) -> str:
     return pause_generation(project)
 
 
+def _until(row: Mapping[str, object]) -> float | None:
+    until = row["rate_limited_until"]
+    return until if isinstance(until, float) else None
+
+
 def cmd_generation_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -92,6 +97,7 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
                 "base_branch": gen.base_branch,
                 "cycle": gen.cycle,
                 "reason": gen.reason,
+                "rate_limited_until": gen.rate_limited_until,
                 "tasks_done": done,
                 "tasks_total": len(tasks),
                 "cost_usd": round(totals.cost_usd, 6),
@@ -107,7 +113,7 @@ def cmd_generation_list(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(
             _esc(r["name"]),
-            _esc(_state_text(str(r["state"]), str(r["reason"]))),
+            _esc(_state_text(str(r["state"]), str(r["reason"]), _until(r))),
             _esc(r["base_branch"]),
             str(r["cycle"]),
             f"{r['tasks_done']}/{r['tasks_total']}",

@@ -24,8 +24,13 @@ def _esc(text: object) -> str:
     return escape(str(text))
 
 
-def _state_text(state: str, reason: str) -> str:
-    """A generation's state for people; a paused one says why (a budget, a pause, a stop)."""
+def _state_text(state: str, reason: str, rate_limited_until: float | None = None) -> str:
+    """A generation's state for people; a paused one says why (a budget, a pause, a stop), a
+    rate-limited one until when."""
+    if state == "rate_limited" and rate_limited_until is not None:
+        from shoemaker.clock import utc
+
+        return f"rate_limited until {utc(rate_limited_until)}"
     if state != "paused" or not reason or reason == "paused":
         return state
     return reason if reason.startswith("paused") else f"paused: {reason}"

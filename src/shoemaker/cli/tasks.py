@@ -51,7 +51,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    state = _state_text(gen.state.value, gen.reason)
+    state = _state_text(gen.state.value, gen.reason, gen.rate_limited_until)
     # The plan files' own ids, when some tasks came from plan files.
     imported = any(t.origin for t in tasks)
     table = Table(

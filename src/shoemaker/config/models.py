@@ -57,6 +57,16 @@ class BudgetsConfig(_Strict):
     """When a budget is crossed: running agents finish, or are cancelled (work kept)."""
 
 
+class RateLimitsConfig(_Strict):
+    """What a run does when the provider rate-limits its agents."""
+
+    wait_sec: float = Field(default=300, gt=0)
+    """How long a rejected generation waits when the agent names no reset time (neither a
+    `resetsAt` nor a retry delay), before it starts agents again."""
+    warning_parallel: int = Field(default=1, ge=1)
+    """Most agents at once while a limit warns (`allowed_warning`), until its reset time."""
+
+
 class GateConfig(_Strict):
     """A check shoemaker runs itself after the agent finishes; a failing gate means no merge."""
 
@@ -239,6 +249,9 @@ class Config(_Strict):
     """Checks run in each task's worktree after the agent, and again after the merge."""
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     """Spending limits per task, cycle, generation and day."""
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    """Pausing for the provider's rate limits: the wait when no reset time is named, and the
+    parallelism while a limit warns."""
     prices: dict[str, ModelPrice] = Field(default_factory=default_prices)
     """Per model name (agent.model), or ``default`` (priced as the claude CLI's default model,
     claude-opus-4-8): dollars per million tokens, for estimates and for runs whose result line

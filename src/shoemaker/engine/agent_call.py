@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from shoemaker.agents.done_signal import (
     signal_environment,
 )
 from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
+from shoemaker.agents.ratelimit import RateLimit, claude_rate_limit, rate_limit_of
 from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.agents.runner import (
     CANCELLED,
@@ -37,7 +38,8 @@ from shoemaker.agents.runner import (
     agent_environment,
 )
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
-from shoemaker.agents.streamjson import ReadLines, TranscriptSummary
+from shoemaker.agents.streamjson import ReadLines, TranscriptSummary, parse_line
+from shoemaker.clock import utc
 from shoemaker.config import AgentConfig
 from shoemaker.engine.project import Project
 from shoemaker.events import AgentFinished, AgentOutput, AgentStarted
@@ -60,6 +62,9 @@ class AgentCall:
     """How to launch the agent (a task that names its kind); None: ``agent`` of the config."""
     env: Mapping[str, str] = field(default_factory=dict)
     """The worktree's own variables (``SHOEMAKER_PORT_BASE``), passed into any sandbox."""
+    on_rate_limit: Callable[[RateLimit, int], object] | None = None
+    """Told, with the run's id, each rate-limit warning or rejection the stream states while
+    the agent runs (claude's ``rate_limit_event`` lines)."""
 
 
 @dataclass(slots=True)
@@ -198,7 +203,18 @@ async def call_agent(
         span = (batch.start, batch.end)
         bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, span, len(batch), shown))
 
+    watch = call.on_rate_limit if cfg.kind == "claude" else None
+
     def on_lines(batch: LineBatch) -> None:
+        if watch is not None:
+            for line in batch:
+                # Live, only a rate_limit_event says more than the run's end will (a warning,
+                # a rejection while the CLI still retries). A byte search per line; only the
+                # rare line that names it is parsed again.
+                if b"rate_limit_event" in line and (event := parse_line(line)) is not None:
+                    fact = claude_rate_limit(event)
+                    if fact is not None and fact.status != "allowed":
+                        watch(fact, run_id)
         if held:
             first = held.pop()
             batch = LineBatch([*first, *batch], first.start, batch.end)
@@ -253,6 +269,12 @@ async def _conclude(
     project: Project, call: AgentCall, run_id: int, result: RunResult, transcript: Path
 ) -> RunRecord:
     """Store how the run ended, announced in the same transaction; the run as stored."""
+    limit = rate_limit_of(result.summary)
+    if limit is not None and limit.status == "rejected" and not result.ok:
+        # The run's record says why its attempt does not count: the provider refused it.
+        wait = project.config.rate_limits.wait_sec
+        until = limit.reset_time(project.clock.now(), wait)
+        result.reason = f"rate limited until {utc(until)}: {result.reason}"
     cost, estimated = spent(project, result.summary)
     finished = _finished(call, run_id, result, cost, estimated)
     return await asyncio.to_thread(

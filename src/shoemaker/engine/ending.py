@@ -15,7 +15,14 @@ from shoemaker.engine.generation import current_generation, no_run_in_progress, 
 from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import recover
 from shoemaker.errors import GenerationError
-from shoemaker.model import ACTIVE_TASK_STATES, Generation, GenerationState, TaskState, task_branch
+from shoemaker.model import (
+    ACTIVE_TASK_STATES,
+    DRIVEN_GENERATION_STATES,
+    Generation,
+    GenerationState,
+    TaskState,
+    task_branch,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +45,7 @@ def reset_generation(project: Project, generation: Generation | None = None) -> 
     tag = f"{gen.name}-abandoned"
     with no_run_in_progress(project, "reset"):
         refuse_dirty(project, "reset")
-        if gen.state == GenerationState.RUNNING:
+        if gen.state in DRIVEN_GENERATION_STATES:
             # Its process died: its agents may still run, and they must not outlive it.
             recover(project, gen)
         if not git.ref_exists(f"refs/heads/{gen.base_branch}"):
@@ -112,7 +119,7 @@ def stop_generation(project: Project, generation: Generation | None = None) -> S
 def _stop(project: Project, gen: Generation) -> StopReport:
     git, store = project.git, project.store
     busy = [t for t in store.list_tasks(gen.name) if t.state in ACTIVE_TASK_STATES]
-    if busy or gen.state == GenerationState.RUNNING:
+    if busy or gen.state in DRIVEN_GENERATION_STATES:
         ids = ", ".join(f"#{t.id}" for t in busy)
         raise GenerationError(
             f"generation {gen.name} was running{f' (tasks {ids})' if busy else ''} when its "

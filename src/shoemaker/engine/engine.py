@@ -14,14 +14,16 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from shoemaker.clock import utc
 from shoemaker.engine.budgets import budget_lines, budget_pause_reason, cancel_at_work, crossed
 from shoemaker.engine.doctor import preflight
 from shoemaker.engine.durations import Durations
 from shoemaker.engine.generation import current_generation
 from shoemaker.engine.graph import launch_order
-from shoemaker.engine.measure import measure
+from shoemaker.engine.measure import MeasureRateLimited, measure
 from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, runnable_plans, settle_plans
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
+from shoemaker.engine.rate_limits import RateLimits
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
@@ -33,6 +35,7 @@ from shoemaker.events import (
     Event,
     MetricsRecorded,
     Notice,
+    RateLimitCleared,
 )
 from shoemaker.model import (
     TERMINAL_TASK_STATES,
@@ -42,6 +45,9 @@ from shoemaker.model import (
     TaskState,
 )
 from shoemaker.sources.importer import import_configured
+
+#: How often a run waiting for a rate limit's reset asks the store whether it was paused.
+PAUSE_POLL_SEC = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,8 @@ class Engine:
         # started once may start again, a retry); None: no such limit.
         self.start_limit: int | None = None
         self._started: set[int] = set()
+        # The provider's rate limits met during this run (engine/rate_limits.py).
+        self.limits: RateLimits | None = None
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AgentFinished):
@@ -105,7 +113,15 @@ class Engine:
         """The generation's stitcher: its worktree pool and merge queue last the whole run."""
         if gen.name not in self._stitchers:
             self._stitchers[gen.name] = Stitcher(self.project, gen)
-        return self._stitchers[gen.name]
+        stitcher = self._stitchers[gen.name]
+        stitcher.limits = self.rate_limits(gen)
+        return stitcher
+
+    def rate_limits(self, gen: Generation) -> RateLimits:
+        """The rate limits this run is under (one generation per run)."""
+        if self.limits is None or self.limits.generation != gen.name:
+            self.limits = RateLimits(self.project, gen.name)
+        return self.limits
 
     async def close(self) -> None:
         """Remove the idle worktrees of the pool (nothing is left behind after a run)."""
@@ -161,6 +177,19 @@ class Engine:
         self._pause.clear()
         self._budget_reason = ""
         self._set_state(gen, GenerationState.RUNNING, f"run: up to {limit} cycles")
+        limits = self.rate_limits(gen)
+        until = gen.rate_limited_until  # as read when the run began: no store call more
+        if until is not None and until > self.project.clock.now():
+            # An earlier run met a rate limit and ended (or died) before its reset time.
+            limits.restore(until)
+        elif until is not None:
+            await asyncio.to_thread(
+                self.project.store.clear_rate_limit,
+                gen.name,
+                GenerationState.RUNNING,
+                "",
+                RateLimitCleared(generation=gen.name, status="rejected", resets_at=until),
+            )
         final, why = GenerationState.ACTIVE, f"{limit} cycle(s) done"
         stalled = 0
         try:
@@ -174,6 +203,9 @@ class Engine:
                 # The store was just asked (the check that ended the last cycle) or just
                 # written (the state set above), unless landed merges were settled since.
                 settled = n == 0 and bool(self.recovery.landed)
+                if limits.holding and not await self._wait_reset(gen):
+                    final, why = GenerationState.PAUSED, self._paused_because()
+                    break
                 if await self._should_pause(gen, ask_store=settled) or await self._over_budget(gen):
                     final, why = GenerationState.PAUSED, self._paused_because()
                     break
@@ -295,9 +327,32 @@ class Engine:
                 )
         return self._pause.is_set()
 
+    async def _wait_reset(self, gen: Generation) -> bool:
+        """Wait for a rate limit's reset time (no agent runs meanwhile); False when the
+        generation was paused instead (here, or through the store by ``shoemaker pause``)."""
+        assert self.limits is not None
+        if await self._should_pause(gen):
+            return False
+
+        async def watch_store() -> None:
+            # A reset may be hours away: `shoemaker pause` from another process ends the wait.
+            while not await self._should_pause(gen):
+                await asyncio.sleep(PAUSE_POLL_SEC)
+
+        watcher = asyncio.create_task(watch_store())
+        try:
+            return await self.limits.wait_reset(self._pause)
+        finally:
+            watcher.cancel()
+
     async def _interrupted(self, gen: Generation) -> None:
         await self.close()
-        await asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED, "interrupted")
+        limits = self.limits
+        reason = "interrupted"
+        if limits is not None and limits.rejected_until is not None:
+            # The reset time stays on the row: the next run waits for it first.
+            reason = f"interrupted while rate limited until {utc(limits.rejected_until)}"
+        await asyncio.to_thread(self._set_state, gen, GenerationState.PAUSED, reason)
 
     async def measure_once(self) -> list[Task]:
         """One measure call on the current generation, outside of a run."""
@@ -320,12 +375,13 @@ class Engine:
         if project.config.plan_sources:
             # Read every cycle: a person may add or edit a plan file while the generation runs.
             await asyncio.to_thread(import_configured, project, gen)
-        if (
+        measures = (
             self.selection is None
             and not project.config.require_approval
             and project.config.measure == "agent"
-        ):
-            await measure(project, gen, cycle, self.stitcher(gen).pool)
+        )
+        if measures and not await self._measure(gen, cycle):
+            return CycleReport(0, 0, 0, idle=False)  # paused while rate limited
         tasks = await self._tasks(gen)
         ready = [t for t in tasks if self._may_start(t)]
         outcomes = await self.stitch_ready(gen, tasks) if ready else []
@@ -345,6 +401,19 @@ class Engine:
             project.bus.emit(Notice(generation=gen.name, message="no task was ready to stitch"))
         return CycleReport(merged, failed, loc, idle=not ready)
 
+    async def _measure(self, gen: Generation, cycle: int) -> bool:
+        """measure, again after the reset each time the provider refuses it; False when
+        the generation was paused while it waited."""
+        limits = self.rate_limits(gen)
+        while True:
+            try:
+                await measure(self.project, gen, cycle, self.stitcher(gen).pool)
+                return True
+            except MeasureRateLimited as refused:
+                limits.observe(refused.limit, None, refused.run_id)
+                if not await self._wait_reset(gen):
+                    return False
+
     async def stitch_ready(
         self, gen: Generation, tasks: list[Task] | None = None
     ) -> list[StitchOutcome]:
@@ -361,6 +430,7 @@ class Engine:
         on to its merge, with nothing left to start, asks the store nothing.
         """
         stitcher = self.stitcher(gen)
+        limits = self.rate_limits(gen)
         running: dict[asyncio.Task[StitchOutcome], int] = {}
         outcomes: list[StitchOutcome] = []
         slots = [self.max_parallel]
@@ -376,6 +446,10 @@ class Engine:
             slots[0] += 1
             freed.set()
 
+        def free() -> int:
+            # Slots in use are max_parallel - slots[0]; a rate-limit warning lowers the cap.
+            return limits.parallel(self.max_parallel) - (self.max_parallel - slots[0])
+
         self.project.bus.add_listener(self._learn)
         try:
             while True:
@@ -383,7 +457,15 @@ class Engine:
                     self._spent.clear()
                     if await self._over_budget(gen, list(running.values())):
                         await cancel_at_work(self.project, gen.name, running)
-                if slots[0] > 0 and not self.paused and pending:
+                if limits.changed.is_set():
+                    limits.changed.clear()
+                    pending = True  # a limit began or lapsed: look again at what may start
+                if limits.holding and not running:
+                    # Every agent is back: wait for the reset, then start them again.
+                    if not await self._wait_reset(gen):
+                        break
+                    tasks, pending = None, True  # a listing from before the wait is stale
+                if free() > 0 and not self.paused and pending and not limits.holding:
                     busy = set(running.values())
                     listed = tasks if tasks is not None else await self._tasks(gen)
                     tasks, pending = None, False  # a listing is used once
@@ -393,12 +475,16 @@ class Engine:
                     if candidates and await self._should_pause(gen):
                         candidates = []
                     if candidates and await self._over_budget(
-                        gen, [t.id for t in candidates[: slots[0]]]
+                        gen, [t.id for t in candidates[: free()]]
                     ):
                         await cancel_at_work(self.project, gen.name, running)
                         candidates = []
                     for task in candidates:
-                        if slots[0] <= 0 or (left == 0 and not self._restarts(task)):
+                        if (
+                            free() <= 0
+                            or limits.holding
+                            or (left == 0 and not self._restarts(task))
+                        ):
                             pending = True
                             break
                         if task.plan_id is not None and not await asyncio.to_thread(
@@ -423,6 +509,8 @@ class Engine:
                 waiters: list[asyncio.Task[object]] = [
                     asyncio.create_task(freed.wait()),
                     asyncio.create_task(self._spent.wait()),
+                    asyncio.create_task(limits.changed.wait()),
+                    asyncio.create_task(limits.warning_lapses()),
                 ]
                 done, _ = await asyncio.wait(
                     [*running, *waiters], return_when=asyncio.FIRST_COMPLETED

@@ -18,7 +18,13 @@ from shoemaker.errors import GenerationError
 from shoemaker.events import Notice
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
-from shoemaker.model import Generation, GenerationState, TaskState, task_branch
+from shoemaker.model import (
+    DRIVEN_GENERATION_STATES,
+    Generation,
+    GenerationState,
+    TaskState,
+    task_branch,
+)
 from shoemaker.store import StoreError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -227,7 +233,7 @@ def pause_generation(project: Project, generation: Generation | None = None) -> 
     gen = generation or current_generation(project)
     if gen.state == GenerationState.PAUSED:
         return f"generation {gen.name} is already paused; `shoemaker resume` goes on"
-    running = gen.state == GenerationState.RUNNING and not RunLock(project).free()
+    running = gen.state in DRIVEN_GENERATION_STATES and not RunLock(project).free()
     project.store.set_generation_state(
         gen.name, GenerationState.PAUSED, "pause requested" if running else "paused"
     )
@@ -251,9 +257,9 @@ def switch_generation(project: Project, name: str) -> Generation:
             "remove that setting to switch"
         )
     with no_run_in_progress(project, "switch"):
-        if gen.state == GenerationState.RUNNING:
+        if gen.state in DRIVEN_GENERATION_STATES:
             raise GenerationError(
-                f"generation {gen.name} is marked running; `shoemaker resume` recovers it first"
+                f"generation {gen.name} is marked {gen.state}; `shoemaker resume` recovers it first"
             )
         refuse_dirty(project, "switch")
         if not git.ref_exists(f"refs/heads/{gen.branch}"):

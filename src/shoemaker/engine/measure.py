@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from shoemaker.agents.ratelimit import RateLimit, rate_limit_of
 from shoemaker.confined import Refused, read_bytes
 from shoemaker.engine.agent_call import AgentCall, call_agent
 from shoemaker.engine.history import write_measure_history
@@ -35,6 +36,16 @@ from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import MeasureFinished, Notice
 from shoemaker.model import Generation, Phase, Task, TaskState
 from shoemaker.store import NewTask
+
+
+class MeasureRateLimited(MeasureError):
+    """The provider refused measure's agent (a rate limit): nothing was added; a run waits
+    for the reset and measures again."""
+
+    def __init__(self, message: str, limit: RateLimit, run_id: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.run_id = run_id
 
 
 async def measure(
@@ -75,6 +86,9 @@ async def measure(
             "in its worktree; nothing was added"
         )
     if not result.ok:
+        limit = rate_limit_of(result.summary)
+        if limit is not None and limit.status == "rejected":
+            raise MeasureRateLimited(f"measure run {run_id}: {result.reason}", limit, run_id)
         raise MeasureError(f"measure run {run_id} failed: {result.reason}")
     try:
         if file_text is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from shoemaker.clock import Clock, SystemClock
 from shoemaker.config import Config, load_config
 from shoemaker.engine.bus import EventBus
 from shoemaker.errors import BadInput
@@ -58,6 +59,8 @@ class Project:
     """Keeps secret values out of everything stored or shown (``shoemaker.secrets``)."""
     notifier: Notifier | None = None
     """Sends the notifications of this process's events (``notify:``; None without channels)."""
+    clock: Clock = field(default_factory=SystemClock)
+    """The wall clock rate-limit resets are waited on (tests move it themselves)."""
 
     @classmethod
     def open(cls, directory: Path, config: Config | None = None) -> Project:

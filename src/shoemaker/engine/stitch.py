@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoemaker.agents.ratelimit import RateLimit, rate_limit_of
+from shoemaker.clock import utc
 from shoemaker.copied_files import CopyError
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
@@ -45,6 +47,7 @@ from shoemaker.engine.merge_queue import Landing, MergeQueue
 from shoemaker.engine.ports import NoFreePorts
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
+from shoemaker.engine.rate_limits import RateLimits
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.errors import Failed
 from shoemaker.git import GitError
@@ -77,6 +80,8 @@ class Stitcher:
             project.git, project.worktree_root, generation.name, project.config.reuse_worktrees
         )
         self.queue = MergeQueue(project, generation, self.pool)
+        self.limits: RateLimits | None = None
+        """The run's rate limits (the engine sets them): told what agents' streams say."""
 
     def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: Any) -> None:
         self.project.store.transition_task(task_id, state, reason, **kw)
@@ -166,6 +171,7 @@ class Stitcher:
         )
         done = DoneChannel(task.id)
         agent = project.config.agent_for(task.extras.get("agent"))
+        limits = self.limits
         run, result = await call_agent(
             project,
             AgentCall(
@@ -177,6 +183,9 @@ class Stitcher:
                 worktree,
                 agent,
                 attempt.env,
+                None
+                if limits is None
+                else lambda fact, run_id: limits.observe(fact, task.id, run_id),
             ),
             done,
         )
@@ -186,6 +195,9 @@ class Stitcher:
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         await asyncio.to_thread(restore_gitfile, project, task, worktree)
+        limit = rate_limit_of(result.summary)
+        if limit is not None and limit.status == "rejected" and not result.ok:
+            return await self._rate_limited(attempt, limit)
         if done.signal is not None and done.signal.status == "blocked":
             # The agent's word, whatever its exit: another attempt would meet the same wall.
             return await self._blocked(attempt, done.signal.reason)
@@ -410,6 +422,26 @@ class Stitcher:
         blocked = await asyncio.to_thread(store.get_task, task.id)
         await asyncio.to_thread(write_task_history, project, blocked, attempt.runs)
         return StitchOutcome(task.id, TaskState.BLOCKED, reason)
+
+    async def _rate_limited(self, attempt: Attempt, limit: RateLimit) -> StitchOutcome:
+        """The provider refused the agent: the attempt was cut short, not failed. Its work
+        stays on the task branch, the task goes back to ready without using up a retry, and
+        the generation waits for the reset (``engine/rate_limits.py``)."""
+        task, worktree = attempt.task, attempt.worktree
+        assert worktree is not None
+        if self.limits is not None:
+            until = self.limits.observe(limit, task.id, attempt.run_id)
+        else:
+            until = None
+        if until is None:
+            wait = self.project.config.rate_limits.wait_sec
+            until = limit.reset_time(self.project.clock.now(), wait)
+        reason = (
+            f"rate limited until {utc(until)} (agent run {attempt.run_id}); "
+            "the attempt does not count against max_retries"
+        )
+        await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
+        return StitchOutcome(task.id, TaskState.READY, reason)
 
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)

@@ -33,6 +33,8 @@ class GenerationRow:
     cost_usd: float
     created_at: float
     stopped_at: float | None
+    rate_limited_until: float | None = None
+    """When the rate limit that holds the generation resets (the dashboard counts down)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,7 @@ def load_snapshot(
                 spent.cost_usd,
                 gen.created_at,
                 gen.stopped_at,
+                gen.rate_limited_until,
             )
         )
     chosen = _choose(generations, prefer)

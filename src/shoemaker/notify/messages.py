@@ -110,13 +110,14 @@ def _recovered(event: Recovered, repository: str) -> Message:
     )
 
 
+_BATCH_URGENCY: dict[str, Urgency] = {"finished": "success", "skipped": "info", "failed": "failure"}
+
+
 def _batch(event: BatchFinished, repository: str) -> Message | None:
     if not event.notify:
         return None  # the schedule did not ask (notify_on_complete: false)
     counts = f"{event.tasks_done} done, {event.tasks_failed} failed"
-    urgency: Urgency = {"finished": "success", "skipped": "info", "failed": "failure"}[
-        event.outcome
-    ]
+    urgency = _BATCH_URGENCY[event.outcome]
     return Message(
         "batch_finished",
         f"shoemaker: batch {event.schedule} {event.outcome}",

@@ -5,7 +5,12 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from shoemaker.events import CycleStarted, GenerationStateChanged
+from shoemaker.events import (
+    CycleStarted,
+    GenerationStateChanged,
+    RateLimitCleared,
+    RateLimited,
+)
 from shoemaker.model import Generation, GenerationState, check_generation_transition
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
@@ -27,6 +32,7 @@ class GenerationStore(EventStore):
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             stopped_at=row["stopped_at"],
+            rate_limited_until=row["rate_limited_until"],
         )
 
     def create_generation(
@@ -80,29 +86,73 @@ class GenerationStore(EventStore):
     ) -> GenerationStateChanged | None:
         """Move a generation to ``new`` (checked); returns the event, or None if already there."""
         with self._tx() as db:
-            row = db.execute("SELECT * FROM generations WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise StoreError(f"no generation named {name!r}")
-            old = GenerationState(row["state"])
-            if old == new:
-                return None
-            check_generation_transition(name, old, new)
-            now = time.time()
-            stopped = now if new in (GenerationState.STOPPED, GenerationState.ABANDONED) else None
+            return self._move(db, name, new, reason)
+
+    def set_rate_limited(self, name: str, event: RateLimited) -> GenerationStateChanged | None:
+        """A rejected rate limit holds the generation until ``event.resets_at``: the state
+        ``rate_limited`` (a paused generation stays paused), the reset time and ``event``, in
+        one transaction."""
+        reason = f"rate limited: {event.reason}" if event.reason else "rate limited"
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM generations WHERE name = ?", (name,)).fetchone()
+            moved = None
+            # A person's pause stands: the reset time is kept for the run that resumes it.
+            if row is None or row["state"] != GenerationState.PAUSED:
+                moved = self._move(db, name, GenerationState.RATE_LIMITED, reason, force=True)
             db.execute(
-                "UPDATE generations SET state = ?, reason = ?, updated_at = ?, "
-                "stopped_at = COALESCE(?, stopped_at) WHERE name = ?",
-                (new, reason, now, stopped, name),
-            )
-            event = GenerationStateChanged(
-                generation=name,
-                old=old,
-                new=new,
-                reason=reason,
-                branch=row["branch"],
-                base_branch=row["base_branch"],
+                "UPDATE generations SET rate_limited_until = ? WHERE name = ?",
+                (event.resets_at, name),
             )
             self._insert_event(db, event)
+        return moved
+
+    def clear_rate_limit(
+        self, name: str, new: GenerationState, reason: str, event: RateLimitCleared
+    ) -> None:
+        """The reset time passed: the generation moves to ``new`` (running again) unless it
+        left ``rate_limited`` meanwhile (a person paused it), its reset time is forgotten, and
+        ``event`` says so, in one transaction."""
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM generations WHERE name = ?", (name,)).fetchone()
+            if row is not None and row["state"] == GenerationState.RATE_LIMITED:
+                self._move(db, name, new, reason)
+            db.execute("UPDATE generations SET rate_limited_until = NULL WHERE name = ?", (name,))
+            self._insert_event(db, event)
+
+    def _move(
+        self,
+        db: sqlite3.Connection,
+        name: str,
+        new: GenerationState,
+        reason: str,
+        force: bool = False,
+    ) -> GenerationStateChanged | None:
+        """``force``: write the reason even when the state is unchanged (no event then)."""
+        row = db.execute("SELECT * FROM generations WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise StoreError(f"no generation named {name!r}")
+        old = GenerationState(row["state"])
+        if old == new:
+            if force:
+                db.execute("UPDATE generations SET reason = ? WHERE name = ?", (reason, name))
+            return None
+        check_generation_transition(name, old, new)
+        now = time.time()
+        stopped = now if new in (GenerationState.STOPPED, GenerationState.ABANDONED) else None
+        db.execute(
+            "UPDATE generations SET state = ?, reason = ?, updated_at = ?, "
+            "stopped_at = COALESCE(?, stopped_at) WHERE name = ?",
+            (new, reason, now, stopped, name),
+        )
+        event = GenerationStateChanged(
+            generation=name,
+            old=old,
+            new=new,
+            reason=reason,
+            branch=row["branch"],
+            base_branch=row["base_branch"],
+        )
+        self._insert_event(db, event)
         return event
 
     def next_cycle(self, name: str, announce: bool = False) -> int:

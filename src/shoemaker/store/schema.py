@@ -178,6 +178,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN agent_kind TEXT NOT NULL DEFAULT 'claude';
     ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '';
     """,
+    # 9: when the provider's rate limit that holds a generation resets: kept across a crash,
+    # so that the next run waits for it instead of meeting the limit again.
+    """
+    ALTER TABLE generations ADD COLUMN rate_limited_until REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -45,10 +45,11 @@ from shoemaker.events import (
     BudgetCrossed,
     GenerationStateChanged,
     Notice,
+    RateLimited,
     Recovered,
     TaskStateChanged,
 )
-from shoemaker.model import GenerationState, TaskState
+from shoemaker.model import DRIVEN_GENERATION_STATES, GenerationState, TaskState
 from shoemaker.resources import data_dir
 from shoemaker.tui.bridge import EngineEvent, EventBridge, OutputBuffers
 from shoemaker.tui.footer import PinnedFooter
@@ -65,7 +66,14 @@ from shoemaker.tui.screens import (
 from shoemaker.tui.side_panel import DiffPanel
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.theme import ThemeFile
-from shoemaker.tui.widgets import FILTERS, PANE_LINES, GenerationsPanel, OutputPane, TaskQueue
+from shoemaker.tui.widgets import (
+    FILTERS,
+    PANE_LINES,
+    GenerationsPanel,
+    OutputPane,
+    TaskQueue,
+    countdown,
+)
 
 Mode = Literal["live", "attach"]
 #: Every error shoemaker explains: shown as a notification, the dashboard goes on.
@@ -315,7 +323,7 @@ class ShoemakerApp(Guarded, App[None]):
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: handlers may run while another screen is on top.
-        self.generations_panel = GenerationsPanel(id="generations")
+        self.generations_panel = GenerationsPanel(clock=self.clock, id="generations")
         self.metrics = MetricsPanel(clock=self.clock, id="metrics")
         notifier = self.project.notifier
         if notifier is not None:
@@ -419,8 +427,16 @@ class ShoemakerApp(Guarded, App[None]):
             self._panels_stale = True  # shown when the main screen is again (`_uncovered`)
         else:
             self._show_panels(snap)
-        state = snap.current.state if snap.current else "no generation"
+        self._show_header(snap)
+        if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
+            self.screen.show(snap)
+
+    def _show_header(self, snap: Snapshot) -> None:
+        current = snap.current
+        state = current.state if current else "no generation"
         parts = [f"{self.project.root.name} · {self.generation or '—'} {state}"]
+        if current is not None and current.state == "rate_limited" and current.rate_limited_until:
+            parts[0] += f" · resumes in {countdown(current.rate_limited_until - self.clock())}"
         if self.busy:
             parts.append(f"{self.busy}…")
         if self.mode == "attach":
@@ -434,8 +450,6 @@ class ShoemakerApp(Guarded, App[None]):
             parts.append(self.note)
         self.sub_title = " · ".join(parts)
         self.refresh_bindings()
-        if isinstance(self.screen, (GenerationsScreen, PlansScreen)):
-            self.screen.show(snap)
 
     def _show_panels(self, snap: Snapshot) -> None:
         self._panels_stale = False
@@ -474,6 +488,13 @@ class ShoemakerApp(Guarded, App[None]):
         # spent so far is read again.
         if self._running_tasks():
             self._dirty = True
+        if any(g.rate_limited_until is not None for g in self.snapshot.generations):
+            # The countdown to a rate limit's reset moves on its own.
+            self._show_header(self.snapshot)
+            if isinstance(self.screen, GenerationsScreen):
+                self.screen.show(self.snapshot)
+            elif not self.main_covered:
+                self.generations_panel.show(self.snapshot.generations, self.generation)
         if self.main_covered:
             return
         self.metrics.show(self.snapshot)
@@ -492,6 +513,10 @@ class ShoemakerApp(Guarded, App[None]):
             self.notify(event.message, severity="error" if event.level == "error" else "warning")
         elif isinstance(event, BudgetCrossed):
             self.notify(event.message, title="budget reached", severity="error", timeout=20)
+        elif isinstance(event, RateLimited):
+            self.notify(
+                event.reason, title=f"rate limit: {event.status}", severity="warning", markup=False
+            )
         elif isinstance(event, Recovered):
             self.notify(event.summary, title="recovered after a crash", severity="warning")
         elif isinstance(event, TaskStateChanged) and event.new in ATTENTION:
@@ -694,7 +719,7 @@ class ShoemakerApp(Guarded, App[None]):
     def _check_attached(self, action: str) -> bool | None:
         cur = self.snapshot.current
         if action == "pause":
-            running = cur is not None and cur.state == GenerationState.RUNNING
+            running = cur is not None and cur.state in DRIVEN_GENERATION_STATES
             return True if running and self.other_run is not None else None
         if action == "kill_run":
             return True if self.other_run is not None else None
@@ -1012,7 +1037,7 @@ class ShoemakerApp(Guarded, App[None]):
         def schedules() -> list[ScheduleRow]:
             return schedule_rows(project.config, project.state_dir, self.clock())
 
-        self.push_screen(GenerationsScreen(self.snapshot, schedules), chosen)
+        self.push_screen(GenerationsScreen(self.snapshot, schedules, self.clock), chosen)
 
     def action_plans(self) -> None:
         self.push_screen(PlansScreen(self.snapshot))

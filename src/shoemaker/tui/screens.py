@@ -34,6 +34,7 @@ from shoemaker.model import ACTIVE_TASK_STATES, TaskState
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded
 from shoemaker.tui.rows import sync_rows
+from shoemaker.tui.widgets import generation_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,10 @@ class PlansScreen(Guarded, Screen[None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Back", id="plans.back", tooltip="Back")]
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.clock = clock
         # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
         self.ready = False
 
@@ -140,10 +142,14 @@ class GenerationsScreen(Guarded, Screen[str | None]):
     SCHEDULES_EVERY_S = 5.0
 
     def __init__(
-        self, snapshot: Snapshot, schedules: Callable[[], Sequence[ScheduleRow]] | None = None
+        self,
+        snapshot: Snapshot,
+        schedules: Callable[[], Sequence[ScheduleRow]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.clock = clock
         # A snapshot may arrive between the push and the mount: kept, shown by on_mount.
         self.ready = False
         self._schedules = schedules
@@ -180,6 +186,7 @@ class GenerationsScreen(Guarded, Screen[str | None]):
         if not self.ready:
             return
         gens = self.query_one("#gens-table", DataTable)
+        now = self.clock()
         sync_rows(
             gens,
             [
@@ -187,7 +194,7 @@ class GenerationsScreen(Guarded, Screen[str | None]):
                     r.name,
                     [
                         r.name,
-                        r.state,
+                        generation_state(r, now),
                         r.branch,
                         r.base_branch,
                         str(r.cycle),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.highlighter import Highlighter
 from rich.markup import escape
@@ -67,6 +67,18 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def countdown(seconds: float) -> str:
+    """Time left until a reset, never negative: ``4m12s``, ``0s`` once it has come."""
+    return duration(max(0.0, seconds))
+
+
+def generation_state(row: GenerationRow, now: float) -> str:
+    """A generation's state; a rate-limited one with the countdown to its reset."""
+    if row.rate_limited_until is not None and row.state == "rate_limited":
+        return f"rate_limited {countdown(row.rate_limited_until - now)}"
+    return row.state
+
+
 def state_text(state: TaskState) -> Text:
     return Text(state.value.replace("_", " "), style=STATE_STYLE[state])
 
@@ -91,9 +103,10 @@ class GenerationsPanel(Guarded, DataTable[Text]):
 
     can_focus = False
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
         # Cells carry their own one-space gap: no padding is wasted at the panel's edges.
         super().__init__(cursor_type="row", cell_padding=0, **kwargs)  # type: ignore[arg-type]
+        self.clock = clock
         self._rows: Sequence[GenerationRow] = ()
         self._current: str | None = None
         self._shown: tuple[object, ...] = ()
@@ -106,10 +119,11 @@ class GenerationsPanel(Guarded, DataTable[Text]):
 
     def show(self, rows: Sequence[GenerationRow], current: str | None) -> None:
         self._rows, self._current = rows, current
+        now = self.clock()
         values = [
             {
                 "name": r.name,
-                "state": r.state,
+                "state": generation_state(r, now),
                 "tasks": f"{r.done}/{r.total}",
                 "cost": f"${r.cost_usd:.2f}",
                 "cyc": str(r.cycle),
@@ -125,7 +139,7 @@ class GenerationsPanel(Guarded, DataTable[Text]):
                 break
             columns.append((name, right, need))
             room -= need
-        shown = (tuple(rows), current, tuple(columns))
+        shown = (tuple(rows), current, tuple(columns), tuple(v["state"] for v in values))
         if shown == self._shown:
             return  # unchanged: leave the scroll where it is
         self._shown = shown

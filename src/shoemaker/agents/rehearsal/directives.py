@@ -10,6 +10,7 @@ import yaml
 from shoemaker.errors import BadInput
 
 OUTCOMES = ("success", "crash", "hang", "malformed", "max_turns", "api_error", "sigterm")
+RATE_LIMIT_STATUSES = ("allowed", "allowed_warning", "rejected")
 
 _BLOCK = re.compile(r"<!--\s*rehearsal\b(.*?)-->", re.DOTALL)
 _EXISTING = re.compile(r"^- #\d+ \[[a-z_]+\] (.+)$", re.MULTILINE)
@@ -32,6 +33,7 @@ STITCH_KEYS = {
     "api_error_status",
     "heartbeat",
     "signal",
+    "rate_limit",
 }
 MEASURE_KEYS = {"propose", "propose_via"}
 
@@ -111,6 +113,15 @@ def _validate_stitch(d: dict[str, Any]) -> None:
         if signal.get("status", "completed") not in ("completed", "blocked"):
             raise DirectiveError("signal.status must be completed or blocked")
         _expect(signal.get("reason", ""), str, "signal.reason")
+    if "rate_limit" in d:
+        limit = _expect(d["rate_limit"], dict, "rate_limit")
+        if set(limit) - {"status", "resets_at"}:
+            raise DirectiveError("rate_limit takes status and resets_at only")
+        if limit.get("status", "rejected") not in RATE_LIMIT_STATUSES:
+            choices = ", ".join(RATE_LIMIT_STATUSES)
+            raise DirectiveError(f"rate_limit.status must be one of {choices}")
+        if "resets_at" in limit:
+            _expect(limit["resets_at"], (int, float), "rate_limit.resets_at")
     if d.get("outcome", "success") not in OUTCOMES:
         raise DirectiveError(f"outcome must be one of {', '.join(OUTCOMES)}")
     for key in ("exit_code", "api_error_status"):

@@ -71,6 +71,21 @@ class Emitter:
             delay=False,
         )
 
+    def rate_limit_event(self, status: str, resets_at: float | None) -> None:
+        """The line a subscription login prints about its usage limit, as the CLI does."""
+        info: dict[str, Any] = {"status": status, "rateLimitType": "five_hour"}
+        if resets_at is not None:
+            info["resetsAt"] = resets_at
+        info["isUsingOverage"] = False
+        self.line(
+            {
+                "type": "rate_limit_event",
+                "rate_limit_info": info,
+                "uuid": str(uuid.uuid4()),
+                "session_id": self.session_id,
+            }
+        )
+
     def new_turn(self) -> None:
         self.turns += 1
         self.message_id = f"msg_rehearsal_{uuid.uuid4().hex[:20]}"

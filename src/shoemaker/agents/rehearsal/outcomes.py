@@ -88,6 +88,14 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
 
     em.init()
     script = Script(args, em, prompt, directives, steps, final, measure is not None)
+    limit = directives.get("rate_limit")
+    if limit is not None:
+        status = limit.get("status", "rejected")
+        em.rate_limit_event(status, limit.get("resets_at"))
+        if status == "rejected":
+            # The API answers 429 until the CLI's retries are used up; nothing is done.
+            emit_api_error(em, {**directives, "api_error_status": 429}, prompt)
+            return script.exit_code(1)
     return HANDLERS[outcome](script)
 
 
