@@ -13,6 +13,7 @@ import pytest
 import yaml
 from textual.pilot import Pilot
 
+from clock import ManualClock
 from notify_server import ARRIVAL_LIMIT_S, Received, receiver, silent_port
 from projects import cli, make_project, task
 from shoemaker.config import NotifyChannel, load_config
@@ -28,6 +29,8 @@ from shoemaker.events import (
     Event,
     GenerationStateChanged,
     Notice,
+    RateLimitCleared,
+    RateLimited,
     Recovered,
     TaskStateChanged,
 )
@@ -107,6 +110,8 @@ def test_every_builder_makes_a_message_with_a_listed_name() -> None:
             BatchFinished(
                 generation="g", schedule="nightly", outcome="finished", reason="r", notify=True
             ),
+            RateLimited(generation="g", status="allowed_warning", resets_at=0, parallel=1),
+            RateLimitCleared(generation="g", status="rejected", resets_at=0),
         ]
         + [
             GenerationStateChanged(generation="g", old=old, new=new, reason="why")
@@ -118,7 +123,7 @@ def test_every_builder_makes_a_message_with_a_listed_name() -> None:
         ]
     ]
     assert all(m is not None and m.event in NOTIFY_EVENTS for m in made)
-    assert {m.event for m in made if m} == set(NOTIFY_EVENTS) - {"rate_limited"}
+    assert {m.event for m in made if m} == set(NOTIFY_EVENTS)
     assert all("repository repo" in m.body and "generation g" in m.body for m in made if m)
     assert set(BUILDERS) == {
         TaskStateChanged,
@@ -126,6 +131,8 @@ def test_every_builder_makes_a_message_with_a_listed_name() -> None:
         BudgetCrossed,
         Recovered,
         BatchFinished,
+        RateLimited,
+        RateLimitCleared,
     }
     # Progress that needs nobody makes no message.
     started = GenerationStateChanged(
@@ -195,6 +202,37 @@ def test_a_scheduled_batch_that_asks_to_be_told_reaches_the_channel(fast_tmp: Pa
     assert got.json["message"] == (
         "repository repo, generation g1: max_tasks reached (1 task(s) started) (1 done, 0 failed)"
     )
+
+
+async def test_a_rate_limit_pause_and_its_end_reach_the_channel(fast_tmp: Path) -> None:
+    reset = 1_900_000_600.0
+    with receiver() as server:
+        project = make_project(
+            fast_tmp,
+            [
+                task(
+                    "Hello",
+                    files={"hello.py": "HELLO = 1\n"},
+                    on_attempt={1: {"rate_limit": {"status": "rejected", "resets_at": reset}}},
+                )
+            ],
+            notify=[{"url": server.url("json", "hook"), "events": ["rate_limited"]}],
+        )
+        start_generation(project, "g1")
+        clock = project.clock = ManualClock(reset - 600)
+        run = asyncio.create_task(Engine(project).run(cycles=1))
+        (paused,) = await asyncio.to_thread(server.wait_for, lambda r: len(r) >= 1)
+        await clock.waiting_until(reset)
+        clock.advance(600)
+        await asyncio.wait_for(run, ARRIVAL_LIMIT_S)
+        got = await asyncio.to_thread(server.wait_for, lambda r: len(r) >= 2)
+    assert paused.json["title"] == (
+        "shoemaker: generation g1 paused by the provider's rate limit until 2030-03-17 17:56:40 UTC"
+    )
+    assert paused.json["message"].startswith(
+        "repository repo, generation g1, task #1: no agent starts before then"
+    )
+    assert titles(got)[1] == "shoemaker: generation g1 runs again"
 
 
 def test_a_headless_run_sends_before_the_process_ends(fast_tmp: Path) -> None:

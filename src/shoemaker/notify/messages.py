@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shoemaker.clock import utc
 from shoemaker.events import (
     BatchFinished,
     BudgetCrossed,
     Event,
     GenerationStateChanged,
+    RateLimitCleared,
+    RateLimited,
     Recovered,
     TaskStateChanged,
 )
@@ -110,6 +113,35 @@ def _recovered(event: Recovered, repository: str) -> Message:
     )
 
 
+def _rate_limited(event: RateLimited, repository: str) -> Message:
+    task = f"task #{event.task_id}" if event.task_id is not None else ""
+    if event.status == "rejected":
+        says = f"paused by the provider's rate limit until {utc(event.resets_at)}"
+        detail = "no agent starts before then; it resumes by itself"
+        urgency: Urgency = "warning"
+    else:
+        says = f"slowed by the provider's rate limit until {utc(event.resets_at)}"
+        detail = f"at most {event.parallel} agent(s) at once until then"
+        urgency = "info"
+    reason = f"{detail} ({event.reason})" if event.reason else detail
+    return Message(
+        "rate_limited",
+        f"shoemaker: generation {event.generation} {says}",
+        f"{_where(repository, event.generation, task)}: {reason}",
+        urgency,
+    )
+
+
+def _rate_limit_cleared(event: RateLimitCleared, repository: str) -> Message:
+    again = "runs again" if event.status == "rejected" else "runs at its full parallelism again"
+    return Message(
+        "rate_limited",
+        f"shoemaker: generation {event.generation} {again}",
+        f"{_where(repository, event.generation)}: the rate limit reset at {utc(event.resets_at)}",
+        "success",
+    )
+
+
 _BATCH_URGENCY: dict[str, Urgency] = {"finished": "success", "skipped": "info", "failed": "failure"}
 
 
@@ -133,6 +165,8 @@ BUILDERS: dict[type[Any], Builder] = {
     BudgetCrossed: _budget,
     Recovered: _recovered,
     BatchFinished: _batch,
+    RateLimited: _rate_limited,
+    RateLimitCleared: _rate_limit_cleared,
 }
 
 
