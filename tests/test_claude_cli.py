@@ -201,7 +201,9 @@ async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
 ) -> None:
     token = new_token()
     monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
-    project = claude_project(fast_tmp, api)
+    # The run is cancelled by the test, never ended by a watchdog: their clocks are far off,
+    # however long a loaded machine takes to notice the second request.
+    project = claude_project(fast_tmp, api, agent={"idle_timeout_sec": 900, "max_time_sec": 1800})
     task_id = add_task(project)
     release = threading.Event()
     api.script(WRITE_HELLO[0], Turn([text("never sent")], hold=release))

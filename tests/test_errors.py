@@ -655,8 +655,9 @@ EARLY = {
     "a garbage store": _garbage_store,
     "no repository": _no_repo,
 }
-# Commands that would open the dashboard on a sound project (walked with the broken ones).
-INTERACTIVE = {("tui",), ()}
+# Commands that would open the dashboard, or serve it (`web`), on a sound project (walked with
+# the broken ones; tests/test_web.py ends a real server).
+INTERACTIVE = {("tui",), (), ("web",)}
 
 
 def _run_everything(root_for: Callable[[int], Path], skip: set[tuple[str, ...]]) -> None:
