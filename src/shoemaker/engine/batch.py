@@ -66,7 +66,7 @@ class Batch:
         self.schedule = schedule
         self.clock = clock or SystemClock()
         self.engine = Engine(project)
-        self.engine.start_limit = schedule.max_tasks or None
+        self.engine.admission.start_limit = schedule.max_tasks or None
         self._limit = ""
 
     async def run(self) -> BatchResult:
@@ -188,9 +188,8 @@ class Batch:
             return f"a budget paused the generation ({report.budget})"
         if self._limit:
             return self._limit
-        limit = self.engine.start_limit
-        if limit is not None and len(self.engine.started) >= limit:
-            return f"max_tasks reached ({limit} task(s) started)"
+        if self.engine.admission.batch_spent():
+            return f"max_tasks reached ({self.engine.admission.start_limit} task(s) started)"
         return report.stopped_because or "done"
 
     async def _finish(

@@ -115,6 +115,38 @@ def crossed(lines: list[BudgetLine]) -> BudgetLine | None:
     return next((line for line in lines if line.crossed), None)
 
 
+async def budget_crossing(
+    project: Project, generation: str, cycle_started: float | None, task_ids: list[int] | None
+) -> str | None:
+    """The first configured budget reached, described (None: none is), announced as
+    ``BudgetCrossed`` with what happens now (the generation pauses; with ``on_cross:
+    cancel``, its running agents are cancelled)."""
+    from shoemaker.events import BudgetCrossed
+
+    lines = await asyncio.to_thread(
+        budget_lines, project.store, project.config, generation, cycle_started, task_ids
+    )
+    line = crossed(lines)
+    if line is None:
+        return None
+    action = project.config.budgets.on_cross
+    message = f"{line.describe()}; the generation pauses" + (
+        " and running agents are cancelled" if action == "cancel" else ""
+    )
+    project.bus.emit(
+        BudgetCrossed(
+            generation=generation,
+            scope=line.scope,
+            metric=line.metric,
+            spent=line.spent,
+            limit=line.limit,
+            action=action,
+            message=message,
+        )
+    )
+    return line.describe()
+
+
 async def cancel_at_work(
     project: Project, generation: str, running: dict[asyncio.Task[Any], int]
 ) -> None:

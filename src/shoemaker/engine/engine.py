@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass, field
 
 from shoemaker.clock import utc
-from shoemaker.engine.budgets import budget_lines, budget_pause_reason, cancel_at_work, crossed
+from shoemaker.engine.admission import Admission
+from shoemaker.engine.budgets import budget_crossing, budget_pause_reason, cancel_at_work
 from shoemaker.engine.doctor import preflight
 from shoemaker.engine.durations import Durations
 from shoemaker.engine.generation import current_generation
 from shoemaker.engine.graph import launch_order
 from shoemaker.engine.measure import MeasureRateLimited, measure
-from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, runnable_plans, settle_plans
+from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, settle_plans
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.rate_limits import RateLimits
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
@@ -30,12 +31,10 @@ from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
 from shoemaker.events import (
     AgentFinished,
-    BudgetCrossed,
     CycleFinished,
     Event,
     MetricsRecorded,
     Notice,
-    RateLimitCleared,
 )
 from shoemaker.model import (
     TERMINAL_TASK_STATES,
@@ -45,9 +44,6 @@ from shoemaker.model import (
     TaskState,
 )
 from shoemaker.sources.importer import import_configured
-
-#: How often a run waiting for a rate limit's reset asks the store whether it was paused.
-PAUSE_POLL_SEC = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +80,13 @@ class Engine:
         self._stitchers: dict[str, Stitcher] = {}
         self.recovery = RecoveryReport()
         self._cycle_started: float | None = None
-        self.selection: Selection | None = None
-        self._runnable_plans: set[int] = set()
-        # Whether a task of a plan was seen this run: only then are plans read and settled.
-        self._planned = False
+        self.admission = Admission(project)
         # Set by each agent result, so the stitch loop checks the budgets at once.
         self._spent = asyncio.Event()
         self._budget_reason = ""
         # What merged tasks took, so that the launch order's critical path weighs tasks by
         # their expected duration rather than counting them.
         self.durations = Durations(project.config.estimate.similar)
-        # A scheduled batch's max_tasks: how many tasks this engine may start at all (a task
-        # started once may start again, a retry); None: no such limit.
-        self.start_limit: int | None = None
-        self._started: set[int] = set()
         # The provider's rate limits met during this run (engine/rate_limits.py).
         self.limits: RateLimits | None = None
 
@@ -162,8 +151,8 @@ class Engine:
             await asyncio.to_thread(preflight, project)
             await asyncio.to_thread(refuse_waiting_plans, project, gen)
             if selection is not None:
-                selection.check(await self._tasks(gen))
-            self.selection = selection
+                selection.check(await self.admission.tasks(gen))
+            self.admission.selection = selection
             self.recovery = await asyncio.to_thread(recover, project, gen, True)
             return await self._run(gen, cycles)
         finally:
@@ -178,18 +167,8 @@ class Engine:
         self._budget_reason = ""
         self._set_state(gen, GenerationState.RUNNING, f"run: up to {limit} cycles")
         limits = self.rate_limits(gen)
-        until = gen.rate_limited_until  # as read when the run began: no store call more
-        if until is not None and until > self.project.clock.now():
-            # An earlier run met a rate limit and ended (or died) before its reset time.
-            limits.restore(until)
-        elif until is not None:
-            await asyncio.to_thread(
-                self.project.store.clear_rate_limit,
-                gen.name,
-                GenerationState.RUNNING,
-                "",
-                RateLimitCleared(generation=gen.name, status="rejected", resets_at=until),
-            )
+        # As read when the run began (no store call more): an earlier run's reset time.
+        await limits.restore(gen.rate_limited_until)
         final, why = GenerationState.ACTIVE, f"{limit} cycle(s) done"
         stalled = 0
         try:
@@ -209,11 +188,11 @@ class Engine:
                 if await self._should_pause(gen, ask_store=settled) or await self._over_budget(gen):
                     final, why = GenerationState.PAUSED, self._paused_because()
                     break
-                if cfg.max_tasks and self._tasks_left(await self._tasks(gen)) == 0:
+                if cfg.max_tasks and self.admission.left(await self.admission.tasks(gen)) == 0:
                     why = f"max_tasks reached ({cfg.max_tasks} tasks done)"
                     break
-                if self.start_limit is not None and len(self._started) >= self.start_limit:
-                    why = f"max_tasks reached ({len(self._started)} task(s) started)"
+                if self.admission.batch_spent():
+                    why = f"max_tasks reached ({len(self.admission.started)} task(s) started)"
                     break
                 cycle = await self._cycle(gen, report)
                 report.merged += cycle.merged
@@ -242,77 +221,18 @@ class Engine:
         self._set_state(gen, final, why)  # the reason stays on the generation's row
         return report
 
-    def _may_start(self, task: Task) -> bool:
-        """Ready, selected, and not held by a plan that waits for approval (with
-        ``require_approval``, only tasks of an approved plan start)."""
-        if task.plan_id is None:
-            planned = not self.project.config.require_approval
-        else:
-            planned = task.plan_id in self._runnable_plans
-        return (
-            task.state == TaskState.READY
-            and planned
-            and (self.selection is None or self.selection.allows(task.id))
-        )
-
     def _paused_because(self) -> str:
         return budget_pause_reason(self._budget_reason) if self._budget_reason else "paused"
-
-    async def _tasks(self, gen: Generation) -> list[Task]:
-        """The generation's tasks, and (for ``_may_start``) which plans may run now (read only
-        when a task belongs to a plan)."""
-        tasks = await asyncio.to_thread(self.project.store.list_tasks, gen.name)
-        if any(t.plan_id is not None for t in tasks):
-            self._planned = True
-            self._runnable_plans = await asyncio.to_thread(runnable_plans, self.project, gen)
-        return tasks
-
-    @property
-    def started(self) -> frozenset[int]:
-        """The tasks this engine has started (each counted once, however many attempts)."""
-        return frozenset(self._started)
-
-    def _restarts(self, task: Task) -> bool:
-        """Whether ``task`` is one a batch already started (a retry, not another task)."""
-        return self.start_limit is not None and task.id in self._started
-
-    def _tasks_left(self, tasks: list[Task], running: int = 0) -> int | None:
-        """How many more tasks max_tasks lets this run start (None: no limit)."""
-        batch = None if self.start_limit is None else max(0, self.start_limit - len(self._started))
-        if not self.project.config.max_tasks:
-            return batch
-        done = sum(1 for t in tasks if t.state == TaskState.DONE)
-        left = max(0, self.project.config.max_tasks - done - running)
-        return left if batch is None else min(left, batch)
 
     async def _over_budget(self, gen: Generation, task_ids: list[int] | None = None) -> bool:
         """Check every configured budget; the first one reached pauses the generation."""
         if self._pause.is_set():
             return self._budget_reason != ""
-        project = self.project
-        lines = await asyncio.to_thread(
-            budget_lines, project.store, project.config, gen.name, self._cycle_started, task_ids
-        )
-        line = crossed(lines)
-        if line is None:
+        reason = await budget_crossing(self.project, gen.name, self._cycle_started, task_ids)
+        if reason is None:
             return False
-        action = project.config.budgets.on_cross
-        message = f"{line.describe()}; the generation pauses" + (
-            " and running agents are cancelled" if action == "cancel" else ""
-        )
-        self._budget_reason = line.describe()
+        self._budget_reason = reason
         self._pause.set()
-        project.bus.emit(
-            BudgetCrossed(
-                generation=gen.name,
-                scope=line.scope,
-                metric=line.metric,
-                spent=line.spent,
-                limit=line.limit,
-                action=action,
-                message=message,
-            )
-        )
         return True
 
     async def _should_pause(self, gen: Generation, ask_store: bool = True) -> bool:
@@ -333,17 +253,7 @@ class Engine:
         assert self.limits is not None
         if await self._should_pause(gen):
             return False
-
-        async def watch_store() -> None:
-            # A reset may be hours away: `shoemaker pause` from another process ends the wait.
-            while not await self._should_pause(gen):
-                await asyncio.sleep(PAUSE_POLL_SEC)
-
-        watcher = asyncio.create_task(watch_store())
-        try:
-            return await self.limits.wait_reset(self._pause)
-        finally:
-            watcher.cancel()
+        return await self.limits.wait_reset(self._pause, lambda: self._should_pause(gen))
 
     async def _interrupted(self, gen: Generation) -> None:
         await self.close()
@@ -376,16 +286,16 @@ class Engine:
             # Read every cycle: a person may add or edit a plan file while the generation runs.
             await asyncio.to_thread(import_configured, project, gen)
         measures = (
-            self.selection is None
+            self.admission.selection is None
             and not project.config.require_approval
             and project.config.measure == "agent"
         )
         if measures and not await self._measure(gen, cycle):
             return CycleReport(0, 0, 0, idle=False)  # paused while rate limited
-        tasks = await self._tasks(gen)
-        ready = [t for t in tasks if self._may_start(t)]
+        tasks = await self.admission.tasks(gen)
+        ready = [t for t in tasks if self.admission.may_start(t)]
         outcomes = await self.stitch_ready(gen, tasks) if ready else []
-        if self._planned:
+        if self.admission.planned:
             await asyncio.to_thread(settle_plans, project, gen)
         report.outcomes.extend(outcomes)
         merged = sum(1 for o in outcomes if o.state == TaskState.DONE and o.reason == "merged")
@@ -467,11 +377,13 @@ class Engine:
                     tasks, pending = None, True  # a listing from before the wait is stale
                 if free() > 0 and not self.paused and pending and not limits.holding:
                     busy = set(running.values())
-                    listed = tasks if tasks is not None else await self._tasks(gen)
+                    listed = tasks if tasks is not None else await self.admission.tasks(gen)
                     tasks, pending = None, False  # a listing is used once
-                    left = self._tasks_left(listed, len(running))
+                    left = self.admission.left(listed, len(running))
                     order = launch_order(listed, self.durations.expected(listed))
-                    candidates = [t for t in order if t.id not in busy and self._may_start(t)]
+                    candidates = [
+                        t for t in order if t.id not in busy and self.admission.may_start(t)
+                    ]
                     if candidates and await self._should_pause(gen):
                         candidates = []
                     if candidates and await self._over_budget(
@@ -483,7 +395,7 @@ class Engine:
                         if (
                             free() <= 0
                             or limits.holding
-                            or (left == 0 and not self._restarts(task))
+                            or (left == 0 and not self.admission.restarts(task))
                         ):
                             pending = True
                             break
@@ -492,9 +404,9 @@ class Engine:
                         ):
                             continue  # its plan was rejected since the listing
                         slots[0] -= 1
-                        if not self._restarts(task):
+                        if not self.admission.restarts(task):
                             left = None if left is None else left - 1
-                        self._started.add(task.id)
+                        self.admission.note_started(task)
                         worker = asyncio.create_task(
                             stitcher.stitch(task, release), name=f"stitch-{task.id}"
                         )

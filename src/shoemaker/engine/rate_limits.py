@@ -14,12 +14,16 @@ Times are the project's clock (``Project.clock``): a test moves it, nobody sleep
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from shoemaker.agents.ratelimit import RateLimit
 from shoemaker.clock import utc as when
 from shoemaker.engine.project import Project
 from shoemaker.events import RateLimitCleared, RateLimited
 from shoemaker.model import GenerationState
+
+#: How often a run waiting for a rate limit's reset asks the store whether it was paused.
+PAUSE_POLL_SEC = 5.0
 
 
 class RateLimits:
@@ -39,10 +43,22 @@ class RateLimits:
         """A rejection holds the generation: no agent starts."""
         return self.rejected_until is not None
 
-    def restore(self, until: float) -> None:
-        """A reset time stored by an earlier run (stopped or crashed while rate limited):
-        the generation is ``rate_limited`` again until then."""
-        self._reject(until, None, None, f"until {when(until)}, kept from an earlier run")
+    async def restore(self, until: float | None) -> None:
+        """The reset time an earlier run stored (it stopped or crashed while rate limited),
+        as read when this run began: the generation is ``rate_limited`` again until then, or,
+        when that time has passed, the limit is cleared."""
+        if until is None:
+            return
+        if until > self.project.clock.now():
+            self._reject(until, None, None, f"until {when(until)}, kept from an earlier run")
+            return
+        await asyncio.to_thread(
+            self.project.store.clear_rate_limit,
+            self.generation,
+            GenerationState.RUNNING,
+            "",
+            RateLimitCleared(generation=self.generation, status="rejected", resets_at=until),
+        )
 
     def observe(self, fact: RateLimit, task_id: int | None, run_id: int | None) -> float | None:
         """Act on what an agent's stream said; returns the reset time it set, if any."""
@@ -112,16 +128,28 @@ class RateLimits:
         await self.project.clock.sleep_until(until)
         self.changed.set()
 
-    async def wait_reset(self, stop: asyncio.Event) -> bool:
-        """Wait until the rejection's reset time, or until ``stop`` is set (a pause). True
-        when the reset came: the generation runs again (unless a person paused it meanwhile)
-        and ``RateLimitCleared`` says so."""
+    async def wait_reset(
+        self, stop: asyncio.Event, paused: Callable[[], Awaitable[bool]] | None = None
+    ) -> bool:
+        """Wait until the rejection's reset time, or until ``stop`` is set (a pause), or
+        ``paused`` (asked every ``PAUSE_POLL_SEC``) says the generation was paused elsewhere.
+        True when the reset came: the generation runs again (unless a person paused it
+        meanwhile) and ``RateLimitCleared`` says so."""
         until = self.rejected_until
         if until is None:
             return True
+
+        async def watch() -> None:
+            if paused is None:
+                await asyncio.Event().wait()  # nothing to watch: the other two end the wait
+            # A reset may be hours away: `shoemaker pause` from another process ends the wait.
+            while paused is not None and not await paused():
+                await asyncio.sleep(PAUSE_POLL_SEC)
+
         waits = [
             asyncio.create_task(self.project.clock.sleep_until(until)),
             asyncio.create_task(stop.wait()),
+            asyncio.create_task(watch()),
         ]
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

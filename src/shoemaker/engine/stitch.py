@@ -8,41 +8,34 @@ and whatever the agent produced stays on a branch until it is merged.
 
 One :class:`~shoemaker.engine.attempts.Attempt` travels through the steps. The steps live
 beside this file: ``attempts.py`` (branches, commit, metrics), ``prompts.py`` (the prompt),
-``agent_verdict.py`` (what the agent's end says beyond its exit), ``gates.py`` (the gates),
+``agent_verdict.py`` (what the agent's end says beyond its exit), ``attempt_endings.py``
+(each way an attempt ends), ``gates.py`` (the gates),
 ``merge_queue.py`` (landing), ``review.py`` (approve / reject).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from shoemaker.agents.ratelimit import RateLimit, rate_limit_of
-from shoemaker.clock import utc
+from shoemaker.agents.ratelimit import rate_limit_of
 from shoemaker.copied_files import CopyError
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
 from shoemaker.engine.agent_verdict import plan_shortfall, signal_failure_of
+from shoemaker.engine.attempt_endings import AttemptEndings, StitchOutcome
 from shoemaker.engine.attempts import (
     Attempt,
     commit,
     keep_for_retry,
-    log,
     measure_change,
     prepare_worktree,
     preserve,
-    record_metrics,
     restore_gitfile,
 )
 from shoemaker.engine.furnish import furnish
 from shoemaker.engine.gates import Failure, fingerprint, run_gates
-from shoemaker.engine.history import write_task_history
 from shoemaker.engine.merge_queue import Landing, MergeQueue
 from shoemaker.engine.ports import NoFreePorts
 from shoemaker.engine.project import Project
@@ -53,7 +46,7 @@ from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
-from shoemaker.store import MetricsRecord, TaskMoved
+from shoemaker.store import TaskMoved
 
 
 class EngineError(Failed):
@@ -61,14 +54,7 @@ class EngineError(Failed):
     the run stops and the message says what to do."""
 
 
-@dataclass(frozen=True, slots=True)
-class StitchOutcome:
-    task_id: int
-    state: TaskState
-    reason: str
-
-
-class Stitcher:
+class Stitcher(AttemptEndings):
     """Runs tasks of one generation; one instance is shared by all workers of a run."""
 
     def __init__(
@@ -82,9 +68,6 @@ class Stitcher:
         self.queue = MergeQueue(project, generation, self.pool)
         self.limits: RateLimits | None = None
         """The run's rate limits (the engine sets them): told what agents' streams say."""
-
-    def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: Any) -> None:
-        self.project.store.transition_task(task_id, state, reason, **kw)
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -324,159 +307,6 @@ class Stitcher:
         duration = next((r.wall_s or 0.0 for r in reversed(attempt.runs or []) if r.ok), 0.0)
         reason = "merged before a crash; its gates passed after recovery"
         return await self._done(attempt, merge, duration, reason)
-
-    # -- how an attempt ends ------------------------------------------------------------------
-
-    async def _done(
-        self, attempt: Attempt, merge: str, duration: float, reason: str
-    ) -> StitchOutcome:
-        metrics = await asyncio.to_thread(record_metrics, self.project, attempt, merge, duration)
-        crash_point("metrics-recorded")
-        await self._after_done(attempt, reason, merge, metrics)
-        if attempt.branch:
-            await asyncio.to_thread(
-                self.project.git.delete_branch, attempt.branch, force=True, missing_ok=True
-            )
-        return StitchOutcome(attempt.task.id, TaskState.DONE, reason)
-
-    async def _after_done(
-        self,
-        attempt: Attempt,
-        reason: str,
-        merge: str | None = None,
-        metrics: MetricsRecord | None = None,
-    ) -> None:
-        """The task is done: recorded with the promotions it causes in one transaction."""
-        task = attempt.task
-        await asyncio.to_thread(self.project.store.finish_task, task.id, reason, merge)
-        crash_point("done-recorded")
-        done = dataclasses.replace(
-            task,
-            state=TaskState.DONE,
-            reason=reason,
-            attempts=attempt.number,
-            merged_commit=merge or task.merged_commit,
-        )
-        await asyncio.to_thread(write_task_history, self.project, done, attempt.runs, metrics)
-        crash_point("history-written")
-
-    async def _give_back(self, attempt: Attempt, failure: Failure) -> StitchOutcome:
-        """After a failed attempt: ready for another try (its work set aside, or kept for a
-        targeted fix), or failed with dependents blocked, when retries are used up or the
-        failure is the same as the last one."""
-        task, store = attempt.task, self.project.store
-        failed_attempts = attempt.number - task.interruptions
-        if task.fingerprint and task.fingerprint == failure.fingerprint:
-            final = f"the same failure twice in a row, so retrying stops: {failure.reason}"
-        elif failed_attempts > self.project.config.max_retries:
-            final = f"{failure.reason} (after {failed_attempts} failed attempts)"
-        else:
-            if failure.remediation != "fix":
-                await asyncio.to_thread(
-                    keep_for_retry, self.project, self.generation, task, attempt.number
-                )
-            self._transition(
-                task.id, TaskState.READY, failure.reason, fingerprint=failure.fingerprint
-            )
-            return StitchOutcome(task.id, TaskState.READY, failure.reason)
-        await asyncio.to_thread(
-            store.stop_task,
-            task.id,
-            TaskState.FAILED,
-            final,
-            "failed",
-            fingerprint=failure.fingerprint,
-        )
-        failed = dataclasses.replace(
-            task,
-            state=TaskState.FAILED,
-            reason=final,
-            attempts=attempt.number,
-            fingerprint=failure.fingerprint,
-        )
-        await asyncio.to_thread(write_task_history, self.project, failed, attempt.runs)
-        return StitchOutcome(task.id, TaskState.FAILED, final)
-
-    async def _setup_failed(self, attempt: Attempt, failure: Failure) -> StitchOutcome:
-        """The worktree's setup failed: the worktree goes (a half set-up one is never given
-        to an agent; the next attempt gets a new one and its setup runs again), and the
-        attempt fails with the setup's output as its reason."""
-        assert attempt.worktree is not None
-        await asyncio.to_thread(self.pool.discard, attempt.worktree)
-        return await self._give_back(attempt, failure)
-
-    async def _blocked(self, attempt: Attempt, why: str) -> StitchOutcome:
-        """The agent signalled that the task needs a person: blocked with its reason, no
-        retry; its work kept on attempt/*, its dependents blocked, the person told."""
-        project, task, store = self.project, attempt.task, self.project.store
-        assert attempt.worktree is not None
-        await asyncio.to_thread(
-            preserve, project, self.pool, task, attempt.worktree, "agent-blocked"
-        )
-        await asyncio.to_thread(keep_for_retry, project, self.generation, task, attempt.number)
-        # The agent's words are kept and shown, so no secret value may be among them.
-        reason = f"its agent is blocked: {project.redactor.text(why)}"
-        await asyncio.to_thread(store.stop_task, task.id, TaskState.BLOCKED, reason, "is blocked")
-        # The state change is the dashboard's notification; this is the story's line.
-        log(project, task, f"task #{task.id} needs you: {reason}")
-        blocked = await asyncio.to_thread(store.get_task, task.id)
-        await asyncio.to_thread(write_task_history, project, blocked, attempt.runs)
-        return StitchOutcome(task.id, TaskState.BLOCKED, reason)
-
-    async def _rate_limited(self, attempt: Attempt, limit: RateLimit) -> StitchOutcome:
-        """The provider refused the agent: the attempt was cut short, not failed. Its work
-        stays on the task branch, the task goes back to ready without using up a retry, and
-        the generation waits for the reset (``engine/rate_limits.py``)."""
-        task, worktree = attempt.task, attempt.worktree
-        assert worktree is not None
-        if self.limits is not None:
-            until = self.limits.observe(limit, task.id, attempt.run_id)
-        else:
-            until = None
-        if until is None:
-            wait = self.project.config.rate_limits.wait_sec
-            until = limit.reset_time(self.project.clock.now(), wait)
-        reason = (
-            f"rate limited until {utc(until)} (agent run {attempt.run_id}); "
-            "the attempt does not count against max_retries"
-        )
-        await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
-        return StitchOutcome(task.id, TaskState.READY, reason)
-
-    def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
-        task = self.project.store.get_task(task_id)
-        self._keep(task, worktree, "interrupted")
-        if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
-            self._transition(task_id, TaskState.READY, reason, interrupted=True)
-
-    async def _git_failed(self, task: Task, worktree: Path, exc: GitError) -> StitchOutcome:
-        """A git command of this task failed: what can be kept is committed to its branch, the
-        task fails with the reason (no retry: the same step would fail again) and its
-        dependents are blocked."""
-        await asyncio.to_thread(self._keep, task, worktree, "git-failed")
-        store = self.project.store
-        current = await asyncio.to_thread(store.get_task, task.id)
-        if current.state not in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
-            # It had already ended (done, back to ready): only a clean-up step failed.
-            log(self.project, task, f"after it ended: {exc}", "warning")
-            return StitchOutcome(task.id, current.state, current.reason)
-        broken = worktree.is_dir() and not worktree.joinpath(".git").exists()
-        reason = f"{exc}" + (f" (its worktree {worktree} has no .git any more)" if broken else "")
-        await asyncio.to_thread(
-            store.stop_task,
-            task.id,
-            TaskState.FAILED,
-            reason,
-            "failed",
-            fingerprint=fingerprint("git", reason),
-        )
-        failed = await asyncio.to_thread(store.get_task, task.id)
-        await asyncio.to_thread(write_task_history, self.project, failed)
-        return StitchOutcome(task.id, TaskState.FAILED, reason)
-
-    def _keep(self, task: Task, worktree: Path, why: str) -> None:
-        with contextlib.suppress(Exception):  # a broken worktree cannot even be committed
-            preserve(self.project, self.pool, task, worktree, why)
 
 
 __all__ = ["EngineError", "StitchOutcome", "Stitcher"]
