@@ -120,6 +120,8 @@ class AgentStarted(_Event):
     argv: list[str]
     cwd: str
     pid: int | None = None
+    worker: str = ""
+    """The cluster worker it runs on (``executor: dask``); empty: this machine."""
 
 
 #: One line of agent output: the stream-json line's ``type`` or ``type/subtype`` (e.g.

@@ -23,6 +23,7 @@ from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, runnable_plans, settle_plans
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
+from shoemaker.engine.remote import ClusterGone
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
@@ -107,6 +108,8 @@ class Engine:
         """Remove the idle worktrees of the pool (nothing is left behind after a run)."""
         for stitcher in self._stitchers.values():
             await asyncio.to_thread(stitcher.pool.close)
+            if stitcher.remote is not None:
+                await stitcher.remote.close()
         self._stitchers.clear()
 
     def pause(self) -> None:
@@ -192,6 +195,10 @@ class Engine:
         except asyncio.CancelledError:
             await asyncio.shield(self._interrupted(gen))
             raise
+        except ClusterGone as exc:
+            # Its running tasks are back to ready; the run resumes once the cluster is back.
+            final, why = GenerationState.PAUSED, str(exc)
+            self.project.bus.emit(Notice(generation=gen.name, level="error", message=why))
         except BaseException as exc:
             await asyncio.shield(self.close())
             self._set_state(gen, GenerationState.ACTIVE, f"run stopped: {exc}")

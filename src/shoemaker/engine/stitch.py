@@ -40,6 +40,7 @@ from shoemaker.engine.history import write_task_history
 from shoemaker.engine.merge_queue import Landing, MergeQueue
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
+from shoemaker.engine.remote import ClusterAgent, ClusterAttempts, ClusterGone
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.errors import Failed
 from shoemaker.git import GitError
@@ -73,6 +74,8 @@ class Stitcher:
             project.git, project.worktree_root, generation.name, project.config.reuse_worktrees
         )
         self.queue = MergeQueue(project, generation, self.pool)
+        # executor: dask: agents and gates run on a cluster's workers (engine/remote.py).
+        self.remote = ClusterAttempts(project) if project.config.executor == "dask" else None
 
     def _transition(self, task_id: int, state: TaskState, reason: str = "", **kw: Any) -> None:
         self.project.store.transition_task(task_id, state, reason, **kw)
@@ -124,6 +127,11 @@ class Stitcher:
             return StitchOutcome(task.id, now.state, f"not started: {now.state} meanwhile")
         crash_point("running-recorded")
         try:
+            if self.remote is not None:
+                attempt.base, bundle = await asyncio.to_thread(
+                    self.remote.prepare, self.generation, attempt
+                )
+                return await self._run_attempt(attempt, release, bundle)
             attempt.base, attempt.continuing = await asyncio.to_thread(
                 prepare_worktree, self.project, self.generation, self.pool, attempt
             )
@@ -141,13 +149,18 @@ class Stitcher:
         except Exception as exc:
             # Whatever went wrong, the task does not stay "running": it goes back to ready
             # with the reason, its work committed to its branch, and the run stops.
-            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            stops = isinstance(exc, (EngineError, ClusterGone))
+            reason = str(exc) if stops else f"{type(exc).__name__}: {exc}"
             await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
-            if isinstance(exc, EngineError):
+            if stops:
                 raise
             raise EngineError(f"task {task.id}: {reason}") from exc
 
-    async def _run_attempt(self, attempt: Attempt, release: Callable[[], None]) -> StitchOutcome:
+    async def _run_attempt(
+        self, attempt: Attempt, release: Callable[[], None], bundle: bytes | None = None
+    ) -> StitchOutcome:
+        """The attempt from its prompt on; with ``bundle`` (a bundle of its base), its agent
+        and gates run on the cluster and its worktree is checked out when they are done."""
         project, task, worktree = self.project, attempt.task, attempt.worktree
         assert worktree is not None
         prompt = await asyncio.to_thread(
@@ -155,16 +168,24 @@ class Stitcher:
         )
         done = DoneChannel(task.id)
         agent = project.config.agent_for(task.extras.get("agent"))
+        remote = None
+        if self.remote is not None and bundle is not None:
+            remote = await self.remote.agent(attempt, bundle, agent)
         run, result = await call_agent(
             project,
             AgentCall(
                 Phase.STITCH, self.generation.name, task.id, attempt.number, prompt, worktree, agent
             ),
             done,
+            remote,
         )
         attempt.run_id = run.id
         attempt.result = result
         crash_point("agent-finished")
+        if remote is not None:
+            cut_short = await self._settle_remote(attempt, remote)
+            if cut_short is not None:
+                return cut_short
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         await asyncio.to_thread(restore_gitfile, project, task, worktree)
@@ -206,9 +227,12 @@ class Stitcher:
             await self._after_done(attempt, "the agent changed nothing")
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
-        failure = await run_gates(
-            project, task, worktree, attempt.run_id, attempt.changed, "worktree"
-        )
+        if remote is not None and self.remote is not None:
+            failure = await self.remote.gates(attempt, remote)  # they ran on the worker
+        else:
+            failure = await run_gates(
+                project, task, worktree, attempt.run_id, attempt.changed, "worktree"
+            )
         crash_point("gates-done")
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
@@ -227,6 +251,25 @@ class Stitcher:
         crash_point("merging-recorded")
         release()  # the agent and gates are done: another task may start while this one merges
         return await self.land(attempt)
+
+    async def _settle_remote(self, attempt: Attempt, agent: ClusterAgent) -> StitchOutcome | None:
+        """After a cluster's attempt: its work fetched and checked out in the attempt's
+        worktree; or, when it never finished there, the task back to ready (a lost worker:
+        not counted against max_retries) or the run stopped (the scheduler gone: paused)."""
+        assert self.remote is not None and attempt.worktree is not None
+        failure, task = agent.failure, attempt.task
+        if failure is None:
+            await asyncio.to_thread(self.remote.land_work, self.pool, attempt, agent)
+            return None
+        if failure.kind == "scheduler-gone":
+            raise ClusterGone(self.remote.paused_message(failure))
+        if failure.kind == "error":
+            raise EngineError(f"task {task.id}: on the cluster: {failure}")
+        self.pool.unreserve(attempt.worktree)
+        reason = f"attempt {attempt.number} cut short: {failure} ({failure.kind}); it runs again"
+        log(self.project, task, reason, "warning")
+        self._transition(task.id, TaskState.READY, reason, interrupted=True)
+        return StitchOutcome(task.id, TaskState.READY, reason)
 
     def _plan_shortfall(self, task: Task, attempt: Attempt) -> str:
         """What the task's plan requires that the attempt did not do ("" if nothing)."""
