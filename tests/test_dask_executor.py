@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from agents import new_token, processes_with_token, stitch_prompt
-from cluster import Cluster, ancestors, parent_of
+from cluster import Cluster, ancestors, parent_of, wait_gone
 from projects import check, make_project, task
 from shoemaker.cluster.attempt import AttemptSpec, Lines, LocalRunner, Sealed, Started
 from shoemaker.config import GateConfig
@@ -50,7 +50,7 @@ def cluster(fast_tmp: Path) -> Iterator[Cluster]:
         found.stop()
     left = processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
     assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
-    assert list(tmp.iterdir()) == [], "a worker left a temporary clone"
+    assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
 
 
 def on_cluster(project: Project, cluster: Cluster, **dask: Any) -> Project:
@@ -137,9 +137,11 @@ async def test_the_demo_generation_runs_on_two_dask_workers(
     seen = started_runs(project)
     ancestry: dict[int, list[int]] = {}
     project.bus.add_listener(
-        lambda e: ancestry.setdefault(e.pid, ancestors(e.pid))
-        if isinstance(e, AgentStarted) and e.pid and e.phase == "stitch"
-        else None
+        lambda e: (
+            ancestry.setdefault(e.pid, ancestors(e.pid))
+            if isinstance(e, AgentStarted) and e.pid and e.phase == "stitch"
+            else None
+        )
     )
     gen = await asyncio.to_thread(start_generation, project, "demo")
     report = await Engine(project).run()
@@ -161,3 +163,112 @@ async def test_the_demo_generation_runs_on_two_dask_workers(
     # The merged demo passes its own tests; no worktree or branch of a task is left.
     assert [w.path for w in project.git.worktrees()] == [project.root]
     assert project.git.branches("task/*") == []
+
+
+def hanging_first(heartbeat: float = 0.2) -> list[dict[str, Any]]:
+    """Task 1's first attempt never ends by itself; its second succeeds. Task 2 is quick."""
+    return [
+        task("slow", on_attempt={1: {"outcome": "hang", "heartbeat": heartbeat}}),
+        task("quick", files={"quick.py": "Q = 1\n"}),
+    ]
+
+
+def first_agent_of_task_1(project: Project, act: Any) -> list[AgentStarted]:
+    """Call ``act(event)`` at the start of task 1's first attempt's agent, once."""
+    hits: list[AgentStarted] = []
+
+    def listen(event: Event) -> None:
+        if (
+            isinstance(event, AgentStarted)
+            and event.task_id == 1
+            and event.attempt == 1
+            and event.pid
+            and not hits
+        ):
+            hits.append(event)
+            act(event)
+
+    project.bus.add_listener(listen)
+    return hits
+
+
+async def test_a_worker_killed_mid_task_costs_an_attempt_and_the_task_lands_once(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, hanging_first()), cluster)
+    killed: list[int] = []
+
+    def kill_its_worker(event: AgentStarted) -> None:
+        worker = parent_of(event.pid or 0)
+        assert worker is not None and worker != os.getpid()
+        killed.append(worker)
+        os.kill(worker, signal.SIGKILL)
+
+    hits = first_agent_of_task_1(project, kill_its_worker)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+
+    assert killed and hits
+    assert wait_gone(hits[0].pid or 0, 30), "the agent outlived its worker"
+    first = project.store.get_task(1)
+    assert (first.state, first.attempts, first.interruptions) == (TaskState.DONE, 2, 1)
+    assert project.store.get_task(2).state == TaskState.DONE
+    assert landed(project.git, gen.branch) == [1, 2]
+    notices = project.store.events_of_kind(gen.name, ["log"])
+    assert any("worker-lost" in getattr(e, "message", "") for e in notices)
+
+
+async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, hanging_first()), cluster, connect_timeout_sec=5)
+    hits = first_agent_of_task_1(project, lambda _: cluster.kill_scheduler())
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    assert hits
+    paused = project.store.get_generation(gen.name)
+    assert paused.state == GenerationState.PAUSED
+    assert "scheduler" in paused.reason and "shoemaker resume" in paused.reason, paused.reason
+    assert "scheduler" in report.stopped_because
+    assert project.store.get_task(1).state == TaskState.READY
+    # Still gone: the next run pauses at once, saying so.
+    again = await Engine(project).run(cycles=1)
+    assert "cannot reach the dask scheduler" in again.stopped_because
+
+    cluster.start_scheduler()
+    cluster.start_worker("w3")
+    resumed = await Engine(project).run(cycles=1)
+    assert project.store.get_task(1).state == TaskState.DONE, resumed
+    assert project.store.get_task(2).state == TaskState.DONE
+    assert landed(project.git, gen.branch) == [1, 2]
+    assert wait_gone(hits[0].pid or 0, 30)
+
+
+async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_cancelled(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, hanging_first()), cluster)
+    await asyncio.to_thread(start_generation, project, "g")
+    orchestrator = subprocess.Popen(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run", "--cycles", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert orchestrator.stdout is not None
+    for line in orchestrator.stdout:
+        if "#1" in line and "agent started (stitch" in line:
+            break
+    orchestrator.kill()
+    orchestrator.wait()
+    (run,) = [r for r in project.store.runs(task_id=1) if r.pid]
+    # Nothing of this process asked: the scheduler saw its client go, the worker its task
+    # released, and the agent was stopped there.
+    assert wait_gone(run.pid or 0, 60), "the cluster kept running a dead orchestrator's agent"
+
+    report = await Engine(project).run(cycles=1)
+    assert {t.state for t in project.store.list_tasks("g")} == {TaskState.DONE}, report
+    assert landed(project.git, project.store.get_generation("g").branch) == [1, 2]
+    assert project.store.get_task(1).interruptions == 1

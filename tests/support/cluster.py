@@ -63,8 +63,10 @@ class Cluster:
 
     def start_scheduler(self) -> None:
         self.scheduler = subprocess.Popen(
-            [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port)]
-            + ["--dashboard-address", "127.0.0.1:0", "--no-dashboard", "--no-show"],
+            [
+                *(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port)),
+                *("--dashboard-address", "127.0.0.1:0", "--no-dashboard", "--no-show"),
+            ],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -75,10 +77,12 @@ class Cluster:
 
     def start_worker(self, name: str) -> subprocess.Popen[str]:
         worker = subprocess.Popen(
-            [DASK, "worker", self.address, "--name", name, "--host", "127.0.0.1"]
-            + ["--nworkers", "1", "--nthreads", "2", "--resources", "agent_slot=1"]
-            + ["--dashboard-address", "127.0.0.1:0", "--no-dashboard"]
-            + ["--local-directory", str(self.local_directory)],
+            [
+                *(DASK, "worker", self.address, "--name", name, "--host", "127.0.0.1"),
+                *("--nworkers", "1", "--nthreads", "2", "--resources", "agent_slot=1"),
+                *("--dashboard-address", "127.0.0.1:0", "--no-dashboard"),
+                *("--local-directory", str(self.local_directory)),
+            ],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,9 +95,31 @@ async def _gates(spec: AttemptSpec, clone: Path, changed: list[str]) -> list[Gat
     return ran
 
 
+#: The start of a temporary clone's name.
+CLONE_PREFIX = "shoemaker-attempt-"
+
+
+def _janitor(where: Path) -> subprocess.Popen[bytes]:
+    """The process that removes ``where`` when this one ends, even killed (``janitor.py``)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "shoemaker.cluster.janitor", str(where)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a signal to this process's group leaves it be
+    )
+
+
+def _dismiss(janitor: subprocess.Popen[bytes]) -> None:
+    assert janitor.stdin is not None
+    janitor.stdin.close()
+    janitor.wait()
+
+
 async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptResult:
     """Run one attempt here; events go to ``send`` as they happen."""
-    where = Path(tempfile.mkdtemp(prefix="shoemaker-attempt-"))
+    where = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
+    janitor = _janitor(where)
     try:
         git, clone = await asyncio.to_thread(_clone, spec, where)
         signal_dir = where / "signal"
@@ -148,6 +172,7 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
         return result
     finally:
         await asyncio.to_thread(shutil.rmtree, where, True)
+        await asyncio.to_thread(_dismiss, janitor)
 
 
-__all__ = ["WORKER_SUBJECT", "execute"]
+__all__ = ["CLONE_PREFIX", "WORKER_SUBJECT", "execute"]
