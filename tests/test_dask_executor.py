@@ -266,7 +266,7 @@ async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_ca
     (run,) = [r for r in project.store.runs(task_id=1) if r.pid]
     # Nothing of this process asked: the scheduler saw its client go, the worker its task
     # released, and the agent was stopped there.
-    assert wait_gone(run.pid or 0, 60), "the cluster kept running a dead orchestrator's agent"
+    assert wait_gone(run.pid or 0, 30), "the cluster kept running a dead orchestrator's agent"
 
     report = await Engine(project).run(cycles=1)
     assert {t.state for t in project.store.list_tasks("g")} == {TaskState.DONE}, report
