@@ -18,7 +18,7 @@ import yaml
 
 from agents import new_token, processes_with_token, stitch_prompt
 from cluster import Cluster, ancestors, parent_of, wait_gone
-from projects import check, make_project, task
+from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import AttemptSpec, Lines, LocalRunner, Sealed, Started
 from shoemaker.config import GateConfig
 from shoemaker.demo import prepare_demo
@@ -136,13 +136,13 @@ async def test_the_demo_generation_runs_on_two_dask_workers(
     project = on_cluster(Project.open(demo), cluster)
     seen = started_runs(project)
     ancestry: dict[int, list[int]] = {}
-    project.bus.add_listener(
-        lambda e: (
-            ancestry.setdefault(e.pid, ancestors(e.pid))
-            if isinstance(e, AgentStarted) and e.pid and e.phase == "stitch"
-            else None
-        )
-    )
+
+    def trace(event: Event) -> None:
+        # At its start, while it runs: whose process is it?
+        if isinstance(event, AgentStarted) and event.pid and event.phase == "stitch":
+            ancestry[event.pid] = ancestors(event.pid)
+
+    project.bus.add_listener(trace)
     gen = await asyncio.to_thread(start_generation, project, "demo")
     report = await Engine(project).run()
 
@@ -232,9 +232,11 @@ async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
     assert "scheduler" in paused.reason and "shoemaker resume" in paused.reason, paused.reason
     assert "scheduler" in report.stopped_because
     assert project.store.get_task(1).state == TaskState.READY
-    # Still gone: the next run pauses at once, saying so.
+    # Still gone: the next run pauses at once, saying so, and so does the doctor.
     again = await Engine(project).run(cycles=1)
     assert "cannot reach the dask scheduler" in again.stopped_because
+    doctor = await asyncio.to_thread(cli, project, "doctor")
+    assert doctor.returncode == 1 and "✗ dask cluster: cannot reach" in doctor.stdout
 
     cluster.start_scheduler()
     cluster.start_worker("w3")
@@ -249,6 +251,9 @@ async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_ca
     fast_tmp: Path, cluster: Cluster
 ) -> None:
     project = on_cluster(make_project(fast_tmp, hanging_first()), cluster)
+    doctor = await asyncio.to_thread(cli, project, "doctor")
+    assert doctor.returncode == 0, doctor.stdout
+    assert "✓ dask cluster" in doctor.stdout and "✓ executor: dask at" in doctor.stdout
     await asyncio.to_thread(start_generation, project, "g")
     orchestrator = subprocess.Popen(
         [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run", "--cycles", "1"],
@@ -272,3 +277,15 @@ async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_ca
     assert {t.state for t in project.store.list_tasks("g")} == {TaskState.DONE}, report
     assert landed(project.git, project.store.get_generation("g").branch) == [1, 2]
     assert project.store.get_task(1).interruptions == 1
+
+
+def test_the_default_install_never_imports_dask() -> None:
+    code = (
+        "import sys\n"
+        "import shoemaker.cli, shoemaker.engine.engine, shoemaker.engine.doctor\n"
+        "import shoemaker.cluster.attempt, shoemaker.cluster.worker\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
+        "print(loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

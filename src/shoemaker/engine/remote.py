@@ -17,7 +17,7 @@ import inspect
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from shoemaker.agents.done_signal import FILE_ENV, SIGNAL_ENV
@@ -35,7 +35,7 @@ from shoemaker.cluster.attempt import (
     Started,
 )
 from shoemaker.config import AgentConfig, GateConfig
-from shoemaker.engine.attempts import Attempt, keep_for_retry
+from shoemaker.engine.attempts import Attempt, keep_for_retry, log
 from shoemaker.engine.gates import Failure, gates_for_title, judge_gate, plan_gates
 from shoemaker.engine.project import Project
 from shoemaker.engine.worktrees import WorktreePool
@@ -72,8 +72,11 @@ class ClusterAgent:
         agent: AgentConfig,
         gates: Sequence[GateConfig],
         batch_sec: float,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.runner, self.attempt, self.bundle = runner, attempt, bundle
+        self.announce = announce
+        """Told the worker's name once the agent runs there."""
         self.agent, self.gates, self.batch_sec = agent, tuple(gates), batch_sec
         self.key = (
             f"shoemaker-{attempt.task.generation}-{attempt.task.id}-{attempt.number}-"
@@ -132,6 +135,8 @@ class ClusterAgent:
                 nonlocal written
                 if isinstance(event, Started):
                     self.where, self.started = event.worker, event
+                    if self.announce is not None:
+                        self.announce(event.worker)
                     if on_pid is not None:
                         _later(on_pid(event.pid))
                     return
@@ -207,8 +212,13 @@ class ClusterAttempts:
     async def agent(self, attempt: Attempt, bundle: bytes, agent: AgentConfig) -> ClusterAgent:
         config, task = self.project.config, attempt.task
         gates = [*gates_for_title(config.gates, task.title), *plan_gates(task)]
+        project = self.project
+
+        def announce(worker: str) -> None:
+            log(project, task, f"attempt {attempt.number} runs on dask worker {worker}")
+
         return ClusterAgent(
-            await self.runner(), attempt, bundle, agent, gates, config.dask.batch_sec
+            await self.runner(), attempt, bundle, agent, gates, config.dask.batch_sec, announce
         )
 
     def land_work(self, pool: WorktreePool, attempt: Attempt, agent: ClusterAgent) -> None:
