@@ -147,7 +147,7 @@ class DaskRunner:
         client = self.client
         assert client is not None
         queue_name = f"shoemaker-{spec.key}"
-        queue = Queue(queue_name, client=client)
+        queue = await Queue(queue_name, client=client)  # there before the worker puts
         future = client.submit(
             run_attempt,
             spec,

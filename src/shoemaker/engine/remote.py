@@ -170,8 +170,13 @@ class ClusterAttempts:
     def __init__(self, project: Project, runner: AttemptRunner | None = None) -> None:
         self.project = project
         self._runner = runner
+        self._connecting = asyncio.Lock()  # the first attempts start together: one client
 
     async def runner(self) -> AttemptRunner:
+        async with self._connecting:
+            return await self._connect()
+
+    async def _connect(self) -> AttemptRunner:
         if self._runner is None:
             # Imported only now: the default install has no Dask, and never needs it.
             try:
