@@ -207,10 +207,7 @@ class DaskRunner:
 
     async def _forward(self, queue: Any, on_event: EventSink) -> None:
         while True:
-            try:
-                item = await queue.get(timeout=WATCH_SEC)
-            except TimeoutError:
-                continue
+            item = await queue.get()  # cancelled when the attempt is over, if ever waiting
             if item[0] == _END:
                 return
             event = _decode(item)
