@@ -20,7 +20,8 @@ from agents import new_token, processes_with_token, stitch_prompt
 from cluster import Cluster, ancestors, parent_of, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import AttemptSpec, Lines, LocalRunner, Sealed, Started
-from shoemaker.config import GateConfig
+from shoemaker.cluster.dask_runner import DaskRunner
+from shoemaker.config import DaskConfig, GateConfig
 from shoemaker.demo import prepare_demo
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
@@ -289,3 +290,62 @@ def test_the_default_install_never_imports_dask() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+async def test_the_scheduler_never_shows_a_secret_of_the_run(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = make_project(fast_tmp, [])
+    git = project.git
+    base = git.rev_parse("HEAD")
+    secret = "tok-0123456789abcdef"
+    spec = AttemptSpec(
+        key="shoemaker-g-1-1-cafe",
+        task_id=1,
+        attempt=1,
+        base=base,
+        bundle=git.bundle(base),
+        branch="task/g-1",
+        agent=project.config.agent,
+        argv=(project.config.agent.command, *project.config.agent.args),
+        env=Sealed({"IS_SANDBOX": "1", "API_TOKEN": secret}),
+        prompt=stitch_prompt(1, 1, outcome="hang", heartbeat=0.2),
+        gates=(),
+        max_time_sec=60,
+        idle_timeout_sec=30,
+        kill_grace_sec=5,
+    )
+    runner = DaskRunner(DaskConfig(scheduler=cluster.address, resources={"agent_slot": 1}))
+    await runner.connect()
+    assert runner.client is not None
+    client = runner.client
+
+    def scheduler_view(dask_scheduler: Any) -> list[str]:
+        # Everything the scheduler would print of a task: its key, its state, its call and
+        # each argument (as a repr and as a string).
+        return [
+            f"{key} {ts!r} {ts.run_spec!r} "
+            + " ".join(f"{a!r} {a!s}" for a in getattr(ts.run_spec, "args", ()))
+            for key, ts in dask_scheduler.tasks.items()
+        ]
+
+    shown: list[str] = []
+    looked: list[asyncio.Task[None]] = []
+
+    async def look_then_cancel(running: asyncio.Task[Any]) -> None:
+        shown.extend(await client.run_on_scheduler(scheduler_view))
+        running.cancel()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Started) and not looked:
+            looked.append(asyncio.create_task(look_then_cancel(attempt)))
+
+    attempt = asyncio.create_task(runner.run(spec, on_event))
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    await looked[0]
+    await runner.close()
+    assert any("shoemaker-g-1-1-cafe" in line for line in shown), shown
+    assert all(secret not in line for line in shown), shown
+    assert "AttemptSpec(shoemaker-g-1-1-cafe" in "\n".join(shown)
+    assert all(secret not in line for line in cluster.log)

@@ -26,12 +26,11 @@ def free_port() -> int:
         return port
 
 
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, what: str) -> None:
-    """Read the process's log until a line holds ``needle`` (then keep draining it on a
-    thread, so that a full pipe never blocks it)."""
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, what: str, seen: list[str]) -> None:
+    """Read the process's log (into ``seen``) until a line holds ``needle``, then keep
+    draining it on a thread, so that a full pipe never blocks it."""
     assert proc.stderr is not None
     found = threading.Event()
-    seen: list[str] = []
 
     def read() -> None:
         assert proc.stderr is not None
@@ -56,6 +55,8 @@ class Cluster:
     port: int = field(default_factory=free_port)
     scheduler: subprocess.Popen[str] | None = None
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    """What the scheduler and the workers logged."""
 
     @property
     def address(self) -> str:
@@ -73,7 +74,7 @@ class Cluster:
             stderr=subprocess.PIPE,
             text=True,
         )
-        _wait_for_line(self.scheduler, "Scheduler at:", "dask scheduler")
+        _wait_for_line(self.scheduler, "Scheduler at:", "dask scheduler", self.log)
 
     def start_worker(self, name: str) -> subprocess.Popen[str]:
         worker = subprocess.Popen(
@@ -90,7 +91,7 @@ class Cluster:
             text=True,
         )
         self.workers.append(worker)
-        _wait_for_line(worker, "Registered to:", f"dask worker {name}")
+        _wait_for_line(worker, "Registered to:", f"dask worker {name}", self.log)
         return worker
 
     def kill_scheduler(self) -> None:
