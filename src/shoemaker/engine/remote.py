@@ -171,6 +171,8 @@ class ClusterAttempts:
         self.project = project
         self._runner = runner
         self._connecting = asyncio.Lock()  # the first attempts start together: one client
+        self._bundle: tuple[str, bytes] = ("", b"")
+        """The last base bundled: attempts that start before the next merge share it."""
 
     async def runner(self) -> AttemptRunner:
         async with self._connecting:
@@ -212,7 +214,11 @@ class ClusterAttempts:
         base = git.rev_parse(generation.branch)
         keep_for_retry(self.project, generation, task, attempt.number - 1)
         git.delete_branch(attempt.branch, force=True, missing_ok=True)
-        return base, git.bundle(base)
+        known, bundle = self._bundle
+        if known != base:
+            bundle = git.bundle(base)
+            self._bundle = (base, bundle)
+        return base, bundle
 
     async def agent(self, attempt: Attempt, bundle: bytes, agent: AgentConfig) -> ClusterAgent:
         config, task = self.project.config, attempt.task
