@@ -26,6 +26,7 @@ from shoemaker.demo import prepare_demo
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
+from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.events import AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
@@ -217,6 +218,25 @@ async def test_a_worker_killed_mid_task_costs_an_attempt_and_the_task_lands_once
     assert landed(project.git, gen.branch) == [1, 2]
     notices = project.store.events_of_kind(gen.name, ["log"])
     assert any("worker-lost" in getattr(e, "message", "") for e in notices)
+
+
+async def test_a_task_that_keeps_losing_its_worker_fails(fast_tmp: Path, cluster: Cluster) -> None:
+    project = on_cluster(make_project(fast_tmp, [task("doomed", outcome="hang")]), cluster)
+    killed: list[int] = []
+
+    def kill_its_worker(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id == 1 and event.pid:
+            worker = parent_of(event.pid)
+            assert worker is not None and worker != os.getpid()
+            killed.append(worker)
+            os.kill(worker, signal.SIGKILL)
+
+    project.bus.add_listener(kill_its_worker)
+    await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+    doomed = project.store.get_task(1)
+    assert len(killed) == LOST_WORKERS_LIMIT
+    assert doomed.state == TaskState.FAILED and "takes its worker down" in doomed.reason
 
 
 async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(

@@ -11,11 +11,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 #: How long a scheduler or worker may take to say it is up, on a loaded machine.
 START_TIMEOUT_S = 90.0
+#: How long a process may take to end on SIGTERM before it is killed (a nanny that is
+#: restarting its worker does not answer SIGTERM until it has).
+STOP_TIMEOUT_S = 10.0
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
@@ -106,9 +110,10 @@ class Cluster:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S  # one for all: they end together
         for proc in procs:
             try:
-                proc.wait(30)
+                proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

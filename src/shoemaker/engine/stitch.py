@@ -49,6 +49,10 @@ from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.sources.compliance import shortfall
 from shoemaker.store import MetricsRecord, TaskMoved
 
+#: Attempts cut short after which one more lost worker fails the task: it takes its worker
+#: down (memory, a fork bomb) rather than meeting bad luck.
+LOST_WORKERS_LIMIT = 3
+
 
 class EngineError(Failed):
     """A problem no retry can fix (an agent that cannot start, a repository in the wrong state);
@@ -266,6 +270,22 @@ class Stitcher:
         if failure.kind == "error":
             raise EngineError(f"task {task.id}: on the cluster: {failure}")
         self.pool.unreserve(attempt.worktree)
+        if failure.kind == "worker-lost" and task.interruptions + 1 >= LOST_WORKERS_LIMIT:
+            # Not the cluster's bad luck any more: the task takes its worker down (memory?).
+            reason = (
+                f"attempt {attempt.number} cut short by a lost dask worker ({failure}), after "
+                f"{task.interruptions} cut short before it: a task that takes its worker down "
+                "is failed, not tried forever"
+            )
+            await asyncio.to_thread(
+                self.project.store.stop_task,
+                task.id,
+                TaskState.FAILED,
+                reason,
+                "failed",
+                fingerprint=fingerprint("worker", "lost"),
+            )
+            return StitchOutcome(task.id, TaskState.FAILED, reason)
         reason = f"attempt {attempt.number} cut short: {failure} ({failure.kind}); it runs again"
         log(self.project, task, reason, "warning")
         self._transition(task.id, TaskState.READY, reason, interrupted=True)
