@@ -27,6 +27,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
+from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.events import AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
@@ -162,7 +163,10 @@ async def test_the_demo_generation_runs_on_two_dask_workers(
         # This process started the cluster, so it is an ancestor: through a nanny, never
         # as the agent's own parent.
         assert chain[0] != os.getpid() and nannies & set(chain[: chain.index(os.getpid())])
-    # The merged demo passes its own tests; no worktree or branch of a task is left.
+    # The task screen's log names the worker of each run.
+    detail = load_task_detail(project, 1)
+    assert any(line.startswith("── attempt 1 · run ") and " · on w" in line for line in detail.log)
+    # No worktree or branch of a task is left.
     assert [w.path for w in project.git.worktrees()] == [project.root]
     assert project.git.branches("task/*") == []
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 #: How long a scheduler or worker may take to say it is up, on a loaded machine.
 START_TIMEOUT_S = 90.0
-#: How long a process may take to end on SIGTERM before it is killed (a nanny that is
-#: restarting its worker does not answer SIGTERM until it has).
+#: How long what the workers started (agents, janitors) may take to end once they are gone.
 STOP_TIMEOUT_S = 10.0
 DASK = str(Path(sys.executable).with_name("dask"))
 
@@ -104,24 +103,23 @@ class Cluster:
             self.scheduler.wait()
 
     def stop(self) -> None:
-        """End every process of the cluster, the nannies' workers too, and wait for them."""
+        """End the cluster by pid: the scheduler, the nannies and their worker processes are
+        killed; what the workers started (agents, janitors) is then waited for, and killed
+        only if it outlives the deadline."""
         procs = [*self.workers, *([self.scheduler] if self.scheduler else [])]
         tree = {pid for proc in procs for pid in descendants(proc.pid)}
-        for proc in procs:
+        direct = {pid for proc in self.workers for pid in children(proc.pid)}
+        for pid in [*(proc.pid for proc in procs), *direct]:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S  # one for all: they end together
+                os.kill(pid, signal.SIGKILL)
         for proc in procs:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for pid in tree:
-            if not wait_gone(pid, 10):
+            proc.wait()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for pid in tree - direct:
+            if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                wait_gone(pid, 10)
+                wait_gone(pid, STOP_TIMEOUT_S)
 
 
 def parent_of(pid: int) -> int | None:
@@ -142,15 +140,25 @@ def ancestors(pid: int) -> list[int]:
     return chain
 
 
-def descendants(pid: int) -> list[int]:
-    """The live processes below ``pid``."""
-    children: dict[int, list[int]] = {}
+def _children_map() -> dict[int, list[int]]:
+    below: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (parent := parent_of(int(entry.name))) is not None:
-            children.setdefault(parent, []).append(int(entry.name))
+            below.setdefault(parent, []).append(int(entry.name))
+    return below
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    return _children_map().get(pid, [])
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid``."""
+    below = _children_map()
     found, todo = [], [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in below.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found

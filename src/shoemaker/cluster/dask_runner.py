@@ -119,9 +119,10 @@ class DaskRunner:
                         resources=dict(self.config.resources) or None,
                         asynchronous=True,
                     )
-                self.client = await Client(self.cluster, asynchronous=True, timeout=timeout)
+                self.client = Client(self.cluster, asynchronous=True, timeout=timeout)
             else:
-                self.client = await Client(self.address, asynchronous=True, timeout=timeout)
+                self.client = Client(self.address, asynchronous=True, timeout=timeout)
+            await self.client  # kept before it connects, so that a failure closes it too
             # A lost worker must come back to us as such, never as a silent re-run elsewhere.
             await self.client.run_on_scheduler(_scheduler_allows_no_failures)
         except (OSError, TimeoutError) as exc:
