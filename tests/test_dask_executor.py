@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ import yaml
 from agents import new_token, processes_with_token, stitch_prompt
 from cluster import Cluster, ancestors, parent_of, wait_gone
 from projects import check, cli, make_project, task
-from shoemaker.cluster.attempt import AttemptSpec, Lines, LocalRunner, Sealed, Started
+from shoemaker.cluster.attempt import (
+    AttemptSpec,
+    Lines,
+    LocalRunner,
+    RunnerFailure,
+    Sealed,
+    Started,
+)
 from shoemaker.cluster.dask_runner import DaskRunner
 from shoemaker.config import DaskConfig, GateConfig
 from shoemaker.demo import prepare_demo
@@ -127,6 +135,36 @@ async def test_the_worker_function_returns_the_task_branch_as_a_bundle(fast_tmp:
     assert [(g.gate.name, g.outcome.passed) for g in result.gates] == [("imports", True)], [
         g.outcome for g in result.gates
     ]
+
+
+async def test_a_worker_function_that_cannot_start_says_so_and_leaves_nothing(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(fast_tmp, [])
+    tmp = fast_tmp / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    base = project.git.rev_parse("HEAD")
+    spec = AttemptSpec(
+        key="k-1-1",
+        task_id=1,
+        attempt=1,
+        base=base,
+        bundle=b"# v2 git bundle\nnot one\n",
+        branch="task/g-1",
+        agent=project.config.agent,
+        argv=(project.config.agent.command, *project.config.agent.args),
+        env=Sealed({}),
+        prompt=stitch_prompt(1, 1),
+        gates=(),
+        max_time_sec=60,
+        idle_timeout_sec=30,
+        kill_grace_sec=5,
+    )
+    with pytest.raises(RunnerFailure) as failed:
+        await LocalRunner().run(spec, lambda _: None)
+    assert failed.value.kind == "error" and "GitError" in str(failed.value)
+    assert list(tmp.iterdir()) == []
 
 
 # -- a real cluster ----------------------------------------------------------------------------

@@ -154,7 +154,10 @@ class LocalRunner:
     async def run(self, spec: AttemptSpec, on_event: EventSink) -> AttemptResult:
         from shoemaker.cluster.worker import execute
 
-        return await execute(spec, on_event, self.name)
+        try:
+            return await execute(spec, on_event, self.name)
+        except Exception as exc:  # as a cluster would report it: the attempt never finished
+            raise RunnerFailure("error", f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
         return None

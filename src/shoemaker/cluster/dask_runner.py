@@ -197,7 +197,10 @@ class DaskRunner:
             if self._gone():
                 raise RunnerFailure("scheduler-gone", message) from exc
             raise RunnerFailure("cancelled", message) from exc
-        except (OSError, TimeoutError) as exc:
+        except RunnerFailure:
+            raise
+        except Exception as exc:
+            # What the worker function raised (a bundle git refused), or the connection.
             if self._gone():
                 raise RunnerFailure(
                     "scheduler-gone", f"the dask scheduler at {self.address} went away: {exc}"
