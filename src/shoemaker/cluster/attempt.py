@@ -169,6 +169,7 @@ __all__ = [
     "AttemptRunner",
     "AttemptSpec",
     "EventSink",
+    "FailureKind",
     "GateRun",
     "Lines",
     "LocalRunner",

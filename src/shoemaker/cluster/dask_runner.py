@@ -26,6 +26,7 @@ from shoemaker.cluster.attempt import (
     AttemptResult,
     AttemptSpec,
     EventSink,
+    FailureKind,
     Lines,
     RunnerFailure,
     Started,
@@ -146,18 +147,23 @@ class DaskRunner:
     async def run(self, spec: AttemptSpec, on_event: EventSink) -> AttemptResult:
         await self.connect()
         client = self.client
-        assert client is not None
+        if client is None or self._gone():
+            raise RunnerFailure("scheduler-gone", f"the dask scheduler at {self.address} is gone")
         queue_name = f"shoemaker-{spec.key}"
-        queue = await Queue(queue_name, client=client)  # there before the worker puts
-        future = client.submit(
-            run_attempt,
-            spec,
-            queue_name,
-            key=spec.key,
-            pure=False,
-            retries=0,
-            resources=dict(self.config.resources) or None,
-        )
+        try:
+            queue = await Queue(queue_name, client=client)  # there before the worker puts
+            future = client.submit(
+                run_attempt,
+                spec,
+                queue_name,
+                key=spec.key,
+                pure=False,
+                retries=0,
+                resources=dict(self.config.resources) or None,
+            )
+        except Exception as exc:
+            kind: FailureKind = "scheduler-gone" if self._gone() else "error"
+            raise RunnerFailure(kind, f"cannot submit to {self.address}: {exc}") from exc
         reader = asyncio.create_task(self._forward(queue, on_event))
         try:
             result: AttemptResult = await self._wait(future)
@@ -171,8 +177,7 @@ class DaskRunner:
             raise
         finally:
             reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
+            await asyncio.wait([reader])  # its end, never its error; our own cancel still comes
             with contextlib.suppress(Exception):
                 if not self._gone():
                     queue.close()
@@ -194,7 +199,7 @@ class DaskRunner:
             raise RunnerFailure("worker-lost", f"its dask worker was lost ({exc})") from exc
         except FutureCancelledError as exc:
             message = f"the cluster cancelled it ({exc.reason})"
-            if self._gone():
+            if self._gone() or exc.reason == "scheduler-connection-lost":
                 raise RunnerFailure("scheduler-gone", message) from exc
             raise RunnerFailure("cancelled", message) from exc
         except RunnerFailure:
