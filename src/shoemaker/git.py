@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,6 +365,21 @@ class Git:
         untracked paths that stay, as for :meth:`reset_worktree`)."""
         self._run(["checkout", "-q", "-f", branch], path)
         self._clean(path, keep)
+
+    def bundle(self, commit: str) -> bytes:
+        """A git bundle holding ``commit`` and its history (under a ref of its own, made for
+        the bundle and deleted after: git bundles refs, not bare commits)."""
+        ref = f"refs/shoemaker/bundles/{uuid.uuid4().hex}"
+        self._run(["update-ref", ref, commit])
+        try:
+            return self._run_binary(["bundle", "create", "-q", "-", ref], b"")
+        finally:
+            self._run(["update-ref", "-d", ref])
+
+    def fetch_bundle(self, path: Path, branch: str) -> None:
+        """Create or move ``branch`` to the branch of that name in the bundle at ``path``."""
+        self._check_ref_name(branch)
+        self._run(["fetch", "-q", str(path), f"+refs/heads/{branch}:refs/heads/{branch}"])
 
     def rebase(self, path: Path, onto: str) -> tuple[bool, tuple[str, ...]]:
         """Rebase the branch checked out in ``path`` onto ``onto``. On a conflict the rebase

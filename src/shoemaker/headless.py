@@ -97,7 +97,8 @@ class StoryPrinter:
             case AgentStarted():
                 c.print(
                     f"{self._task(event.task_id)} [dim]agent started ({event.phase}, "
-                    f"attempt {event.attempt})[/]"
+                    f"attempt {event.attempt}"
+                    f"{f', on worker {escape(event.worker)}' if event.worker else ''})[/]"
                 )
             case AgentOutput():
                 if self.show_agent:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import signal
+from collections.abc import Callable
 
 #: Process groups still running, so that an interpreter exit never leaves agents behind.
 LIVE_GROUPS: set[int] = set()
@@ -38,3 +40,40 @@ def group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child die (SIGKILL) when the process that starts it
+    dies, so that a killed worker never leaves its agent running. Linux only; elsewhere it
+    does nothing. The parent's pid is taken now, before the fork, so that a parent already
+    gone by the time the child asks is noticed too."""
+    parent = os.getpid()
+
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died between the fork and the prctl
+
+    return arm
+
+
+def chain(*steps: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One ``preexec_fn`` running ``steps`` in order (None among them: skipped)."""
+    present = [s for s in steps if s is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def run() -> None:
+        for step in present:
+            step()
+
+    return run

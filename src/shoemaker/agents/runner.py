@@ -25,7 +25,13 @@ from typing import BinaryIO, Protocol
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers
 from shoemaker.agents.leftovers import exited as _exited
-from shoemaker.agents.process_group import LIVE_GROUPS, group_alive, signal_group
+from shoemaker.agents.process_group import (
+    LIVE_GROUPS,
+    chain,
+    die_with_parent,
+    group_alive,
+    signal_group,
+)
 from shoemaker.agents.protocol import AgentSummary, LineBuilder
 from shoemaker.agents.protocol import LineBatch as LineBatch
 from shoemaker.agents.streamjson import SummaryBuilder, TranscriptSummary
@@ -54,6 +60,8 @@ class RunSpec:
     """Applied to each line before it is written to the transcript (secret values out)."""
     builder: Callable[[], LineBuilder] = SummaryBuilder
     """Makes the parser of the CLI's stream (its adapter's; default: claude's stream-json)."""
+    die_with_parent: bool = False
+    """The agent dies with this process (a cluster worker's run: see ``cluster/worker.py``)."""
 
 
 @dataclass(slots=True)
@@ -148,7 +156,9 @@ class ProcessRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, killed as a whole
-                preexec_fn=leftovers.preexec,
+                preexec_fn=chain(
+                    leftovers.preexec, die_with_parent() if spec.die_with_parent else None
+                ),
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             leftovers.close()

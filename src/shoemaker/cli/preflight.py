@@ -24,11 +24,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """The preflight checklist; exit 1 when a check fails."""
-    from shoemaker.engine.doctor import run_checks
+    from shoemaker.engine.doctor import cluster_checks, run_checks
 
     project = _open_project(args)
     console = _console()
     checks = run_checks(project)
+    if all(c.ok for c in checks if c.name == "executor"):
+        checks += cluster_checks(project)
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[bold red]✗[/]"
         console.print(f"{mark} [b]{check.name}[/]: {_esc(check.detail)}", highlight=False)

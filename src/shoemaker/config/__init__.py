@@ -5,13 +5,15 @@ command-line flags for the few settings that have one (``--parallel``, ``--cycle
 has a docstring; ``shoemaker init`` writes the file with those docstrings as comments, so the
 file explains itself.
 
-``models`` holds the settings (``agents``, ``prices``, ``notify`` and ``schedules`` the
-sections of agents, token prices, notifications and scheduled batches; ``strict`` their
+``models`` holds the settings (``agents``, ``prices``, ``notify``, ``schedules`` and
+``cluster`` the sections of agents, token prices, notifications, scheduled batches and the
+Dask cluster; ``strict`` their
 base), ``file`` reads and validates the file (its limits and
 messages), ``template`` writes the commented default.
 """
 
 from shoemaker.config.agents import DEFAULT_AGENT_ARGS, AgentConfig
+from shoemaker.config.cluster import DaskConfig
 from shoemaker.config.file import (
     CONFIG_FILE,
     MAX_CONFIG_BYTES,
@@ -45,6 +47,7 @@ __all__ = [
     "BudgetsConfig",
     "Config",
     "ConfigError",
+    "DaskConfig",
     "EstimateConfig",
     "GateConfig",
     "ModelPrice",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shoemaker.config.agents import AgentConfig
+from shoemaker.config.cluster import DaskConfig
 from shoemaker.config.notify import NotifyChannel
 from shoemaker.config.prices import CLI_DEFAULT_MODEL, ModelPrice, default_prices
 from shoemaker.config.schedules import ScheduleConfig, _unique_schedules, check_zone
@@ -317,6 +318,13 @@ class Config(_Strict):
     """Extra arguments for `podman run` / `docker run` (mounts, --ulimit, --runtime)."""
     podman_global_args: list[str] = Field(default_factory=list)
     """Arguments before `run` (e.g. --cgroup-manager=cgroupfs)."""
+
+    # -- where attempts run -------------------------------------------------------------------
+    executor: Literal["local", "dask"] = "local"
+    """local: agents and gates run on this machine; dask: on the workers of a Dask cluster
+    (``pip install 'shoemaker[dask]'``), while merges, the store and the dashboard stay here."""
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+    """The Dask cluster of ``executor: dask``."""
 
     @field_validator("agents", mode="before")
     @classmethod

@@ -32,6 +32,7 @@ from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.agents.runner import (
     CANCELLED,
     AgentCancelled,
+    AgentRunner,
     LineBatch,
     RunResult,
     RunSpec,
@@ -130,10 +131,16 @@ def _sandboxed(
 
 
 async def call_agent(
-    project: Project, call: AgentCall, done: DoneChannel | None = None
+    project: Project,
+    call: AgentCall,
+    done: DoneChannel | None = None,
+    runner: AgentRunner | None = None,
 ) -> tuple[RunRecord, RunResult]:
     """Run the configured agent once; returns the run as stored and how it ended. With
-    ``done``, the agent may signal how its task ended, and ``done`` holds what it said."""
+    ``done``, the agent may signal how its task ended, and ``done`` holds what it said.
+    ``runner``: where the process runs (default: this machine's ``project.runner``; a
+    cluster's, ``engine/remote.py``, names its worker as ``where``)."""
+    runner = runner or project.runner
     cfg = call.agent or project.config.agent
     sandbox = project.config.sandbox
     env = agent_environment(os.environ, cfg.env)
@@ -240,11 +247,12 @@ async def call_agent(
                 argv=argv,
                 cwd=str(call.cwd),
                 pid=pid,
+                worker=getattr(runner, "where", ""),
             ),
         )
 
     try:
-        result = await project.runner.run(spec, on_lines=on_lines, on_pid=on_pid)
+        result = await runner.run(spec, on_lines=on_lines, on_pid=on_pid)
         flush_held()
         adapter.settle(launch, result.summary)
         if done is not None and signal_dir is not None:

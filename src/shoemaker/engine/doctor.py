@@ -6,6 +6,7 @@ with its message when something fails, before any agent starts.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -239,6 +240,7 @@ def run_checks(project: Project) -> list[Check]:
         *_writable(project),
         _gates(project),
         *_worktree_files(project),
+        *_executor(project),
     ]
 
 
@@ -256,6 +258,51 @@ def _worktree_files(project: Project) -> list[Check]:
         return [Check("worktree files", False, str(exc), "edit worktree_copy")]
     setup = f", then {len(cfg.worktree_setup)} setup command(s)" if cfg.worktree_setup else ""
     return [Check("worktree files", True, f"{len(found)} file(s) copied into each{setup}")]
+
+
+def _executor(project: Project) -> list[Check]:
+    """executor: dask can be used here (no network: the cluster itself is asked by
+    :func:`cluster_checks`, in ``shoemaker doctor`` only)."""
+    cfg = project.config
+    if cfg.executor == "local":
+        return []
+    if importlib.util.find_spec("distributed") is None:
+        return [
+            Check(
+                "executor",
+                False,
+                "executor: dask, but Dask is not installed",
+                "pip install 'shoemaker[dask]', or set executor: local",
+            )
+        ]
+    if cfg.sandbox != "none":
+        return [
+            Check(
+                "executor",
+                False,
+                f"executor: dask runs agents on the workers without a sandbox (sandbox: "
+                f"{cfg.sandbox})",
+                "set sandbox: none (the workers are the isolation), or executor: local",
+            )
+        ]
+    return [Check("executor", True, f"dask at {cfg.dask.scheduler}")]
+
+
+def cluster_checks(project: Project) -> list[Check]:
+    """``executor: dask``: the scheduler answers, has workers, and each has git and the
+    agent CLI on its PATH (blocking: connects to the cluster)."""
+    cfg = project.config
+    if cfg.executor != "dask" or importlib.util.find_spec("distributed") is None:
+        return []
+    import asyncio
+
+    from shoemaker.cluster.dask_runner import check_cluster
+
+    problems = asyncio.run(check_cluster(cfg.dask, cfg.agent.command))
+    if problems:
+        fix = "start the scheduler and workers as the README's cluster section says"
+        return [Check("dask cluster", False, "; ".join(problems), fix)]
+    return [Check("dask cluster", True, f"{cfg.dask.scheduler}: workers have git and the CLI")]
 
 
 def _task_kinds(project: Project) -> list[Check]:

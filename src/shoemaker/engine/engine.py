@@ -21,11 +21,12 @@ from shoemaker.engine.doctor import preflight
 from shoemaker.engine.durations import Durations
 from shoemaker.engine.generation import current_generation
 from shoemaker.engine.graph import launch_order
-from shoemaker.engine.measure import MeasureRateLimited, measure
+from shoemaker.engine.measure import MeasureRateLimited, measure, measure_once
 from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, settle_plans
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.rate_limits import RateLimits
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
+from shoemaker.engine.remote import ClusterGone
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
@@ -116,6 +117,8 @@ class Engine:
         """Remove the idle worktrees of the pool (nothing is left behind after a run)."""
         for stitcher in self._stitchers.values():
             await asyncio.to_thread(stitcher.pool.close)
+            if stitcher.remote is not None:
+                await stitcher.remote.close()
         self._stitchers.clear()
 
     def pause(self) -> None:
@@ -210,6 +213,10 @@ class Engine:
         except asyncio.CancelledError:
             await asyncio.shield(self._interrupted(gen))
             raise
+        except ClusterGone as exc:
+            # Its running tasks are back to ready; the run resumes once the cluster is back.
+            final, why = GenerationState.PAUSED, str(exc)
+            self.project.bus.emit(Notice(generation=gen.name, level="error", message=why))
         except BaseException as exc:
             await asyncio.shield(self.close())
             self._set_state(gen, GenerationState.ACTIVE, f"run stopped: {exc}")
@@ -266,15 +273,7 @@ class Engine:
 
     async def measure_once(self) -> list[Task]:
         """One measure call on the current generation, outside of a run."""
-        gen = await asyncio.to_thread(current_generation, self.project)
-        if self.project.config.require_approval:
-            # Its tasks would belong to no plan, and only planned tasks run.
-            raise GenerationError(
-                "require_approval is on: `shoemaker plan` proposes tasks for approval"
-            )
-        await asyncio.to_thread(preflight, self.project)
-        cycle = await asyncio.to_thread(self.project.store.next_cycle, gen.name)
-        return await measure(self.project, gen, cycle)
+        return await measure_once(self.project)
 
     async def _cycle(self, gen: Generation, report: RunReport) -> CycleReport:
         project = self.project

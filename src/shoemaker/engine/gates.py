@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, exited
+from shoemaker.agents.process_group import chain, die_with_parent
 from shoemaker.agents.runner import DROPPED_ENV
 from shoemaker.agents.sandbox import SandboxPaths, podman_args, wrap
 from shoemaker.config import Config, GateConfig
@@ -185,11 +186,12 @@ async def run_gate(
     worktree: Path,
     box: GateBox | None = None,
     extra_env: Mapping[str, str] | None = None,
+    die_with_parent: bool = False,
 ) -> GateOutcome:
     """Run one gate in ``worktree`` (in the sandbox of ``box``, if any) and judge it by its
     exit code; ``extra_env``: the worktree's own variables (``SHOEMAKER_PORT_BASE``).
     Whatever it leaves running, in its process group or not, is killed when its main process
-    ends."""
+    ends (and with ``die_with_parent``, when this process dies)."""
     started = time.monotonic()
     cwd = worktree / gate.cwd
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
@@ -198,19 +200,24 @@ async def run_gate(
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     env[RUN_MARKER] = f"gate-{uuid.uuid4().hex}"
     if box is None or not box.sandboxed:
-        return await _run(gate, gate_argv(gate), cwd, env, started)
+        return await _run(gate, gate_argv(gate), cwd, env, started, die_with_parent)
     # A HOME of its own (with TMPDIR inside), like an agent's sandboxed run.
     home = Path(tempfile.mkdtemp(prefix="shoemaker-gate-home-"))
     (home / "tmp").mkdir()
     try:
         argv = _boxed(box, gate_argv(gate), env, worktree, cwd, home, tuple(extra_env or ()))
-        return await _run(gate, argv, cwd, env, started)
+        return await _run(gate, argv, cwd, env, started, die_with_parent)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
 async def _run(
-    gate: GateConfig, argv: list[str], cwd: Path, env: dict[str, str], started: float
+    gate: GateConfig,
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    started: float,
+    die: bool = False,
 ) -> GateOutcome:
     leftovers = Leftovers(env[RUN_MARKER])
     try:
@@ -222,7 +229,7 @@ async def _run(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=leftovers.preexec,
+            preexec_fn=chain(leftovers.preexec, die_with_parent() if die else None),
         )
     except OSError as exc:
         leftovers.close()
@@ -297,45 +304,58 @@ async def run_gates(
     box = GateBox(project.config, project.git.common_dir)
     for gate in task_gates(project.config, task, changed, where):
         outcome = await run_gate(gate, cwd, box, env)
-        await asyncio.to_thread(
-            project.store.record_gate,
+        failure = await judge_gate(project, task, run_id, where, gate, outcome)
+        if failure is not None:
+            return failure
+    return None
+
+
+async def judge_gate(
+    project: Project,
+    task: Task,
+    run_id: int | None,
+    where: Literal["worktree", "merged"],
+    gate: GateConfig,
+    outcome: GateOutcome,
+) -> Failure | None:
+    """Record and announce one gate's outcome (run here or on a cluster's worker); the
+    failure it means, or None (passed, or a warning)."""
+    await asyncio.to_thread(
+        project.store.record_gate,
+        task_id=task.id,
+        run_id=run_id,
+        name=gate.name,
+        location=where,
+        passed=outcome.passed,
+        exit_code=outcome.exit_code,
+        duration_s=outcome.duration_s,
+        output_tail=outcome.output_tail,
+    )
+    project.bus.emit(
+        GateResult(
+            generation=task.generation,
             task_id=task.id,
-            run_id=run_id,
             name=gate.name,
-            location=where,
+            where=where,
             passed=outcome.passed,
             exit_code=outcome.exit_code,
+            expected_exit=gate.expected_exit,
             duration_s=outcome.duration_s,
-            output_tail=outcome.output_tail,
+            output_tail=outcome.output_tail[-2000:],
+            reason=outcome.reason,
         )
+    )
+    if outcome.passed:
+        return None
+    if gate.severity == "warn":
+        message = f"warning: {outcome.reason} (severity warn)"
         project.bus.emit(
-            GateResult(
-                generation=task.generation,
-                task_id=task.id,
-                name=gate.name,
-                where=where,
-                passed=outcome.passed,
-                exit_code=outcome.exit_code,
-                expected_exit=gate.expected_exit,
-                duration_s=outcome.duration_s,
-                output_tail=outcome.output_tail[-2000:],
-                reason=outcome.reason,
-            )
+            Notice(generation=task.generation, task_id=task.id, level="warning", message=message)
         )
-        if outcome.passed:
-            continue
-        if gate.severity == "warn":
-            message = f"warning: {outcome.reason} (severity warn)"
-            project.bus.emit(
-                Notice(
-                    generation=task.generation, task_id=task.id, level="warning", message=message
-                )
-            )
-            continue
-        place = " after the merge" if where == "merged" else ""
-        return Failure(
-            f"{outcome.reason}{place}",
-            fingerprint(f"gate:{gate.name}", outcome.output_tail or outcome.reason),
-            gate.severity,
-        )
-    return None
+        return None
+    place = " after the merge" if where == "merged" else ""
+    return Failure(
+        f"{outcome.reason}{place}",
+        fingerprint(f"gate:{gate.name}", outcome.output_tail or outcome.reason),
+        gate.severity,
+    )

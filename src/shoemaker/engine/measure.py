@@ -33,6 +33,7 @@ from shoemaker.engine.proposals import (
     title_key,
 )
 from shoemaker.engine.worktrees import WorktreePool
+from shoemaker.errors import GenerationError
 from shoemaker.events import MeasureFinished, Notice
 from shoemaker.model import Generation, Phase, Task, TaskState
 from shoemaker.store import NewTask
@@ -185,5 +186,23 @@ __all__ = [
     "MeasureError",
     "collect_docs",
     "measure",
+    "measure_once",
     "render_measure_prompt",
 ]
+
+
+async def measure_once(project: Project) -> list[Task]:
+    """One measure call on the current generation, outside of a run (``shoemaker measure``,
+    the dashboard's ``m``): after the same preflight a run makes."""
+    from shoemaker.engine.doctor import preflight
+    from shoemaker.engine.generation import current_generation
+
+    gen = await asyncio.to_thread(current_generation, project)
+    if project.config.require_approval:
+        # Its tasks would belong to no plan, and only planned tasks run.
+        raise GenerationError(
+            "require_approval is on: `shoemaker plan` proposes tasks for approval"
+        )
+    await asyncio.to_thread(preflight, project)
+    cycle = await asyncio.to_thread(project.store.next_cycle, gen.name)
+    return await measure(project, gen, cycle)

@@ -29,6 +29,7 @@ from shoemaker.engine.attempts import (
     Attempt,
     commit,
     keep_for_retry,
+    log,
     measure_change,
     prepare_worktree,
     preserve,
@@ -41,12 +42,17 @@ from shoemaker.engine.ports import NoFreePorts
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
 from shoemaker.engine.rate_limits import RateLimits
+from shoemaker.engine.remote import ClusterAgent, ClusterAttempts, ClusterGone
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
 from shoemaker.store import TaskMoved
+
+#: Attempts cut short after which one more lost worker fails the task: it takes its worker
+#: down (memory, a fork bomb) rather than meeting bad luck.
+LOST_WORKERS_LIMIT = 3
 
 
 class EngineError(Failed):
@@ -68,6 +74,8 @@ class Stitcher(AttemptEndings):
         self.queue = MergeQueue(project, generation, self.pool)
         self.limits: RateLimits | None = None
         """The run's rate limits (the engine sets them): told what agents' streams say."""
+        # executor: dask: agents and gates run on a cluster's workers (engine/remote.py).
+        self.remote = ClusterAttempts(project) if project.config.executor == "dask" else None
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -116,6 +124,11 @@ class Stitcher(AttemptEndings):
             return StitchOutcome(task.id, now.state, f"not started: {now.state} meanwhile")
         crash_point("running-recorded")
         try:
+            if self.remote is not None:
+                attempt.base, bundle = await asyncio.to_thread(
+                    self.remote.prepare, self.generation, attempt
+                )
+                return await self._run_attempt(attempt, release, bundle)
             attempt.base, attempt.continuing = await asyncio.to_thread(
                 prepare_worktree, self.project, self.generation, self.pool, attempt
             )
@@ -140,13 +153,18 @@ class Stitcher(AttemptEndings):
         except Exception as exc:
             # Whatever went wrong, the task does not stay "running": it goes back to ready
             # with the reason, its work committed to its branch, and the run stops.
-            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            stops = isinstance(exc, (EngineError, ClusterGone))
+            reason = str(exc) if stops else f"{type(exc).__name__}: {exc}"
             await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
-            if isinstance(exc, EngineError):
+            if stops:
                 raise
             raise EngineError(f"task {task.id}: {reason}") from exc
 
-    async def _run_attempt(self, attempt: Attempt, release: Callable[[], None]) -> StitchOutcome:
+    async def _run_attempt(
+        self, attempt: Attempt, release: Callable[[], None], bundle: bytes | None = None
+    ) -> StitchOutcome:
+        """The attempt from its prompt on; with ``bundle`` (a bundle of its base), its agent
+        and gates run on the cluster and its worktree is checked out when they are done."""
         project, task, worktree = self.project, attempt.task, attempt.worktree
         assert worktree is not None
         prompt = await asyncio.to_thread(
@@ -155,6 +173,9 @@ class Stitcher(AttemptEndings):
         done = DoneChannel(task.id)
         agent = project.config.agent_for(task.extras.get("agent"))
         limits = self.limits
+        remote = None
+        if self.remote is not None and bundle is not None:
+            remote = await self.remote.agent(attempt, bundle, agent)
         run, result = await call_agent(
             project,
             AgentCall(
@@ -171,10 +192,15 @@ class Stitcher(AttemptEndings):
                 else lambda fact, run_id: limits.observe(fact, task.id, run_id),
             ),
             done,
+            remote,
         )
         attempt.run_id = run.id
         attempt.result = result
         crash_point("agent-finished")
+        if remote is not None:
+            cut_short = await self._settle_remote(attempt, remote)
+            if cut_short is not None:
+                return cut_short
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         await asyncio.to_thread(restore_gitfile, project, task, worktree)
@@ -219,9 +245,12 @@ class Stitcher(AttemptEndings):
             await self._after_done(attempt, "the agent changed nothing")
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
-        failure = await run_gates(
-            project, task, worktree, attempt.run_id, attempt.changed, "worktree", attempt.env
-        )
+        if remote is not None and self.remote is not None:
+            failure = await self.remote.gates(attempt, remote)  # they ran on the worker
+        else:
+            failure = await run_gates(
+                project, task, worktree, attempt.run_id, attempt.changed, "worktree", attempt.env
+            )
         crash_point("gates-done")
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
@@ -240,6 +269,41 @@ class Stitcher(AttemptEndings):
         crash_point("merging-recorded")
         release()  # the agent and gates are done: another task may start while this one merges
         return await self.land(attempt)
+
+    async def _settle_remote(self, attempt: Attempt, agent: ClusterAgent) -> StitchOutcome | None:
+        """After a cluster's attempt: its work fetched and checked out in the attempt's
+        worktree; or, when it never finished there, the task back to ready (a lost worker:
+        not counted against max_retries) or the run stopped (the scheduler gone: paused)."""
+        assert self.remote is not None and attempt.worktree is not None
+        failure, task = agent.failure, attempt.task
+        if failure is None:
+            await asyncio.to_thread(self.remote.land_work, self.pool, attempt, agent)
+            return None
+        if failure.kind == "scheduler-gone":
+            raise ClusterGone(self.remote.paused_message(failure))
+        if failure.kind == "error":
+            raise EngineError(f"task {task.id}: on the cluster: {failure}")
+        self.pool.unreserve(attempt.worktree)
+        if failure.kind == "worker-lost" and task.interruptions + 1 >= LOST_WORKERS_LIMIT:
+            # Not the cluster's bad luck any more: the task takes its worker down (memory?).
+            reason = (
+                f"attempt {attempt.number} cut short by a lost dask worker ({failure}), after "
+                f"{task.interruptions} cut short before it: a task that takes its worker down "
+                "is failed, not tried forever"
+            )
+            await asyncio.to_thread(
+                self.project.store.stop_task,
+                task.id,
+                TaskState.FAILED,
+                reason,
+                "failed",
+                fingerprint=fingerprint("worker", "lost"),
+            )
+            return StitchOutcome(task.id, TaskState.FAILED, reason)
+        reason = f"attempt {attempt.number} cut short: {failure} ({failure.kind}); it runs again"
+        log(self.project, task, reason, "warning")
+        self._transition(task.id, TaskState.READY, reason, interrupted=True)
+        return StitchOutcome(task.id, TaskState.READY, reason)
 
     async def land(self, attempt: Attempt) -> StitchOutcome:
         """Land a verified attempt through the merge queue (its task is ``merging``)."""

@@ -16,6 +16,7 @@ from shoemaker.agents.protocol import AgentAdapter, LineBuilder
 from shoemaker.agents.streamjson import SummaryBuilder
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import TaskRow, load_snapshot
+from shoemaker.events import AgentStarted
 from shoemaker.git import DiffStat, GitError
 from shoemaker.store import RunRecord
 
@@ -183,6 +184,12 @@ def _ending(run: RunRecord, gates: list[GateRow]) -> list[str]:
     return lines
 
 
+def _workers(project: Project, generation: str) -> dict[int, str]:
+    """Run id → the cluster worker it ran on (``executor: dask``)."""
+    started = project.store.events_of_kind(generation, ["agent_started"])
+    return {e.run_id: e.worker for e in started if isinstance(e, AgentStarted) and e.worker}
+
+
 def load_task_detail(
     project: Project, task_id: int, max_lines: int = 5000, cache: LogCache | None = None
 ) -> TaskDetail:
@@ -211,8 +218,10 @@ def load_task_detail(
     raw: list[str] = []
     log_count = raw_count = 0
     cache = cache or LogCache()
+    where = _workers(project, task.generation) if project.config.executor == "dask" else {}
     for run in runs:
-        header = f"── attempt {run.attempt} · run {run.id} ──"
+        worker = f" · on {where[run.id]}" if run.id in where else ""
+        header = f"── attempt {run.attempt} · run {run.id}{worker} ──"
         entry = cache.read(project, run, max_lines)
         ending = (
             _ending(run, [g for g in gates if g.run_id == run.id])

@@ -86,6 +86,8 @@ class AgentStarted(_Event):
     argv: list[str]
     cwd: str
     pid: int | None = None
+    worker: str = ""
+    """The cluster worker it runs on (``executor: dask``); empty: this machine."""
 
 
 class AgentFinished(_Event):

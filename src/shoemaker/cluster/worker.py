@@ -1,0 +1,205 @@
+"""The worker function: one attempt, from a git bundle to a git bundle, wherever it runs.
+
+In a temporary directory: a clone of the base from the bundle, on the task branch; the agent
+(its own process group, dying with this process when the spec asks); what it left committed;
+the task's gates run there; a bundle of the task branch relative to the base. The temporary
+directory is removed whatever happens. Output lines travel in batches, every ``batch_sec``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from shoemaker.agents.adapters import adapter_for
+from shoemaker.agents.done_signal import FILE_NAME, signal_command, signal_environment
+from shoemaker.agents.runner import DROPPED_ENV, LineBatch, ProcessRunner, RunSpec
+from shoemaker.cluster.attempt import (
+    AttemptResult,
+    AttemptSpec,
+    EventSink,
+    GateRun,
+    Lines,
+    RunnerFailure,
+    Started,
+)
+from shoemaker.engine.gates import run_gate
+from shoemaker.git import Git
+from shoemaker.globs import matches_any
+
+#: The worker's commit of what the agent left; the orchestrator recommits it with trailers.
+WORKER_SUBJECT = "Work of attempt {attempt} of task #{task}"
+
+
+class _Batcher:
+    """Lines read from the agent, sent on every ``period`` seconds (and at the end)."""
+
+    def __init__(self, send: EventSink, period: float) -> None:
+        self.send, self.period = send, period
+        self.pending: list[tuple[float, tuple[bytes, ...]]] = []
+
+    def add(self, batch: LineBatch) -> None:
+        self.pending.append((time.time(), tuple(batch)))
+
+    def flush(self) -> None:
+        if self.pending:
+            reads, self.pending = tuple(self.pending), []
+            self.send(Lines(reads))
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.period)
+            self.flush()
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return Git._run_in(cwd, list(args)).stdout
+
+
+def _clone(spec: AttemptSpec, where: Path) -> tuple[Git, Path]:
+    """A checkout of ``spec.base`` on the task branch, from the bundle."""
+    bundle = where / "base.bundle"
+    bundle.write_bytes(spec.bundle)
+    clone = where / "clone"
+    git = Git.init_repo(clone, "shoemaker-base")
+    _git(clone, "fetch", "-q", str(bundle), "+refs/*:refs/base/*")
+    _git(clone, "checkout", "-q", "-b", spec.branch, spec.base)
+    bundle.unlink()
+    return git, clone
+
+
+def _environment(spec: AttemptSpec, signal_dir: Path) -> dict[str, str]:
+    """This machine's environment, then what the run brings (agent env, secrets, marker)."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update(spec.env)
+    if spec.signal:
+        env.update(signal_environment(spec.task_id, signal_dir, signal_command("none", signal_dir)))
+    return env
+
+
+async def _gates(spec: AttemptSpec, clone: Path, changed: list[str]) -> list[GateRun]:
+    ran: list[GateRun] = []
+    for gate in spec.gates:
+        if gate.paths and not any(matches_any(path, gate.paths) for path in changed):
+            continue
+        outcome = await run_gate(gate, clone, None, None, spec.die_with_worker)
+        ran.append(GateRun(gate, outcome))
+        if not outcome.passed and gate.severity != "warn":
+            break
+    return ran
+
+
+#: The start of a temporary clone's name.
+CLONE_PREFIX = "shoemaker-attempt-"
+
+
+#: The janitor: reads its stdin, a pipe whose only writer is this process, to its end (this
+#: process closed it, or died, even by SIGKILL), then removes the clone. A shell starts in a
+#: few milliseconds where an interpreter takes a hundred; the directory is an argument (``$1``)
+#: of shoemaker's own making, never text in the script.
+_JANITOR = 'cat >/dev/null; exec rm -rf -- "$1"'
+
+
+def _janitor(where: Path) -> subprocess.Popen[bytes]:
+    """The process that removes ``where`` when this one ends, however it ends."""
+    return subprocess.Popen(
+        ["/bin/sh", "-c", _JANITOR, "shoemaker-janitor", str(where)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a signal to this process's group leaves it be
+    )
+
+
+def _dismiss(janitor: subprocess.Popen[bytes]) -> None:
+    assert janitor.stdin is not None
+    janitor.stdin.close()
+    janitor.wait()
+
+
+async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptResult:
+    """Run one attempt here; events go to ``send`` as they happen."""
+    where = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
+    janitor = _janitor(where)
+    try:
+        git, clone = await asyncio.to_thread(_clone, spec, where)
+        signal_dir = where / "signal"
+        signal_dir.mkdir()
+        adapter = adapter_for(spec.agent.kind)
+        agent = spec.agent
+        run_spec = RunSpec(
+            argv=spec.argv,
+            cwd=clone,
+            env=_environment(spec, signal_dir),
+            prompt=spec.prompt,
+            transcript_path=where / "transcript.jsonl",
+            max_time_sec=spec.max_time_sec,
+            idle_timeout_sec=spec.idle_timeout_sec,
+            kill_grace_sec=spec.kill_grace_sec,
+            builder=lambda: adapter.builder(agent),
+            die_with_parent=spec.die_with_worker,
+        )
+        batcher = _Batcher(send, spec.batch_sec)
+        pump = asyncio.create_task(batcher.run())
+
+        def on_pid(pid: int) -> None:
+            send(Started(worker, pid, os.getpid()))
+
+        try:
+            run = await ProcessRunner().run(run_spec, on_lines=batcher.add, on_pid=on_pid)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            batcher.flush()
+        result = AttemptResult(run, worker=worker)
+        signal_file = signal_dir / FILE_NAME
+        if signal_file.is_file():
+            result.signal = signal_file.read_bytes()[: 64 * 1024]
+        subject = WORKER_SUBJECT.format(attempt=spec.attempt, task=spec.task_id)
+        result.commit = await asyncio.to_thread(git.commit_all, clone, subject)
+        if result.commit is None:
+            return result
+        if run.ok:
+            names = await asyncio.to_thread(
+                _git, clone, "diff", "--name-only", "--no-renames", "-z", spec.base, result.commit
+            )
+            result.gates = await _gates(spec, clone, [n for n in names.split("\0") if n])
+        out = where / "task.bundle"
+        await asyncio.to_thread(
+            _git, clone, "bundle", "create", "-q", str(out), spec.branch, f"^{spec.base}"
+        )
+        result.bundle = out.read_bytes()
+        return result
+    finally:
+        await asyncio.to_thread(shutil.rmtree, where, True)
+        await asyncio.to_thread(_dismiss, janitor)
+
+
+class LocalRunner:
+    """The worker function itself, in this process: the same steps a cluster's worker takes."""
+
+    name = "local"
+
+    async def run(self, spec: AttemptSpec, on_event: EventSink) -> AttemptResult:
+        try:
+            return await execute(spec, on_event, self.name)
+        except Exception as exc:  # as a cluster would report it: the attempt never finished
+            raise RunnerFailure("error", f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        return None
+
+
+__all__ = [
+    "CLONE_PREFIX",
+    "WORKER_SUBJECT",
+    "LocalRunner",
+    "execute",
+]

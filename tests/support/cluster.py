@@ -1,0 +1,178 @@
+"""A real Dask cluster on loopback for tests: ``dask scheduler`` and ``dask worker`` processes,
+started on free ports and ended by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: How long a scheduler or worker may take to say it is up, on a loaded machine.
+START_TIMEOUT_S = 90.0
+#: How long what the workers started (agents, janitors) may take to end once they are gone.
+STOP_TIMEOUT_S = 10.0
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, what: str, seen: list[str]) -> None:
+    """Read the process's log (into ``seen``) until a line holds ``needle``, then keep
+    draining it on a thread, so that a full pipe never blocks it."""
+    assert proc.stderr is not None
+    found = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if needle in line:
+                found.set()
+        found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(START_TIMEOUT_S) or proc.poll() is not None:
+        raise RuntimeError(f"{what} did not start:\n{''.join(seen[-30:])}")
+
+
+@dataclass
+class Cluster:
+    """One scheduler and its workers (nannies), all ended by pid."""
+
+    env: dict[str, str]
+    local_directory: Path
+    """Dask's own scratch space (not the workers' TMPDIR, where attempts clone)."""
+    port: int = field(default_factory=free_port)
+    scheduler: subprocess.Popen[str] | None = None
+    workers: list[subprocess.Popen[str]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    """What the scheduler and the workers logged."""
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start_scheduler(self) -> None:
+        self.scheduler = subprocess.Popen(
+            [
+                *(DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port)),
+                *("--dashboard-address", "127.0.0.1:0", "--no-dashboard", "--no-show"),
+            ],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for_line(self.scheduler, "Scheduler at:", "dask scheduler", self.log)
+
+    def start_worker(self, name: str) -> subprocess.Popen[str]:
+        worker = subprocess.Popen(
+            [
+                *(DASK, "worker", self.address, "--name", name, "--host", "127.0.0.1"),
+                *("--nworkers", "1", "--nthreads", "2", "--resources", "agent_slot=1"),
+                *("--dashboard-address", "127.0.0.1:0", "--no-dashboard"),
+                *("--local-directory", str(self.local_directory)),
+            ],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.workers.append(worker)
+        _wait_for_line(worker, "Registered to:", f"dask worker {name}", self.log)
+        return worker
+
+    def kill_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.kill()
+            self.scheduler.wait()
+
+    def stop(self) -> None:
+        """End the cluster by pid: the scheduler, the nannies and their worker processes are
+        killed; what the workers started (agents, janitors) is then waited for, and killed
+        only if it outlives the deadline."""
+        procs = [*self.workers, *([self.scheduler] if self.scheduler else [])]
+        tree = {pid for proc in procs for pid in descendants(proc.pid)}
+        direct = {pid for proc in self.workers for pid in children(proc.pid)}
+        for pid in [*(proc.pid for proc in procs), *direct]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in procs:
+            proc.wait()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for pid in tree - direct:
+            if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_gone(pid, STOP_TIMEOUT_S)
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a live process (None: gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while (parent := parent_of(pid)) not in (None, 0, 1):
+        assert parent is not None
+        chain.append(parent)
+        pid = parent
+    return chain
+
+
+def _children_map() -> dict[int, list[int]]:
+    below: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (parent := parent_of(int(entry.name))) is not None:
+            below.setdefault(parent, []).append(int(entry.name))
+    return below
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    return _children_map().get(pid, [])
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid``."""
+    below = _children_map()
+    found, todo = [], [pid]
+    while todo:
+        for child in below.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait (on a pidfd, no polling) until ``pid`` has exited; False if it is still there."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(fd)

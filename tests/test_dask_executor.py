@@ -1,0 +1,416 @@
+"""executor: dask, end to end: a real ``dask scheduler`` and two ``dask worker`` processes on
+loopback (free ports, ended by pid), the rehearsal agent as the agent, and the faults a
+cluster adds: a worker killed mid-task, the scheduler killed, the orchestrator SIGKILLed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agents import new_token, processes_with_token, stitch_prompt
+from cluster import Cluster, ancestors, parent_of, wait_gone
+from projects import check, cli, make_project, task
+from shoemaker.cluster.attempt import (
+    AttemptSpec,
+    Lines,
+    RunnerFailure,
+    Sealed,
+    Started,
+)
+from shoemaker.cluster.dask_runner import DaskRunner
+from shoemaker.cluster.worker import LocalRunner
+from shoemaker.config import DaskConfig, GateConfig
+from shoemaker.demo import prepare_demo
+from shoemaker.engine.engine import Engine
+from shoemaker.engine.generation import start_generation
+from shoemaker.engine.project import Project
+from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
+from shoemaker.engine.task_detail import load_task_detail
+from shoemaker.events import AgentStarted, Event
+from shoemaker.git import Git
+from shoemaker.model import GenerationState, TaskState
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(fast_tmp: Path) -> Iterator[Cluster]:
+    """A scheduler and workers w1, w2; their temporary files in ``worker-tmp``, their
+    environment marked so that whatever they leave running is found."""
+    tmp = fast_tmp / "worker-tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "SHOEMAKER_TEST_TOKEN": new_token()}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    found = Cluster(env, fast_tmp / "dask-local")
+    try:
+        found.start_scheduler()
+        found.start_worker("w1")
+        found.start_worker("w2")
+        yield found
+    finally:
+        found.stop()
+    left = processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+    assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
+
+
+def on_cluster(project: Project, cluster: Cluster, **dask: Any) -> Project:
+    """``project`` with ``executor: dask`` at ``cluster``, committed like any setting."""
+    path = project.root / "configuration.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.update(
+        executor="dask",
+        max_parallel=2,
+        dask={"scheduler": cluster.address, "resources": {"agent_slot": 1}, **dask},
+    )
+    path.write_text(yaml.safe_dump(config))
+    project.git.commit_all(project.root, "run on the cluster")
+    return Project.open(project.root)
+
+
+def started_runs(project: Project) -> list[AgentStarted]:
+    seen: list[AgentStarted] = []
+
+    def listen(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id is not None:
+            seen.append(event)
+
+    project.bus.add_listener(listen)
+    return seen
+
+
+def landed(git: Git, branch: str) -> list[int]:
+    """The task ids of the commits on ``branch`` (each task once if all is well)."""
+    return sorted(
+        int(c.trailers["Shoemaker-Task"]) for c in git.log(branch) if "Shoemaker-Task" in c.trailers
+    )
+
+
+# -- the worker function, in this process ----------------------------------------------------
+
+
+async def test_the_worker_function_returns_the_task_branch_as_a_bundle(fast_tmp: Path) -> None:
+    project = make_project(fast_tmp, [])
+    git = project.git
+    base = git.rev_parse("HEAD")
+    prompt = stitch_prompt(7, 1, files={"feature.py": "X = 2\n"})
+    spec = AttemptSpec(
+        key="k-7-1",
+        task_id=7,
+        attempt=1,
+        base=base,
+        bundle=git.bundle(base),
+        branch="task/g-7",
+        agent=project.config.agent,
+        argv=(project.config.agent.command, *project.config.agent.args),
+        env=Sealed({"IS_SANDBOX": "1", "SECRET_TOKEN": "s3cr3t-value"}),
+        prompt=prompt,
+        gates=(GateConfig(**check("imports", "import feature")),),
+        max_time_sec=60,
+        idle_timeout_sec=30,
+        kill_grace_sec=5,
+    )
+    assert "s3cr3t" not in repr(spec) and "s3cr3t" not in repr(spec.env)
+    events: list[object] = []
+    result = await LocalRunner().run(spec, events.append)
+    assert result.run.ok, result.run.reason
+    assert isinstance(events[0], Started) and events[0].worker == "local"
+    assert any(isinstance(e, Lines) for e in events)
+    assert result.commit is not None and result.bundle
+    bundle = fast_tmp / "task.bundle"
+    bundle.write_bytes(result.bundle)
+    git.fetch_bundle(bundle, "task/g-7")
+    assert git.rev_parse("task/g-7") == result.commit
+    assert [f.path for f in git.diff_stat(base, "task/g-7").files] == ["feature.py"]
+    assert [(g.gate.name, g.outcome.passed) for g in result.gates] == [("imports", True)], [
+        g.outcome for g in result.gates
+    ]
+
+
+async def test_a_worker_function_that_cannot_start_says_so_and_leaves_nothing(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(fast_tmp, [])
+    tmp = fast_tmp / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    base = project.git.rev_parse("HEAD")
+    spec = AttemptSpec(
+        key="k-1-1",
+        task_id=1,
+        attempt=1,
+        base=base,
+        bundle=b"# v2 git bundle\nnot one\n",
+        branch="task/g-1",
+        agent=project.config.agent,
+        argv=(project.config.agent.command, *project.config.agent.args),
+        env=Sealed({}),
+        prompt=stitch_prompt(1, 1),
+        gates=(),
+        max_time_sec=60,
+        idle_timeout_sec=30,
+        kill_grace_sec=5,
+    )
+    with pytest.raises(RunnerFailure) as failed:
+        await LocalRunner().run(spec, lambda _: None)
+    assert failed.value.kind == "error" and "GitError" in str(failed.value)
+    assert list(tmp.iterdir()) == []
+
+
+# -- a real cluster ----------------------------------------------------------------------------
+
+
+async def test_the_demo_generation_runs_on_two_dask_workers(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    demo = prepare_demo(fast_tmp / "demo", str(fast_tmp / "worktrees"))
+    project = on_cluster(Project.open(demo), cluster)
+    seen = started_runs(project)
+    ancestry: dict[int, list[int]] = {}
+
+    def trace(event: Event) -> None:
+        # At its start, while it runs: whose process is it?
+        if isinstance(event, AgentStarted) and event.pid and event.phase == "stitch":
+            ancestry[event.pid] = ancestors(event.pid)
+
+    project.bus.add_listener(trace)
+    gen = await asyncio.to_thread(start_generation, project, "demo")
+    report = await Engine(project).run()
+
+    tasks = project.store.list_tasks(gen.name)
+    assert len(tasks) == 6 and {t.state for t in tasks} == {TaskState.DONE}, report
+    assert landed(project.git, gen.branch) == [1, 2, 3, 4, 5, 6]
+    # Every stitch agent ran on a worker, in that worker's process tree, never in ours.
+    stitched = [e for e in seen if e.phase == "stitch"]
+    assert len(stitched) == 6 and {e.worker for e in stitched} <= {"w1", "w2"}
+    nannies = {w.pid for w in cluster.workers}
+    checked = [pid for pid, chain in ancestry.items() if chain]
+    assert checked, "no agent was seen alive"
+    for pid in checked:
+        chain = ancestry[pid]
+        # This process started the cluster, so it is an ancestor: through a nanny, never
+        # as the agent's own parent.
+        assert chain[0] != os.getpid() and nannies & set(chain[: chain.index(os.getpid())])
+    # The task screen's log names the worker of each run.
+    detail = load_task_detail(project, 1)
+    assert any(line.startswith("── attempt 1 · run ") and " · on w" in line for line in detail.log)
+    # No worktree or branch of a task is left.
+    assert [w.path for w in project.git.worktrees()] == [project.root]
+    assert project.git.branches("task/*") == []
+
+
+def hanging_first(heartbeat: float = 0.2) -> list[dict[str, Any]]:
+    """Task 1's first attempt never ends by itself; its second succeeds. Task 2 is quick."""
+    return [
+        task("slow", on_attempt={1: {"outcome": "hang", "heartbeat": heartbeat}}),
+        task("quick", files={"quick.py": "Q = 1\n"}),
+    ]
+
+
+def first_agent_of_task_1(project: Project, act: Any) -> list[AgentStarted]:
+    """Call ``act(event)`` at the start of task 1's first attempt's agent, once."""
+    hits: list[AgentStarted] = []
+
+    def listen(event: Event) -> None:
+        if (
+            isinstance(event, AgentStarted)
+            and event.task_id == 1
+            and event.attempt == 1
+            and event.pid
+            and not hits
+        ):
+            hits.append(event)
+            act(event)
+
+    project.bus.add_listener(listen)
+    return hits
+
+
+async def test_a_worker_killed_mid_task_costs_an_attempt_and_the_task_lands_once(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, hanging_first()), cluster)
+    killed: list[int] = []
+
+    def kill_its_worker(event: AgentStarted) -> None:
+        worker = parent_of(event.pid or 0)
+        assert worker is not None and worker != os.getpid()
+        killed.append(worker)
+        os.kill(worker, signal.SIGKILL)
+
+    hits = first_agent_of_task_1(project, kill_its_worker)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+
+    assert killed and hits
+    assert wait_gone(hits[0].pid or 0, 30), "the agent outlived its worker"
+    first = project.store.get_task(1)
+    assert (first.state, first.attempts, first.interruptions) == (TaskState.DONE, 2, 1)
+    assert project.store.get_task(2).state == TaskState.DONE
+    assert landed(project.git, gen.branch) == [1, 2]
+    notices = project.store.events_of_kind(gen.name, ["log"])
+    assert any("worker-lost" in getattr(e, "message", "") for e in notices)
+
+
+async def test_a_task_that_keeps_losing_its_worker_fails(fast_tmp: Path, cluster: Cluster) -> None:
+    project = on_cluster(make_project(fast_tmp, [task("doomed", outcome="hang")]), cluster)
+    killed: list[int] = []
+
+    def kill_its_worker(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id == 1 and event.pid:
+            worker = parent_of(event.pid)
+            assert worker is not None and worker != os.getpid()
+            killed.append(worker)
+            os.kill(worker, signal.SIGKILL)
+
+    project.bus.add_listener(kill_its_worker)
+    await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+    doomed = project.store.get_task(1)
+    assert len(killed) == LOST_WORKERS_LIMIT
+    assert doomed.state == TaskState.FAILED and "takes its worker down" in doomed.reason
+
+
+async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, hanging_first()), cluster, connect_timeout_sec=5)
+    hits = first_agent_of_task_1(project, lambda _: cluster.kill_scheduler())
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    assert hits
+    paused = project.store.get_generation(gen.name)
+    assert paused.state == GenerationState.PAUSED
+    assert "scheduler" in paused.reason and "shoemaker resume" in paused.reason, paused.reason
+    assert "scheduler" in report.stopped_because
+    states = [(t.state, t.reason) for t in project.store.list_tasks(gen.name)]
+    # Nothing stays running: the hanging task is back to ready, the quick one too unless it
+    # had already landed.
+    assert states[0][0] == TaskState.READY and states[1][0] in ("ready", "done"), states
+    # Still gone: the next run pauses at once, saying so, and so does the doctor.
+    again = await Engine(project).run(cycles=1)
+    assert "cannot reach the dask scheduler" in again.stopped_because
+    doctor = await asyncio.to_thread(cli, project, "doctor")
+    assert doctor.returncode == 1 and "✗ dask cluster: cannot reach" in doctor.stdout
+
+    cluster.start_scheduler()
+    cluster.start_worker("w3")
+    resumed = await Engine(project).run(cycles=1)
+    assert project.store.get_task(1).state == TaskState.DONE, resumed
+    assert project.store.get_task(2).state == TaskState.DONE
+    assert landed(project.git, gen.branch) == [1, 2]
+    assert wait_gone(hits[0].pid or 0, 30)
+
+
+async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_cancelled(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, hanging_first()), cluster)
+    doctor = await asyncio.to_thread(cli, project, "doctor")
+    assert doctor.returncode == 0, doctor.stdout
+    assert "✓ dask cluster" in doctor.stdout and "✓ executor: dask at" in doctor.stdout
+    await asyncio.to_thread(start_generation, project, "g")
+    orchestrator = subprocess.Popen(
+        [sys.executable, "-m", "shoemaker", "-C", str(project.root), "run", "--cycles", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert orchestrator.stdout is not None
+    for line in orchestrator.stdout:
+        if "#1" in line and "agent started (stitch" in line:
+            break
+    orchestrator.kill()
+    orchestrator.wait()
+    (run,) = [r for r in project.store.runs(task_id=1) if r.pid]
+    # Nothing of this process asked: the scheduler saw its client go, the worker its task
+    # released, and the agent was stopped there.
+    assert wait_gone(run.pid or 0, 30), "the cluster kept running a dead orchestrator's agent"
+
+    report = await Engine(project).run(cycles=1)
+    assert {t.state for t in project.store.list_tasks("g")} == {TaskState.DONE}, report
+    assert landed(project.git, project.store.get_generation("g").branch) == [1, 2]
+    assert project.store.get_task(1).interruptions == 1
+
+
+def test_the_default_install_never_imports_dask() -> None:
+    code = (
+        "import sys\n"
+        "import shoemaker.cli, shoemaker.engine.engine, shoemaker.engine.doctor\n"
+        "import shoemaker.cluster.attempt, shoemaker.cluster.worker\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
+        "print(loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+async def test_the_scheduler_never_shows_a_secret_of_the_run(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = make_project(fast_tmp, [])
+    git = project.git
+    base = git.rev_parse("HEAD")
+    secret = "tok-0123456789abcdef"
+    spec = AttemptSpec(
+        key="shoemaker-g-1-1-cafe",
+        task_id=1,
+        attempt=1,
+        base=base,
+        bundle=git.bundle(base),
+        branch="task/g-1",
+        agent=project.config.agent,
+        argv=(project.config.agent.command, *project.config.agent.args),
+        env=Sealed({"IS_SANDBOX": "1", "API_TOKEN": secret}),
+        prompt=stitch_prompt(1, 1, outcome="hang", heartbeat=0.2),
+        gates=(),
+        max_time_sec=60,
+        idle_timeout_sec=30,
+        kill_grace_sec=5,
+    )
+    runner = DaskRunner(DaskConfig(scheduler=cluster.address, resources={"agent_slot": 1}))
+    await runner.connect()
+    assert runner.client is not None
+    client = runner.client
+
+    def scheduler_view(dask_scheduler: Any) -> list[str]:
+        # Everything the scheduler would print of a task: its key, its state, its call and
+        # each argument (as a repr and as a string).
+        return [
+            f"{key} {ts!r} {ts.run_spec!r} "
+            + " ".join(f"{a!r} {a!s}" for a in getattr(ts.run_spec, "args", ()))
+            for key, ts in dask_scheduler.tasks.items()
+        ]
+
+    shown: list[str] = []
+    looked: list[asyncio.Task[None]] = []
+
+    async def look_then_cancel(running: asyncio.Task[Any]) -> None:
+        shown.extend(await client.run_on_scheduler(scheduler_view))
+        running.cancel()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Started) and not looked:
+            looked.append(asyncio.create_task(look_then_cancel(attempt)))
+
+    attempt = asyncio.create_task(runner.run(spec, on_event))
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    await looked[0]
+    await runner.close()
+    assert any("shoemaker-g-1-1-cafe" in line for line in shown), shown
+    assert all(secret not in line for line in shown), shown
+    assert "AttemptSpec(shoemaker-g-1-1-cafe" in "\n".join(shown)
+    assert all(secret not in line for line in cluster.log)
