@@ -39,7 +39,8 @@ class Outcome:
     detail: str = ""
 
     def line(self) -> str:
-        return f"{self.channel}: " + ("sent" if self.ok else f"failed ({self.detail})")
+        """``channel 1 (json): sent``, or the failure's words."""
+        return f"{self.channel}: " + ("sent" if self.ok else self.detail or "not sent")
 
 
 def _url_secrets(url: str, label: str) -> dict[str, str]:
