@@ -14,15 +14,16 @@ from typing import IO, TYPE_CHECKING
 
 from shoemaker.config import Config, load_config
 from shoemaker.engine.bus import EventBus
-from shoemaker.errors import BadInput
-from shoemaker.git import Git, GitError
+from shoemaker.engine.readonly import STORE_FILE as STORE_FILE
+from shoemaker.engine.readonly import ProjectError as ProjectError
+from shoemaker.engine.readonly import exclude_own_files, make_state_dir, open_git
+from shoemaker.git import Git
 from shoemaker.secrets import NO_SECRETS, Redactor, collect_secrets
 from shoemaker.store import Store
 
 if TYPE_CHECKING:
     from shoemaker.agents.runner import AgentRunner, LineSink, PidSink, RunResult, RunSpec
 
-STORE_FILE = "shoemaker.db"
 MERGE_LOCK_FILE = "merge.lock"
 RUN_LOCK_FILE = "run.lock"
 
@@ -37,10 +38,6 @@ class _ProcessRunner:
         from shoemaker.agents.runner import ProcessRunner
 
         return await ProcessRunner().run(spec, on_lines=on_lines, on_pid=on_pid)
-
-
-class ProjectError(BadInput):
-    """The directory cannot be used as a shoemaker project; the message says why and what to do."""
 
 
 @dataclass
@@ -59,22 +56,10 @@ class Project:
     @classmethod
     def open(cls, directory: Path, config: Config | None = None) -> Project:
         """Open the repository containing ``directory`` (its configuration is loaded from it)."""
-        try:
-            git = Git(directory.resolve())
-        except GitError as exc:
-            raise ProjectError(
-                f"{directory} is not inside a git repository ({exc}); run `git init` or use -C"
-            ) from None
+        git = open_git(directory)
         root = git.root
         cfg = config if config is not None else load_config(root)
-        state = root / cfg.state_dir
-        try:
-            state.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise ProjectError(
-                f"{state}: is a file, where shoemaker keeps its state directory; move it away "
-                "(or set state_dir in configuration.yaml)"
-            ) from None
+        state = make_state_dir(root, cfg.state_dir)
         redactor = Redactor(collect_secrets(root, cfg))
         store = Store(
             state / STORE_FILE,
@@ -82,10 +67,8 @@ class Project:
             wait_sec=cfg.store_wait_sec,
             holder=lambda: run_lock_holder(state),
         )
-        # shoemaker's own files must never make the tree look dirty or end up in a commit.
         # (Only now: a store that cannot be opened leaves the repository as it was.)
-        git.ensure_excluded(f"/{cfg.state_dir.strip('/')}/")
-        git.ensure_excluded(f"/{cfg.secrets_dir.strip('/')}/")  # credentials are never committed
+        exclude_own_files(git, cfg.state_dir, cfg.secrets_dir)
         bus = EventBus(store, redactor)
         store.on_commit = bus.announce_all  # the store announces every write it commits
         return cls(root=root, config=cfg, git=git, store=store, bus=bus, redactor=redactor)
