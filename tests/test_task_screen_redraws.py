@@ -78,3 +78,42 @@ async def test_a_new_summary_is_drawn_without_laying_the_screen_out(fast_tmp: Pa
         # A text in a pane whose height follows it still lays the screen out (the check can fail).
         screen._set("#prompt-text", screen._texts["#prompt-text"] + "\nmore")
         await until(pilot, lambda: len(layouts) > 0)
+
+
+async def test_the_metrics_redraw_only_the_rows_that_changed_without_a_layout(
+    fast_tmp: Path,
+) -> None:
+    """The metrics are shown with every snapshot, several times a second during a run."""
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.pause()
+        screen = app.screen
+        layouts: list[object] = []
+        refresh_layout = screen._refresh_layout
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            layouts.append(args)
+            refresh_layout(*args, **kwargs)
+
+        screen._refresh_layout = counted  # type: ignore[method-assign]
+        panel = app.metrics
+        snap = panel._snap
+        before = panel.text()
+        updated: list[str] = []
+        for name, row in panel.rows.items():
+            original = row.update
+
+            def update(*args: Any, _name: str = name, _o: Any = original, **kw: Any) -> None:
+                updated.append(_name)
+                _o(*args, **kw)
+
+            row.update = update  # type: ignore[method-assign]
+        panel.show(snap)  # the same snapshot again: nothing to redraw
+        assert updated == []
+        richer = replace(snap, totals=replace(snap.totals, cost_usd=snap.totals.cost_usd + 100))
+        panel.show(richer)
+        assert 0 < len(updated) < len(panel.rows)
+        await until(pilot, lambda: panel.text() != before)
+        await pilot.pause()
+        assert layouts == []
