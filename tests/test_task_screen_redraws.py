@@ -1,5 +1,6 @@
-"""What a task screen redraws: a tab switch moves the underline at once (no 0.3 s slide of
-redraws), and a reload that changes only the summary's text lays nothing out again."""
+"""What the dashboard redraws: a task screen's tab switch moves the underline at once (no
+0.3 s slide of redraws), a reload that changes only the summary's text lays nothing out again,
+and a snapshot redraws only the metrics rows and queue rows it changed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual import events
 from textual.widgets import TabbedContent, Tabs
 
 from shoemaker.tui.task_screen import TaskScreen
+from shoemaker.tui.widgets import TaskQueue
 from test_tui import SIZE, fixed_app, loaded, until
 
 
@@ -88,32 +90,44 @@ async def test_the_metrics_redraw_only_the_rows_that_changed_without_a_layout(
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.pause()
-        screen = app.screen
-        layouts: list[object] = []
-        refresh_layout = screen._refresh_layout
-
-        def counted(*args: Any, **kwargs: Any) -> None:
-            layouts.append(args)
-            refresh_layout(*args, **kwargs)
-
-        screen._refresh_layout = counted  # type: ignore[method-assign]
         panel = app.metrics
         snap = panel._snap
         before = panel.text()
-        updated: list[str] = []
+        refreshed: list[tuple[str, bool]] = []
         for name, row in panel.rows.items():
-            original = row.update
+            original = row.refresh
 
-            def update(*args: Any, _name: str = name, _o: Any = original, **kw: Any) -> None:
-                updated.append(_name)
-                _o(*args, **kw)
+            def refresh(*args: Any, _name: str = name, _o: Any = original, **kw: Any) -> Any:
+                refreshed.append((_name, bool(kw.get("layout", False))))
+                return _o(*args, **kw)
 
-            row.update = update  # type: ignore[method-assign]
+            row.refresh = refresh  # type: ignore[method-assign]
         panel.show(snap)  # the same snapshot again: nothing to redraw
-        assert updated == []
+        assert refreshed == []
         richer = replace(snap, totals=replace(snap.totals, cost_usd=snap.totals.cost_usd + 100))
         panel.show(richer)
-        assert 0 < len(updated) < len(panel.rows)
+        assert 0 < len(refreshed) < len(panel.rows)
+        assert not any(layout for _, layout in refreshed), refreshed
         await until(pilot, lambda: panel.text() != before)
-        await pilot.pause()
-        assert layouts == []
+
+
+async def test_the_queue_is_rebuilt_only_when_a_row_changed(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        queue = app.query_one(TaskQueue)
+        rows = list(queue._all)
+        assert rows
+        cleared: list[int] = []
+        original = queue.clear
+
+        def clear(*args: Any, **kwargs: Any) -> Any:
+            cleared.append(1)
+            return original(*args, **kwargs)
+
+        queue.clear = clear  # type: ignore[method-assign]
+        queue.show(rows)  # the same rows again (a snapshot that changed nothing here)
+        assert cleared == []
+        queue.show([replace(rows[0], attempts=rows[0].attempts + 7), *rows[1:]])
+        assert cleared == [1]
+        assert any(str(rows[0].attempts + 7) == str(c) for c in queue.get_row(str(rows[0].id)))
