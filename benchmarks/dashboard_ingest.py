@@ -231,14 +231,37 @@ async def task_screen(root: Path, agents: int, rate: float, seconds: float) -> d
     }
 
 
+def print_task_screen(task: dict[str, float]) -> None:
+    print(
+        f"task screen on a running task, tab keys: idle p50 {task['idle_p50']:6.1f} ms   "
+        f"p95 {task['idle_p95']:6.1f} ms"
+    )
+    print(
+        f"task screen, loaded:    p50 {task['load_p50']:6.1f} ms   p95 {task['load_p95']:6.1f} ms"
+        f"   ({int(task['samples'])} presses, the log up to {int(task['log_lines']):,} lines;"
+        f" {verdict(task['load_p95'])})"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--rate", type=float, default=2000, help="lines per second per agent")
     parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument(
+        "--task-screen-only",
+        action="store_true",
+        help="run only the task screen's phase (its idle and loaded tab keys)",
+    )
     args = parser.parse_args()
     offered = args.agents * args.rate
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    if args.task_screen_only:
+        with tempfile.TemporaryDirectory(prefix="shoemaker-bench-", dir=base) as tmp:
+            task = await task_screen(Path(tmp), args.agents, args.rate, args.seconds)
+        print_task_screen(task)
+        print(f"load average when it ended: {os.getloadavg()[0]:.1f}")
+        return
     with tempfile.TemporaryDirectory(prefix="shoemaker-bench-", dir=base) as tmp:
         head = await headless(Path(tmp) / "a", args.agents, args.rate, args.seconds)
         dash = await dashboard(Path(tmp) / "b", args.agents, args.rate, args.seconds)
@@ -263,15 +286,7 @@ async def main() -> None:
         f"latency ratio loaded/idle: p50 {dash['load_p50'] / dash['idle_p50']:.2f}×   "
         f"p95 {dash['load_p95'] / dash['idle_p95']:.2f}×   ({verdict(dash['load_p95'])})"
     )
-    print(
-        f"task screen on a running task, tab keys: idle p50 {task['idle_p50']:6.1f} ms   "
-        f"p95 {task['idle_p95']:6.1f} ms"
-    )
-    print(
-        f"task screen, loaded:    p50 {task['load_p50']:6.1f} ms   p95 {task['load_p95']:6.1f} ms"
-        f"   ({int(task['samples'])} presses, the log up to {int(task['log_lines']):,} lines;"
-        f" {verdict(task['load_p95'])})"
-    )
+    print_task_screen(task)
     print(f"load average when it ended: {os.getloadavg()[0]:.1f}")
     print(
         f"memory: {dash['rss_before']:.0f} MB before the load, {dash['rss_mid']:.0f} MB halfway,"

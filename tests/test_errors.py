@@ -217,7 +217,10 @@ def test_a_configuration_that_cannot_be_used_is_refused_in_one_short_line(
         config.unlink()
     make(config)
     before = snapshot(repo)
-    for command in (["start", "g"], ["tasks"]):
+    # `tasks` reads only the store's settings (config_glance): a file it cannot read is
+    # refused there too, a bad value of a setting it does not use by the commands that do.
+    readers = [] if case == "a huge bad value" else [["tasks"]]
+    for command in (["start", "g"], ["list"], *readers):
         proc = shoemaker(repo, *command)
         line = assert_one_line(proc, 2, "configuration.yaml", expect)
         assert len(line) < 300, (case, line)

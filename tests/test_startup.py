@@ -22,6 +22,12 @@ from shoemaker.store import NewTask
 #: What only running agents, the dashboard, rendering a prompt or a generation name needs.
 HEAVY = ("asyncio", "textual", "jinja2", "git", "gitdb", "orjson", "shoemaker.agents.runner")
 
+#: What a command that only lists the store's rows does not need either: the event models and
+#: the bus (what writes need), and the configuration's models (what the engine needs; `tasks
+#: --json` loads them for the gates it lists).
+ENGINE = ("shoemaker.events", "shoemaker.engine.bus", "shoemaker.engine.project")
+MODELS = ("pydantic", "shoemaker.config.models")
+
 REPORT = (
     "import contextlib, io, json, sys\n"
     "{prelude}\n"
@@ -37,9 +43,9 @@ REPORT = (
 )
 
 
-def imported(*args: str, prelude: str = "") -> dict[str, object]:
+def imported(*args: str, prelude: str = "", heavy: tuple[str, ...] = HEAVY) -> dict[str, object]:
     proc = subprocess.run(
-        [sys.executable, "-c", REPORT.format(heavy=HEAVY, prelude=prelude), *args],
+        [sys.executable, "-c", REPORT.format(heavy=heavy, prelude=prelude), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,13 +67,25 @@ def test_tasks_imports_no_heavy_package(fast_tmp: Path, json_flag: list[str]) ->
     start_generation(project, "g")
     project.store.add_tasks("g", [NewTask("first"), NewTask("second", after=(0,))], 1, "test")
     project.close()
-    report = imported("-C", str(project.root), "tasks", *json_flag)
+    shunned = HEAVY + ENGINE + (() if json_flag else MODELS)
+    report = imported("-C", str(project.root), "tasks", *json_flag, heavy=shunned)
     assert report["code"] == 0
     assert "first" in str(report["out"]) and "second" in str(report["out"])
     assert report["heavy"] == []
+    if json_flag:  # the gates each task would run come from the whole configuration
+        assert json.loads(str(report["out"]))[0]["gates"] == []
 
 
 def test_the_check_sees_a_heavy_import() -> None:
     """The check can fail: what a command (here, the one line before it) imports is found."""
     report = imported("--help", prelude="import asyncio, jinja2")
     assert report["heavy"] == ["asyncio", "jinja2"]
+
+
+def test_the_check_sees_the_models_of_a_command_that_opens_the_engine(fast_tmp: Path) -> None:
+    """`list` opens the project as the engine does: the models and the bus are found."""
+    project = make_project(fast_tmp, [])
+    project.close()
+    report = imported("-C", str(project.root), "list", heavy=ENGINE + MODELS)
+    assert report["code"] == 0
+    assert report["heavy"] == [*ENGINE, *MODELS]

@@ -20,10 +20,10 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoemaker.agents.sandbox import podman_args
-from shoemaker.config import Config
+if TYPE_CHECKING:
+    from shoemaker.config import Config
 
 #: A name part that says secret (ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, DB_PASSWORD)...
 SECRET_NAME = re.compile(
@@ -65,6 +65,8 @@ def collect_secrets(
     root: Path, config: Config, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Secret value → the name shown in its place."""
+    from shoemaker.agents.sandbox import podman_args
+
     found: dict[str, str] = {}
     env = os.environ if environ is None else environ
     others = [a.env for a in config.agents.values()]  # kinds that tasks name

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shoemaker.cli.common import _current, _open_project
 from shoemaker.cli.output import _console, _esc, _state_text, _task_state_markup
 
 if TYPE_CHECKING:
@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    project = _open_project(args)
-    gen = _current(project)
+    # Only reads the store: the configuration's models load only for the gates of --json.
+    from shoemaker.engine.readonly import ReadOnlyProject
+
+    project = ReadOnlyProject.open(Path(args.directory))
+    gen = project.current_generation()
     tasks = project.store.list_tasks(gen.name)
     if args.json:
         print(

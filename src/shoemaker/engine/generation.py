@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from shoemaker.confined import Refused, leaves, read_text
+from shoemaker.engine.current import pick_generation
 from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.errors import GenerationError
 from shoemaker.events import Notice
@@ -37,32 +38,7 @@ def default_name() -> str:
 def current_generation(project: Project) -> Generation:
     """The generation commands act on: the configured one, else the one checked out, else the
     only open one."""
-    store = project.store
-    wanted = project.config.generation_branch
-    open_ = store.open_generations()
-    if wanted:
-        for gen in open_:
-            if wanted in (gen.branch, gen.name):
-                return gen
-        raise GenerationError(
-            f"configuration.yaml names generation_branch {wanted!r}, which is not an open "
-            "generation; see `shoemaker list`"
-        )
-    if not open_:
-        raise GenerationError("no generation is open; start one with `shoemaker start`")
-    if len(open_) == 1:
-        return open_[0]  # whatever is checked out
-    head = project.git.current_branch()
-    for gen in open_:
-        if gen.branch == head:
-            return gen
-    if len(open_) > 1:
-        names = ", ".join(g.name for g in open_)
-        raise GenerationError(
-            f"several generations are open ({names}) and none is checked out; "
-            "choose one with `shoemaker switch NAME`"
-        )
-    return open_[0]
+    return pick_generation(project.store, project.git, project.config.generation_branch)
 
 
 def find_generation(project: Project, name: str) -> Generation:

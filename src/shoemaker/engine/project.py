@@ -15,8 +15,12 @@ from typing import IO, TYPE_CHECKING
 from shoemaker.clock import Clock, SystemClock
 from shoemaker.config import Config, load_config
 from shoemaker.engine.bus import EventBus
-from shoemaker.errors import BadInput
-from shoemaker.git import Git, GitError
+from shoemaker.engine.readonly import STORE_FILE as STORE_FILE
+from shoemaker.engine.readonly import ProjectError as ProjectError
+from shoemaker.engine.readonly import exclude_own_files, make_state_dir, open_git
+from shoemaker.engine.run_lock_owner import RUN_LOCK_FILE, lock_owner
+from shoemaker.engine.run_lock_owner import run_lock_holder as run_lock_holder
+from shoemaker.git import Git
 from shoemaker.secrets import NO_SECRETS, Redactor, collect_secrets
 from shoemaker.store import Store
 
@@ -24,9 +28,7 @@ if TYPE_CHECKING:
     from shoemaker.agents.runner import AgentRunner, LineSink, PidSink, RunResult, RunSpec
     from shoemaker.notify import Notifier
 
-STORE_FILE = "shoemaker.db"
 MERGE_LOCK_FILE = "merge.lock"
-RUN_LOCK_FILE = "run.lock"
 
 
 class _ProcessRunner:
@@ -39,10 +41,6 @@ class _ProcessRunner:
         from shoemaker.agents.runner import ProcessRunner
 
         return await ProcessRunner().run(spec, on_lines=on_lines, on_pid=on_pid)
-
-
-class ProjectError(BadInput):
-    """The directory cannot be used as a shoemaker project; the message says why and what to do."""
 
 
 @dataclass
@@ -65,22 +63,10 @@ class Project:
     @classmethod
     def open(cls, directory: Path, config: Config | None = None) -> Project:
         """Open the repository containing ``directory`` (its configuration is loaded from it)."""
-        try:
-            git = Git(directory.resolve())
-        except GitError as exc:
-            raise ProjectError(
-                f"{directory} is not inside a git repository ({exc}); run `git init` or use -C"
-            ) from None
+        git = open_git(directory)
         root = git.root
         cfg = config if config is not None else load_config(root)
-        state = root / cfg.state_dir
-        try:
-            state.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise ProjectError(
-                f"{state}: is a file, where shoemaker keeps its state directory; move it away "
-                "(or set state_dir in configuration.yaml)"
-            ) from None
+        state = make_state_dir(root, cfg.state_dir)
         redactor = Redactor(collect_secrets(root, cfg))
         store = Store(
             state / STORE_FILE,
@@ -88,10 +74,8 @@ class Project:
             wait_sec=cfg.store_wait_sec,
             holder=lambda: run_lock_holder(state),
         )
-        # shoemaker's own files must never make the tree look dirty or end up in a commit.
         # (Only now: a store that cannot be opened leaves the repository as it was.)
-        git.ensure_excluded(f"/{cfg.state_dir.strip('/')}/")
-        git.ensure_excluded(f"/{cfg.secrets_dir.strip('/')}/")  # credentials are never committed
+        exclude_own_files(git, cfg.state_dir, cfg.secrets_dir)
         bus = EventBus(store, redactor)
         store.on_commit = bus.announce_all  # the store announces every write it commits
         project = cls(root=root, config=cfg, git=git, store=store, bus=bus, redactor=redactor)
@@ -179,7 +163,7 @@ class RunLock:
 
     def holder(self) -> int | None:
         """The pid of the process that holds the lock now (None when free, or unknown)."""
-        owner = _lock_owner(self.path)
+        owner = lock_owner(self.path)
         return owner[0] if owner else None
 
     def release(self) -> None:
@@ -195,33 +179,3 @@ def _command_line() -> str:
     if name in ("__main__.py", "shoemaker"):
         name = "shoemaker"
     return " ".join([name, *sys.argv[1:]])[:120]
-
-
-def _lock_owner(path: Path) -> tuple[int | None, str] | None:
-    """Who holds the run lock at ``path``, as its holder wrote it: (pid, command line), or
-    None when nobody does (checked by trying a shared lock for a moment)."""
-    try:
-        with path.open("r") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = handle.read(200).strip()
-            else:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                return None
-    except OSError:
-        return None
-    pid, _, command = text.partition(" ")
-    return (int(pid) if pid.isdigit() else None), command
-
-
-def run_lock_holder(state_dir: Path) -> str | None:
-    """Who holds the run lock of the project whose state is in ``state_dir``: "pid N
-    (command)", or None when nobody does."""
-    owner = _lock_owner(state_dir / RUN_LOCK_FILE)
-    if owner is None:
-        return None
-    pid, command = owner
-    if pid is None:
-        return "a shoemaker run"
-    return f"shoemaker pid {pid}" + (f" (`{command}`)" if command else "")

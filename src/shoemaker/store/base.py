@@ -8,12 +8,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoemaker.errors import BadInput
-from shoemaker.events import Event, parse_event
 from shoemaker.secrets import NO_SECRETS, Redactor
 from shoemaker.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+# The event models (pydantic) are imported where an event is written or read back, so that a
+# command that only lists the store's rows (``shoemaker tasks``) does not build them.
+if TYPE_CHECKING:
+    from shoemaker.events import Event
 
 
 class StoreError(BadInput, RuntimeError):
@@ -26,7 +30,7 @@ class StoreBusy(StoreError):
 
 
 #: Called with the events of each committed transaction, in the order they were written.
-OnCommit = Callable[[list[Event]], None]
+OnCommit = Callable[[list["Event"]], None]
 
 
 class StoreBase:
@@ -164,6 +168,8 @@ class StoreBase:
         if self.redactor.active:
             clean = self.redactor.data(data)
             if clean != data:
+                from shoemaker.events import parse_event
+
                 data, event = clean, parse_event(clean)
         cur = db.execute(
             "INSERT INTO events (ts, generation, kind, task_id, data) VALUES (?, ?, ?, ?, ?)",

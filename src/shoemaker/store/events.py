@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from shoemaker.events import Event, parse_event
 from shoemaker.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from shoemaker.events import Event
 
 
 class EventStore(StoreBase):
@@ -33,6 +36,8 @@ class EventStore(StoreBase):
                 "ORDER BY seq LIMIT ?",
                 (seq, generation, limit),
             )
+        from shoemaker.events import parse_event
+
         return [(int(r["seq"]), parse_event(r["data"])) for r in rows]
 
     def events_of_kind(self, generation: str, kinds: Sequence[str]) -> list[Event]:
@@ -42,6 +47,8 @@ class EventStore(StoreBase):
             f"({','.join('?' * len(kinds))}) ORDER BY seq",
             (generation, *kinds),
         )
+        from shoemaker.events import parse_event
+
         return [parse_event(r["data"]) for r in rows]
 
     def last_event_seq(self) -> int:

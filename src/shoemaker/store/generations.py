@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
-from shoemaker.events import (
-    CycleStarted,
-    GenerationStateChanged,
-    RateLimitCleared,
-    RateLimited,
-)
 from shoemaker.model import Generation, GenerationState, check_generation_transition
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
+
+if TYPE_CHECKING:
+    from shoemaker.events import GenerationStateChanged, RateLimitCleared, RateLimited
 
 
 class GenerationStore(EventStore):
@@ -40,6 +38,8 @@ class GenerationStore(EventStore):
     ) -> tuple[Generation, GenerationStateChanged]:
         """Insert a new, active generation and the event announcing it."""
         now = time.time()
+        from shoemaker.events import GenerationStateChanged
+
         event = GenerationStateChanged(
             generation=name,
             old=None,
@@ -144,6 +144,8 @@ class GenerationStore(EventStore):
             "stopped_at = COALESCE(?, stopped_at) WHERE name = ?",
             (new, reason, now, stopped, name),
         )
+        from shoemaker.events import GenerationStateChanged
+
         event = GenerationStateChanged(
             generation=name,
             old=old,
@@ -165,5 +167,7 @@ class GenerationStore(EventStore):
             )
             row = db.execute("SELECT cycle FROM generations WHERE name = ?", (name,)).fetchone()
             if announce:
+                from shoemaker.events import CycleStarted
+
                 self._insert_event(db, CycleStarted(generation=name, cycle=int(row[0])))
         return int(row[0])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoemaker.events import Event
 from shoemaker.model import Usage
 from shoemaker.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from shoemaker.events import Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
-from shoemaker.events import PlanStateChanged
 from shoemaker.model import Plan, PlanState, check_plan_transition
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
+
+if TYPE_CHECKING:
+    from shoemaker.events import PlanStateChanged
 
 
 class PlanMoved(StoreError):
@@ -37,6 +40,8 @@ class PlanStore(EventStore):
                 (generation, PlanState.CREATED, now, now),
             )
             plan_id = int(cur.lastrowid or 0)
+            from shoemaker.events import PlanStateChanged
+
             event = PlanStateChanged(
                 generation=generation, plan_id=plan_id, old=None, new=PlanState.CREATED
             )
@@ -81,6 +86,8 @@ class PlanStore(EventStore):
                 "updated_at = ? WHERE id = ?",
                 (new, reason, path, time.time(), plan_id),
             )
+            from shoemaker.events import PlanStateChanged
+
             event = PlanStateChanged(
                 generation=row["generation"], plan_id=plan_id, old=old, new=new, reason=reason
             )

@@ -9,12 +9,14 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoemaker.events import Event
 from shoemaker.model import Spend, Usage
 from shoemaker.store.base import StoreBase, StoreError
 from shoemaker.store.metrics import USAGE_SUMS, usage_of
+
+if TYPE_CHECKING:
+    from shoemaker.events import Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,15 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoemaker.engine import graph
-from shoemaker.events import TaskStateChanged
 from shoemaker.model import PlanGate, Task, TaskOrigin, TaskState, check_task_transition
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
+
+if TYPE_CHECKING:
+    from shoemaker.events import TaskStateChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,8 @@ class TaskStore(EventStore):
                     "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
                     [(task_id, d) for d in deps],
                 )
+                from shoemaker.events import TaskStateChanged
+
                 event = TaskStateChanged(
                     generation=generation,
                     task_id=task_id,
@@ -318,6 +322,8 @@ class TaskStore(EventStore):
             sets.append(f"{key} = ?")
             params.append(value)
         db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
+        from shoemaker.events import TaskStateChanged
+
         event = TaskStateChanged(
             generation=row["generation"],
             task_id=task_id,

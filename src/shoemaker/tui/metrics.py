@@ -79,6 +79,8 @@ class MetricsPanel(Guarded, Vertical):
         # Held, not queried: the once-a-second tick may fire while the app tears its
         # screens down, and a query then finds nothing.
         self.rows = {name: Static(id=f"metrics-{name}", classes="metrics-row") for name in ROWS}
+        self._shown: dict[str, Text] = {}
+        """What each row shows: a row whose text did not change is not redrawn."""
 
     def compose(self) -> ComposeResult:
         yield from self.rows.values()
@@ -100,7 +102,11 @@ class MetricsPanel(Guarded, Vertical):
         now = self.clock()
         for name, content in self.lines(snap, now).items():
             content.no_wrap, content.overflow = True, "ellipsis"
-            self.rows[name].update(content)
+            if self._shown.get(name) != content:
+                self._shown[name] = content
+                # A row is one line of the panel's fixed width whatever it says: redrawn
+                # alone, without laying the dashboard out again (several times a second).
+                self.rows[name].update(content, layout=False)
 
     def lines(self, snap: Snapshot, now: float) -> dict[str, Text]:
         t = snap.totals

@@ -43,6 +43,7 @@ from shoemaker.tui.diff_text import PLAIN_DIFF, diff_label, render_diff
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval
 from shoemaker.tui.rows import sync_rows
+from shoemaker.tui.still_tabs import still_underline
 from shoemaker.tui.theme import DiffColours, diff_colours
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
 
@@ -129,6 +130,7 @@ class TaskScreen(Guarded, Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#task-log", Log).highlighter = OutputHighlighter()
+        still_underline(self.query_one(TabbedContent))
         files = self.query_one("#diff-files", DataTable)
         files.add_columns("file", "+", "−")
         files.border_title = "Files"
@@ -197,12 +199,13 @@ class TaskScreen(Guarded, Screen[None]):
         self._set("#prompt-text", Text(detail.prompt or "(not run yet)"))
         self.loads += 1
 
-    def _set(self, selector: str, text: Text) -> None:
+    def _set(self, selector: str, text: Text, layout: bool = True) -> None:
         """Show ``text`` unless it is shown already: an update lays the screen out again,
-        and a running task is reloaded every second."""
+        and a running task is reloaded every second. ``layout=False`` for a widget whose
+        size its text does not change: only it is redrawn."""
         if self._texts.get(selector) != text:
             self._texts[selector] = text
-            self.query_one(selector, Static).update(text)
+            self.query_one(selector, Static).update(text, layout=layout)
 
     def _summary(self, d: TaskDetail) -> None:
         t = d.task
@@ -221,7 +224,9 @@ class TaskScreen(Guarded, Screen[None]):
         reason = Text(t.reason or " ", style="dim", no_wrap=True, overflow="ellipsis")
         summary = Text("\n").join([line, reason])
         summary.no_wrap, summary.overflow = True, "ellipsis"
-        self._set("#task-summary", summary)
+        # Its size is fixed (two lines, the screen's width): a running task's cost and
+        # reason change it every second without laying the screen out again.
+        self._set("#task-summary", summary, layout=False)
 
     def _log(self) -> None:
         if self.detail is None:

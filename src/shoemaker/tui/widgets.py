@@ -197,6 +197,8 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
         self.state_filter: TaskState | None = None
         self.rows_shown: list[TaskRow] = []
         self._all: Sequence[TaskRow] = ()
+        self._cells: list[tuple[str | Text, ...]] = []
+        """The rows shown, cell by cell: a snapshot that changes none is not redrawn."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -241,20 +243,26 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
         shown.sort(key=lambda r: (STATE_ORDER[r.state], -r.priority, r.id))
         self.rows_shown = shown
         done = {r.id for r in rows if r.state == TaskState.DONE}
-        self.clear()
+        cells: list[tuple[str | Text, ...]] = []
         for r in shown:
             # A task from a plan file shows its id there first (`E05 · title`).
             title = f"{r.external_id} · {r.title}" if r.external_id else r.title
-            self.add_row(
-                f"#{r.id}",
-                escape(title if len(title) <= width else title[: width - 1] + "…"),
-                state_text(r.state),
-                self._after(r, done),
-                str(r.attempts),
-                *self._spend(r),
-                duration(r.duration_s) if r.duration_s else "",
-                key=str(r.id),
+            cells.append(
+                (
+                    f"#{r.id}",
+                    escape(title if len(title) <= width else title[: width - 1] + "…"),
+                    state_text(r.state),
+                    self._after(r, done),
+                    str(r.attempts),
+                    *self._spend(r),
+                    duration(r.duration_s) if r.duration_s else "",
+                )
             )
+        if cells != self._cells:  # a snapshot that changed no row: no rebuild, no layout
+            self._cells = cells
+            self.clear()
+            for r, row in zip(shown, cells, strict=True):
+                self.add_row(*row, key=str(r.id))
         ids = [r.id for r in shown]
         if selected in ids:
             self.move_cursor(row=ids.index(selected), animate=False)

@@ -1,0 +1,133 @@
+"""What the dashboard redraws: a task screen's tab switch moves the underline at once (no
+0.3 s slide of redraws), a reload that changes only the summary's text lays nothing out again,
+and a snapshot redraws only the metrics rows and queue rows it changed."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from textual import events
+from textual.widgets import TabbedContent, Tabs
+
+from shoemaker.tui.task_screen import TaskScreen
+from shoemaker.tui.widgets import TaskQueue
+from test_tui import SIZE, fixed_app, loaded, until
+
+
+async def test_a_tab_switch_moves_the_underline_at_once(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = TaskScreen(app.project, 1, refresh_s=3600)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.loads == 1)
+        tabs = screen.query_one(TabbedContent).query_one(Tabs)
+        underline: Any = tabs.query_one("Underline")
+
+        def span(tab: str) -> tuple[int, int]:
+            shown = tabs.query_one(f"#--content-tab-{tab}")
+            start, end = shown.virtual_region.shrink(shown.styles.gutter).column_span
+            return start, end
+
+        # Placed under the first tab after the first refresh.
+        await until(
+            pilot, lambda: (underline.highlight_start, underline.highlight_end) == span("log")
+        )
+        for key, tab in (("a", "attempts"), ("p", "prompt"), ("l", "log")):
+            before = (underline.highlight_start, underline.highlight_end)
+            # As a terminal's key arrives: `pilot.press` would wait for animations to end.
+            app.post_message(events.Key(key, key))
+            tabbed = screen.query_one(TabbedContent)
+            while tabbed.active != tab:
+                await asyncio.sleep(0.01)
+            target = span(tab)
+            seen = set()
+            # The slide would begin 0.02 s after the switch and last 0.3 s: watch 0.5 s.
+            for _ in range(25):
+                await asyncio.sleep(0.02)
+                assert not app.animator.is_being_animated(underline, "highlight_start"), key
+                seen.add((underline.highlight_start, underline.highlight_end))
+            assert (underline.highlight_start, underline.highlight_end) == target, key
+            assert seen <= {before, target}, (key, seen)
+
+
+async def test_a_new_summary_is_drawn_without_laying_the_screen_out(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = TaskScreen(app.project, 1, refresh_s=3600)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.loads == 1)
+        await pilot.pause()
+        layouts: list[object] = []
+        refresh_layout = screen._refresh_layout
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            layouts.append(args)
+            refresh_layout(*args, **kwargs)
+
+        screen._refresh_layout = counted  # type: ignore[method-assign]
+        assert screen.detail is not None
+        task = screen.detail.task
+        screen._summary(replace(screen.detail, task=replace(task, cost_usd=task.cost_usd + 1)))
+        summary = screen.query_one("#task-summary")
+        await until(pilot, lambda: "$1." in str(summary.render()))
+        await pilot.pause()
+        assert layouts == []
+        # A text in a pane whose height follows it still lays the screen out (the check can fail).
+        screen._set("#prompt-text", screen._texts["#prompt-text"] + "\nmore")
+        await until(pilot, lambda: len(layouts) > 0)
+
+
+async def test_the_metrics_redraw_only_the_rows_that_changed_without_a_layout(
+    fast_tmp: Path,
+) -> None:
+    """The metrics are shown with every snapshot, several times a second during a run."""
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.pause()
+        panel = app.metrics
+        snap = panel._snap
+        before = panel.text()
+        refreshed: list[tuple[str, bool]] = []
+        for name, row in panel.rows.items():
+            original = row.refresh
+
+            def refresh(*args: Any, _name: str = name, _o: Any = original, **kw: Any) -> Any:
+                refreshed.append((_name, bool(kw.get("layout", False))))
+                return _o(*args, **kw)
+
+            row.refresh = refresh  # type: ignore[method-assign]
+        panel.show(snap)  # the same snapshot again: nothing to redraw
+        assert refreshed == []
+        richer = replace(snap, totals=replace(snap.totals, cost_usd=snap.totals.cost_usd + 100))
+        panel.show(richer)
+        assert 0 < len(refreshed) < len(panel.rows)
+        assert not any(layout for _, layout in refreshed), refreshed
+        await until(pilot, lambda: panel.text() != before)
+
+
+async def test_the_queue_is_rebuilt_only_when_a_row_changed(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        queue = app.query_one(TaskQueue)
+        rows = list(queue._all)
+        assert rows
+        cleared: list[int] = []
+        original = queue.clear
+
+        def clear(*args: Any, **kwargs: Any) -> Any:
+            cleared.append(1)
+            return original(*args, **kwargs)
+
+        queue.clear = clear  # type: ignore[method-assign]
+        queue.show(rows)  # the same rows again (a snapshot that changed nothing here)
+        assert cleared == []
+        queue.show([replace(rows[0], attempts=rows[0].attempts + 7), *rows[1:]])
+        assert cleared == [1]
+        assert any(str(rows[0].attempts + 7) == str(c) for c in queue.get_row(str(rows[0].id)))
