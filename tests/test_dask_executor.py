@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import new_token, processes_with_token, stitch_prompt
+from agents import new_token, processes_with_token, sleepers, stitch_prompt
 from cluster import Cluster, ancestors, parent_of, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import (
@@ -36,7 +36,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
 
@@ -343,6 +343,94 @@ async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_ca
     assert {t.state for t in project.store.list_tasks("g")} == {TaskState.DONE}, report
     assert landed(project.git, project.store.get_generation("g").branch) == [1, 2]
     assert project.store.get_task(1).interruptions == 1
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_bwrap_on_the_workers_refuses_writes_outside_the_clone_and_the_task_merges(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    # A directory on the real disk, and the orchestrator's own repository: the agent and the
+    # gate, on a worker, try to write in both, and in the worker's repository of the clone.
+    host_dir = Path.home() / ".cache" / f"shoemaker-dask-sandbox-test-{fast_tmp.name}"
+    host_dir.mkdir(parents=True)
+    repo = fast_tmp / "repo"  # make_project's repository
+    agent_writes = [host_dir / "agent.txt", repo / "agent-escaped.txt"]
+    gate_writes = [host_dir / "gate.txt", repo / "gate-escaped.txt"]
+    touch_all = "; ".join(f"touch {path}" for path in gate_writes)
+    project = make_project(
+        fast_tmp,
+        [
+            task(
+                "Boxed",
+                files={"a.py": "A = 1\n"},
+                run=[*(f"touch {path}" for path in agent_writes), "touch ../git/escaped"],
+            )
+        ],
+        sandbox="bwrap",
+        gates=[{"name": "boxed gate", "command": f"{touch_all}; test -f a.py"}],
+    )
+    project = on_cluster(project, cluster)
+    doctor = await asyncio.to_thread(cli, project, "doctor")
+    said = " ".join(doctor.stdout.split())  # as printed, wrapped to the terminal
+    assert doctor.returncode == 0 and "agents and gates in bwrap on the workers" in said, said
+    seen = started_runs(project)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    (t,) = project.store.list_tasks(gen.name)
+    assert t.state == TaskState.DONE, (t.reason, report)
+    assert landed(project.git, gen.branch) == [1]
+    assert {e.worker for e in seen if e.phase == "stitch"} <= {"w1", "w2"}
+    escaped = [p for p in [*agent_writes, *gate_writes] if p.exists()]
+    host_dir.rmdir()
+    assert escaped == []
+    (run,) = project.store.runs(task_id=t.id)
+    log = project.store.transcript(run.id).decode()
+    assert log.count("Read-only file system") >= 3, log
+    (gate,) = [g for g in project.store.gate_results(t.id) if g.location == "worktree"]
+    assert gate.passed and "Read-only file system" in gate.output_tail, gate.output_tail
+
+
+async def test_what_the_agent_started_dies_with_its_worker(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    """PR_SET_PDEATHSIG takes the agent along with its worker, not what it started: the
+    worker's janitor kills the agent's process group, then removes the clone."""
+    token = cluster.env["SHOEMAKER_TEST_TOKEN"]
+    # A child left running in the agent's group (``sleep 300``), then the agent waits on
+    # another (``sleep 120``) until its worker is killed.
+    first = {"detach": ["sh -c 'sleep 300 &'", "sleep 120"]}
+    tasks = [task("spawns", on_attempt={1: first})]
+    project = on_cluster(make_project(fast_tmp, tasks), cluster)
+    started: list[AgentStarted] = []
+    left: list[int] = []
+
+    def kill_once_it_spawned(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id == 1 and event.attempt == 1:
+            started.append(event)
+        elif (
+            isinstance(event, AgentOutput)
+            and started
+            and not left
+            and event.run_id == started[0].run_id
+            and (children := sleepers(token))
+        ):
+            left.extend(children)
+            worker = parent_of(started[0].pid or 0)
+            assert worker is not None and worker != os.getpid()
+            os.kill(worker, signal.SIGKILL)
+
+    project.bus.add_listener(kill_once_it_spawned)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+
+    assert left, "the agent's child was never seen"
+    assert all(wait_gone(pid, 30) for pid in left), "the agent's child outlived its worker"
+    assert wait_gone(started[0].pid or 0, 30)
+    assert sleepers(token) == []
+    spawned = project.store.get_task(1)
+    assert (spawned.state, spawned.attempts, spawned.interruptions) == (TaskState.DONE, 2, 1)
+    assert landed(project.git, gen.branch) == [1]
 
 
 def test_the_default_install_never_imports_dask() -> None:
