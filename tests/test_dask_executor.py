@@ -366,9 +366,11 @@ async def test_bwrap_on_the_workers_refuses_writes_outside_the_clone_and_the_tas
                     "Boxed",
                     files={"a.py": "A = 1\n"},
                     run=[*(f"touch {path}" for path in agent_writes), "touch ../git/escaped"],
+                    signal={"status": "completed"},  # from inside the worker's sandbox
                 )
             ],
             sandbox="bwrap",
+            require_done_signal=True,
             gates=[{"name": "boxed gate", "command": f"{touch_all}; test -f a.py"}],
         )
         project = on_cluster(project, cluster)
@@ -387,7 +389,7 @@ async def test_bwrap_on_the_workers_refuses_writes_outside_the_clone_and_the_tas
         assert escaped == []
         (run,) = project.store.runs(task_id=t.id)
         log = project.store.transcript(run.id).decode()
-        assert log.count("Read-only file system") >= 3, log
+        assert log.count("Read-only file system") >= 3 and "signalled completed" in log, log
         (gate,) = [g for g in project.store.gate_results(t.id) if g.location == "worktree"]
         assert gate.passed and "Read-only file system" in gate.output_tail, gate.output_tail
     finally:
