@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import new_token, processes_with_token, stitch_prompt
+from agents import new_token, processes_with_token, sleepers, stitch_prompt
 from cluster import Cluster, ancestors, parent_of, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import (
@@ -36,7 +37,7 @@ from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
-from shoemaker.events import AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
 
@@ -343,6 +344,139 @@ async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_ca
     assert {t.state for t in project.store.list_tasks("g")} == {TaskState.DONE}, report
     assert landed(project.git, project.store.get_generation("g").branch) == [1, 2]
     assert project.store.get_task(1).interruptions == 1
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap: .ci/run installs it")
+async def test_bwrap_on_the_workers_refuses_writes_outside_the_clone_and_the_task_merges(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    # A directory on the real disk, and the orchestrator's own repository: the agent and the
+    # gate, on a worker, try to write in both, and in the worker's repository of the clone.
+    host_dir = Path.home() / ".cache" / f"shoemaker-dask-sandbox-test-{fast_tmp.name}"
+    host_dir.mkdir(parents=True)
+    try:
+        repo = fast_tmp / "repo"  # make_project's repository
+        agent_writes = [host_dir / "agent.txt", repo / "agent-escaped.txt"]
+        gate_writes = [host_dir / "gate.txt", repo / "gate-escaped.txt"]
+        touch_all = "; ".join(f"touch {path}" for path in gate_writes)
+        project = make_project(
+            fast_tmp,
+            [
+                task(
+                    "Boxed",
+                    files={"a.py": "A = 1\n"},
+                    run=[*(f"touch {path}" for path in agent_writes), "touch ../git/escaped"],
+                    signal={"status": "completed"},  # from inside the worker's sandbox
+                )
+            ],
+            sandbox="bwrap",
+            require_done_signal=True,
+            gates=[{"name": "boxed gate", "command": f"{touch_all}; test -f a.py"}],
+        )
+        project = on_cluster(project, cluster)
+        doctor = await asyncio.to_thread(cli, project, "doctor")
+        said = " ".join(doctor.stdout.split())  # as printed, wrapped to the terminal
+        assert doctor.returncode == 0 and "agents and gates in bwrap on the workers" in said, said
+        seen = started_runs(project)
+        gen = await asyncio.to_thread(start_generation, project, "g")
+        report = await Engine(project).run(cycles=1)
+
+        (t,) = project.store.list_tasks(gen.name)
+        assert t.state == TaskState.DONE, (t.reason, report)
+        assert landed(project.git, gen.branch) == [1]
+        assert {e.worker for e in seen if e.phase == "stitch"} <= {"w1", "w2"}
+        escaped = [p for p in [*agent_writes, *gate_writes] if p.exists()]
+        assert escaped == []
+        (run,) = project.store.runs(task_id=t.id)
+        log = project.store.transcript(run.id).decode()
+        assert log.count("Read-only file system") >= 3 and "signalled completed" in log, log
+        (gate,) = [g for g in project.store.gate_results(t.id) if g.location == "worktree"]
+        assert gate.passed and "Read-only file system" in gate.output_tail, gate.output_tail
+    finally:
+        shutil.rmtree(host_dir)
+
+
+async def test_what_the_agent_started_dies_with_its_worker(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    """PR_SET_PDEATHSIG takes the agent along with its worker, not what it started: the
+    worker's janitor kills the agent's process group, then removes the clone."""
+    token = cluster.env["SHOEMAKER_TEST_TOKEN"]
+    # A child left running in the agent's group (``sleep 300``), then the agent waits on
+    # another (``sleep 120``) until its worker is killed.
+    first = {"detach": ["sh -c 'sleep 300 &'", "sleep 120"]}
+    tasks = [task("spawns", on_attempt={1: first})]
+    project = on_cluster(make_project(fast_tmp, tasks), cluster)
+    started: list[AgentStarted] = []
+    left: list[int] = []
+
+    def kill_once_it_spawned(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id == 1 and event.attempt == 1:
+            started.append(event)
+        elif (
+            isinstance(event, AgentOutput)
+            and started
+            and not left
+            and event.run_id == started[0].run_id
+            and (children := sleepers(token))
+        ):
+            left.extend(children)
+            worker = parent_of(started[0].pid or 0)
+            assert worker is not None and worker != os.getpid()
+            os.kill(worker, signal.SIGKILL)
+
+    project.bus.add_listener(kill_once_it_spawned)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+
+    assert left, "the agent's child was never seen"
+    assert all(wait_gone(pid, 30) for pid in left), "the agent's child outlived its worker"
+    assert wait_gone(started[0].pid or 0, 30)
+    assert sleepers(token) == []
+    spawned = project.store.get_task(1)
+    assert (spawned.state, spawned.attempts, spawned.interruptions) == (TaskState.DONE, 2, 1)
+    assert landed(project.git, gen.branch) == [1]
+
+
+async def test_what_a_gate_started_dies_with_its_worker(fast_tmp: Path, cluster: Cluster) -> None:
+    fifo = fast_tmp / "gate-started"
+    os.mkfifo(fifo)
+    once = fast_tmp / "once"
+    # The first run of the gate leaves a child in its group, says who they are, and waits.
+    line = f"if mkdir {once} 2>/dev/null; then sleep 300 & echo $$ $! > {fifo}; sleep 120; fi; true"
+    tasks = [task("gated", files={"gated.py": "G = 1\n"})]
+    project = make_project(fast_tmp, tasks, gates=[{"name": "slow gate", "command": line}])
+    project = on_cluster(project, cluster)
+
+    async def kill_its_worker_mid_gate() -> int:
+        gate, child = map(int, (await asyncio.to_thread(fifo.read_text)).split())
+        worker = parent_of(gate)
+        assert worker is not None and worker != os.getpid()
+        os.kill(worker, signal.SIGKILL)
+        return child
+
+    killer = asyncio.create_task(kill_its_worker_mid_gate())
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).run(cycles=1)
+    if not killer.done():  # the gate never ran: end the reader (it fails on an empty line)
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    child = await killer
+
+    assert wait_gone(child, 30), "the gate's child outlived its worker"
+    gated = project.store.get_task(1)
+    assert (gated.state, gated.attempts, gated.interruptions) == (TaskState.DONE, 2, 1)
+    assert landed(project.git, gen.branch) == [1]
+
+
+def test_doctor_takes_bwrap_on_the_workers_and_refuses_a_container_there(fast_tmp: Path) -> None:
+    from shoemaker.engine.doctor import _executor
+
+    boxed = make_project(fast_tmp / "bwrap", [], executor="dask", sandbox="bwrap")
+    ((ok, detail),) = [(c.ok, c.detail) for c in _executor(boxed)]
+    assert ok and "in bwrap on the workers" in detail
+    contained = make_project(fast_tmp / "podman", [], executor="dask", sandbox="podman")
+    (check,) = _executor(contained)
+    assert not check.ok and "not podman" in check.detail and "sandbox: bwrap" in check.fix
 
 
 def test_the_default_install_never_imports_dask() -> None:

@@ -47,6 +47,15 @@ class Sealed(Mapping[str, str]):
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSandbox:
+    """The sandbox the agent and the gates run in on the worker (``sandbox`` and
+    ``sandbox_network`` of the configuration): the temporary clone is its writable tree."""
+
+    kind: Literal["none", "bwrap"] = "none"
+    network: Literal["host", "none"] = "host"
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptSpec:
     """Everything one attempt needs where it runs; no path of the orchestrator's machine."""
 
@@ -77,6 +86,7 @@ class AttemptSpec:
     die_with_worker: bool = False
     """The agent and gates die with the process that runs them (``PR_SET_PDEATHSIG``): a
     worker that is killed takes its agent along."""
+    sandbox: WorkerSandbox = WorkerSandbox()
 
     def __repr__(self) -> str:
         return f"AttemptSpec({self.key}, base={self.base[:12]}, {len(self.bundle)} bytes)"
@@ -158,4 +168,5 @@ __all__ = [
     "RunnerFailure",
     "Sealed",
     "Started",
+    "WorkerSandbox",
 ]

@@ -20,6 +20,7 @@ from pathlib import Path
 from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.done_signal import FILE_NAME, signal_command, signal_environment
 from shoemaker.agents.runner import DROPPED_ENV, LineBatch, ProcessRunner, RunSpec
+from shoemaker.agents.sandbox import CREDENTIALS_IN_HOME, SandboxPaths, wrap
 from shoemaker.cluster.attempt import (
     AttemptResult,
     AttemptSpec,
@@ -29,7 +30,8 @@ from shoemaker.cluster.attempt import (
     RunnerFailure,
     Started,
 )
-from shoemaker.engine.gates import run_gate
+from shoemaker.config import Config
+from shoemaker.engine.gates import GateBox, run_gate
 from shoemaker.git import Git
 from shoemaker.globs import matches_any
 
@@ -63,32 +65,61 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def _clone(spec: AttemptSpec, where: Path) -> tuple[Git, Path]:
-    """A checkout of ``spec.base`` on the task branch, from the bundle."""
+    """A checkout of ``spec.base`` on the task branch, from the bundle. Its repository is
+    ``where/git``, outside the tree: in a sandbox the agent cannot write it (hooks, an
+    fsmonitor) for the git commands this worker runs after it."""
     bundle = where / "base.bundle"
     bundle.write_bytes(spec.bundle)
     clone = where / "clone"
-    git = Git.init_repo(clone, "shoemaker-base")
+    clone.mkdir()
+    _git(where, "init", "-q", "-b", "shoemaker-base", f"--separate-git-dir={where}/git", "clone")
+    git = Git(clone)
     _git(clone, "fetch", "-q", str(bundle), "+refs/*:refs/base/*")
     _git(clone, "checkout", "-q", "-b", spec.branch, spec.base)
     bundle.unlink()
     return git, clone
 
 
-def _environment(spec: AttemptSpec, signal_dir: Path) -> dict[str, str]:
+def _box(spec: AttemptSpec) -> Config | None:
+    """The sandbox's settings for :func:`wrap` (None: no sandbox)."""
+    if spec.sandbox.kind == "none":
+        return None
+    return Config(sandbox=spec.sandbox.kind, sandbox_network=spec.sandbox.network)
+
+
+def _environment(spec: AttemptSpec, signal_dir: Path, command: Path) -> dict[str, str]:
     """This machine's environment, then what the run brings (agent env, secrets, marker)."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env.update(spec.env)
     if spec.signal:
-        env.update(signal_environment(spec.task_id, signal_dir, signal_command("none", signal_dir)))
+        env.update(signal_environment(spec.task_id, signal_dir, command))
     return env
 
 
-async def _gates(spec: AttemptSpec, clone: Path, changed: list[str]) -> list[GateRun]:
+def _sandboxed(
+    spec: AttemptSpec, box: Config | None, where: Path, clone: Path, read_only: tuple[Path, ...]
+) -> list[str]:
+    """The agent's argv in the sandbox, as on the orchestrator's machine: the clone writable,
+    ``where/home`` its HOME, this worker's own claude login mounted read-only if it has one."""
+    if box is None:
+        return list(spec.argv)
+    token = Path.home() / CREDENTIALS_IN_HOME
+    credentials = token if token.is_file() else None
+    paths = SandboxPaths(clone, where / "home", credentials, where / "git", read_only)
+    return wrap(box, list(spec.argv), [], paths)
+
+
+async def _gates(
+    spec: AttemptSpec, clone: Path, changed: list[str], box: GateBox | None, janitor: _Janitor
+) -> list[GateRun]:
     ran: list[GateRun] = []
     for gate in spec.gates:
         if gate.paths and not any(matches_any(path, gate.paths) for path in changed):
             continue
-        outcome = await run_gate(gate, clone, None, None, spec.die_with_worker)
+        try:
+            outcome = await run_gate(gate, clone, box, None, spec.die_with_worker, janitor.watch)
+        finally:
+            janitor.watch(None)
         ran.append(GateRun(gate, outcome))
         if not outcome.passed and gate.severity != "warn":
             break
@@ -99,44 +130,70 @@ async def _gates(spec: AttemptSpec, clone: Path, changed: list[str]) -> list[Gat
 CLONE_PREFIX = "shoemaker-attempt-"
 
 
-#: The janitor: reads its stdin, a pipe whose only writer is this process, to its end (this
-#: process closed it, or died, even by SIGKILL), then removes the clone. A shell starts in a
-#: few milliseconds where an interpreter takes a hundred; the directory is an argument (``$1``)
-#: of shoemaker's own making, never text in the script.
-_JANITOR = 'cat >/dev/null; exec rm -rf -- "$1"'
+#: The janitor: reads its stdin, a pipe whose only writer is this process. A line on it means
+#: stand down (the attempt ended here and cleaned up after itself); its end without one means
+#: this process died, even by SIGKILL: then it kills the process group it watches (the agent's
+#: or a gate's, whose children ``PR_SET_PDEATHSIG`` does not reach), and removes the clone. A
+#: shell starts in a few milliseconds where an interpreter takes a hundred; the directory
+#: (``$1``) and the group (``$2``, empty for none) are arguments of shoemaker's own making,
+#: never text in the script.
+_JANITOR = 'read -r _ && exit 0; [ -z "$2" ] || kill -s KILL -- "-$2"; exec rm -rf -- "$1"'
 
 
-def _janitor(where: Path) -> subprocess.Popen[bytes]:
-    """The process that removes ``where`` when this one ends, however it ends."""
-    return subprocess.Popen(
-        ["/bin/sh", "-c", _JANITOR, "shoemaker-janitor", str(where)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a signal to this process's group leaves it be
-    )
+class _Janitor:
+    """The process that cleans up after this one if it dies mid-attempt: it removes ``where``
+    and kills the process group it is told of (one at a time: the agent's, then each gate's)."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self.proc = self._start(None)
+
+    def _start(self, pgid: int | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", _JANITOR, "shoemaker-janitor", str(self.where), str(pgid or "")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a signal to this process's group leaves it be
+        )
+
+    def watch(self, pgid: int | None) -> None:
+        """From now on, kill ``pgid`` (a group leader's pid; None: no group) if this process
+        dies: a janitor for it starts before the one before stands down."""
+        old, self.proc = self.proc, self._start(pgid)
+        _stand_down(old)
+
+    def dismiss(self) -> None:
+        _stand_down(self.proc)
 
 
-def _dismiss(janitor: subprocess.Popen[bytes]) -> None:
+def _stand_down(janitor: subprocess.Popen[bytes]) -> None:
     assert janitor.stdin is not None
-    janitor.stdin.close()
+    with contextlib.suppress(BrokenPipeError):
+        janitor.stdin.write(b"\n")
+    with contextlib.suppress(BrokenPipeError):
+        janitor.stdin.close()
     janitor.wait()
 
 
 async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptResult:
     """Run one attempt here; events go to ``send`` as they happen."""
     where = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
-    janitor = _janitor(where)
+    janitor = _Janitor(where)
     try:
         git, clone = await asyncio.to_thread(_clone, spec, where)
-        signal_dir = where / "signal"
-        signal_dir.mkdir()
+        box = _box(spec)
+        # The signal goes where the sandbox lets the agent write: its HOME (with a TMPDIR).
+        signal_dir = where / ("signal" if box is None else "home")
+        (signal_dir / "tmp").mkdir(parents=True)
+        command = signal_command(spec.sandbox.kind, signal_dir)
+        read_only = (command,) if command.is_relative_to(signal_dir) else ()
         adapter = adapter_for(spec.agent.kind)
         agent = spec.agent
         run_spec = RunSpec(
-            argv=spec.argv,
+            argv=_sandboxed(spec, box, where, clone, read_only),
             cwd=clone,
-            env=_environment(spec, signal_dir),
+            env=_environment(spec, signal_dir, command),
             prompt=spec.prompt,
             transcript_path=where / "transcript.jsonl",
             max_time_sec=spec.max_time_sec,
@@ -149,11 +206,13 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
         pump = asyncio.create_task(batcher.run())
 
         def on_pid(pid: int) -> None:
+            janitor.watch(pid)  # its own session: the pid is its group's
             send(Started(worker, pid, os.getpid()))
 
         try:
             run = await ProcessRunner().run(run_spec, on_lines=batcher.add, on_pid=on_pid)
         finally:
+            janitor.watch(None)  # the group is gone: its pid may be another's soon
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
@@ -170,7 +229,9 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
             names = await asyncio.to_thread(
                 _git, clone, "diff", "--name-only", "--no-renames", "-z", spec.base, result.commit
             )
-            result.gates = await _gates(spec, clone, [n for n in names.split("\0") if n])
+            changed = [n for n in names.split("\0") if n]
+            gate_box = None if box is None else GateBox(box, where / "git")
+            result.gates = await _gates(spec, clone, changed, gate_box, janitor)
         out = where / "task.bundle"
         await asyncio.to_thread(
             _git, clone, "bundle", "create", "-q", str(out), spec.branch, f"^{spec.base}"
@@ -179,7 +240,7 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
         return result
     finally:
         await asyncio.to_thread(shutil.rmtree, where, True)
-        await asyncio.to_thread(_dismiss, janitor)
+        await asyncio.to_thread(janitor.dismiss)
 
 
 class LocalRunner:

@@ -142,7 +142,8 @@ async def call_agent(
     cluster's, ``engine/remote.py``, names its worker as ``where``)."""
     runner = runner or project.runner
     cfg = call.agent or project.config.agent
-    sandbox = project.config.sandbox
+    # A runner that sandboxes where it runs (a cluster's worker) gets the bare command line.
+    sandbox = "none" if getattr(runner, "sandboxes_there", False) else project.config.sandbox
     env = agent_environment(os.environ, cfg.env)
     env[RUN_MARKER] = ""
     env.update(call.env)

@@ -275,17 +275,18 @@ def _executor(project: Project) -> list[Check]:
                 "pip install 'shoemaker[dask]', or set executor: local",
             )
         ]
-    if cfg.sandbox != "none":
+    if cfg.sandbox not in ("none", "bwrap"):
         return [
             Check(
                 "executor",
                 False,
-                f"executor: dask runs agents on the workers without a sandbox (sandbox: "
-                f"{cfg.sandbox})",
-                "set sandbox: none (the workers are the isolation), or executor: local",
+                f"executor: dask runs agents on the workers in bwrap or no sandbox, not "
+                f"{cfg.sandbox} (sandbox: {cfg.sandbox})",
+                "set sandbox: bwrap (installed on every worker) or none, or executor: local",
             )
         ]
-    return [Check("executor", True, f"dask at {cfg.dask.scheduler}")]
+    boxed = ", agents and gates in bwrap on the workers" if cfg.sandbox == "bwrap" else ""
+    return [Check("executor", True, f"dask at {cfg.dask.scheduler}{boxed}")]
 
 
 def cluster_checks(project: Project) -> list[Check]:

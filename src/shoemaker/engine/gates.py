@@ -19,7 +19,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -187,11 +187,13 @@ async def run_gate(
     box: GateBox | None = None,
     extra_env: Mapping[str, str] | None = None,
     die_with_parent: bool = False,
+    on_pid: Callable[[int], None] | None = None,
 ) -> GateOutcome:
     """Run one gate in ``worktree`` (in the sandbox of ``box``, if any) and judge it by its
     exit code; ``extra_env``: the worktree's own variables (``SHOEMAKER_PORT_BASE``).
     Whatever it leaves running, in its process group or not, is killed when its main process
-    ends (and with ``die_with_parent``, when this process dies)."""
+    ends (and with ``die_with_parent``, when this process dies). ``on_pid``: told the pid of
+    its main process, the leader of its group, once it runs."""
     started = time.monotonic()
     cwd = worktree / gate.cwd
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
@@ -200,13 +202,13 @@ async def run_gate(
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     env[RUN_MARKER] = f"gate-{uuid.uuid4().hex}"
     if box is None or not box.sandboxed:
-        return await _run(gate, gate_argv(gate), cwd, env, started, die_with_parent)
+        return await _run(gate, gate_argv(gate), cwd, env, started, die_with_parent, on_pid)
     # A HOME of its own (with TMPDIR inside), like an agent's sandboxed run.
     home = Path(tempfile.mkdtemp(prefix="shoemaker-gate-home-"))
     (home / "tmp").mkdir()
     try:
         argv = _boxed(box, gate_argv(gate), env, worktree, cwd, home, tuple(extra_env or ()))
-        return await _run(gate, argv, cwd, env, started, die_with_parent)
+        return await _run(gate, argv, cwd, env, started, die_with_parent, on_pid)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -218,6 +220,7 @@ async def _run(
     env: dict[str, str],
     started: float,
     die: bool = False,
+    on_pid: Callable[[int], None] | None = None,
 ) -> GateOutcome:
     leftovers = Leftovers(env[RUN_MARKER])
     try:
@@ -242,6 +245,8 @@ async def _run(
             f"gate {gate.name!r} cannot run {gate_argv(gate)[0]!r}: {exc.strerror or exc}; "
             "fix its command in configuration.yaml",
         )
+    if on_pid is not None:
+        on_pid(proc.pid)
     output = bytearray()
     reader = asyncio.create_task(_read_all(proc, output))
     timed_out = False

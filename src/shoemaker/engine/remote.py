@@ -33,6 +33,7 @@ from shoemaker.cluster.attempt import (
     RunnerFailure,
     Sealed,
     Started,
+    WorkerSandbox,
 )
 from shoemaker.config import AgentConfig, GateConfig
 from shoemaker.engine.attempts import Attempt, keep_for_retry, log
@@ -64,6 +65,9 @@ class ClusterAgent:
     """The ``AgentRunner`` of one attempt on a cluster: the whole attempt (agent, commit,
     gates) runs there; what ``call_agent`` sees is the agent's part of it."""
 
+    sandboxes_there = True
+    """``call_agent`` passes the bare command line: the worker wraps it in the sandbox."""
+
     def __init__(
         self,
         runner: AttemptRunner,
@@ -73,8 +77,10 @@ class ClusterAgent:
         gates: Sequence[GateConfig],
         batch_sec: float,
         announce: Callable[[str], None] | None = None,
+        sandbox: WorkerSandbox | None = None,
     ) -> None:
         self.runner, self.attempt, self.bundle = runner, attempt, bundle
+        self.sandbox = sandbox or WorkerSandbox()
         self.announce = announce
         """Told the worker's name once the agent runs there."""
         self.agent, self.gates, self.batch_sec = agent, tuple(gates), batch_sec
@@ -126,6 +132,7 @@ class ClusterAgent:
             signal=FILE_ENV in spec.env,
             batch_sec=self.batch_sec,
             die_with_worker=True,
+            sandbox=self.sandbox,
         )
         spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.transcript_path.open("wb") as transcript:
@@ -228,8 +235,21 @@ class ClusterAttempts:
         def announce(worker: str) -> None:
             log(project, task, f"attempt {attempt.number} runs on dask worker {worker}")
 
+        if config.sandbox not in ("none", "bwrap"):
+            raise Failed(
+                f"sandbox: {config.sandbox} does not run on a dask worker yet; "
+                "set sandbox: bwrap or none, or executor: local"
+            )
+        sandbox = WorkerSandbox(config.sandbox, config.sandbox_network)
         return ClusterAgent(
-            await self.runner(), attempt, bundle, agent, gates, config.dask.batch_sec, announce
+            await self.runner(),
+            attempt,
+            bundle,
+            agent,
+            gates,
+            config.dask.batch_sec,
+            announce,
+            sandbox,
         )
 
     def land_work(self, pool: WorktreePool, attempt: Attempt, agent: ClusterAgent) -> None:
