@@ -107,6 +107,11 @@ class Cluster:
         killed; what the workers started (agents, janitors) is then waited for, and killed
         only if it outlives the deadline."""
         procs = [*self.workers, *([self.scheduler] if self.scheduler else [])]
+        # Frozen first: a nanny restarting a killed worker must not spawn one after the
+        # process tree below was read.
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGSTOP)
         tree = {pid for proc in procs for pid in descendants(proc.pid)}
         direct = {pid for proc in self.workers for pid in children(proc.pid)}
         for pid in [*(proc.pid for proc in procs), *direct]:
