@@ -28,10 +28,9 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
-from shoemaker.store import NewTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scheduler_efficiency import random_dag
+from scheduler_efficiency import graph_tasks, random_dag
 
 GOAL = 1.10
 PARALLEL = 2
@@ -67,15 +66,7 @@ async def run_once(
         git.commit_all(git.root, "makespan")
         project = Project.open(git.root)
         gen = start_generation(project, "bench")
-        news = [
-            NewTask(
-                f"t{i}",
-                f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
-                after=tuple(parents),
-            )
-            for i, (d, parents) in enumerate(dag)
-        ]
-        project.store.add_tasks(gen.name, news, 1, "bench")
+        project.store.add_tasks(gen.name, graph_tasks(dag), 1, "bench")
         engine = Engine(project, max_parallel=PARALLEL)
         remote = engine.stitcher(gen).remote
         runner = await remote.runner() if remote is not None else None  # cluster up first

@@ -44,6 +44,18 @@ def random_dag(count: int, seed: int, scale: float) -> list[tuple[float, list[in
     return dag
 
 
+def graph_tasks(dag: list[tuple[float, list[int]]]) -> list[NewTask]:
+    """The graph as tasks for the rehearsal agent: each works its duration, writes one file."""
+    return [
+        NewTask(
+            f"t{i}",
+            f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
+            after=tuple(parents),
+        )
+        for i, (d, parents) in enumerate(dag)
+    ]
+
+
 def lower_bound(dag: list[tuple[float, list[int]]], workers: int) -> tuple[float, float, float]:
     finish: list[float] = []
     for duration, parents in dag:
@@ -168,15 +180,7 @@ async def run_once(args: argparse.Namespace, seed: int) -> tuple[float, int, lis
         git.commit_all(git.root, "schedule")
         project = Project.open(git.root)
         gen = start_generation(project, "sched")
-        news = [
-            NewTask(
-                f"t{i}",
-                f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
-                after=tuple(parents),
-            )
-            for i, (d, parents) in enumerate(dag)
-        ]
-        project.store.add_tasks(gen.name, news, 1, "bench")
+        project.store.add_tasks(gen.name, graph_tasks(dag), 1, "bench")
         engine = Engine(project, max_parallel=args.parallel)
         cpu_before = (
             resource.getrusage(resource.RUSAGE_SELF),

@@ -197,6 +197,15 @@ def test_the_rehearsal_agent_prints_the_rate_limit_lines_the_cli_prints(fast_tmp
 # -- the generation pauses itself and goes on by itself ----------------------------------------
 
 
+def refused_once(reset: float) -> dict[str, Any]:
+    """A task whose first attempt the provider refuses until ``reset``; the next lands."""
+    return task(
+        "Hello",
+        files={"hello.py": "HELLO = 1\n"},
+        on_attempt={1: {"rate_limit": {"status": "rejected", "resets_at": reset}}},
+    )
+
+
 def limited_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -> Project:
     project = make_project(root, proposals, **settings)
     start_generation(project, "g")
@@ -232,13 +241,7 @@ async def test_a_rejected_agent_pauses_the_generation_until_the_reset_then_its_t
     reset = T0 + 600
     project = limited_project(
         fast_tmp,
-        [
-            task(
-                "Hello",
-                files={"hello.py": "HELLO = 1\n"},
-                on_attempt={1: {"rate_limit": {"status": "rejected", "resets_at": reset}}},
-            )
-        ],
+        [refused_once(reset)],
         # A counted failure would fail the task at once: the refused attempt must not count.
         max_retries=0,
     )
@@ -377,13 +380,7 @@ async def test_a_run_killed_while_rate_limited_is_resumed_after_the_reset(fast_t
     reset = float(int(time.time()) + 7200)  # the killed run waits on the machine's clock
     project = make_project(
         fast_tmp,
-        [
-            task(
-                "Hello",
-                files={"hello.py": "HELLO = 1\n"},
-                on_attempt={1: {"rate_limit": {"status": "rejected", "resets_at": reset}}},
-            )
-        ],
+        [refused_once(reset)],
         max_retries=0,
     )
     start_generation(project, "g")
@@ -509,13 +506,7 @@ async def test_a_pause_ends_the_wait_and_the_next_run_waits_for_the_same_reset(
     reset = T0 + 600
     project = limited_project(
         fast_tmp,
-        [
-            task(
-                "Hello",
-                files={"hello.py": "HELLO = 1\n"},
-                on_attempt={1: {"rate_limit": {"status": "rejected", "resets_at": reset}}},
-            )
-        ],
+        [refused_once(reset)],
         max_retries=0,
     )
     clock = project.clock
