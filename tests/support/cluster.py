@@ -119,6 +119,8 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
         for proc in procs:
             proc.wait()
+        for pid in direct:  # a SIGKILLed process is still there until the kernel ends it
+            wait_gone(pid, STOP_TIMEOUT_S)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for pid in tree - direct:
             if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
