@@ -38,7 +38,7 @@ from shoemaker.tui.bridge import (
 )
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import OutputPane, TaskQueue
+from shoemaker.tui.widgets import FLUSH_S, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
@@ -343,6 +343,27 @@ async def test_output_pane_follows_the_running_task(fast_tmp: Path) -> None:
         pane = app.query_one(OutputPane)
         await until(pilot, lambda: any("[Write: b.py]" in line for line in pane.lines))
         assert pane.border_title == "Agent output · #2 B"
+
+
+async def test_the_output_pane_takes_lines_ten_times_a_second_and_only_new_ones_of_its_task(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        flush = [t for t in app._timers if t.name == "flush output"]
+        assert len(flush) == 1 and flush[0]._interval == FLUSH_S >= 0.1
+        pane = app.query_one(OutputPane)
+        writes: list[int] = []
+        monkeypatch.setattr(pane, "write_lines", lambda lines, **kw: writes.append(len(lines)))
+        app.buffers.add(-1, "a line of a task the pane does not show")
+        app.flush_output()
+        assert writes == []  # nothing of the shown task arrived: no write, no redraw
+        app.buffers.add(pane.task_id, "one")
+        app.buffers.add(pane.task_id, "two")
+        app.flush_output()
+        app.flush_output()
+        assert writes == [2]
 
 
 async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_takes_over(

@@ -327,13 +327,17 @@ class OutputHighlighter(Highlighter):
 
 #: Lines the output pane keeps.
 PANE_LINES = 2_000
+#: Seconds between the output pane's intakes: each written batch redraws the pane's region
+#: (several milliseconds under load), and ten a second read as live as thirty.
+FLUSH_S = 0.1
 
 
 class OutputPane(Guarded, Touched, Log):
     """Condensed agent output, tailing; tailing pauses while the user has scrolled up.
 
     Lines are not written as they arrive: ``feed`` hands over a batch, written in one
-    ``write_lines`` by the caller's ~30 Hz flush, and the widget keeps at most ``max_lines``.
+    ``write_lines`` by the caller's flush every ``FLUSH_S``, and only when lines arrived;
+    the widget keeps at most ``max_lines``.
     """
 
     def __init__(self, **kwargs: object) -> None:
