@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from shoemaker.agents.rehearsal.actions import act, plan_steps
 from shoemaker.agents.rehearsal.args import Args
 from shoemaker.agents.rehearsal.directives import (
@@ -79,6 +77,8 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
             steps = [("proposals", str(out_path), json.dumps(proposals, indent=2))]
         final = directives.get("text") or f"Proposed {len(proposals)} tasks."
         if via == "text":
+            import yaml  # only here: the agent starts without it
+
             final += "\n\n```yaml\n" + yaml.safe_dump(proposals, sort_keys=False) + "```\n"
     else:
         steps = plan_steps(directives)
