@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import resource
 import statistics
@@ -32,6 +33,12 @@ from shoemaker.engine.project import Project
 from shoemaker.events import AgentOutput, AgentStarted, MergeResult, TaskStateChanged
 from shoemaker.git import Git
 from shoemaker.store import NewTask, Store
+
+
+def script(kind: str, keys: dict[str, object]) -> str:
+    """A task's rehearsal block: JSON (read without PyYAML) or the same keys as YAML."""
+    body = json.dumps(keys) + "\n" if kind == "json" else yaml.safe_dump(keys)
+    return f"<!-- rehearsal\n{body}-->"
 
 
 def random_dag(count: int, seed: int, scale: float) -> list[tuple[float, list[int]]]:
@@ -171,7 +178,7 @@ async def run_once(args: argparse.Namespace, seed: int) -> tuple[float, int, lis
         news = [
             NewTask(
                 f"t{i}",
-                f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
+                script(args.script, {"duration": d, "files": {f"t{i}.txt": f"{i}"}}),
                 after=tuple(parents),
             )
             for i, (d, parents) in enumerate(dag)
@@ -223,6 +230,12 @@ async def main() -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument(
+        "--script",
+        choices=("json", "yaml"),
+        default="json",
+        help="how the tasks' rehearsal scripts are written (yaml: the agent imports PyYAML)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run N times; stop at the first that fails"
     )
