@@ -38,7 +38,7 @@ from shoemaker.tui.bridge import (
 )
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import FLUSH_S, OutputPane, TaskQueue
+from shoemaker.tui.widgets import FLUSH_S, PANE_LINES, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
@@ -1184,7 +1184,8 @@ def test_a_batch_longer_than_what_is_kept_is_condensed_only_as_far_as_kept() -> 
     buffers.extend(4, AgentOutput.of("g", 1, 4, (0, 10), OUTPUT_LINES + 5, shown))
     assert asked == []  # nothing condensed until the lines are asked for
     history = buffers.history(4)
-    assert asked == [OUTPUT_LINES]
+    # As many as the pane shows, not more: the older ones it would only drop.
+    assert asked == [OUTPUT_LINES] and OUTPUT_LINES == PANE_LINES
     assert (
         len(history) == OUTPUT_LINES and history[0] == "5" and history[-1] == f"{OUTPUT_LINES + 4}"
     )

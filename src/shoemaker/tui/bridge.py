@@ -24,9 +24,12 @@ from shoemaker.engine.task_detail import MARK, gate_verdict
 from shoemaker.engine.transcript_ranges import TranscriptRanges
 from shoemaker.events import AgentFinished, AgentOutput, Event, GateResult, MergeResult
 from shoemaker.store import Store
+from shoemaker.tui.widgets import PANE_LINES
 
-#: Lines kept in memory per task; the full transcript stays in the store.
-OUTPUT_LINES = 5_000
+#: Lines kept in memory per task, as many as the output pane shows: condensing more of a
+#: task that prints thousands a second only for the pane to drop them cost a tenth of the
+#: dashboard's time. The full transcript stays in the store.
+OUTPUT_LINES = PANE_LINES
 #: Lines (and bytes) of a task's output kept uncondensed; beyond them its oldest batches
 #: are dropped as they are, which bounds the memory a task nobody looks at takes without
 #: condensing lines nobody may ever ask for.
