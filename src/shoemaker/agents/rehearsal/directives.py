@@ -62,7 +62,7 @@ def read_blocks(prompt: str) -> list[dict[str, Any]]:
 
 def _load(body: str, number: int) -> Any:
     """A block's script. Scripts written as JSON (valid YAML, and what shoemaker's tests and
-    benchmarks write) are read without importing PyYAML, about half of the agent's start."""
+    benchmarks write) are read without importing PyYAML, a third of the agent's imports."""
     try:
         return json.loads(body)
     except ValueError:
