@@ -6,12 +6,14 @@ import json
 import os
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agents import REHEARSAL, STREAM_ARGS, directive, stitch_prompt
+from shoemaker.agents.rehearsal.emitter import new_uuid
 
 MEASURE = "<!-- shoemaker:measure output=out.json max=10 -->\n"
 
@@ -216,7 +218,15 @@ def test_a_script_written_as_json_is_read_without_pyyaml(fast_tmp: Path) -> None
         assert (work / "a.py").read_text() == "A = 1\n"
         seen[name] = imported(stderr)
     assert "json" in seen["json"] and "yaml" not in seen["json"]
+    # Nor what a script that runs no command does not need (uuid pulls in platform).
+    assert not {"uuid", "platform", "subprocess"} & seen["json"]
     assert "yaml" in seen["yaml"]  # what is not JSON is still read as YAML
+
+
+def test_the_agents_uuids_are_random_version_4_uuids() -> None:
+    made = {new_uuid() for _ in range(100)}
+    assert len(made) == 100
+    assert all(uuid.UUID(u).version == 4 and str(uuid.UUID(u)) == u for u in made)
 
 
 @pytest.mark.parametrize(

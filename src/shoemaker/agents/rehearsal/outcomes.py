@@ -8,7 +8,6 @@ import re
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from shoemaker.agents.rehearsal.directives import (
     read_blocks,
     stitch_directives,
 )
-from shoemaker.agents.rehearsal.emitter import Emitter
+from shoemaker.agents.rehearsal.emitter import Emitter, new_uuid
 
 _MEASURE = re.compile(r"<!--\s*shoemaker:measure\s+output=(\S+)\s+max=(\d+)\s*-->")
 _STITCH = re.compile(r"<!--\s*shoemaker:stitch\s+task=(\S+)\s+attempt=(\d+)\s*-->")
@@ -46,7 +45,7 @@ class Script:
 
 def run(args: Args, prompt: str, cwd: Path) -> int:
     """Act out one invocation; returns the exit code."""
-    em = Emitter(args, cwd, args.session_id or str(uuid.uuid4()))
+    em = Emitter(args, cwd, args.session_id or new_uuid())
     measure = _MEASURE.search(prompt)
     stitch = _STITCH.search(prompt)
     attempt = int(stitch.group(2)) if stitch else 1
@@ -177,7 +176,7 @@ def _hang(s: Script) -> NoReturn:
                 "subtype": "status",
                 "status": "requesting",
                 "session_id": em.session_id,
-                "uuid": str(uuid.uuid4()),
+                "uuid": new_uuid(),
             },
             delay=False,
         )
@@ -208,7 +207,7 @@ def emit_interrupted(em: Emitter, prompt: str) -> None:
             },
             "parent_tool_use_id": None,
             "session_id": em.session_id,
-            "uuid": str(uuid.uuid4()),
+            "uuid": new_uuid(),
         },
         delay=False,
     )
@@ -248,7 +247,7 @@ def emit_api_error(em: Emitter, directives: dict[str, Any], prompt: str) -> None
                 "retry_delay_ms": 500 * n,
                 "error_status": status,
                 "error": kind,
-                "uuid": str(uuid.uuid4()),
+                "uuid": new_uuid(),
                 "session_id": em.session_id,
             }
         )
