@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import resource
 import statistics
@@ -34,6 +35,12 @@ from shoemaker.git import Git
 from shoemaker.store import NewTask, Store
 
 
+def script(kind: str, keys: dict[str, object]) -> str:
+    """A task's rehearsal block: JSON (read without PyYAML) or the same keys as YAML."""
+    body = json.dumps(keys) + "\n" if kind == "json" else yaml.safe_dump(keys)
+    return f"<!-- rehearsal\n{body}-->"
+
+
 def random_dag(count: int, seed: int, scale: float) -> list[tuple[float, list[int]]]:
     """(duration, dependencies) per task; dependencies point to earlier tasks only."""
     rng = random.Random(seed)
@@ -44,12 +51,13 @@ def random_dag(count: int, seed: int, scale: float) -> list[tuple[float, list[in
     return dag
 
 
-def graph_tasks(dag: list[tuple[float, list[int]]]) -> list[NewTask]:
-    """The graph as tasks for the rehearsal agent: each works its duration, writes one file."""
+def graph_tasks(dag: list[tuple[float, list[int]]], kind: str = "json") -> list[NewTask]:
+    """The graph as tasks for the rehearsal agent: each works its duration, writes one file
+    (its script written as ``kind``: json or yaml)."""
     return [
         NewTask(
             f"t{i}",
-            f"<!-- rehearsal\nduration: {d}\nfiles: {{t{i}.txt: '{i}'}}\n-->",
+            script(kind, {"duration": d, "files": {f"t{i}.txt": f"{i}"}}),
             after=tuple(parents),
         )
         for i, (d, parents) in enumerate(dag)
@@ -180,7 +188,7 @@ async def run_once(args: argparse.Namespace, seed: int) -> tuple[float, int, lis
         git.commit_all(git.root, "schedule")
         project = Project.open(git.root)
         gen = start_generation(project, "sched")
-        project.store.add_tasks(gen.name, graph_tasks(dag), 1, "bench")
+        project.store.add_tasks(gen.name, graph_tasks(dag, args.script), 1, "bench")
         engine = Engine(project, max_parallel=args.parallel)
         cpu_before = (
             resource.getrusage(resource.RUSAGE_SELF),
@@ -227,6 +235,12 @@ async def main() -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument(
+        "--script",
+        choices=("json", "yaml"),
+        default="json",
+        help="how the tasks' rehearsal scripts are written (yaml: the agent imports PyYAML)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run N times; stop at the first that fails"
     )

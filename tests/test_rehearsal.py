@@ -6,12 +6,14 @@ import json
 import os
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agents import REHEARSAL, STREAM_ARGS, directive, stitch_prompt
+from shoemaker.agents.rehearsal.emitter import new_uuid
 
 MEASURE = "<!-- shoemaker:measure output=out.json max=10 -->\n"
 
@@ -191,6 +193,40 @@ def test_without_directives_stitch_leaves_a_trace(fast_tmp: Path) -> None:
     code, _, _ = act(fast_tmp, "<!-- shoemaker:stitch task=12 attempt=1 -->\n# Task #12: Do it\n")
     assert code == 0
     assert (fast_tmp / "rehearsal/task-12.md").read_text().startswith("# Do it")
+
+
+def imported(stderr: str) -> set[str]:
+    """Top-level modules named by ``PYTHONPROFILEIMPORTTIME``'s report."""
+    return {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_a_script_written_as_json_is_read_without_pyyaml(fast_tmp: Path) -> None:
+    keys = {"files": {"a.py": "A = 1\n"}, "text": "done: yes"}
+    header = "<!-- shoemaker:stitch task=1 attempt=1 -->\n# Task #1: t\n\n"
+    as_json = header + f"<!-- rehearsal\n{json.dumps(keys)}\n-->\n"
+    as_yaml = header + "<!-- rehearsal\nfiles:\n  a.py: |\n    A = 1\ntext: 'done: yes'\n-->\n"
+    seen = {}
+    for name, prompt in (("json", as_json), ("yaml", as_yaml)):
+        work = fast_tmp / name
+        work.mkdir()
+        code, lines, stderr = act(work, prompt, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert code == 0 and lines[-1]["result"] == "done: yes"
+        assert (work / "a.py").read_text() == "A = 1\n"
+        seen[name] = imported(stderr)
+    assert "json" in seen["json"] and "yaml" not in seen["json"]
+    # Nor what a script that runs no command does not need (uuid pulls in platform).
+    assert not {"uuid", "platform", "subprocess"} & seen["json"]
+    assert "yaml" in seen["yaml"]  # what is not JSON is still read as YAML
+
+
+def test_the_agents_uuids_are_random_version_4_uuids() -> None:
+    made = {new_uuid() for _ in range(100)}
+    assert len(made) == 100
+    assert all(uuid.UUID(u).version == 4 and str(uuid.UUID(u)) == u for u in made)
 
 
 @pytest.mark.parametrize(

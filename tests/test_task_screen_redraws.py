@@ -126,8 +126,25 @@ async def test_the_queue_is_rebuilt_only_when_a_row_changed(fast_tmp: Path) -> N
             return original(*args, **kwargs)
 
         queue.clear = clear  # type: ignore[method-assign]
+        await pilot.pause()
+        layouts: list[object] = []
+        refresh_layout = app.screen._refresh_layout
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            layouts.append(args)
+            refresh_layout(*args, **kwargs)
+
+        app.screen._refresh_layout = counted  # type: ignore[method-assign]
         queue.show(rows)  # the same rows again (a snapshot that changed nothing here)
         assert cleared == []
+        # A cell of a row changed (a running task's time, its spend): updated in place, and
+        # the screen is not laid out again.
         queue.show([replace(rows[0], attempts=rows[0].attempts + 7), *rows[1:]])
-        assert cleared == [1]
+        assert cleared == []
         assert any(str(rows[0].attempts + 7) == str(c) for c in queue.get_row(str(rows[0].id)))
+        await pilot.pause()
+        assert layouts == []
+        # Rows that come and go (or move) rebuild the table.
+        queue.show(rows[1:])
+        assert cleared == [1] and {r.id for r in queue.rows_shown} == {r.id for r in rows[1:]}
+        assert queue.row_count == len(rows) - 1

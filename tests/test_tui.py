@@ -30,6 +30,7 @@ from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
 from shoemaker.tui.bridge import (
     OUTPUT_LINES,
+    UNREAD_BYTES,
     UNREAD_LINES,
     EngineEvent,
     OutputBuffers,
@@ -37,7 +38,7 @@ from shoemaker.tui.bridge import (
 )
 from shoemaker.tui.screens import ConfirmScreen, GenerationsScreen, HelpScreen, NoteScreen
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import OutputPane, TaskQueue
+from shoemaker.tui.widgets import FLUSH_S, PANE_LINES, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
@@ -342,6 +343,27 @@ async def test_output_pane_follows_the_running_task(fast_tmp: Path) -> None:
         pane = app.query_one(OutputPane)
         await until(pilot, lambda: any("[Write: b.py]" in line for line in pane.lines))
         assert pane.border_title == "Agent output · #2 B"
+
+
+async def test_the_output_pane_takes_lines_ten_times_a_second_and_only_new_ones_of_its_task(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        flush = [t for t in app._timers if t.name == "flush output"]
+        assert len(flush) == 1 and flush[0]._interval == FLUSH_S >= 0.1
+        pane = app.query_one(OutputPane)
+        writes: list[int] = []
+        monkeypatch.setattr(pane, "write_lines", lambda lines, **kw: writes.append(len(lines)))
+        app.buffers.add(-1, "a line of a task the pane does not show")
+        app.flush_output()
+        assert writes == []  # nothing of the shown task arrived: no write, no redraw
+        app.buffers.add(pane.task_id, "one")
+        app.buffers.add(pane.task_id, "two")
+        app.flush_output()
+        app.flush_output()
+        assert writes == [2]
 
 
 async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_takes_over(
@@ -1162,26 +1184,52 @@ def test_a_batch_longer_than_what_is_kept_is_condensed_only_as_far_as_kept() -> 
     buffers.extend(4, AgentOutput.of("g", 1, 4, (0, 10), OUTPUT_LINES + 5, shown))
     assert asked == []  # nothing condensed until the lines are asked for
     history = buffers.history(4)
-    assert asked == [OUTPUT_LINES]
+    # As many as the pane shows, not more: the older ones it would only drop.
+    assert asked == [OUTPUT_LINES] and OUTPUT_LINES == PANE_LINES
     assert (
         len(history) == OUTPUT_LINES and history[0] == "5" and history[-1] == f"{OUTPUT_LINES + 4}"
     )
 
 
-def test_output_nobody_asks_for_is_condensed_once_it_waits_too_long() -> None:
+def test_output_nobody_asks_for_is_never_condensed_and_its_oldest_batches_go_raw() -> None:
+    asked: list[tuple[int, int | None]] = []
+
+    def batch(n: int) -> AgentOutput:
+        def shown(most: int | None) -> list[tuple[str, str]]:
+            asked.append((n, most))
+            return [("assistant", f"{n}.{k}") for k in range(1000)][-(most or 1000) :]
+
+        return AgentOutput.of("g", 1, 2, (0, 10), 1000, shown)
+
+    buffers = OutputBuffers()
+    buffers.add(2, "settled")
+    assert buffers.shown(2) == ["settled"]
+    batches = 3 * UNREAD_LINES // 1000
+    for n in range(batches):
+        buffers.extend(2, batch(n))
+    # Far more than the buffers keep arrived, and none of it was condensed.
+    assert asked == [] and buffers.received == 1 + batches * 1000
+    # Shown at last: only the newest batches are condensed, as many lines as are kept, and
+    # the line settled before the dropped batches does not sit before them as if adjacent.
+    shown = buffers.shown(2)
+    assert [n for n, _ in asked] == list(range(batches - 1, batches - 1 - OUTPUT_LINES // 1000, -1))
+    assert len(shown) == OUTPUT_LINES and "settled" not in shown
+    assert shown[-1] == f"{batches - 1}.999" and shown[0] == f"{batches - OUTPUT_LINES // 1000}.0"
+
+
+def test_output_waiting_is_bounded_by_its_bytes_too() -> None:
     asked: list[int | None] = []
 
     def shown(most: int | None) -> list[tuple[str, str]]:
         asked.append(most)
-        return [("assistant", "x")] * min(most or 1000, 1000)
+        return [("assistant", "big")]
 
     buffers = OutputBuffers()
-    for _ in range(UNREAD_LINES // 1000):
-        buffers.extend(2, AgentOutput.of("g", 1, 2, (0, 10), 1000, shown))
+    for _ in range(5):
+        buffers.extend(3, AgentOutput.of("g", 1, 3, (0, UNREAD_BYTES // 2), 1, shown))
     assert asked == []
-    buffers.extend(2, AgentOutput.of("g", 1, 2, (0, 10), 1000, shown))
-    # Only the newest batches, as many lines as are kept; the older ones are never condensed.
-    assert len(asked) == OUTPUT_LINES // 1000 and len(buffers.shown(2)) == OUTPUT_LINES
+    # Two batches of half the bound fit it; the three older ones went uncondensed.
+    assert buffers.shown(3) == ["big", "big"] and len(asked) == 2
 
 
 def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:

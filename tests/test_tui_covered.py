@@ -17,7 +17,7 @@ from shoemaker.tui.app import ShoemakerApp
 from shoemaker.tui.bridge import OutputBuffers
 from shoemaker.tui.screens import GenerationsScreen, HelpScreen, PlansScreen, plan_progress
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import PANE_LINES, OutputPane, TaskQueue
+from shoemaker.tui.widgets import OutputPane, TaskQueue
 from test_tui import until
 from tui_data import CLOCK, fixed_project
 
@@ -77,13 +77,13 @@ async def test_a_modal_screen_leaves_the_main_screen_live(fast_tmp: Path) -> Non
 
 def test_pending_lines_of_a_hidden_pane_are_bounded() -> None:
     buffers = OutputBuffers()
-    for n in range(PANE_LINES + 10):
+    for n in range(100):
         buffers.add(1, f"line {n}")
         buffers.add(2, f"other {n}")
-    buffers.keep_pending(1, PANE_LINES)
+    buffers.keep_pending(1, 90)
     assert list(buffers.pending) == [1]
-    assert buffers.pending[1][0] == "line 10" and len(buffers.pending[1]) == PANE_LINES
-    assert len(buffers.history(2)) == PANE_LINES + 10  # the other task's lines stay in history
+    assert buffers.pending[1][0] == "line 10" and len(buffers.pending[1]) == 90
+    assert len(buffers.history(2)) == 100  # the other task's lines stay in history
 
 
 async def test_the_running_app_leaves_its_startup_heap_out_of_collections(

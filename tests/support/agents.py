@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
 from pathlib import Path
-
-import yaml
 
 #: The pinned codex CLI that ./dev installs (or SHOEMAKER_CODEX_BIN).
 CODEX = Path(
@@ -34,8 +33,8 @@ STREAM_ARGS = [
 
 
 def directive(**keys: object) -> str:
-    """A rehearsal block for a prompt."""
-    return f"<!-- rehearsal\n{yaml.safe_dump(keys, sort_keys=False)}-->\n"
+    """A rehearsal block for a prompt, as JSON (valid YAML, read without PyYAML)."""
+    return f"<!-- rehearsal\n{json.dumps(keys)}\n-->\n"
 
 
 def stitch_prompt(task: int = 1, attempt: int = 1, **keys: object) -> str:

@@ -68,6 +68,7 @@ from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.theme import ThemeFile
 from shoemaker.tui.widgets import (
     FILTERS,
+    FLUSH_S,
     PANE_LINES,
     GenerationsPanel,
     OutputPane,
@@ -366,7 +367,7 @@ class ShoemakerApp(Guarded, App[None]):
         else:
             self.bridge.attach_bus(self.project.bus)
         self.screen_change_signal.subscribe(self, self._uncovered)
-        guarded_interval(self, 1 / 30, self.flush_output, "flush output")
+        guarded_interval(self, FLUSH_S, self.flush_output, "flush output")
         guarded_interval(self, 0.2, self._refresh_if_dirty, "refresh snapshot")
         guarded_interval(self, 1.0, self._tick, "tick")
         self.refresh_snapshot()

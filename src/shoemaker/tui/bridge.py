@@ -2,8 +2,9 @@
 
 Agent output is far too frequent for a message per line: each batch of lines (one
 :class:`AgentOutput` per read of an agent's stdout) goes into bounded per-task buffers that
-the output pane drains at about 30 Hz, uncondensed: a task's lines are condensed when the pane
-asks for them, and only as many as it keeps. Every other event becomes one
+the output pane drains about ten times a second, uncondensed: a task's lines are condensed
+when the pane asks for them, and only as many as it keeps; a task nobody looks at keeps its
+newest batches raw and is never condensed. Every other event becomes one
 :class:`EngineEvent` message. In attach mode the same happens with events read back from the
 store of a run that another process drives.
 """
@@ -23,11 +24,15 @@ from shoemaker.engine.task_detail import MARK, gate_verdict
 from shoemaker.engine.transcript_ranges import TranscriptRanges
 from shoemaker.events import AgentFinished, AgentOutput, Event, GateResult, MergeResult
 from shoemaker.store import Store
+from shoemaker.tui.widgets import PANE_LINES
 
-#: Lines kept in memory per task; the full transcript stays in the store.
-OUTPUT_LINES = 5_000
-#: Lines (and bytes) of a task's output kept uncondensed before its newest lines are
-#: condensed anyway, which bounds the memory a task nobody looks at takes.
+#: Lines kept in memory per task, as many as the output pane shows: condensing more of a
+#: task that prints thousands a second only for the pane to drop them cost a tenth of the
+#: dashboard's time. The full transcript stays in the store.
+OUTPUT_LINES = PANE_LINES
+#: Lines (and bytes) of a task's output kept uncondensed; beyond them its oldest batches
+#: are dropped as they are, which bounds the memory a task nobody looks at takes without
+#: condensing lines nobody may ever ask for.
 UNREAD_LINES = 4 * OUTPUT_LINES
 UNREAD_BYTES = 16 << 20
 
@@ -45,12 +50,15 @@ class OutputBuffers:
     """Agent output per task (``None`` is measure), newest last, bounded. Batches of agent
     output arrive uncondensed and wait; a task's lines are condensed when they are asked for
     (:meth:`take`, :meth:`history`, :meth:`shown`), and then only as many of the newest as
-    the buffers keep."""
+    the buffers keep. What waits is bounded by dropping its oldest batches raw."""
 
     _lines: dict[int | None, deque[str]] = field(default_factory=dict)
     pending: dict[int | None, deque[str]] = field(default_factory=dict)
     """Lines not yet taken by the output pane; bounded too, in case nothing takes them."""
-    _unread: dict[int | None, list[str | AgentOutput]] = field(default_factory=dict)
+    _unread: dict[int | None, deque[tuple[str | AgentOutput, int, int]]] = field(
+        default_factory=dict
+    )
+    """What waits to be condensed per task: each item with its lines and bytes."""
     _unread_size: dict[int | None, tuple[int, int]] = field(default_factory=dict)
     received: int = 0
     """Lines of agent output and story lines that arrived, shown or not."""
@@ -63,13 +71,22 @@ class OutputBuffers:
         self._queue(task_id, batch, batch.read, batch.end - batch.start)
 
     def _queue(self, task_id: int | None, item: str | AgentOutput, lines: int, size: int) -> None:
-        self._unread.setdefault(task_id, []).append(item)
+        unread = self._unread.get(task_id)
+        if unread is None:
+            unread = self._unread[task_id] = deque()
+        unread.append((item, lines, size))
         count, total = self._unread_size.get(task_id, (0, 0))
         count, total = count + lines, total + size
-        self._unread_size[task_id] = (count, total)
         self.received += lines
         if count > UNREAD_LINES or total > UNREAD_BYTES:
-            self._settle(task_id)
+            # The oldest go as they are: what is kept holds the newest lines kept and more.
+            while len(unread) > 1 and (count > UNREAD_LINES or total > UNREAD_BYTES):
+                _, dropped, dropped_size = unread.popleft()
+                count, total = count - dropped, total - dropped_size
+            # Lines settled before the dropped ones would leave a gap in the history.
+            self._lines.pop(task_id, None)
+            self.pending.pop(task_id, None)
+        self._unread_size[task_id] = (count, total)
 
     def _settle(self, task_id: int | None) -> None:
         """Condense what waits for ``task_id``: only the newest lines the buffers keep."""
@@ -79,7 +96,7 @@ class OutputBuffers:
             return
         newest: list[list[str]] = []
         left = OUTPUT_LINES
-        for item in reversed(unread):
+        for item, _, _ in reversed(unread):
             if left <= 0:
                 break
             texts = [item] if isinstance(item, str) else [t for _, t in item.shown(left)]

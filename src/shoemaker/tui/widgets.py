@@ -189,6 +189,10 @@ class Touched:
         self.touch()
 
 
+#: The queue's columns, each its own key.
+COLUMNS = ("id", "title", "state", "after", "try", "tokens", "cost", "time")
+
+
 class TaskQueue(Guarded, Touched, DataTable[str | Text]):
     """The task graph as a table: ready and running tasks first, filterable by state."""
 
@@ -198,19 +202,15 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
         self.rows_shown: list[TaskRow] = []
         self._all: Sequence[TaskRow] = ()
         self._cells: list[tuple[str | Text, ...]] = []
+        self._keys: list[str] = []
+        self._width = 0
         """The rows shown, cell by cell: a snapshot that changes none is not redrawn."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_column("id", key="id")
-        self.add_column("title", key="title")
-        self.add_column("state", key="state")
-        self.add_column("after", key="after")
-        self.add_column("try", key="try")
-        self.add_column("tokens", key="tokens")
-        self.add_column("cost", key="cost")
-        self.add_column("time", key="time")
+        for column in COLUMNS:
+            self.add_column(column, key=column)
         self._title()
 
     def _title(self) -> None:
@@ -258,11 +258,21 @@ class TaskQueue(Guarded, Touched, DataTable[str | Text]):
                     duration(r.duration_s) if r.duration_s else "",
                 )
             )
+        keys = [str(r.id) for r in shown]
         if cells != self._cells:  # a snapshot that changed no row: no rebuild, no layout
-            self._cells = cells
-            self.clear()
-            for r, row in zip(shown, cells, strict=True):
-                self.add_row(*row, key=str(r.id))
+            if keys == self._keys and width == self._width:
+                # The same rows in the same order (a running task's time and spend): their
+                # changed cells in place, a redraw of the table without laying the screen out.
+                # (A new width rebuilds: columns measured in place only ever grow.)
+                for key, old, new in zip(keys, self._cells, cells, strict=True):
+                    for column, was, now in zip(COLUMNS, old, new, strict=True):
+                        if was != now:
+                            self.update_cell(key, column, now, update_width=True)
+            else:
+                self.clear()
+                for key, row in zip(keys, cells, strict=True):
+                    self.add_row(*row, key=key)
+            self._cells, self._keys, self._width = cells, keys, width
         ids = [r.id for r in shown]
         if selected in ids:
             self.move_cursor(row=ids.index(selected), animate=False)
@@ -327,13 +337,17 @@ class OutputHighlighter(Highlighter):
 
 #: Lines the output pane keeps.
 PANE_LINES = 2_000
+#: Seconds between the output pane's intakes: each written batch redraws the pane's region
+#: (several milliseconds under load), and ten a second read as live as thirty.
+FLUSH_S = 0.1
 
 
 class OutputPane(Guarded, Touched, Log):
     """Condensed agent output, tailing; tailing pauses while the user has scrolled up.
 
     Lines are not written as they arrive: ``feed`` hands over a batch, written in one
-    ``write_lines`` by the caller's ~30 Hz flush, and the widget keeps at most ``max_lines``.
+    ``write_lines`` by the caller's flush every ``FLUSH_S``, and only when lines arrived;
+    the widget keeps at most ``max_lines``.
     """
 
     def __init__(self, **kwargs: object) -> None:

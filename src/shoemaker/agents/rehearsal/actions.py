@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +61,8 @@ def act(
     if kind == "detach":
         # Like a background command: only the command itself is waited for, never what it
         # leaves running (`setsid -f …`), and its output goes nowhere.
+        import subprocess  # here: most scripts run nothing, and it is 5 ms of the start
+
         argv = shlex.split(target)
         io = subprocess.DEVNULL
         try:
@@ -134,6 +135,8 @@ def _bash(
 ) -> None:
     """Run ``argv`` (no shell) in the worktree and print it as the CLI's Bash tool use, with
     its output's tail and, when it failed, its exit code."""
+    import subprocess  # here: most scripts run nothing, and it is 5 ms of the start
+
     try:
         proc = subprocess.run(
             argv,

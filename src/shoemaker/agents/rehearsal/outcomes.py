@@ -8,13 +8,10 @@ import re
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
-
-import yaml
 
 from shoemaker.agents.rehearsal.actions import act, plan_steps
 from shoemaker.agents.rehearsal.args import Args
@@ -24,7 +21,7 @@ from shoemaker.agents.rehearsal.directives import (
     read_blocks,
     stitch_directives,
 )
-from shoemaker.agents.rehearsal.emitter import Emitter
+from shoemaker.agents.rehearsal.emitter import Emitter, new_uuid
 
 _MEASURE = re.compile(r"<!--\s*shoemaker:measure\s+output=(\S+)\s+max=(\d+)\s*-->")
 _STITCH = re.compile(r"<!--\s*shoemaker:stitch\s+task=(\S+)\s+attempt=(\d+)\s*-->")
@@ -48,7 +45,7 @@ class Script:
 
 def run(args: Args, prompt: str, cwd: Path) -> int:
     """Act out one invocation; returns the exit code."""
-    em = Emitter(args, cwd, args.session_id or str(uuid.uuid4()))
+    em = Emitter(args, cwd, args.session_id or new_uuid())
     measure = _MEASURE.search(prompt)
     stitch = _STITCH.search(prompt)
     attempt = int(stitch.group(2)) if stitch else 1
@@ -79,6 +76,8 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
             steps = [("proposals", str(out_path), json.dumps(proposals, indent=2))]
         final = directives.get("text") or f"Proposed {len(proposals)} tasks."
         if via == "text":
+            import yaml  # only here: the agent starts without it
+
             final += "\n\n```yaml\n" + yaml.safe_dump(proposals, sort_keys=False) + "```\n"
     else:
         steps = plan_steps(directives)
@@ -177,7 +176,7 @@ def _hang(s: Script) -> NoReturn:
                 "subtype": "status",
                 "status": "requesting",
                 "session_id": em.session_id,
-                "uuid": str(uuid.uuid4()),
+                "uuid": new_uuid(),
             },
             delay=False,
         )
@@ -208,7 +207,7 @@ def emit_interrupted(em: Emitter, prompt: str) -> None:
             },
             "parent_tool_use_id": None,
             "session_id": em.session_id,
-            "uuid": str(uuid.uuid4()),
+            "uuid": new_uuid(),
         },
         delay=False,
     )
@@ -248,7 +247,7 @@ def emit_api_error(em: Emitter, directives: dict[str, Any], prompt: str) -> None
                 "retry_delay_ms": 500 * n,
                 "error_status": status,
                 "error": kind,
-                "uuid": str(uuid.uuid4()),
+                "uuid": new_uuid(),
                 "session_id": em.session_id,
             }
         )
