@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from rich.highlighter import Highlighter
 from rich.markup import escape
 from rich.text import Text
 from textual import events
 from textual.widgets import DataTable, Log
+from textual.widgets.data_table import RowKey
 
 from shoemaker.engine.task_detail import MARK
 from shoemaker.engine.views import GenerationRow, TaskRow
@@ -193,7 +194,23 @@ class Touched:
 COLUMNS = ("id", "title", "state", "after", "try", "tokens", "cost", "time")
 
 
-class TaskQueue(Guarded, Touched, DataTable[str | Text]):
+class MeasuredTable(DataTable[str | Text]):
+    """A DataTable whose auto-width columns never leave a row drawn at an older width.
+
+    DataTable measures auto-width columns when it is idle, and lines painted before that keep
+    their cached, narrower cells (``runnin``) until the data changes again; on a busy machine
+    a frame often falls in between. Once the widths are measured, the cached lines go.
+    (Textual is pinned exactly: this hooks a private method of its DataTable.)
+    """
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # Called on idle after rows were added or cells changed, once their widths are known.
+        super()._update_dimensions(new_rows)
+        self._clear_caches()
+        self.refresh()
+
+
+class TaskQueue(Guarded, Touched, MeasuredTable):
     """The task graph as a table: ready and running tasks first, filterable by state."""
 
     def __init__(self, **kwargs: object) -> None:
