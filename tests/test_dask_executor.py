@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from agents import new_token, processes_with_token, sleepers, stitch_prompt
-from cluster import Cluster, ancestors, parent_of, wait_gone
+from cluster import STOP_TIMEOUT_S, Cluster, ancestors, parent_of, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import (
     AttemptSpec,
@@ -60,9 +60,21 @@ def cluster(fast_tmp: Path) -> Iterator[Cluster]:
         yield found
     finally:
         found.stop()
+    # A worker killed by a test orphans Python's multiprocessing resource tracker, which ends
+    # by itself once it reads the end of its pipe: awaited, as an agent left behind would not.
+    for pid in processes_with_token(env["SHOEMAKER_TEST_TOKEN"]):
+        if b"multiprocessing.resource_tracker" in _cmdline(pid):
+            wait_gone(pid, STOP_TIMEOUT_S)
     left = processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
-    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+    assert left == [], [_cmdline(pid) for pid in left]
     assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # gone meanwhile
 
 
 def on_cluster(project: Project, cluster: Cluster, **dask: Any) -> Project:
