@@ -896,7 +896,8 @@ async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_t
         loads, ticks = screen.loads, screen.ticks
         await until(pilot, lambda: screen.ticks >= ticks + 10)
         assert screen.loads == loads  # finished: no more reloading
-        # Enter on a file jumps the diff to it.
+        # Enter on a file jumps the diff to it (once the finished diff lists every file).
+        await until(pilot, lambda: file_list.row_count == len(files))
         file_list.focus()
         file_list.move_cursor(row=10, animate=False)
         await pilot.press("enter")
