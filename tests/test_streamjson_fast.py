@@ -39,7 +39,22 @@ FIXTURE_DIRS = [
 FIXTURE_FILES = sorted(
     {p for folder in FIXTURE_DIRS if folder.is_dir() for p in folder.glob("*.jsonl")}
 )
-CWDS = [None, "/", "/home/cyou/claude-agent-sdk-gleam", "/work/", "/tmp/x"]
+
+
+def _recorded_cwds() -> list[str]:
+    """The working directories the fixtures were recorded in (paths under them are shown
+    relative, so each is a case of its own)."""
+    found = set()
+    for path in FIXTURE_FILES:
+        for line in path.read_text(errors="replace").splitlines():
+            if '"cwd"' in line:
+                with_cwd = json.loads(line)
+                if isinstance(with_cwd, dict) and isinstance(with_cwd.get("cwd"), str):
+                    found.add(with_cwd["cwd"])
+    return sorted(found)
+
+
+CWDS = [None, "/", *_recorded_cwds(), "/project/", "/tmp/x"]
 
 
 def same(value: Any, expected: Any) -> None:
