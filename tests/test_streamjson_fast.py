@@ -337,7 +337,7 @@ def test_events_kept_and_condensed_later_read_as_condensed_at_once() -> None:
 
 @pytest.mark.parametrize("failed", [True, False])
 def test_a_worktree_path_across_the_end_of_the_read_start_is_still_taken_out(failed: bool) -> None:
-    cwd = "/home/cyou/project"
+    cwd = "/srv/checkouts/project"
     for window in (256, 320, 400, 1024, 1280):
         for shown in range(80, 160, 7):
             for cut in range(1, len(cwd) + 1):
