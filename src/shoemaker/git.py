@@ -379,7 +379,22 @@ class Git:
     def fetch_bundle(self, path: Path, branch: str) -> None:
         """Create or move ``branch`` to the branch of that name in the bundle at ``path``."""
         self._check_ref_name(branch)
-        self._run(["fetch", "-q", str(path), f"+refs/heads/{branch}:refs/heads/{branch}"])
+        # Not `git fetch`: its connectivity check walks every worktree's HEAD, and a worktree
+        # added or removed meanwhile (another task's) failed it. Unbundling checks the
+        # bundle's prerequisites and writes its objects; the branch is then set to its tip.
+        listed = self._run(["bundle", "unbundle", str(path), f"refs/heads/{branch}"])
+        tip = next(
+            (
+                sha
+                for sha, _, ref in (ln.partition(" ") for ln in listed.splitlines())
+                if ref == f"refs/heads/{branch}"
+            ),
+            None,
+        )
+        if tip is None:
+            argv = ["git", "bundle", "unbundle", str(path)]
+            raise GitError(argv, 1, f"the bundle holds no branch {branch}")
+        self._run(["update-ref", f"refs/heads/{branch}", tip])
 
     def rebase(self, path: Path, onto: str) -> tuple[bool, tuple[str, ...]]:
         """Rebase the branch checked out in ``path`` onto ``onto``. On a conflict the rebase
