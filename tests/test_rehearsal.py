@@ -236,6 +236,8 @@ def test_the_agents_uuids_are_random_version_4_uuids() -> None:
         "<!-- rehearsal\noutcome: explode\n-->",
         "<!-- rehearsal\nfiles: {a: 1\n-->",
         "<!-- rehearsal\nmystery: 1\n-->",
+        "<!-- rehearsal\nwait: [{after: 1}]\n-->",
+        "<!-- rehearsal\nwait: [{after: one, for: gate}]\n-->",
     ],
 )
 def test_bad_directive_is_an_error_result(fast_tmp: Path, block: str) -> None:

@@ -866,8 +866,10 @@ async def test_the_task_screen_reloads_only_while_the_task_is_active(fast_tmp: P
 
 async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_tmp: Path) -> None:
     files = {f"f{i:02}.py": f"x = {i}\n" for i in range(24)}
-    # Slow enough that files still arrive while the test looks, even on a loaded machine.
-    project = rehearsal_project(fast_tmp, task("Slow", files=files, duration=16))
+    # The agent holds twice: new work arrives only after the test has looked, however slow.
+    more_log, more_files = fast_tmp / "more-log", fast_tmp / "more-files"
+    holds = [{"after": 12, "for": str(more_log)}, {"after": 18, "for": str(more_files)}]
+    project = rehearsal_project(fast_tmp, task("Slow", files=files, wait=holds))
     start_generation(project, "g")
     app = ShoemakerApp(project)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -881,6 +883,7 @@ async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_t
         log.scroll_to(y=2, animate=False)
         await pilot.pause()
         shown = len(screen._log_shown)
+        more_log.touch()
         await until(pilot, lambda: len(screen._log_shown) > shown + 3)
         assert log.scroll_y == 2  # new lines were appended; the place was kept
         # The file list grows as the agent writes; the cursor stays on the file it was on.
@@ -889,6 +892,7 @@ async def test_the_task_screen_keeps_the_log_scroll_while_the_agent_works(fast_t
         await until(pilot, lambda: file_list.row_count >= 4)
         file_list.move_cursor(row=2, animate=False)
         picked, count = file_list.get_row_at(2)[0], file_list.row_count
+        more_files.touch()
         await until(pilot, lambda: file_list.row_count > count)
         assert file_list.cursor_row == 2 and file_list.get_row_at(2)[0] == picked
         await wait_engine(pilot)

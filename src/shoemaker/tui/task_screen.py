@@ -169,12 +169,13 @@ class TaskScreen(Guarded, Screen[None]):
         self._loading = True
         colours = self.colours
         try:
-            detail, diff = await asyncio.gather(
-                asyncio.to_thread(
-                    load_task_detail, self.project, self.task_id, LOG_LINES, self._log_cache
-                ),
-                asyncio.to_thread(load_diff, self.project, self.task_id),
+            # The state first, then the diff: read side by side, a diff read just before
+            # the task finished would pair with its finished state, and a finished task
+            # is not reloaded, so the screen would keep a diff that is missing files.
+            detail = await asyncio.to_thread(
+                load_task_detail, self.project, self.task_id, LOG_LINES, self._log_cache
             )
+            diff = await asyncio.to_thread(load_diff, self.project, self.task_id)
             rendered = None
             if self.diff is None or diff.text != self.diff.text:
                 rendered = await asyncio.to_thread(render_diff, diff.text, colours)

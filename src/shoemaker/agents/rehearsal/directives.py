@@ -37,6 +37,7 @@ STITCH_KEYS = {
     "heartbeat",
     "signal",
     "rate_limit",
+    "wait",
 }
 MEASURE_KEYS = {"propose", "propose_via"}
 
@@ -112,6 +113,13 @@ def _validate_stitch(d: dict[str, Any]) -> None:
     for key in ("duration", "heartbeat"):
         if key in d:
             _expect(d[key], (int, float), key)
+    if "wait" in d:
+        for i, hold in enumerate(_expect(d["wait"], list, "wait")):
+            _expect(hold, dict, f"wait[{i}]")
+            if set(hold) != {"after", "for"}:
+                raise DirectiveError(f"wait[{i}] takes after (a step count) and for (a path)")
+            _expect(hold["after"], int, f"wait[{i}].after")
+            _expect(hold["for"], str, f"wait[{i}].for")
     if "cost_usd" in d:
         _expect(d["cost_usd"], (int, float), "cost_usd")
     if "tokens" in d:

@@ -105,7 +105,9 @@ def _work(s: Script, steps: list[tuple[str, str, Any]]) -> None:
         if not s.measure
         else "Reading the documents and the existing tasks."
     )
-    for kind, target, payload in steps:
+    holds = {int(h["after"]): str(h["for"]) for h in s.directives.get("wait") or []}
+    for done, (kind, target, payload) in enumerate(steps):
+        _hold(s.em.cwd, holds.get(done))
         if kind == "proposals":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             Path(target).write_text(payload, encoding="utf-8")
@@ -117,6 +119,16 @@ def _work(s: Script, steps: list[tuple[str, str, Any]]) -> None:
             )
         else:
             act(s.em, kind, target, payload)
+
+
+def _hold(cwd: Path, path: str | None) -> None:
+    """Wait, silent as an agent thinking, until ``path`` exists: whoever drives the rehearsal
+    (a test, a person trying the dashboard) decides when the work goes on."""
+    if path is None:
+        return
+    gate = cwd / path  # an absolute path stays itself
+    while not gate.exists():
+        time.sleep(0.02)
 
 
 def _success(s: Script) -> int:
