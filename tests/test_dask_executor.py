@@ -326,10 +326,6 @@ async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
     assert wait_gone(hits[0].pid or 0, 30)
 
 
-@pytest.mark.skip(
-    reason="flaky: 1 run in about 6 the resumed attempt's bundle fails to fetch at home "
-    "(git: 'did not send all necessary objects') and the task fails; under investigation"
-)
 async def test_an_orchestrator_killed_mid_run_is_resumed_and_its_cluster_runs_cancelled(
     fast_tmp: Path, cluster: Cluster
 ) -> None:
