@@ -34,6 +34,7 @@ from shoemaker.config import DaskConfig, GateConfig
 from shoemaker.demo import prepare_demo
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
+from shoemaker.engine.history import task_history_path
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
@@ -100,6 +101,12 @@ def started_runs(project: Project) -> list[AgentStarted]:
 
     project.bus.add_listener(listen)
     return seen
+
+
+def ran_in(project: Project, task_id: int) -> list[str]:
+    """The sandbox of each run of a finished task, as its history record says."""
+    record = yaml.safe_load(task_history_path(project, project.store.get_task(task_id)).read_text())
+    return [run["sandbox"] for run in record["runs"]]
 
 
 def landed(git: Git, branch: str) -> list[int]:
@@ -217,9 +224,52 @@ async def test_the_demo_generation_runs_on_two_dask_workers(
     # The task screen's log names the worker of each run.
     detail = load_task_detail(project, 1)
     assert any(line.startswith("── attempt 1 · run ") and " · on w" in line for line in detail.log)
+    # Its attempts table and its history say where each run ran: no sandbox, on a worker.
+    (run,) = detail.runs
+    (worker,) = [e.worker for e in stitched if e.task_id == 1]
+    assert detail.sandboxes == {run.id: f"none (on worker {worker})"}, detail.sandboxes
+    (recorded,) = ran_in(project, 1)
+    assert recorded == detail.sandboxes[run.id]
     # No worktree or branch of a task is left.
     assert [w.path for w in project.git.worktrees()] == [project.root]
     assert project.git.branches("task/*") == []
+
+
+async def test_a_task_asking_for_a_resource_runs_on_the_one_worker_that_has_it(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    """w1 and w2 have no gpu: the task that asks for one waits, saying so, until w3 (which
+    has one) joins, and runs there; the other task runs on w1 or w2 meanwhile."""
+    tasks = [
+        {**task("Train", files={"model.py": "M = 1\n"}), "resources": {"gpu": 1}},
+        task("Plain", files={"plain.py": "P = 1\n"}),
+    ]
+    project = on_cluster(make_project(fast_tmp, tasks), cluster)
+    seen = started_runs(project)
+    joined: list[asyncio.Task[Any]] = []
+
+    def start_the_gpu_worker(event: Event) -> None:
+        message = getattr(event, "message", "")
+        if event.kind == "log" and "no dask worker has" in message and not joined:
+            assert event.task_id == 1 and "gpu=1" in message and "agent_slot=1" in message
+            joined.append(
+                asyncio.ensure_future(
+                    asyncio.to_thread(cluster.start_worker, "w3", "agent_slot=1,gpu=1")
+                )
+            )
+
+    project.bus.add_listener(start_the_gpu_worker)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    (train,) = [t for t in project.store.list_tasks(gen.name) if t.title == "Train"]
+    assert train.id == 1 and train.extras["resources"] == {"gpu": 1.0}
+    assert joined, "the task never said it waits for a worker with a gpu"
+    await joined[0]
+    assert {t.state for t in project.store.list_tasks(gen.name)} == {TaskState.DONE}, report
+    stitched = {e.task_id: e.worker for e in seen if e.phase == "stitch"}
+    assert stitched[1] == "w3" and stitched[2] in ("w1", "w2"), stitched
+    assert landed(project.git, gen.branch) == [1, 2]
 
 
 def hanging_first(heartbeat: float = 0.2) -> list[dict[str, Any]]:
@@ -400,6 +450,11 @@ async def test_bwrap_on_the_workers_refuses_writes_outside_the_clone_and_the_tas
         escaped = [p for p in [*agent_writes, *gate_writes] if p.exists()]
         assert escaped == []
         (run,) = project.store.runs(task_id=t.id)
+        # The command line sent was bare; the worker ran it in bwrap, and the records say so.
+        assert run.argv[0] == project.config.agent.command
+        (worker,) = {e.worker for e in seen if e.phase == "stitch"}
+        label = load_task_detail(project, t.id).sandboxes[run.id]
+        assert label == f"bwrap (on worker {worker})" and ran_in(project, t.id) == [label]
         log = project.store.transcript(run.id).decode()
         assert log.count("Read-only file system") >= 3 and "signalled completed" in log, log
         (gate,) = [g for g in project.store.gate_results(t.id) if g.location == "worktree"]

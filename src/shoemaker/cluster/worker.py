@@ -207,7 +207,7 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
 
         def on_pid(pid: int) -> None:
             janitor.watch(pid)  # its own session: the pid is its group's
-            send(Started(worker, pid, os.getpid()))
+            send(Started(worker, pid, os.getpid(), "none" if box is None else box.sandbox))
 
         try:
             run = await ProcessRunner().run(run_spec, on_lines=batcher.add, on_pid=on_pid)

@@ -17,7 +17,7 @@ import inspect
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from shoemaker.agents.done_signal import FILE_ENV, SIGNAL_ENV
@@ -33,9 +33,11 @@ from shoemaker.cluster.attempt import (
     RunnerFailure,
     Sealed,
     Started,
+    Waiting,
     WorkerSandbox,
 )
 from shoemaker.config import AgentConfig, GateConfig
+from shoemaker.config.cluster import task_resources
 from shoemaker.engine.attempts import Attempt, keep_for_retry, log
 from shoemaker.engine.gates import Failure, gates_for_title, judge_gate, plan_gates
 from shoemaker.engine.project import Project
@@ -78,11 +80,16 @@ class ClusterAgent:
         batch_sec: float,
         announce: Callable[[str], None] | None = None,
         sandbox: WorkerSandbox | None = None,
+        resources: Mapping[str, float] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.runner, self.attempt, self.bundle = runner, attempt, bundle
         self.sandbox = sandbox or WorkerSandbox()
+        self.resources = dict(resources or {})
         self.announce = announce
         """Told the worker's name once the agent runs there."""
+        self.warn = warn
+        """Told why the attempt waits (no worker has its resources)."""
         self.agent, self.gates, self.batch_sec = agent, tuple(gates), batch_sec
         self.key = (
             f"shoemaker-{attempt.task.generation}-{attempt.task.id}-{attempt.number}-"
@@ -93,6 +100,11 @@ class ClusterAgent:
         self.started: Started | None = None
         self.result: AttemptResult | None = None
         self.failure: RunnerFailure | None = None
+
+    @property
+    def ran_in(self) -> str:
+        """The sandbox the worker runs the agent in, as it said (empty: not started)."""
+        return self.started.sandbox if self.started is not None else ""
 
     def _passed(self, env: dict[str, str]) -> dict[str, str]:
         """What the run brings to the worker: the agent's env, secrets, the run's marker and
@@ -133,6 +145,7 @@ class ClusterAgent:
             batch_sec=self.batch_sec,
             die_with_worker=True,
             sandbox=self.sandbox,
+            resources=self.resources,
         )
         spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.transcript_path.open("wb") as transcript:
@@ -140,6 +153,10 @@ class ClusterAgent:
 
             def on_event(event: AttemptEvent) -> None:
                 nonlocal written
+                if isinstance(event, Waiting):
+                    if self.warn is not None:
+                        self.warn(event.why)
+                    return
                 if isinstance(event, Started):
                     self.where, self.started = event.worker, event
                     if self.announce is not None:
@@ -235,12 +252,19 @@ class ClusterAttempts:
         def announce(worker: str) -> None:
             log(project, task, f"attempt {attempt.number} runs on dask worker {worker}")
 
+        def warn(why: str) -> None:
+            log(project, task, f"attempt {attempt.number}: {why}", "warning")
+
         if config.sandbox not in ("none", "bwrap"):
             raise Failed(
                 f"sandbox: {config.sandbox} does not run on a dask worker yet; "
                 "set sandbox: bwrap or none, or executor: local"
             )
         sandbox = WorkerSandbox(config.sandbox, config.sandbox_network)
+        try:
+            asked = task_resources(task.extras.get("resources"))
+        except ValueError as exc:
+            raise Failed(f"task {task.id}: {exc}; fix the task's resources in its plan") from None
         return ClusterAgent(
             await self.runner(),
             attempt,
@@ -250,6 +274,8 @@ class ClusterAttempts:
             config.dask.batch_sec,
             announce,
             sandbox,
+            {**config.dask.resources, **asked},
+            warn,
         )
 
     def land_work(self, pool: WorktreePool, attempt: Attempt, agent: ClusterAgent) -> None:
