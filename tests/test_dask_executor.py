@@ -40,7 +40,7 @@ from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
-from shoemaker.model import GenerationState, TaskState
+from shoemaker.model import GenerationState, TaskState, task_branch
 
 pytestmark = pytest.mark.slow
 
@@ -270,6 +270,67 @@ async def test_a_task_asking_for_a_resource_runs_on_the_one_worker_that_has_it(
     stitched = {e.task_id: e.worker for e in seen if e.phase == "stitch"}
     assert stitched[1] == "w3" and stitched[2] in ("w1", "w2"), stitched
     assert landed(project.git, gen.branch) == [1, 2]
+
+
+async def test_a_cluster_attempt_continues_the_work_an_earlier_attempt_left(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    """A gate whose failure asks for a targeted fix keeps attempt 1's work on the task
+    branch: attempt 2, on a worker, starts from it (told so by its prompt) and the task lands
+    with both attempts' work."""
+    attempts = {1: {"files": {"a.py": "A = 1\n"}}, 2: {"files": {"b.py": "B = 1\n"}}}
+    gate = {"name": "needs b", "command": "test -f b.py", "severity": "fix", "after_merge": False}
+    project = make_project(fast_tmp, [task("Two steps", on_attempt=attempts)], gates=[gate])
+    project = on_cluster(project, cluster)
+    seen = started_runs(project)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    (t,) = project.store.list_tasks(gen.name)
+    assert (t.state, t.attempts) == (TaskState.DONE, 2), (t.reason, report)
+    assert {e.worker for e in seen if e.phase == "stitch"} <= {"w1", "w2", "w3"}
+    first, second = project.store.runs(task_id=t.id)
+    assert "already holds that attempt's work" not in first.prompt
+    assert "already holds that attempt's work" in second.prompt
+    git = project.git
+    assert {f.path for f in git.diff_stat(f"{gen.branch}~1", gen.branch).files} == {
+        "a.py",
+        "b.py",
+    }
+    assert landed(git, gen.branch) == [1]
+    assert git.branches("attempt/*") == [] and git.branches("task/*") == []
+    notices = [getattr(e, "message", "") for e in project.store.events_of_kind(gen.name, ["log"])]
+    assert "continuing the work of the earlier attempt" in notices
+
+
+async def test_an_interrupted_attempts_work_is_carried_into_the_next_on_a_worker(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, [task("A", files={"a.py": "A = 2\n"})]), cluster)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).measure_once()
+    (t,) = project.store.list_tasks("g")
+    project.store.transition_task(t.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
+    # What the interrupted attempt left on its branch: a half-written file and a finished one.
+    wt = fast_tmp / "left"
+    project.git.add_worktree(wt, task_branch("g", t.id), gen.branch)
+    (wt / "a.py").write_text("A =")
+    (wt / "b.py").write_text("B = 1\n")
+    project.git.commit_all(wt, "unfinished", "", {"Shoemaker-Outcome": "interrupted"})
+    project.git.remove_worktree(wt)
+    seen = started_runs(project)
+
+    report = await Engine(project).run(cycles=1)
+    assert report.merged == 1, report
+    done = project.store.get_task(t.id)
+    assert (done.state, done.attempts, done.interruptions) == (TaskState.DONE, 2, 1)
+    assert {e.worker for e in seen if e.phase == "stitch"} <= {"w1", "w2"}
+    (run,) = project.store.runs(task_id=t.id)
+    assert "This directory already holds" in run.prompt  # told it continues
+    tree = project.git.root
+    assert (tree / "a.py").read_text() == "A = 2\n" and (tree / "b.py").read_text() == "B = 1\n"
+    assert landed(project.git, gen.branch) == [t.id]
+    assert project.git.branches("task/*") == [] and project.git.branches("attempt/*") == []
 
 
 def hanging_first(heartbeat: float = 0.2) -> list[dict[str, Any]]:

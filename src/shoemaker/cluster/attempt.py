@@ -87,6 +87,10 @@ class AttemptSpec:
     """The agent and gates die with the process that runs them (``PR_SET_PDEATHSIG``): a
     worker that is killed takes its agent along."""
     sandbox: WorkerSandbox = WorkerSandbox()
+    start: str = ""
+    """The commit the worker checks out, when the attempt continues earlier work (carried
+    over onto ``base``, in ``bundle``); empty: ``base``. What goes home is still relative to
+    ``base``, so the carried work goes with it."""
     resources: Mapping[str, float] = field(default_factory=dict)
     """What the attempt holds on its worker: ``dask.resources`` updated by the task's own
     (``{agent_slot: 1, gpu: 1}``); only a worker that has them all takes it."""
