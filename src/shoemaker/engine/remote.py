@@ -313,7 +313,7 @@ class ClusterAttempts:
         try:
             asked = task_resources(task.extras.get("resources"))
         except ValueError as exc:
-            raise Failed(f"task {task.id}: {exc}; fix the task's resources in its plan") from None
+            raise Failed(f"{exc}; fix the task's resources in its plan") from None
         return ClusterAgent(
             await self.runner(),
             attempt,
