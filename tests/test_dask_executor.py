@@ -605,6 +605,10 @@ def test_doctor_takes_bwrap_on_the_workers_and_refuses_a_container_there(fast_tm
     contained = make_project(fast_tmp / "podman", [], executor="dask", sandbox="podman")
     (check,) = _executor(contained)
     assert not check.ok and "not podman" in check.detail and "sandbox: bwrap" in check.fix
+    docker = make_project(fast_tmp / "docker", [], executor="dask", sandbox="docker")
+    (check,) = _executor(docker)
+    assert not check.ok and "not docker" in check.detail
+    assert check.fix == "set sandbox: bwrap (installed on every worker) or none, or executor: local"
 
 
 def test_the_default_install_never_imports_dask() -> None:
