@@ -34,12 +34,13 @@ from shoemaker.config import DaskConfig, GateConfig
 from shoemaker.demo import prepare_demo
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
+from shoemaker.engine.history import task_history_path
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
 from shoemaker.events import AgentOutput, AgentStarted, Event
 from shoemaker.git import Git
-from shoemaker.model import GenerationState, TaskState
+from shoemaker.model import GenerationState, TaskState, task_branch
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +101,12 @@ def started_runs(project: Project) -> list[AgentStarted]:
 
     project.bus.add_listener(listen)
     return seen
+
+
+def ran_in(project: Project, task_id: int) -> list[str]:
+    """The sandbox of each run of a finished task, as its history record says."""
+    record = yaml.safe_load(task_history_path(project, project.store.get_task(task_id)).read_text())
+    return [run["sandbox"] for run in record["runs"]]
 
 
 def landed(git: Git, branch: str) -> list[int]:
@@ -217,9 +224,113 @@ async def test_the_demo_generation_runs_on_two_dask_workers(
     # The task screen's log names the worker of each run.
     detail = load_task_detail(project, 1)
     assert any(line.startswith("── attempt 1 · run ") and " · on w" in line for line in detail.log)
+    # Its attempts table and its history say where each run ran: no sandbox, on a worker.
+    (run,) = detail.runs
+    (worker,) = [e.worker for e in stitched if e.task_id == 1]
+    assert detail.sandboxes == {run.id: f"none (on worker {worker})"}, detail.sandboxes
+    (recorded,) = ran_in(project, 1)
+    assert recorded == detail.sandboxes[run.id]
     # No worktree or branch of a task is left.
     assert [w.path for w in project.git.worktrees()] == [project.root]
     assert project.git.branches("task/*") == []
+
+
+async def test_a_task_asking_for_a_resource_runs_on_the_one_worker_that_has_it(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    """w1 and w2 have no gpu: the task that asks for one waits, saying so, until w3 (which
+    has one) joins, and runs there; the other task runs on w1 or w2 meanwhile."""
+    tasks = [
+        {**task("Train", files={"model.py": "M = 1\n"}), "resources": {"gpu": 1}},
+        task("Plain", files={"plain.py": "P = 1\n"}),
+    ]
+    project = on_cluster(make_project(fast_tmp, tasks), cluster)
+    seen = started_runs(project)
+    joined: list[asyncio.Task[Any]] = []
+
+    def start_the_gpu_worker(event: Event) -> None:
+        message = getattr(event, "message", "")
+        if event.kind == "log" and "no dask worker has" in message and not joined:
+            assert event.task_id == 1 and "gpu=1" in message and "agent_slot=1" in message
+            joined.append(
+                asyncio.ensure_future(
+                    asyncio.to_thread(cluster.start_worker, "w3", "agent_slot=1,gpu=1")
+                )
+            )
+
+    project.bus.add_listener(start_the_gpu_worker)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    (train,) = [t for t in project.store.list_tasks(gen.name) if t.title == "Train"]
+    assert train.id == 1 and train.extras["resources"] == {"gpu": 1.0}
+    assert joined, "the task never said it waits for a worker with a gpu"
+    await joined[0]
+    assert {t.state for t in project.store.list_tasks(gen.name)} == {TaskState.DONE}, report
+    stitched = {e.task_id: e.worker for e in seen if e.phase == "stitch"}
+    assert stitched[1] == "w3" and stitched[2] in ("w1", "w2"), stitched
+    assert landed(project.git, gen.branch) == [1, 2]
+
+
+async def test_a_cluster_attempt_continues_the_work_an_earlier_attempt_left(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    """A gate whose failure asks for a targeted fix keeps attempt 1's work on the task
+    branch: attempt 2, on a worker, starts from it (told so by its prompt) and the task lands
+    with both attempts' work."""
+    attempts = {1: {"files": {"a.py": "A = 1\n"}}, 2: {"files": {"b.py": "B = 1\n"}}}
+    gate = {"name": "needs b", "command": "test -f b.py", "severity": "fix", "after_merge": False}
+    project = make_project(fast_tmp, [task("Two steps", on_attempt=attempts)], gates=[gate])
+    project = on_cluster(project, cluster)
+    seen = started_runs(project)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    report = await Engine(project).run(cycles=1)
+
+    (t,) = project.store.list_tasks(gen.name)
+    assert (t.state, t.attempts) == (TaskState.DONE, 2), (t.reason, report)
+    assert {e.worker for e in seen if e.phase == "stitch"} <= {"w1", "w2", "w3"}
+    first, second = project.store.runs(task_id=t.id)
+    assert "already holds that attempt's work" not in first.prompt
+    assert "already holds that attempt's work" in second.prompt
+    git = project.git
+    assert {f.path for f in git.diff_stat(f"{gen.branch}~1", gen.branch).files} == {
+        "a.py",
+        "b.py",
+    }
+    assert landed(git, gen.branch) == [1]
+    assert git.branches("attempt/*") == [] and git.branches("task/*") == []
+    notices = [getattr(e, "message", "") for e in project.store.events_of_kind(gen.name, ["log"])]
+    assert "continuing the work of the earlier attempt" in notices
+
+
+async def test_an_interrupted_attempts_work_is_carried_into_the_next_on_a_worker(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = on_cluster(make_project(fast_tmp, [task("A", files={"a.py": "A = 2\n"})]), cluster)
+    gen = await asyncio.to_thread(start_generation, project, "g")
+    await Engine(project).measure_once()
+    (t,) = project.store.list_tasks("g")
+    project.store.transition_task(t.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
+    # What the interrupted attempt left on its branch: a half-written file and a finished one.
+    wt = fast_tmp / "left"
+    project.git.add_worktree(wt, task_branch("g", t.id), gen.branch)
+    (wt / "a.py").write_text("A =")
+    (wt / "b.py").write_text("B = 1\n")
+    project.git.commit_all(wt, "unfinished", "", {"Shoemaker-Outcome": "interrupted"})
+    project.git.remove_worktree(wt)
+    seen = started_runs(project)
+
+    report = await Engine(project).run(cycles=1)
+    assert report.merged == 1, report
+    done = project.store.get_task(t.id)
+    assert (done.state, done.attempts, done.interruptions) == (TaskState.DONE, 2, 1)
+    assert {e.worker for e in seen if e.phase == "stitch"} <= {"w1", "w2"}
+    (run,) = project.store.runs(task_id=t.id)
+    assert "This directory already holds" in run.prompt  # told it continues
+    tree = project.git.root
+    assert (tree / "a.py").read_text() == "A = 2\n" and (tree / "b.py").read_text() == "B = 1\n"
+    assert landed(project.git, gen.branch) == [t.id]
+    assert project.git.branches("task/*") == [] and project.git.branches("attempt/*") == []
 
 
 def hanging_first(heartbeat: float = 0.2) -> list[dict[str, Any]]:
@@ -400,6 +511,11 @@ async def test_bwrap_on_the_workers_refuses_writes_outside_the_clone_and_the_tas
         escaped = [p for p in [*agent_writes, *gate_writes] if p.exists()]
         assert escaped == []
         (run,) = project.store.runs(task_id=t.id)
+        # The command line sent was bare; the worker ran it in bwrap, and the records say so.
+        assert run.argv[0] == project.config.agent.command
+        (worker,) = {e.worker for e in seen if e.phase == "stitch"}
+        label = load_task_detail(project, t.id).sandboxes[run.id]
+        assert label == f"bwrap (on worker {worker})" and ran_in(project, t.id) == [label]
         log = project.store.transcript(run.id).decode()
         assert log.count("Read-only file system") >= 3 and "signalled completed" in log, log
         (gate,) = [g for g in project.store.gate_results(t.id) if g.location == "worktree"]
@@ -489,6 +605,10 @@ def test_doctor_takes_bwrap_on_the_workers_and_refuses_a_container_there(fast_tm
     contained = make_project(fast_tmp / "podman", [], executor="dask", sandbox="podman")
     (check,) = _executor(contained)
     assert not check.ok and "not podman" in check.detail and "sandbox: bwrap" in check.fix
+    docker = make_project(fast_tmp / "docker", [], executor="dask", sandbox="docker")
+    (check,) = _executor(docker)
+    assert not check.ok and "not docker" in check.detail
+    assert check.fix == "set sandbox: bwrap (installed on every worker) or none, or executor: local"
 
 
 def test_the_default_install_never_imports_dask() -> None:

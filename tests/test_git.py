@@ -144,6 +144,43 @@ def test_no_ff_merge_conflict_is_aborted(repo: Git) -> None:
     assert repo.rev_parse("HEAD") == head and not repo.is_merging() and repo.is_clean()
 
 
+def test_squash_onto_makes_the_commit_a_squash_merge_would_without_a_worktree(
+    repo: Git, fast_tmp: Path
+) -> None:
+    start = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt"
+    repo.add_worktree(wt, "task/g-1", start)
+    (wt / "src" / "app.py").write_text("a = 10\n\nb = 2\n")
+    (wt / "new.py").write_text("x = 1\n")
+    task_commit = repo.commit_all(wt, "work", "", {"Shoemaker-Task": "1"})
+    repo.remove_worktree(wt)
+    (repo.root / "README.md").write_text("hello again\n")
+    head = repo.commit_all(repo.root, "elsewhere")
+    assert head is not None
+    status = git(repo.root, "status", "--porcelain")
+
+    carried = repo.squash_onto("task/g-1", head, "Carried over\n\nShoemaker-Task: 1\n")
+    assert carried.merged and carried.commit not in ("", head, task_commit)
+    (made,) = repo.log(carried.commit, max_count=1)
+    assert list(made.parents) == [head] and made.trailers == {"Shoemaker-Task": "1"}
+    assert {f.path for f in repo.diff_stat(head, carried.commit).files} == {"src/app.py", "new.py"}
+    # Nothing moved: no ref, no checkout.
+    assert repo.rev_parse("task/g-1") == task_commit and repo.rev_parse("HEAD") == head
+    assert git(repo.root, "status", "--porcelain") == status
+    repo.move_branch("task/g-1", carried.commit, task_commit)
+    assert repo.rev_parse("task/g-1") == carried.commit
+    # Work already there: nothing to carry.
+    assert repo.squash_onto("task/g-1", carried.commit, "m\n").commit == carried.commit
+
+    (repo.root / "src" / "app.py").write_text("a = 99\n\nb = 2\n")
+    clash = repo.commit_all(repo.root, "same line")
+    assert clash is not None
+    refused = repo.squash_onto("task/g-1", clash, "m\n")
+    assert not refused.merged and refused.conflict_files == ("src/app.py",)
+    assert "conflict in src/app.py" in refused.reason
+    assert repo.rev_parse("task/g-1") == carried.commit
+
+
 def test_diff_stats_and_live_worktree_diff(repo: Git, fast_tmp: Path) -> None:
     base = repo.rev_parse("HEAD")
     wt = fast_tmp / "wt"

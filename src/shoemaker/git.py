@@ -306,6 +306,11 @@ class Git:
             if not missing_ok or self.ref_exists(f"refs/heads/{name}"):
                 raise  # there, and still not deleted; with missing_ok a branch gone is fine
 
+    def move_branch(self, name: str, commit: str, old: str) -> None:
+        """Point branch ``name`` at ``commit``, provided it still points at ``old``."""
+        self._check_ref_name(name)
+        self._run(["update-ref", f"refs/heads/{name}", commit, old])
+
     def rename_branch(self, old: str, new: str) -> None:
         self._check_ref_name(new)
         self._run(["branch", "-m", old, new])
@@ -759,6 +764,28 @@ class Git:
             self._undo(where, self.rev_parse("HEAD", where), before)
             return MergeOutcome(False, "", (), str(exc))
         return MergeOutcome(True, self.rev_parse("HEAD", where))
+
+    def squash_onto(self, branch: str, onto: str, message: str) -> MergeOutcome:
+        """``branch``'s work as one commit on ``onto`` with ``message``, merged without a
+        worktree (``git merge-tree``): what :meth:`squash_merge` would commit there. No ref
+        moves; on a conflict, nothing is made."""
+        proc = self._run_in(
+            self.root,
+            ["merge-tree", "--write-tree", "--name-only", "--no-messages", onto, branch],
+            check=False,
+        )
+        if proc.returncode == 1:
+            conflicts = tuple(proc.stdout.strip().splitlines()[1:])
+            return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
+        if proc.returncode != 0:
+            raise GitError(["git", "merge-tree", onto, branch], proc.returncode, proc.stderr)
+        tree = proc.stdout.split("\n", 1)[0].strip()
+        if tree == self._run(["rev-parse", f"{onto}^{{tree}}"]).strip():
+            return MergeOutcome(True, self.rev_parse(onto), (), "already merged")
+        commit = self._run(
+            ["commit-tree", tree, "-p", onto, "-F", "-"], env=self._commit_env(), input=message
+        ).strip()
+        return MergeOutcome(True, commit)
 
     def would_merge_cleanly(self, branch: str, into: str) -> tuple[bool, tuple[str, ...]]:
         """Predict a merge without touching any worktree (``git merge-tree --write-tree``)."""

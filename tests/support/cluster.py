@@ -79,11 +79,12 @@ class Cluster:
         )
         _wait_for_line(self.scheduler, "Scheduler at:", "dask scheduler", self.log)
 
-    def start_worker(self, name: str) -> subprocess.Popen[str]:
+    def start_worker(self, name: str, resources: str = "agent_slot=1") -> subprocess.Popen[str]:
+        """A worker named ``name`` holding ``resources`` (``gpu=1,agent_slot=2``)."""
         worker = subprocess.Popen(
             [
                 *(DASK, "worker", self.address, "--name", name, "--host", "127.0.0.1"),
-                *("--nworkers", "1", "--nthreads", "2", "--resources", "agent_slot=1"),
+                *("--nworkers", "1", "--nthreads", "2", "--resources", resources),
                 *("--dashboard-address", "127.0.0.1:0", "--no-dashboard"),
                 *("--local-directory", str(self.local_directory)),
             ],

@@ -285,5 +285,13 @@ def sandbox_of(argv: list[str]) -> str:
     return name if name in ("bwrap", "podman", "docker") else "none"
 
 
+def sandbox_label(argv: list[str], worker: str = "", sandbox: str = "") -> str:
+    """Where a run ran, as its attempts row says it: the sandbox (``sandbox``, the one its
+    worker reported, else the one its command line shows), and the cluster worker if any:
+    ``bwrap (on worker w1)``."""
+    kind = sandbox or sandbox_of(argv)
+    return f"{kind} (on worker {worker})" if worker else kind
+
+
 def _package(kind: str) -> str:
     return {"bwrap": "bubblewrap"}.get(kind, kind)

@@ -87,6 +87,13 @@ class AttemptSpec:
     """The agent and gates die with the process that runs them (``PR_SET_PDEATHSIG``): a
     worker that is killed takes its agent along."""
     sandbox: WorkerSandbox = WorkerSandbox()
+    start: str = ""
+    """The commit the worker checks out, when the attempt continues earlier work (carried
+    over onto ``base``, in ``bundle``); empty: ``base``. What goes home is still relative to
+    ``base``, so the carried work goes with it."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """What the attempt holds on its worker: ``dask.resources`` updated by the task's own
+    (``{agent_slot: 1, gpu: 1}``); only a worker that has them all takes it."""
 
     def __repr__(self) -> str:
         return f"AttemptSpec({self.key}, base={self.base[:12]}, {len(self.bundle)} bytes)"
@@ -100,6 +107,9 @@ class Started:
     pid: int
     worker_pid: int
     """The process that started it (the dask worker's, or the orchestrator's own)."""
+    sandbox: str = "none"
+    """The sandbox the worker runs it in (``bwrap``, ``none``): its own wrapping, which the
+    command line sent from home does not show."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +119,14 @@ class Lines:
     reads: tuple[tuple[float, tuple[bytes, ...]], ...]
 
 
-AttemptEvent = Started | Lines
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The attempt cannot start yet, and why (no worker has the resources it asks for)."""
+
+    why: str
+
+
+AttemptEvent = Started | Lines | Waiting
 EventSink = Callable[[AttemptEvent], None]
 
 
@@ -168,5 +185,6 @@ __all__ = [
     "RunnerFailure",
     "Sealed",
     "Started",
+    "Waiting",
     "WorkerSandbox",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import dask
@@ -30,6 +31,7 @@ from shoemaker.cluster.attempt import (
     Lines,
     RunnerFailure,
     Started,
+    Waiting,
 )
 from shoemaker.config import DaskConfig
 
@@ -41,13 +43,14 @@ _END = "end"
 def _encode(event: AttemptEvent) -> list[Any]:
     # Queue items travel as msgpack: plain values only, no class of shoemaker's.
     if isinstance(event, Started):
-        return ["start", event.worker, event.pid, event.worker_pid]
+        return ["start", event.worker, event.pid, event.worker_pid, event.sandbox]
+    assert isinstance(event, Lines)
     return ["lines", [[when, list(lines)] for when, lines in event.reads]]
 
 
 def _decode(item: list[Any]) -> AttemptEvent:
     if item[0] == "start":
-        return Started(item[1], item[2], item[3])
+        return Started(item[1], item[2], item[3], item[4])
     return Lines(tuple((float(when), tuple(lines)) for when, lines in item[1]))
 
 
@@ -151,6 +154,9 @@ class DaskRunner:
             raise RunnerFailure("scheduler-gone", f"the dask scheduler at {self.address} is gone")
         queue_name = f"shoemaker-{spec.key}"
         try:
+            if spec.resources and await self._no_worker_has(spec.resources):
+                asked = ", ".join(f"{name}={amount:g}" for name, amount in spec.resources.items())
+                on_event(Waiting(f"no dask worker has {asked} now: it waits for one that has"))
             queue = await Queue(queue_name, client=client)  # there before the worker puts
             future = client.submit(
                 run_attempt,
@@ -159,7 +165,7 @@ class DaskRunner:
                 key=spec.key,
                 pure=False,
                 retries=0,
-                resources=dict(self.config.resources) or None,
+                resources=dict(spec.resources) or None,
             )
         except Exception as exc:
             kind: FailureKind = "scheduler-gone" if self._gone() else "error"
@@ -181,6 +187,19 @@ class DaskRunner:
             with contextlib.suppress(Exception):
                 if not self._gone():
                     queue.close()
+
+    async def _no_worker_has(self, resources: Mapping[str, float]) -> bool:
+        """Whether no worker of the cluster has ``resources`` now (a busy one that has them
+        counts: the attempt only waits its turn there). Only said, never decided on: a
+        scheduler that does not answer is left to the submission to report."""
+        assert self.client is not None and self.client.scheduler is not None
+        try:
+            identity = await self.client.scheduler.identity()
+        except Exception:
+            return False
+        workers = identity.get("workers", {}).values()
+        has = [worker.get("resources") or {} for worker in workers]
+        return not any(all(own.get(r, 0) >= need for r, need in resources.items()) for own in has)
 
     async def _wait(self, future: Any) -> AttemptResult:
         waiting = asyncio.ensure_future(future.result())

@@ -1,8 +1,9 @@
 """The worker function: one attempt, from a git bundle to a git bundle, wherever it runs.
 
-In a temporary directory: a clone of the base from the bundle, on the task branch; the agent
-(its own process group, dying with this process when the spec asks); what it left committed;
-the task's gates run there; a bundle of the task branch relative to the base. The temporary
+In a temporary directory: a clone from the bundle, on the task branch at the base (or at the
+earlier work it continues, carried over onto the base at home); the agent (its own process
+group, dying with this process when the spec asks); what it left committed; the task's gates
+run there; a bundle of the task branch relative to the base. The temporary
 directory is removed whatever happens. Output lines travel in batches, every ``batch_sec``.
 """
 
@@ -75,7 +76,7 @@ def _clone(spec: AttemptSpec, where: Path) -> tuple[Git, Path]:
     _git(where, "init", "-q", "-b", "shoemaker-base", f"--separate-git-dir={where}/git", "clone")
     git = Git(clone)
     _git(clone, "fetch", "-q", str(bundle), "+refs/*:refs/base/*")
-    _git(clone, "checkout", "-q", "-b", spec.branch, spec.base)
+    _git(clone, "checkout", "-q", "-b", spec.branch, spec.start or spec.base)
     bundle.unlink()
     return git, clone
 
@@ -207,7 +208,7 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
 
         def on_pid(pid: int) -> None:
             janitor.watch(pid)  # its own session: the pid is its group's
-            send(Started(worker, pid, os.getpid()))
+            send(Started(worker, pid, os.getpid(), "none" if box is None else box.sandbox))
 
         try:
             run = await ProcessRunner().run(run_spec, on_lines=batcher.add, on_pid=on_pid)
@@ -222,7 +223,10 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
         if signal_file.is_file():
             result.signal = signal_file.read_bytes()[: 64 * 1024]
         subject = WORKER_SUBJECT.format(attempt=spec.attempt, task=spec.task_id)
-        result.commit = await asyncio.to_thread(git.commit_all, clone, subject)
+        committed = await asyncio.to_thread(git.commit_all, clone, subject)
+        # Work carried over goes home even when the agent added nothing to it.
+        carried = spec.start if spec.start not in ("", spec.base) else None
+        result.commit = committed or carried
         if result.commit is None:
             return result
         if run.ok:

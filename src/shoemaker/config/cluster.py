@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field, field_validator
 
 from shoemaker.config.strict import Strict as _Strict
@@ -22,6 +26,11 @@ class DaskConfig(_Strict):
     batch_sec: float = Field(default=0.03, ge=0.005, le=1)
     """How often a worker sends the agent's new output lines home, in seconds."""
 
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _resources(cls, value: Any) -> dict[str, float]:
+        return task_resources(value)
+
     @field_validator("scheduler")
     @classmethod
     def _scheduler_address(cls, value: str) -> str:
@@ -33,3 +42,25 @@ class DaskConfig(_Strict):
         if not value.startswith(("tcp://", "tls://")) or ":" not in value.split("://", 1)[1]:
             raise ValueError("must be tcp://host:port (a running scheduler) or local:N")
         return value
+
+
+def task_resources(value: Any) -> dict[str, float]:
+    """A task's (or the configuration's) ``resources``: the Dask resources one attempt holds
+    on its worker, names to positive numbers (``{gpu: 1}``); None or empty: none of its own.
+    Raises ValueError saying what is wrong and what is expected."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"resources must map names to positive numbers, e.g. {{gpu: 1}}; got {value!r}"
+        )
+    found: dict[str, float] = {}
+    for name, amount in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"resources: a name must be text, got {name!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise ValueError(f"resources: {name} must be a positive number, got {amount!r}")
+        if not (amount > 0 and math.isfinite(amount)):
+            raise ValueError(f"resources: {name} must be a positive number, got {amount!r}")
+        found[name] = float(amount)
+    return found

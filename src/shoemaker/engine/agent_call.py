@@ -249,6 +249,7 @@ async def call_agent(
                 cwd=str(call.cwd),
                 pid=pid,
                 worker=getattr(runner, "where", ""),
+                sandbox=getattr(runner, "ran_in", ""),
             ),
         )
 

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from shoemaker.agents.sandbox import sandbox_label, sandbox_of
+
 if TYPE_CHECKING:
     from shoemaker.engine.project import Project
+    from shoemaker.events import AgentStarted
     from shoemaker.model import Generation, Task
     from shoemaker.store import MetricsRecord, RunRecord
 
@@ -30,10 +33,28 @@ def _write(project: Project, path: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def _run_record(run: RunRecord) -> dict[str, Any]:
+def run_places(project: Project, generation: str) -> dict[int, AgentStarted]:
+    """Run id → the event that started it, for the runs of a cluster's workers (they name
+    the worker and the sandbox it ran in there)."""
+    from shoemaker.events import AgentStarted
+
+    started = project.store.events_of_kind(generation, ["agent_started"])
+    return {e.run_id: e for e in started if isinstance(e, AgentStarted) and e.worker}
+
+
+def run_sandbox(run: RunRecord, places: dict[int, AgentStarted]) -> str:
+    """The run's sandbox as its records say it: ``bwrap``, or ``bwrap (on worker w1)``."""
+    place = places.get(run.id)
+    if place is None:
+        return sandbox_of(run.argv)
+    return sandbox_label(run.argv, place.worker, place.sandbox)
+
+
+def _run_record(run: RunRecord, places: dict[int, AgentStarted] | None = None) -> dict[str, Any]:
     return {
         "run": run.id,
         "attempt": run.attempt,
+        "sandbox": run_sandbox(run, places or {}),
         "ok": run.ok,
         "exit_code": run.exit_code,
         "subtype": run.subtype,
@@ -86,7 +107,8 @@ def write_task_history(
         metrics = project.store.metrics(task.id)
     if task_runs is None:
         task_runs = project.store.runs(task_id=task.id)
-    runs = [_run_record(r) for r in task_runs]
+    places = run_places(project, task.generation)
+    runs = [_run_record(r, places) for r in task_runs]
     record = {
         "kind": "task",
         "generation": task.generation,

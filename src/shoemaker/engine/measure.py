@@ -170,7 +170,7 @@ def _insert(
             p.priority,
             depends_on=p.depends_on_tasks,
             after=tuple(position[d] for d in p.depends_on),
-            extras={"agent": p.agent} if p.agent else {},
+            extras=p.extras,
         )
         for p in kept
     ]

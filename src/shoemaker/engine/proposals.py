@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from shoemaker.config.agents import AGENT_KINDS
+from shoemaker.config.cluster import task_resources
 from shoemaker.errors import Failed, echo
 
 _FENCED_YAML = re.compile(r"```ya?ml[ \t]*\n(.*?)```", re.DOTALL)
@@ -51,6 +52,17 @@ class Proposal:
     """Ids of tasks already in the generation (a dependency on a dropped duplicate of one)."""
     agent: str | None = None
     """The agent kind the task asks for (``agent:``); None: the configured one."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """What one attempt of the task holds on a cluster's worker beyond ``dask.resources``
+    (``resources:``, e.g. ``{gpu: 1}``); empty: the configuration's alone."""
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """What the task carries besides its title and description (``Task.extras``)."""
+        return {
+            **({"agent": self.agent} if self.agent else {}),
+            **({"resources": self.resources} if self.resources else {}),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +197,18 @@ def check_proposals(
             raise ProposalError(
                 f"{where}: agent must be one of {', '.join(AGENT_KINDS)}, got {echo(agent)}"
             )
+        try:
+            resources = task_resources(item.get("resources"))
+        except ValueError as exc:
+            raise ProposalError(f"{where}: {exc}") from None
         proposals[index] = Proposal(
-            index, title, description, tuple(deps), priority, agent=agent or None
+            index,
+            title,
+            description,
+            tuple(deps),
+            priority,
+            agent=agent or None,
+            resources=resources,
         )
 
     for p in proposals.values():

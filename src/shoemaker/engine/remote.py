@@ -17,7 +17,7 @@ import inspect
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from shoemaker.agents.done_signal import FILE_ENV, SIGNAL_ENV
@@ -33,10 +33,12 @@ from shoemaker.cluster.attempt import (
     RunnerFailure,
     Sealed,
     Started,
+    Waiting,
     WorkerSandbox,
 )
 from shoemaker.config import AgentConfig, GateConfig
-from shoemaker.engine.attempts import Attempt, keep_for_retry, log
+from shoemaker.config.cluster import task_resources
+from shoemaker.engine.attempts import Attempt, log, set_aside
 from shoemaker.engine.gates import Failure, gates_for_title, judge_gate, plan_gates
 from shoemaker.engine.project import Project
 from shoemaker.engine.worktrees import WorktreePool
@@ -61,6 +63,41 @@ def _later(maybe: Awaitable[None] | None) -> None:
         future.add_done_callback(_PENDING.discard)
 
 
+def carry_over(project: Project, attempt: Attempt, base: str) -> str:
+    """Where a cluster's attempt starts: ``base``, or, when the task branch holds work of an
+    earlier attempt that is not merged, that work squashed onto ``base`` as the local path
+    does it (``prepare_worktree``), made without a worktree; the branch is moved there, so
+    the work is on the branch or in the new commit at every moment. Work that no longer
+    applies is kept on attempt/* (the attempt starts from ``base``)."""
+    git, task, branch = project.git, attempt.task, attempt.branch
+    if not git.ref_exists(f"refs/heads/{branch}") or git.is_ancestor(branch, base):
+        return base  # nothing on it that is not merged
+    old = git.rev_parse(branch)
+    carried = git.squash_onto(
+        branch,
+        base,
+        git.format_message(
+            f"Carried over: unfinished work on {task.title} (task #{task.id})",
+            "Left by an attempt that shoemaker's stopping cut short.",
+            {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": "interrupted"},
+        ),
+    )
+    if carried.merged:
+        git.move_branch(branch, carried.commit, old)
+        if carried.commit != base:
+            log(project, task, "continuing the work of the earlier attempt")
+        return carried.commit
+    kept = set_aside(project, task, branch, attempt.number - 1)
+    log(
+        project,
+        task,
+        f"the interrupted attempt's work no longer applies ({carried.reason}); "
+        f"kept on {kept}, starting afresh",
+        "warning",
+    )
+    return base
+
+
 class ClusterAgent:
     """The ``AgentRunner`` of one attempt on a cluster: the whole attempt (agent, commit,
     gates) runs there; what ``call_agent`` sees is the agent's part of it."""
@@ -78,11 +115,19 @@ class ClusterAgent:
         batch_sec: float,
         announce: Callable[[str], None] | None = None,
         sandbox: WorkerSandbox | None = None,
+        resources: Mapping[str, float] | None = None,
+        warn: Callable[[str], None] | None = None,
+        start: str = "",
     ) -> None:
         self.runner, self.attempt, self.bundle = runner, attempt, bundle
         self.sandbox = sandbox or WorkerSandbox()
+        self.resources = dict(resources or {})
+        self.start = start
+        """The commit of carried-over work the worker starts from ("": the base)."""
         self.announce = announce
         """Told the worker's name once the agent runs there."""
+        self.warn = warn
+        """Told why the attempt waits (no worker has its resources)."""
         self.agent, self.gates, self.batch_sec = agent, tuple(gates), batch_sec
         self.key = (
             f"shoemaker-{attempt.task.generation}-{attempt.task.id}-{attempt.number}-"
@@ -93,6 +138,11 @@ class ClusterAgent:
         self.started: Started | None = None
         self.result: AttemptResult | None = None
         self.failure: RunnerFailure | None = None
+
+    @property
+    def ran_in(self) -> str:
+        """The sandbox the worker runs the agent in, as it said (empty: not started)."""
+        return self.started.sandbox if self.started is not None else ""
 
     def _passed(self, env: dict[str, str]) -> dict[str, str]:
         """What the run brings to the worker: the agent's env, secrets, the run's marker and
@@ -133,6 +183,8 @@ class ClusterAgent:
             batch_sec=self.batch_sec,
             die_with_worker=True,
             sandbox=self.sandbox,
+            resources=self.resources,
+            start=self.start,
         )
         spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.transcript_path.open("wb") as transcript:
@@ -140,6 +192,10 @@ class ClusterAgent:
 
             def on_event(event: AttemptEvent) -> None:
                 nonlocal written
+                if isinstance(event, Waiting):
+                    if self.warn is not None:
+                        self.warn(event.why)
+                    return
                 if isinstance(event, Started):
                     self.where, self.started = event.worker, event
                     if self.announce is not None:
@@ -180,6 +236,8 @@ class ClusterAttempts:
         self._connecting = asyncio.Lock()  # the first attempts start together: one client
         self._bundle: tuple[str, bytes] = ("", b"")
         """The last base bundled: attempts that start before the next merge share it."""
+        self._starts: dict[tuple[int, int], str] = {}
+        """(task, attempt) → the commit of carried-over work it starts from."""
 
     async def runner(self) -> AttemptRunner:
         async with self._connecting:
@@ -215,11 +273,18 @@ class ClusterAttempts:
             await runner.close()
 
     def prepare(self, generation: Generation, attempt: Attempt) -> tuple[str, bytes]:
-        """The base (the generation head) and a bundle that holds it. Work an earlier attempt
-        left on the task branch is kept on attempt/* and the attempt starts afresh."""
-        git, task = self.project.git, attempt.task
+        """The base (the generation head) and a bundle that holds where the attempt starts.
+        Work that an earlier attempt left on the task branch (cut short, or failed in a way
+        that asks for a targeted fix) is carried over as at home: squashed onto the base,
+        the branch moved there, ``attempt.continuing`` set, and the worker starts from it;
+        work that no longer applies is kept on attempt/* and the attempt starts afresh."""
+        git = self.project.git
         base = git.rev_parse(generation.branch)
-        keep_for_retry(self.project, generation, task, attempt.number - 1)
+        start = carry_over(self.project, attempt, base)
+        attempt.continuing = start != base
+        if attempt.continuing:
+            self._starts[(attempt.task.id, attempt.number)] = start
+            return base, git.bundle(start)
         git.delete_branch(attempt.branch, force=True, missing_ok=True)
         known, bundle = self._bundle
         if known != base:
@@ -229,11 +294,15 @@ class ClusterAttempts:
 
     async def agent(self, attempt: Attempt, bundle: bytes, agent: AgentConfig) -> ClusterAgent:
         config, task = self.project.config, attempt.task
+        start = self._starts.pop((task.id, attempt.number), "")
         gates = [*gates_for_title(config.gates, task.title), *plan_gates(task)]
         project = self.project
 
         def announce(worker: str) -> None:
             log(project, task, f"attempt {attempt.number} runs on dask worker {worker}")
+
+        def warn(why: str) -> None:
+            log(project, task, f"attempt {attempt.number}: {why}", "warning")
 
         if config.sandbox not in ("none", "bwrap"):
             raise Failed(
@@ -241,6 +310,10 @@ class ClusterAttempts:
                 "set sandbox: bwrap or none, or executor: local"
             )
         sandbox = WorkerSandbox(config.sandbox, config.sandbox_network)
+        try:
+            asked = task_resources(task.extras.get("resources"))
+        except ValueError as exc:
+            raise Failed(f"{exc}; fix the task's resources in its plan") from None
         return ClusterAgent(
             await self.runner(),
             attempt,
@@ -250,6 +323,9 @@ class ClusterAttempts:
             config.dask.batch_sec,
             announce,
             sandbox,
+            {**config.dask.resources, **asked},
+            warn,
+            start,
         )
 
     def land_work(self, pool: WorktreePool, attempt: Attempt, agent: ClusterAgent) -> None:

@@ -8,15 +8,16 @@ thread and renders the dataclasses they return.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoemaker.agents.adapters import ClaudeAdapter, adapter_for
 from shoemaker.agents.protocol import AgentAdapter, LineBuilder
 from shoemaker.agents.streamjson import SummaryBuilder
+from shoemaker.engine.history import run_places, run_sandbox
 from shoemaker.engine.project import Project
 from shoemaker.engine.views import TaskRow, load_snapshot
-from shoemaker.events import AgentStarted
 from shoemaker.git import DiffStat, GitError
 from shoemaker.store import RunRecord
 
@@ -54,6 +55,8 @@ class TaskDetail:
     raw_skipped: int = 0
     source: str = ""
     """The plan file the task came from (``epics core/E03 · docs/plans/…``), "" for none."""
+    sandboxes: Mapping[int, str] = field(default_factory=dict)
+    """Run id → the sandbox it ran in, with its cluster worker: ``bwrap (on worker w1)``."""
 
 
 #: How shoemaker's own lines (gates, merges, an agent's end) begin in a log of agent output.
@@ -184,12 +187,6 @@ def _ending(run: RunRecord, gates: list[GateRow]) -> list[str]:
     return lines
 
 
-def _workers(project: Project, generation: str) -> dict[int, str]:
-    """Run id → the cluster worker it ran on (``executor: dask``)."""
-    started = project.store.events_of_kind(generation, ["agent_started"])
-    return {e.run_id: e.worker for e in started if isinstance(e, AgentStarted) and e.worker}
-
-
 def load_task_detail(
     project: Project, task_id: int, max_lines: int = 5000, cache: LogCache | None = None
 ) -> TaskDetail:
@@ -218,9 +215,9 @@ def load_task_detail(
     raw: list[str] = []
     log_count = raw_count = 0
     cache = cache or LogCache()
-    where = _workers(project, task.generation) if project.config.executor == "dask" else {}
+    places = run_places(project, task.generation) if project.config.executor == "dask" else {}
     for run in runs:
-        worker = f" · on {where[run.id]}" if run.id in where else ""
+        worker = f" · on {places[run.id].worker}" if run.id in places else ""
         header = f"── attempt {run.attempt} · run {run.id}{worker} ──"
         entry = cache.read(project, run, max_lines)
         ending = (
@@ -238,6 +235,7 @@ def load_task_detail(
         task=row,
         description=task.description,
         runs=tuple(runs),
+        sandboxes={run.id: run_sandbox(run, places) for run in runs},
         gates=tuple(gates),
         prompt=runs[-1].prompt if runs else "",
         log=tuple(log),

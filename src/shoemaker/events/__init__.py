@@ -88,6 +88,9 @@ class AgentStarted(_Event):
     pid: int | None = None
     worker: str = ""
     """The cluster worker it runs on (``executor: dask``); empty: this machine."""
+    sandbox: str = ""
+    """The sandbox its worker runs it in (a cluster's run, whose ``argv`` is the bare
+    command line); empty: the one ``argv`` shows."""
 
 
 class AgentFinished(_Event):

@@ -27,6 +27,7 @@ from shoemaker.sources.model import (
     agent_kind,
     read_plan_file,
     shown_path,
+    task_resources,
 )
 
 FORMAT = "beads"
@@ -114,6 +115,11 @@ def parse(root: Path, path: Path) -> Parsed:
         try:
             if agent_kind(issue.get("agent")):
                 extras["agent"] = issue["agent"]
+        except ValueError as exc:
+            parsed.problems.append(Problem(shown, number, f"issue {issue['id']}: {exc}"))
+        try:
+            if resources := task_resources(issue.get("resources")):
+                extras["resources"] = resources
         except ValueError as exc:
             parsed.problems.append(Problem(shown, number, f"issue {issue['id']}: {exc}"))
         parsed.tasks.append(

@@ -40,6 +40,7 @@ from shoemaker.sources.model import (
     read_plan_file,
     says_done,
     shown_path,
+    task_resources,
 )
 
 FORMAT = "epics"
@@ -202,6 +203,11 @@ def _parse_file(
             extras["agent"] = meta["agent"]
     except ValueError as exc:
         problems.append(Problem(shown, line_of("agent"), str(exc)))
+    try:
+        if resources := task_resources(meta.get("resources")):
+            extras["resources"] = resources
+    except ValueError as exc:
+        problems.append(Problem(shown, line_of("resources"), str(exc)))
 
     priority = 0
     if meta.get("priority") is not None:

@@ -33,7 +33,7 @@ def parse(root: Path, path: Path) -> Parsed:
                 description=p.description,
                 depends_on=tuple(f"{stem}#{d}" for d in p.depends_on),
                 priority=p.priority,
-                extras={"agent": p.agent} if p.agent else {},
+                extras=p.extras,
             )
         )
     return parsed

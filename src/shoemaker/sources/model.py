@@ -79,6 +79,14 @@ def agent_kind(value: Any) -> str | None:
     return str(value)
 
 
+def task_resources(value: Any) -> dict[str, float]:
+    """A plan's ``resources:`` field: what one attempt of its task holds on a cluster's worker
+    (``{gpu: 1}``); raises ValueError saying what is expected for anything else."""
+    from shoemaker.config.cluster import task_resources as checked
+
+    return checked(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong in a plan file, at a line of it."""

@@ -300,7 +300,7 @@ class TaskScreen(Guarded, Screen[None]):
                         str(r.attempt),
                         str(r.id),
                         agent_of(r),
-                        sandbox_of(r.argv),
+                        d.sandboxes.get(r.id) or sandbox_of(r.argv),
                         "" if r.exit_code is None else str(r.exit_code),
                         result if r.ok or r.ended_at is None else Text(result, "red"),
                         f"{tokens(r.usage.input_tokens)}/{tokens(r.usage.output_tokens)}",

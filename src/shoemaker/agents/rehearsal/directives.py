@@ -199,7 +199,7 @@ def measure_proposals(
             elif not (isinstance(dep, int) and 0 <= dep < len(raw)) and dep != -1:
                 mapped.append(dep)  # a bad index stays bad: shoemaker must refuse it
         entry["dependency"] = -1 if not mapped else mapped[0] if len(mapped) == 1 else mapped
-        for key in ("priority", "agent"):
+        for key in ("priority", "agent", "resources"):
             if key in item:
                 entry[key] = item[key]
         out.append(entry)
