@@ -26,6 +26,7 @@ import yaml
 from shoemaker.cluster.dask_runner import DaskRunner
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
+from shoemaker.engine.places import ClusterPlace
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
 
@@ -68,8 +69,9 @@ async def run_once(
         gen = start_generation(project, "bench")
         project.store.add_tasks(gen.name, graph_tasks(dag), 1, "bench")
         engine = Engine(project, max_parallel=PARALLEL)
-        remote = engine.stitcher(gen).remote
-        runner = await remote.runner() if remote is not None else None  # cluster up first
+        place = engine.stitcher(gen).place
+        # The cluster up before the clock starts.
+        runner = await place.attempts.runner() if isinstance(place, ClusterPlace) else None
         started = time.perf_counter()
         outcomes = await engine.stitch_ready(gen)
         makespan = time.perf_counter() - started

@@ -25,9 +25,15 @@ from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project
 from shoemaker.engine.rate_limits import RateLimits
 from shoemaker.engine.worktrees import WorktreePool
+from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.model import Generation, Task, TaskState
 from shoemaker.store import MetricsRecord
+
+
+class EngineError(Failed):
+    """A problem no retry can fix (an agent that cannot start, a repository in the wrong state);
+    the run stops and the message says what to do."""
 
 
 @dataclass(frozen=True, slots=True)

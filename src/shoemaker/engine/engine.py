@@ -117,8 +117,7 @@ class Engine:
         """Remove the idle worktrees of the pool (nothing is left behind after a run)."""
         for stitcher in self._stitchers.values():
             await asyncio.to_thread(stitcher.pool.close)
-            if stitcher.remote is not None:
-                await stitcher.remote.close()
+            await stitcher.place.close()
         self._stitchers.clear()
 
     def pause(self) -> None:

@@ -10,7 +10,9 @@ One :class:`~shoemaker.engine.attempts.Attempt` travels through the steps. The s
 beside this file: ``attempts.py`` (branches, commit, metrics), ``prompts.py`` (the prompt),
 ``agent_verdict.py`` (what the agent's end says beyond its exit), ``attempt_endings.py``
 (each way an attempt ends), ``gates.py`` (the gates),
-``merge_queue.py`` (landing), ``review.py`` (approve / reject).
+``merge_queue.py`` (landing), ``review.py`` (approve / reject). Where the agent and the gates
+run (this machine, a cluster's workers) is the attempt's place, ``places.py``: the pipeline
+asks it the same things whichever it is.
 """
 
 from __future__ import annotations
@@ -20,31 +22,28 @@ import time
 from collections.abc import Callable
 
 from shoemaker.agents.ratelimit import rate_limit_of
-from shoemaker.copied_files import CopyError
+from shoemaker.cluster.attempt import RunnerFailure
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
 from shoemaker.engine.agent_verdict import plan_shortfall, signal_failure_of
-from shoemaker.engine.attempt_endings import AttemptEndings, StitchOutcome
+from shoemaker.engine.attempt_endings import AttemptEndings, EngineError, StitchOutcome
 from shoemaker.engine.attempts import (
     Attempt,
     commit,
     keep_for_retry,
     log,
     measure_change,
-    prepare_worktree,
     preserve,
     restore_gitfile,
 )
-from shoemaker.engine.furnish import furnish
-from shoemaker.engine.gates import Failure, fingerprint, run_gates
+from shoemaker.engine.gates import Failure, fingerprint
 from shoemaker.engine.merge_queue import Landing, MergeQueue
-from shoemaker.engine.ports import NoFreePorts
+from shoemaker.engine.places import AttemptPlace, PlacedAttempt, for_project
 from shoemaker.engine.project import Project
 from shoemaker.engine.prompts import render_stitch_prompt
 from shoemaker.engine.rate_limits import RateLimits
-from shoemaker.engine.remote import ClusterAgent, ClusterAttempts, ClusterGone
+from shoemaker.engine.remote import ClusterGone
 from shoemaker.engine.worktrees import WorktreePool
-from shoemaker.errors import Failed
 from shoemaker.git import GitError
 from shoemaker.globs import matches_any
 from shoemaker.model import Generation, Phase, Task, TaskState, task_branch
@@ -55,16 +54,15 @@ from shoemaker.store import TaskMoved
 LOST_WORKERS_LIMIT = 3
 
 
-class EngineError(Failed):
-    """A problem no retry can fix (an agent that cannot start, a repository in the wrong state);
-    the run stops and the message says what to do."""
-
-
 class Stitcher(AttemptEndings):
     """Runs tasks of one generation; one instance is shared by all workers of a run."""
 
     def __init__(
-        self, project: Project, generation: Generation, pool: WorktreePool | None = None
+        self,
+        project: Project,
+        generation: Generation,
+        pool: WorktreePool | None = None,
+        place: AttemptPlace | None = None,
     ) -> None:
         self.project = project
         self.generation = generation
@@ -74,8 +72,8 @@ class Stitcher(AttemptEndings):
         self.queue = MergeQueue(project, generation, self.pool)
         self.limits: RateLimits | None = None
         """The run's rate limits (the engine sets them): told what agents' streams say."""
-        # executor: dask: agents and gates run on a cluster's workers (engine/remote.py).
-        self.remote = ClusterAttempts(project) if project.config.executor == "dask" else None
+        self.place = place or for_project(project)
+        """Where its attempts run (``executor``); the pipeline is the same for every place."""
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -124,23 +122,10 @@ class Stitcher(AttemptEndings):
             return StitchOutcome(task.id, now.state, f"not started: {now.state} meanwhile")
         crash_point("running-recorded")
         try:
-            if self.remote is not None:
-                attempt.base, bundle = await asyncio.to_thread(
-                    self.remote.prepare, self.generation, attempt
-                )
-                return await self._run_attempt(attempt, release, bundle)
-            attempt.base, attempt.continuing = await asyncio.to_thread(
-                prepare_worktree, self.project, self.generation, self.pool, attempt
-            )
-            crash_point("worktree-ready")
-            try:
-                furnished = await furnish(self.project, worktree, task)
-            except (CopyError, NoFreePorts) as exc:
-                raise EngineError(str(exc)) from None  # a setting to change: the run stops
-            attempt.env = furnished.env
-            if furnished.failure is not None:
-                return await self._setup_failed(attempt, furnished.failure)
-            return await self._run_attempt(attempt, release)
+            placed = await self.place.prepare(self.generation, self.pool, attempt)
+            if isinstance(placed, Failure):
+                return await self._setup_failed(attempt, placed)
+            return await self._run_attempt(attempt, placed, release)
         except asyncio.CancelledError:
             await asyncio.shield(
                 asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
@@ -161,10 +146,10 @@ class Stitcher(AttemptEndings):
             raise EngineError(f"task {task.id}: {reason}") from exc
 
     async def _run_attempt(
-        self, attempt: Attempt, release: Callable[[], None], bundle: bytes | None = None
+        self, attempt: Attempt, placed: PlacedAttempt, release: Callable[[], None]
     ) -> StitchOutcome:
-        """The attempt from its prompt on; with ``bundle`` (a bundle of its base), its agent
-        and gates run on the cluster and its worktree is checked out when they are done."""
+        """The attempt from its prompt on; its agent and gates run where it was placed, and
+        its worktree holds its work once ``placed`` has settled it."""
         project, task, worktree = self.project, attempt.task, attempt.worktree
         assert worktree is not None
         prompt = await asyncio.to_thread(
@@ -173,9 +158,7 @@ class Stitcher(AttemptEndings):
         done = DoneChannel(task.id)
         agent = project.config.agent_for(task.extras.get("agent"))
         limits = self.limits
-        remote = None
-        if self.remote is not None and bundle is not None:
-            remote = await self.remote.agent(attempt, bundle, agent)
+        runner = await placed.runner(agent)
         run, result = await call_agent(
             project,
             AgentCall(
@@ -192,15 +175,14 @@ class Stitcher(AttemptEndings):
                 else lambda fact, run_id: limits.observe(fact, task.id, run_id),
             ),
             done,
-            remote,
+            runner,
         )
         attempt.run_id = run.id
         attempt.result = result
         crash_point("agent-finished")
-        if remote is not None:
-            cut_short = await self._settle_remote(attempt, remote)
-            if cut_short is not None:
-                return cut_short
+        cut_short = await placed.settle()
+        if cut_short is not None:
+            return await self._cut_short(attempt, cut_short)
         if result.exit_code is None and result.killed is None:
             raise EngineError(result.reason)  # the agent could not even start
         await asyncio.to_thread(restore_gitfile, project, task, worktree)
@@ -245,12 +227,7 @@ class Stitcher(AttemptEndings):
             await self._after_done(attempt, "the agent changed nothing")
             return StitchOutcome(task.id, TaskState.DONE, "the agent changed nothing")
 
-        if remote is not None and self.remote is not None:
-            failure = await self.remote.gates(attempt, remote)  # they ran on the worker
-        else:
-            failure = await run_gates(
-                project, task, worktree, attempt.run_id, attempt.changed, "worktree", attempt.env
-            )
+        failure = await placed.gates()
         crash_point("gates-done")
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
@@ -270,19 +247,12 @@ class Stitcher(AttemptEndings):
         release()  # the agent and gates are done: another task may start while this one merges
         return await self.land(attempt)
 
-    async def _settle_remote(self, attempt: Attempt, agent: ClusterAgent) -> StitchOutcome | None:
-        """After a cluster's attempt: its work fetched and checked out in the attempt's
-        worktree; or, when it never finished there, the task back to ready (a lost worker:
-        not counted against max_retries) or the run stopped (the scheduler gone: paused)."""
-        assert self.remote is not None and attempt.worktree is not None
-        failure, task = agent.failure, attempt.task
-        if failure is None:
-            await asyncio.to_thread(self.remote.land_work, self.pool, attempt, agent)
-            return None
-        if failure.kind == "scheduler-gone":
-            raise ClusterGone(self.remote.paused_message(failure))
-        if failure.kind == "error":
-            raise EngineError(f"task {task.id}: on the cluster: {failure}")
+    async def _cut_short(self, attempt: Attempt, failure: RunnerFailure) -> StitchOutcome:
+        """An attempt that never finished where it ran (its worker lost, its run cancelled):
+        the task back to ready, not counted against max_retries; or failed, when it keeps
+        taking its worker down."""
+        assert attempt.worktree is not None
+        task = attempt.task
         self.pool.unreserve(attempt.worktree)
         if failure.kind == "worker-lost" and task.interruptions + 1 >= LOST_WORKERS_LIMIT:
             # Not the cluster's bad luck any more: the task takes its worker down (memory?).
