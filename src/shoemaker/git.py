@@ -36,8 +36,9 @@ IDENTITY_ENV = {
 }
 GIT_OWNER_MARKER = "SHOEMAKER_GIT_OWNER"
 """Set in every git process shoemaker starts, to the pid of the shoemaker that started it."""
-#: Commits whose source listing ``Git`` keeps (a generation's last heads, tasks' bases).
-_LISTINGS_KEPT = 16
+#: Commits whose source listing ``Git`` keeps (a generation's last heads, tasks' bases): a
+#: listing is needed again right after it is read, and one is as large as the source tree.
+_LISTINGS_KEPT = 8
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
