@@ -201,6 +201,33 @@ async def test_a_gate_with_paths_runs_only_when_they_change(fast_tmp: Path) -> N
     assert len(project.store.gate_results(code.id)) == 2  # worktree, then merged
 
 
+ON_TASK_BRANCH = (
+    "import subprocess, sys; "
+    "b = subprocess.run(['git', 'symbolic-ref', '--short', 'HEAD'], capture_output=True, "
+    "text=True).stdout.strip(); print('on', b or 'a detached HEAD'); "
+    "sys.exit(not b.startswith('task/'))"
+)
+
+
+async def test_a_gate_in_the_worktree_runs_with_the_task_branch_checked_out(
+    fast_tmp: Path,
+) -> None:
+    # The commit detaches a worktree's HEAD only when no gate runs there after it.
+    project = scripted(
+        make_project(
+            fast_tmp,
+            [task("Docs", files={"docs/x.md": "x\n"}), task("Code", files={"c.py": "C = 1\n"})],
+            gates=[check("branch", ON_TASK_BRANCH, paths=["**/*.py"], after_merge=False)],
+        )
+    )
+    start_generation(project, "g")
+    report = await Engine(project).run(cycles=1)
+    docs, code = project.store.list_tasks("g")
+    assert report.merged == 2 and docs.state == code.state == TaskState.DONE, code.reason
+    assert [r.passed for r in project.store.gate_results(code.id)] == [True]
+    assert project.store.gate_results(docs.id) == []
+
+
 def test_a_gate_naming_nothing_runnable_is_a_configuration_error(fast_tmp: Path) -> None:
     project = make_project(
         fast_tmp,

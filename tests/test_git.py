@@ -359,3 +359,120 @@ def test_branch_names_checked_without_git_agree_with_git(repo: Git, name: str) -
     except GitError:
         accepted = False
     assert accepted == (asked.returncode == 0)
+
+
+def _git_commit_message(cwd: Path, message: str) -> str:
+    """What ``git commit -F -`` (hooks off) stores for ``message``: the reference."""
+    subprocess.run(
+        ["git", "-c", "user.name=p", "-c", "user.email=p@x", "commit", "-q", "-F", "-"],
+        cwd=cwd,
+        input=message,
+        text=True,
+        check=True,
+    )
+    return git(cwd, "log", "-1", "--format=%B")
+
+
+def test_a_commit_by_plumbing_is_the_commit_git_commit_makes(repo: Git, fast_tmp: Path) -> None:
+    base = repo.rev_parse("HEAD")
+    message = "Subject  \n\n\n# a heading, kept\nbody\t \r\n\n\n\nShoemaker-Task: 1\n\n"
+    reference = fast_tmp / "reference"
+    repo.add_worktree(reference, "task/ref", base)
+    (reference / "src" / "app.py").write_text("a = 2\n")
+    git(reference, "add", "-A")
+    expected = _git_commit_message(reference, message)
+
+    wt = fast_tmp / "wt"
+    repo.add_worktree(wt, "task/g-1", base)
+    (wt / "src" / "app.py").write_text("a = 2\n")
+    repo.commit_all(wt, "the agent's own commit")  # the branch moved past the base
+    git(wt, "add", "-A")
+    sha = repo.commit_index(wt, base, message, "task/g-1")
+    assert repo.commit_message(sha) == expected
+    assert repo.log(sha, max_count=1)[0].parents == (base,)  # folded onto the base
+    assert repo.rev_parse("task/g-1") == sha and repo.current_branch(wt) == "task/g-1"
+    assert git(wt, "status", "--porcelain") == "" and not repo.is_detached(wt)
+    assert git(wt, "log", "-1", "--format=%an").strip() == "shoemaker"
+
+
+def test_a_commit_that_detaches_its_worktree_leaves_the_branch_free(
+    repo: Git, fast_tmp: Path
+) -> None:
+    base = repo.rev_parse("HEAD")
+    wt = fast_tmp / "wt"
+    repo.add_worktree(wt, "task/g-2", base)
+    (wt / "new.py").write_text("x = 1\n")
+    git(wt, "add", "-A")
+    sha = repo.commit_index(wt, base, "Add new\n", "task/g-2", detach=True)
+    assert repo.rev_parse("task/g-2") == sha == repo.rev_parse("HEAD", wt)
+    assert repo.is_detached(wt) and repo.current_branch(wt) is None
+    assert git(wt, "status", "--porcelain") == ""
+    assert repo.current_branch() == "main"  # the main checkout's HEAD did not move
+    # Nothing is checked out on the branch any more: it can go while the worktree stays.
+    repo.delete_branch("task/g-2", force=True)
+    assert not repo.ref_exists("refs/heads/task/g-2") and wt.is_dir()
+    assert not repo.is_detached(repo.root)  # not a linked worktree: never "detached"
+
+
+def test_checkout_state_agrees_with_current_branch_and_dirty_paths(
+    repo: Git, fast_tmp: Path
+) -> None:
+    (repo.root / "keep.txt").write_text("k\n")
+    repo.commit_all(repo.root, "keep")
+    wt = fast_tmp / "side"
+    repo.add_worktree(wt, "side", "HEAD")
+    (wt / "src" / "app.py").write_text("a = 3\n")
+    repo.commit_all(wt, "side change")
+    (repo.root / "src" / "app.py").write_text("a = 4\n")
+    repo.commit_all(repo.root, "main change")
+    # Every kind of entry: unmerged, staged rename, modified, untracked (with a space).
+    who = ["-c", "user.name=p", "-c", "user.email=p@x"]
+    merge = subprocess.run(["git", *who, "merge", "side"], cwd=repo.root, capture_output=True)
+    assert b"CONFLICT" in merge.stdout
+    git(repo.root, "mv", "keep.txt", "kept now.txt")
+    (repo.root / "README.md").write_text("changed\n")
+    (repo.root / "new file.txt").write_text("n\n")
+    branch, dirty = repo.checkout_state()
+    assert branch == repo.current_branch() == "main"
+    assert sorted(dirty) == sorted(repo.dirty_paths())
+    assert sorted(dirty) == ["README.md", "kept now.txt", "new file.txt", "src/app.py"]
+    git(wt, "checkout", "-q", "--detach")
+    assert repo.checkout_state(wt) == (None, []) and repo.current_branch(wt) is None
+
+
+def test_ref_tips_answers_exactly_the_refs_asked(repo: Git) -> None:
+    head = repo.rev_parse("HEAD")
+    repo.create_branch("task/g-10", "HEAD")
+    repo.create_branch("task/g-1x", "HEAD")
+    asked = ["refs/heads/main", "refs/heads/task/g-1", "refs/heads/task/g-10"]
+    assert repo.ref_tips(asked) == {"refs/heads/main": head, "refs/heads/task/g-10": head}
+    assert repo.ref_tips(["refs/heads/task"]) == {}  # a pattern's prefix is not a ref
+
+
+def test_a_squash_merge_of_changes_already_there_says_so_and_leaves_nothing(
+    repo: Git, fast_tmp: Path
+) -> None:
+    for name in ("task/g-1", "task/g-2"):
+        wt = fast_tmp / name.replace("/", "-")
+        repo.add_worktree(wt, name, "HEAD")
+        (wt / "src" / "app.py").write_text("a = 5\n")
+        repo.commit_all(wt, f"the same change on {name}")
+        repo.remove_worktree(wt)
+    assert repo.squash_merge("task/g-1", "first\n").merged
+    head = repo.rev_parse("HEAD")
+    (repo.root / "notes.txt").write_text("a person's file\n")
+    asked: list[str] = []
+
+    def plan(where: Path, dirty: frozenset[str]) -> list[str]:
+        asked.append(str(where))
+        return []
+
+    # With a step before the commit (asked first: it never runs) and without one (the
+    # commit finds nothing to commit).
+    for before_commit in (plan, None):
+        again = repo.squash_merge("task/g-2", "second\n", before_commit=before_commit)
+        assert (again.merged, again.commit, again.reason) == (True, head, "already merged")
+        assert repo.rev_parse("HEAD") == head and not repo.has_staged()
+        assert not repo.is_merging() and repo.merge_messages() == ""
+        assert repo.dirty_paths() == ["notes.txt"]
+    assert asked == []

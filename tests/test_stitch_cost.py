@@ -30,9 +30,9 @@ from shoemaker.store import Store
 
 #: The figures this project reached (docs/PERFORMANCE.md, "What a task costs").
 STITCH_STORE_CALLS = 11
-STITCH_GIT_PROCESSES = 20
+STITCH_GIT_PROCESSES = 15
 RUN_STORE_CALLS = 30
-RUN_GIT_PROCESSES = 30
+RUN_GIT_PROCESSES = 24
 
 _in_stitch: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stitch", default=False)
 

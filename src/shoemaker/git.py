@@ -15,8 +15,10 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 from shoemaker.crashpoints import crash_point
 from shoemaker.errors import Failed
 from shoemaker.globs import matches_any
-from shoemaker.loc import Loc, count_loc
+from shoemaker.loc import Loc, count_lines, count_loc, sum_loc
 
 IDENTITY_ENV = {
     "GIT_AUTHOR_NAME": "shoemaker",
@@ -34,6 +36,9 @@ IDENTITY_ENV = {
 }
 GIT_OWNER_MARKER = "SHOEMAKER_GIT_OWNER"
 """Set in every git process shoemaker starts, to the pid of the shoemaker that started it."""
+#: Commits whose source listing ``Git`` keeps (a generation's last heads, tasks' bases): a
+#: listing is needed again right after it is read, and one is as large as the source tree.
+_LISTINGS_KEPT = 8
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
@@ -135,6 +140,9 @@ class Git:
         common, _, top = where
         self.root = Path(top)
         self._loc_cache: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Loc] = {}
+        self._listings: OrderedDict[tuple[str, tuple[str, ...]], dict[str, str]] = OrderedDict()
+        self._listings_lock = threading.Lock()
+        self._blob_lines: dict[str, int] = {}
         self.common_dir = Path(common).resolve()
         self._identity: bool | None = None  # asked at the first commit: a reader never needs it
 
@@ -246,6 +254,19 @@ class Git:
     def rev_parse(self, ref: str, cwd: Path | None = None) -> str:
         return self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd).strip()
 
+    def ref_tips(self, refs: Sequence[str]) -> dict[str, str]:
+        """The commits of ``refs`` (full names, ``refs/heads/…``) that exist, in one process:
+        ref → commit; a missing ref is left out."""
+        out = self._run(["for-each-ref", "--format=%(objectname) %(refname)", "--", *refs])
+        # A pattern matches the refs below it as well: only the exact names are answered.
+        wanted = set(refs)
+        tips = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition(" ")
+            if ref in wanted:
+                tips[ref] = sha
+        return tips
+
     def ref_exists(self, ref: str) -> bool:
         return (
             self._run_in(
@@ -268,6 +289,37 @@ class Git:
                     i += 1  # the rename's source path follows
             i += 1
         return paths
+
+    def checkout_state(self, cwd: Path | None = None) -> tuple[str | None, list[str]]:
+        """The branch checked out in ``cwd`` (None: detached) and its changed, staged and
+        untracked paths (as :meth:`dirty_paths`), from one ``git status``."""
+        out = self._run(
+            [
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--no-ahead-behind",
+                "-z",
+                "--untracked-files=all",
+            ],
+            cwd,
+        )
+        branch: str | None = None
+        paths = []
+        entries = iter(out.split("\0"))
+        for entry in entries:
+            kind, _, rest = entry.partition(" ")
+            if kind == "#":
+                key, _, value = rest.partition(" ")
+                if key == "branch.head":
+                    branch = None if value == "(detached)" else value
+            elif kind in ("?", "1", "2", "u"):
+                # Fields before the path: none, 7 (changed), 8 (renamed), 9 (unmerged).
+                fields = {"?": 0, "1": 7, "2": 8, "u": 9}[kind]
+                paths.append(rest.split(" ", fields)[fields])
+                if kind == "2":
+                    next(entries, None)  # the rename's source path follows
+        return branch, paths
 
     def is_clean(self, cwd: Path | None = None) -> bool:
         return not self.dirty_paths(cwd)
@@ -488,6 +540,16 @@ class Git:
                         return admin
         return None
 
+    def is_detached(self, path: Path) -> bool:
+        """Whether worktree ``path``'s HEAD is detached, read from its HEAD file (no
+        process); False whenever that file does not say so plainly."""
+        admin = self._admin_dir(path)
+        try:
+            head = (admin / "HEAD").read_text() if admin else ""
+        except OSError:
+            return False
+        return _FULL_SHA.fullmatch(head.strip()) is not None
+
     def detach_worktree(self, path: Path) -> None:
         """Leave a worktree detached at its commit, so its branch is free. What it holds
         besides (files git ignores) stays until it is prepared again, which cleans it."""
@@ -558,15 +620,32 @@ class Git:
         )
         return self.rev_parse("HEAD", cwd)
 
-    def commit_staged(self, cwd: Path, message: str) -> str:
-        """Commit what is staged in ``cwd`` (the caller knows something is); the new sha."""
-        self._run(
-            [*_QUIET_CONFIG, "commit", "-q", "--no-verify", "-F", "-"],
+    def commit_index(
+        self, cwd: Path, parent: str, message: str, branch: str, *, detach: bool = False
+    ) -> str:
+        """Commit what is staged in worktree ``cwd`` as a child of ``parent``, and point
+        ``branch`` at it; the new sha. ``detach``: the worktree's HEAD is left detached at
+        the commit in the same step (nothing more happens there; its branch is free).
+
+        Plumbing, three processes (``write-tree``, ``commit-tree``, ``update-ref``): no
+        reset to ``parent`` first and no look-up of the sha after. Like every commit here, no
+        hook runs; the message is cleaned up as ``git commit -F`` cleans it."""
+        self._check_ref_name(branch)
+        tree = self._run(["write-tree"], cwd).strip()
+        sha = self._run(
+            [*_QUIET_CONFIG, "commit-tree", tree, "-p", parent, "-F", "-"],
             cwd,
             env=self._commit_env(),
-            input=message,
-        )
-        return self.rev_parse("HEAD", cwd)
+            input=cleanup_message(message),
+        ).strip()
+        updates = [f"update refs/heads/{branch} {sha}"]
+        admin = self._admin_dir(cwd) if detach else None
+        if admin is not None:
+            # Named from the main checkout: git refuses a transaction that moves a branch
+            # and, apart, the HEAD that points to it, when that HEAD is its own.
+            updates += ["option no-deref", f"update worktrees/{admin.name}/HEAD {sha}"]
+        self._run(["update-ref", "--stdin"], input="".join(f"{u}\n" for u in updates))
+        return sha
 
     def revert(
         self,
@@ -591,10 +670,6 @@ class Git:
             input=self.format_message(subject, body, trailers),
         )
         return self.rev_parse("HEAD", where)
-
-    def soft_reset(self, cwd: Path, ref: str) -> None:
-        """Move ``cwd``'s branch to ``ref``, keeping the index and files as they are."""
-        self._run(["reset", "-q", "--soft", ref], cwd)
 
     def commit_message(self, ref: str) -> str:
         return self._run(["log", "-1", "--format=%B", ref])
@@ -721,15 +796,18 @@ class Git:
         message: str,
         cwd: Path | None = None,
         before_commit: Callable[[Path, frozenset[str]], Sequence[str]] | None = None,
+        dirty: Sequence[str] | None = None,
     ) -> MergeOutcome:
         """Land ``branch`` as one commit with ``message``; on conflict, nothing changes (a
         person's uncommitted changes there neither: git refuses to merge over them).
         ``before_commit(where, dirty)`` may change more files once the merge is staged (never
-        the ``dirty`` ones, a person's); the paths it returns go into the same commit."""
+        the ``dirty`` ones, a person's); the paths it returns go into the same commit.
+        ``dirty``: the changed paths in ``cwd`` when the caller has just asked
+        (:meth:`checkout_state`), else they are asked here."""
         where = cwd or self.root
         # HEAD moves only when the commit lands: until then, a failure resolves it once to
         # go back to it, and a success costs no look-up before the merge.
-        before = self.dirty_paths(where)
+        before = list(dirty) if dirty is not None else self.dirty_paths(where)
         proc = self._run_in(
             where,
             [*_QUIET_CONFIG, "merge", "--squash", "--no-commit", branch],
@@ -740,10 +818,11 @@ class Git:
             conflicts = self._conflicted(where)
             self._undo(where, self.rev_parse("HEAD", where), before)
             return MergeOutcome(False, "", conflicts, _merge_reason(proc, conflicts))
-        if self._run_in(where, ["diff", "--cached", "--quiet"], check=False).returncode == 0:
-            head = self.rev_parse("HEAD", where)
-            self._undo(where, head, before)
-            return MergeOutcome(True, head, (), "already merged")
+        # Nothing staged: the branch's changes are there already. Asked before the plan's
+        # progress is written (it must not land alone); without that step, only when the
+        # commit finds nothing to commit.
+        if before_commit is not None and not self.has_staged(where):
+            return self._already_merged(where, before)
         if before_commit is not None:
             try:
                 extra = list(before_commit(where, frozenset(before)))
@@ -761,6 +840,8 @@ class Git:
                 input=message,
             )
         except GitError as exc:
+            if before_commit is None and not self.has_staged(where):
+                return self._already_merged(where, before)
             self._undo(where, self.rev_parse("HEAD", where), before)
             return MergeOutcome(False, "", (), str(exc))
         return MergeOutcome(True, self.rev_parse("HEAD", where))
@@ -786,6 +867,12 @@ class Git:
             ["commit-tree", tree, "-p", onto, "-F", "-"], env=self._commit_env(), input=message
         ).strip()
         return MergeOutcome(True, commit)
+
+    def _already_merged(self, where: Path, before: Sequence[str]) -> MergeOutcome:
+        """A squash merge that staged nothing: undone, and HEAD is the answer."""
+        head = self.rev_parse("HEAD", where)
+        self._undo(where, head, before)
+        return MergeOutcome(True, head, (), "already merged")
 
     def would_merge_cleanly(self, branch: str, into: str) -> tuple[bool, tuple[str, ...]]:
         """Predict a merge without touching any worktree (``git merge-tree --write-tree``)."""
@@ -862,21 +949,32 @@ class Git:
         sha = ref if _FULL_SHA.fullmatch(ref) else self.rev_parse(ref)
         key = (sha, tuple(source_globs), tuple(test_globs))
         if key not in self._loc_cache:
-            self._loc_cache[key] = self._loc_at(sha, None, source_globs, test_globs)
+            self._loc_cache[key] = self._count_blobs(self._listing(sha, source_globs), test_globs)
         return self._loc_cache[key]
 
-    def _loc_at(
-        self,
-        ref: str,
-        paths: Sequence[str] | None,
-        source_globs: Sequence[str],
-        test_globs: Sequence[str],
-    ) -> Loc:
+    def _listing(self, sha: str, source_globs: Sequence[str]) -> dict[str, str]:
+        """The source files at commit ``sha`` (path → blob), kept for the last few commits
+        counted: the LOC after a change reads the changed files' blobs at its base here."""
+        key = (sha, tuple(source_globs))
+        with self._listings_lock:
+            if key in self._listings:
+                self._listings.move_to_end(key)
+                return self._listings[key]
+        blobs = self._source_blobs(sha, None, source_globs)
+        with self._listings_lock:
+            self._listings[key] = blobs
+            while len(self._listings) > _LISTINGS_KEPT:
+                self._listings.popitem(last=False)
+        return blobs
+
+    def _source_blobs(
+        self, ref: str, paths: Sequence[str] | None, source_globs: Sequence[str]
+    ) -> dict[str, str]:
+        """path → blob of the files at ``ref`` (under ``paths``, if given) that match
+        ``source_globs``."""
         listing = self._run(
             ["ls-tree", "-r", "-z", "--full-tree", ref, *(["--", *paths] if paths else [])]
         )
-        if paths is not None and not paths:
-            return Loc(0, 0)
         wanted: dict[str, str] = {}
         for entry in listing.split("\0"):
             if not entry:
@@ -885,19 +983,23 @@ class Git:
             _mode, kind, sha = meta.split()
             if kind == "blob" and matches_any(path, source_globs):
                 wanted[path] = sha
-        if not wanted:
-            return Loc(0, 0)
-        # One cat-file process for every blob, not one process per file.
-        request = "".join(f"{sha}\n" for sha in wanted.values()).encode()
-        out = self._run_binary(["cat-file", "--batch"], request)
-        contents: dict[str, bytes] = {}
-        pos = 0
-        for path in wanted:
-            header_end = out.index(b"\n", pos)
-            size = int(out[pos:header_end].split()[2])
-            contents[path] = out[header_end + 1 : header_end + 1 + size]
-            pos = header_end + 1 + size + 1
-        return count_loc(contents, source_globs, test_globs)
+        return wanted
+
+    def _count_blobs(self, blobs: Mapping[str, str], test_globs: Sequence[str]) -> Loc:
+        """The LOC of files given as path → blob. A blob is read and counted once per
+        process: a file unchanged from one commit to the next is not read again."""
+        missing = [sha for sha in dict.fromkeys(blobs.values()) if sha not in self._blob_lines]
+        if missing:
+            # One cat-file process for every blob, not one process per file.
+            request = "".join(f"{sha}\n" for sha in missing).encode()
+            out = self._run_binary(["cat-file", "--batch"], request)
+            pos = 0
+            for sha in missing:
+                header_end = out.index(b"\n", pos)
+                size = int(out[pos:header_end].split()[2])
+                self._blob_lines[sha] = count_lines(out[header_end + 1 : header_end + 1 + size])
+                pos = header_end + 1 + size + 1
+        return sum_loc({path: self._blob_lines[sha] for path, sha in blobs.items()}, test_globs)
 
     def loc_after(
         self,
@@ -912,12 +1014,17 @@ class Git:
         """LOC after a change touching only ``changed``: the base's count, minus those files
         at ``base``, plus those files at ``head`` (or in the working directory ``cwd``).
         Reads only the changed files, whatever the size of the repository."""
-        before = self.loc(base, source_globs, test_globs)
+        sha = base if _FULL_SHA.fullmatch(base) else self.rev_parse(base)
+        before = self.loc(sha, source_globs, test_globs)
         if not changed:
             return before
-        old = self._loc_at(base, list(changed), source_globs, test_globs)
+        # The base was just listed for ``before``: its changed files' blobs are known.
+        at_base = self._listing(sha, source_globs)
+        old = self._count_blobs({p: at_base[p] for p in changed if p in at_base}, test_globs)
         if head is not None:
-            new = self._loc_at(head, list(changed), source_globs, test_globs)
+            new = self._count_blobs(
+                self._source_blobs(head, list(changed), source_globs), test_globs
+            )
         else:
             assert cwd is not None
             # Never through a link: the agent's worktree may point one anywhere.
@@ -970,6 +1077,23 @@ class Git:
             with exclude.open("a") as handle:
                 prefix = "" if not lines or exclude.read_text().endswith("\n") else "\n"
                 handle.write(f"{prefix}{pattern}\n")
+
+
+def cleanup_message(message: str) -> str:
+    """``message`` as ``git commit`` stores one given with ``-F`` (its "whitespace"
+    clean-up): no trailing blanks on a line, no empty lines at either end, no two in a row."""
+    lines: list[str] = []
+    gap = False
+    for line in message.split("\n"):
+        line = line.rstrip(" \t\r")
+        if not line:
+            gap = bool(lines)
+            continue
+        if gap:
+            lines.append("")
+            gap = False
+        lines.append(line)
+    return "".join(f"{line}\n" for line in lines)
 
 
 def literal_pattern(path: str) -> str:

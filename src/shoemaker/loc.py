@@ -16,8 +16,23 @@ class Loc:
     test: int
 
 
-def _count_nonblank(data: bytes) -> int:
+def count_lines(data: bytes) -> int:
+    """Non-blank lines of one file's contents; 0 for a binary file (it is skipped)."""
+    if b"\0" in data[:8000]:
+        return 0
     return sum(1 for line in data.splitlines() if line.strip())
+
+
+def sum_loc(lines: Mapping[str, int], test_globs: Sequence[str]) -> Loc:
+    """The count over files already counted (path → non-blank lines): a path matching
+    ``test_globs`` is test code, anything else production."""
+    production = test = 0
+    for path, count in lines.items():
+        if matches_any(path, test_globs):
+            test += count
+        else:
+            production += count
+    return Loc(production, test)
 
 
 def count_loc(
@@ -25,13 +40,4 @@ def count_loc(
 ) -> Loc:
     """The count over ``files`` (path → contents): a path matching ``test_globs`` is test
     code, anything else production; binary files are skipped."""
-    production = test = 0
-    for path, data in files.items():
-        if b"\0" in data[:8000]:
-            continue  # binary
-        lines = _count_nonblank(data)
-        if matches_any(path, test_globs):
-            test += lines
-        else:
-            production += lines
-    return Loc(production, test)
+    return sum_loc({path: count_lines(data) for path, data in files.items()}, test_globs)

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shoemaker.agents.runner import RunResult
+from shoemaker.engine.gates import task_gates
 from shoemaker.engine.project import Project
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
-from shoemaker.git import DiffStat
+from shoemaker.git import DiffStat, GitError
 from shoemaker.loc import Loc
 from shoemaker.model import Generation, Task, Usage, task_branch
 from shoemaker.sources.writeback import write_back
@@ -95,8 +96,13 @@ def prepare_worktree(
     attempt continues on top of it."""
     git, task, branch = project.git, attempt.task, attempt.branch
     assert attempt.worktree is not None
-    base = git.rev_parse(generation.branch)
-    exists = git.ref_exists(f"refs/heads/{branch}")
+    # The generation head and whether the task branch is still there, from one process.
+    head_ref, branch_ref = f"refs/heads/{generation.branch}", f"refs/heads/{branch}"
+    tips = git.ref_tips([head_ref, branch_ref])
+    if head_ref not in tips:
+        gone = f"the branch {generation.branch} of generation {generation.name} is gone"
+        raise GitError(["git", "for-each-ref", head_ref], 1, gone)
+    base, exists = tips[head_ref], branch_ref in tips
     if exists and git.is_ancestor(branch, base):
         git.delete_branch(branch, force=True)  # nothing on it that is not merged
         exists = False
@@ -226,8 +232,19 @@ def commit(project: Project, attempt: Attempt, elapsed: float) -> None:
     # One commit per attempt: work carried over from an interrupted attempt (or committed
     # by the agent itself) is folded into it, so the task lands with its metrics. What is
     # staged is the whole change against the base, so an empty stat means nothing to commit.
-    git.soft_reset(worktree, base)
-    attempt.commit = git.commit_staged(worktree, message) if stat.files else None
+    # With no gate to run in the worktree it is done with: its HEAD is detached in the same
+    # step, and giving it back to the pool needs no checkout.
+    attempt.commit = (
+        git.commit_index(
+            worktree,
+            base,
+            message,
+            attempt.branch,
+            detach=not task_gates(cfg, task, changed, "worktree"),
+        )
+        if stat.files
+        else None
+    )
     attempt.message, attempt.stat, attempt.runs = message, stat, runs
     attempt.loc_before, attempt.loc_after = before, after
 

@@ -91,8 +91,11 @@ class MergeQueue:
 
     def checkout_problem(self) -> str:
         """Why the main checkout cannot take a merge now ("" when it can)."""
+        return self._refusal(self.project.git.current_branch())
+
+    def _refusal(self, current: str | None) -> str:
+        """Why a main checkout on ``current`` (None: detached) cannot take a merge ("")."""
         git = self.project.git
-        current = git.current_branch()
         if current == self.generation.branch:
             return ""
         return (
@@ -107,13 +110,21 @@ class MergeQueue:
         git, branch = self.project.git, attempt.branch
         assert attempt.commit is not None
         with merge_file_lock(self.project):
-            refused = self.checkout_problem()
+            # One `git status`: the branch checked out, and the person's changes the merge
+            # must leave alone.
+            current, dirty = git.checkout_state()
+            refused = self._refusal(current)
             if refused:
                 return Landing(MergeOutcome(False, ""), refused=refused)
             message = attempt.message or git.commit_message(attempt.commit)
-            # The plan file's progress is written on the head it lands on, in its commit.
-            plan = functools.partial(write_back, attempt.task)
-            outcome = git.squash_merge(branch, message, before_commit=plan)
+            # The plan file's progress is written on the head it lands on, in its commit
+            # (a task from no plan file has none to write).
+            plan = (
+                functools.partial(write_back, attempt.task)
+                if attempt.task.origin is not None
+                else None
+            )
+            outcome = git.squash_merge(branch, message, before_commit=plan, dirty=dirty)
             if outcome.merged or not outcome.conflict_files:
                 return Landing(outcome)
             head = git.rev_parse(self.generation.branch)

@@ -116,7 +116,8 @@ class WorktreePool:
             self.discard(path)
             return
         try:
-            self.git.detach_worktree(path)
+            if not self.git.is_detached(path):  # a commit may have detached it already
+                self.git.detach_worktree(path)
         except GitError:
             self.discard(path)
             return
