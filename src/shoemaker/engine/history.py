@@ -33,12 +33,15 @@ def _write(project: Project, path: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def run_places(project: Project, generation: str) -> dict[int, AgentStarted]:
-    """Run id → the event that started it, for the runs of a cluster's workers (they name
-    the worker and the sandbox it ran in there)."""
+def run_places(project: Project, task: Task) -> dict[int, AgentStarted]:
+    """Run id → the event that started it, for the task's runs on a cluster's workers (they
+    name the worker and the sandbox it ran in there). Empty with ``executor: local``: read
+    for every finished task, it is not worth a query when no run can have been there."""
     from shoemaker.events import AgentStarted
 
-    started = project.store.events_of_kind(generation, ["agent_started"])
+    if project.config.executor != "dask":
+        return {}
+    started = project.store.events_of_kind(task.generation, ["agent_started"], task.id)
     return {e.run_id: e for e in started if isinstance(e, AgentStarted) and e.worker}
 
 
@@ -107,7 +110,7 @@ def write_task_history(
         metrics = project.store.metrics(task.id)
     if task_runs is None:
         task_runs = project.store.runs(task_id=task.id)
-    places = run_places(project, task.generation)
+    places = run_places(project, task)
     runs = [_run_record(r, places) for r in task_runs]
     record = {
         "kind": "task",

@@ -215,7 +215,7 @@ def load_task_detail(
     raw: list[str] = []
     log_count = raw_count = 0
     cache = cache or LogCache()
-    places = run_places(project, task.generation) if project.config.executor == "dask" else {}
+    places = run_places(project, task)
     for run in runs:
         worker = f" · on {places[run.id].worker}" if run.id in places else ""
         header = f"── attempt {run.attempt} · run {run.id}{worker} ──"

@@ -40,13 +40,16 @@ class EventStore(StoreBase):
 
         return [(int(r["seq"]), parse_event(r["data"])) for r in rows]
 
-    def events_of_kind(self, generation: str, kinds: Sequence[str]) -> list[Event]:
-        """Every event of the given kinds for a generation, oldest first."""
-        rows = self._query(
-            f"SELECT data FROM events WHERE generation = ? AND kind IN "
-            f"({','.join('?' * len(kinds))}) ORDER BY seq",
-            (generation, *kinds),
-        )
+    def events_of_kind(
+        self, generation: str, kinds: Sequence[str], task_id: int | None = None
+    ) -> list[Event]:
+        """Every event of the given kinds for a generation (and one of its tasks: read by
+        the task's index), oldest first."""
+        sql = f"generation = ? AND kind IN ({','.join('?' * len(kinds))})"
+        args: tuple[object, ...] = (generation, *kinds)
+        if task_id is not None:
+            sql, args = f"task_id = ? AND {sql}", (task_id, *args)
+        rows = self._query(f"SELECT data FROM events WHERE {sql} ORDER BY seq", args)
         from shoemaker.events import parse_event
 
         return [parse_event(r["data"]) for r in rows]
