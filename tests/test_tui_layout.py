@@ -371,6 +371,38 @@ async def test_the_diff_side_panel_lists_7_files_and_counts_the_rest(fast_tmp: P
         assert side.diff is not None and "part_8.py" in side.diff.text  # the diff has them all
 
 
+async def test_the_diff_side_panel_lays_nothing_out_while_hidden_or_unchanged(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=NARROW) as pilot:
+        await loaded(pilot)
+        side = app.side
+        ids = [r.id for r in app.queue.rows_shown]
+        asked = layouts_asked(monkeypatch)
+        for task_id in (1, 2, 1):
+            app.queue.move_cursor(row=ids.index(task_id))
+            await until(pilot, lambda: side.task_id == task_id)  # noqa: B023
+            await pilot.pause()
+        assert not [w for w in asked if side in w.ancestors_with_self]  # hidden: nothing
+        await pilot.resize_terminal(*WIDE)
+        await until(pilot, lambda: side.display and side.diff is not None)
+        await pilot.pause()
+        assert side.task_id == 1 and any("config.py" in line for line in painted(app))
+        # The same diff loaded again (a running task's reloads every second): no layout.
+        layouts = count_layouts(app.screen)
+        loads = side.loads
+        side.load()
+        await until(pilot, lambda: side.loads > loads)
+        await pilot.pause()
+        assert layouts == []
+        # Another task's diff is drawn (the check can fail).
+        app.queue.move_cursor(row=ids.index(2))
+        await until(pilot, lambda: side.task_id == 2 and side.diff is not None)
+        await pilot.pause()
+        assert layouts
+
+
 async def test_the_diff_side_panel_is_live_while_the_agent_works(fast_tmp: Path) -> None:
     project = make_project(
         fast_tmp,
