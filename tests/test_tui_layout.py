@@ -179,7 +179,7 @@ class Keys(App[None]):
     """A screen whose keys change with the focus and with a state, under a pinned footer."""
 
     BINDINGS = [
-        Binding("e", "edit", "Edit"),
+        Binding("e", "edit", "Edit", tooltip="Edit the text"),
         Binding("u", "undo", "Undo"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -229,7 +229,9 @@ async def test_the_footer_shows_the_focused_widgets_keys_and_a_states_without_a_
         assert "? Help" in painted(app)[-1] and "q Quit" in painted(app)[-1]
         # Focus moved and keys came and went: none of it laid the screen out.
         assert layouts == []
-        # A click presses the key under it; a dimmed key does nothing.
+        # The mouse over a key shows its tooltip; a click presses it; a dimmed key does nothing.
+        await pilot.hover(FooterKeys, offset=(2, 0))
+        assert app.screen.query_one(FooterKeys).tooltip == "Edit the text"
         await pilot.click(FooterKeys, offset=(2, 0))
         app.can_undo = None
         app.refresh_bindings()

@@ -45,8 +45,9 @@ class Key:
 
 class FooterKeys(Widget):
     """The footer's keys left of the pinned ones, drawn as one line: as many as fit whole, in
-    their order, each looking and acting as Textual's `FooterKey` (a click presses it, a
-    disabled one is dim and rings the bell, the mouse over one shows its tooltip)."""
+    their order, each looking and acting as Textual's `FooterKey` in a footer that is not
+    compact (a click presses it, a disabled one is dim and rings the bell, the mouse over one
+    shows its tooltip). Binding groups are not drawn as groups: no key here has one."""
 
     ALLOW_SELECT = False
     COMPONENT_CLASSES = {
@@ -88,6 +89,8 @@ class FooterKeys(Widget):
         keys = tuple(keys)
         if keys != self.keys:
             self.keys = keys
+            self._hover = None  # the key under the mouse may be another now
+            self.tooltip = None
             self.refresh()
 
     @property
@@ -140,7 +143,7 @@ class FooterKeys(Widget):
         hover = self._at(event.x)
         if hover != self._hover:
             self._hover = hover
-            self.tooltip = self._spans[hover][2].tooltip or None if hover is not None else None
+            self.tooltip = None if hover is None else self._spans[hover][2].tooltip or None
             self.refresh()
 
     def on_leave(self, event: events.Leave) -> None:
