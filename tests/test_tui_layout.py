@@ -169,6 +169,34 @@ async def test_approve_and_reject_come_and_go_with_the_task_without_a_layout(
         assert footer is app.screen.query_one(PinnedFooter)
 
 
+async def test_a_screen_shown_has_its_keys_from_the_start_and_never_rebuilds_them(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rebuilt: list[PinnedFooter] = []
+    recompose = PinnedFooter.recompose
+
+    async def counted(footer: PinnedFooter) -> None:
+        rebuilt.append(footer)
+        await recompose(footer)
+
+    monkeypatch.setattr(PinnedFooter, "recompose", counted)
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=WIDE) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        # Built with the screen: an empty footer rebuilt a moment later lays it out again.
+        line = screen.query_one(PinnedFooter).query_one(FooterKeys)
+        assert [key.description for key in line.keys][:3] == ["Back", "Log", "Diff"]
+        await until(pilot, lambda: screen.loads >= 1)
+        await pilot.pause()
+        assert screen.query_one(PinnedFooter).query_one(FooterKeys) is line
+        assert "esc Back" in painted(app)[-1] and "q Quit" in painted(app)[-1]
+        # Neither the main screen's footer nor the task screen's was ever rebuilt.
+        assert rebuilt == []
+
+
 class Editor(Static, can_focus=True):
     """A widget with a key of its own while it has the focus."""
 

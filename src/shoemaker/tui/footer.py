@@ -241,6 +241,13 @@ class PinnedFooter(Footer):
         return tuple(keys.values()), tuple(pinned)
 
     def compose(self) -> ComposeResult:
+        if not self._bindings_ready:
+            # Built with the keys known now. Textual's footer is empty until the screen first
+            # refreshes its bindings and is then rebuilt: the screen was laid out once more
+            # for every screen shown.
+            self.set_reactive(Footer._bindings_ready, True)
+            self._shown = self._keys(self.screen)
+            self._pinned = self._shown[1]
         pinned: list[FooterKey] = []
         palette: list[Widget] = []
         for widget in super().compose():
@@ -249,8 +256,6 @@ class PinnedFooter(Footer):
             elif isinstance(widget, FooterKey) and widget.action in PINNED:
                 pinned.append(widget)
         # The other keys Textual's footer made are left unmounted: `FooterKeys` draws them.
-        if not self._bindings_ready:
-            return
         others, _ = self._shown if self._shown is not None else self._keys(self.screen)
         yield FooterKeys(others)
         if pinned or palette:
