@@ -2,6 +2,7 @@
 
     uv run python benchmarks/stream_ingest.py [--agents 4] [--lines 100000] [--rounds 1]
     uv run python benchmarks/stream_ingest.py --profile [headless|dashboard] [--lines 25000]
+    uv run python benchmarks/stream_ingest.py --layouts [--lines 100000]
 
 Each agent (benchmarks/firehose.py) prints ``--lines`` lines as fast as it can. Measured in
 the same run:
@@ -18,7 +19,9 @@ Goals: at least 100,000 lines/s headless (4 agents × 100,000 lines), and with t
 attached at least 70 % of headless. The agents themselves take about one of the two cores.
 
 ``--profile`` runs the headless path once under cProfile instead and prints where the event
-loop's time went, by stage (self time of the functions of each stage).
+loop's time went, by stage (self time of the functions of each stage). ``--layouts`` runs the
+dashboard once and counts the full layouts of its screen while the agents print (Textual lays
+a screen out whole), with the widgets that asked for each.
 """
 
 from __future__ import annotations
@@ -178,6 +181,50 @@ def profile(root: Path, agents: int, lines: int, dashboard: bool, top: int) -> N
             print(f"      {own / total:5.1%}  {name}")
 
 
+async def count_layouts(root: Path, agents: int, lines: int) -> None:
+    """The dashboard's full layouts while the agents print, and who asked for them."""
+    from textual import messages
+    from textual.screen import Screen
+
+    timed = False
+    asked: set[str] = set()
+    layouts: list[tuple[str, ...]] = []
+    on_layout, refresh_layout = Screen._on_layout, Screen._refresh_layout
+    stitch_ready = Engine.stitch_ready
+
+    async def asking(screen: Screen[object], message: messages.Layout) -> None:
+        widget = message.widget
+        asked.add(f"{type(widget).__name__}#{widget.id}" if widget.id else type(widget).__name__)
+        await on_layout(screen, message)
+
+    def laying_out(screen: Screen[object], *args: object, **kwargs: object) -> None:
+        if timed and screen._layout_required:
+            layouts.append(tuple(sorted(asked)))
+        asked.clear()
+        refresh_layout(screen, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def timing(engine: Engine, *args: object) -> object:
+        nonlocal timed
+        timed = True
+        try:
+            return await stitch_ready(engine, *args)  # type: ignore[arg-type]
+        finally:
+            timed = False
+
+    Screen._on_layout = asking  # type: ignore[method-assign,assignment]
+    Screen._refresh_layout = laying_out  # type: ignore[method-assign,assignment]
+    Engine.stitch_ready = timing  # type: ignore[method-assign,assignment]
+    try:
+        await engine_path(root, agents, lines, True)
+    finally:
+        Screen._on_layout, Screen._refresh_layout = on_layout, refresh_layout  # type: ignore[method-assign]
+        Engine.stitch_ready = stitch_ready  # type: ignore[method-assign]
+    print(f"{agents} agents × {lines:,} lines with the dashboard: {len(layouts)} full layouts")
+    for who, count in Counter(layouts).most_common():
+        names = ", ".join(who[:6]) + (f" and {len(who) - 6} more" if len(who) > 6 else "")
+        print(f"  {count:3} × asked by {names or 'none (a resize)'}")
+
+
 def transcript_cost(lines: int) -> None:
     """What appending a read to the transcript costs as the runner does it (plain bytes,
     flushed) against compressing each read first, on the firehose's output in 64 KiB reads."""
@@ -236,6 +283,9 @@ async def main() -> None:
         "--secret", action="store_true", help="with a secret configured: the redactor works"
     )
     parser.add_argument("--headless-only", action="store_true", help="skip the dashboard")
+    parser.add_argument(
+        "--layouts", action="store_true", help="count the dashboard's full layouts instead"
+    )
     args = parser.parse_args()
     if args.secret:
         # A secret-looking name in shoemaker's environment: every project redacts its value.
@@ -245,6 +295,9 @@ async def main() -> None:
         return
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="shoemaker-ingest-", dir=base) as tmp:
+        if args.layouts:
+            await count_layouts(Path(tmp) / "l", args.agents, args.lines)
+            return
         if args.profile:
             dashboard = args.profile == "dashboard"
             await asyncio.to_thread(

@@ -1,6 +1,7 @@
 """What the dashboard redraws: a task screen's tab switch moves the underline at once (no
 0.3 s slide of redraws), a reload that changes only the summary's text lays nothing out again,
-and a snapshot redraws only the metrics rows and queue rows it changed."""
+a snapshot redraws only the metrics rows and queue rows it changed, and the output pane
+grows without laying the screen out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from textual import events
 from textual.widgets import TabbedContent, Tabs
 
 from shoemaker.tui.task_screen import TaskScreen
-from shoemaker.tui.widgets import TaskQueue
+from shoemaker.tui.widgets import PANE_LINES, OutputPane, TaskQueue
 from test_tui import SIZE, fixed_app, loaded, until
 
 
@@ -148,3 +149,34 @@ async def test_the_queue_is_rebuilt_only_when_a_row_changed(fast_tmp: Path) -> N
         queue.show(rows[1:])
         assert cleared == [1] and {r.id for r in queue.rows_shown} == {r.id for r in rows[1:]}
         assert queue.row_count == len(rows) - 1
+
+
+async def test_the_output_pane_grows_without_laying_the_screen_out(fast_tmp: Path) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        pane = app.query_one(OutputPane)
+        await pilot.pause()
+        layouts: list[object] = []
+        refresh_layout = app.screen._refresh_layout
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            layouts.append(args)
+            refresh_layout(*args, **kwargs)
+
+        app.screen._refresh_layout = counted  # type: ignore[method-assign]
+        before = pane.line_count
+        pane.feed([f"line {n}" for n in range(100)])
+        await pilot.pause()
+        pane.feed(["x" * (pane.size.width * 2)])  # wider than any line before
+        await until(pilot, lambda: pane.virtual_size.width == pane.size.width * 2)
+        await pilot.pause()
+        assert layouts == []
+        # What a layout would have done: the scrollbars' thumbs follow the content, and the
+        # pane follows its tail.
+        assert pane.line_count == min(before + 101, PANE_LINES)
+        assert pane.vertical_scrollbar.window_virtual_size == pane.line_count
+        assert pane.max_scroll_x == pane.size.width * 2 - pane.scrollable_content_region.width
+        assert pane.scroll_y == pane.max_scroll_y > 0
+        painted = [strip.text for strip in app.screen._compositor.render_strips()]
+        assert any("line 99" in line for line in painted)

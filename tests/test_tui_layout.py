@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import messages
+from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from projects import make_project, task
@@ -18,19 +23,59 @@ from shoemaker.engine.task_detail import load_diff
 from shoemaker.engine.views import TaskRow, active_time, load_snapshot, will_start
 from shoemaker.model import TaskState, Usage
 from shoemaker.tui.app import ShoemakerApp
+from shoemaker.tui.footer import FooterKeys, PinnedFooter
 from shoemaker.tui.metrics import MetricsPanel, sparkline
 from shoemaker.tui.screens import HelpScreen
 from shoemaker.tui.task_screen import TaskScreen
-from test_tui import fixed_app, loaded, stop_engine, until
+from test_tui import cursor_to, fixed_app, loaded, stop_engine, until
 from tui_data import CLOCK, CREATED, agent_at_work, assistant_line, fixed_project
 
 NARROW = (80, 24)
 WIDE = (160, 48)
+PINNED = ("Help", "Quit")  # the footer's keys at its right end
 
 
-def painted(app: ShoemakerApp) -> list[str]:
+def painted(app: App[Any]) -> list[str]:
     """The lines on the terminal, as painted."""
     return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def count_layouts(screen: Screen[Any]) -> list[object]:
+    """Every full layout of ``screen`` from now on (Textual lays a screen out whole)."""
+    layouts: list[object] = []
+    refresh_layout = screen._refresh_layout
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        layouts.append(args)
+        refresh_layout(*args, **kwargs)
+
+    screen._refresh_layout = counted  # type: ignore[method-assign]
+    return layouts
+
+
+def layouts_asked(monkeypatch: pytest.MonkeyPatch) -> list[Widget]:
+    """Every widget that asks its screen for a layout from now on."""
+    asked: list[Widget] = []
+    on_layout = Screen._on_layout
+
+    async def counted(screen: Screen[Any], message: messages.Layout) -> None:
+        asked.append(message.widget)
+        await on_layout(screen, message)
+
+    monkeypatch.setattr(Screen, "_on_layout", counted)
+    return asked
+
+
+def drawn(app: App[Any]) -> list[tuple[str, str, bool]]:
+    """The footer's keys left of help and quit as drawn: key, description, enabled."""
+    lines = app.screen.query_one(PinnedFooter).query(FooterKeys)  # none before it is composed
+    return [(key.display, key.description, key.enabled) for line in lines for key in line.drawn]
+
+
+def keys(app: App[Any]) -> list[tuple[str, str, bool]]:
+    """Every key the footer holds left of help and quit, drawn or not (cut at the width)."""
+    lines = app.screen.query_one(PinnedFooter).query(FooterKeys)
+    return [(key.display, key.description, key.enabled) for line in lines for key in line.keys]
 
 
 def sql(app: ShoemakerApp, statement: str, *params: Any) -> None:
@@ -82,6 +127,146 @@ async def test_at_80x24_the_footer_shows_help_and_quit_on_every_screen(fast_tmp:
         await until(pilot, lambda: "esc Back" in painted(app)[-1])
         footer = painted(app)[-1]
         assert "? Help" in footer and "q Quit" in footer
+
+
+async def test_approve_and_reject_come_and_go_with_the_task_without_a_layout(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=NARROW) as pilot:
+        await loaded(pilot)
+        footer = app.screen.query_one(PinnedFooter)
+        cursor_to(app, 1)
+        await until(pilot, lambda: ("d", "Diff", True) in keys(app))
+        await pilot.pause()
+        assert not any(description in ("Approve", "Reject") for _, description, _ in keys(app))
+        before = app.project.store.get_task(1).state
+        asked = layouts_asked(monkeypatch)
+        # The task under the cursor comes to wait for review, and then no longer does.
+        sql(app, "UPDATE tasks SET state = ? WHERE id = 1", TaskState.NEEDS_REVIEW.value)
+        await reloaded(pilot)
+        await until(pilot, lambda: ("a", "Approve", True) in keys(app))
+        await pilot.pause()
+        assert ("x", "Reject", True) in keys(app)
+        # What the footer holds is what the screen's bindings say, in their order; as many
+        # as fit whole are drawn.
+        active = app.screen.active_bindings.values()
+        shown = [b.description for _, b, _, _ in active if b.show]
+        assert [d for _, d, _ in keys(app)] == [d for d in shown if d not in PINNED]
+        assert drawn(app) == keys(app)[: len(drawn(app))]
+        assert painted(app)[-1].startswith(
+            "".join(f" {key} {description} " for key, description, _ in drawn(app))
+        )
+        sql(app, "UPDATE tasks SET state = ? WHERE id = 1", before.value)
+        await reloaded(pilot)
+        await until(pilot, lambda: ("a", "Approve", True) not in keys(app))
+        await pilot.pause()
+        assert not any(description in ("Approve", "Reject") for _, description, _ in keys(app))
+        # Two keys appeared and went: the footer's line was repainted and asked for no layout
+        # (the header's count of tasks waiting for review did, twice).
+        assert [w for w in asked if footer in w.ancestors_with_self] == []
+        assert [type(w).__name__ for w in asked] == ["HeaderTitle", "HeaderTitle"]
+        assert footer is app.screen.query_one(PinnedFooter)
+
+
+async def test_a_screen_shown_has_its_keys_from_the_start_and_never_rebuilds_them(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rebuilt: list[PinnedFooter] = []
+    recompose = PinnedFooter.recompose
+
+    async def counted(footer: PinnedFooter) -> None:
+        rebuilt.append(footer)
+        await recompose(footer)
+
+    monkeypatch.setattr(PinnedFooter, "recompose", counted)
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=WIDE) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, TaskScreen)
+        # Built with the screen: an empty footer rebuilt a moment later lays it out again.
+        line = screen.query_one(PinnedFooter).query_one(FooterKeys)
+        assert [key.description for key in line.keys][:3] == ["Back", "Log", "Diff"]
+        await until(pilot, lambda: screen.loads >= 1)
+        await pilot.pause()
+        assert screen.query_one(PinnedFooter).query_one(FooterKeys) is line
+        assert "esc Back" in painted(app)[-1] and "q Quit" in painted(app)[-1]
+        # Neither the main screen's footer nor the task screen's was ever rebuilt.
+        assert rebuilt == []
+
+
+class Editor(Static, can_focus=True):
+    """A widget with a key of its own while it has the focus."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "Save")]
+
+
+class Keys(App[None]):
+    """A screen whose keys change with the focus and with a state, under a pinned footer."""
+
+    BINDINGS = [
+        Binding("e", "edit", "Edit", tooltip="Edit the text"),
+        Binding("u", "undo", "Undo"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+    can_undo: bool | None = None
+    edits = undos = 0
+
+    def action_edit(self) -> None:
+        self.edits += 1
+
+    def action_undo(self) -> None:
+        self.undos += 1
+
+    def compose(self) -> ComposeResult:
+        yield Static("text", id="text")
+        yield Editor("editor")
+        yield PinnedFooter()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.can_undo if action == "undo" else True
+
+
+async def test_the_footer_shows_the_focused_widgets_keys_and_a_states_without_a_layout() -> None:
+    app = Keys()
+    async with app.run_test(size=(80, 5)) as pilot:
+        app.set_focus(None)
+        await until(pilot, lambda: bool(drawn(app)))
+        await pilot.pause()
+        assert drawn(app) == [("e", "Edit", True), ("u", "Undo", False)]  # None: dimmed
+        layouts = count_layouts(app.screen)
+        app.query_one(Editor).focus()
+        await until(pilot, lambda: ("^s", "Save", True) in drawn(app))
+        await pilot.pause()
+        assert "^s Save" in painted(app)[-1]
+        app.can_undo = False  # hidden
+        app.refresh_bindings()
+        await until(pilot, lambda: ("u", "Undo", False) not in drawn(app))
+        await pilot.pause()
+        assert " Undo" not in painted(app)[-1]
+        app.can_undo = True
+        app.refresh_bindings()
+        await until(pilot, lambda: ("u", "Undo", True) in drawn(app))
+        app.set_focus(None)
+        await until(pilot, lambda: ("^s", "Save", True) not in drawn(app))
+        await pilot.pause()
+        assert painted(app)[-1].startswith(" e Edit  u Undo ")
+        assert "? Help" in painted(app)[-1] and "q Quit" in painted(app)[-1]
+        # Focus moved and keys came and went: none of it laid the screen out.
+        assert layouts == []
+        # The mouse over a key shows its tooltip; a click presses it; a dimmed key does nothing.
+        await pilot.hover(FooterKeys, offset=(2, 0))
+        assert app.screen.query_one(FooterKeys).tooltip == "Edit the text"
+        await pilot.click(FooterKeys, offset=(2, 0))
+        app.can_undo = None
+        app.refresh_bindings()
+        await until(pilot, lambda: ("u", "Undo", False) in drawn(app))
+        await pilot.click(FooterKeys, offset=(len(" e Edit  u"), 0))
+        await pilot.pause()
+        assert (app.edits, app.undos) == (1, 0)
 
 
 async def test_at_80x24_the_queue_shows_8_rows_with_their_state(fast_tmp: Path) -> None:
@@ -214,6 +399,38 @@ async def test_the_diff_side_panel_lists_7_files_and_counts_the_rest(fast_tmp: P
         listed = str(side.query_one("#side-files", Static).render()).splitlines()
         assert listed == [f"+1 −0 part_{n}.py" for n in range(7)] + ["… and 2 more files"]
         assert side.diff is not None and "part_8.py" in side.diff.text  # the diff has them all
+
+
+async def test_the_diff_side_panel_lays_nothing_out_while_hidden_or_unchanged(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = fixed_app(fast_tmp)
+    async with app.run_test(size=NARROW) as pilot:
+        await loaded(pilot)
+        side = app.side
+        ids = [r.id for r in app.queue.rows_shown]
+        asked = layouts_asked(monkeypatch)
+        for task_id in (1, 2, 1):
+            app.queue.move_cursor(row=ids.index(task_id))
+            await until(pilot, lambda: side.task_id == task_id)  # noqa: B023
+            await pilot.pause()
+        assert not [w for w in asked if side in w.ancestors_with_self]  # hidden: nothing
+        await pilot.resize_terminal(*WIDE)
+        await until(pilot, lambda: side.display and side.diff is not None)
+        await pilot.pause()
+        assert side.task_id == 1 and any("config.py" in line for line in painted(app))
+        # The same diff loaded again (a running task's reloads every second): no layout.
+        layouts = count_layouts(app.screen)
+        loads = side.loads
+        side.load()
+        await until(pilot, lambda: side.loads > loads)
+        await pilot.pause()
+        assert layouts == []
+        # Another task's diff is drawn (the check can fail).
+        app.queue.move_cursor(row=ids.index(2))
+        await until(pilot, lambda: side.task_id == 2 and side.diff is not None)
+        await pilot.pause()
+        assert layouts
 
 
 async def test_the_diff_side_panel_is_live_while_the_agent_works(fast_tmp: Path) -> None:

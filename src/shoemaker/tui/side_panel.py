@@ -45,6 +45,8 @@ class DiffPanel(Guarded, Vertical):
         self._colours: DiffColours | None = None  # those the diff shown was drawn in
         self._files = Static(id="side-files")
         self._body = Static(LOADING, id="side-diff")
+        self._files_shown: Text | None = None
+        self._blank = False  # the task changed while hidden: cleared when shown
 
     def compose(self) -> ComposeResult:
         yield self._files
@@ -58,6 +60,8 @@ class DiffPanel(Guarded, Vertical):
         self.app.theme_changed_signal.subscribe(self, lambda _: self.load())
 
     def on_show(self) -> None:
+        if self._blank:
+            self._clear()
         self.load()  # the screen became wide: what was skipped while hidden
 
     @property
@@ -72,10 +76,18 @@ class DiffPanel(Guarded, Vertical):
         self.task_id, self.task_title, self.diff = task_id, title, None
         self.border_title = Text(f"Diff · #{task_id} {title}" if task_id else "Diff")
         self.border_subtitle = ""
-        self._files.update("")
-        self._body.update(LOADING if task_id is not None else Text("no task", style="dim"))
+        # A text changed in the panel lays the whole screen out, shown or not: while hidden
+        # (a narrow screen) it is cleared only when shown.
+        self._blank = not self.display
         if self.display:
+            self._clear()
             self.load()
+
+    def _clear(self) -> None:
+        self._blank = False
+        self._files_shown = None
+        self._files.update("")
+        self._body.update(LOADING if self.task_id is not None else Text("no task", style="dim"))
 
     def _tick(self) -> None:
         if self.live and self.display and not self._loading:
@@ -115,7 +127,11 @@ class DiffPanel(Guarded, Vertical):
         if len(diff.stat.files) > len(shown):
             files.append(f"\n… and {len(diff.stat.files) - len(shown)} more files", "dim")
         files.no_wrap, files.overflow = True, "ellipsis"
-        self._files.update(files)
-        self._files.display = bool(diff.stat.files)
+        # A running task's diff reloads every second; the same list redrawn would lay the
+        # screen out each time.
+        if files != self._files_shown:
+            self._files_shown = files
+            self._files.update(files)
+            self._files.display = bool(diff.stat.files)
         if rendered is not None:
             self._body.update(rendered[0])

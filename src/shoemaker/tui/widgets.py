@@ -9,6 +9,8 @@ from rich.highlighter import Highlighter
 from rich.markup import escape
 from rich.text import Text
 from textual import events
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import DataTable, Log
 from textual.widgets.data_table import RowKey
 
@@ -367,10 +369,23 @@ class OutputPane(Guarded, Touched, Log):
     the widget keeps at most ``max_lines``.
     """
 
+    #: Textual lays the whole screen out whenever a widget's content grows: here with each
+    #: write until the pane holds ``PANE_LINES`` lines, and with each line longer than any
+    #: before. The pane's scrollbars are always shown (``overflow: scroll``), so its growing
+    #: moves nothing on screen but their thumbs, which are updated without a layout.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(max_lines=PANE_LINES, auto_scroll=False, highlight=True, **kwargs)  # type: ignore[arg-type]
         self.highlighter = OutputHighlighter()
         self.task_id: int | None = None
+
+    def watch_virtual_size(self, size: Size) -> None:
+        styles = self.styles
+        if self.container_size and styles.overflow_x == styles.overflow_y == "scroll":
+            self._scroll_update(size)
+        else:
+            self.refresh(layout=True)  # a scrollbar may come or go: the layout decides
 
     def feed(self, lines: list[str]) -> None:
         if not lines:
