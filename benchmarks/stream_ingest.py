@@ -325,7 +325,7 @@ async def main() -> None:
     ok = "holds" if share >= DASHBOARD_GOAL else "MISSED"
     print(
         f"with the dashboard:     {with_app[0]:9,.0f} lines/s  {with_app[0] / pipe:.3f} of the"
-        f" pipe  {share:.2f} of headless, goal ≥ {DASHBOARD_GOAL:.2f}: {ok}"
+        f" pipe  {share:.3f} of headless, goal ≥ {DASHBOARD_GOAL:.2f}: {ok}"
         f"  ({with_app[1]:,.0f} per CPU second)"
     )
 
