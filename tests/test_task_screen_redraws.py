@@ -16,6 +16,7 @@ from textual.widgets import TabbedContent, Tabs
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import PANE_LINES, OutputPane, TaskQueue
 from test_tui import SIZE, fixed_app, loaded, until
+from tui_data import count_layouts
 
 
 async def test_a_tab_switch_moves_the_underline_at_once(fast_tmp: Path) -> None:
@@ -63,14 +64,7 @@ async def test_a_new_summary_is_drawn_without_laying_the_screen_out(fast_tmp: Pa
         await app.push_screen(screen)
         await until(pilot, lambda: screen.loads == 1)
         await pilot.pause()
-        layouts: list[object] = []
-        refresh_layout = screen._refresh_layout
-
-        def counted(*args: Any, **kwargs: Any) -> None:
-            layouts.append(args)
-            refresh_layout(*args, **kwargs)
-
-        screen._refresh_layout = counted  # type: ignore[method-assign]
+        layouts = count_layouts(screen)
         assert screen.detail is not None
         task = screen.detail.task
         screen._summary(replace(screen.detail, task=replace(task, cost_usd=task.cost_usd + 1)))
@@ -128,14 +122,7 @@ async def test_the_queue_is_rebuilt_only_when_a_row_changed(fast_tmp: Path) -> N
 
         queue.clear = clear  # type: ignore[method-assign]
         await pilot.pause()
-        layouts: list[object] = []
-        refresh_layout = app.screen._refresh_layout
-
-        def counted(*args: Any, **kwargs: Any) -> None:
-            layouts.append(args)
-            refresh_layout(*args, **kwargs)
-
-        app.screen._refresh_layout = counted  # type: ignore[method-assign]
+        layouts = count_layouts(app.screen)
         queue.show(rows)  # the same rows again (a snapshot that changed nothing here)
         assert cleared == []
         # A cell of a row changed (a running task's time, its spend): updated in place, and
@@ -157,14 +144,7 @@ async def test_the_output_pane_grows_without_laying_the_screen_out(fast_tmp: Pat
         await loaded(pilot)
         pane = app.query_one(OutputPane)
         await pilot.pause()
-        layouts: list[object] = []
-        refresh_layout = app.screen._refresh_layout
-
-        def counted(*args: Any, **kwargs: Any) -> None:
-            layouts.append(args)
-            refresh_layout(*args, **kwargs)
-
-        app.screen._refresh_layout = counted  # type: ignore[method-assign]
+        layouts = count_layouts(app.screen)
         before = pane.line_count
         pane.feed([f"line {n}" for n in range(100)])
         await pilot.pause()

@@ -28,7 +28,7 @@ from shoemaker.tui.metrics import MetricsPanel, sparkline
 from shoemaker.tui.screens import HelpScreen
 from shoemaker.tui.task_screen import TaskScreen
 from test_tui import cursor_to, fixed_app, loaded, stop_engine, until
-from tui_data import CLOCK, CREATED, agent_at_work, assistant_line, fixed_project
+from tui_data import CLOCK, CREATED, agent_at_work, assistant_line, count_layouts, fixed_project
 
 NARROW = (80, 24)
 WIDE = (160, 48)
@@ -38,19 +38,6 @@ PINNED = ("Help", "Quit")  # the footer's keys at its right end
 def painted(app: App[Any]) -> list[str]:
     """The lines on the terminal, as painted."""
     return [strip.text for strip in app.screen._compositor.render_strips()]
-
-
-def count_layouts(screen: Screen[Any]) -> list[object]:
-    """Every full layout of ``screen`` from now on (Textual lays a screen out whole)."""
-    layouts: list[object] = []
-    refresh_layout = screen._refresh_layout
-
-    def counted(*args: Any, **kwargs: Any) -> None:
-        layouts.append(args)
-        refresh_layout(*args, **kwargs)
-
-    screen._refresh_layout = counted  # type: ignore[method-assign]
-    return layouts
 
 
 def layouts_asked(monkeypatch: pytest.MonkeyPatch) -> list[Widget]:

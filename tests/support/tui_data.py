@@ -1,4 +1,5 @@
-"""A project with fixed data for dashboard tests: every task state, runs, gates, a diff."""
+"""A project with fixed data for dashboard tests (every task state, runs, gates, a diff), and
+a counter of the screen's full layouts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from textual.screen import Screen
 
 from shoemaker.engine.project import Project
 from shoemaker.git import Git
@@ -316,3 +318,16 @@ def live_worktree(project: Project, task_id: int, files: dict[str, str]) -> Path
         db.execute("UPDATE tasks SET worktree = ? WHERE id = ?", (str(path), task_id))
     db.close()
     return path
+
+
+def count_layouts(screen: Screen[Any]) -> list[object]:
+    """Every full layout of ``screen`` from now on (Textual lays a screen out whole)."""
+    layouts: list[object] = []
+    refresh_layout = screen._refresh_layout
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        layouts.append(args)
+        refresh_layout(*args, **kwargs)
+
+    screen._refresh_layout = counted  # type: ignore[method-assign]
+    return layouts

@@ -19,7 +19,7 @@ from shoemaker.engine.gates import task_gates
 from shoemaker.engine.project import Project
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.events import MetricsRecorded, Notice, NoticeLevel
-from shoemaker.git import DiffStat, GitError
+from shoemaker.git import DiffStat, Git, GitError
 from shoemaker.loc import Loc
 from shoemaker.model import Generation, Task, Usage, task_branch
 from shoemaker.sources.writeback import write_back
@@ -114,27 +114,33 @@ def prepare_worktree(
     pool.prepare(attempt.worktree, None, base)
     carried = git.squash_merge(
         branch,
-        git.format_message(
-            f"Carried over: unfinished work on {task.title} (task #{task.id})",
-            "Left by an attempt that shoemaker's stopping cut short.",
-            {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": "interrupted"},
-        ),
+        carried_over_message(git, task),
         cwd=attempt.worktree,
     )
     if carried.merged:
         git.move_branch_here(attempt.worktree, branch)
         log(project, task, "continuing the work of the earlier attempt")
         return base, carried.commit != base
-    kept = set_aside(project, task, branch, attempt.number - 1)
+    set_aside_stale(project, task, branch, attempt.number - 1, carried.reason)
     git.move_branch_here(attempt.worktree, branch)
-    log(
-        project,
-        task,
-        f"the interrupted attempt's work no longer applies ({carried.reason}); "
-        f"kept on {kept}, starting afresh",
-        "warning",
-    )
     return base, False
+
+
+def carried_over_message(git: Git, task: Task) -> str:
+    """The message of the commit an interrupted attempt's work is carried over in."""
+    return git.format_message(
+        f"Carried over: unfinished work on {task.title} (task #{task.id})",
+        "Left by an attempt that shoemaker's stopping cut short.",
+        {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": "interrupted"},
+    )
+
+
+def set_aside_stale(project: Project, task: Task, branch: str, number: int, why: str) -> None:
+    """Keep the work of attempt ``number`` that no longer applies (``why``) on attempt/*,
+    and say so in the task's log: the new attempt starts afresh."""
+    kept = set_aside(project, task, branch, number)
+    message = f"the interrupted attempt's work no longer applies ({why}); kept on {kept}"
+    log(project, task, f"{message}, starting afresh", "warning")
 
 
 def set_aside(project: Project, task: Task, branch: str, number: int) -> str:

@@ -38,7 +38,7 @@ from shoemaker.cluster.attempt import (
 )
 from shoemaker.config import AgentConfig, GateConfig
 from shoemaker.config.cluster import task_resources
-from shoemaker.engine.attempts import Attempt, log, set_aside
+from shoemaker.engine.attempts import Attempt, carried_over_message, log, set_aside_stale
 from shoemaker.engine.gates import Failure, gates_for_title, judge_gate, plan_gates
 from shoemaker.engine.project import Project
 from shoemaker.engine.worktrees import WorktreePool
@@ -76,25 +76,14 @@ def carry_over(project: Project, attempt: Attempt, base: str) -> str:
     carried = git.squash_onto(
         branch,
         base,
-        git.format_message(
-            f"Carried over: unfinished work on {task.title} (task #{task.id})",
-            "Left by an attempt that shoemaker's stopping cut short.",
-            {"Shoemaker-Task": str(task.id), "Shoemaker-Outcome": "interrupted"},
-        ),
+        carried_over_message(git, task),
     )
     if carried.merged:
         git.move_branch(branch, carried.commit, old)
         if carried.commit != base:
             log(project, task, "continuing the work of the earlier attempt")
         return carried.commit
-    kept = set_aside(project, task, branch, attempt.number - 1)
-    log(
-        project,
-        task,
-        f"the interrupted attempt's work no longer applies ({carried.reason}); "
-        f"kept on {kept}, starting afresh",
-        "warning",
-    )
+    set_aside_stale(project, task, branch, attempt.number - 1, carried.reason)
     return base
 
 
