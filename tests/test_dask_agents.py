@@ -17,7 +17,7 @@ import pytest
 
 from agents import CODEX, GEMINI, new_token, processes_with_token
 from cluster import Cluster
-from projects import make_project
+from projects import cli, make_project
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
@@ -224,3 +224,22 @@ async def test_gemini_runs_on_a_worker_with_its_home_there(
     assert not (project.state_dir / "agent-homes").exists()
     (run,) = project.store.runs(task_id=task.id)
     assert run.ok and run.usage.input_tokens > 0
+
+
+def test_doctor_checks_every_agent_cli_a_task_may_name_on_the_workers(
+    fast_tmp: Path, cluster: Cluster
+) -> None:
+    project = make_project(
+        fast_tmp,
+        [],
+        executor="dask",
+        dask={"scheduler": cluster.address, "resources": {"agent_slot": 1}},
+        agents={"codex": {"command": "codex-not-on-any-worker"}},
+    )
+    doctor = cli(project, "doctor")
+    said = " ".join(doctor.stdout.split())  # as printed, wrapped to the terminal
+    assert doctor.returncode == 1, said
+    assert "✗ dask cluster: dask worker tcp://127.0.0.1:" in said
+    assert said.count("'codex-not-on-any-worker' is not on its PATH") == 2  # each worker
+    # The configured agent (the rehearsal agent, by its interpreter's path) is on both.
+    assert f"{project.config.agent.command}' is not" not in said
