@@ -206,6 +206,34 @@ def test_the_codex_launch_writes_its_own_home_and_takes_the_prompt_on_stdin(
             shutil.rmtree(directory)
 
 
+def test_a_codex_launch_for_a_worker_makes_nothing_here_and_the_sent_login_there(
+    tmp_path: Path,
+) -> None:
+    person, worker = tmp_path / "person-codex", tmp_path / "worker-codex"
+    for home, key in ((person, "sk-person-0000"), (worker, "sk-worker-0000")):
+        home.mkdir()
+        (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": key}))
+    adapter, agent = adapter_for("codex"), AgentConfig(kind="codex")
+    # At home: the login to send, and a launch that makes no directory.
+    sent = adapter.login_files({"CODEX_HOME": str(person)})
+    assert sent == {"auth.json": (person / "auth.json").read_text()}
+    here = adapter.launch(agent, {"CODEX_HOME": str(person)}, None, "Do it.", None)
+    assert (here.env, here.cleanup, here.stdin) == ({}, (), "Do it.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["person-codex", "worker-codex"]
+    # On the worker: its home in the attempt's directory, with the login sent (not its own).
+    attempt, env = tmp_path / "attempt", {"CODEX_HOME": str(worker)}
+    there = adapter.launch(agent, env, None, "Do it.", attempt, sent)
+    home = Path(there.env["CODEX_HOME"])
+    assert home.parent == attempt and there.cleanup == (home,)
+    assert (home / "auth.json").read_text() == sent["auth.json"]
+    assert (home / "auth.json").stat().st_mode & 0o777 == 0o600
+    # Nothing sent: the worker's own login, if it has one.
+    own = Path(adapter.launch(agent, env, None, "", attempt).env["CODEX_HOME"])
+    assert (own / "auth.json").read_text() == (worker / "auth.json").read_text()
+    with pytest.raises(ValueError, match="not a login file's name"):
+        adapter.launch(agent, env, None, "", attempt, {"../auth.json": "{}"})
+
+
 def test_kind_defaults_replace_claudes_spelled_out_defaults_but_not_a_choice() -> None:
     from shoemaker.config.agents import DEFAULT_AGENT_ARGS
 

@@ -629,7 +629,7 @@ async def test_the_scheduler_never_shows_a_secret_of_the_run(
     project = make_project(fast_tmp, [])
     git = project.git
     base = git.rev_parse("HEAD")
-    secret = "tok-0123456789abcdef"
+    secret, login = "tok-0123456789abcdef", "sk-login-fedcba9876543210"
     spec = AttemptSpec(
         key="shoemaker-g-1-1-cafe",
         task_id=1,
@@ -640,6 +640,7 @@ async def test_the_scheduler_never_shows_a_secret_of_the_run(
         agent=project.config.agent,
         argv=(project.config.agent.command, *project.config.agent.args),
         env=Sealed({"IS_SANDBOX": "1", "API_TOKEN": secret}),
+        login=Sealed({"auth.json": f'{{"OPENAI_API_KEY": "{login}"}}'}),
         prompt=stitch_prompt(1, 1, outcome="hang", heartbeat=0.2),
         gates=(),
         max_time_sec=60,
@@ -677,6 +678,6 @@ async def test_the_scheduler_never_shows_a_secret_of_the_run(
     await looked[0]
     await runner.close()
     assert any("shoemaker-g-1-1-cafe" in line for line in shown), shown
-    assert all(secret not in line for line in shown), shown
+    assert all(secret not in line and login not in line for line in shown), shown
     assert "AttemptSpec(shoemaker-g-1-1-cafe" in "\n".join(shown)
-    assert all(secret not in line for line in cluster.log)
+    assert all(secret not in line and login not in line for line in cluster.log)

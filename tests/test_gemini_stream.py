@@ -229,3 +229,7 @@ def test_the_gemini_launch_writes_its_own_home_and_takes_the_prompt_on_stdin(
     assert inside.cleanup == () and inside.env["GEMINI_CLI_HOME"] == str(sandboxed)
     settings = json.loads((sandboxed / ".gemini" / "settings.json").read_text())
     assert settings["security"]["auth"]["selectedType"] == "vertex-ai"
+    # For a cluster's worker, which makes the home itself: nothing made here, no login sent.
+    elsewhere = GeminiAdapter().launch(agent, {}, None, "Do it.", None)
+    assert (elsewhere.env, elsewhere.cleanup, elsewhere.argv) == ({}, (), launch.argv)
+    assert GeminiAdapter().login_files({"HOME": str(tmp_path)}) == {}

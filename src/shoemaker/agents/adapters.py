@@ -63,9 +63,13 @@ class ClaudeAdapter:
         env: Mapping[str, str],
         home: Path | None,
         prompt: str,
-        scratch: Path,
+        scratch: Path | None,
+        login: Mapping[str, str] | None = None,
     ) -> Launch:
         return Launch(agent_argv(agent), prompt)
+
+    def login_files(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {}  # its login file is mounted in a sandbox, each machine's own
 
     def builder(self, agent: AgentConfig) -> LineBuilder:
         return SummaryBuilder()

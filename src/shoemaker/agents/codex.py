@@ -5,16 +5,17 @@ Each run gets a config home of its own (``CODEX_HOME``, which must exist) with a
 and leaves its sessions and databases there, not in ``~/.codex``. When the agent's environment
 sets ``OPENAI_BASE_URL`` (which codex itself ignores), that file names it as a Responses-API
 provider over plain HTTP streaming. A ``codex login`` (``auth.json`` in ``$CODEX_HOME`` or
-``~/.codex``) is copied in; an ``OPENAI_API_KEY`` or ``CODEX_API_KEY`` works as it is. The prompt
-goes on stdin (no prompt argument: ``codex exec`` reads it there). The stream names no model
-and no cost: the model is the configured one, and the cost is priced from the tokens.
+``~/.codex``) is copied in (to a cluster's worker it travels with the attempt, sealed, and the
+home is made there, in the attempt's temporary directory); an ``OPENAI_API_KEY`` or
+``CODEX_API_KEY`` works as it is. The prompt goes on stdin (no prompt argument: ``codex exec``
+reads it there). The stream names no model and no cost: the model is the configured one, and
+the cost is priced from the tokens.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -85,24 +86,36 @@ class CodexAdapter:
         env: Mapping[str, str],
         home: Path | None,
         prompt: str,
-        scratch: Path,
+        scratch: Path | None,
+        login: Mapping[str, str] | None = None,
     ) -> Launch:
+        argv = [resolve_command(agent.command), *agent.args]
+        if agent.model:
+            argv += ["-m", agent.model]
         made: tuple[Path, ...] = ()
         if home is not None:
             config_home = home / ".codex"
             config_home.mkdir(parents=True, exist_ok=True)
-        else:
+        elif scratch is not None:
             config_home = make_run_dir(scratch, "codex")
             made = (config_home,)
+        else:
+            return Launch(argv, prompt)  # its home is made where it runs
         (config_home / "config.toml").write_text(config_toml(env), encoding="utf-8")
-        login = user_codex_home(env) / "auth.json"
-        if login.is_file() and login.parent.resolve() != config_home.resolve():
-            shutil.copyfile(login, config_home / "auth.json")
-            (config_home / "auth.json").chmod(0o600)
-        argv = [resolve_command(agent.command), *agent.args]
-        if agent.model:
-            argv += ["-m", agent.model]
+        if login is None:
+            own = user_codex_home(env).resolve() == config_home.resolve()
+            login = {} if own else self.login_files(env)
+        for name, content in login.items():
+            if not name or Path(name).name != name:
+                raise ValueError(f"not a login file's name: {name!r}")
+            fd = os.open(config_home / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(content)
         return Launch(argv, prompt, {CONFIG_HOME_ENV: str(config_home)}, made)
+
+    def login_files(self, env: Mapping[str, str]) -> dict[str, str]:
+        login = user_codex_home(env) / "auth.json"
+        return {login.name: login.read_text(encoding="utf-8")} if login.is_file() else {}
 
     def builder(self, agent: AgentConfig) -> LineBuilder:
         return CodexSummaryBuilder(agent.model or None)

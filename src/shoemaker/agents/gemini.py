@@ -62,23 +62,29 @@ class GeminiAdapter:
         env: Mapping[str, str],
         home: Path | None,
         prompt: str,
-        scratch: Path,
+        scratch: Path | None,
+        login: Mapping[str, str] | None = None,
     ) -> Launch:
+        argv = [resolve_command(agent.command), *agent.args]
+        if agent.model:
+            argv += ["-m", agent.model]
         made: tuple[Path, ...] = ()
         if home is not None:
             config_home = home
-        else:
+        elif scratch is not None:
             config_home = make_run_dir(scratch, "gemini")
             made = (config_home,)
+        else:
+            return Launch(argv, prompt)  # its home is made where it runs
         (config_home / ".gemini").mkdir(parents=True, exist_ok=True)
         (config_home / ".gemini" / "settings.json").write_text(
             json.dumps(settings(env), indent=2) + "\n", encoding="utf-8"
         )
-        argv = [resolve_command(agent.command), *agent.args]
-        if agent.model:
-            argv += ["-m", agent.model]
         extra = {CONFIG_HOME_ENV: str(config_home), "GEMINI_CLI_NO_RELAUNCH": "true"}
         return Launch(argv, prompt, extra, made)
+
+    def login_files(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {}  # an API key (or Vertex AI's environment) is its login
 
     def builder(self, agent: AgentConfig) -> LineBuilder:
         return GeminiSummaryBuilder(agent.model or None)

@@ -154,10 +154,19 @@ class AgentAdapter(Protocol):
         env: Mapping[str, str],
         home: Path | None,
         prompt: str,
-        scratch: Path,
+        scratch: Path | None,
+        login: Mapping[str, str] | None = None,
     ) -> Launch:
         """argv and environment of a run; ``home`` is the run's fresh HOME in a sandbox, else
-        directories the run needs go in ``scratch`` (see ``adapters.scratch_dir``)."""
+        directories the run needs go in ``scratch`` (see ``adapters.scratch_dir``). Neither:
+        nothing is made here, the run's own directories are made where it runs (a cluster's
+        worker launches it again there). ``login``: the files of :meth:`login_files` as they
+        travelled (None: read them here)."""
+        ...
+
+    def login_files(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The person's login files a run's config home gets a copy of, by name (codex's
+        ``auth.json``): what a cluster's worker receives, sealed like the run's secrets."""
         ...
 
     def builder(self, agent: AgentConfig) -> LineBuilder:

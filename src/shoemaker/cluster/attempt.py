@@ -94,6 +94,9 @@ class AttemptSpec:
     resources: Mapping[str, float] = field(default_factory=dict)
     """What the attempt holds on its worker: ``dask.resources`` updated by the task's own
     (``{agent_slot: 1, gpu: 1}``); only a worker that has them all takes it."""
+    login: Sealed = field(default_factory=lambda: Sealed({}))
+    """The person's login files for the agent's config home, by name (codex's ``auth.json``),
+    sealed as ``env`` is; empty: the worker's own login, if it has one."""
 
     def __repr__(self) -> str:
         return f"AttemptSpec({self.key}, base={self.base[:12]}, {len(self.bundle)} bytes)"
@@ -138,7 +141,8 @@ class GateRun:
 
 @dataclass(slots=True)
 class AttemptResult:
-    """How an attempt ended where it ran."""
+    """How an attempt ended where it ran; ``run.summary`` is complete (what the agent left
+    beside its stream, such as codex's session file, was read there)."""
 
     run: RunResult
     commit: str | None = None

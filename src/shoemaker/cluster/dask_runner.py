@@ -246,18 +246,19 @@ class DaskRunner:
             on_event(event)
 
 
-async def check_cluster(config: DaskConfig, agent_command: str) -> list[str]:
-    """What ``shoemaker doctor`` says of the cluster: problems (empty: all fine)."""
+async def check_cluster(config: DaskConfig, *agent_commands: str) -> list[str]:
+    """What ``shoemaker doctor`` says of the cluster: problems (empty: all fine). Each worker
+    must have git and every agent CLI the run may start (``agent``'s, and those of
+    ``agents:``, which tasks may name)."""
     runner = DaskRunner(config)
     try:
         await runner.connect()
     except RunnerFailure as exc:
         return [f"{exc}; start it (dask scheduler) or fix dask.scheduler"]
     assert runner.client is not None
+    commands = list(dict.fromkeys(agent_commands))
     try:
-        found: dict[str, dict[str, str]] = await runner.client.run(
-            _which, agent_command, nanny=False
-        )
+        found: dict[str, dict[str, str]] = await runner.client.run(_which, commands, nanny=False)
     finally:
         await runner.close()
     if not found:
@@ -270,10 +271,10 @@ async def check_cluster(config: DaskConfig, agent_command: str) -> list[str]:
     return problems
 
 
-def _which(agent_command: str) -> dict[str, str]:
+def _which(agent_commands: list[str]) -> dict[str, str]:
     import shutil
 
-    return {"git": shutil.which("git") or "", agent_command: shutil.which(agent_command) or ""}
+    return {tool: shutil.which(tool) or "" for tool in ["git", *agent_commands]}
 
 
 __all__ = ["DaskRunner", "check_cluster", "run_attempt"]

@@ -1,10 +1,12 @@
 """The worker function: one attempt, from a git bundle to a git bundle, wherever it runs.
 
 In a temporary directory: a clone from the bundle, on the task branch at the base (or at the
-earlier work it continues, carried over onto the base at home); the agent (its own process
-group, dying with this process when the spec asks); what it left committed; the task's gates
-run there; a bundle of the task branch relative to the base. The temporary
-directory is removed whatever happens. Output lines travel in batches, every ``batch_sec``.
+earlier work it continues, carried over onto the base at home); the agent's config home, when
+its kind keeps one (codex, gemini), with the login that travelled sealed; the agent (its own
+process group, dying with this process when the spec asks), and what it left in that home read
+back into its summary; what it left committed; the task's gates run there; a bundle of the task
+branch relative to the base. The temporary directory is removed whatever happens. Output
+lines travel in batches, every ``batch_sec``.
 """
 
 from __future__ import annotations
@@ -191,10 +193,17 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
         read_only = (command,) if command.is_relative_to(signal_dir) else ()
         adapter = adapter_for(spec.agent.kind)
         agent = spec.agent
+        env = _environment(spec, signal_dir, command)
+        # The agent's config home (codex's, gemini's) is made here, in this attempt's
+        # directory: the sandbox's HOME, or beside the clone (home made none).
+        home = where / "home" if box is not None else None
+        login = dict(spec.login) if spec.login else None
+        launch = adapter.launch(agent, env, home, spec.prompt, where, login)
+        env.update(launch.env)
         run_spec = RunSpec(
             argv=_sandboxed(spec, box, where, clone, read_only),
             cwd=clone,
-            env=_environment(spec, signal_dir, command),
+            env=env,
             prompt=spec.prompt,
             transcript_path=where / "transcript.jsonl",
             max_time_sec=spec.max_time_sec,
@@ -218,6 +227,9 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
             batcher.flush()
+        # What the agent left in its config home (codex's session file: the tokens of a run
+        # stopped mid-turn) is read here, before the directory goes.
+        await asyncio.to_thread(adapter.settle, launch, run.summary)
         result = AttemptResult(run, worker=worker)
         signal_file = signal_dir / FILE_NAME
         if signal_file.is_file():

@@ -158,7 +158,9 @@ async def call_agent(
         read_only = (command,) if command.is_relative_to(signal_dir) else ()
         env.update(signal_environment(done.task_id, signal_dir, command))
     adapter = adapter_for(cfg.kind)
-    launch = adapter.launch(cfg, env, home, call.prompt, scratch_dir(project.state_dir))
+    # A runner that launches where it runs makes the run's config home there, not here.
+    scratch = None if getattr(runner, "launches_there", False) else scratch_dir(project.state_dir)
+    launch = adapter.launch(cfg, env, home, call.prompt, scratch)
     env.update(launch.env)
     passed = (*launch.env, *call.env)
     argv = _sandboxed(project, launch.argv, env, call.cwd, home, read_only, passed, cfg)

@@ -299,11 +299,12 @@ def cluster_checks(project: Project) -> list[Check]:
 
     from shoemaker.cluster.dask_runner import check_cluster
 
-    problems = asyncio.run(check_cluster(cfg.dask, cfg.agent.command))
+    commands = [cfg.agent.command, *(agent.command for agent in cfg.agents.values())]
+    problems = asyncio.run(check_cluster(cfg.dask, *commands))
     if problems:
         fix = "start the scheduler and workers as the README's cluster section says"
         return [Check("dask cluster", False, "; ".join(problems), fix)]
-    return [Check("dask cluster", True, f"{cfg.dask.scheduler}: workers have git and the CLI")]
+    return [Check("dask cluster", True, f"{cfg.dask.scheduler}: workers have git and the CLIs")]
 
 
 def _task_kinds(project: Project) -> list[Check]:

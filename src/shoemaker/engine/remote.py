@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.done_signal import FILE_ENV, SIGNAL_ENV
 from shoemaker.agents.leftovers import RUN_MARKER
 from shoemaker.agents.runner import LineBatch, LineSink, PidSink, RunResult, RunSpec
@@ -93,6 +94,9 @@ class ClusterAgent:
 
     sandboxes_there = True
     """``call_agent`` passes the bare command line: the worker wraps it in the sandbox."""
+    launches_there = True
+    """``call_agent`` makes no config home for the agent here: the worker makes it (and reads
+    back what the run left in it); the person's login files travel sealed in the spec."""
 
     def __init__(
         self,
@@ -174,6 +178,7 @@ class ClusterAgent:
             sandbox=self.sandbox,
             resources=self.resources,
             start=self.start,
+            login=Sealed(adapter_for(self.agent.kind).login_files(spec.env)),
         )
         spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.transcript_path.open("wb") as transcript:
