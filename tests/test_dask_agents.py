@@ -6,7 +6,6 @@ login sent sealed, and what the run left in that home read back on the worker.""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -15,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from agents import CODEX, GEMINI, new_token, processes_with_token
-from cluster import Cluster
+from agents import CODEX, GEMINI
+from cluster import Cluster, two_workers
 from projects import cli, make_project
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
@@ -42,34 +41,8 @@ LOGIN_KEY = "sk-login-0123456789abcdef"
 
 @pytest.fixture
 def cluster(fast_tmp: Path) -> Iterator[Cluster]:
-    """A scheduler and workers w1, w2, their temporary files in ``worker-tmp``; nothing of
-    theirs left running, and no temporary clone left, once they are gone."""
-    tmp = fast_tmp / "worker-tmp"
-    tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp), "SHOEMAKER_TEST_TOKEN": new_token()}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    found = Cluster(env, fast_tmp / "dask-local")
-    try:
-        found.start_scheduler()
-        found.start_worker("w1")
-        found.start_worker("w2")
+    with two_workers(fast_tmp) as found:
         yield found
-    finally:
-        found.stop()
-    left = [
-        pid
-        for pid in processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
-        if b"multiprocessing.resource_tracker" not in _cmdline(pid)
-    ]
-    assert left == [], [_cmdline(pid) for pid in left]
-    assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def on_cluster(

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import new_token, processes_with_token, sleepers, stitch_prompt
-from cluster import STOP_TIMEOUT_S, Cluster, ancestors, parent_of, wait_gone
+from agents import sleepers, stitch_prompt
+from cluster import Cluster, ancestors, parent_of, two_workers, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import (
     AttemptSpec,
@@ -47,35 +47,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(fast_tmp: Path) -> Iterator[Cluster]:
-    """A scheduler and workers w1, w2; their temporary files in ``worker-tmp``, their
-    environment marked so that whatever they leave running is found."""
-    tmp = fast_tmp / "worker-tmp"
-    tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp), "SHOEMAKER_TEST_TOKEN": new_token()}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    found = Cluster(env, fast_tmp / "dask-local")
-    try:
-        found.start_scheduler()
-        found.start_worker("w1")
-        found.start_worker("w2")
+    with two_workers(fast_tmp) as found:
         yield found
-    finally:
-        found.stop()
-    # A worker killed by a test orphans Python's multiprocessing resource tracker, which ends
-    # by itself once it reads the end of its pipe: awaited, as an agent left behind would not.
-    for pid in processes_with_token(env["SHOEMAKER_TEST_TOKEN"]):
-        if b"multiprocessing.resource_tracker" in _cmdline(pid):
-            wait_gone(pid, STOP_TIMEOUT_S)
-    left = processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
-    assert left == [], [_cmdline(pid) for pid in left]
-    assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""  # gone meanwhile
 
 
 def on_cluster(project: Project, cluster: Cluster, **dask: Any) -> Project:

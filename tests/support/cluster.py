@@ -12,8 +12,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from agents import new_token, processes_with_token
 
 #: How long a scheduler or worker may take to say it is up, on a loaded machine.
 START_TIMEOUT_S = 90.0
@@ -184,3 +187,38 @@ def wait_gone(pid: int, timeout: float) -> bool:
         return bool(poller.poll(timeout * 1000))
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def two_workers(root: Path) -> Iterator[Cluster]:
+    """A scheduler and workers w1, w2, their temporary files in ``root/worker-tmp`` and their
+    environment marked; on the way out, nothing of theirs may be left running and no
+    temporary clone left behind."""
+    tmp = root / "worker-tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "SHOEMAKER_TEST_TOKEN": new_token()}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    found = Cluster(env, root / "dask-local")
+    try:
+        found.start_scheduler()
+        found.start_worker("w1")
+        found.start_worker("w2")
+        yield found
+    finally:
+        found.stop()
+    # A worker killed by a test orphans Python's multiprocessing resource tracker, which ends
+    # by itself once it reads the end of its pipe: awaited, as an agent left behind would not.
+    for pid in processes_with_token(env["SHOEMAKER_TEST_TOKEN"]):
+        if b"multiprocessing.resource_tracker" in cmdline(pid):
+            wait_gone(pid, STOP_TIMEOUT_S)
+    left = processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
+    assert left == [], [cmdline(pid) for pid in left]
+    assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
+
+
+def cmdline(pid: int) -> bytes:
+    """The command line of ``pid`` (empty once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
