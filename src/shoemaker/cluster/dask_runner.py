@@ -140,6 +140,11 @@ class DaskRunner:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close(timeout=5)
+            if client.status != "closed":
+                # Still reconnecting to a scheduler that went away, it did not close in
+                # time; left "closing", its collection would close it again on a loop that
+                # has ended (a coroutine never awaited). Nothing of it is used any more.
+                client.status = "closed"
         if cluster is not None:
             with contextlib.suppress(Exception):
                 await cluster.close(timeout=10)
