@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from agents import (
     stitch_prompt,
 )
 from projects import make_project, task
-from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
+from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
     LineBatch,
@@ -252,7 +253,7 @@ async def test_the_agent_is_started_without_a_fork_and_runs_in_its_runs_cgroup(
 ) -> None:
     # A preexec_fn makes Python fork() shoemaker's whole process instead of vfork(): the run's
     # process is moved into its cgroup once started instead. The script reads its prompt to
-    # the end before it looks: the prompt is written only after the process was moved.
+    # the end before it looks: the prompt is written only once the process was moved.
     if (probe := RunCgroup.create()) is None:
         pytest.skip("this machine does not let shoemaker make a cgroup v2")
     probe.remove()
@@ -264,6 +265,15 @@ async def test_the_agent_is_started_without_a_fork_and_runs_in_its_runs_cgroup(
         return await spawn(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
+    # The move waits for the kernel (an RCU grace period): never on the event loop's thread.
+    movers: list[str] = []
+    adopt = Leftovers.adopt
+
+    def adopted(self: Leftovers, pid: int) -> None:
+        movers.append(threading.current_thread().name)
+        adopt(self, pid)
+
+    monkeypatch.setattr(Leftovers, "adopt", adopted)
     argv = script(
         fast_tmp,
         """
@@ -277,6 +287,7 @@ async def test_the_agent_is_started_without_a_fork_and_runs_in_its_runs_cgroup(
     events: list[StreamEvent] = []
     await run(fast_tmp, "the prompt", argv, collect=events)
     assert hooks == [None]
+    assert len(movers) == 1 and movers[0] != threading.main_thread().name
     (init,) = events
     assert f"/shoemaker-{os.getpid()}-" in init.data["cgroup"]
 

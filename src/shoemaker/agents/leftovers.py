@@ -4,12 +4,13 @@ A process group is not enough: ``setsid`` (or a double fork) leaves it, and such
 outlive the run. Two nets catch what leaves the group:
 
 - a cgroup v2 of the run's own, where this machine lets shoemaker make one (a child of the
-  cgroup shoemaker runs in): the run's process is moved into it the moment it has started
-  (:meth:`Leftovers.adopt`), so all it starts is in it, however it detaches, and
-  ``cgroup.kill`` ends them together. Entering it from the child before it executes would
-  need a ``preexec_fn``, which makes Python ``fork()`` shoemaker's whole process (its page
-  tables copied, 5–30 ms an agent, the event loop stopped meanwhile) instead of ``vfork()``;
-  a process started in the instant before the move is still the run's by its marker;
+  cgroup shoemaker runs in): the run's process is moved into it as it starts, before it is
+  given its prompt (:meth:`Leftovers.adopt`), so all it starts is in it, however it
+  detaches, and ``cgroup.kill`` ends them together. Entering it from the child before it
+  executes would need a ``preexec_fn``, which makes Python ``fork()`` shoemaker's whole
+  process (its page tables copied, 5–30 ms an agent, the event loop stopped meanwhile)
+  instead of ``vfork()``; a process started in the instant before the move is still the
+  run's by its marker;
 - the run's ``SHOEMAKER_RUN`` marker in the environment, which every descendant inherits:
   ``/proc`` is scanned for it (recovery finds the processes of a crashed shoemaker this way).
 

@@ -150,7 +150,7 @@ class ProcessRunner:
         try:
             # No preexec_fn unless the run must die with its parent: with one, Python forks
             # shoemaker's whole process (5–30 ms of the event loop's time per agent) instead of
-            # vfork(); the process is moved into the run's cgroup as soon as it exists.
+            # vfork(); the process is moved into the run's cgroup once it exists (the feeder).
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv,
                 cwd=spec.cwd,
@@ -163,7 +163,6 @@ class ProcessRunner:
                     chain(leftovers.preexec, die_with_parent()) if spec.die_with_parent else None
                 ),
             )
-            leftovers.adopt(proc.pid)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             leftovers.close()
             reason = f"cannot start agent {spec.argv[0]!r}: {exc.strerror or exc}"
@@ -179,7 +178,8 @@ class ProcessRunner:
             await _call(on_pid, proc.pid)
             spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
             with spec.transcript_path.open("wb") as transcript:
-                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt))
+                adopt = None if spec.die_with_parent else leftovers.adopt  # else: entered
+                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt, adopt))
                 errs = asyncio.create_task(self._drain_stderr(proc, watch))
                 orphans = asyncio.create_task(
                     self._kill_orphans(proc, pgid, watch, spec, leftovers)
@@ -244,8 +244,16 @@ class ProcessRunner:
         return result
 
     @staticmethod
-    async def _feed_stdin(proc: asyncio.subprocess.Process, prompt: str) -> None:
+    async def _feed_stdin(
+        proc: asyncio.subprocess.Process, prompt: str, adopt: Callable[[int], None] | None
+    ) -> None:
+        """Write the prompt, once ``adopt`` has moved the process into its run's cgroup."""
         assert proc.stdin is not None
+        if adopt is not None:
+            # A move into a cgroup waits for an RCU grace period in the kernel (5–10 ms): in a
+            # thread, not the event loop, while the agent starts; before the prompt, so the
+            # agent is in by the time it has read it.
+            await asyncio.to_thread(adopt, proc.pid)
         try:
             proc.stdin.write(prompt.encode("utf-8"))
             await proc.stdin.drain()
