@@ -147,10 +147,9 @@ class ProcessRunner:
         builder = spec.builder()
         # What leaves the process group (setsid, a double fork) is found by cgroup or marker.
         leftovers = Leftovers(spec.env.get(RUN_MARKER))
+        dies = spec.die_with_parent  # its preexec_fn forks anyway: it enters its cgroup there
         try:
-            # No preexec_fn unless the run must die with its parent: with one, Python forks
-            # shoemaker's whole process (5–30 ms of the event loop's time per agent) instead of
-            # vfork(); the process is moved into the run's cgroup once it exists (the feeder).
+            # No preexec_fn (it makes Python fork all of shoemaker): the feeder moves it instead.
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv,
                 cwd=spec.cwd,
@@ -159,9 +158,7 @@ class ProcessRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, killed as a whole
-                preexec_fn=(
-                    chain(leftovers.preexec, die_with_parent()) if spec.die_with_parent else None
-                ),
+                preexec_fn=chain(leftovers.preexec, die_with_parent()) if dies else None,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             leftovers.close()
@@ -178,8 +175,7 @@ class ProcessRunner:
             await _call(on_pid, proc.pid)
             spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
             with spec.transcript_path.open("wb") as transcript:
-                adopt = None if spec.die_with_parent else leftovers.adopt  # else: entered
-                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt, adopt))
+                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt, leftovers))
                 errs = asyncio.create_task(self._drain_stderr(proc, watch))
                 orphans = asyncio.create_task(
                     self._kill_orphans(proc, pgid, watch, spec, leftovers)
@@ -244,16 +240,10 @@ class ProcessRunner:
         return result
 
     @staticmethod
-    async def _feed_stdin(
-        proc: asyncio.subprocess.Process, prompt: str, adopt: Callable[[int], None] | None
-    ) -> None:
-        """Write the prompt, once ``adopt`` has moved the process into its run's cgroup."""
+    async def _feed_stdin(proc: asyncio.subprocess.Process, prompt: str, into: Leftovers) -> None:
         assert proc.stdin is not None
-        if adopt is not None:
-            # A move into a cgroup waits for an RCU grace period in the kernel (5–10 ms): in a
-            # thread, not the event loop, while the agent starts; before the prompt, so the
-            # agent is in by the time it has read it.
-            await asyncio.to_thread(adopt, proc.pid)
+        # Into its cgroup before its prompt, in a thread: a move waits for an RCU grace period.
+        await asyncio.to_thread(into.adopt, proc.pid)
         try:
             proc.stdin.write(prompt.encode("utf-8"))
             await proc.stdin.drain()
