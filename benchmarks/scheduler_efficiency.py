@@ -9,7 +9,8 @@ max(critical path, total work ÷ workers); the figure is the makespan divided by
 measured in the same run. Goal: at most 1.10. ``--scale`` multiplies every duration (longer
 tasks make shoemaker's fixed cost per task, worktree and merge, weigh less). ``--repeat``
 runs it N times and stops at the first run that fails (an error, or a task not merged);
-``--profile`` prints where a task's time goes.
+``--profile`` prints where a task's time goes, and how long a slot given back stands empty
+before the next agent starts on it.
 """
 
 from __future__ import annotations
