@@ -9,7 +9,8 @@ max(critical path, total work ÷ workers); the figure is the makespan divided by
 measured in the same run. Goal: at most 1.10. ``--scale`` multiplies every duration (longer
 tasks make shoemaker's fixed cost per task, worktree and merge, weigh less). ``--repeat``
 runs it N times and stops at the first run that fails (an error, or a task not merged);
-``--profile`` prints where a task's time goes.
+``--profile`` prints where a task's time goes, and how long a slot given back stands empty
+before the next agent starts on it.
 """
 
 from __future__ import annotations
@@ -73,12 +74,35 @@ def lower_bound(dag: list[tuple[float, list[int]]], workers: int) -> tuple[float
     return critical, work, max(critical, work / workers)
 
 
+def slot_idle(marks: dict[int, dict[str, float]], workers: int) -> dict[int, float]:
+    """Per task that took a slot another task gave back: how long that slot stood empty while
+    a task was ready for it, from the slot's release to this task's claim.
+
+    The benchmark runs no gate, so a task gives its slot back when it is recorded
+    ``verifying`` (its agent exited, its commit is next). Slots are not named: each claim
+    after the first ``workers`` takes the earliest release not yet taken before it, and the
+    slot counts as idle from that release or from when the claimed task became ready, the
+    later of the two."""
+    releases = sorted(m["verifying"] for m in marks.values() if "verifying" in m)
+    claims = sorted((m["running"], task_id) for task_id, m in marks.items() if "running" in m)
+    idle: dict[int, float] = {}
+    taken = 0
+    for claimed, task_id in claims[workers:]:
+        if taken >= len(releases) or releases[taken] > claimed:
+            continue  # a slot never used before (fewer ready tasks than slots at first)
+        ready = marks[task_id].get("ready", 0.0)
+        idle[task_id] = max(0.0, claimed - max(releases[taken], ready))
+        taken += 1
+    return idle
+
+
 def profile(
     store: Store, generation: str, dag: list[tuple[float, list[int]]], makespan: float, workers: int
 ) -> list[str]:
     """Where a task's time goes, median and total over the run's first attempts, from the
-    store's event timestamps and runs: what a slot holds besides the agent's own work, and
-    what the merge queue (one merge at a time) holds."""
+    store's event timestamps and runs: what a slot holds besides the agent's own work, how
+    long a slot given back stands empty before the next agent is started on it, and what the
+    merge queue (one merge at a time) holds."""
     marks: dict[int, dict[str, float]] = {}
     for _, event in store.events_after(0, limit=1_000_000, generation=generation):
         if isinstance(event, TaskStateChanged) and event.old is not None:
@@ -95,15 +119,19 @@ def profile(
             marks.setdefault(run.task_id, {}).setdefault("spawned", run.started_at)
             marks[run.task_id].setdefault("exited", run.ended_at)
     ids = sorted(marks)
+    idle = slot_idle(marks, workers)
     phases: dict[str, list[float]] = {
         k: []
         for k in (
             "claim → agent spawned (worktree, prompt)",
             "agent process beyond its own work (start, exit)",
             "  of which: run recorded → process started",
-            "  of which: process started → first line, less a step",
+            "  of which: process started → first line",
+            "  of which: first line → last line, less its work",
             "  of which: last line → run recorded ended",
-            "agent exit → verifying",
+            "agent exit → verifying (slot released)",
+            "slot idle: released → next task claimed",
+            "slot released → next agent's process started",
             "verifying → merging (commit, gates)",
             "merge queue: waiting",
             "merge queue: merging",
@@ -124,20 +152,26 @@ def profile(
         own = dag[index][0]
         start = max(m["merging"], previous_merge)
         previous_merge = m["merged"]
-        values = (
+        values: tuple[float | None, ...] = (
             m["spawned"] - m["running"],
             m["exited"] - m["spawned"] - own,
             m["pid"] - m["spawned"],
-            m["first line"] - m["pid"] - own / 4,
+            # The rehearsal agent prints its first line as soon as it has started, and
+            # spreads its work over the lines after it.
+            m["first line"] - m["pid"],
+            m["last line"] - m["first line"] - own,
             m["exited"] - m["last line"],
             m["verifying"] - m["exited"],
+            idle.get(task_id),
+            None if task_id not in idle else idle[task_id] + m["pid"] - m["running"],
             m["merging"] - m["verifying"],
             start - m["merging"],
             m["merged"] - start,
             m["done"] - m["merged"],
         )
         for name, value in zip(names, values, strict=True):
-            phases[name].append(max(0.0, value))
+            if value is not None:
+                phases[name].append(max(0.0, value))
     lines = ["where a task's time goes (median per task · total over the run):"]
     for name, values in phases.items():
         if values:

@@ -218,8 +218,10 @@ def test_a_script_written_as_json_is_read_without_pyyaml(fast_tmp: Path) -> None
         assert (work / "a.py").read_text() == "A = 1\n"
         seen[name] = imported(stderr)
     assert "json" in seen["json"] and "yaml" not in seen["json"]
-    # Nor what a script that runs no command does not need (uuid pulls in platform).
-    assert not {"uuid", "platform", "subprocess"} & seen["json"]
+    # Nor what a script that runs no command does not need (uuid pulls in platform), nor
+    # typing, dataclasses (inspect, ast) and pathlib (urllib): half its imports when loaded.
+    unneeded = {"uuid", "platform", "subprocess", "typing", "dataclasses", "inspect", "pathlib"}
+    assert not unneeded & seen["json"]
     assert "yaml" in seen["yaml"]  # what is not JSON is still read as YAML
 
 
@@ -259,6 +261,27 @@ def test_paths_outside_the_directory_are_refused(fast_tmp: Path) -> None:
         if b.get("is_error")
     ]
     assert len(errors) == 2
+
+
+def test_a_path_is_inside_by_its_resolved_parts_not_its_spelling(fast_tmp: Path) -> None:
+    # A sibling whose name starts with the directory's, and a link out of it, are outside;
+    # a path through `..` that comes back in is inside, and is shown resolved.
+    work, shop = fast_tmp / "work", fast_tmp / "workshop"
+    work.mkdir()
+    shop.mkdir()
+    (work / "link").symlink_to(shop)
+    files = {"../workshop/a.txt": "x", "link/b.txt": "y", "sub/../c.txt": "z"}
+    code, lines, _ = act(work, stitch_prompt(files=files))
+    assert code == 0 and list(shop.iterdir()) == []
+    assert (work / "c.txt").read_text() == "z"
+    uses = [
+        b["input"]["file_path"]
+        for x in lines
+        if x["type"] == "assistant"
+        for b in x["message"]["content"]
+        if b["type"] == "tool_use"
+    ]
+    assert uses == ["../workshop/a.txt", "link/b.txt", str((work / "c.txt").resolve())]
 
 
 def test_cli_rules_verbose_and_root(fast_tmp: Path) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from agents import (
     stitch_prompt,
 )
 from projects import make_project, task
-from shoemaker.agents.leftovers import RUN_MARKER, RunCgroup
+from shoemaker.agents.leftovers import RUN_MARKER, Leftovers, RunCgroup
 from shoemaker.agents.runner import (
     AgentCancelled,
     LineBatch,
@@ -244,6 +246,50 @@ async def test_a_process_the_agent_detaches_dies_with_its_run(
     result = await ProcessRunner().run(spec)
     assert result.exit_code == 0 and not result.ok and result.killed is None
     assert sleepers(token) == [] and processes_with_token(token) == []
+
+
+async def test_the_agent_is_started_without_a_fork_and_runs_in_its_runs_cgroup(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A preexec_fn makes Python fork() shoemaker's whole process instead of vfork(): the run's
+    # process is moved into its cgroup once started instead. The script reads its prompt to
+    # the end before it looks: the prompt is written only once the process was moved.
+    if (probe := RunCgroup.create()) is None:
+        pytest.skip("this machine does not let shoemaker make a cgroup v2")
+    probe.remove()
+    hooks: list[object] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def recorded(*args: object, **kwargs: object) -> asyncio.subprocess.Process:
+        hooks.append(kwargs.get("preexec_fn"))
+        return await spawn(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
+    # The move waits for the kernel (an RCU grace period): never on the event loop's thread.
+    movers: list[str] = []
+    adopt = Leftovers.adopt
+
+    def adopted(self: Leftovers, pid: int) -> None:
+        movers.append(threading.current_thread().name)
+        adopt(self, pid)
+
+    monkeypatch.setattr(Leftovers, "adopt", adopted)
+    argv = script(
+        fast_tmp,
+        """
+        import json, sys
+        sys.stdin.read()
+        with open("/proc/self/cgroup") as f:
+            cgroup = f.read()
+        print(json.dumps({"type": "system", "subtype": "init", "cgroup": cgroup}), flush=True)
+    """,
+    )
+    events: list[StreamEvent] = []
+    await run(fast_tmp, "the prompt", argv, collect=events)
+    assert hooks == [None]
+    assert len(movers) == 1 and movers[0] != threading.main_thread().name
+    (init,) = events
+    assert f"/shoemaker-{os.getpid()}-" in init.data["cgroup"]
 
 
 async def test_a_detach_directive_of_the_rehearsal_agent_is_reaped(fast_tmp: Path) -> None:

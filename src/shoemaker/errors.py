@@ -10,7 +10,11 @@ front door (``cli.main``, the dashboard) catches the root once. Anything else is
 from __future__ import annotations
 
 import reprlib
-from typing import Any, ClassVar
+
+# Not typing's: the rehearsal agent imports this module and starts without typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

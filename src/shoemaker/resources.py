@@ -9,13 +9,24 @@ directory (``$XDG_CONFIG_HOME/shoemaker/prompts/NAME``), then the built-in templ
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoemaker.confined import Refused, read_text
 from shoemaker.errors import BadInput
 
+if TYPE_CHECKING:
+    import jinja2
+
 _PACKAGE = Path(__file__).resolve().parent
+
+#: Compiled templates by path and text, most recent last. A template is read at every render
+#: (a person or an agent may edit it) but compiled again only when its text changed: the
+#: compile is 2.6 ms, the render 0.04 ms, paid by every task's prompt.
+_COMPILED: dict[tuple[str, str], jinja2.Template] = {}
+_COMPILED_MAX = 16
+_COMPILED_LOCK = threading.Lock()  # prompts are rendered in worker threads
 
 
 class ResourceError(BadInput, FileNotFoundError):
@@ -59,23 +70,14 @@ def render_prompt(
 ) -> str:
     """Render a prompt template with Jinja2; an undefined variable is an error, not blank text."""
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
 
     path = find_prompt(name, repo, configured)
-    # A template may be a file of the repository, which agents change: rendered in a sandbox,
-    # so that it can only fill in text, never reach Python.
-    env = SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
     try:
         if repo is not None and path.absolute().is_relative_to(repo.absolute()):
             text = read_text(repo, path)  # never a link out of the repository
         else:
             text = path.read_text(encoding="utf-8")
-        template = env.from_string(text)
-        return template.render(**variables)
+        return _compiled(str(path), text).render(**variables)
     except Refused as exc:
         raise ResourceError(
             f"prompt template {exc}; templates in the repository are read only from inside "
@@ -83,3 +85,26 @@ def render_prompt(
         ) from None
     except jinja2.TemplateError as exc:
         raise ResourceError(f"{path}: cannot render prompt: {exc}") from None
+
+
+def _compiled(path: str, text: str) -> jinja2.Template:
+    """The template ``text`` (read from ``path``) compiled, once per text."""
+    key = (path, text)
+    with _COMPILED_LOCK:
+        template = _COMPILED.pop(key, None)
+        if template is None:
+            import jinja2
+            from jinja2.sandbox import SandboxedEnvironment
+
+            # A template may be a file of the repository, which agents change: rendered in a
+            # sandbox, so that it can only fill in text, never reach Python.
+            env = SandboxedEnvironment(
+                undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True,
+                autoescape=False,
+            )
+            template = env.from_string(text)
+            while len(_COMPILED) >= _COMPILED_MAX:
+                del _COMPILED[next(iter(_COMPILED))]  # the least recently used
+        _COMPILED[key] = template
+        return template

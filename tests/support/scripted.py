@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from shoemaker.agents.rehearsal.actions import act, plan_steps
-from shoemaker.agents.rehearsal.args import parse_args
+from shoemaker.agents.rehearsal.args import Args, parse_args
 from shoemaker.agents.rehearsal.directives import (
     measure_proposals,
     read_blocks,
@@ -79,11 +79,12 @@ def no_pid() -> int:
         return 4_194_304
 
 
-@dataclass
 class _Recorder(Emitter):
     """The rehearsal emitter, keeping its lines instead of printing them."""
 
-    out: list[str] = field(default_factory=list)
+    def __init__(self, args: Args, cwd: Path, session_id: str) -> None:
+        super().__init__(args, cwd, session_id)
+        self.out: list[str] = []
 
     def line(self, obj: dict[str, Any], delay: bool = True) -> None:
         self.out.append(json.dumps(obj, ensure_ascii=False))

@@ -4,8 +4,13 @@ A process group is not enough: ``setsid`` (or a double fork) leaves it, and such
 outlive the run. Two nets catch what leaves the group:
 
 - a cgroup v2 of the run's own, where this machine lets shoemaker make one (a child of the
-  cgroup shoemaker runs in): the child process enters it before it executes anything, so all
-  it starts is in it, however it detaches, and ``cgroup.kill`` ends them together;
+  cgroup shoemaker runs in): the run's process is moved into it as it starts, before it is
+  given its prompt (:meth:`Leftovers.adopt`), so all it starts is in it, however it
+  detaches, and ``cgroup.kill`` ends them together. Entering it from the child before it
+  executes would need a ``preexec_fn``, which makes Python ``fork()`` shoemaker's whole
+  process (its page tables copied, 5–30 ms an agent, the event loop stopped meanwhile)
+  instead of ``vfork()``; a process started in the instant before the move is still the
+  run's by its marker;
 - the run's ``SHOEMAKER_RUN`` marker in the environment, which every descendant inherits:
   ``/proc`` is scanned for it (recovery finds the processes of a crashed shoemaker this way).
 
@@ -137,6 +142,18 @@ class RunCgroup:
         _LIVE.add(path)
         return cls(path)
 
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the cgroup; a refusal (it is gone already) leaves it
+        where it is (the marker still finds what it started)."""
+        try:
+            fd = os.open(self._procs, os.O_WRONLY)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
     def enter(self) -> None:
         """Move the calling process into the cgroup; called in the child before it executes.
         A refusal leaves the child where it is (the marker still finds it)."""
@@ -201,7 +218,8 @@ atexit.register(_kill_live_at_exit)
 
 class Leftovers:
     """The processes of one run, wherever they went: its cgroup (when there is one) and its
-    marker. Pass :attr:`preexec` to the process that starts the run; :meth:`reap` at its end."""
+    marker. :meth:`adopt` the run's process once it has started (or pass :attr:`preexec` to a
+    process that forks anyway); :meth:`reap` at its end."""
 
     def __init__(self, marker: str | None) -> None:
         self.marker = marker or None
@@ -210,6 +228,11 @@ class Leftovers:
     @property
     def preexec(self) -> Callable[[], None] | None:
         return self.cgroup.enter if self.cgroup is not None else None
+
+    def adopt(self, pid: int) -> None:
+        """Move the run's process, just started, into the run's cgroup (where there is one)."""
+        if self.cgroup is not None:
+            self.cgroup.add(pid)
 
     def find(self) -> set[int]:
         found = set(self.cgroup.pids()) if self.cgroup is not None else set()

@@ -147,7 +147,9 @@ class ProcessRunner:
         builder = spec.builder()
         # What leaves the process group (setsid, a double fork) is found by cgroup or marker.
         leftovers = Leftovers(spec.env.get(RUN_MARKER))
+        dies = spec.die_with_parent  # its preexec_fn forks anyway: it enters its cgroup there
         try:
+            # No preexec_fn (it makes Python fork all of shoemaker): the feeder moves it instead.
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv,
                 cwd=spec.cwd,
@@ -156,9 +158,7 @@ class ProcessRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, killed as a whole
-                preexec_fn=chain(
-                    leftovers.preexec, die_with_parent() if spec.die_with_parent else None
-                ),
+                preexec_fn=chain(leftovers.preexec, die_with_parent()) if dies else None,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             leftovers.close()
@@ -175,7 +175,7 @@ class ProcessRunner:
             await _call(on_pid, proc.pid)
             spec.transcript_path.parent.mkdir(parents=True, exist_ok=True)
             with spec.transcript_path.open("wb") as transcript:
-                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt))
+                feeder = asyncio.create_task(self._feed_stdin(proc, spec.prompt, leftovers))
                 errs = asyncio.create_task(self._drain_stderr(proc, watch))
                 orphans = asyncio.create_task(
                     self._kill_orphans(proc, pgid, watch, spec, leftovers)
@@ -240,8 +240,10 @@ class ProcessRunner:
         return result
 
     @staticmethod
-    async def _feed_stdin(proc: asyncio.subprocess.Process, prompt: str) -> None:
+    async def _feed_stdin(proc: asyncio.subprocess.Process, prompt: str, into: Leftovers) -> None:
         assert proc.stdin is not None
+        # Into its cgroup before its prompt, in a thread: a move waits for an RCU grace period.
+        await asyncio.to_thread(into.adopt, proc.pid)
         try:
             proc.stdin.write(prompt.encode("utf-8"))
             await proc.stdin.drain()

@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from shoemaker.agents.rehearsal.emitter import Emitter
 
+# Not typing's: the agent starts without importing typing (PYTHONPROFILEIMPORTTIME, tests).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def _inside(cwd: Path, rel: str) -> Path | None:
-    target = (cwd / rel).resolve()
-    root = cwd.resolve()
-    return target if target == root or root in target.parents else None
+
+def _inside(cwd: str, rel: str) -> str | None:
+    """``rel`` (relative to ``cwd``, or absolute) resolved, when it lies inside ``cwd``. With
+    ``os.path``, not pathlib: the agent starts without it (``Path.resolve`` is ``realpath``)."""
+    target = os.path.realpath(os.path.join(cwd, rel))
+    root = os.path.realpath(cwd)
+    inside = root if root.endswith(os.sep) else root + os.sep
+    return target if target == root or target.startswith(inside) else None
 
 
 def plan_steps(d: dict[str, Any]) -> list[tuple[str, str, Any]]:
@@ -82,36 +88,44 @@ def act(
         )
         return
     if kind == "write":
-        existed = path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(payload, encoding="utf-8")
+        existed = os.path.exists(path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write(path, payload)
         verb = "updated" if existed else "created"
         em.tool(
             "Write",
-            {"file_path": str(path), "content": payload},
+            {"file_path": path, "content": payload},
             f"File {verb} successfully at: {path}",
             False,
         )
     elif kind == "append":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        old = path.read_text(encoding="utf-8") if path.exists() else ""
-        path.write_text(old + payload, encoding="utf-8")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        old = ""
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                old = f.read()
+        _write(path, old + payload)
         em.tool(
             "Edit",
-            {"file_path": str(path), "old_string": old[-200:], "new_string": old[-200:] + payload},
+            {"file_path": path, "old_string": old[-200:], "new_string": old[-200:] + payload},
             f"The file {path} has been updated.",
             False,
         )
     else:
-        existed = path.exists()
+        existed = os.path.exists(path)
         if existed:
-            path.unlink()
+            os.unlink(path)
         em.tool(
             "Bash",
             {"command": f"rm {shlex.quote(target)}", "description": f"Delete {target}"},
             "" if existed else f"rm: cannot remove '{target}': No such file or directory",
             not existed,
         )
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _signal(em: Emitter, status: str, reason: str, env: Mapping[str, str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 VERSION = "2.1.197-rehearsal"
 DEFAULT_MODEL = "claude-sonnet-4-5-rehearsal"
@@ -52,15 +51,18 @@ VALUE_FLAGS = {
 }
 
 
-@dataclass
 class Args:
-    output_format: str = "text"
-    verbose: bool = False
-    model: str = DEFAULT_MODEL
-    max_turns: int | None = None
-    session_id: str | None = None
-    skip_permissions: bool = False
-    prompt: str | None = None
+    """The command line the agent was given (a plain class: it starts without dataclasses,
+    whose import pulls in inspect and ast)."""
+
+    def __init__(self) -> None:
+        self.output_format = "text"
+        self.verbose = False
+        self.model = DEFAULT_MODEL
+        self.max_turns: int | None = None
+        self.session_id: str | None = None
+        self.skip_permissions = False
+        self.prompt: str | None = None
 
 
 def parse_args(argv: list[str]) -> Args:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 from shoemaker.agents.rehearsal.args import Args, parse_args
 from shoemaker.agents.rehearsal.outcomes import run
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if args.output_format != "stream-json":
         return _plain(args, prompt)
-    return run(args, prompt, Path.cwd())
+    return run(args, prompt, os.getcwd())
 
 
 def _plain(args: Args, prompt: str) -> int:
@@ -52,7 +51,7 @@ def _plain(args: Args, prompt: str) -> int:
 
     sys.stdout = Capture()
     try:
-        code = run(args, prompt, Path.cwd())
+        code = run(args, prompt, os.getcwd())
     finally:
         sys.stdout = real_stdout
     results = [

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
 from shoemaker.errors import BadInput
 
+# Not typing's: the agent starts without importing typing (PYTHONPROFILEIMPORTTIME, tests).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import yaml
 
 OUTCOMES = ("success", "crash", "hang", "malformed", "max_turns", "api_error", "sigterm")

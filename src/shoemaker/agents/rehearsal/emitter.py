@@ -6,11 +6,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from shoemaker.agents.rehearsal.args import VERSION, Args
+
+# Not typing's: the agent starts without importing typing (PYTHONPROFILEIMPORTTIME, tests).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
+    from typing import Any
 
 
 def new_uuid() -> str:
@@ -40,18 +43,21 @@ TOOLS = [
 PRICES = (3.0, 15.0, 0.30, 3.75)
 
 
-@dataclass
 class Emitter:
     """Prints stream-json lines and keeps the bookkeeping a result line needs."""
 
-    args: Args
-    cwd: Path
-    session_id: str
-    step_delay: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    turns: int = 0
-    tool_uses: int = 0
-    message_id: str = ""
+    def __init__(
+        self, args: Args, cwd: str | PathLike[str], session_id: str, step_delay: float = 0.0
+    ) -> None:
+        self.args = args
+        self.cwd = os.fspath(cwd)
+        """The working directory, as a string: the agent starts without pathlib."""
+        self.session_id = session_id
+        self.step_delay = step_delay
+        self.started = time.monotonic()
+        self.turns = 0
+        self.tool_uses = 0
+        self.message_id = ""
 
     def line(self, obj: dict[str, Any], delay: bool = True) -> None:
         if delay and self.step_delay:
@@ -64,7 +70,7 @@ class Emitter:
             {
                 "type": "system",
                 "subtype": "init",
-                "cwd": str(self.cwd),
+                "cwd": self.cwd,
                 "session_id": self.session_id,
                 "tools": TOOLS,
                 "mcp_servers": [],

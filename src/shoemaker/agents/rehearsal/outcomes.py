@@ -9,9 +9,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NoReturn
 
 from shoemaker.agents.rehearsal.actions import act, plan_steps
 from shoemaker.agents.rehearsal.args import Args
@@ -23,27 +20,37 @@ from shoemaker.agents.rehearsal.directives import (
 )
 from shoemaker.agents.rehearsal.emitter import Emitter, new_uuid
 
+# Not typing's: the agent starts without importing typing (PYTHONPROFILEIMPORTTIME, tests).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
+    from typing import Any, NoReturn
+
 _MEASURE = re.compile(r"<!--\s*shoemaker:measure\s+output=(\S+)\s+max=(\d+)\s*-->")
 _STITCH = re.compile(r"<!--\s*shoemaker:stitch\s+task=(\S+)\s+attempt=(\d+)\s*-->")
 
 
-@dataclass
 class Script:
     """One invocation ready to be acted out: its directives, its steps and its final text."""
 
-    args: Args
-    em: Emitter
-    prompt: str
-    directives: dict[str, Any]
-    steps: list[tuple[str, str, Any]]
-    final: str
-    measure: bool
+    def __init__(
+        self,
+        args: Args,
+        em: Emitter,
+        prompt: str,
+        directives: dict[str, Any],
+        steps: list[tuple[str, str, Any]],
+        final: str,
+        measure: bool,
+    ) -> None:
+        self.args, self.em, self.prompt = args, em, prompt
+        self.directives, self.steps, self.final, self.measure = directives, steps, final, measure
 
     def exit_code(self, default: int) -> int:
         return int(self.directives.get("exit_code", default))
 
 
-def run(args: Args, prompt: str, cwd: Path) -> int:
+def run(args: Args, prompt: str, cwd: str | PathLike[str]) -> int:
     """Act out one invocation; returns the exit code."""
     em = Emitter(args, cwd, args.session_id or new_uuid())
     measure = _MEASURE.search(prompt)
@@ -69,8 +76,10 @@ def run(args: Args, prompt: str, cwd: Path) -> int:
 
     outcome = directives.get("outcome", "success")
     if measure:
+        from pathlib import Path  # only here and for a hold: the agent starts without it
+
         out_path = Path(measure.group(1))
-        out_path = out_path if out_path.is_absolute() else cwd / out_path
+        out_path = out_path if out_path.is_absolute() else Path(cwd) / out_path
         steps: list[tuple[str, str, Any]] = []
         if via == "file":
             steps = [("proposals", str(out_path), json.dumps(proposals, indent=2))]
@@ -109,6 +118,8 @@ def _work(s: Script, steps: list[tuple[str, str, Any]]) -> None:
     for done, (kind, target, payload) in enumerate(steps):
         _hold(s.em.cwd, holds.get(done))
         if kind == "proposals":
+            from pathlib import Path
+
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             Path(target).write_text(payload, encoding="utf-8")
             s.em.tool(
@@ -121,12 +132,14 @@ def _work(s: Script, steps: list[tuple[str, str, Any]]) -> None:
             act(s.em, kind, target, payload)
 
 
-def _hold(cwd: Path, path: str | None) -> None:
+def _hold(cwd: str, path: str | None) -> None:
     """Wait, silent as an agent thinking, until ``path`` exists: whoever drives the rehearsal
     (a test, a person trying the dashboard) decides when the work goes on."""
     if path is None:
         return
-    gate = cwd / path  # an absolute path stays itself
+    from pathlib import Path
+
+    gate = Path(cwd) / path  # an absolute path stays itself
     while not gate.exists():
         time.sleep(0.02)
 
