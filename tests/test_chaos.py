@@ -117,7 +117,8 @@ def _check_generation(
     store = Store(repo / ".shoemaker" / "shoemaker.db")
     tasks = store.list_tasks(name)
     assert len(tasks) == count
-    assert [t.id for t in tasks if t.state != TaskState.DONE] == []
+    left = [(t.id, t.state.value, t.reason) for t in tasks if t.state != TaskState.DONE]
+    assert left == [], final.stdout[-2000:]
     assert store.integrity_check() == "ok"
     store.close()
     landed = _git(

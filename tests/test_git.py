@@ -68,6 +68,38 @@ def test_worktrees(repo: Git, fast_tmp: Path) -> None:
     repo.remove_worktree(path)  # already gone: no error
 
 
+def test_a_worktree_half_made_by_another_add_is_waited_for(
+    repo: Git, fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another `git worktree add` has made its admin directory, and its commondir is still
+    # empty: git refuses to add a worktree beside it ("failed to read …/commondir"). The add
+    # is tried again once the other one is complete (here: the pause before trying again
+    # completes it).
+    ghost = repo.root / ".git" / "worktrees" / "ghost"
+    ghost.mkdir(parents=True)
+    (ghost / "gitdir").write_text(f"{fast_tmp / 'ghost' / '.git'}\n")
+    (ghost / "commondir").write_text("")
+    refused = subprocess.run(
+        ["git", "worktree", "add", "-q", "--detach", str(fast_tmp / "first"), "HEAD"],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 128 and "worktrees/ghost/commondir" in refused.stderr
+    pauses: list[float] = []
+
+    class OtherAddDone:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            pauses.append(seconds)
+            (ghost / "commondir").write_text("../..\n")
+
+    monkeypatch.setattr("shoemaker.git.time", OtherAddDone)
+    repo.add_detached_worktree(fast_tmp / "second", "HEAD")
+    assert len(pauses) == 1 and (fast_tmp / "second" / ".git").is_file()
+
+
 def test_squash_merge_and_conflict_leaves_everything_clean(repo: Git, fast_tmp: Path) -> None:
     repo.create_branch("gen", "HEAD")
     repo.checkout("gen")

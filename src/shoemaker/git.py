@@ -39,6 +39,13 @@ GIT_OWNER_MARKER = "SHOEMAKER_GIT_OWNER"
 #: Commits whose source listing ``Git`` keeps (a generation's last heads, tasks' bases): a
 #: listing is needed again right after it is read, and one is as large as the source tree.
 _LISTINGS_KEPT = 8
+#: What git says when it reads another worktree's admin directory that a concurrent
+#: `git worktree add` has made but not yet filled: it stops before changing anything.
+_HALF_MADE_WORKTREE = re.compile(r"failed to read .*worktrees/[^/\s]+/(commondir|gitdir)")
+#: Pauses before trying such a command again (the other add fills it within milliseconds).
+_HALF_MADE_RETRIES = (0.05, 0.2, 0.5)
+#: One `git worktree add` at a time in this process: each reads the others' admin dirs.
+_ADDING = threading.Lock()
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Variables a parent (a git hook, another tool) may set that would redirect our commands.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
@@ -191,15 +198,21 @@ class Git:
         ceiling = {"GIT_CEILING_DIRECTORIES": str(Path(cwd).resolve().parent)}
         if not Path(cwd).is_dir():
             raise GitError(argv, 128, f"{cwd} is not a directory any more")
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=Git._env({**ceiling, **(env or {})}),
-            capture_output=True,
-            text=True,
-            input=input,
-            check=False,
-        )
+        for pause in (*_HALF_MADE_RETRIES, None):
+            proc = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=Git._env({**ceiling, **(env or {})}),
+                capture_output=True,
+                text=True,
+                input=input,
+                check=False,
+            )
+            if pause is None or not (
+                proc.returncode == 128 and _HALF_MADE_WORKTREE.search(proc.stderr)
+            ):
+                break
+            time.sleep(pause)  # another worktree is being added: it is complete in a moment
         if check and proc.returncode != 0:
             raise GitError(argv, proc.returncode, proc.stderr)
         return proc
@@ -380,10 +393,12 @@ class Git:
     def add_worktree(self, path: Path, branch: str, start: str) -> None:
         """A new worktree at ``path`` on a new branch ``branch`` starting at ``start``."""
         self._check_ref_name(branch)
-        self._run(["worktree", "add", "-q", "-b", branch, str(path), start])
+        with _ADDING:
+            self._run(["worktree", "add", "-q", "-b", branch, str(path), start])
 
     def add_detached_worktree(self, path: Path, start: str) -> None:
-        self._run(["worktree", "add", "-q", "--detach", str(path), start])
+        with _ADDING:
+            self._run(["worktree", "add", "-q", "--detach", str(path), start])
 
     def remove_worktree(self, path: Path, force: bool = True) -> None:
         """Remove a worktree (uncommitted changes in it are lost: commit them first)."""
