@@ -422,6 +422,11 @@ class ShoemakerApp(Guarded, App[None]):
             return  # the app is tearing its screens down
         self.snapshot = snap
         self.snapshots_loaded += 1
+        out = self.output
+        if out.task_id is not None:
+            title = self._output_title(out.task_id)
+            if out.border_title != title:
+                out.border_title = title  # the task's row came after its first lines
         if snap.current is not None:
             self.generation = snap.current.name
         if self.main_covered:
