@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.pilot import Pilot
@@ -791,7 +792,11 @@ async def test_why_a_task_failed_is_one_key_away(fast_tmp: Path) -> None:
         fast_tmp,
         [task("Gate fails", files={"a.py": "A = 1\n"}), task("Crashes", outcome="crash")],
         gates=[
-            check("tests", "import sys; print('expected 4, got 3'); sys.exit(1)", tasks=["Gate*"])
+            check(
+                "tests",
+                "import sys; print('noise\\n' * 30 + 'expected 4, got 3'); sys.exit(1)",
+                tasks=["Gate*"],
+            )
         ],
         max_retries=1,
         max_parallel=2,
@@ -828,6 +833,10 @@ async def test_why_a_task_failed_is_one_key_away(fast_tmp: Path) -> None:
         why = screen.query_one("#why-text", Static)
         assert "attempt 2 · verifying: tests… failed (exit 1" in str(why.render())
         assert "expected 4, got 3" in str(why.render())
+        # The verdict arrived while its tab was hidden: shown, it opens on its last line.
+        pane = screen.query_one("#why", VerticalScroll)
+        await pilot.pause()
+        assert pane.max_scroll_y > 0 and pane.scroll_y == pane.max_scroll_y
         gates = screen.query_one("#gates", DataTable)
         assert [gates.get_row_at(i)[1] for i in range(gates.row_count)] == ["1", "2"]
         gates.focus()

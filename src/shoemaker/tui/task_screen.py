@@ -105,6 +105,7 @@ class TaskScreen(Guarded, Screen[None]):
         """The task's transcripts as read so far: a reload parses only what is new."""
         self._file_starts: dict[str, int] = {}
         self._why: tuple[str, int] | None = None
+        self._why_unread = False
         """What the why pane shows: ("gate" | "run", index); None until the person picks."""
         self.colours = PLAIN_DIFF
         """The diff's colours, from the app's theme (and again whenever it changes)."""
@@ -369,7 +370,19 @@ class TaskScreen(Guarded, Screen[None]):
         # What failed is said last (a test run's summary, a traceback's error): a new verdict
         # opens on its end, with its first line kept in view on the border.
         pane.border_title = Text(f"Why · {why.plain.split(chr(10), 1)[0]}")
-        pane.scroll_end(animate=False)
+        self._why_unread = True
+        self._open_why_on_end()
+
+    def _open_why_on_end(self) -> None:
+        # A hidden pane has no height to scroll in: a verdict that came while the Attempts tab
+        # was hidden is scrolled to once the tab is shown.
+        if self._why_unread and self.query_one(TabbedContent).active == "attempts":
+            self._why_unread = False
+            self.query_one("#why", VerticalScroll).scroll_end(animate=False)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self) -> None:
+        self._open_why_on_end()
 
     @on(DataTable.RowHighlighted, "#gates")
     def gate_picked(self, event: DataTable.RowHighlighted) -> None:
