@@ -149,7 +149,10 @@ async def test_the_output_pane_grows_without_laying_the_screen_out(fast_tmp: Pat
         pane.feed([f"line {n}" for n in range(100)])
         await pilot.pause()
         pane.feed(["x" * (pane.size.width * 2)])  # wider than any line before
-        await until(pilot, lambda: pane.virtual_size.width == pane.size.width * 2)
+        # Measured at once, by no thread worker: one that outlived the pane (the dashboard
+        # quitting while agents print) failed and ended the app in a traceback.
+        assert pane.virtual_size.width == pane.size.width * 2
+        assert not [w for w in app.workers if w.node is pane]
         await pilot.pause()
         assert layouts == []
         # What a layout would have done: the scrollbars' thumbs follow the content, and the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.markup import escape
 from rich.text import Text
@@ -386,6 +387,15 @@ class OutputPane(Guarded, Touched, Log):
             self._scroll_update(size)
         else:
             self.refresh(layout=True)  # a scrollbar may come or go: the layout decides
+
+    def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
+        # Log measures each write's width in a thread worker that asks for ``self.app`` from
+        # the thread: once the pane has left the DOM (the dashboard quitting while agents
+        # print), that raises, and the failed worker ends the app in a traceback. A batch a
+        # tenth of a second is measured here for less than a thread's start.
+        if lines:
+            process = self._process_line
+            self._update_maximum_width(updates, max(cell_len(process(line)) for line in lines))
 
     def feed(self, lines: list[str]) -> None:
         if not lines:
