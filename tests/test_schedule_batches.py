@@ -332,6 +332,22 @@ async def test_a_batch_does_not_resume_a_generation_a_budget_paused(fast_tmp: Pa
     assert (after.state, after.reason) == (GenerationState.PAUSED, paused.reason)
 
 
+def test_a_batch_does_not_resume_a_generation_a_person_paused(fast_tmp: Path) -> None:
+    project = batch_project(fast_tmp, [task("One")], {})
+    assert cli(project, "pause").returncode == 0
+    result = cli(project, "schedule", "run", "nightly")
+    assert result.returncode == 0, result.stderr
+    assert "batch nightly skipped" in result.stdout
+    assert "generation g was paused by hand: a batch does not resume it" in result.stdout
+    assert project.store.runs() == []
+    assert project.store.get_generation("g").state == GenerationState.PAUSED
+    # Resumed by the person, the generation goes on, and so do the batches.
+    assert cli(project, "resume", "--cycles", "1").returncode == 0
+    assert [t.state for t in project.store.list_tasks("g")] == [TaskState.DONE]
+    result = cli(project, "schedule", "run", "nightly")
+    assert result.returncode == 0 and "batch nightly skipped" not in result.stdout, result.stdout
+
+
 def test_the_daemon_process_refuses_a_second_and_exits_cleanly_on_sigterm(fast_tmp: Path) -> None:
     project = batch_project(fast_tmp, [task("One")], {"cron": "0 2 1 1 *"})
     daemon = subprocess.Popen(

@@ -4,7 +4,7 @@ A batch starts no more than ``max_tasks`` tasks; at ``max_duration`` it starts n
 and lets running agents finish, and after ``grace`` more it stops them (the engine's
 cancellation keeps their work on their branches and puts the tasks back to ready). It does not
 start while another run holds the run lock, and it never resumes a generation that a budget
-paused. Whatever happens, it ends with one :class:`~shoemaker.events.BatchFinished`.
+or a person paused. Whatever happens, it ends with one :class:`~shoemaker.events.BatchFinished`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from shoemaker.config.schedules import ScheduleConfig
 from shoemaker.engine.budgets import paused_by_budget
 from shoemaker.engine.cron import Clock, SystemClock
 from shoemaker.engine.engine import Engine, RunReport
-from shoemaker.engine.generation import current_generation, refuse_dirty, start_generation
+from shoemaker.engine.generation import (
+    current_generation,
+    paused_by_hand,
+    refuse_dirty,
+    start_generation,
+)
 from shoemaker.engine.project import Project, run_lock_holder
 from shoemaker.engine.schedule_state import record_batch
 from shoemaker.errors import EXIT_FAILED, ShoemakerError
@@ -119,7 +124,7 @@ class Batch:
 
     def _generation(self) -> Generation:
         """The generation the batch works on; refuses (skips) while another run holds the
-        lock or a budget paused it."""
+        lock, a budget paused it or a person did."""
         project = self.project
         holder = run_lock_holder(project.state_dir)
         if holder is not None:
@@ -131,6 +136,11 @@ class Batch:
             raise BatchSkipped(
                 f"generation {gen.name} is {gen.reason}: a batch does not resume it; raise the "
                 "budget in configuration.yaml and `shoemaker resume`, or start a new generation"
+            )
+        if paused_by_hand(gen):
+            raise BatchSkipped(
+                f"generation {gen.name} was paused by hand: a batch does not resume it; "
+                "`shoemaker resume` goes on"
             )
         return gen
 

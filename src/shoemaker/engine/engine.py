@@ -19,7 +19,7 @@ from shoemaker.engine.admission import Admission
 from shoemaker.engine.budgets import budget_crossing, budget_pause_reason, cancel_at_work
 from shoemaker.engine.doctor import preflight
 from shoemaker.engine.durations import Durations
-from shoemaker.engine.generation import current_generation
+from shoemaker.engine.generation import HAND_PAUSES, current_generation
 from shoemaker.engine.graph import launch_order
 from shoemaker.engine.measure import MeasureRateLimited, measure, measure_once
 from shoemaker.engine.plans import plan_starts, refuse_waiting_plans, settle_plans
@@ -228,7 +228,9 @@ class Engine:
         return report
 
     def _paused_because(self) -> str:
-        return budget_pause_reason(self._budget_reason) if self._budget_reason else "paused"
+        if self._budget_reason:
+            return budget_pause_reason(self._budget_reason)
+        return HAND_PAUSES[1]  # the dashboard's key; a batch's own pause is undone by the batch
 
     async def _over_budget(self, gen: Generation, task_ids: list[int] | None = None) -> bool:
         """Check every configured budget; the first one reached pauses the generation."""

@@ -202,6 +202,16 @@ def _reset_sources(project: Project, name: str, seeds: dict[str, str]) -> None:
     )
 
 
+#: The reasons a person's pause leaves (``shoemaker pause``, the dashboard's key): the first
+#: while a run winds down, the second once paused.
+HAND_PAUSES = ("pause requested", "paused")
+
+
+def paused_by_hand(gen: Generation) -> bool:
+    """Whether a person paused ``gen``: only ``resume`` (or ``run``) by a person goes on."""
+    return gen.state == GenerationState.PAUSED and gen.reason in HAND_PAUSES
+
+
 def pause_generation(project: Project, generation: Generation | None = None) -> str:
     """Ask the generation to pause: a run in progress (here or in another process) starts no
     new task and ends once its running agents finish; an idle one is marked paused so that
@@ -211,7 +221,7 @@ def pause_generation(project: Project, generation: Generation | None = None) -> 
         return f"generation {gen.name} is already paused; `shoemaker resume` goes on"
     running = gen.state in DRIVEN_GENERATION_STATES and not RunLock(project).free()
     project.store.set_generation_state(
-        gen.name, GenerationState.PAUSED, "pause requested" if running else "paused"
+        gen.name, GenerationState.PAUSED, HAND_PAUSES[0] if running else HAND_PAUSES[1]
     )
     if running:
         return (
