@@ -20,7 +20,6 @@ from agents import REHEARSAL, STREAM_ARGS, new_token, processes_with_token
 from projects import cli, make_project, task
 from shoemaker.engine.batch import Batch
 from shoemaker.engine.budgets import paused_by_budget
-from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project, RunLock
 from shoemaker.engine.schedule_daemon import ScheduleDaemon
@@ -317,8 +316,10 @@ async def test_a_batch_does_not_resume_a_generation_a_budget_paused(fast_tmp: Pa
         {},
         budgets={"generation": {"usd": 0.5}},
     )
-    report = await Engine(project).run(cycles=1)
-    assert report.budget
+    # The batch that crosses the budget ends as `shoemaker run` does: exit 3.
+    crossing = await asyncio.to_thread(cli, project, "schedule", "run", "nightly")
+    assert crossing.returncode == 3, crossing.stdout + crossing.stderr
+    assert "a budget paused the generation" in crossing.stdout
     paused = project.store.get_generation("g")
     assert paused.state == GenerationState.PAUSED and paused_by_budget(paused.reason)
     runs = len(project.store.runs())

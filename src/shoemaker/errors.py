@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: A budget paused the generation and ended the run.
+EXIT_BUDGET = 3
 
 #: The longest value an error message echoes back (a YAML alias bomb, a huge proposal).
 ECHO_LIMIT = 80

@@ -18,11 +18,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shoemaker.cli.common import EXIT_BUDGET, CliError
+from shoemaker.cli.common import CliError
 from shoemaker.cli.parser import build_parser
 from shoemaker.errors import EXIT_BAD_INPUT, EXIT_FAILED, ShoemakerError, one_line
 
-__all__ = ["EXIT_BUDGET", "CliError", "build_parser", "main"]
+__all__ = ["CliError", "build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
     from shoemaker.model import Generation
 
 
-EXIT_BUDGET = 3
-
-
 class CliError(BadInput):
     """Bad input found by the command line itself: a message, exit code 2."""
 

@@ -7,7 +7,6 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from shoemaker.cli.common import (
-    EXIT_BUDGET,
     CliError,
     _attach_output,
     _current,
@@ -15,7 +14,7 @@ from shoemaker.cli.common import (
     _run_async,
 )
 from shoemaker.cli.output import _esc
-from shoemaker.errors import EXIT_FAILED
+from shoemaker.errors import EXIT_BUDGET, EXIT_FAILED
 
 if TYPE_CHECKING:
     from shoemaker.engine.project import Project

@@ -26,7 +26,7 @@ from shoemaker.engine.generation import (
 )
 from shoemaker.engine.project import Project, run_lock_holder
 from shoemaker.engine.schedule_state import record_batch
-from shoemaker.errors import EXIT_FAILED, ShoemakerError
+from shoemaker.errors import EXIT_BUDGET, EXIT_FAILED, ShoemakerError
 from shoemaker.events import BatchFinished, Notice, NoticeLevel
 from shoemaker.model import Generation, GenerationState, TaskState
 
@@ -101,8 +101,8 @@ class Batch:
             outcome, reason, exit_code = "failed", f"{type(exc).__name__}: {exc}", EXIT_FAILED
         else:
             outcome, reason = "finished", self._why(report)
-            if report.failed:
-                exit_code = EXIT_FAILED
+            # As `shoemaker run` ends: a budget's pause is said apart from a failure.
+            exit_code = EXIT_BUDGET if report.budget else EXIT_FAILED if report.failed else 0
         event = await self._finish(gen, outcome, reason, started, before)
         return BatchResult(event, exit_code)
 
