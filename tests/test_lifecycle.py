@@ -55,7 +55,14 @@ def test_start_refuses_a_dirty_tree_and_a_running_project(fast_tmp: Path) -> Non
     (project.root / "app.py").write_text("VALUE = 2\n")
     proc = cli(project, "start", "g1")
     assert proc.returncode == 2 and "uncommitted changes (app.py)" in proc.stderr
+    assert ".gitignore" not in proc.stderr
     subprocess.run(["git", "-C", str(project.root), "checkout", "--", "."], check=True)
+    # An untracked file (a .env not ignored yet) is refused too, saying how to go on.
+    (project.root / ".env").write_text("TOKEN=x\n")
+    proc = cli(project, "start", "g1")
+    assert proc.returncode == 2 and "uncommitted changes (.env)" in proc.stderr
+    assert "(or ignore untracked files in .gitignore) before you start" in proc.stderr
+    (project.root / ".env").unlink()
     lock = RunLock(project)
     assert lock.acquire()
     try:

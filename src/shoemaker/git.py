@@ -290,18 +290,23 @@ class Git:
 
     def dirty_paths(self, cwd: Path | None = None) -> list[str]:
         """Changed, staged and untracked paths (ignored files do not count)."""
+        return [path for _, path in self.dirty_entries(cwd)]
+
+    def dirty_entries(self, cwd: Path | None = None) -> list[tuple[str, str]]:
+        """``(XY, path)`` of :meth:`dirty_paths`, with git's two-letter status (``??``:
+        untracked)."""
         out = self._run(["status", "--porcelain", "-z", "--untracked-files=all"], cwd)
-        paths = []
+        found = []
         entries = out.split("\0")
         i = 0
         while i < len(entries):
             entry = entries[i]
             if len(entry) > 3:
-                paths.append(entry[3:])
+                found.append((entry[:2], entry[3:]))
                 if entry[0] in "RC":
                     i += 1  # the rename's source path follows
             i += 1
-        return paths
+        return found
 
     def checkout_state(self, cwd: Path | None = None) -> tuple[str | None, list[str]]:
         """The branch checked out in ``cwd`` (None: detached) and its changed, staged and

@@ -67,12 +67,15 @@ def no_run_in_progress(project: Project, doing: str) -> Iterator[None]:
 
 
 def refuse_dirty(project: Project, doing: str) -> None:
-    dirty = project.git.dirty_paths()
+    dirty = project.git.dirty_entries()
     if dirty:
-        shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+        shown = ", ".join(path for _, path in dirty[:5]) + (" …" if len(dirty) > 5 else "")
+        # An untracked file is often one never to commit (.env): ignoring it is the way on.
+        untracked = any(xy == "??" for xy, _ in dirty)
         raise GenerationError(
             f"the working tree has uncommitted changes ({shown}); commit or stash them "
-            f"before you {doing}"
+            + ("(or ignore untracked files in .gitignore) " if untracked else "")
+            + f"before you {doing}"
         )
 
 
