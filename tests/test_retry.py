@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import shlex
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import released_by_retry
 from shoemaker.engine.project import STORE_FILE, Project
+from shoemaker.engine.retry import retry_tasks
+from shoemaker.events import AgentStarted, Event
 from shoemaker.model import TaskState
 
 _S = TaskState
@@ -219,3 +224,55 @@ async def test_a_retry_forgets_the_last_failure_so_the_same_one_once_more_does_n
     await Engine(project).run(cycles=1)
     t = project.store.get_task(t.id)
     assert t.state == _S.FAILED and t.attempts == 4, t.reason  # not stopped at 3
+
+
+async def test_a_run_under_way_starts_a_task_retried_meanwhile(fast_tmp: Path) -> None:
+    # The dashboard's retry while its embedded run goes on: that run starts the task.
+    go = fast_tmp / "go"
+    waits = shlex.join(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.02)",
+            str(go),
+        ]
+    )
+    project = make_project(
+        fast_tmp,
+        [
+            task("Crashes once", files={"a.py": "A = 1\n"}, outcome="crash"),
+            task(
+                "Blocked once",
+                files={"b.py": "B = 1\n"},
+                signal={"status": "blocked", "reason": "?"},
+            ),
+        ],
+        max_retries=0,
+    )
+    scripted(
+        project,
+        {
+            (1, 2): {"files": {"a.py": "A = 1\n"}},
+            (2, 2): {"files": {"b.py": "B = 1\n"}, "run": [waits]},
+        },
+    )
+    start_generation(project, "g")
+    await Engine(project).run(cycles=1)
+    crashed, blocked = project.store.list_tasks("g")
+    assert (crashed.state, blocked.state) == (_S.FAILED, _S.BLOCKED)
+    assert cli(project, "task", "retry", str(blocked.id)).returncode == 0
+    retried: list[asyncio.Task[object]] = []
+
+    async def retry_then_let_it_finish() -> None:
+        await asyncio.to_thread(retry_tasks, project, [crashed.id], "try again")
+        go.write_text("")
+
+    def started(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id == blocked.id and not retried:
+            retried.append(asyncio.ensure_future(retry_then_let_it_finish()))
+
+    project.bus.add_listener(started)
+    await Engine(project).run(cycles=1)
+    await asyncio.gather(*retried)
+    crashed, blocked = project.store.list_tasks("g")
+    assert (crashed.state, blocked.state) == (_S.DONE, _S.DONE), (crashed.reason, blocked.reason)

@@ -50,6 +50,13 @@ class Retried:
         return f"task {self.task_id} {self.reason}"  # waits for task N again: …
 
 
+def sent_back(old: TaskState | None, new: TaskState) -> bool:
+    """Whether a task's move to ``new`` is one only a person makes: back to ready from a
+    stop (a retry) or from review (a rejection). A run that hears of it lists its tasks
+    again, so the task starts in that run."""
+    return new == TaskState.READY and old in (*RETRYABLE, TaskState.NEEDS_REVIEW)
+
+
 def retry_reason(task: Task, note: str) -> str:
     """The reason a retried task carries: who asked, their note, and what it had been."""
     said = " ".join(note.split()) or "no note given"
