@@ -404,41 +404,6 @@ class TaskStore(EventStore):
         with self._tx() as db:
             return self._block(db, failed_id, why)
 
-    def retry_tasks(
-        self, retries: Sequence[tuple[int, str]], expect: Collection[TaskState]
-    ) -> list[TaskStateChanged]:
-        """A person's retry of each ``(task id, reason)`` in turn, all in one transaction
-        (nothing written if any task is no longer in ``expect``: :class:`TaskMoved`). Each
-        goes back to ``ready`` with a fresh ``max_retries`` allowance and no last-failure
-        fingerprint; the tasks its stop blocked wait for their dependencies again
-        (``proposed``). A task of ``retries`` that an earlier one released is left so."""
-        events: list[TaskStateChanged] = []
-        released: set[int] = set()
-        with self._tx() as db:
-            for task_id, reason in retries:
-                if task_id in released:
-                    continue
-                moved = self._transition(
-                    db, task_id, TaskState.READY, reason, expect=expect, fields={"fingerprint": ""}
-                )
-                db.execute(
-                    "UPDATE tasks SET failures_before_retry = attempts - interruptions "
-                    "WHERE id = ?",
-                    (task_id,),
-                )
-                events.append(moved)
-                states, deps, _ = self._graph(db, moved.generation or "")
-                reasons = dict(
-                    db.execute(
-                        "SELECT id, reason FROM tasks WHERE generation = ?", (moved.generation,)
-                    ).fetchall()
-                )
-                for child in graph.released_by_retry(states, reasons, deps, task_id):
-                    why = graph.waits_again_reason(task_id)
-                    events.append(self._transition(db, child, TaskState.PROPOSED, why))
-                    released.add(child)
-        return events
-
     def stop_task(
         self, task_id: int, new: TaskState, reason: str, why: str, **fields: str
     ) -> list[TaskStateChanged]:
