@@ -18,6 +18,7 @@ from shoemaker.engine.project import STORE_FILE, Project
 from shoemaker.engine.retry import retry_tasks
 from shoemaker.events import AgentStarted, Event
 from shoemaker.model import TaskState
+from shoemaker.store import NewTask
 
 _S = TaskState
 
@@ -276,3 +277,27 @@ async def test_a_run_under_way_starts_a_task_retried_meanwhile(fast_tmp: Path) -
     await asyncio.gather(*retried)
     crashed, blocked = project.store.list_tasks("g")
     assert (crashed.state, blocked.state) == (_S.DONE, _S.DONE), (crashed.reason, blocked.reason)
+
+
+async def test_a_conflict_is_retried_and_a_task_of_another_generation_is_not(
+    fast_tmp: Path,
+) -> None:
+    project = scripted(make_project(fast_tmp, [task("Clashes", files={"c.py": "C = 1\n"})]))
+    gen = start_generation(project, "g")
+    (t,) = await Engine(project).measure_once()
+    store = project.store
+    for state in (_S.RUNNING, _S.VERIFYING, _S.MERGING, _S.CONFLICT):
+        store.transition_task(
+            t.id, state, "its merge conflicted", count_attempt=state == _S.RUNNING
+        )
+    store.create_generation("old", "generation-old", "main", gen.start_commit)
+    (other,), _ = store.add_tasks("old", [NewTask("Elsewhere")], 1, "test")
+    store.transition_task(other.id, _S.BLOCKED, "its agent is blocked: no")
+    before = _rows(project)
+    proc = cli(project, "task", "retry", str(other.id))
+    assert proc.returncode == 2 and _rows(project) == before
+    assert f"task {other.id} is of generation old, not the current one (g)" in proc.stderr
+    proc = cli(project, "task", "retry", str(t.id), "--note", "merge after the others")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"task {t.id} ready again: a person retried it: merge after")
+    assert store.get_task(t.id).state == _S.READY
