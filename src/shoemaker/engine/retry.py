@@ -106,12 +106,15 @@ def _plan(project: Project, generation: Generation, ids: Iterable[int]) -> list[
         waiting = [d for d in task.depends_on if states.get(d) != TaskState.DONE]
         if waiting:
             named = ", ".join(f"task {d} ({states.get(d, 'unknown')})" for d in waiting)
-            together = " ".join(str(i) for i in sorted({*waiting, task_id}))
-            raise RetryRefused(
-                f"task {task_id} depends on {named}, not done: retry "
-                f"{'it' if len(waiting) == 1 else 'them'} first, or together in one command: "
-                f"`shoemaker task retry {together}`"
-            )
+            if any(states.get(d) not in RETRYABLE for d in waiting):
+                then = "retry it once they are done (`shoemaker tasks`)"
+            else:
+                together = " ".join(str(i) for i in sorted({*waiting, task_id}))
+                then = (
+                    f"retry {'it' if len(waiting) == 1 else 'them'} first, or together in one "
+                    f"command: `shoemaker task retry {together}`"
+                )
+            raise RetryRefused(f"task {task_id} depends on {named}, not done: {then}")
         states[task_id] = TaskState.READY
         for child in graph.released_by_retry(states, reasons, deps, task_id):
             states[child] = TaskState.PROPOSED
