@@ -1303,3 +1303,69 @@ async def test_the_attempts_of_a_mixed_history_show_each_kind_its_model_and_cost
         assert by_try["1"][2] == "codex gpt-5.5" and by_try["1"][7] == "~$0.003"
         assert by_try["1"][6] == "2.0k/80" and by_try["2"][6] == "1.5k/60"
         assert by_try["2"][2] == "gemini gemini-2.5-flash" and by_try["2"][7] == "~$0.001"
+
+
+#: A gate that passes once a person has committed ``ready.txt``.
+NEEDS_READY = "import pathlib, sys; sys.exit(0 if pathlib.Path('ready.txt').exists() else 1)"
+
+
+def screen_shown(app: ShoemakerApp) -> object:
+    """The screen shown, read afresh (a type checker would keep it narrowed across keys)."""
+    return app.screen
+
+
+async def test_the_retry_key_runs_a_failed_task_again_and_it_lands(fast_tmp: Path) -> None:
+    project = make_project(
+        fast_tmp,
+        [
+            task("Needs ready", files={"a.py": "A = 1\n"}),
+            task("After it", [0], files={"b.py": "B = 1\n"}),
+        ],
+        gates=[check("ready", NEEDS_READY)],
+        max_retries=0,
+    )
+    start_generation(project, "g")
+    app = ShoemakerApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await wait_engine(pilot)
+        first, after = project.store.list_tasks("g")
+        assert (first.state, after.state) == (TaskState.FAILED, TaskState.BLOCKED)
+        await until(pilot, lambda: TaskState.FAILED in queue_states(app))
+        # The dependent's retry is refused, in a notification: its dependency failed.
+        cursor_to(app, after.id)
+        await until(pilot, lambda: app.check_action("retry", ()) is True)
+        await pilot.press("e")
+        assert isinstance(screen_shown(app), NoteScreen)
+        await pilot.press("enter")  # no note: a retry does not need one
+        await until(pilot, lambda: any(n.title == "retry" for n in app._notifications))
+        (refused,) = [n for n in app._notifications if n.title == "retry"]
+        assert refused.severity == "error" and f"retry {first.id} {after.id}" in refused.message
+        assert project.store.get_task(after.id).state == TaskState.BLOCKED
+        # The person fixes what the gate needs and retries the task from its own screen.
+        (project.root / "ready.txt").write_text("yes\n")
+        project.git.commit_all(project.root, "the file the gate wants")
+        cursor_to(app, first.id)
+        await pilot.press("enter")
+        assert isinstance(screen_shown(app), TaskScreen)
+        await until(pilot, lambda: app.check_action("retry", ()) is True)
+        await pilot.press("e")
+        await pilot.press(*"ready.txt is there", "enter")
+        await until(pilot, lambda: project.store.get_task(first.id).state == TaskState.READY)
+        await pilot.press("escape")
+        await pilot.press("r")
+        await wait_engine(pilot)
+        first, after = project.store.list_tasks("g")
+        assert (first.state, after.state) == (TaskState.DONE, TaskState.DONE), first.reason
+        assert (
+            "a person retried it: ready.txt is there"
+            in project.store.runs(task_id=first.id)[-1].prompt
+        )
+        # On a done task the key is gone from the footer.
+        await until(pilot, lambda: queue_states(app).count(TaskState.DONE) == 2)
+        cursor_to(app, first.id)
+        await pilot.pause()
+        assert app.check_action("retry", ()) is False
+        shown = [b.action for _, b, enabled, _ in app.screen.active_bindings.values() if enabled]
+        assert "retry" not in shown and "run" in shown

@@ -42,7 +42,9 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.NEEDS_REVIEW: frozenset({_T.MERGING, _T.READY, _T.CANCELLED}),
     _T.CONFLICT: frozenset({_T.READY, _T.MERGING, _T.CANCELLED}),
     _T.FAILED: frozenset({_T.READY, _T.CANCELLED}),
-    _T.BLOCKED: frozenset({_T.READY, _T.CANCELLED}),
+    # blocked → proposed: a person retried the task whose failure blocked it
+    # (`shoemaker task retry`); it waits for that task again, and is promoted once it is done.
+    _T.BLOCKED: frozenset({_T.READY, _T.PROPOSED, _T.CANCELLED}),
     # done → cancelled / ready: a person reverted the merged task (`shoemaker task revert`).
     _T.DONE: frozenset({_T.CANCELLED, _T.READY}),
     _T.CANCELLED: frozenset(),
@@ -218,6 +220,9 @@ class Task:
     priority: int = 0
     attempts: int = 0
     interruptions: int = 0
+    failures_before_retry: int = 0
+    """The failed attempts before a person last retried the task (``shoemaker task retry``):
+    ``max_retries`` counts from there."""
     reason: str = ""
     fingerprint: str = ""
     """Of the last failure (gate, agent error, conflict): the same one twice stops retrying."""

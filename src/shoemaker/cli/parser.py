@@ -29,7 +29,7 @@ from shoemaker.cli.schedule import (
     cmd_schedule_list,
     cmd_schedule_run,
 )
-from shoemaker.cli.tasks import _revert, cmd_tasks
+from shoemaker.cli.tasks import _retry, _revert, cmd_tasks
 from shoemaker.cli.transcript import cmd_transcript
 from shoemaker.cli.web import cmd_web
 
@@ -235,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("task", type=int)
     r.add_argument("--retry", action="store_true", help="then run it again (default: cancel it)")
     r.set_defaults(func=_lifecycle(_revert))
+    r = tsub.add_parser(
+        "retry", help="run a failed, blocked or conflict task again, with a fresh max_retries"
+    )
+    r.add_argument("task", type=int, nargs="+", help="its id; several run in dependency order")
+    r.add_argument("--note", default="", help="for its agent: it goes into the next prompt")
+    r.set_defaults(func=_lifecycle(_retry))
 
     p = sub.add_parser(
         "done", help="inside a task's run: the agent signals the task completed or blocked"

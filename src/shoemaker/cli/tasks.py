@@ -1,4 +1,4 @@
-"""The tasks of the current generation, and reverting a merged one."""
+"""The tasks of the current generation, reverting a merged one, retrying a stopped one."""
 
 from __future__ import annotations
 
@@ -87,3 +87,9 @@ def _revert(project: Project, args: argparse.Namespace) -> str:
     commit = revert_task(project, args.task, retry=args.retry)
     then = "it runs again in the next run" if args.retry else "it is cancelled"
     return f"task #{args.task} reverted by {commit[:12]}; {then}"
+
+
+def _retry(project: Project, args: argparse.Namespace) -> str:
+    from shoemaker.engine.retry import retry_tasks
+
+    return "\n".join(r.line() for r in retry_tasks(project, args.task, args.note))

@@ -94,7 +94,8 @@ class AttemptEndings:
         targeted fix), or failed with dependents blocked, when retries are used up or the
         failure is the same as the last one."""
         task, store = attempt.task, self.project.store
-        failed_attempts = attempt.number - task.interruptions
+        # Since a person's retry, if there was one: it gives the task a fresh allowance.
+        failed_attempts = attempt.number - task.interruptions - task.failures_before_retry
         if task.fingerprint and task.fingerprint == failure.fingerprint:
             final = f"the same failure twice in a row, so retrying stops: {failure.reason}"
         elif failed_attempts > self.project.config.max_retries:

@@ -27,6 +27,7 @@ from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.rate_limits import RateLimits
 from shoemaker.engine.recovery import RecoveryReport, check_main_checkout, recover
 from shoemaker.engine.remote import ClusterGone
+from shoemaker.engine.retry import sent_back
 from shoemaker.engine.selection import Selection
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
@@ -36,14 +37,9 @@ from shoemaker.events import (
     Event,
     MetricsRecorded,
     Notice,
+    TaskStateChanged,
 )
-from shoemaker.model import (
-    TERMINAL_TASK_STATES,
-    Generation,
-    GenerationState,
-    Task,
-    TaskState,
-)
+from shoemaker.model import TERMINAL_TASK_STATES, Generation, GenerationState, Task, TaskState
 from shoemaker.sources.importer import import_configured
 
 
@@ -90,6 +86,7 @@ class Engine:
         self.durations = Durations(project.config.estimate.similar)
         # The provider's rate limits met during this run (engine/rate_limits.py).
         self.limits: RateLimits | None = None
+        self._woken = asyncio.Event()  # see _learn
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AgentFinished):
@@ -98,6 +95,8 @@ class Engine:
     def _learn(self, event: Event) -> None:
         if isinstance(event, MetricsRecorded):
             self.durations.learn(event.task_id, event.duration_s)
+        elif isinstance(event, TaskStateChanged) and sent_back(event.old, event.new):
+            self._woken.set()  # a person sent a task back to ready: list the tasks again
 
     def stitcher(self, gen: Generation) -> Stitcher:
         """The generation's stitcher: its worktree pool and merge queue last the whole run."""
@@ -367,9 +366,10 @@ class Engine:
                     self._spent.clear()
                     if await self._over_budget(gen, list(running.values())):
                         await cancel_at_work(self.project, gen.name, running)
-                if limits.changed.is_set():
+                if limits.changed.is_set() or self._woken.is_set():
                     limits.changed.clear()
-                    pending = True  # a limit began or lapsed: look again at what may start
+                    self._woken.clear()
+                    pending = True  # a limit began or lapsed, a task was retried: look again
                 if limits.holding and not running:
                     # Every agent is back: wait for the reset, then start them again.
                     if not await self._wait_reset(gen):
@@ -422,6 +422,7 @@ class Engine:
                     asyncio.create_task(freed.wait()),
                     asyncio.create_task(self._spent.wait()),
                     asyncio.create_task(limits.changed.wait()),
+                    asyncio.create_task(self._woken.wait()),
                     asyncio.create_task(limits.warning_lapses()),
                 ]
                 done, _ = await asyncio.wait(

@@ -5,7 +5,9 @@
   path);
 - which tasks depend on a task, directly or not;
 - what a ``done`` unblocks: ``proposed`` tasks whose every dependency is done become ``ready``;
-- what a failure blocks: every open task that depends on the failed one, transitively.
+- what a failure blocks: every open task that depends on the failed one, transitively;
+- what a person's retry releases: the tasks that failure blocked, once nothing else upstream
+  of them is stopped.
 
 The store applies the last two inside its transactions (it owns the atomic write); nothing here
 touches a store, git or a process.
@@ -13,6 +15,7 @@ touches a store, git or a process.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 
 from shoemaker.model import TERMINAL_TASK_STATES, Task, TaskState
@@ -22,6 +25,12 @@ Dependencies = Mapping[int, Collection[int]]
 
 #: States from which a failure upstream moves a task to ``blocked``.
 BLOCKABLE_STATES = frozenset({TaskState.PROPOSED, TaskState.READY})
+#: States that keep a task's dependents from running until a person decides otherwise.
+STOPPED_STATES = frozenset(
+    {TaskState.FAILED, TaskState.BLOCKED, TaskState.CONFLICT, TaskState.CANCELLED}
+)
+#: The start of every reason ``blocked_reason`` writes.
+_UPSTREAM = re.compile(r"depends on task \d+, which ")
 
 
 def critical_path_lengths(
@@ -95,3 +104,51 @@ def blocked_by_failure(
 def blocked_reason(failed_id: int, why: str = "failed") -> str:
     """The reason recorded on a task that a failure upstream blocked."""
     return f"depends on task {failed_id}, which {why}"
+
+
+def blocked_upstream(reason: str) -> bool:
+    """Whether a blocked task's ``reason`` says a task upstream blocked it (not its agent)."""
+    return _UPSTREAM.match(reason) is not None
+
+
+def ancestors(deps: Dependencies, task_id: int) -> set[int]:
+    """Every task ``task_id`` depends on, directly or not."""
+    frontier, seen = [task_id], set[int]()
+    while frontier:
+        for parent in deps.get(frontier.pop(), ()):
+            if parent not in seen:
+                seen.add(parent)
+                frontier.append(parent)
+    return seen
+
+
+def released_by_retry(
+    states: Mapping[int, TaskState],
+    reasons: Mapping[int, str],
+    deps: Dependencies,
+    task_id: int,
+) -> list[int]:
+    """The tasks a person's retry of ``task_id`` sends back to wait for their dependencies,
+    in id order: those that depend on it, directly or not, blocked by a task upstream (not by
+    their own agent), with no other stopped task upstream of them. Any upstream-blocked
+    reason counts, not only one naming ``task_id``: a task two failures blocked names the
+    first, and is released by the retry of the last one still stopped."""
+
+    def stops(t: int) -> bool:
+        state = states.get(t)
+        if state == TaskState.BLOCKED:
+            return not blocked_upstream(reasons.get(t, ""))
+        return state in STOPPED_STATES
+
+    return [
+        t
+        for t in dependents(deps, task_id)
+        if states.get(t) == TaskState.BLOCKED
+        and blocked_upstream(reasons.get(t, ""))
+        and not any(stops(a) for a in ancestors(deps, t) if a != task_id)
+    ]
+
+
+def waits_again_reason(retried_id: int) -> str:
+    """The reason recorded on a task a person's retry of ``retried_id`` released."""
+    return f"waits for task {retried_id} again: a person retried it"

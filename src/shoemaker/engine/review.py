@@ -46,7 +46,7 @@ def _claim(project: Project, task_id: int, new: TaskState, reason: str) -> None:
 
 
 @contextmanager
-def _no_run_starts(project: Project) -> Iterator[None]:
+def no_run_starts(project: Project) -> Iterator[None]:
     """No run starts while a verb moves a task out of review: its recovery would take the
     task (merging, say) for the work of a dead process. A run already under way recovered
     before it began and holds the lock; the verb goes on beside it (merges take turns
@@ -62,7 +62,7 @@ def _no_run_starts(project: Project) -> Iterator[None]:
 
 async def approve(project: Project, generation: Generation, task_id: int) -> StitchOutcome:
     """A person approved a task waiting in review: merge it."""
-    with _no_run_starts(project):
+    with no_run_starts(project):
         return await _approve(project, generation, task_id)
 
 
@@ -95,7 +95,7 @@ async def reject(
     project: Project, generation: Generation, task_id: int, note: str
 ) -> StitchOutcome:
     """A person rejected a task in review: it runs again with their note in its prompt."""
-    with _no_run_starts(project):
+    with no_run_starts(project):
         return await _reject(project, generation, task_id, note)
 
 

@@ -183,6 +183,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE generations ADD COLUMN rate_limited_until REAL;
     """,
+    # 10: the failed attempts before a person's retry (`shoemaker task retry`): the attempts
+    # go on numbering runs and branches, while max_retries counts from the retry.
+    """
+    ALTER TABLE tasks ADD COLUMN failures_before_retry INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

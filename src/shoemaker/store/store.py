@@ -12,14 +12,16 @@ from shoemaker.store.base import StoreBusy, StoreError
 from shoemaker.store.generations import GenerationStore
 from shoemaker.store.metrics import MetricStore
 from shoemaker.store.plans import PlanStore
+from shoemaker.store.retries import RetryStore
 from shoemaker.store.runs import RunRecord, RunStore
-from shoemaker.store.tasks import NewTask, TaskMoved, TaskStore
+from shoemaker.store.tasks import NewTask, TaskMoved
 
 
-class Store(GenerationStore, TaskStore, PlanStore, RunStore, MetricStore):
+class Store(GenerationStore, RetryStore, PlanStore, RunStore, MetricStore):
     """All reads and writes of shoemaker's state: one object, one connection, composed of one
-    part per table group (``store/generations.py``, ``tasks.py``, ``plans.py``, ``runs.py``,
-    ``metrics.py``; events in ``events.py``, the connection in ``base.py``)."""
+    part per table group (``store/generations.py``, ``tasks.py`` with ``retries.py``,
+    ``plans.py``, ``runs.py``, ``metrics.py``; events in ``events.py``, the connection in
+    ``base.py``)."""
 
 
 __all__ = ["NewTask", "RunRecord", "Store", "StoreBusy", "StoreError", "TaskMoved"]

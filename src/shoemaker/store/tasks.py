@@ -63,6 +63,7 @@ class TaskStore(EventStore):
             priority=row["priority"],
             attempts=row["attempts"],
             interruptions=row["interruptions"],
+            failures_before_retry=row["failures_before_retry"],
             reason=row["reason"],
             fingerprint=row["fingerprint"],
             plan_id=row["plan_id"],

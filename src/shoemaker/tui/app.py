@@ -35,6 +35,7 @@ from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
 from shoemaker.engine.loop_thread import LoopThread
 from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.retry import RETRYABLE, retry_tasks
 from shoemaker.engine.schedule_state import ScheduleRow, schedule_rows
 from shoemaker.engine.task_detail import MARK, last_lines, load_task_detail
 from shoemaker.engine.views import LiveUsage, Snapshot, load_snapshot
@@ -215,6 +216,13 @@ class ShoemakerApp(Guarded, App[None]):
             "Reject",
             id="reject",
             tooltip="Send the task under the cursor back to its agent with a note",
+        ),
+        Binding(
+            "e",
+            "retry",
+            "Retry",
+            id="retry",
+            tooltip="Run the failed, blocked or conflict task again, with an optional note",
         ),
         Binding(
             "R",
@@ -681,6 +689,7 @@ class ShoemakerApp(Guarded, App[None]):
             "kill_run": "nothing is running",
             "approve": "the task under the cursor is not waiting for review",
             "reject": "the task under the cursor is not waiting for review",
+            "retry": "no failed, blocked or conflict task under the cursor",
             "open_task": "no task selected",
             "diff": "no task selected",
             "log": "no task selected",
@@ -700,6 +709,10 @@ class ShoemakerApp(Guarded, App[None]):
         return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry":
+            # Through the store, so beside a run too (which then starts the task); shown only
+            # on a task it applies to, on the main screen or on that task's screen.
+            return self._retry_target() is not None
         if action in self.main_actions and not self._on_main_screen():
             return False  # the task and generations screens have keys of their own
         if action in ("approve", "reject"):
@@ -1005,6 +1018,55 @@ class ShoemakerApp(Guarded, App[None]):
             ),
             noted,
         )
+
+    def _retry_target(self) -> int | None:
+        """The task a retry would act on: the one under the cursor, or the one whose screen
+        is shown, when it is failed, blocked or in conflict."""
+        screen = next((s for s in reversed(self.screen_stack) if not s.is_modal), None)
+        if isinstance(screen, TaskScreen):
+            task_id: int | None = screen.task_id
+        elif self._on_main_screen():
+            task_id = self._selected()
+        else:
+            return None
+        row = next((r for r in self.snapshot.tasks if r.id == task_id), None)
+        return task_id if row is not None and row.state in RETRYABLE else None
+
+    def action_retry(self) -> None:
+        task_id = self._retry_target()
+        if task_id is None:
+            return
+
+        def noted(note: str | None) -> None:
+            if note is not None:
+                self._review_worker(self._retry(task_id, note), f"retry task {task_id}")
+
+        row = next(r for r in self.snapshot.tasks if r.id == task_id)
+        self.push_screen(
+            NoteScreen(
+                f"Retry task #{task_id} {row.title}?",
+                "It goes back to ready with a fresh allowance of retries; its last attempt's "
+                "work is kept on an attempt branch. A note reaches the agent's next prompt.",
+                optional=True,
+            ),
+            noted,
+        )
+
+    async def _retry(self, task_id: int, note: str) -> None:
+        gen = self.snapshot.current
+        if gen is None:
+            return
+        try:
+            generation = await asyncio.to_thread(self.project.store.get_generation, gen.name)
+            retried = await asyncio.to_thread(
+                retry_tasks, self.project, [task_id], note, generation
+            )
+        except ENGINE_ERRORS as exc:
+            self.notify(str(exc), title="retry", severity="error", timeout=15)
+        else:
+            self.notify("\n".join(r.line() for r in retried), title="retry")
+        finally:
+            self._dirty = True
 
     def _review_worker(self, coro: Coroutine[Any, Any, object], description: str) -> None:
         # Not in the exclusive engine group: a review must not cancel a run that goes on.

@@ -253,12 +253,12 @@ class HelpScreen(Guarded, ModalScreen[None]):
         self.rows = list(rows)
 
     def compose(self) -> ComposeResult:
-        table: DataTable[str] = DataTable(id="help-table", cursor_type="row")
+        # What the box is says its border, and no header row: every row inside is a key, so
+        # that all of the main screen's keys fit at 80×24.
+        table: DataTable[str] = DataTable(id="help-table", cursor_type="row", show_header=False)
         table.add_columns("key", "action", "")
         for row in self.rows:
             table.add_row(*row)
-        # What the box is says its border: every row inside is a key, so that all of the main
-        # screen's keys fit at 80×24 (with one row to spare).
         box = Vertical(id="help-box")
         box.border_title = "shoemaker keys"
         box.border_subtitle = "ctrl+p: command palette · escape: close"
@@ -301,27 +301,32 @@ class ConfirmScreen(Guarded, ModalScreen[bool]):
 
 
 class NoteScreen(Guarded, ModalScreen[str | None]):
-    """Asks for a line of text (a rejection note); escape cancels."""
+    """Asks for a line of text (a rejection's note; a retry's, ``optional``); escape
+    cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
 
-    def __init__(self, question: str, detail: str = "") -> None:
+    def __init__(self, question: str, detail: str = "", optional: bool = False) -> None:
         super().__init__()
         self.question = question
         self.detail = detail
+        self.optional = optional
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
             yield Static(Text(self.question, style="bold"), classes="question")
             if self.detail:
                 yield Static(Text(self.detail), classes="detail")
+            optional = " (or none)" if self.optional else ""
             yield Input(
-                placeholder="a note for the agent; enter to send, escape to cancel", id="note"
+                placeholder=f"a note for the agent{optional}; enter to send, escape to cancel",
+                id="note",
             )
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip():  # Enter alone sends nothing: the agent needs to know what
+        # Enter alone sends nothing to a rejection: the agent needs to know what to change.
+        if event.value.strip() or self.optional:
             self.dismiss(event.value)
 
     def action_cancel(self) -> None:
