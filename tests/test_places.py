@@ -4,11 +4,16 @@ the same states, with the same reasons, gates, commits and nothing left behind."
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from projects import check, make_project, task
+from shoemaker.cluster.attempt import AttemptResult, AttemptSpec, EventSink, RunnerFailure
 from shoemaker.cluster.worker import LocalRunner
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.measure import measure
@@ -16,7 +21,7 @@ from shoemaker.engine.places import AttemptPlace, ClusterPlace, LocalPlace
 from shoemaker.engine.project import Project
 from shoemaker.engine.remote import ClusterAttempts
 from shoemaker.engine.stitch import Stitcher
-from shoemaker.events import AgentStarted
+from shoemaker.events import AgentStarted, TaskStateChanged
 from shoemaker.model import TaskState
 
 #: A gate that reads the work: it passes where the agent wrote ``a.py`` and fails where it
@@ -81,3 +86,61 @@ async def test_a_task_lands_the_same_way_at_home_and_through_the_worker_function
         [("sane", "worktree", False, 1)],
     ]
     assert home["worktrees"] and home["branches"] == ["attempt/g-2-1"]
+
+
+class SchedulerGone:
+    """A cluster whose scheduler is gone when the attempt is sent (what cannot be timed here:
+    the scheduler dying under attempts already at work, as every one of them sees it)."""
+
+    async def run(self, spec: AttemptSpec, on_event: EventSink) -> AttemptResult:
+        raise RunnerFailure("scheduler-gone", "the dask scheduler at tcp://127.0.0.1:9 went away")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_attempt_cancelled_while_it_puts_its_task_back_ends_once_the_task_is_ready(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost scheduler fails every attempt at once; the first to stop the run has the others
+    cancelled, maybe while they put their tasks back to ready (slow on a loaded machine, held
+    here). The cancelled one ends only after its task is ready: the paused run leaves no task
+    ``running``."""
+    project = make_project(fast_tmp, [task("quick", files={"a.py": "A = 1\n"})])
+    gen = start_generation(project, "g")
+    (listed,) = await measure(project, gen, 1)
+    store, loop = project.store, asyncio.get_running_loop()
+    putting_back, hold = asyncio.Event(), threading.Event()
+    order: list[str] = []
+    transition = store.transition_task
+
+    def held(task_id: int, new: TaskState, reason: str = "", **kw: Any) -> TaskStateChanged:
+        if new != TaskState.READY:
+            return transition(task_id, new, reason, **kw)
+        loop.call_soon_threadsafe(putting_back.set)
+        hold.wait()  # set by the test once it has cancelled the attempt
+        changed = transition(task_id, new, reason, **kw)
+        order.append("ready")
+        return changed
+
+    monkeypatch.setattr(store, "transition_task", held)
+    place = ClusterPlace(ClusterAttempts(project, SchedulerGone()))
+    stitcher = Stitcher(project, gen, place=place)
+    stitching = asyncio.create_task(stitcher.stitch(listed))
+    stitching.add_done_callback(lambda _: order.append("ended"))
+    try:
+        await putting_back.wait()
+        stitching.cancel()
+        # A few turns of the loop, no time: more than a stitch that let go of its thread
+        # needs to end (its done callback included); the thread is held all along.
+        for _ in range(10):
+            await asyncio.sleep(0)
+    finally:
+        hold.set()
+    with pytest.raises(asyncio.CancelledError):
+        await stitching
+    assert order == ["ready", "ended"]
+    back = store.get_task(listed.id)
+    assert back.state == TaskState.READY and "scheduler" in back.reason, back.reason
+    stitcher.pool.close()
+    store.close()

@@ -170,8 +170,25 @@ class AttemptEndings:
             f"rate limited until {utc(until)} (agent run {attempt.run_id}); "
             "the attempt does not count against max_retries"
         )
-        await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
+        await self._put_back(task.id, worktree, reason)
         return StitchOutcome(task.id, TaskState.READY, reason)
+
+    async def _put_back(self, task_id: int, worktree: Path, reason: str) -> None:
+        """:meth:`_interrupted` in a thread, awaited to its end even when this attempt is
+        cancelled meanwhile (the cancel is raised after it). The run cancels the attempts
+        still at work when one of them stops it (a lost scheduler fails them all at once);
+        a cancel that cut this wait short would let the run end, its generation paused,
+        while the task is still ``running`` in the store."""
+        job = asyncio.ensure_future(asyncio.to_thread(self._interrupted, task_id, worktree, reason))
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            while not job.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([job])
+            if not job.cancelled():
+                job.result()  # its own failure, if it failed
+            raise
 
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)

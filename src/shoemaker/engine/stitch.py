@@ -127,9 +127,7 @@ class Stitcher(AttemptEndings):
                 return await self._setup_failed(attempt, placed)
             return await self._run_attempt(attempt, placed, release)
         except asyncio.CancelledError:
-            await asyncio.shield(
-                asyncio.to_thread(self._interrupted, task.id, worktree, "interrupted")
-            )
+            await self._put_back(task.id, worktree, "interrupted")
             raise
         except GitError as exc:
             # One task's git trouble (an agent that broke its worktree, a commit that fails)
@@ -140,7 +138,7 @@ class Stitcher(AttemptEndings):
             # with the reason, its work committed to its branch, and the run stops.
             stops = isinstance(exc, (EngineError, ClusterGone))
             reason = str(exc) if stops else f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._interrupted, task.id, worktree, reason)
+            await self._put_back(task.id, worktree, reason)
             if stops:
                 raise
             raise EngineError(f"task {task.id}: {reason}") from exc
