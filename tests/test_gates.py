@@ -315,12 +315,13 @@ async def test_cancelling_during_the_gates_after_the_merge_removes_their_worktre
     fifo = fast_tmp / "gate-started"
     os.mkfifo(fifo)
     # Passes in the task's worktree (on its branch); after the merge (detached) it says so
-    # through the FIFO, then waits to be stopped.
+    # through the FIFO, then waits to be stopped; once the FIFO is gone, it passes there too.
     blocks_after_merge = (
-        "import subprocess, time\n"
+        "import os, subprocess, time\n"
         "if subprocess.run(['git', 'symbolic-ref', '-q', 'HEAD']).returncode:\n"
-        f"    open({str(fifo)!r}, 'w').write('started')\n"
-        "    time.sleep(300)\n"
+        f"    if os.path.exists({str(fifo)!r}):\n"
+        f"        open({str(fifo)!r}, 'w').write('started')\n"
+        "        time.sleep(300)\n"
     )
     project = scripted(
         make_project(
@@ -338,6 +339,19 @@ async def test_cancelling_during_the_gates_after_the_merge_removes_their_worktre
         await run
     assert [w.path for w in project.git.worktrees()] == [project.root]
     assert not verifying.exists() and processes_with_token(token) == []
+    # Its merge had landed: the task stays merging (not ready, to run again on top of its
+    # own work), and the next run runs the gates after the merge and records it done.
+    gen = project.store.get_generation("g")
+    assert [c.trailers.get("Shoemaker-Task") for c in project.git.log(gen.branch, max_count=1)] == [
+        "1"
+    ]
+    assert project.store.get_task(1).state == TaskState.MERGING
+    fifo.unlink()
+    await Engine(project).run(cycles=1)
+    settled = project.store.get_task(1)
+    assert (settled.state, settled.attempts) == (TaskState.DONE, 1), settled.reason
+    landed = project.git.log(f"{gen.start_commit}..{gen.branch}")
+    assert [c.trailers.get("Shoemaker-Task") for c in landed] == ["1"]
 
 
 async def test_a_repository_of_the_agents_making_never_runs_its_configuration(

@@ -24,6 +24,8 @@ from shoemaker.engine.gates import Failure, fingerprint
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project
 from shoemaker.engine.rate_limits import RateLimits
+from shoemaker.engine.recovery import landed_tasks
+from shoemaker.engine.uncut import uncut
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.errors import Failed
 from shoemaker.git import GitError
@@ -174,27 +176,28 @@ class AttemptEndings:
         return StitchOutcome(task.id, TaskState.READY, reason)
 
     async def _put_back(self, task_id: int, worktree: Path, reason: str) -> None:
-        """:meth:`_interrupted` in a thread, awaited to its end even when this attempt is
-        cancelled meanwhile (the cancel is raised after it). The run cancels the attempts
-        still at work when one of them stops it (a lost scheduler fails them all at once);
-        a cancel that cut this wait short would let the run end, its generation paused,
-        while the task is still ``running`` in the store."""
-        job = asyncio.ensure_future(asyncio.to_thread(self._interrupted, task_id, worktree, reason))
-        try:
-            await asyncio.shield(job)
-        except asyncio.CancelledError:
-            while not job.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([job])
-            if not job.cancelled():
-                job.result()  # its own failure, if it failed
-            raise
+        """:meth:`_interrupted`, awaited to its end even when this attempt is cancelled
+        meanwhile (``uncut``). The run cancels the attempts still at work when one of them
+        stops it (a lost scheduler fails them all at once); a cancel that cut this wait short
+        would let the run end, its generation paused, while the task is still ``running``."""
+        await uncut(asyncio.to_thread(self._interrupted, task_id, worktree, reason))
 
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)
         self._keep(task, worktree, "interrupted")
+        if task.state == TaskState.MERGING and self._landed(task_id):
+            # Cut short after its merge landed (during the gates after the merge): it stays
+            # merging, and the next run's recovery runs those gates and records it done, as
+            # for a process that died there. Back to ready, it would run again on top of
+            # its own work.
+            log(self.project, task, "its merge landed; the next run checks it after the merge")
+            return
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             self._transition(task_id, TaskState.READY, reason, interrupted=True)
+
+    def _landed(self, task_id: int) -> bool:
+        gen = self.generation
+        return task_id in landed_tasks(self.project.git.log(f"{gen.start_commit}..{gen.branch}"))
 
     async def _git_failed(self, task: Task, worktree: Path, exc: GitError) -> StitchOutcome:
         """A git command of this task failed: what can be kept is committed to its branch, the

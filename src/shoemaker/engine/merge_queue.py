@@ -22,6 +22,7 @@ from shoemaker.engine.furnish import Furnished, furnish
 from shoemaker.engine.gates import Failure, fingerprint, run_gates, task_gates
 from shoemaker.engine.project import Project, merge_file_lock
 from shoemaker.engine.prompts import FAILURE_CONTEXT
+from shoemaker.engine.uncut import uncut
 from shoemaker.engine.worktrees import WorktreePool, kept_entries
 from shoemaker.errors import ShoemakerError
 from shoemaker.events import MergeResult
@@ -57,7 +58,9 @@ class MergeQueue:
         """Land a verified attempt (its task is ``merging``); on a rebase the attempt's base
         and commit become those that were merged."""
         async with self.lock:
-            landing = await asyncio.to_thread(self._land, attempt)
+            # A cancel waits for the landing's end: the merge may land whatever the caller
+            # does, and the caller must know whether it did (``AttemptEndings._interrupted``).
+            landing = await uncut(asyncio.to_thread(self._land, attempt))
             if landing.refused:
                 return landing
             crash_point("merge-landed")
