@@ -654,3 +654,30 @@ async def test_the_scheduler_never_shows_a_secret_of_the_run(
     assert all(secret not in line and login not in line for line in shown), shown
     assert "AttemptSpec(shoemaker-g-1-1-cafe" in "\n".join(shown)
     assert all(secret not in line and login not in line for line in cluster.log)
+
+
+async def test_a_connect_cancelled_midway_closes_its_client() -> None:
+    """A scheduler that accepts and never answers, and a run cancelled meanwhile (Ctrl-C): the
+    client made is closed, not left to its collection (which printed a traceback at exit)."""
+    reached = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        reached.set()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    runner = DaskRunner(DaskConfig(scheduler=f"tcp://127.0.0.1:{port}", connect_timeout_sec=60))
+    connecting = asyncio.create_task(runner.connect())
+    await reached.wait()
+    client = runner.client
+    assert client is not None
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    assert runner.client is None and client.status == "closed"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()

@@ -134,6 +134,12 @@ class DaskRunner:
             raise RunnerFailure(
                 "scheduler-gone", f"cannot reach the dask scheduler at {self.address}: {exc}"
             ) from exc
+        except BaseException:
+            # Cancelled, or another error of the cluster: the client made is closed here.
+            # Left to its collection, it would close on a loop that has ended and print a
+            # traceback ("IOLoop is closed") when the process exits.
+            await asyncio.shield(self.close())
+            raise
 
     async def close(self) -> None:
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
