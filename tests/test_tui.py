@@ -31,6 +31,8 @@ from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
 from shoemaker.tui.bridge import (
     OUTPUT_LINES,
+    SKIPPED,
+    TAKE_LINES,
     UNREAD_BYTES,
     UNREAD_LINES,
     EngineEvent,
@@ -1247,12 +1249,35 @@ def test_output_waiting_is_bounded_by_its_bytes_too() -> None:
 
 
 def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:
+    lines = [f"line {n}" for n in range(OUTPUT_LINES + 10)]
+    # The pane's intake takes the newest TAKE_LINES, after a line saying older ones were
+    # skipped: an agent printing faster than anyone reads is not condensed line by line.
     buffers = OutputBuffers()
-    for n in range(OUTPUT_LINES + 10):
-        buffers.add(1, f"line {n}")
-    taken = buffers.take(1)
-    assert len(taken) == OUTPUT_LINES and taken[-1] == f"line {OUTPUT_LINES + 9}"
+    for line in lines:
+        buffers.add(1, line)
+    assert buffers.take(1) == [SKIPPED, *lines[-TAKE_LINES:]]
     assert buffers.take(1) == []
+    # Within the bound, every line, and nothing said.
+    buffers.add(1, "one more")
+    assert buffers.take(1) == ["one more"]
+    # Opening a task (its history) shows as many as the pane keeps.
+    opened = OutputBuffers()
+    for line in lines:
+        opened.add(1, line)
+    assert opened.history(1) == lines[-OUTPUT_LINES:]
+
+
+def test_a_batch_larger_than_an_intake_is_condensed_only_for_its_newest_lines() -> None:
+    asked: list[int | None] = []
+
+    def shown(most: int | None) -> list[tuple[str, str]]:
+        asked.append(most)
+        return [("assistant", f"{n}") for n in range(1000)][-(most or 1000) :]
+
+    buffers = OutputBuffers()
+    buffers.extend(4, AgentOutput.of("g", 1, 4, (0, 10), 1000, shown))
+    taken = buffers.take(4)
+    assert asked == [TAKE_LINES] and taken == [SKIPPED, *(f"{n}" for n in range(800, 1000))]
 
 
 async def test_the_attempts_of_a_mixed_history_show_each_kind_its_model_and_cost(

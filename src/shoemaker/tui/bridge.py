@@ -34,6 +34,12 @@ OUTPUT_LINES = PANE_LINES
 #: are dropped as they are, which bounds the memory a task nobody looks at takes without
 #: condensing lines nobody may ever ask for.
 UNREAD_LINES = 4 * OUTPUT_LINES
+#: Lines condensed per intake of the output pane (ten a second): an agent printing faster
+#: than anyone reads shows its newest lines and a line saying the others were skipped, and
+#: the dashboard does not spend a tenth of the run's time condensing what scrolls by unseen.
+TAKE_LINES = 200
+#: The line in place of those skipped.
+SKIPPED = f"{MARK}… more lines than can be shown: the older ones are in the log (l)"
 UNREAD_BYTES = 16 << 20
 
 
@@ -88,20 +94,26 @@ class OutputBuffers:
             self.pending.pop(task_id, None)
         self._unread_size[task_id] = (count, total)
 
-    def _settle(self, task_id: int | None) -> None:
-        """Condense what waits for ``task_id``: only the newest lines the buffers keep."""
+    def _settle(self, task_id: int | None, most: int = OUTPUT_LINES) -> None:
+        """Condense what waits for ``task_id``: only the newest ``most`` lines (at most as
+        many as the buffers keep); older ones that waited are said to be skipped."""
         unread = self._unread.pop(task_id, None)
         self._unread_size.pop(task_id, None)
         if not unread:
             return
         newest: list[list[str]] = []
-        left = OUTPUT_LINES
-        for item, _, _ in reversed(unread):
+        left = min(most, OUTPUT_LINES)
+        skipped = False
+        for item, read, _ in reversed(unread):
             if left <= 0:
+                skipped = True
                 break
             texts = [item] if isinstance(item, str) else [t for _, t in item.shown(left)]
             newest.append(texts)
             left -= len(texts)
+            skipped = left <= 0 and read > len(texts)
+        if skipped and most < OUTPUT_LINES:
+            newest.append([SKIPPED])
         lines = self._lines.setdefault(task_id, deque(maxlen=OUTPUT_LINES))
         pending = self.pending.setdefault(task_id, deque(maxlen=OUTPUT_LINES))
         for texts in reversed(newest):
@@ -109,8 +121,9 @@ class OutputBuffers:
             pending.extend(texts)
 
     def take(self, task_id: int | None) -> list[str]:
-        """Lines that arrived for ``task_id`` since the last take."""
-        self._settle(task_id)
+        """Lines that arrived for ``task_id`` since the last take: the newest
+        ``TAKE_LINES``, after a line saying that older ones were skipped, if any were."""
+        self._settle(task_id, TAKE_LINES)
         return list(self.pending.pop(task_id, ()))
 
     def history(self, task_id: int | None) -> list[str]:
