@@ -1378,6 +1378,8 @@ async def test_the_retry_key_runs_a_failed_task_again_and_it_lands(fast_tmp: Pat
         await pilot.press("e")
         await pilot.press(*"ready.txt is there", "enter")
         await until(pilot, lambda: project.store.get_task(first.id).state == TaskState.READY)
+        # No run is going: the notification says what starts one.
+        await until(pilot, lambda: any("r runs it" in n.message for n in app._notifications))
         await pilot.press("escape")
         await pilot.press("r")
         await wait_engine(pilot)

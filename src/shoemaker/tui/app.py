@@ -34,7 +34,7 @@ from shoemaker.engine.ending import reset_generation, stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation, switch_generation
 from shoemaker.engine.loop_thread import LoopThread
-from shoemaker.engine.project import Project, RunLock
+from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.retry import RETRYABLE, retry_tasks
 from shoemaker.engine.schedule_state import ScheduleRow, schedule_rows
 from shoemaker.engine.task_detail import MARK, last_lines, load_task_detail
@@ -1061,10 +1061,13 @@ class ShoemakerApp(Guarded, App[None]):
             retried = await asyncio.to_thread(
                 retry_tasks, self.project, [task_id], note, generation
             )
+            # No run here or in another process: say what starts it.
+            idle = await asyncio.to_thread(run_lock_holder, self.project.state_dir) is None
         except ENGINE_ERRORS as exc:
             self.notify(str(exc), title="retry", severity="error", timeout=15)
         else:
-            self.notify("\n".join(r.line() for r in retried), title="retry")
+            then = ["r runs it"] if idle else []
+            self.notify("\n".join([*(r.line() for r in retried), *then]), title="retry")
         finally:
             self._dirty = True
 
