@@ -24,7 +24,7 @@ from shoemaker.engine.gates import Failure, fingerprint
 from shoemaker.engine.history import write_task_history
 from shoemaker.engine.project import Project
 from shoemaker.engine.rate_limits import RateLimits
-from shoemaker.engine.recovery import landed_tasks
+from shoemaker.engine.recovery import landed_on
 from shoemaker.engine.uncut import uncut
 from shoemaker.engine.worktrees import WorktreePool
 from shoemaker.errors import Failed
@@ -185,7 +185,7 @@ class AttemptEndings:
     def _interrupted(self, task_id: int, worktree: Path, reason: str) -> None:
         task = self.project.store.get_task(task_id)
         self._keep(task, worktree, "interrupted")
-        if task.state == TaskState.MERGING and self._landed(task_id):
+        if task.state == TaskState.MERGING and task_id in landed_on(self.project, self.generation):
             # Cut short after its merge landed (during the gates after the merge): it stays
             # merging, and the next run's recovery runs those gates and records it done, as
             # for a process that died there. Back to ready, it would run again on top of
@@ -194,10 +194,6 @@ class AttemptEndings:
             return
         if task.state in (TaskState.RUNNING, TaskState.VERIFYING, TaskState.MERGING):
             self._transition(task_id, TaskState.READY, reason, interrupted=True)
-
-    def _landed(self, task_id: int) -> bool:
-        gen = self.generation
-        return task_id in landed_tasks(self.project.git.log(f"{gen.start_commit}..{gen.branch}"))
 
     async def _git_failed(self, task: Task, worktree: Path, exc: GitError) -> StitchOutcome:
         """A git command of this task failed: what can be kept is committed to its branch, the

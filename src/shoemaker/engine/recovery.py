@@ -174,6 +174,11 @@ def _wait_for_orphaned_gits(limit: float = 30.0) -> list[int]:
     return sorted(seen)
 
 
+def landed_on(project: Project, gen: Generation) -> dict[int, str]:
+    """:func:`landed_tasks` of ``gen``'s branch since it started."""
+    return landed_tasks(project.git.log(f"{gen.start_commit}..{gen.branch}"))
+
+
 def landed_tasks(newest_first: Sequence[CommitInfo]) -> dict[int, str]:
     """Task id → its squash commit, for the tasks whose work is on the branch: landed by a
     ``Shoemaker-Task`` commit and not undone by a later ``Shoemaker-Reverts-Task`` one."""
@@ -344,7 +349,7 @@ def recover(project: Project, gen: Generation, checked: bool = False) -> Recover
             report.merge_undone = True
             log(f"undid a merge left half done on {gen.branch}")
         if at_work:
-            landed = landed_tasks(git.log(f"{gen.start_commit}..{gen.branch}"))
+            landed = landed_on(project, gen)
 
     for task in tasks:
         if task.state == TaskState.DONE:

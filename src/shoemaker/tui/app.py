@@ -38,7 +38,7 @@ from shoemaker.engine.project import Project, RunLock, run_lock_holder
 from shoemaker.engine.retry import RETRYABLE, retry_tasks
 from shoemaker.engine.schedule_state import ScheduleRow, schedule_rows
 from shoemaker.engine.task_detail import MARK, last_lines, load_task_detail
-from shoemaker.engine.views import LiveUsage, Snapshot, load_snapshot
+from shoemaker.engine.views import LiveUsage, Snapshot, TaskRow, load_snapshot
 from shoemaker.errors import GenerationError, ShoemakerError
 from shoemaker.events import (
     AgentFinished,
@@ -1019,7 +1019,7 @@ class ShoemakerApp(Guarded, App[None]):
             noted,
         )
 
-    def _retry_target(self) -> int | None:
+    def _retry_target(self) -> TaskRow | None:
         """The task a retry would act on: the one under the cursor, or the one whose screen
         is shown, when it is failed, blocked or in conflict."""
         screen = next((s for s in reversed(self.screen_stack) if not s.is_modal), None)
@@ -1030,18 +1030,18 @@ class ShoemakerApp(Guarded, App[None]):
         else:
             return None
         row = next((r for r in self.snapshot.tasks if r.id == task_id), None)
-        return task_id if row is not None and row.state in RETRYABLE else None
+        return row if row is not None and row.state in RETRYABLE else None
 
     def action_retry(self) -> None:
-        task_id = self._retry_target()
-        if task_id is None:
+        row = self._retry_target()
+        if row is None:
             return
+        task_id = row.id
 
         def noted(note: str | None) -> None:
             if note is not None:
                 self._review_worker(self._retry(task_id, note), f"retry task {task_id}")
 
-        row = next(r for r in self.snapshot.tasks if r.id == task_id)
         self.push_screen(
             NoteScreen(
                 f"Retry task #{task_id} {row.title}?",

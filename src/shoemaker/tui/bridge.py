@@ -34,13 +34,13 @@ OUTPUT_LINES = PANE_LINES
 #: are dropped as they are, which bounds the memory a task nobody looks at takes without
 #: condensing lines nobody may ever ask for.
 UNREAD_LINES = 4 * OUTPUT_LINES
+UNREAD_BYTES = 16 << 20
 #: Lines condensed per intake of the output pane (ten a second): an agent printing faster
 #: than anyone reads shows its newest lines and a line saying the others were skipped, and
 #: the dashboard does not spend a tenth of the run's time condensing what scrolls by unseen.
 TAKE_LINES = 200
 #: The line in place of those skipped.
 SKIPPED = f"{MARK}… more lines than can be shown: the older ones are in the log (l)"
-UNREAD_BYTES = 16 << 20
 
 
 class EngineEvent(Message):

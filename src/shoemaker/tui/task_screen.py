@@ -105,8 +105,9 @@ class TaskScreen(Guarded, Screen[None]):
         """The task's transcripts as read so far: a reload parses only what is new."""
         self._file_starts: dict[str, int] = {}
         self._why: tuple[str, int] | None = None
-        self._why_unread = False
         """What the why pane shows: ("gate" | "run", index); None until the person picks."""
+        self._why_unread = False
+        """A verdict not yet scrolled to its end (it came while its tab was hidden)."""
         self.colours = PLAIN_DIFF
         """The diff's colours, from the app's theme (and again whenever it changes)."""
 
