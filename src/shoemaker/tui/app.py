@@ -22,7 +22,7 @@ from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
@@ -346,7 +346,10 @@ class ShoemakerApp(Guarded, App[None]):
                 with Horizontal(id="top"):
                     yield self.generations_panel
                     yield self.metrics
-                yield self.queue
+                # Boxed, the queue is not redrawn with each frame of the output pane below
+                # it: Textual redraws every widget whose container overlaps what changed.
+                with Container(id="queue-box"):
+                    yield self.queue
                 yield self.output
             yield self.side
         yield PinnedFooter()
