@@ -30,6 +30,7 @@ from shoemaker.palette import STATE_STYLE
 from shoemaker.store import NewTask
 from shoemaker.tui.app import ShoemakerApp, make_app
 from shoemaker.tui.bridge import (
+    FLOOD_REST,
     OUTPUT_LINES,
     SKIPPED,
     TAKE_LINES,
@@ -1263,15 +1264,38 @@ def test_output_not_yet_shown_is_bounded_and_keeps_the_newest_lines() -> None:
     for line in lines:
         buffers.add(1, line)
     assert buffers.take(1) == [SKIPPED, *lines[-TAKE_LINES:]]
-    assert buffers.take(1) == []
     # Within the bound, every line, and nothing said.
-    buffers.add(1, "one more")
-    assert buffers.take(1) == ["one more"]
+    calm = OutputBuffers()
+    calm.add(1, "one more")
+    assert calm.take(1) == ["one more"]
+    assert calm.take(1) == []
     # Opening a task (its history) shows as many as the pane keeps.
     opened = OutputBuffers()
     for line in lines:
         opened.add(1, line)
     assert opened.history(1) == lines[-OUTPUT_LINES:]
+
+
+def test_a_flooding_task_is_taken_every_third_intake() -> None:
+    buffers = OutputBuffers()
+    flood = [f"line {n}" for n in range(3 * TAKE_LINES)]
+    for line in flood:
+        buffers.add(1, line)
+    assert buffers.take(1) == [SKIPPED, *flood[-TAKE_LINES:]]
+    # The next FLOOD_REST intakes pass over what arrives; the one after takes the newest.
+    for n in range(FLOOD_REST):
+        buffers.add(1, f"meanwhile {n}")
+        assert buffers.take(1) == []
+    assert buffers.take(1) == [f"meanwhile {n}" for n in range(FLOOD_REST)]
+    assert buffers.take(1) == []  # no flood: nothing rests
+    # A flood rests until another task is shown: its history comes whole, at once.
+    for line in flood:
+        buffers.add(1, line)
+    buffers.add(2, "the other task")
+    assert buffers.take(1)[0] == SKIPPED and buffers.resting == FLOOD_REST
+    assert buffers.history(2) == ["the other task"] and buffers.resting == 0
+    buffers.add(2, "and then")
+    assert buffers.take(2) == ["and then"]
 
 
 def test_a_batch_larger_than_an_intake_is_condensed_only_for_its_newest_lines() -> None:

@@ -41,6 +41,9 @@ UNREAD_BYTES = 16 << 20
 TAKE_LINES = 200
 #: The line in place of those skipped.
 SKIPPED = f"{MARK}… more lines than can be shown: the older ones are in the log (l)"
+#: Intakes passed over after one that skipped lines: while the shown task prints faster than
+#: anyone reads, three redraws a second look as live as ten and cost a third.
+FLOOD_REST = 2
 
 
 class EngineEvent(Message):
@@ -68,6 +71,8 @@ class OutputBuffers:
     _unread_size: dict[int | None, tuple[int, int]] = field(default_factory=dict)
     received: int = 0
     """Lines of agent output and story lines that arrived, shown or not."""
+    resting: int = 0
+    """Intakes still to pass over (:data:`FLOOD_REST`) after one that skipped lines."""
 
     def add(self, task_id: int | None, text: str) -> None:
         self._queue(task_id, text, 1, 0)
@@ -122,11 +127,19 @@ class OutputBuffers:
 
     def take(self, task_id: int | None) -> list[str]:
         """Lines that arrived for ``task_id`` since the last take: the newest
-        ``TAKE_LINES``, after a line saying that older ones were skipped, if any were."""
+        ``TAKE_LINES``, after a line saying that older ones were skipped, if any were; then
+        nothing for the next :data:`FLOOD_REST` takes (what arrives meanwhile waits)."""
+        if self.resting:
+            self.resting -= 1
+            return []
         self._settle(task_id, TAKE_LINES)
-        return list(self.pending.pop(task_id, ()))
+        lines = list(self.pending.pop(task_id, ()))
+        if lines[:1] == [SKIPPED]:
+            self.resting = FLOOD_REST
+        return lines
 
     def history(self, task_id: int | None) -> list[str]:
+        self.resting = 0  # another task is shown: its lines come at the next intake
         self._settle(task_id)
         self.pending.pop(task_id, None)
         return list(self._lines.get(task_id, ()))
