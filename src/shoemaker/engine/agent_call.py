@@ -27,6 +27,7 @@ from shoemaker.agents.done_signal import (
     signal_environment,
 )
 from shoemaker.agents.leftovers import RUN_MARKER as RUN_MARKER
+from shoemaker.agents.protocol import LineBuilder
 from shoemaker.agents.ratelimit import RateLimit, claude_rate_limit, rate_limit_of
 from shoemaker.agents.run_dirs import scratch_dir
 from shoemaker.agents.runner import (
@@ -181,6 +182,14 @@ async def call_agent(
     # shoemaker died before it stored the pid, or a child left the agent's process group.
     env[RUN_MARKER] = run_marker(project, run_id)
     transcript = project.runs_dir / f"{run_id}.jsonl"
+    # The parser this process's runner feeds (none when a cluster's worker runs the agent):
+    # what the agent spent so far is read from it as each batch is published.
+    parsers: list[LineBuilder] = []
+
+    def new_parser() -> LineBuilder:
+        parsers.append(adapter.builder(cfg))
+        return parsers[-1]
+
     spec = RunSpec(
         argv=argv,
         cwd=call.cwd,
@@ -191,9 +200,10 @@ async def call_agent(
         idle_timeout_sec=cfg.idle_timeout_sec,
         kill_grace_sec=cfg.kill_grace_sec,
         redact=project.redactor.data if project.redactor.active else None,
-        builder=lambda: adapter.builder(cfg),
+        builder=new_parser,
     )
     bus = project.bus
+    so_far = project.spent_so_far
 
     # Paths in tool uses are shown relative to the agent's working directory.
     cwd = str(call.cwd)
@@ -211,6 +221,9 @@ async def call_agent(
         # own, before the redactor).
         shown = ReadLines(batch, cwd, clean, condense)
         span = (batch.start, batch.end)
+        if parsers:
+            summary = parsers[-1].summary()
+            so_far[run_id] = (summary.model, summary.message_usage)
         bus.emit(AgentOutput.of(call.generation, run_id, call.task_id, span, len(batch), shown))
 
     watch = call.on_rate_limit if cfg.kind == "claude" else None
@@ -281,6 +294,16 @@ async def _conclude(
     project: Project, call: AgentCall, run_id: int, result: RunResult, transcript: Path
 ) -> RunRecord:
     """Store how the run ended, announced in the same transaction; the run as stored."""
+    try:
+        return await _store_end(project, call, run_id, result, transcript)
+    finally:
+        # Only now: until its end is stored the run is live, and its spend is read here.
+        project.spent_so_far.pop(run_id, None)
+
+
+async def _store_end(
+    project: Project, call: AgentCall, run_id: int, result: RunResult, transcript: Path
+) -> RunRecord:
     limit = rate_limit_of(result.summary)
     if limit is not None and limit.status == "rejected" and not result.ok:
         # The run's record says why its attempt does not count: the provider refused it.

@@ -21,6 +21,7 @@ from shoemaker.engine.readonly import exclude_own_files, make_state_dir, open_gi
 from shoemaker.engine.run_lock_owner import RUN_LOCK_FILE, lock_owner
 from shoemaker.engine.run_lock_owner import run_lock_holder as run_lock_holder
 from shoemaker.git import Git
+from shoemaker.model import Usage
 from shoemaker.secrets import NO_SECRETS, Redactor, collect_secrets
 from shoemaker.store import Store
 
@@ -59,6 +60,10 @@ class Project:
     """Sends the notifications of this process's events (``notify:``; None without channels)."""
     clock: Clock = field(default_factory=SystemClock)
     """The wall clock rate-limit resets are waited on (tests move it themselves)."""
+    spent_so_far: dict[int, tuple[str | None, Usage | None]] = field(default_factory=dict)
+    """By run id, what each agent this process runs reported so far: its model and its
+    messages' usage, as its parser read them (``engine/agent_call.py``). The dashboard's live
+    costs read it here rather than parse the transcript a second time (``LiveUsage``)."""
 
     @classmethod
     def open(cls, directory: Path, config: Config | None = None) -> Project:

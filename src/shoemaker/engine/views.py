@@ -8,7 +8,7 @@ run that another process drives, because they read only the store and the reposi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,17 +281,26 @@ def _task_wall(store: Store, row: TaskRow) -> float:
 
 
 class LiveUsage:
-    """What running agents spent so far, read from their transcripts on disk as they grow:
-    the usage each message reported (the latest per message id, as the final accounting
-    does), priced at the configured price of the model the stream names.
+    """What running agents spent so far: the usage each message reported (the latest per
+    message id, as the final accounting does), priced at the configured price of the model
+    the stream names.
 
-    Each call reads only what was appended since the last one; a run that ended is
-    forgotten. Safe to call from several threads.
+    A run this process's engine runs is read from what its parser has seen
+    (``reported``: ``Project.spent_so_far``); any other (another process drives it, or a
+    cluster's worker) from its transcript on disk as it grows, each call reading only what
+    was appended since the last one. A run that ended is forgotten. Safe to call from
+    several threads.
     """
 
-    def __init__(self, runs_dir: Path, config: Config) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        config: Config,
+        reported: Mapping[int, tuple[str | None, Usage | None]] | None = None,
+    ) -> None:
         self.runs_dir = runs_dir
         self.config = config
+        self.reported = reported if reported is not None else {}
         self._lock = threading.Lock()
         self._read: dict[int, tuple[int, LineBuilder, tuple[bytes, ...]]] = {}
 
@@ -303,20 +312,24 @@ class LiveUsage:
             for run in running:
                 if run.task_id is None:
                     continue
-                offset, builder, markers = self._read.get(run.id) or self._start(run)
-                offset = self._feed(run.id, offset, builder, markers)
-                keep[run.id] = (offset, builder, markers)
-                summary = builder.summary()
-                if summary.message_usage is None:
+                # One lookup: the engine's thread adds and removes runs meanwhile.
+                model, usage = self.reported.get(run.id) or self._from_transcript(run, keep)
+                if usage is None:
                     continue
-                _, price = self.config.price(summary.model)
+                _, price = self.config.price(model)
                 before = out.get(run.task_id, SoFar())
-                out[run.task_id] = SoFar(
-                    before.usage + summary.message_usage,
-                    before.cost_usd + price.cost(summary.message_usage),
-                )
+                out[run.task_id] = SoFar(before.usage + usage, before.cost_usd + price.cost(usage))
             self._read = keep
         return out
+
+    def _from_transcript(
+        self, run: RunRecord, keep: dict[int, tuple[int, LineBuilder, tuple[bytes, ...]]]
+    ) -> tuple[str | None, Usage | None]:
+        offset, builder, markers = self._read.get(run.id) or self._start(run)
+        offset = self._feed(run.id, offset, builder, markers)
+        keep[run.id] = (offset, builder, markers)
+        summary = builder.summary()
+        return summary.model, summary.message_usage
 
     def _start(self, run: RunRecord) -> tuple[int, LineBuilder, tuple[bytes, ...]]:
         # The parser of the kind the run runs as, and the markers of its lines that carry

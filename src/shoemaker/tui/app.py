@@ -282,7 +282,7 @@ class ShoemakerApp(Guarded, App[None]):
         self._cursor_wanted: int | None = None
         self.note = ""
         self.buffers = OutputBuffers()
-        self.live_usage = LiveUsage(project.runs_dir, project.config)
+        self.live_usage = LiveUsage(project.runs_dir, project.config, project.spent_so_far)
         self.bridge = EventBridge(self, self.buffers)
         self._dirty = True
         self._panels_stale = False
