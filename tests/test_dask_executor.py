@@ -1,6 +1,6 @@
 """executor: dask, end to end: a real ``dask scheduler`` and two ``dask worker`` processes on
-loopback (free ports, ended by pid), the rehearsal agent as the agent, and the faults a
-cluster adds: a worker killed mid-task, the scheduler killed, the orchestrator SIGKILLed."""
+loopback (on ports they pick, ended by pid), the rehearsal agent as the agent, and the faults
+a cluster adds: a worker killed mid-task, the scheduler killed, the orchestrator SIGKILLed."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from agents import sleepers, stitch_prompt
-from cluster import Cluster, ancestors, parent_of, two_workers, wait_gone
+from cluster import START_TIMEOUT_S, Cluster, ancestors, parent_of, two_workers, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import (
     AttemptSpec,
@@ -403,6 +403,9 @@ async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
 
     cluster.start_scheduler()
     cluster.start_worker("w3")
+    # Back: connecting must not run out now. The 5 s above only made the waits for a
+    # scheduler that is gone short; a busy machine may take longer to connect to a live one.
+    project.config.dask.connect_timeout_sec = START_TIMEOUT_S
     resumed = await Engine(project).run(cycles=1)
     assert project.store.get_task(1).state == TaskState.DONE, resumed
     assert project.store.get_task(2).state == TaskState.DONE
