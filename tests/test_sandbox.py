@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from agents import CODEX
+from agents import BEAT_GRACE_SEC, CODEX
 from conftest import REPO_ROOT
-from projects import make_project, run_and_cancel_once_an_agent_speaks, task
+from projects import make_project, run_and_cancel_once_an_agent_speaks, task, with_agent
 from shoemaker.agents import sandbox_proof
 from shoemaker.agents.sandbox import (
     ROOT_SANDBOX_ID,
@@ -217,6 +217,8 @@ async def test_stopping_a_bwrap_run_interrupts_the_agent_inside_so_its_cost_is_k
     must reach the agent inside, which answers with a last result line (cost reported, not
     estimated), as it does without a sandbox."""
     project = make_project(fast_tmp, [task("Hang", outcome="hang")], sandbox="bwrap")
+    # Its last result must come within the grace, however busy the machine.
+    project = with_agent(project, kill_grace_sec=BEAT_GRACE_SEC)
     start_generation(project, "g")
     await run_and_cancel_once_an_agent_speaks(project)
     (t,) = project.store.list_tasks("g")

@@ -46,6 +46,14 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
     return Project.open(git.root)
 
 
+def with_agent(project: Project, **agent: Any) -> Project:
+    """``project`` opened again with some of its agent settings changed (not committed)."""
+    config = project.config.model_copy(
+        update={"agent": project.config.agent.model_copy(update=agent)}
+    )
+    return Project.open(project.root, config)
+
+
 def scripted(project: Project, scripts: dict[Key, dict[str, Any]] | None = None) -> Project:
     """``project`` with its agents acted out by the scripted runner: no agent process starts.
     Scripts by task and attempt (or measure) override the rehearsal blocks of the prompts."""
