@@ -46,9 +46,14 @@ from shoemaker.tui.widgets import FLUSH_S, PANE_LINES, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
+#: How long a condition may take to come true (an engine run of a few real agents, too) on a
+#: loaded machine: a bound so that a bug fails instead of hanging, never a wait.
+UNTIL_LIMIT_S = 180.0
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float = 30) -> None:
+async def until(
+    pilot: Pilot[None], condition: Callable[[], bool], limit: float = UNTIL_LIMIT_S
+) -> None:
     """Let the app run until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
@@ -290,9 +295,12 @@ async def test_measure_key_adds_tasks(fast_tmp: Path) -> None:
 
 
 async def test_pause_lets_the_running_task_finish_and_starts_no_other(fast_tmp: Path) -> None:
-    # Long enough that the key press lands while the first agent still works, even on a busy
-    # machine (a slot is given back before the merge, so a quick task would free it first).
-    project = rehearsal_project(fast_tmp, *(task(f"T{i}", duration=1.5) for i in range(3)))
+    # Each agent works until the test lets it finish: the key press lands while the first
+    # one works, however busy the machine (a slot is given back before the merge).
+    go = fast_tmp / "go"
+    project = rehearsal_project(
+        fast_tmp, *(task(f"T{i}", run=[wait_for_file(go)]) for i in range(3))
+    )
     start_generation(project, "g")
     app = ShoemakerApp(project)
     started = asyncio.Event()
@@ -305,6 +313,10 @@ async def test_pause_lets_the_running_task_finish_and_starts_no_other(fast_tmp: 
         await started.wait()
         assert app.check_action("pause", ()) is True
         await pilot.press("p")
+        engine = app.engine
+        assert engine is not None
+        await until(pilot, lambda: engine.paused)
+        go.touch()
         await wait_engine(pilot)
     states = [t.state for t in project.store.list_tasks("g")]
     assert states == [TaskState.DONE, TaskState.READY, TaskState.READY]
