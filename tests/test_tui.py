@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Log, Static, TabbedContent
 
 from agents import new_token, processes_with_token
-from projects import check, make_project, task
+from projects import check, commit_agent_settings, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import load_diff
@@ -397,6 +397,8 @@ async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_take
         review_globs=["migrations/**"],
         max_parallel=2,
     )
+    # The hanging agent must outlive every step below, however busy the machine.
+    project = commit_agent_settings(project, max_time_sec=3600)
     start_generation(project, "g")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

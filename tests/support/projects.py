@@ -54,6 +54,17 @@ def with_agent(project: Project, **agent: Any) -> Project:
     return Project.open(project.root, config)
 
 
+def commit_agent_settings(project: Project, **agent: Any) -> Project:
+    """``project`` with some of its agent settings changed in configuration.yaml, committed
+    (a ``shoemaker`` process of the test's reads them there)."""
+    path = project.root / "configuration.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["agent"].update(agent)
+    path.write_text(yaml.safe_dump(config))
+    project.git.commit_all(project.root, "agent settings")
+    return Project.open(project.root)
+
+
 def scripted(project: Project, scripts: dict[Key, dict[str, Any]] | None = None) -> Project:
     """``project`` with its agents acted out by the scripted runner: no agent process starts.
     Scripts by task and attempt (or measure) override the rehearsal blocks of the prompts."""
