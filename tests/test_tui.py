@@ -241,8 +241,12 @@ def rehearsal_project(tmp: Path, *tasks: dict[str, object]) -> Project:
 
 
 async def wait_engine(pilot: Pilot[None]) -> None:
+    """Wait for the engine's workers to finish: one made by a key just pressed may not have
+    begun running yet (pending), and counts too."""
     app = pilot.app
-    await until(pilot, lambda: not [w for w in app.workers if w.group == "engine" and w.is_running])
+    await until(
+        pilot, lambda: not [w for w in app.workers if w.group == "engine" and not w.is_finished]
+    )
 
 
 async def test_keys_start_run_and_stop_a_generation(fast_tmp: Path) -> None:
