@@ -35,8 +35,10 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
             "env": {"IS_SANDBOX": "1"},
             # Bounds, never waits: an agent that answers at once ends as soon as it does. The
             # grace leaves an interrupted agent time to print its last line on a busy machine.
-            "max_time_sec": 60,
-            "idle_timeout_sec": 30,
+            # A hanging agent is the test's to stop: its clocks outlast any test on a loaded
+            # machine (a test about the clocks sets its own).
+            "max_time_sec": 900,
+            "idle_timeout_sec": 600,
             "kill_grace_sec": 5,
         },
         **settings,
