@@ -5,6 +5,7 @@ a cluster adds: a worker killed mid-task, the scheduler killed, the orchestrator
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -38,7 +39,7 @@ from shoemaker.engine.history import task_history_path
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
-from shoemaker.events import AgentOutput, AgentStarted, Event
+from shoemaker.events import AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState, task_branch
 
@@ -514,24 +515,29 @@ async def test_what_the_agent_started_dies_with_its_worker(
     started: list[AgentStarted] = []
     left: list[int] = []
 
-    def kill_once_it_spawned(event: Event) -> None:
+    def note_start(event: Event) -> None:
         if isinstance(event, AgentStarted) and event.task_id == 1 and event.attempt == 1:
             started.append(event)
-        elif (
-            isinstance(event, AgentOutput)
-            and started
-            and not left
-            and event.run_id == started[0].run_id
-            and (children := sleepers(token))
-        ):
-            left.extend(children)
-            worker = parent_of(started[0].pid or 0)
-            assert worker is not None and worker != os.getpid()
-            os.kill(worker, signal.SIGKILL)
 
-    project.bus.add_listener(kill_once_it_spawned)
+    async def kill_once_it_spawned() -> None:
+        # The child is there once its `sleep` is: a while after `sh` returned and the agent
+        # said so, on a busy machine. No event says when; /proc does.
+        while not (started and (children := sleepers(token))):
+            await asyncio.sleep(0.05)
+        left.extend(children)
+        worker = parent_of(started[0].pid or 0)
+        assert worker is not None and worker != os.getpid()
+        os.kill(worker, signal.SIGKILL)
+
+    project.bus.add_listener(note_start)
+    killer = asyncio.create_task(kill_once_it_spawned())
     gen = await asyncio.to_thread(start_generation, project, "g")
-    await Engine(project).run(cycles=1)
+    try:
+        await Engine(project).run(cycles=1)
+    finally:
+        killer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await killer  # an assertion of its own is raised here
 
     assert left, "the agent's child was never seen"
     assert all(wait_gone(pid, 30) for pid in left), "the agent's child outlived its worker"
