@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agents import new_token, processes_with_token
+from agents import BEAT_GRACE_SEC, new_token, processes_with_token
 from clock import ManualClock
 from conftest import REPO_ROOT
 from mock_api import MockApi, Turn, mock_api, text, tool
@@ -137,7 +137,8 @@ async def test_sigterm_during_a_run_stops_the_real_cli(
 ) -> None:
     token = new_token()
     monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
-    project = claude_project(fast_tmp, api)
+    # The interrupted CLI must exit by itself within the grace, however busy the machine.
+    project = claude_project(fast_tmp, api, agent={"kill_grace_sec": BEAT_GRACE_SEC})
     task_id = add_task(project)
     hold = asyncio.Event()
     release = threading.Event()

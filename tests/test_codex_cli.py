@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agents import CODEX, new_token, processes_with_token
+from agents import BEAT_GRACE_SEC, CODEX, new_token, processes_with_token
 from projects import make_project
 from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.codex import CodexAdapter
@@ -272,7 +272,8 @@ async def test_a_cancelled_run_interrupts_codex_and_leaves_no_process(
 ) -> None:
     token = new_token()
     monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
-    project = codex_project(fast_tmp, api)
+    # The interrupted CLI must exit by itself within the grace, however busy the machine.
+    project = codex_project(fast_tmp, api, agent={"kill_grace_sec": BEAT_GRACE_SEC})
     task_id = add_task(project)
     release = threading.Event()
     api.script(Turn([message("never sent")], hold=release))

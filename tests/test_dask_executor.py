@@ -1,10 +1,11 @@
 """executor: dask, end to end: a real ``dask scheduler`` and two ``dask worker`` processes on
-loopback (free ports, ended by pid), the rehearsal agent as the agent, and the faults a
-cluster adds: a worker killed mid-task, the scheduler killed, the orchestrator SIGKILLed."""
+loopback (on ports they pick, ended by pid), the rehearsal agent as the agent, and the faults
+a cluster adds: a worker killed mid-task, the scheduler killed, the orchestrator SIGKILLed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from agents import sleepers, stitch_prompt
-from cluster import Cluster, ancestors, parent_of, two_workers, wait_gone
+from cluster import START_TIMEOUT_S, Cluster, ancestors, parent_of, two_workers, wait_gone
 from projects import check, cli, make_project, task
 from shoemaker.cluster.attempt import (
     AttemptSpec,
@@ -38,7 +39,7 @@ from shoemaker.engine.history import task_history_path
 from shoemaker.engine.project import Project
 from shoemaker.engine.stitch import LOST_WORKERS_LIMIT
 from shoemaker.engine.task_detail import load_task_detail
-from shoemaker.events import AgentOutput, AgentStarted, Event
+from shoemaker.events import AgentStarted, Event
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState, task_branch
 
@@ -381,7 +382,10 @@ async def test_a_task_that_keeps_losing_its_worker_fails(fast_tmp: Path, cluster
 async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
     fast_tmp: Path, cluster: Cluster
 ) -> None:
+    # Committed, the doctor's wait for the scheduler that is gone is short (5 s). A run
+    # connecting to a live one is given what a busy machine may need.
     project = on_cluster(make_project(fast_tmp, hanging_first()), cluster, connect_timeout_sec=5)
+    project.config.dask.connect_timeout_sec = START_TIMEOUT_S
     hits = first_agent_of_task_1(project, lambda _: cluster.kill_scheduler())
     gen = await asyncio.to_thread(start_generation, project, "g")
     report = await Engine(project).run(cycles=1)
@@ -395,7 +399,8 @@ async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
     # Nothing stays running: the hanging task is back to ready, the quick one too unless it
     # had already landed.
     assert states[0][0] == TaskState.READY and states[1][0] in ("ready", "done"), states
-    # Still gone: the next run pauses at once, saying so, and so does the doctor.
+    # Still gone: the next run pauses (after the short wait), saying so, and so does the doctor.
+    project.config.dask.connect_timeout_sec = 5
     again = await Engine(project).run(cycles=1)
     assert "cannot reach the dask scheduler" in again.stopped_because
     doctor = await asyncio.to_thread(cli, project, "doctor")
@@ -403,6 +408,7 @@ async def test_a_lost_scheduler_pauses_the_generation_until_it_is_back(
 
     cluster.start_scheduler()
     cluster.start_worker("w3")
+    project.config.dask.connect_timeout_sec = START_TIMEOUT_S  # back: a live one again
     resumed = await Engine(project).run(cycles=1)
     assert project.store.get_task(1).state == TaskState.DONE, resumed
     assert project.store.get_task(2).state == TaskState.DONE
@@ -511,24 +517,29 @@ async def test_what_the_agent_started_dies_with_its_worker(
     started: list[AgentStarted] = []
     left: list[int] = []
 
-    def kill_once_it_spawned(event: Event) -> None:
+    def note_start(event: Event) -> None:
         if isinstance(event, AgentStarted) and event.task_id == 1 and event.attempt == 1:
             started.append(event)
-        elif (
-            isinstance(event, AgentOutput)
-            and started
-            and not left
-            and event.run_id == started[0].run_id
-            and (children := sleepers(token))
-        ):
-            left.extend(children)
-            worker = parent_of(started[0].pid or 0)
-            assert worker is not None and worker != os.getpid()
-            os.kill(worker, signal.SIGKILL)
 
-    project.bus.add_listener(kill_once_it_spawned)
+    async def kill_once_it_spawned() -> None:
+        # The child is there once its `sleep` is: a while after `sh` returned and the agent
+        # said so, on a busy machine. No event says when; /proc does.
+        while not (started and (children := sleepers(token))):
+            await asyncio.sleep(0.05)
+        left.extend(children)
+        worker = parent_of(started[0].pid or 0)
+        assert worker is not None and worker != os.getpid()
+        os.kill(worker, signal.SIGKILL)
+
+    project.bus.add_listener(note_start)
+    killer = asyncio.create_task(kill_once_it_spawned())
     gen = await asyncio.to_thread(start_generation, project, "g")
-    await Engine(project).run(cycles=1)
+    try:
+        await Engine(project).run(cycles=1)
+    finally:
+        killer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await killer  # an assertion of its own is raised here
 
     assert left, "the agent's child was never seen"
     assert all(wait_gone(pid, 30) for pid in left), "the agent's child outlived its worker"

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from projects import make_project, run_and_cancel_once_an_agent_speaks, scripted, task
+from agents import BEAT_GRACE_SEC, START_SEC
+from projects import (
+    make_project,
+    run_and_cancel_once_an_agent_speaks,
+    scripted,
+    task,
+    with_agent,
+)
 from shoemaker.engine.ending import stop_generation
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
@@ -214,23 +221,15 @@ async def test_agent_failures_end_in_a_named_state(fast_tmp: Path, outcome: str)
     assert len(runs) == 2 and all(r.ok is False and r.reason for r in runs)
 
 
-#: The idle clock of a real agent that hangs: it runs from the moment the process starts, so
-#: it must leave the interpreter time to start and answer SIGINT on a loaded machine.
-HANG_IDLE_SEC = 5.0
-
-
 async def test_a_hanging_agent_is_killed_and_recorded(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [task("Hang", outcome="hang")], max_retries=0)
-    cfg = project.config.model_copy(
-        update={
-            "agent": project.config.agent.model_copy(update={"idle_timeout_sec": HANG_IDLE_SEC})
-        }
-    )
-    project = Project.open(project.root, cfg)
+    # The idle clock runs from the moment the process starts: well above its start-up. The
+    # interrupted agent must answer within the grace, however busy the machine.
+    project = with_agent(project, idle_timeout_sec=START_SEC, kill_grace_sec=BEAT_GRACE_SEC)
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
     (t,) = project.store.list_tasks("g")
-    assert t.state == TaskState.FAILED and f"idle: no output for {HANG_IDLE_SEC:g}s" in t.reason
+    assert t.state == TaskState.FAILED and f"idle: no output for {START_SEC:g}s" in t.reason
     (run,) = project.store.runs(task_id=t.id)
     # Interrupted first: the agent's last result line says what the run cost.
     assert run.exit_code == 0 and run.subtype == "error_during_execution"
@@ -239,6 +238,8 @@ async def test_a_hanging_agent_is_killed_and_recorded(fast_tmp: Path) -> None:
 
 async def test_cancelling_a_run_returns_the_task_to_ready(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [task("Hang", outcome="hang", files={"w.py": "w = 1\n"})])
+    # The interrupted agent's last result must come within the grace, however busy the machine.
+    project = with_agent(project, kill_grace_sec=BEAT_GRACE_SEC)
     start_generation(project, "g")
     await run_and_cancel_once_an_agent_speaks(project)
     (t,) = project.store.list_tasks("g")

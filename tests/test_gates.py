@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import new_token, processes_with_token, sleepers
+from agents import START_SEC, new_token, processes_with_token, sleepers
 from projects import check, make_project, scripted, task
 from shoemaker.agents.leftovers import RunCgroup
 from shoemaker.config import Config, GateConfig
@@ -393,10 +393,12 @@ async def test_a_gate_that_runs_too_long_is_killed_with_what_it_started(
         "import subprocess, time; print('started', flush=True); "
         "subprocess.Popen(['setsid', '-f', 'sleep', '300']); time.sleep(300)"
     )
-    gate = GateConfig(name="slow", command=[sys.executable, "-c", code], timeout_sec=5)
+    # The clock runs from the gate's start: well above the interpreter's, so that the gate
+    # has printed and started its child by the time it runs out.
+    gate = GateConfig(name="slow", command=[sys.executable, "-c", code], timeout_sec=START_SEC)
     outcome = await run_gate(gate, fast_tmp)
     assert (outcome.passed, outcome.exit_code) == (False, None)
-    assert outcome.reason == "gate 'slow' timed out after 5s"
+    assert outcome.reason == f"gate 'slow' timed out after {START_SEC:g}s"
     assert outcome.output_tail == "started\n"
     assert processes_with_token(token) == []
 

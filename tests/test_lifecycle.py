@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import wait_for_file
 from projects import cli, make_project, task
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import pause_generation, start_generation
@@ -237,9 +238,12 @@ def test_pause_marks_an_idle_generation_and_resume_goes_on(fast_tmp: Path) -> No
 
 
 async def test_pause_from_another_process_starts_no_new_task(fast_tmp: Path) -> None:
+    # Each agent works until the test lets it finish: the pause is written while the first
+    # one works, however busy the machine.
+    go = fast_tmp / "go"
     project = make_project(
         fast_tmp,
-        [task(n, files={f"{n}.py": "X = 1\n"}, duration=0.3) for n in ("a", "b", "c")],
+        [task(n, files={f"{n}.py": "X = 1\n"}, run=[wait_for_file(go)]) for n in ("a", "b", "c")],
     )
     start_generation(project, "g1")
     started: list[AgentStarted] = []
@@ -256,6 +260,7 @@ async def test_pause_from_another_process_starts_no_new_task(fast_tmp: Path) -> 
     # What `shoemaker pause` in another process does: it writes the request to the store.
     message = await asyncio.to_thread(pause_generation, project)
     assert "pause requested" in message
+    go.touch()
     report = await run
     assert report.stopped_because == "paused" and len(started) == 1
     assert state(project, "g1") == GenerationState.PAUSED

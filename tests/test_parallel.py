@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import new_token, processes_with_token
+from agents import new_token, processes_with_token, wait_for_file
 from interleave import interleave
 from projects import check, make_project, scripted, task
 from shoemaker.engine import review
@@ -23,26 +23,35 @@ from shoemaker.engine.plans import plan_starts, reject_plan
 from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
-from shoemaker.events import AgentOutput, AgentStarted, Event
+from shoemaker.events import AgentOutput, AgentStarted, Event, TaskStateChanged
 from shoemaker.git import Git
 from shoemaker.model import IllegalTransition, PlanState, Task, TaskState, task_branch
 from shoemaker.store import NewTask
 
 
 async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) -> None:
+    # The second finishes only once the first has landed, whatever the machine's speed.
+    ten_landed = fast_tmp / "ten-landed"
     project = scripted(
         make_project(
             fast_tmp,
             [
-                task("Ten", files={"app.py": "VALUE = 10\n"}, duration=0.1),
+                task("Ten", files={"app.py": "VALUE = 10\n"}),
                 task(
                     "Twenty",
                     files={"app.py": "VALUE = 20\n"},
-                    duration=1.2,
+                    run=[wait_for_file(ten_landed)],
                     on_attempt={2: {"files": {"app.py": "VALUE = 10 + 20\n"}}},
                 ),
             ],
             max_parallel=2,
+        )
+    )
+    project.bus.add_listener(
+        lambda e: (
+            ten_landed.touch()
+            if isinstance(e, TaskStateChanged) and e.title == "Ten" and e.new == TaskState.DONE
+            else None
         )
     )
     gen = start_generation(project, "g")

@@ -463,7 +463,7 @@ async def test_the_dashboard_shows_rate_limited_with_a_countdown_to_the_reset(
         await until(pilot, lambda: table.get_row_at(0)[1] == "rate_limited 0s")
 
 
-async def until(pilot: Any, condition: Any, limit: float = 30) -> None:
+async def until(pilot: Any, condition: Any, limit: float = 180) -> None:
     """Let the app run until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit

@@ -13,12 +13,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agents import CODEX
+from agents import BEAT_GRACE_SEC, CODEX
 from conftest import REPO_ROOT
-from projects import make_project, run_and_cancel_once_an_agent_speaks, task
+from projects import make_project, run_and_cancel_once_an_agent_speaks, task, with_agent
+from shoemaker.agents import sandbox_proof
 from shoemaker.agents.sandbox import (
     ROOT_SANDBOX_ID,
     SandboxPaths,
@@ -215,6 +217,8 @@ async def test_stopping_a_bwrap_run_interrupts_the_agent_inside_so_its_cost_is_k
     must reach the agent inside, which answers with a last result line (cost reported, not
     estimated), as it does without a sandbox."""
     project = make_project(fast_tmp, [task("Hang", outcome="hang")], sandbox="bwrap")
+    # Its last result must come within the grace, however busy the machine.
+    project = with_agent(project, kill_grace_sec=BEAT_GRACE_SEC)
     start_generation(project, "g")
     await run_and_cancel_once_an_agent_speaks(project)
     (t,) = project.store.list_tasks("g")
@@ -400,14 +404,26 @@ def _probe_package(base: Path) -> Path:
 
 @needs_bwrap
 @pytest.mark.skipif(os.getuid() != 0, reason="as root: the tests run as root here and in CI")
-def test_every_escape_is_refused_under_bwrap_as_root(host_dirs: Path) -> None:
+def test_every_escape_is_refused_under_bwrap_as_root(
+    host_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checkout, targets = _host(host_dirs, None)
     scratch = host_dirs / "scratch"  # where an agent's worktree and HOME would be
+    trials: list[EscapeTrial] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> EscapeTrial:
+        trials.append(EscapeTrial(*args, **kwargs))
+        return trials[-1]
+
+    monkeypatch.setattr(sandbox_proof, "EscapeTrial", recorded)
     with _host_process(checkout, None) as pid:
         verdicts, output = prove(Config(sandbox="bwrap"), scratch, targets, host_pid=pid)
     assert {e.key for e in verdicts} == ALWAYS | {"userns"} | {f"write:{t}" for t in targets}
     assert _escaped(verdicts) == {}, output
-    assert not [p for t in targets for p in t.glob(".shoemaker-escape-*")]
+    # This probe's marker only: /tmp is shared, and another run's probe may have a file
+    # there for a moment (one that is meant to escape, outside any sandbox).
+    (trial,) = trials
+    assert not [p for t in targets for p in t.glob(f"{trial.marker}*")]
 
 
 @needs_bwrap

@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from agents import REHEARSAL, STREAM_ARGS, agent_env, new_token, processes_with_token, stitch_prompt
+from agents import (
+    BEAT_GRACE_SEC,
+    REHEARSAL,
+    START_SEC,
+    STREAM_ARGS,
+    agent_env,
+    new_token,
+    processes_with_token,
+    stitch_prompt,
+)
 from scripted import MEASURE, ScriptedRunner, no_pid
 from shoemaker.agents.runner import AgentCancelled, ProcessRunner, RunResult, RunSpec
 from shoemaker.agents.streamjson import StreamEvent, parse_line
@@ -25,7 +34,7 @@ def spec_in(cwd: Path, prompt: str, idle: float = 60, max_time: float = 60) -> R
         transcript_path=cwd.parent / f"{cwd.name}.jsonl",
         max_time_sec=max_time,
         idle_timeout_sec=idle,
-        kill_grace_sec=5,
+        kill_grace_sec=BEAT_GRACE_SEC,  # an agent answers the interrupt within it
     )
 
 
@@ -115,7 +124,7 @@ async def test_a_hang_ends_by_the_idle_clock_as_an_interrupted_real_agent_does(
 ) -> None:
     # The real agent needs an idle clock well above interpreter start-up on a busy machine.
     prompt = stitch_prompt(outcome="hang")
-    real = await ProcessRunner().run(spec_in(fast_tmp / "real", prompt, idle=4))
+    real = await ProcessRunner().run(spec_in(fast_tmp / "real", prompt, idle=START_SEC))
     double = await ScriptedRunner().run(spec_in(fast_tmp / "double", prompt, idle=0.2))
     assert shape(double)[:1] + shape(double)[4:] == shape(real)[:1] + shape(real)[4:]
     assert (double.killed, double.exit_code) == (real.killed, real.exit_code) == ("idle", 0)

@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Log, Static, TabbedContent
 
 from agents import new_token, processes_with_token
-from projects import check, make_project, task
+from projects import check, commit_agent_settings, make_project, task
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import load_diff
@@ -46,9 +46,14 @@ from shoemaker.tui.widgets import FLUSH_S, PANE_LINES, OutputPane, TaskQueue
 from tui_data import CLOCK, fixed_project
 
 SIZE = (120, 36)
+#: How long a condition may take to come true (an engine run of a few real agents, too) on a
+#: loaded machine: a bound so that a bug fails instead of hanging, never a wait.
+UNTIL_LIMIT_S = 180.0
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], limit: float = 30) -> None:
+async def until(
+    pilot: Pilot[None], condition: Callable[[], bool], limit: float = UNTIL_LIMIT_S
+) -> None:
     """Let the app run until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
@@ -236,8 +241,12 @@ def rehearsal_project(tmp: Path, *tasks: dict[str, object]) -> Project:
 
 
 async def wait_engine(pilot: Pilot[None]) -> None:
+    """Wait for the engine's workers to finish: one made by a key just pressed may not have
+    begun running yet (pending), and counts too."""
     app = pilot.app
-    await until(pilot, lambda: not [w for w in app.workers if w.group == "engine" and w.is_running])
+    await until(
+        pilot, lambda: not [w for w in app.workers if w.group == "engine" and not w.is_finished]
+    )
 
 
 async def test_keys_start_run_and_stop_a_generation(fast_tmp: Path) -> None:
@@ -290,9 +299,12 @@ async def test_measure_key_adds_tasks(fast_tmp: Path) -> None:
 
 
 async def test_pause_lets_the_running_task_finish_and_starts_no_other(fast_tmp: Path) -> None:
-    # Long enough that the key press lands while the first agent still works, even on a busy
-    # machine (a slot is given back before the merge, so a quick task would free it first).
-    project = rehearsal_project(fast_tmp, *(task(f"T{i}", duration=1.5) for i in range(3)))
+    # Each agent works until the test lets it finish: the key press lands while the first
+    # one works, however busy the machine (a slot is given back before the merge).
+    go = fast_tmp / "go"
+    project = rehearsal_project(
+        fast_tmp, *(task(f"T{i}", run=[wait_for_file(go)]) for i in range(3))
+    )
     start_generation(project, "g")
     app = ShoemakerApp(project)
     started = asyncio.Event()
@@ -305,6 +317,10 @@ async def test_pause_lets_the_running_task_finish_and_starts_no_other(fast_tmp: 
         await started.wait()
         assert app.check_action("pause", ()) is True
         await pilot.press("p")
+        engine = app.engine
+        assert engine is not None
+        await until(pilot, lambda: engine.paused)
+        go.touch()
         await wait_engine(pilot)
     states = [t.state for t in project.store.list_tasks("g")]
     assert states == [TaskState.DONE, TaskState.READY, TaskState.READY]
@@ -385,6 +401,8 @@ async def test_a_locked_repository_opens_attached_approves_pauses_kills_and_take
         review_globs=["migrations/**"],
         max_parallel=2,
     )
+    # The hanging agent must outlive every step below, however busy the machine.
+    project = commit_agent_settings(project, max_time_sec=3600)
     start_generation(project, "g")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import wait_for_file
 from projects import check, cli, make_project, scripted, task
 from scripted import MEASURE
 from shoemaker.config import Config
@@ -23,7 +24,7 @@ from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import recover
 from shoemaker.engine.task_detail import gate_verdict, load_task_detail
 from shoemaker.errors import Failed
-from shoemaker.events import Event, Notice
+from shoemaker.events import AgentStarted, Event, Notice
 from shoemaker.git import Git
 from shoemaker.model import GenerationState, TaskState
 from shoemaker.secrets import collect_secrets
@@ -239,13 +240,28 @@ async def test_a_failing_setup_fails_the_attempt_with_its_output(fast_tmp: Path)
 
 
 async def test_parallel_tasks_get_distinct_port_blocks(fast_tmp: Path) -> None:
+    # Both agents work until both have started: neither gives its worktree back to the
+    # other first, however busy the machine.
+    both = fast_tmp / "both-started"
     project = scripted(
         make_project(
             fast_tmp,
-            [task(f"T{i}", files={f"t{i}.py": f"T = {i}\n"}, duration=0.5) for i in range(2)],
+            [
+                task(f"T{i}", files={f"t{i}.py": f"T = {i}\n"}, run=[wait_for_file(both)])
+                for i in range(2)
+            ],
             max_parallel=2,
         )
     )
+    started: list[AgentStarted] = []
+
+    def listen(event: Event) -> None:
+        if isinstance(event, AgentStarted) and event.task_id is not None:
+            started.append(event)
+            if len(started) == 2:
+                both.touch()
+
+    project.bus.add_listener(listen)
     start_generation(project, "g")
     await Engine(project).run(cycles=1)
     calls = [c for c in project.runner.calls if c.key is not None and c.key != MEASURE]  # type: ignore[attr-defined]

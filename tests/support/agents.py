@@ -23,6 +23,12 @@ GEMINI = Path(
     )
 )
 REHEARSAL = [sys.executable, "-m", "shoemaker.agents.rehearsal"]
+#: A clock that must outlast an agent's start-up (the idle and hard clocks run from the moment
+#: the process starts): the rehearsal agent takes about 2 s to start on a busy 2-core machine,
+#: and several times that with other test runs and a stress load beside it.
+START_SEC = 15.0
+#: A grace an agent must beat: time to answer the interrupt with its last result and exit.
+BEAT_GRACE_SEC = 60.0
 STREAM_ARGS = [
     "--dangerously-skip-permissions",
     "-p",
@@ -83,3 +89,13 @@ def sleepers(token: str) -> list[int]:
         if argv[-3:-1] == [b"sleep", b"300"]:
             found.append(pid)
     return found
+
+
+def wait_for_file(path: Path) -> str:
+    """A command for a rehearsal ``run`` step: returns once ``path`` exists, so that the test
+    decides when that agent goes on (however slow the machine is)."""
+    code = (
+        "import os, time; "
+        f"[time.sleep(0.02) for _ in iter(lambda: os.path.exists({str(path)!r}), True)]"
+    )
+    return f'{sys.executable} -c "{code}"'

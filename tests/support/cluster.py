@@ -1,13 +1,14 @@
 """A real Dask cluster on loopback for tests: ``dask scheduler`` and ``dask worker`` processes,
-started on free ports and ended by pid."""
+each on a port it picks itself (no port is guessed: two runs of the suite share the machine),
+ended by pid."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,30 +26,30 @@ STOP_TIMEOUT_S = 10.0
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+#: The scheduler's log line that says where it listens.
+SCHEDULER_AT = re.compile(r"Scheduler at:\s*tcp://127\.0\.0\.1:(\d+)")
 
 
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, what: str, seen: list[str]) -> None:
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, what: str, seen: list[str]) -> str:
     """Read the process's log (into ``seen``) until a line holds ``needle``, then keep
-    draining it on a thread, so that a full pipe never blocks it."""
+    draining it on a thread, so that a full pipe never blocks it; returns that line."""
     assert proc.stderr is not None
     found = threading.Event()
+    first: list[str] = []
 
     def read() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
             seen.append(line)
-            if needle in line:
+            if needle in line and not first:
+                first.append(line)
                 found.set()
         found.set()
 
     threading.Thread(target=read, daemon=True).start()
-    if not found.wait(START_TIMEOUT_S) or proc.poll() is not None:
+    if not found.wait(START_TIMEOUT_S) or proc.poll() is not None or not first:
         raise RuntimeError(f"{what} did not start:\n{''.join(seen[-30:])}")
+    return first[0]
 
 
 @dataclass
@@ -58,7 +59,9 @@ class Cluster:
     env: dict[str, str]
     local_directory: Path
     """Dask's own scratch space (not the workers' TMPDIR, where attempts clone)."""
-    port: int = field(default_factory=free_port)
+    port: int = 0
+    """The scheduler's port: 0 until its first start, where it picks one itself and says
+    which; a restart takes the same one (the projects' settings name it)."""
     scheduler: subprocess.Popen[str] | None = None
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -80,7 +83,11 @@ class Cluster:
             stderr=subprocess.PIPE,
             text=True,
         )
-        _wait_for_line(self.scheduler, "Scheduler at:", "dask scheduler", self.log)
+        line = _wait_for_line(self.scheduler, "Scheduler at:", "dask scheduler", self.log)
+        at = SCHEDULER_AT.search(line)
+        if at is None:
+            raise RuntimeError(f"dask scheduler said where it listens in a form not known: {line}")
+        self.port = int(at[1])
 
     def start_worker(self, name: str, resources: str = "agent_slot=1") -> subprocess.Popen[str]:
         """A worker named ``name`` holding ``resources`` (``gpu=1,agent_slot=2``)."""

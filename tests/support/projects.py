@@ -35,8 +35,10 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
             "env": {"IS_SANDBOX": "1"},
             # Bounds, never waits: an agent that answers at once ends as soon as it does. The
             # grace leaves an interrupted agent time to print its last line on a busy machine.
-            "max_time_sec": 60,
-            "idle_timeout_sec": 30,
+            # A hanging agent is the test's to stop: its clocks outlast any test on a loaded
+            # machine (a test about the clocks sets its own).
+            "max_time_sec": 900,
+            "idle_timeout_sec": 600,
             "kill_grace_sec": 5,
         },
         **settings,
@@ -44,6 +46,25 @@ def make_project(root: Path, proposals: list[dict[str, Any]], **settings: Any) -
     (git.root / "configuration.yaml").write_text(yaml.safe_dump(config))
     git.commit_all(git.root, "spec")
     return Project.open(git.root)
+
+
+def with_agent(project: Project, **agent: Any) -> Project:
+    """``project`` opened again with some of its agent settings changed (not committed)."""
+    config = project.config.model_copy(
+        update={"agent": project.config.agent.model_copy(update=agent)}
+    )
+    return Project.open(project.root, config)
+
+
+def commit_agent_settings(project: Project, **agent: Any) -> Project:
+    """``project`` with some of its agent settings changed in configuration.yaml, committed
+    (a ``shoemaker`` process of the test's reads them there)."""
+    path = project.root / "configuration.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["agent"].update(agent)
+    path.write_text(yaml.safe_dump(config))
+    project.git.commit_all(project.root, "agent settings")
+    return Project.open(project.root)
 
 
 def scripted(project: Project, scripts: dict[Key, dict[str, Any]] | None = None) -> Project:
