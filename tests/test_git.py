@@ -100,6 +100,53 @@ def test_a_worktree_half_made_by_another_add_is_waited_for(
     assert len(pauses) == 1 and (fast_tmp / "second" / ".git").is_file()
 
 
+def _bundle_from_a_clone(repo: Git, where: Path, commits: int) -> tuple[Path, str, str]:
+    """A bundle of branch ``task/g-1`` made in a clone of ``repo``, holding its last commit
+    (or with ``commits=2``, its last two but the first of them: a bundle that builds on a
+    commit ``repo`` lacks). The bundle, its tip, and the commit it builds on."""
+    other = where / "other"
+    where.mkdir(exist_ok=True)
+    git(where, "clone", "-q", str(repo.root), str(other))
+    git(other, "checkout", "-q", "-b", "task/g-1")
+    for n in range(commits):
+        (other / f"new{n}.py").write_text(f"n = {n}\n")
+        git(other, "add", ".")
+        git(other, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", f"new {n}")
+    base = git(other, "rev-parse", "HEAD~1" if commits > 1 else "origin/HEAD").strip()
+    bundle = where / "task.bundle"
+    git(other, "bundle", "create", "-q", str(bundle), f"{base}..task/g-1")
+    return bundle, git(other, "rev-parse", "task/g-1").strip(), base
+
+
+def test_a_bundle_lands_while_another_worktree_is_being_added(repo: Git, fast_tmp: Path) -> None:
+    bundle, tip, _ = _bundle_from_a_clone(repo, fast_tmp, 1)
+    # `git worktree add` (another task's slot) first writes a null HEAD, for a moment:
+    # a connectivity check walking every worktree's HEAD fails on it ("bad object").
+    repo.add_detached_worktree(fast_tmp / "adding", "HEAD")
+    (repo.root / ".git" / "worktrees" / "adding" / "HEAD").write_text("0" * 40 + "\n")
+    walked = subprocess.run(
+        ["git", "bundle", "unbundle", str(bundle)], cwd=repo.root, capture_output=True, text=True
+    )
+    assert walked.returncode != 0 and "worktrees/adding/HEAD" in walked.stderr
+    repo.fetch_bundle(bundle, "task/g-1")
+    assert repo.rev_parse("task/g-1") == tip
+    assert git(repo.root, "show", "task/g-1:new0.py") == "n = 0\n"
+
+
+def test_a_bundle_that_builds_on_a_commit_not_here_is_refused(repo: Git, fast_tmp: Path) -> None:
+    bundle, _, base = _bundle_from_a_clone(repo, fast_tmp, 2)
+    with pytest.raises(GitError, match=f"builds on commits not here: {base[:12]}"):
+        repo.fetch_bundle(bundle, "task/g-1")
+    assert not repo.ref_exists("refs/heads/task/g-1")
+    with pytest.raises(GitError, match="holds no branch task/g-2"):
+        repo.fetch_bundle(_bundle_from_a_clone(repo, fast_tmp / "again", 1)[0], "task/g-2")
+    assert not repo.ref_exists("refs/heads/task/g-2")
+    not_one = fast_tmp / "not.bundle"
+    not_one.write_bytes(b"PK\x03\x04 a zip file\n\nmore")
+    with pytest.raises(GitError, match="is not a git bundle"):
+        repo.fetch_bundle(not_one, "task/g-3")
+
+
 def test_squash_merge_and_conflict_leaves_everything_clean(repo: Git, fast_tmp: Path) -> None:
     repo.create_branch("gen", "HEAD")
     repo.checkout("gen")

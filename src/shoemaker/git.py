@@ -456,22 +456,34 @@ class Git:
     def fetch_bundle(self, path: Path, branch: str) -> None:
         """Create or move ``branch`` to the branch of that name in the bundle at ``path``."""
         self._check_ref_name(branch)
-        # Not `git fetch`: its connectivity check walks every worktree's HEAD, and a worktree
-        # added or removed meanwhile (another task's) failed it. Unbundling checks the
-        # bundle's prerequisites and writes its objects; the branch is then set to its tip.
-        listed = self._run(["bundle", "unbundle", str(path), f"refs/heads/{branch}"])
-        tip = next(
-            (
-                sha
-                for sha, _, ref in (ln.partition(" ") for ln in listed.splitlines())
-                if ref == f"refs/heads/{branch}"
-            ),
-            None,
-        )
+        # Neither `git fetch` nor `git bundle unbundle`: both check connectivity against every
+        # ref and every worktree's HEAD, and a worktree another task's attempt is adding
+        # meanwhile (its HEAD a null placeholder for a moment) fails them: "bad object
+        # worktrees/…/HEAD". The bundle's pack goes to index-pack, which reads only the pack;
+        # the commits the bundle builds on are looked up by id.
+        argv = ["git", "bundle", "unbundle", str(path)]
+        header, _, pack = path.read_bytes().partition(b"\n\n")
+        lines = header.decode("utf-8", "replace").splitlines()
+        if not lines or lines[0] not in ("# v2 git bundle", "# v3 git bundle"):
+            raise GitError(argv, 1, f"{path} is not a git bundle")
+        wanted, tip, needs = f"refs/heads/{branch}", None, []
+        for line in lines[1:]:
+            if line.startswith("-"):
+                needs.append(line[1:].split(" ", 1)[0])  # "-<id> <subject>"
+            elif not line.startswith("@"):  # "@<capability>" (v3)
+                sha, _, ref = line.partition(" ")
+                tip = sha if ref == wanted else tip
         if tip is None:
-            argv = ["git", "bundle", "unbundle", str(path)]
             raise GitError(argv, 1, f"the bundle holds no branch {branch}")
-        self._run(["update-ref", f"refs/heads/{branch}", tip])
+        if needs:
+            asked = "".join(f"{sha}\n" for sha in needs).encode()
+            listed = self._run_binary(["cat-file", "--batch-check"], asked).decode()
+            lacked = [ln.split()[0][:12] for ln in listed.splitlines() if ln.endswith(" missing")]
+            if lacked:
+                said = ", ".join(lacked)
+                raise GitError(argv, 1, f"the bundle builds on commits not here: {said}")
+        self._run_binary(["index-pack", "--fix-thin", "--stdin"], pack)
+        self._run(["update-ref", wanted, tip])
 
     def rebase(self, path: Path, onto: str) -> tuple[bool, tuple[str, ...]]:
         """Rebase the branch checked out in ``path`` onto ``onto``. On a conflict the rebase
