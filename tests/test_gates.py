@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,27 @@ async def test_a_process_a_gate_detaches_dies_with_it(
     outcome = await run_gate(gate, fast_tmp)
     assert outcome.passed and outcome.exit_code == 0, outcome.reason
     assert sleepers(token) == [] and processes_with_token(token) == []
+
+
+async def test_a_gate_that_dies_with_its_parent_runs_only_once_its_pid_is_told(
+    fast_tmp: Path,
+) -> None:
+    # On a cluster's worker, being told the pid puts in place what kills the gate's group
+    # if the worker dies: nothing of the gate may run before that, or it could outlive it.
+    ran = fast_tmp / "ran"
+    gate = GateConfig(name="first", command=["touch", str(ran)], timeout_sec=120)
+    seen: list[bool] = []
+
+    def told(pid: int) -> None:
+        # Bounded: were the gate free to run, its first act would show well within this.
+        deadline = time.monotonic() + 3
+        while not ran.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen.append(ran.exists())
+
+    outcome = await run_gate(gate, fast_tmp, die_with_parent=True, on_pid=told)
+    assert outcome.passed, outcome.reason
+    assert seen == [False] and ran.exists()
 
 
 async def test_severities_warn_and_fix(fast_tmp: Path) -> None:

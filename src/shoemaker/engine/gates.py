@@ -223,12 +223,17 @@ async def _run(
     on_pid: Callable[[int], None] | None = None,
 ) -> GateOutcome:
     leftovers = Leftovers(env[RUN_MARKER])
+    if die:
+        # The gate waits until ``on_pid`` is told (on a cluster's worker, the janitor that
+        # kills its group if the worker dies is then in place): what it starts before that
+        # could outlive the worker. A worker that dies first closes the pipe: nothing runs.
+        argv = ["/bin/sh", "-c", 'read -r _ && exec "$@"', "shoemaker-gate", *argv]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if die else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
@@ -247,6 +252,9 @@ async def _run(
         )
     if on_pid is not None:
         on_pid(proc.pid)
+    if proc.stdin is not None:
+        proc.stdin.write(b"go\n")  # whole in the pipe's buffer: no drain needed
+        proc.stdin.close()
     output = bytearray()
     reader = asyncio.create_task(_read_all(proc, output))
     timed_out = False
