@@ -204,7 +204,10 @@ async def test_an_interrupted_run_is_charged_for_the_messages_the_api_billed(
     monkeypatch.setenv("SHOEMAKER_TEST_TOKEN", token)
     # The run is cancelled by the test, never ended by a watchdog: their clocks are far off,
     # however long a loaded machine takes to notice the second request.
-    project = claude_project(fast_tmp, api, agent={"idle_timeout_sec": 900, "max_time_sec": 1800})
+    # And the interrupted CLI prints its last lines and exits by itself: node's writes to a
+    # pipe wait in its own buffer, and a kill at the end of a short grace would lose them.
+    agent = {"idle_timeout_sec": 900, "max_time_sec": 1800, "kill_grace_sec": BEAT_GRACE_SEC}
+    project = claude_project(fast_tmp, api, agent=agent)
     task_id = add_task(project)
     release = threading.Event()
     api.script(WRITE_HELLO[0], Turn([text("never sent")], hold=release))
