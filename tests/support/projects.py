@@ -109,7 +109,11 @@ async def run_and_cancel_once_an_agent_speaks(project: Project) -> None:
         lambda e: spoke.set() if e.kind == "agent_output" and e.task_id is not None else None
     )
     run = asyncio.create_task(Engine(project).run(cycles=1))
-    await spoke.wait()
+    speaking = asyncio.create_task(spoke.wait())
+    await asyncio.wait({run, speaking}, return_when=asyncio.FIRST_COMPLETED)
+    speaking.cancel()
+    # A run that ended before any agent spoke fails the test with its report, not a hang.
+    assert not run.done(), f"the run ended before an agent spoke: {run.result()}"
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
