@@ -29,6 +29,12 @@ def tool(name: str, **arguments: Any) -> dict[str, Any]:
     return {"type": "tool_use", "name": name, "input": arguments}
 
 
+#: The longest a held reply waits for its test: a bound so that a test that never lets it go
+#: ends its thread, far above what a loaded machine takes to act on the held request (a
+#: cancelled run whose hold ran out after 60 s was answered, and ended well).
+HOLD_LIMIT_S = 900.0
+
+
 @dataclass
 class Turn:
     """One reply: content blocks, or an error status (with ``retry_after`` seconds)."""
@@ -38,7 +44,8 @@ class Turn:
     input_tokens: int = 120
     output_tokens: int = 40
     hold: threading.Event | None = None
-    """Answer only once this is set (a request that hangs until the test lets it go)."""
+    """Answer only once this is set (a request that hangs until the test lets it go, or at
+    most ``HOLD_LIMIT_S``)."""
     retry_after: str = "0"
     """The ``retry-after`` header of an error reply (seconds)."""
 
@@ -189,7 +196,7 @@ def _handler(api: MockApi) -> type[BaseHTTPRequestHandler]:
                 return
             turn = api.next_turn(body)
             if turn.hold is not None:
-                turn.hold.wait(60)
+                turn.hold.wait(HOLD_LIMIT_S)
             if turn.status != 200:
                 kinds = {
                     401: "authentication_error",
