@@ -110,10 +110,22 @@ async def run_and_cancel_once_an_agent_speaks(project: Project) -> None:
     )
     run = asyncio.create_task(Engine(project).run(cycles=1))
     speaking = asyncio.create_task(spoke.wait())
-    await asyncio.wait({run, speaking}, return_when=asyncio.FIRST_COMPLETED)
+    # Bounded below pytest's own timeout: a run that hangs fails with what its runs say.
+    await asyncio.wait({run, speaking}, timeout=CANCEL_LIMIT_S, return_when=asyncio.FIRST_COMPLETED)
     speaking.cancel()
-    # A run that ended before any agent spoke fails the test with its report, not a hang.
-    assert not run.done(), f"the run ended before an agent spoke: {run.result()}"
+    assert spoke.is_set() or run.done(), f"no agent spoke: {_runs(project)}"
+    assert not run.done(), f"the run ended before an agent spoke: {run.result()} {_runs(project)}"
     run.cancel()
+    await asyncio.wait({run}, timeout=CANCEL_LIMIT_S)
+    assert run.done(), f"the cancelled run did not end: {_runs(project)}"
     with pytest.raises(asyncio.CancelledError):
-        await run
+        run.result()
+
+
+#: How long a cancel test's run may take to speak, and then to end once cancelled.
+CANCEL_LIMIT_S = 120.0
+
+
+def _runs(project: Project) -> list[tuple[object, ...]]:
+    """What each run of ``project`` says of itself, for a failure's message."""
+    return [(r.id, r.task_id, r.pid, r.ended, r.exit_code, r.reason) for r in project.store.runs()]
