@@ -4,10 +4,15 @@ cursor and the scroll stay where the person left them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from weakref import WeakKeyDictionary
 
 from rich.console import RenderableType
 from rich.markup import escape
 from textual.widgets import DataTable
+
+#: The key a table's cursor was on when a refresh emptied it (a diff between two sources):
+#: the cursor goes back to it when the rows do.
+_EMPTIED_AT: WeakKeyDictionary[DataTable[RenderableType], str] = WeakKeyDictionary()
 
 
 def sync_rows(
@@ -22,11 +27,16 @@ def sync_rows(
     columns = list(table.columns)
     if shown != keys[: len(shown)]:
         cursor = table.cursor_row
+        at = shown[cursor] if 0 <= cursor < len(shown) else None
         table.clear()
         for key, cells in rows:
             table.add_row(*cells, key=key)
-        if rows:
-            table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
+        if not rows and at is not None:
+            _EMPTIED_AT[table] = at
+        elif rows:
+            # On the row it was on, wherever that is now; else at the same place.
+            row = keys.index(at) if at in keys else min(cursor, len(rows) - 1)
+            table.move_cursor(row=row, animate=False)
         return
     for key, cells in rows[: len(shown)]:
         for column, value in zip(columns, cells, strict=False):
@@ -34,3 +44,5 @@ def sync_rows(
                 table.update_cell(key, column, value)
     for key, cells in rows[len(shown) :]:
         table.add_row(*cells, key=key)
+    if not shown and (at := _EMPTIED_AT.pop(table, None)) in keys:
+        table.move_cursor(row=keys.index(at), animate=False)
