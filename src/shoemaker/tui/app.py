@@ -493,6 +493,9 @@ class ShoemakerApp(Guarded, App[None]):
             return
         if self._panels_stale:
             self._show_panels(self.snapshot)
+        # What the pane's task printed meanwhile waited uncondensed: as many lines as the pane
+        # shows are condensed now, once, not ten times a second behind the screen on top.
+        self.buffers.keep_pending(self.output.task_id, PANE_LINES)
         self.flush_output()
         self._tick()
 
@@ -580,9 +583,7 @@ class ShoemakerApp(Guarded, App[None]):
     def flush_output(self) -> None:
         out = self.output
         if self.main_covered:
-            # The pane's own lines wait (as many as it shows); the others' are in their history.
-            self.buffers.keep_pending(out.task_id, PANE_LINES)
-            return
+            return  # what arrives waits uncondensed (bounded) until the pane is shown again
         lines = self.buffers.take(out.task_id)
         self.buffers.drop_pending()  # other tasks' lines stay in their history
         out.feed(lines)
