@@ -113,9 +113,8 @@ async def tab_latencies(
     app: ShoemakerApp, screen: TaskScreen, presses: int, stop: asyncio.Event | None = None
 ) -> list[float]:
     """The same for the task screen's tab keys, ``a`` (attempts) and ``l`` (log) in turn."""
-    tabs = screen.query_one("TabbedContent")
     keys = ["a" if n % 2 == 0 else "l" for n in range(presses)]
-    return await _latencies(app, keys, lambda: str(getattr(tabs, "active", "")), stop)
+    return await _latencies(app, keys, lambda: screen.active_tab, stop)
 
 
 async def _latencies(

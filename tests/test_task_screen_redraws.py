@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import events
-from textual.widgets import TabbedContent, Tabs
+from textual.widgets import Tabs
 
 from shoemaker.tui.task_screen import TaskScreen
 from shoemaker.tui.widgets import PANE_LINES, OutputPane, TaskQueue
@@ -26,11 +26,11 @@ async def test_a_tab_switch_moves_the_underline_at_once(fast_tmp: Path) -> None:
         screen = TaskScreen(app.project, 1, refresh_s=3600)
         await app.push_screen(screen)
         await until(pilot, lambda: screen.loads == 1)
-        tabs = screen.query_one(TabbedContent).query_one(Tabs)
+        tabs = screen.query_one(Tabs)
         underline: Any = tabs.query_one("Underline")
 
         def span(tab: str) -> tuple[int, int]:
-            shown = tabs.query_one(f"#--content-tab-{tab}")
+            shown = tabs.query_one(f"#tab-{tab}")
             start, end = shown.virtual_region.shrink(shown.styles.gutter).column_span
             return start, end
 
@@ -42,8 +42,7 @@ async def test_a_tab_switch_moves_the_underline_at_once(fast_tmp: Path) -> None:
             before = (underline.highlight_start, underline.highlight_end)
             # As a terminal's key arrives: `pilot.press` would wait for animations to end.
             app.post_message(events.Key(key, key))
-            tabbed = screen.query_one(TabbedContent)
-            while tabbed.active != tab:
+            while screen.active_tab != tab:
                 await asyncio.sleep(0.01)
             target = span(tab)
             seen = set()

@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Log, Static, TabbedContent
+from textual.widgets import DataTable, Log, Static
 
 from agents import new_token, processes_with_token
 from projects import check, commit_agent_settings, make_project, task
@@ -134,10 +134,9 @@ async def test_enter_opens_the_task_and_its_tabs(fast_tmp: Path) -> None:
         screen = app.screen
         assert isinstance(screen, TaskScreen) and screen.task_id == first
         await until(pilot, lambda: screen.detail is not None)
-        tabs = screen.query_one(TabbedContent)
         for key, tab in (("d", "diff"), ("a", "attempts"), ("p", "prompt"), ("l", "log")):
             await pilot.press(key)
-            assert tabs.active == tab
+            assert screen.active_tab == tab
         await pilot.press("t")
         assert screen.raw and screen.query_one("#task-log").border_title == "raw stream-json"
         await pilot.press("escape")
@@ -154,13 +153,13 @@ async def test_d_shows_a_merged_diff_and_l_the_log(fast_tmp: Path) -> None:
         screen = app.screen
         assert isinstance(screen, TaskScreen)
         await until(pilot, lambda: screen.diff is not None)
-        assert screen.query_one(TabbedContent).active == "diff"
+        assert screen.active_tab == "diff"
         assert screen.diff is not None and screen.diff.source == "merged"
         files = screen.query_one("#diff-files", DataTable)
         assert files.get_row_at(0)[0] == "config.py"
         await pilot.press("escape", "l")
         assert isinstance(app.screen, TaskScreen)
-        assert app.screen.query_one(TabbedContent).active == "log"
+        assert app.screen.active_tab == "log"
 
 
 async def test_generations_screen_lists_and_switches(fast_tmp: Path) -> None:

@@ -1,6 +1,6 @@
 """Tabs whose underline jumps to the active tab instead of sliding there.
 
-Textual slides a ``TabbedContent``'s underline for 0.3 s after each switch: a dozen redraws
+Textual slides the underline of its ``Tabs`` for 0.3 s after each switch: a dozen redraws
 of the screen on top of the switch's own layout, a quarter of the CPU of switching tabs on
 the task screen. The app's ``animation_level`` would stop it, and every other animation with
 it (the why pane's scroll to the end of a failed gate's output among them); this stops only
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.widgets import TabbedContent
+from textual.widgets import Tabs
 
 
-def still_underline(tabbed: TabbedContent) -> None:
-    """Make ``tabbed``'s underline move at once; call it once ``tabbed`` is mounted."""
+def still_underline(tabs: Tabs) -> None:
+    """Make the underline of ``tabs`` move at once; call it once ``tabs`` is mounted."""
     # Textual's underline is not public (widgets._tabs.Underline): found by its name.
-    underline = tabbed.query_one("Underline")
+    underline = tabs.query_one("Underline")
 
     def jump(attribute: str, value: Any, *args: Any, **kwargs: Any) -> None:
         setattr(underline, attribute, value)
