@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 from agents import sleepers, stitch_prompt
 from cluster import START_TIMEOUT_S, Cluster, ancestors, parent_of, two_workers, wait_gone
 from projects import check, cli, make_project, task
+from shoemaker.cluster import worker
 from shoemaker.cluster.attempt import (
     AttemptSpec,
     Lines,
@@ -93,26 +95,45 @@ def landed(git: Git, branch: str) -> list[int]:
 # -- the worker function, in this process ----------------------------------------------------
 
 
+#: How long a held step keeps a cancelled attempt from ending, to show that it does.
+HELD_S = 1.0
+#: A bound on waiting for a held step (never a wait: it is released as soon as it is held).
+STEP_LIMIT_S = 120.0
+
+
+def attempt_spec(project: Project, task_id: int, **fields: Any) -> AttemptSpec:
+    """Attempt 1 of ``task_id`` on the project's HEAD with its agent; ``fields`` replace any."""
+    git = project.git
+    base = git.rev_parse("HEAD")
+    given: dict[str, Any] = {
+        "key": f"k-{task_id}-1",
+        "task_id": task_id,
+        "attempt": 1,
+        "base": base,
+        "bundle": git.bundle(base),
+        "branch": f"task/g-{task_id}",
+        "agent": project.config.agent,
+        "argv": (project.config.agent.command, *project.config.agent.args),
+        "env": Sealed({"IS_SANDBOX": "1"}),
+        "prompt": stitch_prompt(task_id, 1),
+        "gates": (),
+        "max_time_sec": 60,
+        "idle_timeout_sec": 30,
+        "kill_grace_sec": 5,
+    }
+    return AttemptSpec(**{**given, **fields})
+
+
 async def test_the_worker_function_returns_the_task_branch_as_a_bundle(fast_tmp: Path) -> None:
     project = make_project(fast_tmp, [])
     git = project.git
     base = git.rev_parse("HEAD")
-    prompt = stitch_prompt(7, 1, files={"feature.py": "X = 2\n"})
-    spec = AttemptSpec(
-        key="k-7-1",
-        task_id=7,
-        attempt=1,
-        base=base,
-        bundle=git.bundle(base),
-        branch="task/g-7",
-        agent=project.config.agent,
-        argv=(project.config.agent.command, *project.config.agent.args),
+    spec = attempt_spec(
+        project,
+        7,
         env=Sealed({"IS_SANDBOX": "1", "SECRET_TOKEN": "s3cr3t-value"}),
-        prompt=prompt,
+        prompt=stitch_prompt(7, 1, files={"feature.py": "X = 2\n"}),
         gates=(GateConfig(**check("imports", "import feature")),),
-        max_time_sec=60,
-        idle_timeout_sec=30,
-        kill_grace_sec=5,
     )
     assert "s3cr3t" not in repr(spec) and "s3cr3t" not in repr(spec.env)
     events: list[object] = []
@@ -138,26 +159,46 @@ async def test_a_worker_function_that_cannot_start_says_so_and_leaves_nothing(
     tmp = fast_tmp / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    base = project.git.rev_parse("HEAD")
-    spec = AttemptSpec(
-        key="k-1-1",
-        task_id=1,
-        attempt=1,
-        base=base,
-        bundle=b"# v2 git bundle\nnot one\n",
-        branch="task/g-1",
-        agent=project.config.agent,
-        argv=(project.config.agent.command, *project.config.agent.args),
-        env=Sealed({}),
-        prompt=stitch_prompt(1, 1),
-        gates=(),
-        max_time_sec=60,
-        idle_timeout_sec=30,
-        kill_grace_sec=5,
-    )
+    spec = attempt_spec(project, 1, bundle=b"# v2 git bundle\nnot one\n", env=Sealed({}))
     with pytest.raises(RunnerFailure) as failed:
         await LocalRunner().run(spec, lambda _: None)
     assert failed.value.kind == "error" and "GitError" in str(failed.value)
+    assert list(tmp.iterdir()) == []
+
+
+async def test_a_cancelled_attempt_removes_its_clone_only_once_its_git_step_has_ended(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cluster's worker cancels an attempt its orchestrator no longer wants. A git step then
+    # running in a thread goes on; removed meanwhile, the clone kept what git wrote after.
+    project = make_project(fast_tmp, [])
+    tmp = fast_tmp / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    entered, release = threading.Event(), threading.Event()
+    clone_ran_in: list[bool] = []
+    real_clone = worker._clone
+
+    def held_clone(spec: AttemptSpec, where: Path) -> tuple[Git, Path]:
+        entered.set()
+        release.wait(STEP_LIMIT_S)
+        clone_ran_in.append(where.is_dir())
+        return real_clone(spec, where)
+
+    monkeypatch.setattr(worker, "_clone", held_clone)
+    attempt = asyncio.create_task(LocalRunner().run(attempt_spec(project, 1), lambda _: None))
+    assert await asyncio.to_thread(entered.wait, STEP_LIMIT_S)
+    attempt.cancel()
+    # Cancelled, it cannot end while its step runs: it has a second to prove it would not
+    # (without the wait it would end at once, its clone removed under the held step).
+    try:
+        ended, _ = await asyncio.wait([attempt], timeout=HELD_S)
+        assert not ended
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert clone_ran_in == [True]  # its directory was still there: the clean-up waited
     assert list(tmp.iterdir()) == []
 
 
@@ -611,25 +652,14 @@ async def test_the_scheduler_never_shows_a_secret_of_the_run(
     fast_tmp: Path, cluster: Cluster
 ) -> None:
     project = make_project(fast_tmp, [])
-    git = project.git
-    base = git.rev_parse("HEAD")
     secret, login = "tok-0123456789abcdef", "sk-login-fedcba9876543210"
-    spec = AttemptSpec(
+    spec = attempt_spec(
+        project,
+        1,
         key="shoemaker-g-1-1-cafe",
-        task_id=1,
-        attempt=1,
-        base=base,
-        bundle=git.bundle(base),
-        branch="task/g-1",
-        agent=project.config.agent,
-        argv=(project.config.agent.command, *project.config.agent.args),
         env=Sealed({"IS_SANDBOX": "1", "API_TOKEN": secret}),
         login=Sealed({"auth.json": f'{{"OPENAI_API_KEY": "{login}"}}'}),
         prompt=stitch_prompt(1, 1, outcome="hang", heartbeat=0.2),
-        gates=(),
-        max_time_sec=60,
-        idle_timeout_sec=30,
-        kill_grace_sec=5,
     )
     runner = DaskRunner(DaskConfig(scheduler=cluster.address, resources={"agent_slot": 1}))
     await runner.connect()

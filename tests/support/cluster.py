@@ -220,7 +220,8 @@ def two_workers(root: Path) -> Iterator[Cluster]:
             wait_gone(pid, STOP_TIMEOUT_S)
     left = processes_with_token(env["SHOEMAKER_TEST_TOKEN"])
     assert left == [], [cmdline(pid) for pid in left]
-    assert list(tmp.glob("shoemaker-*")) == [], "a worker left a temporary clone"
+    left_behind = sorted(str(p.relative_to(tmp)) for p in tmp.glob("shoemaker-*/**/*"))
+    assert list(tmp.glob("shoemaker-*")) == [], f"a worker left a temporary clone: {left_behind}"
 
 
 def cmdline(pid: int) -> bytes:

@@ -18,7 +18,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from shoemaker.agents.adapters import adapter_for
 from shoemaker.agents.done_signal import FILE_NAME, signal_command, signal_environment
@@ -61,6 +63,34 @@ class _Batcher:
         while True:
             await asyncio.sleep(self.period)
             self.flush()
+
+
+T = TypeVar("T")
+
+
+class _Steps:
+    """An attempt's blocking steps (git, the adapter's settling), each in a thread.
+
+    A cancelled attempt stops awaiting a step but cannot stop its thread: the clean-up waits
+    for every step still running, or it would remove the directory while git still writes in
+    it, and what git wrote after would be left behind."""
+
+    def __init__(self) -> None:
+        self.running: set[asyncio.Future[Any]] = set()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        step = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self.running.add(step)
+        step.add_done_callback(self.running.discard)
+        return await asyncio.shield(step)
+
+    async def settle(self) -> None:
+        """Wait for the steps still running; what they raised is moot: the attempt ended."""
+        if self.running:
+            ended, _ = await asyncio.wait(self.running)
+            for step in ended:
+                if not step.cancelled():
+                    step.exception()
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -183,8 +213,9 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
     """Run one attempt here; events go to ``send`` as they happen."""
     where = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
     janitor = _Janitor(where)
+    steps = _Steps()
     try:
-        git, clone = await asyncio.to_thread(_clone, spec, where)
+        git, clone = await steps.run(_clone, spec, where)
         box = _box(spec)
         # The signal goes where the sandbox lets the agent write: its HOME (with a TMPDIR).
         signal_dir = where / ("signal" if box is None else "home")
@@ -229,32 +260,33 @@ async def execute(spec: AttemptSpec, send: EventSink, worker: str) -> AttemptRes
             batcher.flush()
         # What the agent left in its config home (codex's session file: the tokens of a run
         # stopped mid-turn) is read here, before the directory goes.
-        await asyncio.to_thread(adapter.settle, launch, run.summary)
+        await steps.run(adapter.settle, launch, run.summary)
         result = AttemptResult(run, worker=worker)
         signal_file = signal_dir / FILE_NAME
         if signal_file.is_file():
             result.signal = signal_file.read_bytes()[: 64 * 1024]
         subject = WORKER_SUBJECT.format(attempt=spec.attempt, task=spec.task_id)
-        committed = await asyncio.to_thread(git.commit_all, clone, subject)
+        committed = await steps.run(git.commit_all, clone, subject)
         # Work carried over goes home even when the agent added nothing to it.
         carried = spec.start if spec.start not in ("", spec.base) else None
         result.commit = committed or carried
         if result.commit is None:
             return result
         if run.ok:
-            names = await asyncio.to_thread(
+            names = await steps.run(
                 _git, clone, "diff", "--name-only", "--no-renames", "-z", spec.base, result.commit
             )
             changed = [n for n in names.split("\0") if n]
             gate_box = None if box is None else GateBox(box, where / "git")
             result.gates = await _gates(spec, clone, changed, gate_box, janitor)
         out = where / "task.bundle"
-        await asyncio.to_thread(
+        await steps.run(
             _git, clone, "bundle", "create", "-q", str(out), spec.branch, f"^{spec.base}"
         )
         result.bundle = out.read_bytes()
         return result
     finally:
+        await steps.settle()
         await asyncio.to_thread(shutil.rmtree, where, True)
         await asyncio.to_thread(janitor.dismiss)
 
