@@ -152,29 +152,32 @@ async def test_the_worker_function_returns_the_task_branch_as_a_bundle(fast_tmp:
     ]
 
 
-async def test_a_worker_function_that_cannot_start_says_so_and_leaves_nothing(
-    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    project = make_project(fast_tmp, [])
+@pytest.fixture
+def worker_tmp(fast_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary directory of the worker function run in this process: empty at first."""
     tmp = fast_tmp / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+async def test_a_worker_function_that_cannot_start_says_so_and_leaves_nothing(
+    fast_tmp: Path, worker_tmp: Path
+) -> None:
+    project = make_project(fast_tmp, [])
     spec = attempt_spec(project, 1, bundle=b"# v2 git bundle\nnot one\n", env=Sealed({}))
     with pytest.raises(RunnerFailure) as failed:
         await LocalRunner().run(spec, lambda _: None)
     assert failed.value.kind == "error" and "GitError" in str(failed.value)
-    assert list(tmp.iterdir()) == []
+    assert list(worker_tmp.iterdir()) == []
 
 
 async def test_a_cancelled_attempt_removes_its_clone_only_once_its_git_step_has_ended(
-    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    fast_tmp: Path, worker_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A cluster's worker cancels an attempt its orchestrator no longer wants. A git step then
     # running in a thread goes on; removed meanwhile, the clone kept what git wrote after.
     project = make_project(fast_tmp, [])
-    tmp = fast_tmp / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     entered, release = threading.Event(), threading.Event()
     clone_ran_in: list[bool] = []
     real_clone = worker._clone
@@ -199,7 +202,7 @@ async def test_a_cancelled_attempt_removes_its_clone_only_once_its_git_step_has_
     with pytest.raises(asyncio.CancelledError):
         await attempt
     assert clone_ran_in == [True]  # its directory was still there: the clean-up waited
-    assert list(tmp.iterdir()) == []
+    assert list(worker_tmp.iterdir()) == []
 
 
 # -- a real cluster ----------------------------------------------------------------------------
