@@ -176,6 +176,24 @@ async def test_a_gate_that_dies_with_its_parent_runs_only_once_its_pid_is_told(
     assert seen == [False] and ran.exists()
 
 
+@pytest.mark.parametrize("die_with_parent", [False, True])
+async def test_a_gate_whose_program_is_missing_says_so(
+    fast_tmp: Path, die_with_parent: bool
+) -> None:
+    # On a cluster's worker a gate starts behind a shell that waits for its go: the missing
+    # program is said as it is said for a gate started directly, not as the shell's 127.
+    for program, why in (
+        ("no-such-program-here", "No such file or directory"),
+        ("./missing.sh", "No such file or directory"),
+    ):
+        gate = GateConfig(name="tests", command=[program, "-q"], timeout_sec=120)
+        outcome = await run_gate(gate, fast_tmp, die_with_parent=die_with_parent)
+        assert not outcome.passed and outcome.exit_code is None
+        assert outcome.reason == (
+            f"gate 'tests' cannot run {program!r}: {why}; fix its command in configuration.yaml"
+        )
+
+
 async def test_severities_warn_and_fix(fast_tmp: Path) -> None:
     project = scripted(
         make_project(

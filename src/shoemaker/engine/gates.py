@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -222,12 +223,17 @@ async def _run(
     die: bool = False,
     on_pid: Callable[[int], None] | None = None,
 ) -> GateOutcome:
-    leftovers = Leftovers(env[RUN_MARKER])
     if die:
         # The gate waits until ``on_pid`` is told (on a cluster's worker, the janitor that
         # kills its group if the worker dies is then in place): what it starts before that
         # could outlive the worker. A worker that dies first closes the pipe: nothing runs.
+        # The shell's exec would say a missing program only as exit 127: it is looked for
+        # here, as exec would, to say it as a gate started directly does.
+        missing = _not_found(argv[0], cwd, env)
+        if missing is not None:
+            return _cannot_run(gate, missing, started)
         argv = ["/bin/sh", "-c", 'read -r _ && exec "$@"', "shoemaker-gate", *argv]
+    leftovers = Leftovers(env[RUN_MARKER])
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -241,15 +247,7 @@ async def _run(
         )
     except OSError as exc:
         leftovers.close()
-        return GateOutcome(
-            gate.name,
-            False,
-            None,
-            time.monotonic() - started,
-            "",
-            f"gate {gate.name!r} cannot run {gate_argv(gate)[0]!r}: {exc.strerror or exc}; "
-            "fix its command in configuration.yaml",
-        )
+        return _cannot_run(gate, exc.strerror or str(exc), started)
     if on_pid is not None:
         on_pid(proc.pid)
     if proc.stdin is not None:
@@ -294,6 +292,31 @@ async def _run(
         else (f"gate {gate.name!r} exited {proc.returncode} (expected {gate.expected_exit})")
     )
     return GateOutcome(gate.name, passed, proc.returncode, duration, tail, reason)
+
+
+def _not_found(program: str, cwd: Path, env: Mapping[str, str]) -> str | None:
+    """Why exec would not start ``program`` from ``cwd`` with ``env``'s PATH; None: it would."""
+    if "/" in program:
+        path = cwd / program
+        if not path.is_file():
+            return os.strerror(errno.ENOENT)
+        return None if os.access(path, os.X_OK) else os.strerror(errno.EACCES)
+    # Relative entries of PATH (an empty one is the directory itself) are the gate's cwd's.
+    dirs = [str(cwd / d) for d in env.get("PATH", os.defpath).split(os.pathsep)]
+    found = shutil.which(program, path=os.pathsep.join(dirs))
+    return None if found is not None else os.strerror(errno.ENOENT)
+
+
+def _cannot_run(gate: GateConfig, why: str, started: float) -> GateOutcome:
+    return GateOutcome(
+        gate.name,
+        False,
+        None,
+        time.monotonic() - started,
+        "",
+        f"gate {gate.name!r} cannot run {gate_argv(gate)[0]!r}: {why}; "
+        "fix its command in configuration.yaml",
+    )
 
 
 async def _read_all(proc: asyncio.subprocess.Process, into: bytearray) -> None:
