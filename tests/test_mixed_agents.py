@@ -22,7 +22,7 @@ from shoemaker.mocks.gemini import Turn as GeminiTurn
 from shoemaker.mocks.responses import MockResponses, Turn, add_file, message, mock_responses
 from shoemaker.model import TaskState, Usage
 from shoemaker.sources.model import agent_kind
-from shoemaker.tui.task_screen import agent_of
+from shoemaker.tui.why_text import agent_of
 
 MODEL = "gpt-5.5"
 GEMINI_MODEL = "gemini-2.5-flash"

@@ -23,22 +23,20 @@ from textual.widgets import DataTable, Header, Log, Static, Tab, Tabs
 from shoemaker.agents.sandbox import sandbox_of
 from shoemaker.engine.project import Project
 from shoemaker.engine.task_detail import (
-    GateRow,
     LogCache,
     TaskDetail,
     TaskDiff,
-    gate_verdict,
     load_diff,
     load_task_detail,
 )
 from shoemaker.model import ACTIVE_TASK_STATES, TaskState
-from shoemaker.store import RunRecord
 from shoemaker.tui.diff_text import PLAIN_DIFF, diff_label, render_diff
 from shoemaker.tui.footer import PinnedFooter
 from shoemaker.tui.guard import Guarded, guarded_interval
 from shoemaker.tui.rows import sync_rows
 from shoemaker.tui.still_tabs import still_underline
 from shoemaker.tui.theme import DiffColours, diff_colours
+from shoemaker.tui.why_text import agent_of, gate_why, run_why
 from shoemaker.tui.widgets import OutputHighlighter, duration, state_text, tokens
 
 LOADING = Text("loading…", style="dim")
@@ -426,35 +424,3 @@ class TaskScreen(Guarded, Screen[None]):
         """Whether the task may still change: at work, or yet to start (its agent may start
         while the screen is open)."""
         return self.detail is not None and self.detail.task.state in LIVE_STATES
-
-
-def gate_why(g: GateRow) -> Text:
-    """A gate's verdict and the tail of its output."""
-    head = gate_verdict(g.name, g.where, g.passed, g.exit_code, g.duration_s).removeprefix("» ")
-    attempt = f"attempt {g.attempt} · " if g.attempt is not None else ""
-    text = Text(f"{attempt}{head}\n", style="bold red" if not g.passed else "bold green")
-    text.append(g.output_tail.strip() or "(no output)", style="" if g.output_tail else "dim")
-    return text
-
-
-def agent_of(r: RunRecord) -> str:
-    """The agent kind a run ran as, and its model (configured, else as its stream named it)."""
-    model = r.model if len(r.model) <= 24 else r.model[:23] + "…"
-    return f"{r.agent_kind} {model}" if model else r.agent_kind
-
-
-def run_why(r: RunRecord) -> Text:
-    """How an agent run ended: its reason, its error result and its stderr."""
-    if r.ended_at is None:
-        return Text(f"attempt {r.attempt} · run {r.id} · still running", style="dim")
-    state = "ok" if r.ok else r.reason or "not ok"
-    text = Text(
-        f"attempt {r.attempt} · run {r.id} · {state}\n", style="bold" if r.ok else "bold red"
-    )
-    if r.result_text and (r.is_error or not r.ok):
-        text.append("result: ", style="bold")
-        text.append(r.result_text.strip() + "\n")
-    if r.stderr_tail.strip():
-        text.append("stderr:\n", style="bold")
-        text.append(r.stderr_tail.rstrip() + "\n")
-    return text
