@@ -206,8 +206,10 @@ def test_nesting_up_to_and_past_the_recursion_limit_keeps_its_outcome() -> None:
     objects = [b'{"a":' * n + b"1" + b"}" * n for n in range(limit - 150, limit + 20)]
     pad = b'{"pad":"' + b"x" * 70_000 + b'","a":'  # long lines take another way
     long = [pad + b"[" * n + b"]" * n + b"}" for n in range(limit - 150, limit + 20, 3)]
+    # Lines shorter than the limit are decoded unwrapped: those about that length.
+    short = [b"[" * n + b"]" * n for n in range(limit // 2 - 10, limit // 2 + 10)]
     for frames in (0, 30, 100):  # the limit is for the stack, the caller's frames included
-        at_depth(frames, arrays + objects + long)
+        at_depth(frames, arrays + objects + long + short)
 
 
 def test_long_lines_of_every_size_in_any_order_and_thread() -> None:

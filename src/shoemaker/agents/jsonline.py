@@ -8,8 +8,9 @@ to infinity, lone surrogates, a byte-order mark, encodings other than UTF-8): fo
 
 Nesting, too: both decoders count their depth against Python's recursion limit, the standard
 one from a few frames deeper. So that msgspec always gives up first, never taking a line the
-standard decoder would refuse, the line is decoded inside eight one-element arrays, which take
-eight levels of its headroom; the shape is checked as it is decoded.
+standard decoder would refuse, a line long enough to nest near that limit is decoded inside
+eight one-element arrays, which take eight levels of its headroom; the shape is checked as it
+is decoded. A shorter line is decoded as it is.
 
 orjson, as fast, turns an integer beyond 64 bits into a float where ``json.loads`` keeps it
 whole, and has a fixed nesting limit of its own: every line would have to be searched for
@@ -19,6 +20,7 @@ both, which cost more than a third of the decoding itself.
 from __future__ import annotations
 
 import threading
+from sys import getrecursionlimit
 from typing import Any, Final
 
 import msgspec
@@ -28,6 +30,7 @@ _Wrapped: Any = Any
 for _ in range(_LEVELS):
     _Wrapped = tuple[_Wrapped]  # a one-element array, its length checked by msgspec
 _decode = msgspec.json.Decoder(_Wrapped).decode
+_decode_plain = msgspec.json.Decoder().decode
 _OPEN, _CLOSE = b"[" * _LEVELS, b"]" * _LEVELS
 _OPEN_STR, _CLOSE_STR = "[" * _LEVELS, "]" * _LEVELS
 # A long line is wrapped in a buffer each thread keeps (up to _KEPT bytes): a fresh copy of a
@@ -45,6 +48,11 @@ nesting."""
 def decode_fast(line: bytes | str) -> Any:
     """The JSON value on ``line``; raises one of :data:`REFUSED` where ``json.loads`` is to
     decide."""
+    if len(line) < getrecursionlimit():
+        # It cannot nest deeper than half the recursion limit (an array or object takes two
+        # characters), which both decoders take from any stack a parser runs on: no wrapping.
+        # Half of the lines an agent prints are this short.
+        return _decode_plain(line)
     if isinstance(line, str):
         value = _decode(_OPEN_STR + line + _CLOSE_STR)
     elif len(line) <= _LONG:
