@@ -108,9 +108,9 @@ class TaskScreen(Guarded, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(LOADING, id="task-summary")
-        # Tabs over panes shown one at a time, and no container around them: every container
-        # draws its whole area on each switch (Textual draws what lies beneath too), and a
-        # TabbedContent's three nested ones cost a tab switch a third of its time.
+        # Tabs over panes shown one at a time, and no container around them: Textual draws
+        # every visible container's whole area on a repaint, what its children cover too,
+        # and a TabbedContent's three nested ones drew more than the log they held.
         yield Tabs(
             *(Tab(label, id=f"tab-{name}") for name, label in TABS.items()),
             active=f"tab-{self.initial_tab}",
