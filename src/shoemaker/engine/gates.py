@@ -112,11 +112,11 @@ def gate_problems(gates: Sequence[GateConfig], root: Path) -> list[str]:
     for index, gate in enumerate(gates):
         program = gate_argv(gate)[0]
         where = f"configuration.yaml: gates[{index}] ({gate.name})"
+        if _not_found(program, root / gate.cwd, os.environ) is None:
+            continue
         if "/" in program:
-            path = Path(program) if Path(program).is_absolute() else root / gate.cwd / program
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                problems.append(f"{where}: {program} is not an executable file")
-        elif shutil.which(program) is None:
+            problems.append(f"{where}: {program} is not an executable file")
+        else:
             problems.append(f"{where}: {program!r} is not on PATH; install it or fix the command")
     return problems
 
@@ -231,7 +231,7 @@ async def _run(
         # here, as exec would, to say it as a gate started directly does.
         missing = _not_found(argv[0], cwd, env)
         if missing is not None:
-            return _cannot_run(gate, missing, started)
+            return _cannot_run(gate, os.strerror(missing), started)
         argv = ["/bin/sh", "-c", 'read -r _ && exec "$@"', "shoemaker-gate", *argv]
     leftovers = Leftovers(env[RUN_MARKER])
     try:
@@ -294,17 +294,18 @@ async def _run(
     return GateOutcome(gate.name, passed, proc.returncode, duration, tail, reason)
 
 
-def _not_found(program: str, cwd: Path, env: Mapping[str, str]) -> str | None:
-    """Why exec would not start ``program`` from ``cwd`` with ``env``'s PATH; None: it would."""
+def _not_found(program: str, cwd: Path, env: Mapping[str, str]) -> int | None:
+    """Why exec would not start ``program`` from ``cwd`` with ``env``'s PATH (an errno);
+    None: it would."""
     if "/" in program:
-        path = cwd / program
+        path = cwd / program  # an absolute program stays itself
         if not path.is_file():
-            return os.strerror(errno.ENOENT)
-        return None if os.access(path, os.X_OK) else os.strerror(errno.EACCES)
+            return errno.ENOENT
+        return None if os.access(path, os.X_OK) else errno.EACCES
     # Relative entries of PATH (an empty one is the directory itself) are the gate's cwd's.
     dirs = [str(cwd / d) for d in env.get("PATH", os.defpath).split(os.pathsep)]
     found = shutil.which(program, path=os.pathsep.join(dirs))
-    return None if found is not None else os.strerror(errno.ENOENT)
+    return None if found is not None else errno.ENOENT
 
 
 def _cannot_run(gate: GateConfig, why: str, started: float) -> GateOutcome:
