@@ -6,27 +6,32 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agents import new_token, processes_with_token, wait_for_file
 from interleave import interleave
 from projects import check, make_project, scripted, task
+from shoemaker.engine import attempts as attempts_module
 from shoemaker.engine import review
-from shoemaker.engine.attempts import preserve
+from shoemaker.engine import stitch as stitch_module
+from shoemaker.engine.attempts import Attempt, preserve
 from shoemaker.engine.engine import Engine
 from shoemaker.engine.generation import start_generation
 from shoemaker.engine.graph import critical_path_lengths, launch_order
 from shoemaker.engine.measure import measure
 from shoemaker.engine.plans import plan_starts, reject_plan
+from shoemaker.engine.project import Project
 from shoemaker.engine.recovery import RecoveryReport, recover
 from shoemaker.engine.stitch import EngineError, Stitcher, StitchOutcome
 from shoemaker.errors import GenerationError
 from shoemaker.events import AgentOutput, AgentStarted, Event, TaskStateChanged
 from shoemaker.git import Git
 from shoemaker.model import IllegalTransition, PlanState, Task, TaskState, task_branch
-from shoemaker.store import NewTask
+from shoemaker.store import NewTask, Store
 
 
 async def test_two_parallel_tasks_on_the_same_lines_both_land(fast_tmp: Path) -> None:
@@ -585,3 +590,58 @@ def test_the_demo_runs_with_four_agents(fast_tmp: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     assert "6/6" in proc.stdout
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+async def test_a_freed_slot_takes_the_next_listed_task_without_listing_again(
+    fast_tmp: Path, monkeypatch: pytest.MonkeyPatch, cancelled: bool
+) -> None:
+    # One slot, three ready tasks: A's slot is freed once its agent has exited (no gate), and
+    # the next task starts on it from the listing A was started from. A's commit is held
+    # until that task is claimed, so no task ends in between: the store is not asked for the
+    # tasks again. If B was cancelled meanwhile (by another process), its claim sees it and
+    # B does not start; C does.
+    project = scripted(
+        make_project(fast_tmp, [task(n, files={f"{n}.py": "x = 1\n"}) for n in "ABC"])
+    )
+    start_generation(project, "g")
+    listings: list[int] = []
+    real_list = Store.list_tasks
+
+    def counted_list(self: Store, *args: Any, **kwargs: Any) -> list[Task]:
+        listings.append(1)
+        return real_list(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "list_tasks", counted_list)
+    next_claimed = threading.Event()
+    real_commit = attempts_module.commit
+
+    def held_commit(project: Project, attempt: Attempt, seconds: float) -> None:
+        if attempt.task.title == "A":
+            assert next_claimed.wait(timeout=180), "no task was claimed while A committed"
+        real_commit(project, attempt, seconds)
+
+    monkeypatch.setattr(stitch_module, "commit", held_commit)
+    seen: dict[str, int] = {}
+    store = project.store
+
+    def watch(event: Event) -> None:
+        if isinstance(event, TaskStateChanged):
+            seen[f"{event.title} {event.new}"] = len(listings)
+            if cancelled and (event.title, event.new) == ("A", TaskState.RUNNING):
+                (b,) = [t for t in store.list_tasks("g") if t.title == "B"]
+                store.transition_task(b.id, TaskState.CANCELLED, "cancelled by a person")
+            if event.new == TaskState.RUNNING and event.title != "A":
+                next_claimed.set()
+
+    project.bus.add_listener(watch)
+    report = await Engine(project, max_parallel=1).run(cycles=1)
+    assert report.merged == 3 - cancelled, report
+    if not cancelled:
+        assert seen["B running"] == seen["A verifying"], seen
+        return
+    a, b, c = store.list_tasks("g")
+    assert (a.state, b.state, c.state) == (TaskState.DONE, TaskState.CANCELLED, TaskState.DONE)
+    assert store.runs(task_id=b.id) == [] and "B running" not in seen
+    # B was taken from the kept listing, and refused by its claim: not left out of a new one.
+    assert any(o.reason == "not started: cancelled meanwhile" for o in report.outcomes), report

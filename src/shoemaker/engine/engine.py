@@ -334,9 +334,9 @@ class Engine:
         ``tasks``: the generation's tasks, when the caller has just listed them.
 
         The tasks are listed again when a task has ended and may start again or others may
-        now be ready (the last listing had unfinished ones besides those running), or when the
-        last listing had more to start than there were slots; a slot freed by a task that went
-        on to its merge, with nothing left to start, asks the store nothing.
+        now be ready (the last listing had unfinished ones besides those running). A slot
+        freed by a task gone on to its merge asks the store nothing: it goes to the next task
+        of the last listing, if any was left (a claim checks that its task is still ready).
         """
         stitcher = self.stitcher(gen)
         limits = self.rate_limits(gen)
@@ -369,7 +369,7 @@ class Engine:
                 if limits.changed.is_set() or self._woken.is_set():
                     limits.changed.clear()
                     self._woken.clear()
-                    pending = True  # a limit began or lapsed, a task was retried: look again
+                    tasks, pending = None, True  # a limit began or lapsed, a task was retried
                 if limits.holding and not running:
                     # Every agent is back: wait for the reset, then start them again.
                     if not await self._wait_reset(gen):
@@ -378,7 +378,7 @@ class Engine:
                 if free() > 0 and not self.paused and pending and not limits.holding:
                     busy = set(running.values())
                     listed = tasks if tasks is not None else await self.admission.tasks(gen)
-                    tasks, pending = None, False  # a listing is used once
+                    pending = False
                     left = self.admission.left(listed, len(running))
                     order = launch_order(listed, self.durations.expected(listed))
                     candidates = [
@@ -415,14 +415,13 @@ class Engine:
                     waiting = any(
                         t.state not in TERMINAL_TASK_STATES and t.id not in started for t in listed
                     )
+                    tasks = listed if pending else None  # the rest waits for a slot
                 if not running:
                     break
                 freed.clear()
+                wakes = (freed, self._spent, limits.changed, self._woken)
                 waiters: list[asyncio.Task[object]] = [
-                    asyncio.create_task(freed.wait()),
-                    asyncio.create_task(self._spent.wait()),
-                    asyncio.create_task(limits.changed.wait()),
-                    asyncio.create_task(self._woken.wait()),
+                    *(asyncio.create_task(wake.wait()) for wake in wakes),
                     asyncio.create_task(limits.warning_lapses()),
                 ]
                 done, _ = await asyncio.wait(
@@ -435,8 +434,9 @@ class Engine:
                         running.pop(worker)
                         outcome = worker.result()  # an EngineError propagates from here
                         outcomes.append(outcome)
+                        tasks = None  # it may start again, or have made others ready
                         if waiting or outcome.state not in TERMINAL_TASK_STATES:
-                            pending = True  # it may start again, or have made others ready
+                            pending = True
         except BaseException:
             for worker in running:
                 worker.cancel()
