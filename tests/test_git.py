@@ -68,6 +68,25 @@ def test_worktrees(repo: Git, fast_tmp: Path) -> None:
     repo.remove_worktree(path)  # already gone: no error
 
 
+def test_a_worktrees_git_directory_is_found_again_after_its_name_went_to_another(
+    repo: Git, fast_tmp: Path
+) -> None:
+    # The directory found for a worktree is remembered, and checked at every use: git names
+    # it after the worktree's last path component, so a removed worktree's name goes to the
+    # next one added under the same name elsewhere.
+    first, second = fast_tmp / "a" / "task-1", fast_tmp / "b" / "task-1"
+    repo.add_detached_worktree(first, "HEAD")
+    admin = repo.admin_dir(first)
+    assert admin is not None and admin.parent == repo.common_dir / "worktrees"
+    repo.remove_worktree(first)
+    repo.add_detached_worktree(second, "HEAD")
+    assert repo.admin_dir(second) == admin  # the same name, now another worktree's
+    assert repo.admin_dir(first) is None
+    repo.add_detached_worktree(first, "HEAD")
+    again = repo.admin_dir(first)
+    assert again is not None and again != admin and (again / "gitdir").exists()
+    assert repo.admin_dir(second) == admin
+
 def test_a_worktree_half_made_by_another_add_is_waited_for(
     repo: Git, fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -151,6 +151,7 @@ class Git:
         self._listings_lock = threading.Lock()
         self._blob_lines: dict[str, int] = {}
         self.common_dir = Path(common).resolve()
+        self._admins: dict[Path, Path] = {}  # a worktree's path → its git directory
         self._identity: bool | None = None  # asked at the first commit: a reader never needs it
 
     @staticmethod
@@ -564,12 +565,16 @@ class Git:
     def _admin_dir(self, path: Path) -> Path | None:
         """The directory under ``.git/worktrees`` of the worktree at ``path``."""
         real = path.resolve()
+        # Asked several times per task: the one found last time is checked, not every
+        # worktree's (a removed worktree's name may have been given to another since).
+        known = self._admins.get(real)
+        if known is not None and _registered_at(known) == real:
+            return known
         with contextlib.suppress(OSError):
             for admin in (self.common_dir / "worktrees").iterdir():
-                with contextlib.suppress(OSError):
-                    registered = (admin / "gitdir").read_text().strip()
-                    if Path(registered).parent.resolve() == real:
-                        return admin
+                if _registered_at(admin) == real:
+                    self._admins[real] = admin
+                    return admin
         return None
 
     def is_detached(self, path: Path) -> bool:
@@ -1150,3 +1155,12 @@ __all__ = [
     "MergeOutcome",
     "Worktree",
 ]
+
+
+def _registered_at(admin: Path) -> Path | None:
+    """The worktree a directory under ``.git/worktrees`` belongs to (its ``gitdir`` file
+    names the worktree's ``.git``), resolved; None when it cannot be read."""
+    try:
+        return Path((admin / "gitdir").read_text().strip()).parent.resolve()
+    except OSError:
+        return None
