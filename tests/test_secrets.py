@@ -16,8 +16,9 @@ import yaml
 from agents import STREAM_ARGS
 from projects import make_project, task
 from shoemaker.config import load_config
+from shoemaker.model import GenerationState, PlanState, TaskState
 from shoemaker.secrets import Redactor, collect_secrets, is_secret_name
-from shoemaker.store import Store
+from shoemaker.store import NewTask, Store
 
 KEY = "sk-ant-api03-PLANTED-7f3c9e1d2b4a6f8e0c1a"
 TOKEN = "oauth-PLANTED-a1b2c3d4e5f6a7b8c9d0"
@@ -194,3 +195,30 @@ def test_gemini_keys_its_login_and_its_env_file_are_secrets(tmp_path: Path) -> N
     )
     assert secrets[other_key] == "GEMINI_API_KEY"
     assert secrets[TOKEN] == "gemini oauth_creds.json"
+
+
+def test_a_secret_quoted_in_a_reason_is_stored_redacted(fast_tmp: Path) -> None:
+    # A reason may quote what a process printed (an agent's error, a git failure, the error
+    # that stopped a run): the task's, the generation's and the plan's rows keep it redacted,
+    # as do the events that announce them.
+    store = Store(fast_tmp / "s.db", Redactor({KEY: "ANTHROPIC_API_KEY"}))
+    store.create_generation("g", "shoemaker/g", "main", "0" * 40)
+    plan, _ = store.create_plan("g")
+    (t,), _ = store.add_tasks("g", [NewTask("A")], 1, "plan")
+    moved = [
+        store.transition_task(t.id, TaskState.RUNNING, f"agent said {KEY}"),
+        store.set_generation_state("g", GenerationState.PAUSED, f"run stopped: {KEY}"),
+        store.set_plan_state(plan.id, PlanState.FAILED, f"measure printed {KEY}"),
+    ]
+    marker = "[redacted ANTHROPIC_API_KEY]"
+    assert [e.reason if e else "" for e in moved] == [
+        f"agent said {marker}",
+        f"run stopped: {marker}",
+        f"measure printed {marker}",
+    ]
+    assert store.get_task(t.id).reason == f"agent said {marker}"
+    assert store.get_generation("g").reason == f"run stopped: {marker}"
+    assert store.get_plan(plan.id).reason == f"measure printed {marker}"
+    store.close()
+    for path in fast_tmp.iterdir():
+        assert KEY.encode() not in path.read_bytes(), path

@@ -128,6 +128,7 @@ class GenerationStore(EventStore):
         force: bool = False,
     ) -> GenerationStateChanged | None:
         """``force``: write the reason even when the state is unchanged (no event then)."""
+        reason = self.redactor.text(reason)  # "run stopped: <the error>" may quote a secret
         row = db.execute("SELECT * FROM generations WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise StoreError(f"no generation named {name!r}")

@@ -73,6 +73,7 @@ class PlanStore(EventStore):
     ) -> PlanStateChanged:
         """Move a plan to ``new``, checked against the plan state machine; with ``expect``,
         only from that state (:class:`PlanMoved` otherwise, checked in the same transaction)."""
+        reason = self.redactor.text(reason)
         with self._tx() as db:
             row = db.execute("SELECT * FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row is None:

@@ -314,6 +314,8 @@ class TaskStore(EventStore):
                 "it was moved meanwhile (see `shoemaker tasks`)"
             )
         check_task_transition(task_id, old, new)
+        # A reason may quote what a process printed (an agent's error, a git failure).
+        reason = self.redactor.text(reason)
         attempts = row["attempts"] + (1 if count_attempt else 0)
         sets = ["state = ?", "reason = ?", "attempts = ?", "updated_at = ?"]
         params: list[Any] = [new, reason, attempts, time.time()]
