@@ -87,6 +87,7 @@ def test_a_worktrees_git_directory_is_found_again_after_its_name_went_to_another
     assert again is not None and again != admin and (again / "gitdir").exists()
     assert repo.admin_dir(second) == admin
 
+
 def test_a_worktree_half_made_by_another_add_is_waited_for(
     repo: Git, fast_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from shoemaker.agents.ratelimit import rate_limit_of
 from shoemaker.cluster.attempt import RunnerFailure
+from shoemaker.config_raw import CONFIG_FILE
 from shoemaker.crashpoints import crash_point
 from shoemaker.engine.agent_call import AgentCall, DoneChannel, call_agent
 from shoemaker.engine.agent_verdict import plan_shortfall, signal_failure_of
@@ -230,14 +231,8 @@ class Stitcher(AttemptEndings):
         await asyncio.to_thread(self.pool.release, worktree)
         if failure:
             return await self._give_back(attempt, failure)
-        globs = project.config.review_globs
-        sensitive = [path for path in attempt.changed if matches_any(path, globs)]
-        if sensitive or task.needs_review:
-            reason = (
-                f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
-                if sensitive
-                else "its plan file asks for review (needs_review): approve or reject it"
-            )
+        reason = review_reason(task, attempt.changed, project.config.review_globs)
+        if reason is not None:
             self._transition(task.id, TaskState.NEEDS_REVIEW, reason)
             return StitchOutcome(task.id, TaskState.NEEDS_REVIEW, reason)
         self._transition(task.id, TaskState.MERGING, "gates passed")
@@ -341,4 +336,21 @@ class Stitcher(AttemptEndings):
         return await self._done(attempt, merge, duration, reason)
 
 
-__all__ = ["EngineError", "StitchOutcome", "Stitcher"]
+def review_reason(task: Task, changed: Sequence[str], globs: Sequence[str]) -> str | None:
+    """Why a task whose gates passed waits for a person before it merges (None: it merges)."""
+    if CONFIG_FILE in changed:
+        # The file says what shoemaker runs (the agent, the gates that check its work): an
+        # agent's edit would take effect at the next run without anyone having read it.
+        return (
+            f"changes {CONFIG_FILE}, which says what shoemaker runs (agents, gates): "
+            "approve or reject it"
+        )
+    sensitive = [path for path in changed if matches_any(path, globs)]
+    if sensitive:
+        return f"touches {', '.join(sensitive[:5])} (review_globs): approve or reject it"
+    if task.needs_review:
+        return "its plan file asks for review (needs_review): approve or reject it"
+    return None
+
+
+__all__ = ["EngineError", "StitchOutcome", "Stitcher", "review_reason"]
