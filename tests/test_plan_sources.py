@@ -150,6 +150,38 @@ def test_importing_twice_adds_nothing_and_an_edit_updates_a_task_not_started(
     assert len(store.list_tasks("g")) == 6
 
 
+def test_an_item_finished_by_hand_is_recorded_done_and_never_runs(
+    store: Store, tmp_path: Path
+) -> None:
+    # A person did an epic by hand after it was imported and marked it complete: the next
+    # import records the task done, without running it, and promotes what waited for it. A
+    # task that has started is left to its attempt.
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    gen = store.get_generation("g")
+    import_plan(store, root, gen, [root / "docs/plans"])
+    tasks = {t.external_id: t for t in store.list_tasks("g")}
+    parser, args = tasks["core/E02"], tasks["cli/CLI01"]
+    assert (parser.state, args.state) == (TaskState.READY, TaskState.PROPOSED)
+    epic = root / "docs/plans/core/epic-02-parser.md"
+    epic.write_text(epic.read_text().replace("priority: high\n", "priority: high\nstatus: done\n"))
+
+    dry = import_plan(store, root, gen, [root / "docs/plans"], dry_run=True)
+    assert [t.external_id for t in dry.done] == ["core/E02"]
+    assert store.get_task(parser.id).state == TaskState.READY
+    report = import_plan(store, root, gen, [root / "docs/plans"])
+    assert [(t.external_id, t.state) for t in report.done] == [("core/E02", TaskState.DONE)]
+    assert store.get_task(parser.id).reason == "done in its plan file"
+    assert store.get_task(args.id).state == TaskState.READY  # it waited for the parser
+    assert store.get_task(tasks["core/E03"].id).state == TaskState.READY
+
+    store.transition_task(args.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
+    epic = root / "docs/plans/cli/epic-cli-01-args.md"
+    epic.write_text(epic.read_text().replace("priority: low\n", "priority: low\nstatus: done\n"))
+    again = import_plan(store, root, gen, [root / "docs/plans"])
+    assert again.done == [] and store.get_task(args.id).state == TaskState.RUNNING
+
+
 def test_a_plan_with_a_problem_imports_nothing(store: Store) -> None:
     with pytest.raises(PlanError, match=r"dependency cycle.*nothing was imported"):
         import_plan(store, FIXTURES, store.get_generation("g"), [FIXTURES / "circular"])

@@ -32,8 +32,10 @@ _T = TaskState
 
 #: Every legal move of a task. Anything else is a bug and raises :class:`IllegalTransition`.
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    _T.PROPOSED: frozenset({_T.READY, _T.BLOCKED, _T.CANCELLED}),
-    _T.READY: frozenset({_T.RUNNING, _T.BLOCKED, _T.CANCELLED}),
+    # proposed / ready → done: its plan file says it is finished (a person did it by hand)
+    # before it ever ran (`sources/importer.py`).
+    _T.PROPOSED: frozenset({_T.READY, _T.BLOCKED, _T.CANCELLED, _T.DONE}),
+    _T.READY: frozenset({_T.RUNNING, _T.BLOCKED, _T.CANCELLED, _T.DONE}),
     # running → ready: the attempt was interrupted (pause, crash) and counts, but the task
     # itself did not fail. running → blocked: its agent signalled that it cannot go on.
     _T.RUNNING: frozenset({_T.VERIFYING, _T.FAILED, _T.READY, _T.BLOCKED, _T.CANCELLED}),

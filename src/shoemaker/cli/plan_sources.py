@@ -71,7 +71,7 @@ def cmd_plan_check(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks_import(args: argparse.Namespace) -> int:
-    from shoemaker.sources.importer import import_plan
+    from shoemaker.sources.importer import DONE_BY_PLAN, import_plan
 
     project = _open_project(args)
     gen = _current(project)
@@ -87,8 +87,12 @@ def cmd_tasks_import(args: argparse.Namespace) -> int:
     for task in report.updated:
         verb_u = "would update" if args.dry_run else "updated"
         console.print(f"{verb_u} #{task.id} {_esc(task.external_id)}: its plan file changed")
+    for task in report.done:
+        verb_d = "would record" if args.dry_run else "recorded"
+        console.print(f"{verb_d} #{task.id} {_esc(task.external_id)} done: {DONE_BY_PLAN}")
+    done = f"{len(report.done)} {DONE_BY_PLAN}, " if report.done else ""
     console.print(
-        f"{len(report.added)} task(s) {verb}, {len(report.updated)} updated, "
+        f"{len(report.added)} task(s) {verb}, {len(report.updated)} updated, {done}"
         f"{report.unchanged} already there"
         + ("; nothing was written (--dry-run)" if args.dry_run else "")
     )

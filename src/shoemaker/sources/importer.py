@@ -100,8 +100,18 @@ class ImportReport:
     added: list[Task] = field(default_factory=list)
     """The new tasks (unsaved ones, with id 0, in a dry run)."""
     updated: list[Task] = field(default_factory=list)
+    done: list[Task] = field(default_factory=list)
+    """Tasks not started that their plan file now says are finished: recorded ``done``."""
     unchanged: int = 0
     files: list[tuple[str, str]] = field(default_factory=list)
+
+
+#: The reason recorded on a task whose plan file said it was finished before it ran.
+DONE_BY_PLAN = "done in its plan file"
+
+
+def _not_started(task: Task) -> bool:
+    return task.attempts == 0 and task.state in (TaskState.PROPOSED, TaskState.READY)
 
 
 def import_plan(
@@ -126,16 +136,20 @@ def import_plan(
         title = clean_text(planned.title, multiline=False)[:MAX_TITLE_CHARS] or planned.external_id
         description = clean_text(planned.description, multiline=True)
         task = existing.get(planned.external_id)
+        # Finished by hand since it was imported: recorded done, never run.
+        if (
+            task is not None
+            and planned.done
+            and _not_started(task)
+            and (dry_run or store.mark_planned_done(task.id, DONE_BY_PLAN))
+        ):
+            report.done.append(task if dry_run else store.get_task(task.id))
+            continue
         if task is not None:
             changed = (task.title, task.description) != (title, description)
             if changed and not dry_run and store.update_planned_text(task.id, title, description):
                 report.updated.append(store.get_task(task.id))
-            elif (
-                changed
-                and dry_run
-                and task.attempts == 0
-                and task.state in (TaskState.PROPOSED, TaskState.READY)
-            ):
+            elif changed and dry_run and _not_started(task):
                 report.updated.append(task)
             else:
                 report.unchanged += 1
@@ -188,12 +202,12 @@ def import_configured(project: Project, gen: Generation) -> list[ImportReport]:
                 Notice(generation=gen.name, level="error", message=f"plan_sources: {exc}")
             )
             continue
-        if report.added or report.updated:
+        if report.added or report.updated or report.done:
             project.bus.emit(
                 Notice(
                     generation=gen.name,
                     message=f"plan_sources: {source.path}: {len(report.added)} task(s) added, "
-                    f"{len(report.updated)} updated",
+                    f"{len(report.updated)} updated, {len(report.done)} {DONE_BY_PLAN}",
                 )
             )
         reports.append(report)

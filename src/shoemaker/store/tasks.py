@@ -225,6 +225,18 @@ class TaskStore(EventStore):
             )
             return cur.rowcount > 0
 
+    def mark_planned_done(self, task_id: int, reason: str) -> list[TaskStateChanged]:
+        """Record ``done`` a task that has not started, which its plan file now says is
+        finished, and promote the dependents this unblocks, in one transaction; the events,
+        the task's own first. [] (nothing changed) once it has started."""
+        with self._tx() as db:
+            query = "SELECT state, attempts FROM tasks WHERE id = ?"
+            row = db.execute(query, (task_id,)).fetchone()
+            if row is None or row["attempts"] or row["state"] not in NOT_STARTED:
+                return []
+            done = self._transition(db, task_id, TaskState.DONE, reason)
+            return [done, *self._promote(db, done.generation or "")]
+
     def get_task(self, task_id: int) -> Task:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
         if not rows:
