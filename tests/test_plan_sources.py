@@ -354,6 +354,29 @@ def test_write_back_leaves_a_persons_uncommitted_file_and_links_alone(tmp_path: 
     assert outside.read_text() == "# Epic 02\n"
 
 
+def test_write_back_keeps_a_files_crlf_line_ends(tmp_path: Path) -> None:
+    from shoemaker.model import Task, TaskOrigin
+    from shoemaker.sources.writeback import write_back
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    core = root / "docs/plans/core"
+    for name in ("epic-02-parser.md", "README.md"):
+        (core / name).write_bytes((core / name).read_bytes().replace(b"\n", b"\r\n"))
+    origin = TaskOrigin("epics", "docs/plans/core/epic-02-parser.md", "core/E02")
+    task = Task(1, "g", "Parser", "", TaskState.MERGING, origin=origin)
+    assert len(write_back(task, root)) == 2
+    for name in ("epic-02-parser.md", "README.md"):
+        data = (core / name).read_bytes()
+        assert data.count(b"\n") == data.count(b"\r\n"), name  # no line lost its CR
+    epic = (core / "epic-02-parser.md").read_bytes()
+    assert epic.startswith(b"---\r\npriority: high\r\nstatus: complete\r\n---\r\n")
+    assert (
+        b"| [02](epic-02-parser.md) | Parser | \xf0\x9f\x9f\xa2 |\r\n"
+        in (core / "README.md").read_bytes()
+    )
+
+
 def test_a_directory_without_epics_is_a_problem_not_an_empty_plan(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/README.md").write_text("# nothing planned\n")

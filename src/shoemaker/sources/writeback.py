@@ -73,6 +73,10 @@ class _Files:
         if not self.editable(path):
             return []
         old = self.read(path)
+        if "\r\n" in old and old.count("\n") == old.count("\r\n"):
+            # A file written with CRLF line ends keeps them: the change is made on its lines
+            # as LF text, then every line end goes back to CRLF (rewritten and added lines too).
+            return self.write(path, old, change(old.replace("\r\n", "\n")).replace("\n", "\r\n"))
         return self.write(path, old, change(old))
 
 
