@@ -1146,6 +1146,15 @@ def _merge_reason(proc: subprocess.CompletedProcess[str], conflicts: tuple[str, 
     return text[-1] if text else f"git merge exited {proc.returncode}"
 
 
+def _registered_at(admin: Path) -> Path | None:
+    """The worktree a directory under ``.git/worktrees`` belongs to (its ``gitdir`` file
+    names the worktree's ``.git``), resolved; None when it cannot be read."""
+    try:
+        return Path((admin / "gitdir").read_text().strip()).parent.resolve()
+    except OSError:
+        return None
+
+
 __all__ = [
     "CommitInfo",
     "DiffStat",
@@ -1155,12 +1164,3 @@ __all__ = [
     "MergeOutcome",
     "Worktree",
 ]
-
-
-def _registered_at(admin: Path) -> Path | None:
-    """The worktree a directory under ``.git/worktrees`` belongs to (its ``gitdir`` file
-    names the worktree's ``.git``), resolved; None when it cannot be read."""
-    try:
-        return Path((admin / "gitdir").read_text().strip()).parent.resolve()
-    except OSError:
-        return None
