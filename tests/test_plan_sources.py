@@ -15,7 +15,7 @@ from shoemaker.engine.views import load_snapshot
 from shoemaker.model import PlanGate, TaskState
 from shoemaker.sources import beads, epic_names, epics, phases
 from shoemaker.sources.check import check
-from shoemaker.sources.importer import detect_format, import_plan, parse_paths
+from shoemaker.sources.importer import ImportReport, detect_format, import_plan, parse_paths
 from shoemaker.sources.model import PlanError, PlannedTask, says_done
 from shoemaker.store import Store
 
@@ -121,13 +121,25 @@ def store(tmp_path: Path) -> Store:
     return s
 
 
-def test_importing_twice_adds_nothing_and_an_edit_updates_a_task_not_started(
-    store: Store, tmp_path: Path
-) -> None:
+@pytest.fixture
+def epics_root(tmp_path: Path) -> Path:
+    """A repository holding the epics fixture under docs/plans."""
     root = tmp_path / "repo"
     shutil.copytree(FIXTURES / "epics", root / "docs/plans")
+    return root
+
+
+def imported(store: Store, root: Path, dry_run: bool = False) -> ImportReport:
+    """The plans of ``root`` imported (again) into generation g."""
     gen = store.get_generation("g")
-    report = import_plan(store, root, gen, [root / "docs/plans"])
+    return import_plan(store, root, gen, [root / "docs/plans"], dry_run=dry_run)
+
+
+def test_importing_twice_adds_nothing_and_an_edit_updates_a_task_not_started(
+    store: Store, epics_root: Path
+) -> None:
+    root = epics_root
+    report = imported(store, root)
     assert len(report.added) == 6
     tasks = {t.external_id: t for t in store.list_tasks("g")}
     assert tasks["core/E01"].state == TaskState.DONE
@@ -137,39 +149,37 @@ def test_importing_twice_adds_nothing_and_an_edit_updates_a_task_not_started(
     origin = tasks["cli/CLI01"].origin
     assert origin is not None and origin.path == "docs/plans/cli/epic-cli-01-args.md"
 
-    again = import_plan(store, root, gen, [root / "docs/plans"])
+    again = imported(store, root)
     assert (again.added, again.updated, again.unchanged) == ([], [], 6)
 
     epic = root / "docs/plans/cli/epic-cli-02-help.md"
     epic.write_text(epic.read_text() + "\nAlso list the commands.\n")
-    dry = import_plan(store, root, gen, [root / "docs/plans"], dry_run=True)
+    dry = imported(store, root, dry_run=True)
     assert [t.external_id for t in dry.updated] == ["cli/CLI02"]
     assert "Also list" not in store.get_task(tasks["cli/CLI02"].id).description
-    import_plan(store, root, gen, [root / "docs/plans"])
+    imported(store, root)
     assert "Also list the commands." in store.get_task(tasks["cli/CLI02"].id).description
     assert len(store.list_tasks("g")) == 6
 
 
 def test_an_item_finished_by_hand_is_recorded_done_and_never_runs(
-    store: Store, tmp_path: Path
+    store: Store, epics_root: Path
 ) -> None:
     # A person did an epic by hand after it was imported and marked it complete: the next
     # import records the task done, without running it, and promotes what waited for it. A
     # task that has started is left to its attempt.
-    root = tmp_path / "repo"
-    shutil.copytree(FIXTURES / "epics", root / "docs/plans")
-    gen = store.get_generation("g")
-    import_plan(store, root, gen, [root / "docs/plans"])
+    root = epics_root
+    imported(store, root)
     tasks = {t.external_id: t for t in store.list_tasks("g")}
     parser, args = tasks["core/E02"], tasks["cli/CLI01"]
     assert (parser.state, args.state) == (TaskState.READY, TaskState.PROPOSED)
     epic = root / "docs/plans/core/epic-02-parser.md"
     epic.write_text(epic.read_text().replace("priority: high\n", "priority: high\nstatus: done\n"))
 
-    dry = import_plan(store, root, gen, [root / "docs/plans"], dry_run=True)
+    dry = imported(store, root, dry_run=True)
     assert [t.external_id for t in dry.done] == ["core/E02"]
     assert store.get_task(parser.id).state == TaskState.READY
-    report = import_plan(store, root, gen, [root / "docs/plans"])
+    report = imported(store, root)
     assert [(t.external_id, t.state) for t in report.done] == [("core/E02", TaskState.DONE)]
     assert store.get_task(parser.id).reason == "done in its plan file"
     assert store.get_task(args.id).state == TaskState.READY  # it waited for the parser
@@ -178,7 +188,7 @@ def test_an_item_finished_by_hand_is_recorded_done_and_never_runs(
     store.transition_task(args.id, TaskState.RUNNING, "attempt 1", count_attempt=True)
     epic = root / "docs/plans/cli/epic-cli-01-args.md"
     epic.write_text(epic.read_text().replace("priority: low\n", "priority: low\nstatus: done\n"))
-    again = import_plan(store, root, gen, [root / "docs/plans"])
+    again = imported(store, root)
     assert again.done == [] and store.get_task(args.id).state == TaskState.RUNNING
 
 
