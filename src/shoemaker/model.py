@@ -32,10 +32,8 @@ _T = TaskState
 
 #: Every legal move of a task. Anything else is a bug and raises :class:`IllegalTransition`.
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    # proposed / ready → done: its plan file says it is finished (a person did it by hand)
-    # before it ever ran (`sources/importer.py`).
-    _T.PROPOSED: frozenset({_T.READY, _T.BLOCKED, _T.CANCELLED, _T.DONE}),
-    _T.READY: frozenset({_T.RUNNING, _T.BLOCKED, _T.CANCELLED, _T.DONE}),
+    _T.PROPOSED: frozenset({_T.READY, _T.BLOCKED, _T.CANCELLED}),
+    _T.READY: frozenset({_T.RUNNING, _T.BLOCKED, _T.CANCELLED}),
     # running → ready: the attempt was interrupted (pause, crash) and counts, but the task
     # itself did not fail. running → blocked: its agent signalled that it cannot go on.
     _T.RUNNING: frozenset({_T.VERIFYING, _T.FAILED, _T.READY, _T.BLOCKED, _T.CANCELLED}),
@@ -52,6 +50,10 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.CANCELLED: frozenset(),
 }
 
+#: The states from which a task goes ``done`` without running, when its plan file says a
+#: person finished it (``Store.mark_planned_done``, which checks it has no attempt). No other
+#: move reaches ``done`` but a merge: that one is not in ``TASK_TRANSITIONS``.
+DONE_BY_HAND_FROM = frozenset({_T.PROPOSED, _T.READY})
 #: States in which a task will not move again without a person or a retry deciding so.
 TERMINAL_TASK_STATES = frozenset({_T.DONE, _T.FAILED, _T.BLOCKED, _T.CONFLICT, _T.CANCELLED})
 #: States in which an agent or shoemaker is working on the task right now.

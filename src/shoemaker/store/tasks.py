@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shoemaker.engine import graph
-from shoemaker.model import PlanGate, Task, TaskOrigin, TaskState, check_task_transition
+from shoemaker.model import (
+    DONE_BY_HAND_FROM,
+    PlanGate,
+    Task,
+    TaskOrigin,
+    TaskState,
+    check_task_transition,
+)
 from shoemaker.store.base import StoreError
 from shoemaker.store.events import EventStore
 
@@ -232,9 +239,9 @@ class TaskStore(EventStore):
         with self._tx() as db:
             query = "SELECT state, attempts FROM tasks WHERE id = ?"
             row = db.execute(query, (task_id,)).fetchone()
-            if row is None or row["attempts"] or row["state"] not in NOT_STARTED:
+            if row is None or row["attempts"] or row["state"] not in DONE_BY_HAND_FROM:
                 return []
-            done = self._transition(db, task_id, TaskState.DONE, reason)
+            done = self._transition(db, task_id, TaskState.DONE, reason, by_hand=True)
             return [done, *self._promote(db, done.generation or "")]
 
     def get_task(self, task_id: int) -> Task:
@@ -310,8 +317,10 @@ class TaskStore(EventStore):
         interrupted: bool = False,
         expect: Collection[TaskState] | None = None,
         fields: dict[str, str] | None = None,
+        by_hand: bool = False,
     ) -> TaskStateChanged:
-        """``transition_task`` inside a transaction the caller holds."""
+        """``transition_task`` inside a transaction the caller holds (``by_hand``: the move
+        to ``done`` of a task that never ran, see ``DONE_BY_HAND_FROM``)."""
         fields = fields or {}
         allowed = {"branch", "worktree", "merged_commit", "fingerprint"}
         if set(fields) - allowed:
@@ -325,7 +334,8 @@ class TaskStore(EventStore):
                 f"task {task_id} is {old} now, not {' or '.join(map(str, expect))}; "
                 "it was moved meanwhile (see `shoemaker tasks`)"
             )
-        check_task_transition(task_id, old, new)
+        if not (by_hand and new == TaskState.DONE and old in DONE_BY_HAND_FROM):
+            check_task_transition(task_id, old, new)
         # A reason may quote what a process printed (an agent's error, a git failure).
         reason = self.redactor.text(reason)
         attempts = row["attempts"] + (1 if count_attempt else 0)
