@@ -51,8 +51,9 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 }
 
 #: The states from which a task goes ``done`` without running, when its plan file says a
-#: person finished it (``Store.mark_planned_done``, which checks it has no attempt). No other
-#: move reaches ``done`` but a merge: that one is not in ``TASK_TRANSITIONS``.
+#: person finished it (``Store.mark_planned_done``, which checks it has no attempt). The move
+#: is kept out of ``TASK_TRANSITIONS`` so that nothing else makes it: a merge landing on a
+#: task that recovery sent back to ``ready`` must still fail.
 DONE_BY_HAND_FROM = frozenset({_T.PROPOSED, _T.READY})
 #: States in which a task will not move again without a person or a retry deciding so.
 TERMINAL_TASK_STATES = frozenset({_T.DONE, _T.FAILED, _T.BLOCKED, _T.CONFLICT, _T.CANCELLED})
