@@ -50,11 +50,11 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.CANCELLED: frozenset(),
 }
 
-#: The states from which a task goes ``done`` without running, when its plan file says a
-#: person finished it (``Store.mark_planned_done``, which checks it has no attempt). The move
-#: is kept out of ``TASK_TRANSITIONS`` so that nothing else makes it: a merge landing on a
-#: task that recovery sent back to ``ready`` must still fail.
-DONE_BY_HAND_FROM = frozenset({_T.PROPOSED, _T.READY})
+#: States of a task yet to start. With no attempt, it may go ``done`` without running when
+#: its plan file says a person finished it (``Store.mark_planned_done``). That move is kept out
+#: of ``TASK_TRANSITIONS`` so that nothing else makes it: a merge landing on a task that
+#: recovery sent back to ``ready`` must still fail.
+NOT_STARTED_STATES = frozenset({_T.PROPOSED, _T.READY})
 #: States in which a task will not move again without a person or a retry deciding so.
 TERMINAL_TASK_STATES = frozenset({_T.DONE, _T.FAILED, _T.BLOCKED, _T.CONFLICT, _T.CANCELLED})
 #: States in which an agent or shoemaker is working on the task right now.

@@ -17,7 +17,7 @@ from pathlib import Path
 from shoemaker.engine.project import Project
 from shoemaker.engine.proposals import MAX_TITLE_CHARS, clean_text
 from shoemaker.events import Notice
-from shoemaker.model import Generation, Task, TaskOrigin, TaskState
+from shoemaker.model import NOT_STARTED_STATES, Generation, Task, TaskOrigin, TaskState
 from shoemaker.sources import beads, epic_names, epics, measure_file, phases
 from shoemaker.sources.check import check, in_order
 from shoemaker.sources.model import FORMATS, Parsed, PlanError
@@ -111,7 +111,7 @@ DONE_BY_PLAN = "done in its plan file"
 
 
 def _not_started(task: Task) -> bool:
-    return task.attempts == 0 and task.state in (TaskState.PROPOSED, TaskState.READY)
+    return task.attempts == 0 and task.state in NOT_STARTED_STATES
 
 
 def import_plan(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoemaker.engine import graph
 from shoemaker.model import (
-    DONE_BY_HAND_FROM,
+    NOT_STARTED_STATES,
     PlanGate,
     Task,
     TaskOrigin,
@@ -54,7 +54,7 @@ class TaskMoved(StoreError):
 
 
 #: Tasks whose text a re-import may still change: nothing has worked on them yet.
-NOT_STARTED = (TaskState.PROPOSED, TaskState.READY)
+NOT_STARTED = tuple(NOT_STARTED_STATES)
 
 
 class TaskStore(EventStore):
@@ -239,7 +239,7 @@ class TaskStore(EventStore):
         with self._tx() as db:
             query = "SELECT state, attempts FROM tasks WHERE id = ?"
             row = db.execute(query, (task_id,)).fetchone()
-            if row is None or row["attempts"] or row["state"] not in DONE_BY_HAND_FROM:
+            if row is None or row["attempts"] or row["state"] not in NOT_STARTED_STATES:
                 return []
             done = self._transition(db, task_id, TaskState.DONE, reason, by_hand=True)
             return [done, *self._promote(db, done.generation or "")]
@@ -320,7 +320,7 @@ class TaskStore(EventStore):
         by_hand: bool = False,
     ) -> TaskStateChanged:
         """``transition_task`` inside a transaction the caller holds (``by_hand``: the move
-        to ``done`` of a task that never ran, see ``DONE_BY_HAND_FROM``)."""
+        to ``done`` of a task that never ran, see ``NOT_STARTED_STATES``)."""
         fields = fields or {}
         allowed = {"branch", "worktree", "merged_commit", "fingerprint"}
         if set(fields) - allowed:
@@ -334,7 +334,7 @@ class TaskStore(EventStore):
                 f"task {task_id} is {old} now, not {' or '.join(map(str, expect))}; "
                 "it was moved meanwhile (see `shoemaker tasks`)"
             )
-        if not (by_hand and new == TaskState.DONE and old in DONE_BY_HAND_FROM):
+        if not (by_hand and new == TaskState.DONE and old in NOT_STARTED_STATES):
             check_task_transition(task_id, old, new)
         # A reason may quote what a process printed (an agent's error, a git failure).
         reason = self.redactor.text(reason)
